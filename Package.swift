@@ -1,0 +1,60 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Fixtures and the demo benchmark keep frame pointers so that `--call-graph fp` stacks are whole:
+// `swiftc -O` on Linux x86_64 omits them otherwise.
+let framePointers: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-fno-omit-frame-pointer"])]
+
+let package = Package(
+    name: "sprof",
+    products: [
+        .library(name: "Sprof", targets: ["Sprof"]),
+        .executable(name: "sprof", targets: ["sprof"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // Header-only C shim: perf_event_open, ioctls, ring-buffer atomics, fork/exec, libdw/libelf.
+        .systemLibrary(name: "CSprof", path: "include"),
+
+        // Shared vocabulary: address kinds and the one syscall helper.
+        .target(name: "SprofCore"),
+        // Stage 1: attr builder, ring buffer, pure record parser, launching, per-CPU sessions.
+        .target(name: "SprofRecording", dependencies: ["SprofCore", "CSprof"]),
+        // Counting (`sprof stat`, library counters): same events and shim, no ring buffer.
+        .target(name: "SprofCounting", dependencies: ["SprofCore", "SprofRecording", "CSprof"]),
+        // Stage 2: process/thread model, frame-pointer and DWARF (libdw) unwinding.
+        .target(name: "SprofUnwind", dependencies: ["SprofCore", "SprofRecording", "CSprof"]),
+        // Stage 3: ELF symbols, kallsyms, vdso, inline frames, source lines, demangling.
+        .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
+        // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).
+        .target(name: "SprofOutput"),
+        // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
+        .target(
+            name: "Sprof",
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofOutput"]
+        ),
+        // Thin CLI: one file per subcommand.
+        .executableTarget(
+            name: "sprof",
+            dependencies: ["Sprof", "SprofOutput", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+
+        // Test support: fakes, synthetic ring-buffer builders, recognisable workload chains.
+        .target(name: "SprofTestSupport", dependencies: ["SprofCore", "SprofRecording", "SprofOutput"]),
+        // Workloads profiled by the end-to-end tests (known call chains, threads, fork+exec, exit codes).
+        .executableTarget(name: "sprof-fixtures", swiftSettings: framePointers),
+        // The demo target: an order-book replay benchmark.
+        .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
+
+        .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
+        .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "SprofSymbolsTests", dependencies: ["SprofSymbols", "SprofTestSupport"]),
+        .testTarget(name: "SprofUnwindTests", dependencies: ["SprofUnwind", "SprofTestSupport"]),
+        .testTarget(name: "SprofCountingTests", dependencies: ["SprofCounting", "SprofTestSupport"]),
+        .testTarget(name: "SprofEndToEndTests", dependencies: ["Sprof", "SprofTestSupport"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

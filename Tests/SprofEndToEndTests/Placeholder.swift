@@ -1,0 +1,5 @@
+import XCTest
+
+final class SprofEndToEndTestsPlaceholder: XCTestCase {
+    func testBuilds() {}
+}

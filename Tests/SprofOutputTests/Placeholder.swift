@@ -1,0 +1,5 @@
+import XCTest
+
+final class SprofOutputTestsPlaceholder: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class SprofSymbolsTestsPlaceholder: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,5 @@
+import XCTest
+
+final class SprofUnwindTestsPlaceholder: XCTestCase {
+    func testBuilds() {}
+}

@@ -1,0 +1,225 @@
+// csprof.h: the only C in sprof. Header-only; every function is here because Swift cannot
+// express it: variadic syscalls and ioctls, C11 atomics with explicit ordering, inline assembly,
+// and code that must run between fork and exec (async-signal-safe only).
+#ifndef CSPROF_H
+#define CSPROF_H
+
+#define _GNU_SOURCE 1
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+#include <linux/perf_event.h>
+#include <asm/perf_regs.h>
+
+#include <libelf.h>
+#include <gelf.h>
+#include <dwarf.h>
+#include <elfutils/libdw.h>
+#include <elfutils/libdwfl.h>
+#include <elfutils/libdwelf.h>
+
+// glibc has no perf_event_open wrapper and syscall(2) is variadic, which Swift cannot call.
+static inline int csprof_perf_event_open(struct perf_event_attr *attr, pid_t pid, int cpu,
+                                         int group_fd, unsigned long flags) {
+    return (int)syscall(SYS_perf_event_open, attr, pid, cpu, group_fd, flags);
+}
+
+// ioctl(2) is variadic. One wrapper per request keeps the request constants (built with _IO/_IOW
+// macros that Swift does not import) on the C side.
+static inline int csprof_ioctl_enable(int fd, int whole_group) {
+    return ioctl(fd, PERF_EVENT_IOC_ENABLE, whole_group ? PERF_IOC_FLAG_GROUP : 0);
+}
+static inline int csprof_ioctl_disable(int fd, int whole_group) {
+    return ioctl(fd, PERF_EVENT_IOC_DISABLE, whole_group ? PERF_IOC_FLAG_GROUP : 0);
+}
+static inline int csprof_ioctl_reset(int fd, int whole_group) {
+    return ioctl(fd, PERF_EVENT_IOC_RESET, whole_group ? PERF_IOC_FLAG_GROUP : 0);
+}
+static inline int csprof_ioctl_set_output(int fd, int target_fd) {
+    return ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, target_fd);
+}
+static inline int csprof_ioctl_id(int fd, uint64_t *id) {
+    return ioctl(fd, PERF_EVENT_IOC_ID, id);
+}
+
+// The ring buffer's head is written by the kernel and its tail by us; the kernel's protocol needs
+// an acquire load of data_head and a release store of data_tail, which Swift has no portable
+// spelling for on a raw mmapped page.
+static inline uint64_t csprof_ring_load_head(const void *control_page) {
+    const struct perf_event_mmap_page *page = (const struct perf_event_mmap_page *)control_page;
+    return __atomic_load_n(&page->data_head, __ATOMIC_ACQUIRE);
+}
+static inline void csprof_ring_store_tail(void *control_page, uint64_t tail) {
+    struct perf_event_mmap_page *page = (struct perf_event_mmap_page *)control_page;
+    __atomic_store_n(&page->data_tail, tail, __ATOMIC_RELEASE);
+}
+
+// Self-monitoring counter reads: rdpmc is an instruction, and the seqlock on the control page must
+// be read with compiler barriers between the fields.
+static inline uint64_t csprof_rdpmc(uint32_t counter) {
+    uint32_t low, high;
+    __asm__ volatile("rdpmc" : "=a"(low), "=d"(high) : "c"(counter));
+    return ((uint64_t)high << 32) | low;
+}
+static inline void csprof_compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
+
+// Reads one self-monitoring counter without a syscall, following the seqlock protocol documented
+// in perf_event.h. Returns 0 and fills *value when rdpmc is usable, -1 when the caller must fall
+// back to read(2). enabled/running are extrapolated the way the kernel header describes.
+static inline int csprof_mmap_read_self(const void *control_page, uint64_t *value,
+                                        uint64_t *enabled, uint64_t *running) {
+    const volatile struct perf_event_mmap_page *pc = (const volatile struct perf_event_mmap_page *)control_page;
+    uint32_t seq, idx;
+    uint64_t count, ena, run;
+    do {
+        seq = pc->lock;
+        csprof_compiler_barrier();
+        ena = pc->time_enabled;
+        run = pc->time_running;
+        idx = pc->index;
+        count = pc->offset;
+        if (!pc->cap_user_rdpmc || idx == 0) return -1;
+        uint64_t pmc = csprof_rdpmc(idx - 1);
+        uint16_t width = pc->pmc_width;
+        pmc <<= 64 - width;
+        pmc = (uint64_t)((int64_t)pmc >> (64 - width));
+        count += pmc;
+        if (pc->cap_user_time && ena != run) {
+            // Extrapolate times to now, as perf_event.h describes; only matters when multiplexed.
+            uint64_t cyc = __builtin_ia32_rdtsc();
+            uint64_t time_mult = pc->time_mult, time_offset = pc->time_offset;
+            uint16_t time_shift = pc->time_shift;
+            uint64_t quot = cyc >> time_shift;
+            uint64_t rem = cyc & (((uint64_t)1 << time_shift) - 1);
+            uint64_t delta = time_offset + quot * time_mult + ((rem * time_mult) >> time_shift);
+            ena += delta;
+            if (idx) run += delta;
+        }
+        csprof_compiler_barrier();
+    } while (pc->lock != seq);
+    *value = count;
+    *enabled = ena;
+    *running = run;
+    return 0;
+}
+
+// Launching a profiled command. Between fork and exec only async-signal-safe calls are allowed,
+// so this part cannot be written in Swift (which may allocate or take locks).
+//
+// The child blocks until the parent writes one byte to the go pipe (after opening its events with
+// enable_on_exec), then execs. If exec fails, errno travels back over a close-on-exec pipe.
+// Closing the go pipe without writing cancels: the child exits 127 without exec.
+//
+// Returns the child's pid (or -1 with errno set). *go_fd receives the write end of the go pipe,
+// *err_fd the read end of the exec-error pipe; both are close-on-exec in the parent.
+static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
+                                         int *go_fd, int *err_fd) {
+    int go[2], err[2];
+    if (pipe2(go, O_CLOEXEC) != 0) return -1;
+    if (pipe2(err, O_CLOEXEC) != 0) {
+        int saved = errno; close(go[0]); close(go[1]); errno = saved;
+        return -1;
+    }
+    pid_t pid = fork();
+    if (pid < 0) {
+        int saved = errno;
+        close(go[0]); close(go[1]); close(err[0]); close(err[1]);
+        errno = saved;
+        return -1;
+    }
+    if (pid == 0) {
+        close(go[1]);
+        close(err[0]);
+        // The profiler ignores or handles some signals; the command starts with defaults.
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGHUP, SIG_DFL);
+        signal(SIGQUIT, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        char byte;
+        ssize_t n;
+        do { n = read(go[0], &byte, 1); } while (n < 0 && errno == EINTR);
+        if (n != 1) _exit(127);
+        close(go[0]);
+        execvp(file, argv);
+        int e = errno;
+        ssize_t w;
+        do { w = write(err[1], &e, sizeof e); } while (w < 0 && errno == EINTR);
+        _exit(e == ENOENT ? 127 : 126);
+    }
+    close(go[0]);
+    close(err[1]);
+    *go_fd = go[1];
+    *err_fd = err[0];
+    return pid;
+}
+
+// Signal forwarding: Ctrl-C and friends must reach the profiled command while the profiler
+// survives to write what it gathered. The handler may only call kill(2), hence C.
+// The state is static in a header, so each importing module gets its own copy: only
+// SprofRecording may call these.
+static volatile sig_atomic_t csprof_forward_pid = 0;
+static volatile sig_atomic_t csprof_forwarded_signal = 0;
+static inline void csprof_forward_handler(int sig) {
+    csprof_forwarded_signal = sig;
+    if (csprof_forward_pid > 0) kill((pid_t)csprof_forward_pid, sig);
+}
+// pid > 0: forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to pid. pid == 0: only record that one arrived
+// (in-process use, `-p` attach). Handlers, unlike SIG_IGN, are reset by exec in the child.
+static inline void csprof_install_signal_forwarding(pid_t pid) {
+    csprof_forward_pid = pid;
+    csprof_forwarded_signal = 0;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = csprof_forward_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+}
+static inline void csprof_restore_default_signals(void) {
+    csprof_forward_pid = 0;
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
+}
+static inline int csprof_last_forwarded_signal(void) { return (int)csprof_forwarded_signal; }
+
+// wait status decoding is done with macros.
+static inline int csprof_wifexited(int status) { return WIFEXITED(status); }
+static inline int csprof_wexitstatus(int status) { return WEXITSTATUS(status); }
+static inline int csprof_wifsignaled(int status) { return WIFSIGNALED(status); }
+static inline int csprof_wtermsig(int status) { return WTERMSIG(status); }
+
+// The vdso is not on disk; its image is the same in every process of a boot, so we read our own.
+static inline const void *csprof_vdso_base(void) { return (const void *)getauxval(AT_SYSINFO_EHDR); }
+
+// Demanglers exported by libswiftCore and libstdc++ that no importable header declares.
+char *swift_demangle(const char *mangled, size_t mangled_len, char *out, size_t *out_len, uint32_t flags);
+char *__cxa_demangle(const char *mangled, char *out, size_t *length, int *status);
+static inline char *csprof_swift_demangle(const char *mangled, size_t len) {
+    return swift_demangle(mangled, len, NULL, NULL, 0);
+}
+static inline char *csprof_cxx_demangle(const char *mangled) {
+    int status = 0;
+    char *r = __cxa_demangle(mangled, NULL, NULL, &status);
+    return status == 0 ? r : NULL;
+}
+
+#endif
