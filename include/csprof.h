@@ -4,7 +4,8 @@
 #ifndef CSPROF_H
 #define CSPROF_H
 
-#define _GNU_SOURCE 1
+// No _GNU_SOURCE here: it would change libc's struct layouts (fd_set) relative to the ones
+// Foundation's modules see, and clang rejects the mismatch. GNU-only calls are declared below.
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -17,6 +18,7 @@
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <sys/auxv.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <linux/perf_event.h>
 #include <asm/perf_regs.h>
@@ -122,6 +124,8 @@ static inline int csprof_mmap_read_self(const void *control_page, uint64_t *valu
 //
 // Returns the child's pid (or -1 with errno set). *go_fd receives the write end of the go pipe,
 // *err_fd the read end of the exec-error pipe; both are close-on-exec in the parent.
+int pipe2(int pipefd[2], int flags);
+
 static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
                                          int *go_fd, int *err_fd) {
     int go[2], err[2];
@@ -166,6 +170,13 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
     *err_fd = err[0];
     return pid;
 }
+
+// pidfd_open(2) has no glibc wrapper here; a pidfd lets poll(2) wake the moment the profiled
+// command exits, so the end of a run needs no timer.
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+static inline int csprof_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
 // Signal forwarding: Ctrl-C and friends must reach the profiled command while the profiler
 // survives to write what it gathered. The handler may only call kill(2), hence C.

@@ -1,0 +1,109 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SprofCore
+import SprofRecording
+import SprofUnwind
+import SprofSymbols
+import SprofOutput
+
+/// How `sprof run` records a command.
+public struct RunOptions: Sendable {
+    /// The sampled event (`-e`).
+    public var event: EventSpec = .cpuClock
+    /// The rate (`-F` / `-c`).
+    public var rate: SamplingOptions.Rate = .frequency(999)
+    /// The stack mode (`-g`, `--call-graph`).
+    public var callGraph: SamplingOptions.CallGraph = .framePointer
+    /// Demangle Swift and C++ names.
+    public var demangle = true
+    /// Show inlined calls as their own frames.
+    public var inlineFrames = true
+    /// Ring-buffer data pages per CPU (`-m`), a power of two.
+    public var ringPages = 128
+
+    /// Default options: cpu-clock at 999 Hz with frame-pointer stacks.
+    public init() {}
+}
+
+/// The result of profiling one command.
+public struct CommandProfile: Sendable {
+    /// The aggregated stacks.
+    public var folded: FoldedStacks
+    /// Samples, losses, processes and threads.
+    public var statistics: ProfileStatistics
+    /// How the command ended.
+    public var exitStatus: ExitStatus
+    /// The event actually sampled (after any fallback).
+    public var event: EventSpec
+    /// The rate actually used (after clamping).
+    public var rate: SamplingOptions.Rate
+    /// Whether kernel samples and frames were left out.
+    public var kernelExcluded: Bool
+}
+
+/// Profiles a command from exec to exit: the engine behind `sprof run`.
+public enum CommandProfiler {
+    /// Runs `arguments` under the profiler and returns what was gathered. Notices (fallbacks,
+    /// clamping, kernel exclusion) go to `notice`, one line each.
+    ///
+    /// - Throws: ``LaunchError`` when the command cannot be run (its `exitStatus` is 127 or 126),
+    ///   `SyscallError` when the kernel refuses the events.
+    public static func profile(_ arguments: [String], options: RunOptions,
+                               notice: (String) -> Void = { _ in }) throws -> CommandProfile {
+        let settings = KernelSettings.current()
+        var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
+        sampling.ringPages = options.ringPages
+        sampling.rate = clamp(options.rate, settings: settings, notice: notice)
+        if !settings.kernelAllowed && !options.event.excludeKernel {
+            sampling.excludeKernel = true
+            notice("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
+        }
+        let command = try WaitingCommand(arguments: arguments)
+        let session: RecordingSession
+        do {
+            session = try openSession(&sampling, command: command, notice: notice)
+        } catch {
+            command.cancel()
+            throw error
+        }
+        command.forwardSignals()
+        defer { command.stopForwardingSignals() }
+        try command.start()
+
+        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
+        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
+        try session.record { builder.consume($0) }
+        let status = command.wait()
+        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
+                              event: sampling.event, rate: sampling.rate, kernelExcluded: sampling.excludeKernel)
+    }
+
+    /// Opens the session, falling back to cpu-clock when a hardware event does not exist here.
+    static func openSession(_ sampling: inout SamplingOptions, command: WaitingCommand,
+                            notice: (String) -> Void) throws -> RecordingSession {
+        let unsupported: SyscallError
+        do {
+            return try RecordingSession(options: sampling, target: .command(command))
+        } catch {
+            unsupported = error
+        }
+        guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
+        notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
+        var fallback = EventSpec.cpuClock
+        fallback.excludeKernel = sampling.event.excludeKernel
+        fallback.excludeUser = sampling.event.excludeUser
+        fallback.modifiers = sampling.event.modifiers
+        sampling.event = fallback
+        return try RecordingSession(options: sampling, target: .command(command))
+    }
+
+    /// Clamps a frequency to kernel.perf_event_max_sample_rate, with a notice.
+    static func clamp(_ rate: SamplingOptions.Rate, settings: KernelSettings, notice: (String) -> Void) -> SamplingOptions.Rate {
+        if case .frequency(let hz) = rate, hz > settings.maxSampleRate {
+            notice("-F \(hz) is above kernel.perf_event_max_sample_rate; using \(settings.maxSampleRate) Hz")
+            return .frequency(settings.maxSampleRate)
+        }
+        return rate
+    }
+}

@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CSprof
+import SprofCore
+
+/// How a command ended, and the status a shell would report for it.
+public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
+    /// Normal exit with a code.
+    case exited(Int32)
+    /// Killed by a signal.
+    case signaled(Int32)
+
+    /// `code`, or 128+N for signal N, as shells report it.
+    public var shellStatus: Int32 {
+        switch self {
+        case .exited(let c): return c
+        case .signaled(let s): return 128 + s
+        }
+    }
+
+    /// `exit 3` or `killed by signal 9 (Killed)`.
+    public var description: String {
+        switch self {
+        case .exited(let c): return "exit \(c)"
+        case .signaled(let s): return "killed by signal \(s) (\(String(cString: strsignal(s))))"
+        }
+    }
+}
+
+/// The command could not be started.
+public struct LaunchError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// The command as given.
+    public var command: String
+    /// errno from exec.
+    public var errno: Int32
+    /// 127 when not found, 126 when not executable, as shells do.
+    public var exitStatus: Int32 { errno == ENOENT || errno == ENOTDIR ? 127 : 126 }
+    /// One line for the user.
+    public var description: String {
+        switch errno {
+        case ENOENT, ENOTDIR:
+            return command.contains("/")
+                ? "\(command): no such file (check the path)"
+                : "\(command): command not found (check the name or your PATH)"
+        case EACCES: return "\(command): permission denied (is it executable? try chmod +x)"
+        case ENOEXEC: return "\(command): not an executable format (a script needs a #! line)"
+        default: return "\(command): cannot execute: \(String(cString: strerror(errno)))"
+        }
+    }
+}
+
+/// A forked child that waits on a pipe before exec, so events can be attached with
+/// `enable_on_exec` and nothing of the profiler's own fork/exec stub is counted.
+public final class WaitingCommand: @unchecked Sendable {
+    /// The child's pid.
+    public let pid: Int32
+    /// The command line.
+    public let arguments: [String]
+    private var goFD: Int32
+    private let errFD: Int32
+    private var reaped: ExitStatus?
+
+    /// Forks the child; it blocks until ``start()``.
+    public init(arguments: [String]) throws(SyscallError) {
+        precondition(!arguments.isEmpty, "no command")
+        self.arguments = arguments
+        var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        cArgs.append(nil)
+        defer { for p in cArgs { free(p) } }
+        var go: Int32 = -1, err: Int32 = -1
+        let pid = try sysCall("fork") { csprof_spawn_waiting(arguments[0], cArgs, &go, &err) }
+        self.pid = pid
+        self.goFD = go
+        self.errFD = err
+    }
+
+    /// Lets the child exec. Throws when exec failed (the child has exited; it is reaped here).
+    public func start() throws(LaunchError) {
+        var byte: UInt8 = 1
+        _ = try? sysCall("write") { write(goFD, &byte, 1) }
+        close(goFD)
+        goFD = -1
+        var code: Int32 = 0
+        let n = (try? sysCall("read") { read(errFD, &code, MemoryLayout<Int32>.size) }) ?? 0
+        close(errFD)
+        if n == MemoryLayout<Int32>.size {
+            _ = wait()
+            throw LaunchError(command: arguments[0], errno: code)
+        }
+    }
+
+    /// Cancels before exec: the child exits without running the command.
+    public func cancel() {
+        if goFD >= 0 { close(goFD); goFD = -1 }
+        close(errFD)
+        _ = wait()
+    }
+
+    /// Waits for the child (idempotent).
+    @discardableResult
+    public func wait() -> ExitStatus {
+        if let reaped { return reaped }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let result: ExitStatus = csprof_wifsignaled(status) != 0
+            ? .signaled(csprof_wtermsig(status)) : .exited(csprof_wexitstatus(status))
+        reaped = result
+        return result
+    }
+
+    /// A descriptor that becomes readable when the child exits.
+    func exitDescriptor() throws(SyscallError) -> Int32 {
+        try sysCall("pidfd_open") { csprof_pidfd_open(pid) }
+    }
+
+    /// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the child until ``stopForwardingSignals()``,
+    /// so Ctrl-C stops the command while the profiler lives on to write what it gathered.
+    public func forwardSignals() { csprof_install_signal_forwarding(pid) }
+
+    /// Restores default signal handling.
+    public func stopForwardingSignals() { csprof_restore_default_signals() }
+}

@@ -1,0 +1,295 @@
+/// One record from a perf ring buffer, decoded. Parsing is pure: bytes in, value out.
+public enum PerfRecord: Sendable, Equatable {
+    /// PERF_RECORD_SAMPLE.
+    case sample(SampleRecord)
+    /// PERF_RECORD_MMAP / MMAP2: an executable mapping appeared.
+    case mmap(MmapRecord)
+    /// PERF_RECORD_COMM: a thread got a name (`isExec`: by exec, which replaces the address space).
+    case comm(CommRecord)
+    /// PERF_RECORD_FORK: a process or thread was created.
+    case fork(TaskRecord)
+    /// PERF_RECORD_EXIT.
+    case exit(TaskRecord)
+    /// PERF_RECORD_LOST: the buffer was full and `count` records were dropped.
+    case lost(count: UInt64, time: UInt64)
+    /// PERF_RECORD_LOST_SAMPLES: samples dropped before reaching the buffer.
+    case lostSamples(count: UInt64, time: UInt64)
+    /// PERF_RECORD_THROTTLE (`true`) / UNTHROTTLE (`false`): the kernel lowered or restored the rate.
+    case throttle(Bool, time: UInt64)
+    /// Anything else (kept so that the caller can count it).
+    case other(type: UInt32, time: UInt64)
+
+    /// The record's timestamp (CLOCK_MONOTONIC ns), used to merge buffers; 0 when unknown.
+    public var time: UInt64 {
+        switch self {
+        case .sample(let s): return s.time
+        case .mmap(let m): return m.time
+        case .comm(let c): return c.time
+        case .fork(let t), .exit(let t): return t.time
+        case .lost(_, let t), .lostSamples(_, let t), .throttle(_, let t), .other(_, let t): return t
+        }
+    }
+}
+
+/// The kernel's PERF_RECORD_MISC_CPUMODE values that matter for a profiler.
+public enum CPUMode: UInt16, Sendable {
+    case unknown = 0, kernel = 1, user = 2, hypervisor = 3, guestKernel = 4, guestUser = 5
+}
+
+/// A sample. Fields absent from the layout are zero or empty.
+public struct SampleRecord: Sendable, Equatable {
+    /// The sampled instruction pointer.
+    public var ip: UInt64 = 0
+    /// Process id.
+    public var pid: Int32 = 0
+    /// Thread id.
+    public var tid: Int32 = 0
+    /// CLOCK_MONOTONIC timestamp in ns.
+    public var time: UInt64 = 0
+    /// The CPU it was taken on.
+    public var cpu: UInt32 = 0
+    /// The event count this sample stands for.
+    public var period: UInt64 = 0
+    /// Kernel-recorded callchain, leaf first, with PERF_CONTEXT_* markers left in.
+    public var callchain: [UInt64] = []
+    /// Sampled user registers in ``UserRegisters/sampled`` order; empty when the sample hit a
+    /// kernel thread (ABI none).
+    public var userRegisters: [UInt64] = []
+    /// The copied user stack, starting at the sampled stack pointer; only the bytes the kernel
+    /// really copied (`dyn_size`).
+    public var userStack: [UInt8] = []
+    /// Where the sample was taken.
+    public var cpuMode: CPUMode = .unknown
+
+    /// Creates an empty sample.
+    public init() {}
+}
+
+/// An executable mapping.
+public struct MmapRecord: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    public var start: UInt64
+    public var length: UInt64
+    public var pageOffset: UInt64
+    public var path: String
+    /// The GNU build-id, when the kernel sent it (MMAP2 with build_id).
+    public var buildID: [UInt8]
+    /// Protection bits (PROT_*), 0 for MMAP (v1) records.
+    public var protection: UInt32
+    public var time: UInt64
+    /// Whether the mapping is executable (v1 MMAP records only describe executable maps).
+    public var isExecutable: Bool { protection == 0 || protection & 4 != 0 }
+}
+
+/// A thread name change.
+public struct CommRecord: Sendable, Equatable {
+    public var pid: Int32
+    public var tid: Int32
+    public var name: String
+    /// True when the name came from exec: the process's address space was replaced.
+    public var isExec: Bool
+    public var time: UInt64
+}
+
+/// FORK or EXIT.
+public struct TaskRecord: Sendable, Equatable {
+    public var pid: Int32
+    public var parentPID: Int32
+    public var tid: Int32
+    public var parentTID: Int32
+    public var time: UInt64
+}
+
+/// A record that could not be parsed: truncated or inconsistent bytes.
+public struct RecordParseError: Error, Equatable, Sendable, CustomStringConvertible {
+    /// What was wrong.
+    public var description: String
+}
+
+/// Decodes perf records. Pure: the same bytes and layout give the same record.
+public struct RecordParser: Sendable {
+    /// The layout the events were opened with.
+    public var layout: SampleLayout
+    private let regCount: Int
+
+    /// Creates a parser for records produced with `layout`.
+    public init(layout: SampleLayout) {
+        self.layout = layout
+        self.regCount = layout.regsUserMask.nonzeroBitCount
+    }
+
+    // Record types from perf_event.h.
+    static let typeMmap: UInt32 = 1, typeLost: UInt32 = 2, typeComm: UInt32 = 3, typeExit: UInt32 = 4
+    static let typeThrottle: UInt32 = 5, typeUnthrottle: UInt32 = 6, typeFork: UInt32 = 7, typeSample: UInt32 = 9
+    static let typeMmap2: UInt32 = 10, typeLostSamples: UInt32 = 13
+    static let miscCommExec: UInt16 = 1 << 13
+    static let miscMmapBuildID: UInt16 = 1 << 14
+
+    /// Parses one whole record (header included). The bytes may be a scratch copy.
+    public func parse(_ bytes: UnsafeRawBufferPointer) throws(RecordParseError) -> PerfRecord {
+        var r = ByteReader(bytes)
+        let type = try r.u32()
+        let misc = try r.u16()
+        let size = Int(try r.u16())
+        guard size >= 8, size <= bytes.count else {
+            throw RecordParseError(description: "record size \(size) outside 8...\(bytes.count)")
+        }
+        r.limit = size
+        switch type {
+        case Self.typeSample:
+            return .sample(try parseSample(&r, misc: misc))
+        case Self.typeMmap, Self.typeMmap2:
+            let pid = try r.i32(), tid = try r.i32()
+            let start = try r.u64(), length = try r.u64(), pgoff = try r.u64()
+            var buildID: [UInt8] = []
+            var prot: UInt32 = 0
+            if type == Self.typeMmap2 {
+                if misc & Self.miscMmapBuildID != 0 {
+                    let n = Int(try r.u8())
+                    try r.skip(3)
+                    let id = try r.bytes(20)
+                    buildID = Array(id.prefix(min(n, 20)))
+                } else {
+                    try r.skip(24) // maj, min, ino, ino_generation
+                }
+                prot = try r.u32()
+                try r.skip(4) // flags
+            }
+            let trailer = trailerSize
+            let path = try r.cString(end: size - trailer)
+            let time = try sampleIDTime(bytes, size: size)
+            return .mmap(MmapRecord(pid: pid, tid: tid, start: start, length: length, pageOffset: pgoff,
+                                    path: path, buildID: buildID, protection: prot, time: time))
+        case Self.typeComm:
+            let pid = try r.i32(), tid = try r.i32()
+            let name = try r.cString(end: size - trailerSize)
+            return .comm(CommRecord(pid: pid, tid: tid, name: name, isExec: misc & Self.miscCommExec != 0,
+                                    time: try sampleIDTime(bytes, size: size)))
+        case Self.typeFork, Self.typeExit:
+            let pid = try r.i32(), ppid = try r.i32(), tid = try r.i32(), ptid = try r.i32()
+            let time = try r.u64()
+            let task = TaskRecord(pid: pid, parentPID: ppid, tid: tid, parentTID: ptid, time: time)
+            return type == Self.typeFork ? .fork(task) : .exit(task)
+        case Self.typeLost:
+            _ = try r.u64()
+            let lost = try r.u64()
+            return .lost(count: lost, time: try sampleIDTime(bytes, size: size))
+        case Self.typeLostSamples:
+            let lost = try r.u64()
+            return .lostSamples(count: lost, time: try sampleIDTime(bytes, size: size))
+        case Self.typeThrottle, Self.typeUnthrottle:
+            let time = try r.u64()
+            return .throttle(type == Self.typeThrottle, time: time)
+        default:
+            return .other(type: type, time: (try? sampleIDTime(bytes, size: size)) ?? 0)
+        }
+    }
+
+    /// Bytes of the sample_id trailer on non-sample records (TID, TIME, ID, STREAM_ID, CPU, IDENTIFIER).
+    var trailerSize: Int {
+        guard layout.sampleIDAll else { return 0 }
+        let t = layout.sampleType
+        var n = 0
+        for bit in [SampleBits.tid, SampleBits.time, SampleBits.id, SampleBits.streamID, SampleBits.cpu, SampleBits.identifier]
+        where t & bit != 0 { n += 8 }
+        return n
+    }
+
+    /// The TIME field of the sample_id trailer, read from the record's end.
+    func sampleIDTime(_ bytes: UnsafeRawBufferPointer, size: Int) throws(RecordParseError) -> UInt64 {
+        let t = layout.sampleType
+        guard layout.sampleIDAll, t & SampleBits.time != 0 else { return 0 }
+        var offset = size - trailerSize
+        if t & SampleBits.tid != 0 { offset += 8 }
+        guard offset >= 8, offset + 8 <= size else { throw RecordParseError(description: "record too short for sample_id") }
+        return bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    }
+
+    private func parseSample(_ r: inout ByteReader, misc: UInt16) throws(RecordParseError) -> SampleRecord {
+        let t = layout.sampleType
+        var s = SampleRecord()
+        s.cpuMode = CPUMode(rawValue: misc & 7) ?? .unknown
+        if t & SampleBits.identifier != 0 { try r.skip(8) }
+        if t & SampleBits.ip != 0 { s.ip = try r.u64() }
+        if t & SampleBits.tid != 0 { s.pid = try r.i32(); s.tid = try r.i32() }
+        if t & SampleBits.time != 0 { s.time = try r.u64() }
+        if t & SampleBits.addr != 0 { try r.skip(8) }
+        if t & SampleBits.id != 0 { try r.skip(8) }
+        if t & SampleBits.streamID != 0 { try r.skip(8) }
+        if t & SampleBits.cpu != 0 { s.cpu = try r.u32(); try r.skip(4) }
+        if t & SampleBits.period != 0 { s.period = try r.u64() }
+        if t & SampleBits.read != 0 { throw RecordParseError(description: "PERF_SAMPLE_READ is not supported") }
+        if t & SampleBits.callchain != 0 {
+            let n = Int(try r.u64())
+            guard n <= (r.limit - r.offset) / 8 else { throw RecordParseError(description: "callchain of \(n) entries overruns the record") }
+            s.callchain = try r.u64Array(n)
+        }
+        if t & SampleBits.raw != 0 { let n = Int(try r.u32()); try r.skip(n) }
+        if t & SampleBits.branchStack != 0 { throw RecordParseError(description: "PERF_SAMPLE_BRANCH_STACK is not supported") }
+        if t & SampleBits.regsUser != 0 {
+            let abi = try r.u64()
+            if abi != 0 { s.userRegisters = try r.u64Array(regCount) }
+        }
+        if t & SampleBits.stackUser != 0 {
+            let size = Int(try r.u64())
+            if size != 0 {
+                let start = r.offset
+                try r.skip(size)
+                let dyn = Int(try r.u64())
+                s.userStack = Array(r.buffer[start..<(start + min(dyn, size))])
+            }
+        }
+        return s
+    }
+}
+
+/// Bounds-checked little-endian reads over a record's bytes.
+struct ByteReader {
+    let buffer: UnsafeRawBufferPointer
+    var offset = 0
+    var limit: Int
+
+    init(_ buffer: UnsafeRawBufferPointer) {
+        self.buffer = buffer
+        self.limit = buffer.count
+    }
+
+    @inline(__always) mutating func need(_ n: Int) throws(RecordParseError) {
+        guard n >= 0, offset + n <= limit else {
+            throw RecordParseError(description: "record truncated: need \(n) bytes at offset \(offset) of \(limit)")
+        }
+    }
+    mutating func skip(_ n: Int) throws(RecordParseError) { try need(n); offset += n }
+    mutating func u8() throws(RecordParseError) -> UInt8 { try need(1); defer { offset += 1 }; return buffer[offset] }
+    mutating func u16() throws(RecordParseError) -> UInt16 {
+        try need(2); defer { offset += 2 }; return buffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self)
+    }
+    mutating func u32() throws(RecordParseError) -> UInt32 {
+        try need(4); defer { offset += 4 }; return buffer.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+    }
+    mutating func i32() throws(RecordParseError) -> Int32 { Int32(bitPattern: try u32()) }
+    mutating func u64() throws(RecordParseError) -> UInt64 {
+        try need(8); defer { offset += 8 }; return buffer.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
+    }
+    mutating func u64Array(_ n: Int) throws(RecordParseError) -> [UInt64] {
+        try need(n * 8)
+        let start = offset
+        offset += n * 8
+        return [UInt64](unsafeUninitializedCapacity: n) { out, count in
+            for i in 0..<n { out[i] = buffer.loadUnaligned(fromByteOffset: start + i * 8, as: UInt64.self) }
+            count = n
+        }
+    }
+    mutating func bytes(_ n: Int) throws(RecordParseError) -> [UInt8] {
+        try need(n); defer { offset += n }; return Array(buffer[offset..<(offset + n)])
+    }
+    /// A NUL-terminated string padded to `end`.
+    mutating func cString(end: Int) throws(RecordParseError) -> String {
+        guard end >= offset, end <= limit else { throw RecordParseError(description: "string field overruns the record") }
+        var stop = offset
+        while stop < end && buffer[stop] != 0 { stop += 1 }
+        defer { offset = end }
+        return String(decoding: buffer[offset..<stop], as: UTF8.self)
+    }
+}

@@ -1,0 +1,269 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+internal import CSprof
+import SprofCore
+
+/// Opens one sampling event per CPU (and per thread when attaching), maps their ring buffers,
+/// drains them on a background thread while the target runs, and hands the records to the caller
+/// merged into timestamp order, so that MMAP/COMM/FORK records are applied before the samples that
+/// depend on them.
+public final class RecordingSession: @unchecked Sendable {
+    /// What to record.
+    public enum Target: Sendable {
+        /// A command forked by ``WaitingCommand``: counting starts at its exec.
+        case command(WaitingCommand)
+        /// Existing threads (of another process, or of this one): counting starts at once.
+        case threads(pid: Int32, tids: [Int32])
+    }
+
+    /// Counters about the recording itself.
+    public struct Statistics: Sendable {
+        /// Records read from the buffers.
+        public var records = 0
+        /// Bytes read from the buffers.
+        public var bytes = 0
+        /// Records that did not parse (counted, skipped).
+        public var malformed = 0
+    }
+
+    /// The options in force (after forced kernel exclusion).
+    public let options: SamplingOptions
+    /// The layout records were produced with.
+    public let layout: SampleLayout
+    /// CPUs sampled.
+    public let cpus: [Int32]
+
+    private var buffers: [CPUBuffer] = []
+    private var extraFDs: [Int32] = []
+    private let parser: RecordParser
+    private let stopFD: Int32
+    private let lock = NSCondition()
+    private var ready: [PerfRecord] = []
+    private var finished = false
+    private var stats = Statistics()
+
+    /// Opens and maps the events. Nothing is recorded until the command execs (`.command`) or
+    /// ``record(consume:)`` runs (`.threads`).
+    public init(options: SamplingOptions, target: Target) throws(SyscallError) {
+        self.options = options
+        self.layout = SampleLayout.sampling(options.callGraph)
+        self.parser = RecordParser(layout: layout)
+        self.cpus = Self.onlineCPUs()
+        self.stopFD = try sysCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
+        self.target = target
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var attr = AttrBuilder.sampling(options, enableOnExec: { if case .command = target { return true } else { return false } }(), inherit: true)
+        // Wake the reader when a quarter of a buffer is full; the poll timeout covers the rest.
+        attr.watermark = 1
+        attr.wakeup_watermark = UInt32(options.ringPages * page / 4)
+        do {
+            switch target {
+            case .command(let command):
+                for cpu in cpus {
+                    let fd = try Self.open(&attr, pid: command.pid, cpu: cpu, event: options.event)
+                    buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
+                }
+            case .threads(_, let tids):
+                for cpu in cpus {
+                    var first: Int32 = -1
+                    for tid in tids {
+                        let fd: Int32
+                        do { fd = try Self.open(&attr, pid: tid, cpu: cpu, event: options.event) } catch let e where e.errno == ESRCH {
+                            continue // the thread exited meanwhile
+                        }
+                        if first < 0 {
+                            first = fd
+                            buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
+                        } else {
+                            _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, first) }
+                            extraFDs.append(fd)
+                        }
+                    }
+                }
+            }
+        } catch {
+            closeAll()
+            throw error
+        }
+    }
+
+    private let target: Target
+
+    deinit { closeAll() }
+
+    private func closeAll() {
+        for b in buffers { close(b.fd) }
+        buffers.removeAll()
+        for fd in extraFDs { close(fd) }
+        extraFDs.removeAll()
+        if stopFD >= 0 { close(stopFD) }
+    }
+
+    /// perf_event_open with the hints a user needs when it fails.
+    static func open(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, event: EventSpec) throws(SyscallError) -> Int32 {
+        let settings = KernelSettings.current()
+        return try sysCall("perf_event_open", hint: { err in
+            Self.hint(for: err, event: event, settings: settings, attr: attr)
+        }) {
+            csprof_perf_event_open(&attr, pid, cpu, -1, UInt(PERF_FLAG_FD_CLOEXEC))
+        }
+    }
+
+    /// An actionable message for a perf_event_open errno.
+    public static func hint(for err: Int32, event: EventSpec, settings: KernelSettings) -> String {
+        hint(for: err, event: event, settings: settings, attr: AttrBuilder.base(event))
+    }
+
+    static func hint(for err: Int32, event: EventSpec, settings: KernelSettings, attr: perf_event_attr) -> String {
+        switch err {
+        case EACCES, EPERM:
+            return "not allowed to open event \(event): \(settings.permissionHint)"
+        case ENOENT, EOPNOTSUPP, ENODEV:
+            return "event \(event) is not supported on this machine (VMs and containers often lack hardware counters); try -e cpu-clock"
+        case EINVAL where attr.freq == 1 && Int(attr.sample_period) > settings.maxSampleRate:
+            return "frequency \(attr.sample_period) Hz is above kernel.perf_event_max_sample_rate (\(settings.maxSampleRate)); lower -F"
+        case EINVAL:
+            return "the kernel rejected the settings for event \(event)"
+        case EMFILE:
+            return "too many open files; raise the limit with 'ulimit -n'"
+        case ESRCH:
+            return "no such process or thread"
+        default:
+            return ""
+        }
+    }
+
+    /// The CPUs listed in /sys/devices/system/cpu/online ("0-3,5").
+    public static func onlineCPUs() -> [Int32] {
+        guard let text = readSmallFile("/sys/devices/system/cpu/online") else {
+            return (0..<Int32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map { $0 }
+        }
+        var cpus: [Int32] = []
+        for part in text.filter({ !$0.isWhitespace }).split(separator: ",") {
+            let ends = part.split(separator: "-").compactMap { Int32($0) }
+            if ends.count == 2 { cpus += Array(ends[0]...ends[1]) } else if ends.count == 1 { cpus.append(ends[0]) }
+        }
+        return cpus.isEmpty ? [0] : cpus
+    }
+
+    /// Asks ``record(consume:)`` to finish: the buffers are drained one last time and it returns.
+    /// Safe to call from any thread (it writes an eventfd).
+    public func requestStop() {
+        var one: UInt64 = 1
+        _ = write(stopFD, &one, 8)
+    }
+
+    /// Records until the command exits (`.command`) or ``requestStop()`` is called, calling
+    /// `consume` on the calling thread with batches of records in timestamp order. A background
+    /// thread drains the buffers so that slow consumption does not overflow them.
+    public func record(consume: ([PerfRecord]) -> Void) throws(SyscallError) {
+        var exitFD: Int32 = -1
+        switch target {
+        case .command(let command):
+            exitFD = try command.exitDescriptor()
+        case .threads:
+            for b in buffers { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(b.fd, 0) } }
+            for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
+        }
+        let reader = Thread { [self] in
+            readLoop(exitFD: exitFD)
+        }
+        reader.name = "sprof-reader"
+        reader.start()
+        while true {
+            lock.lock()
+            while ready.isEmpty && !finished { lock.wait() }
+            let batch = ready
+            ready.removeAll(keepingCapacity: true)
+            let done = finished
+            lock.unlock()
+            if !batch.isEmpty { consume(batch) }
+            if done && batch.isEmpty { break }
+        }
+        if exitFD >= 0 { close(exitFD) }
+    }
+
+    /// Statistics so far.
+    public var statistics: Statistics {
+        lock.lock(); defer { lock.unlock() }
+        return stats
+    }
+
+    /// Records held back until no CPU can still deliver an earlier one.
+    private struct Pending {
+        var record: PerfRecord
+        var sequence: Int
+    }
+
+    private func readLoop(exitFD: Int32) {
+        var pollFDs = buffers.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+        pollFDs.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0))
+        if exitFD >= 0 { pollFDs.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
+        var pending: [Pending] = []
+        var sequence = 0
+        var stopping = false
+        var local = Statistics()
+        // A record's timestamp is taken just before it is written; anything older than the start of
+        // a full drain round, minus this margin, can no longer be preceded by an unread record.
+        let margin: UInt64 = 5_000_000
+        while true {
+            let n = poll(&pollFDs, nfds_t(pollFDs.count), 25)
+            if n > 0 {
+                for p in pollFDs.dropFirst(buffers.count) where p.revents != 0 { stopping = true }
+            }
+            let roundStart = Self.monotonicNow()
+            for i in buffers.indices {
+                buffers[i].drain { bytes in
+                    local.records += 1
+                    local.bytes += bytes.count
+                    do {
+                        let record = try parser.parse(bytes)
+                        pending.append(Pending(record: record, sequence: sequence))
+                        sequence += 1
+                    } catch {
+                        local.malformed += 1
+                    }
+                }
+            }
+            pending.sort { $0.record.time != $1.record.time ? $0.record.time < $1.record.time : $0.sequence < $1.sequence }
+            var releaseCount = pending.count
+            if !stopping {
+                let limit = roundStart > margin ? roundStart - margin : 0
+                releaseCount = pending.firstIndex { $0.record.time > limit } ?? pending.count
+            }
+            let released = pending.prefix(releaseCount).map(\.record)
+            pending.removeFirst(releaseCount)
+            lock.lock()
+            ready.append(contentsOf: released)
+            stats = local
+            if stopping { finished = true }
+            if !released.isEmpty || stopping { lock.signal() }
+            lock.unlock()
+            if stopping { break }
+        }
+        for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
+    }
+
+    static func monotonicNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+/// One CPU's event and its ring buffer.
+final class CPUBuffer {
+    let fd: Int32
+    private var ring: RingBuffer
+
+    init(fd: Int32, pages: Int) throws(SyscallError) {
+        self.fd = fd
+        self.ring = try RingBuffer(fd: fd, dataPages: pages)
+    }
+
+    func drain(_ body: (UnsafeRawBufferPointer) -> Void) {
+        ring.drain(body)
+    }
+}

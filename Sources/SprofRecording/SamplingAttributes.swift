@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CSprof
+
+/// How samples are taken: how often and with what stack.
+public struct SamplingOptions: Sendable {
+    /// A sampling rate in Hz (the kernel adjusts the period) or a fixed event period.
+    public enum Rate: Sendable, Equatable {
+        /// Samples per second, per thread (`-F`).
+        case frequency(Int)
+        /// One sample every N events (`-c`).
+        case period(UInt64)
+    }
+
+    /// How stacks are captured.
+    public enum CallGraph: Sendable, Equatable {
+        /// Only the sampled instruction pointer.
+        case none
+        /// Kernel-walked frame-pointer callchains (cheap; breaks through code without frame pointers).
+        case framePointer
+        /// Kernel callchain for kernel frames plus a copy of the user stack and registers, unwound
+        /// later with DWARF CFI. `stackSize` is a multiple of 8, at most 65528.
+        case dwarf(stackSize: UInt32)
+    }
+
+    /// The event to sample.
+    public var event: EventSpec = .cpuClock
+    /// The rate.
+    public var rate: Rate = .frequency(999)
+    /// The stack mode.
+    public var callGraph: CallGraph = .framePointer
+    /// Leave kernel samples and frames out (forced on when paranoid forbids them).
+    public var excludeKernel = false
+    /// Data pages per CPU ring buffer (a power of two).
+    public var ringPages = 128
+
+    /// Creates options.
+    public init(event: EventSpec = .cpuClock, rate: Rate = .frequency(999), callGraph: CallGraph = .framePointer) {
+        self.event = event
+        self.rate = rate
+        self.callGraph = callGraph
+    }
+
+    /// The largest user-stack copy the kernel accepts: the record size is a u16.
+    public static let maxDwarfStackSize: UInt32 = 65528
+}
+
+/// The perf register numbers (x86-64, `asm/perf_regs.h`) sampled for DWARF unwinding, in the order
+/// the kernel writes them (ascending bit order): AX BX CX DX SI DI BP SP IP, then R8–R15.
+/// Segment and flag registers are not needed by CFI.
+public enum UserRegisters {
+    /// Register numbers in record order.
+    public static let sampled: [Int] = [0, 1, 2, 3, 4, 5, 6, 7, 8] + Array(16...23)
+    /// `sample_regs_user`.
+    public static var mask: UInt64 { sampled.reduce(0) { $0 | (1 << UInt64($1)) } }
+    /// Index into the sampled array of the stack pointer (perf reg 7).
+    public static let spIndex = 7
+    /// Index of the instruction pointer (perf reg 8).
+    public static let ipIndex = 8
+    /// Index of the frame pointer (perf reg 6).
+    public static let bpIndex = 6
+}
+
+/// The sample layout implied by an attr, needed to parse records (pure data, no kernel state).
+public struct SampleLayout: Sendable, Equatable {
+    /// `perf_event_attr.sample_type`.
+    public var sampleType: UInt64
+    /// `perf_event_attr.sample_regs_user`.
+    public var regsUserMask: UInt64
+    /// Whether non-sample records carry the sample_id trailer.
+    public var sampleIDAll: Bool
+
+    /// Creates a layout.
+    public init(sampleType: UInt64, regsUserMask: UInt64 = 0, sampleIDAll: Bool = true) {
+        self.sampleType = sampleType
+        self.regsUserMask = regsUserMask
+        self.sampleIDAll = sampleIDAll
+    }
+
+    /// The layout sprof uses for a call-graph mode.
+    public static func sampling(_ callGraph: SamplingOptions.CallGraph) -> SampleLayout {
+        var type = SampleBits.ip | SampleBits.tid | SampleBits.time | SampleBits.cpu | SampleBits.period
+        var mask: UInt64 = 0
+        switch callGraph {
+        case .none: break
+        case .framePointer: type |= SampleBits.callchain
+        case .dwarf:
+            type |= SampleBits.callchain | SampleBits.regsUser | SampleBits.stackUser
+            mask = UserRegisters.mask
+        }
+        return SampleLayout(sampleType: type, regsUserMask: mask)
+    }
+}
+
+/// PERF_SAMPLE_* bits, spelled out so that the pure parser and its tests need no C import.
+public enum SampleBits {
+    public static let ip: UInt64 = 1 << 0
+    public static let tid: UInt64 = 1 << 1
+    public static let time: UInt64 = 1 << 2
+    public static let addr: UInt64 = 1 << 3
+    public static let read: UInt64 = 1 << 4
+    public static let callchain: UInt64 = 1 << 5
+    public static let id: UInt64 = 1 << 6
+    public static let cpu: UInt64 = 1 << 7
+    public static let period: UInt64 = 1 << 8
+    public static let streamID: UInt64 = 1 << 9
+    public static let raw: UInt64 = 1 << 10
+    public static let branchStack: UInt64 = 1 << 11
+    public static let regsUser: UInt64 = 1 << 12
+    public static let stackUser: UInt64 = 1 << 13
+    public static let identifier: UInt64 = 1 << 16
+}
+
+enum AttrBuilder {
+    /// The attr for sampling `options` in a command started with enable_on_exec.
+    static func sampling(_ options: SamplingOptions, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+        var attr = base(options.event)
+        let layout = SampleLayout.sampling(options.callGraph)
+        attr.sample_type = layout.sampleType
+        switch options.rate {
+        case .frequency(let hz):
+            attr.freq = 1
+            attr.sample_period = UInt64(max(hz, 1)) // union with sample_freq
+        case .period(let n):
+            attr.freq = 0
+            attr.sample_period = max(n, 1)
+        }
+        if case .dwarf(let size) = options.callGraph {
+            attr.sample_regs_user = layout.regsUserMask
+            attr.sample_stack_user = size
+            // The kernel part of the chain still comes from the kernel; the user part from the copy.
+            attr.exclude_callchain_user = 1
+        }
+        attr.disabled = 1
+        attr.enable_on_exec = enableOnExec ? 1 : 0
+        attr.inherit = inherit ? 1 : 0
+        attr.mmap = 1
+        attr.mmap2 = 1
+        attr.comm = 1
+        attr.comm_exec = 1
+        attr.task = 1
+        attr.sample_id_all = 1
+        attr.use_clockid = 1
+        attr.clockid = CLOCK_MONOTONIC
+        attr.build_id = 1
+        if options.excludeKernel || options.event.excludeKernel {
+            attr.exclude_kernel = 1
+            attr.exclude_hv = 1
+            attr.exclude_callchain_kernel = 1
+        }
+        if options.event.excludeUser { attr.exclude_user = 1 }
+        if options.event.excludeHypervisor { attr.exclude_hv = 1 }
+        return attr
+    }
+
+    /// The common part: type, config, size.
+    static func base(_ event: EventSpec) -> perf_event_attr {
+        var attr = perf_event_attr()
+        attr.size = UInt32(MemoryLayout<perf_event_attr>.size)
+        attr.type = event.type
+        attr.config = event.config
+        attr.config1 = event.config1 // union with bp_addr
+        attr.config2 = event.config2 // union with bp_len
+        attr.exclude_kernel = event.excludeKernel ? 1 : 0
+        attr.exclude_user = event.excludeUser ? 1 : 0
+        attr.exclude_hv = event.excludeHypervisor ? 1 : 0
+        return attr
+    }
+}
