@@ -78,6 +78,12 @@ public struct MmapRecord: Sendable, Equatable {
     /// Protection bits (PROT_*), 0 for MMAP (v1) records.
     public var protection: UInt32
     public var time: UInt64
+    /// Creates a record.
+    public init(pid: Int32, tid: Int32, start: UInt64, length: UInt64, pageOffset: UInt64, path: String,
+                buildID: [UInt8], protection: UInt32, time: UInt64) {
+        self.pid = pid; self.tid = tid; self.start = start; self.length = length; self.pageOffset = pageOffset
+        self.path = path; self.buildID = buildID; self.protection = protection; self.time = time
+    }
     /// Whether the mapping is executable (v1 MMAP records only describe executable maps).
     public var isExecutable: Bool { protection == 0 || protection & 4 != 0 }
 }
@@ -90,6 +96,10 @@ public struct CommRecord: Sendable, Equatable {
     /// True when the name came from exec: the process's address space was replaced.
     public var isExec: Bool
     public var time: UInt64
+    /// Creates a record.
+    public init(pid: Int32, tid: Int32, name: String, isExec: Bool, time: UInt64) {
+        self.pid = pid; self.tid = tid; self.name = name; self.isExec = isExec; self.time = time
+    }
 }
 
 /// FORK or EXIT.
@@ -99,6 +109,10 @@ public struct TaskRecord: Sendable, Equatable {
     public var tid: Int32
     public var parentTID: Int32
     public var time: UInt64
+    /// Creates a record.
+    public init(pid: Int32, parentPID: Int32, tid: Int32, parentTID: Int32, time: UInt64) {
+        self.pid = pid; self.parentPID = parentPID; self.tid = tid; self.parentTID = parentTID; self.time = time
+    }
 }
 
 /// A record that could not be parsed: truncated or inconsistent bytes.

@@ -159,11 +159,12 @@ public final class RecordingSession: @unchecked Sendable {
     /// `consume` on the calling thread with batches of records in timestamp order. A background
     /// thread drains the buffers so that slow consumption does not overflow them.
     public func record(consume: ([PerfRecord]) -> Void) throws(SyscallError) {
-        var exitFD: Int32 = -1
+        let exitFD: Int32
         switch target {
         case .command(let command):
             exitFD = try command.exitDescriptor()
         case .threads:
+            exitFD = -1
             for b in buffers { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(b.fd, 0) } }
             for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
         }

@@ -87,8 +87,10 @@ struct RingBuffer: ~Copyable {
             guard available >= 8 else { break }
             let start = Int(tail % dataSize)
             let size = UInt64(readHeaderSize(at: start))
-            // A zero or impossible size means a corrupt buffer: drop what is left rather than spin.
-            guard size >= 8, size <= available else { tail = head; break }
+            // A size below a header's means a corrupt buffer: drop what is left rather than spin.
+            guard size >= 8 else { tail = head; break }
+            // The kernel publishes head only past whole records; be conservative anyway.
+            guard size <= available else { break }
             let contiguous = UInt64(dataSize) - UInt64(start)
             if size <= contiguous {
                 try body(UnsafeRawBufferPointer(start: data + start, count: Int(size)))

@@ -1,0 +1,247 @@
+internal import CSprof
+
+/// Callbacks and search path shared by every per-file Dwfl. libdwfl keeps pointers to both for
+/// the Dwfl's whole life, so they live in stable heap memory that each `ElfFile` keeps alive.
+final class DwflContext {
+    let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
+    private let pathSlot: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
+
+    /// `debugDirectories` become libdwfl's `debuginfo_path`: the empty element is the binary's own
+    /// directory, `.debug` its subdirectory, and each absolute root serves both
+    /// `<root>/.build-id/xx/rest.debug` and `<root>/<binary's dir>/<debuglink>`.
+    init(debugDirectories: [String]) {
+        let path = ([""] + [".debug"] + debugDirectories).joined(separator: ":")
+        pathSlot = .allocate(capacity: 1)
+        pathSlot.initialize(to: strdup(path))
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: Dwfl_Callbacks(
+            find_elf: dwfl_build_id_find_elf,
+            find_debuginfo: dwfl_standard_find_debuginfo,
+            section_address: dwfl_offline_section_address,
+            debuginfo_path: pathSlot))
+    }
+
+    deinit {
+        free(pathSlot.pointee)
+        pathSlot.deallocate()
+        callbacks.deallocate()
+    }
+}
+
+/// A PT_LOAD program header: enough to turn a mapping into a load bias.
+struct LoadSegment: Equatable {
+    var offset: UInt64
+    var vaddr: UInt64
+    var fileSize: UInt64
+    var executable: Bool
+}
+
+/// One ELF file (or the vdso image), opened once: its load segments, its sorted symbol table
+/// (`.symtab`, `.dynsym` and MiniDebugInfo, merged by libdwfl, from a separate debug file when
+/// the binary is stripped), and lazily its DWARF for inline frames and lines.
+///
+/// Addresses inside are `FileAddress`es (the ELF's own `p_vaddr` space). libdwfl places the module
+/// at its own address; `dwflBias` converts between the two.
+final class ElfFile {
+    let moduleName: String
+    let loads: [LoadSegment]
+    let buildID: [UInt8]
+    let symbols: SymbolTable
+    /// Frames already worked out, by file address: after warm-up, every lookup is this hit.
+    var frameCache: [UInt64: [SymbolizedFrame]] = [:]
+    /// Demangled (or raw) display names by symbol index, filled on first use.
+    var displayNames: [String?]
+
+    private let context: DwflContext
+    private let dwfl: OpaquePointer
+    private let module: OpaquePointer
+    private let dwflBias: UInt64
+
+    /// Opens `path` (or, when `image` is given, that in-memory ELF image, named `path`).
+    /// Returns nil when the file cannot be read as ELF.
+    init?(path: String, moduleName: String, image: UnsafeRawBufferPointer? = nil, context: DwflContext) {
+        guard let dwfl = dwfl_begin(context.callbacks) else { return nil }
+        dwfl_report_begin(dwfl)
+        let mod: OpaquePointer?
+        if let image {
+            // Offline reporting is the only libdwfl entry point that takes memory; it reads, but
+            // its prototype is not const.
+            mod = dwfl_report_offline_memory(dwfl, moduleName, path,
+                                             UnsafeMutablePointer(mutating: image.baseAddress!.assumingMemoryBound(to: CChar.self)),
+                                             image.count)
+        } else {
+            // base 0 with add_p_vaddr keeps libdwfl's addresses equal to file addresses for
+            // both ET_EXEC and ET_DYN (the bias is read back below anyway).
+            mod = dwfl_report_elf(dwfl, moduleName, path, -1, 0, true)
+        }
+        dwfl_report_end(dwfl, nil, nil)
+        var bias: GElf_Addr = 0
+        guard let mod, let elf = dwfl_module_getelf(mod, &bias) else {
+            dwfl_end(dwfl)
+            return nil
+        }
+        self.context = context
+        self.dwfl = dwfl
+        self.module = mod
+        self.dwflBias = bias
+        self.moduleName = moduleName
+        self.loads = Self.readLoads(elf)
+        self.buildID = Self.readBuildID(mod)
+        self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias))
+        self.displayNames = Array(repeating: nil, count: symbols.count)
+    }
+
+    deinit { dwfl_end(dwfl) }
+
+    private static func readLoads(_ elf: OpaquePointer) -> [LoadSegment] {
+        var count = 0
+        guard elf_getphdrnum(elf, &count) == 0 else { return [] }
+        var loads: [LoadSegment] = []
+        for i in 0..<count {
+            var ph = GElf_Phdr()
+            guard gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_LOAD) else { continue }
+            loads.append(LoadSegment(offset: ph.p_offset, vaddr: ph.p_vaddr, fileSize: ph.p_filesz,
+                                      executable: ph.p_flags & UInt32(PF_X) != 0))
+        }
+        return loads
+    }
+
+    private static func readBuildID(_ mod: OpaquePointer) -> [UInt8] {
+        var bits: UnsafePointer<UInt8>?
+        var vaddr: GElf_Addr = 0
+        let n = dwfl_module_build_id(mod, &bits, &vaddr)
+        guard n > 0, let bits else { return [] }
+        return Array(UnsafeBufferPointer(start: bits, count: Int(n)))
+    }
+
+    /// Code symbols only. Functions (and GNU ifuncs) outrank untyped labels at the same address;
+    /// an untyped symbol counts only inside an executable section, which is how hand-written
+    /// assembly entry points look.
+    private static func readSymbols(_ mod: OpaquePointer, dwflBias: UInt64) -> [SymbolCandidate] {
+        let n = dwfl_module_getsymtab(mod)
+        guard n > 1 else { return [] }
+        var out: [SymbolCandidate] = []
+        out.reserveCapacity(Int(n))
+        for i in 1..<n {
+            var sym = GElf_Sym()
+            var addr: GElf_Addr = 0
+            var shndx: GElf_Word = 0
+            var symElf: OpaquePointer?
+            var symBias: Dwarf_Addr = 0
+            guard let cname = dwfl_module_getsym_info(mod, i, &sym, &addr, &shndx, &symElf, &symBias),
+                  cname.pointee != 0 else { continue }
+            if shndx == UInt32(SHN_UNDEF) || shndx == UInt32(SHN_ABS) { continue }
+            let type = Int32(sym.st_info & 0xf)
+            let binding = Int32(sym.st_info >> 4)
+            let isFunction = type == STT_FUNC || type == STT_GNU_IFUNC
+            guard isFunction || type == STT_NOTYPE else { continue }
+            var limit = UInt64.max
+            if let symElf, let scn = elf_getscn(symElf, Int(shndx)) {
+                var shdr = GElf_Shdr()
+                if gelf_getshdr(scn, &shdr) != nil {
+                    if shdr.sh_flags & UInt64(SHF_EXECINSTR) == 0 { continue }
+                    limit = shdr.sh_addr &+ shdr.sh_size &+ symBias &- dwflBias
+                }
+            } else if !isFunction {
+                continue
+            }
+            // Local labels (`.L…`) and ARM/AArch64 mapping symbols (`$x`, `$d.12`) are not
+            // functions; Swift's `$s…` names are, so only the two-character form is dropped.
+            let c0 = cname[0], c1 = cname[1]
+            if c0 == CChar(UInt8(ascii: ".")) && c1 == CChar(UInt8(ascii: "L")) { continue }
+            if c0 == CChar(UInt8(ascii: "$")) && c1 != 0 && (cname[2] == 0 || cname[2] == CChar(UInt8(ascii: "."))) { continue }
+            let bindRank = binding == STB_GLOBAL ? 2 : (binding == STB_WEAK ? 1 : 0)
+            out.append(SymbolCandidate(start: addr &- dwflBias, size: sym.st_size, name: String(cString: cname),
+                                       rank: (isFunction ? 4 : 0) + bindRank, limit: limit))
+        }
+        return out
+    }
+
+    /// The load bias of a mapping: the process address minus the file address, from the PT_LOAD
+    /// that holds the mapping's file offset. Falls back to `start - pgoff` (right whenever
+    /// `p_vaddr == p_offset`) when no segment matches.
+    ///
+    /// Linkers such as lld pack several segments into one file page (`R` at offset 0, `R E` at
+    /// 0x6d0, both in page 0); the page alone cannot tell them apart, but sampled mappings are
+    /// the executable ones, so executable segments are tried first.
+    func loadBias(mapStart: UInt64, fileOffset: UInt64) -> UInt64 {
+        let page: UInt64 = 0x1000
+        func holds(_ seg: LoadSegment) -> Bool {
+            seg.offset & ~(page - 1) <= fileOffset && fileOffset < seg.offset &+ max(seg.fileSize, 1)
+        }
+        guard let seg = loads.first(where: { $0.executable && holds($0) }) ?? loads.first(where: holds) else {
+            return mapStart &- fileOffset
+        }
+        return mapStart &+ (seg.offset &- fileOffset) &- seg.vaddr
+    }
+
+    /// Inline chain and source location at `fileAddress`, innermost first: for each inlined
+    /// subroutine its name and the location inside it, then the location in the containing
+    /// function. Empty `inlined` and nil location when there is no DWARF.
+    func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, demangle: Bool)
+        -> (inlined: [(name: String, file: String?, line: Int?)], file: String?, line: Int?)
+    {
+        var cuBias: Dwarf_Addr = 0
+        guard inlines || lines, let cu = dwfl_module_addrdie(module, fileAddress &+ dwflBias, &cuBias) else {
+            return ([], nil, nil)
+        }
+        let pc = fileAddress &+ dwflBias &- cuBias
+        var file: String?
+        var line: Int?
+        if lines, let l = dwarf_getsrc_die(cu, pc) {
+            var n: Int32 = 0
+            if dwarf_lineno(l, &n) == 0, n > 0 { line = Int(n) }
+            if let src = dwarf_linesrc(l, nil, nil) { file = String(cString: src) }
+        }
+        var inlined: [(name: String, file: String?, line: Int?)] = []
+        guard inlines else { return ([], file, line) }
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = dwarf_getscopes(cu, pc, &scopes)
+        guard count > 0, let scopes else { return ([], file, line) }
+        defer { free(scopes) }
+        var files: OpaquePointer?
+        var fileCount = 0
+        var haveFiles = false
+        for i in 0..<Int(count) {
+            let die = scopes + i
+            let tag = dwarf_tag(die)
+            if tag == Int32(DW_TAG_subprogram) { break }
+            guard tag == Int32(DW_TAG_inlined_subroutine) else { continue }
+            inlined.append((Self.dieName(die, demangle: demangle) ?? "[inlined]", file, line))
+            // The caller continues at the call site recorded on the inlined subroutine.
+            var attr = Dwarf_Attribute()
+            var value: Dwarf_Word = 0
+            line = nil
+            if dwarf_attr(die, UInt32(DW_AT_call_line), &attr) != nil, dwarf_formudata(&attr, &value) == 0, value > 0 {
+                line = Int(value)
+            }
+            file = nil
+            if dwarf_attr(die, UInt32(DW_AT_call_file), &attr) != nil, dwarf_formudata(&attr, &value) == 0 {
+                if !haveFiles {
+                    haveFiles = dwarf_getsrcfiles(cu, &files, &fileCount) == 0
+                }
+                if haveFiles, Int(value) < fileCount, let src = dwarf_filesrc(files, Int(value), nil, nil) {
+                    file = String(cString: src)
+                }
+            }
+            if !lines { file = nil; line = nil }
+        }
+        return (inlined, file, line)
+    }
+
+    /// The name of an inlined subroutine's abstract origin: its linkage name (demangled) when it
+    /// has one, since `DW_AT_name` lacks namespaces and types; else `DW_AT_name`.
+    private static func dieName(_ die: UnsafeMutablePointer<Dwarf_Die>, demangle: Bool) -> String? {
+        var attr = Dwarf_Attribute()
+        for at in [Int32(DW_AT_linkage_name), Int32(DW_AT_MIPS_linkage_name)] {
+            if dwarf_attr_integrate(die, UInt32(at), &attr) != nil, let s = dwarf_formstring(&attr) {
+                let raw = String(cString: s)
+                return demangle ? Demangler.demangle(raw) : raw
+            }
+        }
+        if dwarf_attr_integrate(die, UInt32(DW_AT_name), &attr) != nil, let s = dwarf_formstring(&attr) {
+            return String(cString: s)
+        }
+        return nil
+    }
+}

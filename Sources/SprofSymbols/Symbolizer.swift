@@ -1,0 +1,223 @@
+import SprofCore
+
+/// Turns sampled addresses into named frames: ELF symbols (with separate debug files and
+/// MiniDebugInfo), inline frames and source lines from DWARF, the vdso, kernel symbols and JIT maps.
+///
+/// Every file is opened once and every (file, address) worked out once; after warm-up a lookup is
+/// a couple of dictionary hits. Not thread-safe: one pipeline thread owns a symbolizer.
+public final class Symbolizer {
+    /// What to work out and where to look.
+    public let options: SymbolizerOptions
+
+    private let context: DwflContext
+    /// Opened files by path plus build-id; nil records a file that could not be opened, so that
+    /// it is not retried for every sample.
+    private var files: [String: ElfFile?] = [:]
+    /// Resolved mappings by start address, then compared whole: hashing a path per frame costs
+    /// more than comparing a few strings that usually share storage.
+    private var mappings: [UInt64: [(mapping: Mapping, resolved: ResolvedMapping)]] = [:]
+    private var lastMapping: Mapping?
+    private var lastResolved: ResolvedMapping?
+    private var jitMaps: [Int32: JitMap] = [:]
+    private var kernel: KernelSymbols?
+    private var kernelCache: [UInt64: SymbolizedFrame] = [:]
+    private var vdsoFile: ElfFile??
+
+    /// How many ELF files have been opened; lets tests check that nothing is re-opened per lookup.
+    internal private(set) var openedFileCount = 0
+
+    /// Creates a symbolizer; nothing is read until the first lookup.
+    public init(options: SymbolizerOptions = .init()) {
+        self.options = options
+        self.context = DwflContext(debugDirectories: options.debugDirectories)
+    }
+
+    // MARK: User space
+
+    /// Frames for one user-space address inside `mapping` of process `pid`, innermost first:
+    /// inlined callees (kind `.inlined`), then the containing function. Never empty.
+    ///
+    /// Pass `StackFrame.lookupAddress`, so that a return address names the call, not the
+    /// instruction after it.
+    public func symbolize(_ address: ProcessAddress, in mapping: Mapping, pid: Int32) -> [SymbolizedFrame] {
+        let resolved = resolve(mapping)
+        switch resolved.kind {
+        case .anonymous:
+            if let name = jitMap(pid).lookup(address.rawValue) {
+                return [SymbolizedFrame(name: name, kind: .jit, module: "[jit]")]
+            }
+            return [SymbolizedFrame(name: "[unknown]", kind: .user, module: mapping.moduleName)]
+        case .unreadable:
+            let offset = address.rawValue &- mapping.start.rawValue &+ mapping.fileOffset
+            return [unknownFrame(module: mapping.moduleName, offset: offset)]
+        case .elf(let file, let bias):
+            let fileAddress = FileAddress(address.rawValue &- bias)
+            if let hit = file.frameCache[fileAddress.rawValue] { return hit }
+            let frames = symbolize(fileAddress, in: file)
+            file.frameCache[fileAddress.rawValue] = frames
+            return frames
+        }
+    }
+
+    /// An address outside every known mapping: named from the process's JIT map when it is there,
+    /// else `[unknown]`.
+    public func symbolizeUnmapped(_ address: ProcessAddress, pid: Int32) -> SymbolizedFrame {
+        if let name = jitMap(pid).lookup(address.rawValue) {
+            return SymbolizedFrame(name: name, kind: .jit, module: "[jit]")
+        }
+        return SymbolizedFrame(name: "[unknown]", kind: .user, module: "[unknown]")
+    }
+
+    /// Forgets per-process state (the JIT map) when a process execs or exits; file state is
+    /// shared between processes and kept.
+    public func forgetProcess(_ pid: Int32) {
+        jitMaps[pid] = nil
+        mappings = mappings.compactMapValues { entries in
+            let kept = entries.filter { if case .anonymous = $0.resolved.kind { return false } else { return true } }
+            return kept.isEmpty ? nil : kept
+        }
+        lastMapping = nil
+        lastResolved = nil
+    }
+
+    // MARK: Kernel
+
+    /// A kernel address, named from `/proc/kallsyms` (read once, on first use). Names are plain:
+    /// the folding stage adds the kernel annotation from `kind`. When kallsyms is unreadable or
+    /// its addresses are hidden (`kptr_restrict`), every kernel frame is `[kernel.kallsyms]`.
+    public func symbolizeKernel(_ address: ProcessAddress) -> SymbolizedFrame {
+        if let hit = kernelCache[address.rawValue] { return hit }
+        if kernel == nil {
+            kernel = readWholeFile(options.kallsymsPath).map(KernelSymbols.init(parsing:)) ?? KernelSymbols()
+        }
+        let frame: SymbolizedFrame
+        if let (name, module) = kernel!.lookup(address.rawValue) {
+            frame = SymbolizedFrame(name: name, kind: .kernel, module: module)
+        } else {
+            frame = SymbolizedFrame(name: KernelSymbols.kernelModule, kind: .kernel, module: KernelSymbols.kernelModule)
+        }
+        kernelCache[address.rawValue] = frame
+        return frame
+    }
+
+    // MARK: Internals
+
+    private enum MappingKind {
+        case elf(ElfFile, bias: UInt64)
+        /// Anonymous or memfd memory: JIT code, if anything.
+        case anonymous
+        /// A file that could not be opened or parsed.
+        case unreadable
+    }
+
+    private final class ResolvedMapping {
+        let kind: MappingKind
+        init(_ kind: MappingKind) { self.kind = kind }
+    }
+
+    private func resolve(_ mapping: Mapping) -> ResolvedMapping {
+        // Consecutive frames of a stack often share a mapping; comparing is cheaper than hashing.
+        if let lastMapping, let lastResolved, lastMapping == mapping { return lastResolved }
+        let resolved: ResolvedMapping
+        if let known = mappings[mapping.start.rawValue]?.first(where: { $0.mapping == mapping }) {
+            resolved = known.resolved
+        } else {
+            resolved = ResolvedMapping(classify(mapping))
+            mappings[mapping.start.rawValue, default: []].append((mapping, resolved))
+        }
+        lastMapping = mapping
+        lastResolved = resolved
+        return resolved
+    }
+
+    private func classify(_ mapping: Mapping) -> MappingKind {
+        let path = mapping.path
+        let file: ElfFile?
+        if path == "[vdso]" {
+            file = vdso()
+        } else if path.hasPrefix("/") && !path.hasPrefix("/memfd:") && !path.hasPrefix("//anon") {
+            file = elfFile(path: path, buildID: mapping.buildID)
+        } else if path.hasPrefix("[") && !path.hasPrefix("[anon") {
+            return .unreadable  // [vsyscall], [stack], [heap]: nothing to read
+        } else {
+            return .anonymous
+        }
+        guard let file else { return .unreadable }
+        return .elf(file, bias: file.loadBias(mapStart: mapping.start.rawValue, fileOffset: mapping.fileOffset))
+    }
+
+    private func elfFile(path: String, buildID: [UInt8]) -> ElfFile? {
+        let key = buildID.isEmpty ? path : path + "\u{0}" + hex(buildID)
+        if let known = files[key] { return known }
+        var file = ElfFile(path: path, moduleName: basename(path), context: context)
+        if file != nil { openedFileCount += 1 }
+        // A file rebuilt since it was mapped would give confidently wrong names: better none.
+        if let f = file, !buildID.isEmpty, !f.buildID.isEmpty, f.buildID != buildID { file = nil }
+        files[key] = file
+        return file
+    }
+
+    private func vdso() -> ElfFile? {
+        if let vdsoFile { return vdsoFile }
+        var file: ElfFile?
+        if let image = Vdso.image() {
+            file = ElfFile(path: "[vdso]", moduleName: "[vdso]", image: image, context: context)
+            if file != nil { openedFileCount += 1 }
+        }
+        vdsoFile = .some(file)
+        return file
+    }
+
+    private func jitMap(_ pid: Int32) -> JitMap {
+        if let map = jitMaps[pid] { return map }
+        let map = JitMap(path: options.jitMapDirectory + "/perf-\(pid).map")
+        jitMaps[pid] = map
+        return map
+    }
+
+    /// The uncached path: symbol, then (lazily) DWARF inline chain and line.
+    private func symbolize(_ address: FileAddress, in file: ElfFile) -> [SymbolizedFrame] {
+        let module = file.moduleName
+        guard let index = file.symbols.lookup(address.rawValue) else {
+            return [unknownFrame(module: module, offset: address.rawValue)]
+        }
+        let name = displayName(index, in: file)
+        guard options.inlineFrames || options.sourceLines else {
+            return [SymbolizedFrame(name: name, kind: .user, module: module)]
+        }
+        let info = file.debugInfo(at: address.rawValue, inlines: options.inlineFrames,
+                                  lines: options.sourceLines, demangle: options.demangle)
+        var frames = info.inlined.map {
+            SymbolizedFrame(name: $0.name, kind: .inlined, sourceFile: $0.file, line: $0.line, module: module)
+        }
+        frames.append(SymbolizedFrame(name: name, kind: .user, sourceFile: info.file, line: info.line, module: module))
+        return frames
+    }
+
+    private func displayName(_ index: Int, in file: ElfFile) -> String {
+        if let name = file.displayNames[index] { return name }
+        let raw = file.symbols.names[index]
+        let name = options.demangle ? Demangler.demangle(raw) : raw
+        file.displayNames[index] = name
+        return name
+    }
+
+    /// `[libfoo.so+0x1a2b]`; bracketed modules lose their own brackets (`[vdso+0x10]`).
+    private func unknownFrame(module: String, offset: UInt64) -> SymbolizedFrame {
+        var label = module
+        if label.hasPrefix("[") && label.hasSuffix("]") && label.count >= 2 {
+            label = String(label.dropFirst().dropLast())
+        }
+        return SymbolizedFrame(name: "[\(label)+0x\(String(offset, radix: 16))]", kind: .user, module: module)
+    }
+}
+
+private func basename(_ path: String) -> String {
+    guard let slash = path.lastIndex(of: "/") else { return path }
+    let name = path[path.index(after: slash)...]
+    return name.isEmpty ? path : String(name)
+}
+
+private func hex(_ bytes: [UInt8]) -> String {
+    bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}

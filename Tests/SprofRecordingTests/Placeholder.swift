@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofRecordingTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofSymbolsTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}
