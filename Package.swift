@@ -45,6 +45,8 @@ let package = Package(
         .target(name: "SprofTestSupport", dependencies: ["SprofCore", "SprofRecording", "SprofOutput"]),
         // Workloads profiled by the end-to-end tests (known call chains, threads, fork+exec, exit codes).
         .executableTarget(name: "sprof-fixtures", swiftSettings: framePointers),
+        // The library in use: a program that profiles part of itself and writes a flame graph.
+        .executableTarget(name: "sprof-example", dependencies: ["Sprof"], path: "Examples/SelfProfile"),
         // The demo target: an order-book replay benchmark.
         .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
 
@@ -55,6 +57,7 @@ let package = Package(
         .testTarget(name: "SprofUnwindTests", dependencies: ["SprofUnwind", "SprofTestSupport"]),
         .testTarget(name: "SprofCountingTests", dependencies: ["SprofCounting", "SprofTestSupport"]),
         .testTarget(name: "SprofEndToEndTests", dependencies: ["Sprof", "SprofTestSupport"]),
+        .testTarget(name: "SprofLibraryTests", dependencies: ["Sprof", "SprofTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

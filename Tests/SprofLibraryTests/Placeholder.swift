@@ -1,0 +1,5 @@
+import XCTest
+
+final class SprofLibraryTestsPlaceholder: XCTestCase {
+    func testBuilds() {}
+}
