@@ -184,14 +184,24 @@ static inline int csprof_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_o
 // SprofRecording may call these.
 static volatile sig_atomic_t csprof_forward_pid = 0;
 static volatile sig_atomic_t csprof_forwarded_signal = 0;
+static volatile sig_atomic_t csprof_notify_fd = -1;
 static inline void csprof_forward_handler(int sig) {
     csprof_forwarded_signal = sig;
     if (csprof_forward_pid > 0) kill((pid_t)csprof_forward_pid, sig);
+    if (csprof_notify_fd >= 0) {
+        int saved = errno;
+        uint64_t one = 1;
+        ssize_t ignored = write(csprof_notify_fd, &one, sizeof one);
+        (void)ignored;
+        errno = saved;
+    }
 }
-// pid > 0: forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to pid. pid == 0: only record that one arrived
-// (in-process use, `-p` attach). Handlers, unlike SIG_IGN, are reset by exec in the child.
-static inline void csprof_install_signal_forwarding(pid_t pid) {
+// pid > 0: forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to pid. notify_fd >= 0: also write 8 bytes to it
+// (an eventfd the recording loop polls), which is how an attached recording learns of Ctrl-C.
+// Handlers, unlike SIG_IGN, are reset by exec in the child.
+static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
     csprof_forward_pid = pid;
+    csprof_notify_fd = notify_fd;
     csprof_forwarded_signal = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -205,6 +215,7 @@ static inline void csprof_install_signal_forwarding(pid_t pid) {
 }
 static inline void csprof_restore_default_signals(void) {
     csprof_forward_pid = 0;
+    csprof_notify_fd = -1;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);

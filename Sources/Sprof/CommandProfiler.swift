@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Dispatch
 import SprofCore
 import SprofRecording
 import SprofUnwind
@@ -32,8 +33,8 @@ public struct CommandProfile: Sendable {
     public var folded: FoldedStacks
     /// Samples, losses, processes and threads.
     public var statistics: ProfileStatistics
-    /// How the command ended.
-    public var exitStatus: ExitStatus
+    /// How the command ended; nil when attached to a process sprof did not start.
+    public var exitStatus: ExitStatus?
     /// The event actually sampled (after any fallback).
     public var event: EventSpec
     /// The rate actually used (after clamping).
@@ -79,6 +80,59 @@ public enum CommandProfiler {
                               event: sampling.event, rate: sampling.rate, kernelExcluded: sampling.excludeKernel)
     }
 
+    /// Attaches to a running process (every thread it has now and creates later) until it exits,
+    /// `duration` seconds pass, or SIGINT/SIGTERM arrives: the engine behind `sprof run -p PID`.
+    public static func attach(to pid: Int32, options: RunOptions, duration: Double? = nil,
+                              notice: (String) -> Void = { _ in }) throws -> CommandProfile {
+        let settings = KernelSettings.current()
+        var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
+        sampling.ringPages = options.ringPages
+        sampling.rate = clamp(options.rate, settings: settings, notice: notice)
+        if !settings.kernelAllowed && !options.event.excludeKernel {
+            sampling.excludeKernel = true
+            notice("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
+        }
+        let tids = RecordingSession.threads(of: pid)
+        guard !tids.isEmpty else {
+            throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
+        }
+        let session = try openAttachSession(&sampling, pid: pid, tids: tids, notice: notice)
+        session.stopOnInterrupt()
+        defer { session.restoreSignals() }
+        if let duration {
+            let deadline = DispatchTime.now() + duration
+            DispatchQueue.global().asyncAfter(deadline: deadline) { session.requestStop() }
+        }
+        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
+        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
+        builder.processes.seedFromProc(pid)
+        try session.record { builder.consume($0) }
+        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: nil,
+                              event: sampling.event, rate: sampling.rate, kernelExcluded: sampling.excludeKernel)
+    }
+
+    static func openAttachSession(_ sampling: inout SamplingOptions, pid: Int32, tids: [Int32],
+                                  notice: (String) -> Void) throws -> RecordingSession {
+        let unsupported: SyscallError
+        do {
+            return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
+        } catch {
+            unsupported = error
+        }
+        guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
+        notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
+        sampling.event = fallbackEvent(for: sampling.event)
+        return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
+    }
+
+    static func fallbackEvent(for event: EventSpec) -> EventSpec {
+        var fallback = EventSpec.cpuClock
+        fallback.excludeKernel = event.excludeKernel
+        fallback.excludeUser = event.excludeUser
+        fallback.modifiers = event.modifiers
+        return fallback
+    }
+
     /// Opens the session, falling back to cpu-clock when a hardware event does not exist here.
     static func openSession(_ sampling: inout SamplingOptions, command: WaitingCommand,
                             notice: (String) -> Void) throws -> RecordingSession {
@@ -90,11 +144,7 @@ public enum CommandProfiler {
         }
         guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
         notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
-        var fallback = EventSpec.cpuClock
-        fallback.excludeKernel = sampling.event.excludeKernel
-        fallback.excludeUser = sampling.event.excludeUser
-        fallback.modifiers = sampling.event.modifiers
-        sampling.event = fallback
+        sampling.event = fallbackEvent(for: sampling.event)
         return try RecordingSession(options: sampling, target: .command(command))
     }
 

@@ -116,7 +116,7 @@ public final class WaitingCommand: @unchecked Sendable {
 
     /// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the child until ``stopForwardingSignals()``,
     /// so Ctrl-C stops the command while the profiler lives on to write what it gathered.
-    public func forwardSignals() { csprof_install_signal_forwarding(pid) }
+    public func forwardSignals() { csprof_install_signal_forwarding(pid, -1) }
 
     /// Restores default signal handling.
     public func stopForwardingSignals() { csprof_restore_default_signals() }

@@ -155,6 +155,18 @@ public final class RecordingSession: @unchecked Sendable {
         _ = write(stopFD, &one, 8)
     }
 
+    /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT end the recording (as ``requestStop()`` does)
+    /// instead of the profiler, so Ctrl-C on an attached recording still writes the profile.
+    public func stopOnInterrupt() { csprof_install_signal_forwarding(0, stopFD) }
+
+    /// Undoes ``stopOnInterrupt()``.
+    public func restoreSignals() { csprof_restore_default_signals() }
+
+    /// The thread ids of a running process, from /proc/PID/task.
+    public static func threads(of pid: Int32) -> [Int32] {
+        listDirectory("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
+    }
+
     /// Records until the command exits (`.command`) or ``requestStop()`` is called, calling
     /// `consume` on the calling thread with batches of records in timestamp order. A background
     /// thread drains the buffers so that slow consumption does not overflow them.
@@ -163,8 +175,9 @@ public final class RecordingSession: @unchecked Sendable {
         switch target {
         case .command(let command):
             exitFD = try command.exitDescriptor()
-        case .threads:
-            exitFD = -1
+        case .threads(let pid, _):
+            // Another process: stop when it exits. Our own process: only requestStop() ends it.
+            exitFD = pid == getpid() ? -1 : ((try? sysCall("pidfd_open") { csprof_pidfd_open(pid) }) ?? -1)
             for b in buffers { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(b.fd, 0) } }
             for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
         }

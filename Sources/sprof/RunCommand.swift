@@ -52,6 +52,12 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Flame graph title.")
     var title: String?
 
+    @Option(name: [.customShort("p"), .customLong("pid")], help: "Attach to a running process (all its threads) instead of starting a command.")
+    var pid: Int32?
+
+    @Option(help: "With -p: stop after this many seconds (default: until the process exits or Ctrl-C).")
+    var duration: Double?
+
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices or summary line.")
     var quiet = false
 
@@ -60,8 +66,14 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let arguments = commandLine(command)
-        guard !arguments.isEmpty else {
-            throw fail("no command given; usage: sprof run [options] [--] COMMAND [ARGS...]", status: 2)
+        if pid != nil && !arguments.isEmpty {
+            throw fail("give either -p PID or a command, not both", status: 2)
+        }
+        guard pid != nil || !arguments.isEmpty else {
+            throw fail("no command given; usage: sprof run [options] [--] COMMAND [ARGS...] or sprof run -p PID", status: 2)
+        }
+        if let duration, duration <= 0 || pid == nil {
+            throw fail(pid == nil ? "--duration goes with -p PID" : "--duration \(duration): must be a positive number of seconds", status: 2)
         }
         var options = RunOptions()
         options.event = try parseEvent(event)
@@ -79,8 +91,11 @@ struct RunCommand: ParsableCommand {
         let started = Date()
         let profile: CommandProfile
         do {
-            profile = try CommandProfiler.profile(arguments, options: options) { message in
-                if !quiet { printError(message) }
+            let notice: (String) -> Void = { message in if !quiet { printError(message) } }
+            if let pid {
+                profile = try CommandProfiler.attach(to: pid, options: options, duration: duration, notice: notice)
+            } else {
+                profile = try CommandProfiler.profile(arguments, options: options, notice: notice)
             }
         } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
@@ -90,12 +105,12 @@ struct RunCommand: ParsableCommand {
 
         try foldedFile.write(profile.folded.serializedBytes())
         var graph = FlameGraphOptions()
-        graph.title = title ?? "sprof: " + arguments.joined(separator: " ")
+        graph.title = title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " "))
         graph.subtitle = subtitle(profile, started: started)
         try svgFile.write(Array(FlameGraph.render(profile.folded, options: graph).utf8))
 
         if !quiet { printError(summary(profile)) }
-        let status = profile.exitStatus.shellStatus
+        let status = profile.exitStatus?.shellStatus ?? 0
         if status != 0 { throw ExitCode(status) }
     }
 
@@ -113,7 +128,7 @@ struct RunCommand: ParsableCommand {
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.event) \(rateText(p.rate))"
         line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
-        if case .signaled = p.exitStatus { line += ", command \(p.exitStatus)" }
+        if let status = p.exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote \(output).folded, \(output).svg"
         return line
     }
