@@ -16,6 +16,15 @@ public struct KernelSettings: Sendable {
     /// Whether this process may profile the kernel regardless of `paranoid` (root or CAP_PERFMON).
     public var privileged: Bool
 
+    /// Creates settings with given values (tests, what-if messages).
+    public init(paranoid: Int, maxSampleRate: Int = 100_000, maxStack: Int = 127, mlockKB: Int = 516, privileged: Bool = false) {
+        self.paranoid = paranoid
+        self.maxSampleRate = maxSampleRate
+        self.maxStack = maxStack
+        self.mlockKB = mlockKB
+        self.privileged = privileged
+    }
+
     /// Reads the current values.
     public static func current() -> KernelSettings {
         func int(_ name: String, _ fallback: Int) -> Int {

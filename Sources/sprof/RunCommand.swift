@@ -107,7 +107,7 @@ struct RunCommand: ParsableCommand {
         var graph = FlameGraphOptions()
         graph.title = title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " "))
         graph.subtitle = subtitle(profile, started: started)
-        try svgFile.write(Array(FlameGraph.render(profile.folded, options: graph).utf8))
+        try svgFile.write(FlameGraph.renderBytes(profile.folded, options: graph))
 
         if !quiet { printError(summary(profile)) }
         let status = profile.exitStatus?.shellStatus ?? 0

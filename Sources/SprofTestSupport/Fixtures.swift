@@ -1,0 +1,237 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Errors from fixture helpers, with enough detail to act on.
+public struct FixtureError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Locating, building and running the end-to-end test fixtures (see Tests/Fixtures/README.md).
+public enum TestFixtures {
+    /// The package root (the directory holding Package.swift), found from this source file's path.
+    public static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath)  // …/Sources/SprofTestSupport/Fixtures.swift
+            .deletingLastPathComponent()
+            .deletingLastPathComponent()
+            .deletingLastPathComponent()
+    }
+
+    /// `Tests/Fixtures/c` in the package.
+    public static var cFixturesDirectory: URL {
+        packageRoot.appendingPathComponent("Tests/Fixtures/c")
+    }
+
+    /// Flags for the frame-pointer C fixtures: whole fp chains, including leaf frames (clang only;
+    /// gcc 12 drops leaf frames even with `-mno-omit-leaf-frame-pointer`).
+    public static let framePointerFlags = [
+        "-O2", "-g", "-fno-omit-frame-pointer", "-mno-omit-leaf-frame-pointer", "-fno-optimize-sibling-calls",
+    ]
+
+    /// Flags for the "no frame pointers" C fixtures (DWARF/.eh_frame unwinding).
+    public static let noFramePointerFlags = ["-O2", "-g", "-fomit-frame-pointer"]
+
+    /// The directory holding the built products of this build (`sprof`, `sprof-fixtures`, `qsl-bench`
+    /// and the test bundle). Order: `$SPROF_PRODUCTS_DIR`; the directory of the running test
+    /// executable (`CommandLine.arguments[0]`, then `Bundle.main`, walking up out of a `.xctest`
+    /// bundle directory); `<packageRoot>/.build/debug`.
+    public static func productsDirectory() throws -> URL {
+        var candidates: [URL] = []
+        if let dir = ProcessInfo.processInfo.environment["SPROF_PRODUCTS_DIR"], !dir.isEmpty {
+            candidates.append(URL(fileURLWithPath: dir))
+        }
+        for path in [CommandLine.arguments.first, Bundle.main.executablePath].compactMap({ $0 }) {
+            var url = URL(fileURLWithPath: path).resolvingSymlinksInPath().deletingLastPathComponent()
+            // macOS-style bundles (Foo.xctest/Contents/MacOS/Foo): climb to the bundle's parent.
+            while url.path.contains(".xctest") && url.path != "/" { url.deleteLastPathComponent() }
+            candidates.append(url)
+        }
+        candidates.append(packageRoot.appendingPathComponent(".build/debug"))
+        let fm = FileManager.default
+        for dir in candidates where fm.fileExists(atPath: dir.appendingPathComponent("sprof-fixtures").path)
+            || fm.fileExists(atPath: dir.appendingPathComponent("sprof").path)
+        {
+            return dir
+        }
+        throw FixtureError(
+            "cannot find the build products directory (looked in: \(candidates.map(\.path).joined(separator: ", "))); "
+                + "run `swift build` first or set SPROF_PRODUCTS_DIR")
+    }
+
+    /// The path of an executable product built next to the tests.
+    public static func productPath(_ name: String) throws -> String {
+        let dir = try productsDirectory()
+        let path = dir.appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw FixtureError(
+                "\(name) is not built in \(dir.path); run `swift build --product \(name)` (tests do not build it)")
+        }
+        return path
+    }
+
+    /// The built `sprof-fixtures` binary (Swift workloads with known shapes).
+    public static func swiftFixturePath() throws -> String { try productPath("sprof-fixtures") }
+
+    /// The built `qsl-bench` binary (the demo order-book benchmark).
+    public static func qslBenchPath() throws -> String { try productPath("qsl-bench") }
+
+    /// The built `sprof` CLI.
+    public static func sprofPath() throws -> String { try productPath("sprof") }
+
+    // MARK: - C fixtures
+
+    private static let cacheLock = NSLock()
+    nonisolated(unsafe) private static var builtC: [String: String] = [:]
+
+    /// A per-process scratch directory for compiled fixtures, removed by the OS's tmp cleaning only.
+    public static let scratchDirectory: URL = {
+        let dir = FileManager.default.temporaryDirectory
+            .appendingPathComponent("sprof-test-fixtures-\(getpid())", isDirectory: true)
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }()
+
+    /// Compiles `Tests/Fixtures/c/NAME.c` with `compiler` (`clang` by default, looked up on PATH; `cc`
+    /// is gcc 12 here) and `flags` (plus `-pthread`), and returns the binary's path. Results are cached
+    /// by name, flags and compiler for the life of the test process; each combination gets its own
+    /// binary. Throws with the compiler's output when compilation fails.
+    ///
+    /// Typical: `try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)`.
+    public static func buildC(_ name: String, flags: [String], compiler: String = "clang") throws -> String {
+        let key = ([compiler, name] + flags).joined(separator: "\u{1}")
+        cacheLock.lock()
+        defer { cacheLock.unlock() }
+        if let path = builtC[key], FileManager.default.fileExists(atPath: path) { return path }
+
+        let source = cFixturesDirectory.appendingPathComponent("\(name).c")
+        guard FileManager.default.fileExists(atPath: source.path) else {
+            throw FixtureError("no C fixture \(source.path)")
+        }
+        guard let compilerPath = findExecutable(compiler) else {
+            throw FixtureError("compiler '\(compiler)' not found on PATH")
+        }
+        let output = scratchDirectory.appendingPathComponent("\(name)-\(builtC.count)-\(sanitize(compiler))").path
+        let args = flags + ["-pthread", source.path, "-o", output]
+        let result = try run(compilerPath, args, timeout: 120)
+        guard result.status == 0 else {
+            throw FixtureError(
+                "\(compiler) \(args.joined(separator: " ")) failed (status \(result.status)):\n\(result.stderr)\(result.stdout)")
+        }
+        builtC[key] = output
+        return output
+    }
+
+    private static func sanitize(_ s: String) -> String {
+        String(s.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+    }
+
+    /// Resolves a command name on PATH (or returns the argument if it contains a slash and is executable).
+    public static func findExecutable(_ name: String) -> String? {
+        let fm = FileManager.default
+        if name.contains("/") { return fm.isExecutableFile(atPath: name) ? name : nil }
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin"
+        for dir in path.split(separator: ":") {
+            let candidate = "\(dir)/\(name)"
+            if fm.isExecutableFile(atPath: candidate) { return candidate }
+        }
+        return nil
+    }
+
+    // MARK: - Running programs
+
+    /// Runs `path` with `args` and waits for it.
+    ///
+    /// - Parameters:
+    ///   - environment: the child's whole environment; nil inherits this process's environment.
+    ///     Use ``environment(adding:)`` to add variables (e.g. `SWIFT_DETERMINISTIC_HASHING=1`).
+    ///   - timeout: seconds before the child is killed (SIGKILL); the result then has status 137.
+    /// - Returns: `status` is the exit status, or 128 + signal number when a signal ended the child
+    ///   (as shells report it); stdout and stderr are captured separately (through files, so large
+    ///   outputs cannot deadlock).
+    @discardableResult
+    public static func run(
+        _ path: String, _ args: [String], environment: [String: String]? = nil,
+        currentDirectory: String? = nil, timeout: TimeInterval = 120
+    ) throws -> (status: Int32, stdout: String, stderr: String) {
+        let fm = FileManager.default
+        let id = UUID().uuidString
+        let outURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).out")
+        let errURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).err")
+        _ = fm.createFile(atPath: outURL.path, contents: nil)
+        _ = fm.createFile(atPath: errURL.path, contents: nil)
+        defer {
+            try? fm.removeItem(at: outURL)
+            try? fm.removeItem(at: errURL)
+        }
+        let outHandle = try FileHandle(forWritingTo: outURL)
+        let errHandle = try FileHandle(forWritingTo: errURL)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = args
+        if let environment { process.environment = environment }
+        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+
+        let done = DispatchSemaphore(value: 0)
+        process.terminationHandler = { _ in done.signal() }
+        do {
+            try process.run()
+        } catch {
+            try? outHandle.close()
+            try? errHandle.close()
+            throw FixtureError("cannot run \(path): \(error)")
+        }
+        try? outHandle.close()
+        try? errHandle.close()
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            kill(process.processIdentifier, SIGKILL)
+            done.wait()
+        }
+        let status: Int32 =
+            process.terminationReason == .uncaughtSignal
+            ? 128 + process.terminationStatus : process.terminationStatus
+        let stdout = String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self)
+        let stderr = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
+        return (status, stdout, stderr)
+    }
+
+    /// This process's environment plus `extra` (which wins).
+    public static func environment(adding extra: [String: String]) -> [String: String] {
+        ProcessInfo.processInfo.environment.merging(extra) { _, new in new }
+    }
+}
+
+/// Why perf-event tests cannot run here, or nil when they can (as far as a cheap check can tell).
+///
+/// Checks `/proc/sys/kernel/perf_event_paranoid` only: missing means the kernel has no perf events;
+/// root (or CAP_PERFMON/CAP_SYS_ADMIN, not checked) is never restricted; for other users a value of 3
+/// or more (Debian/Android's extra level) forbids perf_event_open entirely, while <= 2 allows
+/// profiling one's own processes in user space (`exclude_kernel=1`). A seccomp filter (some container
+/// runtimes) can still make the syscall fail with EPERM/ENOSYS: only a real probe catches that.
+/// Set `SPROF_SKIP_PERF_TESTS=1` to skip perf-event tests regardless.
+public func perfEventAvailable() -> String? {
+    if let skip = ProcessInfo.processInfo.environment["SPROF_SKIP_PERF_TESTS"], !skip.isEmpty, skip != "0" {
+        return "SPROF_SKIP_PERF_TESTS is set"
+    }
+    let file = "/proc/sys/kernel/perf_event_paranoid"
+    guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+        return "\(file) does not exist: this kernel has no perf events (CONFIG_PERF_EVENTS)"
+    }
+    guard let level = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        return "cannot parse \(file): '\(text)'"
+    }
+    if geteuid() == 0 { return nil }
+    if level >= 3 {
+        return "perf_event_paranoid is \(level): perf_event_open is disabled for unprivileged users "
+            + "(run `sysctl kernel.perf_event_paranoid=2` or run as root)"
+    }
+    return nil
+}

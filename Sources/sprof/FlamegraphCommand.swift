@@ -1,0 +1,158 @@
+import ArgumentParser
+import SprofOutput
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `sprof flamegraph`: folded stacks (from sprof or any other tool) in, interactive SVG out.
+///
+/// Failures print one line on stderr and exit 1, never a usage dump or a stack trace: the command is
+/// typically at the end of a pipeline, where a short message naming the file and line is what helps.
+struct FlamegraphCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "flamegraph",
+        abstract: "Render folded stacks as an interactive SVG flame graph",
+        discussion: """
+        Reads folded stacks ("frame;frame;frame COUNT" lines, as written by `sprof record`, \
+        stackcollapse-*.pl or inferno-collapse-*) and writes a self-contained SVG: hover for counts, \
+        click to zoom, Search or Ctrl-F to highlight frames by regular expression.
+
+        Examples:
+          sprof flamegraph profile.folded -o profile.svg
+          sprof flamegraph --inverted --colors io < offcpu.folded > offcpu.svg
+        """
+    )
+
+    @Argument(help: ArgumentHelp("Folded stacks to read ('-' or omitted: standard input).", valueName: "file"))
+    var file: String?
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Write the SVG here instead of standard output.", valueName: "file"))
+    var output: String?
+
+    @Option(help: "Title (default: \"Flame Graph\", or \"Icicle Graph\" with --inverted).")
+    var title: String?
+
+    @Option(help: "Second line under the title, e.g. command, event, sample and lost counts, date.")
+    var subtitle: String?
+
+    @Flag(help: "Draw an icicle graph: root at the top.")
+    var inverted = false
+
+    @Option(help: "Image width in pixels.")
+    var width = 1200
+
+    @Option(name: .customLong("minwidth"), help: "Omit frames narrower than this many pixels (they are counted in a note).")
+    var minWidth = 0.1
+
+    @Option(help: ArgumentHelp("Colour palette for user frames: \(FlameGraphPalette.names).", valueName: "palette"))
+    var colors = FlameGraphPalette.hot.rawValue
+
+    @Option(name: .customLong("countname"), help: "What a count is called in tooltips.")
+    var countName = "samples"
+
+    func run() throws {
+        guard let palette = FlameGraphPalette(rawValue: colors) else {
+            fail("unknown palette '\(colors)' (valid: \(FlameGraphPalette.names))")
+        }
+        guard (16 ... 1_000_000).contains(width) else {
+            fail("--width must be between 16 and 1000000 pixels, got \(width)")
+        }
+        guard minWidth.isFinite, minWidth >= 0 else {
+            fail("--minwidth must be a non-negative number of pixels, got \(minWidth)")
+        }
+
+        let fromStdin = file == nil || file == "-"
+        let source = fromStdin ? "<stdin>" : file!
+        let input: [UInt8]
+        do {
+            input = try fromStdin ? Self.readAll(fd: STDIN_FILENO) : Self.readFile(source)
+        } catch let error as POSIXFailure {
+            fail("cannot read \(source): \(error.reason)")
+        }
+
+        let stacks: FoldedStacks
+        do {
+            stacks = try FoldedStacks.parse(bytes: input, source: source)
+        } catch let error as FoldedParseError {
+            fail(error.description, prefixed: false)
+        }
+
+        let options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
+                                        countName: countName, palette: palette, inverted: inverted)
+        let svg = FlameGraph.renderBytes(stacks, options: options)
+        do {
+            if let output, output != "-" {
+                try Self.writeFile(output, svg)
+            } else {
+                try Self.writeAll(fd: STDOUT_FILENO, svg)
+            }
+        } catch let error as POSIXFailure {
+            fail("cannot write \(output ?? "<stdout>"): \(error.reason)")
+        }
+    }
+
+    /// Prints one line on stderr and exits with status 1.
+    private func fail(_ message: String, prefixed: Bool = true) -> Never {
+        fputs((prefixed ? "sprof: " : "") + message + "\n", stderr)
+        Self.exit(withError: ExitCode(1))
+    }
+
+    // Plain POSIX I/O: it reports errno, which gives users the familiar strerror text
+    // ("No such file or directory", "Is a directory", "Permission denied").
+
+    private struct POSIXFailure: Error {
+        var reason: String
+        init(errno code: Int32) { reason = String(cString: strerror(code)) }
+    }
+
+    private static func readFile(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        if fd < 0 { throw POSIXFailure(errno: errno) }
+        defer { close(fd) }
+        return try readAll(fd: fd)
+    }
+
+    private static func readAll(fd: Int32) throws -> [UInt8] {
+        var data: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if n == 0 { return data }
+            if n < 0 {
+                if errno == EINTR { continue }
+                throw POSIXFailure(errno: errno)
+            }
+            data.append(contentsOf: chunk[0 ..< n])
+        }
+    }
+
+    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        if fd < 0 { throw POSIXFailure(errno: errno) }
+        do {
+            try writeAll(fd: fd, bytes)
+        } catch {
+            close(fd)
+            throw error
+        }
+        if close(fd) != 0 { throw POSIXFailure(errno: errno) }
+    }
+
+    private static func writeAll(fd: Int32, _ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw POSIXFailure(errno: errno)
+                }
+                offset += n
+            }
+        }
+    }
+}

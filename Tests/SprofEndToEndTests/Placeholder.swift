@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofEndToEndTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}

@@ -1,0 +1,164 @@
+import Foundation
+import XCTest
+import SprofTestSupport
+
+/// `sprof run` against the real kernel, on workloads whose shape is known.
+final class RunCommandTests: XCTestCase {
+    override func setUpWithError() throws {
+        try SprofCLI.requirePerfEvents()
+    }
+
+    private func profile(_ command: [String], options: [String] = [], name: String = "p") throws -> (ProfileShape, String, Int32) {
+        let prefix = SprofCLI.outputPrefix(name)
+        let result = try SprofCLI.run(["run", "-o", prefix] + options + ["--"] + command)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".svg"), "no SVG written: \(result.stderr)")
+        return (try ProfileShape(foldedFile: prefix + ".folded"), result.stderr, result.status)
+    }
+
+    func testSwiftSplitFixtureKeepsItsChainAndSplit() throws {
+        let fixture = try TestFixtures.swiftFixturePath()
+        let (shape, stderr, status) = try profile([fixture, "split", "1.5"])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertGreaterThan(shape.total, 500, "expected ~1500 samples at 999 Hz: \(stderr)")
+        for (caller, leaf) in [("splitSixty", "burnSixty"), ("splitThirty", "burnThirty"), ("splitTen", "burnTen")] {
+            XCTAssertGreaterThan(shape.samples(withChain: ["main", "fixtureSplit", caller, leaf]), 0,
+                                 "chain main;fixtureSplit;\(caller);\(leaf) missing")
+        }
+        let split = shape.split(["burnSixty", "burnThirty", "burnTen"])
+        XCTAssertEqual(split[0], 60, accuracy: 5, "split \(split)")
+        XCTAssertEqual(split[1], 30, accuracy: 5, "split \(split)")
+        XCTAssertEqual(split[2], 10, accuracy: 5, "split \(split)")
+        // Names come out demangled.
+        XCTAssertGreaterThan(shape.samples(containing: "sprof_fixtures.burnSixty("), 0)
+        XCTAssertEqual(shape.samples(containing: "$s14sprof_fixtures"), 0)
+    }
+
+    func testCProgramWithFramePointersShowsItsWholeChainDownToMain() throws {
+        let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)
+        let (shape, stderr, status) = try profile([binary, "1.0"], options: ["-g"])
+        XCTAssertEqual(status, 0, stderr)
+        let leaves = ["leaf_sixty", "leaf_thirty", "leaf_ten"]
+        let inLeaves = leaves.reduce(UInt64(0)) { $0 + shape.samples(containing: $1) }
+        XCTAssertGreaterThan(inLeaves, 300)
+        let whole = zip(["caller_sixty", "caller_thirty", "caller_ten"], leaves).reduce(UInt64(0)) {
+            $0 + shape.samples(withChain: ["main", "run_all", "do_round", $1.0, $1.1])
+        }
+        XCTAssertGreaterThanOrEqual(Double(whole), 0.99 * Double(inLeaves), "leaf samples must reach main")
+        let split = shape.split(leaves)
+        XCTAssertEqual(split[0], 60, accuracy: 5, "split \(split)")
+        XCTAssertEqual(split[1], 30, accuracy: 5, "split \(split)")
+        XCTAssertEqual(split[2], 10, accuracy: 5, "split \(split)")
+    }
+
+    func testEveryThreadIsProfiled() throws {
+        let fixture = try TestFixtures.swiftFixturePath()
+        let (shape, stderr, status) = try profile([fixture, "threads", "4", "0.6"])
+        XCTAssertEqual(status, 0, stderr)
+        for i in 0..<4 {
+            XCTAssertGreaterThan(shape.samples(containing: "threadWork\(i)"), 20, "thread \(i) missing: \(stderr)")
+        }
+        XCTAssertTrue(stderr.contains("5 threads"), stderr)
+    }
+
+    func testForkedAndExecedChildIsProfiled() throws {
+        let fixture = try TestFixtures.swiftFixturePath()
+        let (shape, stderr, status) = try profile([fixture, "forkexec", "0.5"])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertGreaterThan(shape.samples(containing: "childWork"), 100, stderr)
+        XCTAssertGreaterThan(shape.samples(containing: "parentWork"), 0, stderr)
+        XCTAssertTrue(stderr.contains("2 processes"), stderr)
+    }
+
+    func testCForkExecChildIsProfiled() throws {
+        let binary = try TestFixtures.buildC("forkexec", flags: TestFixtures.framePointerFlags)
+        let (shape, stderr, status) = try profile([binary], options: ["-g"])
+        XCTAssertEqual(status, 0, stderr)
+        XCTAssertGreaterThan(shape.samples(containing: "child_work"), 50, stderr)
+    }
+
+    func testExitStatusPassesThrough() throws {
+        let fixture = try TestFixtures.swiftFixturePath()
+        let exited = try SprofCLI.run(["run", "-q", "-o", SprofCLI.outputPrefix("exit"), fixture, "exit", "7"])
+        XCTAssertEqual(exited.status, 7, exited.stderr)
+        let killed = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("sig"), fixture, "signal", "9"])
+        XCTAssertEqual(killed.status, 128 + 9, killed.stderr)
+        XCTAssertTrue(killed.stderr.contains("killed by signal 9"), killed.stderr)
+    }
+
+    func testKernelIsExcludedForUnprivilegedUsers() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to switch to an unprivileged user") }
+        guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv not installed") }
+        let paranoid = (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+        guard paranoid >= 2 else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may profile the kernel here") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-nobody-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let sprof = try TestFixtures.sprofPath()
+        // The build tree must be readable by the unprivileged user; copy the binaries out.
+        let fixture = try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)
+        let localSprof = dir.appendingPathComponent("sprof").path
+        let localFixture = dir.appendingPathComponent("fp_chain").path
+        try FileManager.default.copyItem(atPath: sprof, toPath: localSprof)
+        try FileManager.default.copyItem(atPath: fixture, toPath: localFixture)
+        let prefix = dir.appendingPathComponent("nobody").path
+        let result = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--",
+                                                    localSprof, "run", "-g", "-o", prefix, localFixture, "0.5"])
+        if result.status != 0, result.stderr.contains("error while loading shared libraries") {
+            throw XCTSkip("the Swift runtime is not readable by nobody: \(result.stderr)")
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stderr.contains("kernel frames excluded"), result.stderr)
+        let shape = try ProfileShape(foldedFile: prefix + ".folded")
+        XCTAssertGreaterThan(shape.samples(containing: "leaf_sixty"), 50)
+        XCTAssertEqual(shape.samples(containing: "_[k]"), 0, "kernel frames must be excluded")
+    }
+}
+
+/// Bad input: one clear line on stderr and the right exit status.
+final class RunCommandErrorTests: XCTestCase {
+    private func lines(_ s: String) -> [Substring] { s.split(separator: "\n") }
+
+    func testCommandNotFoundExits127() throws {
+        let r = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("nf"), "--", "sprof-no-such-command-xyz"])
+        XCTAssertEqual(r.status, 127)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("command not found"), r.stderr)
+    }
+
+    func testNotExecutableExits126() throws {
+        let file = SprofCLI.outputPrefix("plain") + ".txt"
+        try "not a program".write(toFile: file, atomically: true, encoding: .utf8)
+        let r = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("ne"), "--", file])
+        XCTAssertEqual(r.status, 126)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("permission denied"), r.stderr)
+    }
+
+    func testUnknownEventListsValidOnes() throws {
+        let r = try SprofCLI.run(["run", "-e", "cyclez", "--", "/bin/true"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("unknown event 'cyclez'") && r.stderr.contains("cpu-clock"), r.stderr)
+    }
+
+    func testUnwritableOutputIsReportedBeforeRunning() throws {
+        let r = try SprofCLI.run(["run", "-o", "/nonexistent-dir/x", "--", "/bin/true"])
+        XCTAssertEqual(r.status, 1)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("cannot write /nonexistent-dir/x.folded"), r.stderr)
+    }
+
+    func testBadCallGraphSize() throws {
+        let r = try SprofCLI.run(["run", "--call-graph", "dwarf,100000", "--", "/bin/true"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertTrue(r.stderr.contains("multiple of 8"), r.stderr)
+    }
+
+    func testListPrintsEvents() throws {
+        let r = try SprofCLI.run(["list"])
+        XCTAssertEqual(r.status, 0)
+        for name in ["cpu-clock", "cycles", "instructions", "branch-misses", "page-faults", "cache-misses"] {
+            XCTAssertTrue(r.stdout.contains(name), "missing \(name)")
+        }
+    }
+}

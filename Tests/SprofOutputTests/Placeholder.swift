@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofOutputTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}
