@@ -181,7 +181,7 @@ static inline int csprof_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_o
 // Signal forwarding: Ctrl-C and friends must reach the profiled command while the profiler
 // survives to write what it gathered. The handler may only call kill(2), hence C.
 // The state is static in a header, so each importing module gets its own copy: only
-// SprofRecording may call these.
+// SprofRecording calls these (InterruptForwarding is the Swift door for everyone else).
 static volatile sig_atomic_t csprof_forward_pid = 0;
 static volatile sig_atomic_t csprof_forwarded_signal = 0;
 static volatile sig_atomic_t csprof_notify_fd = -1;

@@ -3,3 +3,4 @@
 @_exported import SprofCore
 @_exported import SprofRecording
 @_exported import SprofOutput
+@_exported import SprofCounting

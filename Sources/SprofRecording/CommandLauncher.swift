@@ -116,8 +116,27 @@ public final class WaitingCommand: @unchecked Sendable {
 
     /// Forwards SIGINT, SIGTERM, SIGHUP and SIGQUIT to the child until ``stopForwardingSignals()``,
     /// so Ctrl-C stops the command while the profiler lives on to write what it gathered.
-    public func forwardSignals() { csprof_install_signal_forwarding(pid, -1) }
+    public func forwardSignals() { InterruptForwarding.install(forwardingTo: pid) }
 
     /// Restores default signal handling.
-    public func stopForwardingSignals() { csprof_restore_default_signals() }
+    public func stopForwardingSignals() { InterruptForwarding.restore() }
+}
+
+/// Routes SIGINT, SIGTERM, SIGHUP and SIGQUIT to a recording or counting loop instead of killing
+/// the profiler, so that Ctrl-C ends an attached session and what was gathered is still reported.
+/// The handler lives in the C shim (it must be async-signal-safe); this is its only Swift door.
+public enum InterruptForwarding {
+    /// From now on those signals are forwarded to `pid` (when > 0) and announced by writing 8
+    /// bytes to `notifyFD` (an eventfd the caller polls; -1 for none).
+    public static func install(forwardingTo pid: Int32 = 0, notifying notifyFD: Int32 = -1) {
+        csprof_install_signal_forwarding(pid, notifyFD)
+    }
+
+    /// Restores default dispositions.
+    public static func restore() { csprof_restore_default_signals() }
+
+    /// A descriptor that becomes readable when process `pid` exits (pidfd_open).
+    public static func exitDescriptor(of pid: Int32) throws(SyscallError) -> Int32 {
+        try sysCall("pidfd_open", hint: { _ in "process \(pid) is gone" }) { csprof_pidfd_open(pid) }
+    }
 }

@@ -157,10 +157,10 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT end the recording (as ``requestStop()`` does)
     /// instead of the profiler, so Ctrl-C on an attached recording still writes the profile.
-    public func stopOnInterrupt() { csprof_install_signal_forwarding(0, stopFD) }
+    public func stopOnInterrupt() { InterruptForwarding.install(notifying: stopFD) }
 
     /// Undoes ``stopOnInterrupt()``.
-    public func restoreSignals() { csprof_restore_default_signals() }
+    public func restoreSignals() { InterruptForwarding.restore() }
 
     /// The thread ids of a running process, from /proc/PID/task.
     public static func threads(of pid: Int32) -> [Int32] {
@@ -171,6 +171,13 @@ public final class RecordingSession: @unchecked Sendable {
     /// `consume` on the calling thread with batches of records in timestamp order. A background
     /// thread drains the buffers so that slow consumption does not overflow them.
     public func record(consume: ([PerfRecord]) -> Void) throws(SyscallError) {
+        try record(started: {}, consume: consume)
+    }
+
+    /// ``record(consume:)`` that calls `started` on the calling thread once the events are enabled
+    /// and the reader runs, before any `consume`: the in-process profiler's `start()` returns then,
+    /// so that everything after it is sampled.
+    public func record(started: () -> Void, consume: ([PerfRecord]) -> Void) throws(SyscallError) {
         let exitFD: Int32
         switch target {
         case .command(let command):
@@ -186,6 +193,7 @@ public final class RecordingSession: @unchecked Sendable {
         }
         reader.name = "sprof-reader"
         reader.start()
+        started()
         while true {
             lock.lock()
             while ready.isEmpty && !finished { lock.wait() }
@@ -258,6 +266,7 @@ public final class RecordingSession: @unchecked Sendable {
             if stopping { break }
         }
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
+        for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
     }
 
     static func monotonicNow() -> UInt64 {

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofCountingTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}
