@@ -1,0 +1,96 @@
+import Foundation
+import XCTest
+import SprofTestSupport
+
+/// `sprof run --call-graph dwarf` against the real kernel: user stacks unwound with libdw from the
+/// copied stack, on C programs built without frame pointers.
+final class DwarfUnwindingTests: XCTestCase {
+    override func setUpWithError() throws {
+        try SprofCLI.requirePerfEvents()
+    }
+
+    private func profile(_ command: [String], options: [String], name: String = "dwarf") throws -> ProfileShape {
+        let prefix = SprofCLI.outputPrefix(name)
+        let result = try SprofCLI.run(["run", "-o", prefix] + options + ["--"] + command)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        return try ProfileShape(foldedFile: prefix + ".folded")
+    }
+
+    private let leaves = ["leaf_sixty", "leaf_thirty", "leaf_ten"]
+    private let callers = ["caller_sixty", "caller_thirty", "caller_ten"]
+
+    private func wholeChains(_ shape: ProfileShape) -> UInt64 {
+        zip(callers, leaves).reduce(UInt64(0)) { $0 + shape.samples(withChain: ["main", "run_all", "do_round", $1.0, $1.1]) }
+    }
+
+    func testDwarfUnwindsProgramWithoutFramePointersDownToMain() throws {
+        let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.noFramePointerFlags)
+        let shape = try profile([binary, "2.0"], options: ["--call-graph", "dwarf", "-F", "1999"])
+        XCTAssertGreaterThan(shape.total, 1000)
+        let reachingMain = shape.samples(withChain: ["__libc_start_call_main", "main"])
+        XCTAssertGreaterThanOrEqual(Double(reachingMain), 0.99 * Double(shape.total),
+                                    "\(reachingMain) of \(shape.total) samples reach main")
+        let inLeaves = leaves.reduce(UInt64(0)) { $0 + shape.samples(containing: $1) }
+        XCTAssertGreaterThanOrEqual(Double(wholeChains(shape)), 0.99 * Double(inLeaves),
+                                    "leaf samples must show main;run_all;do_round;caller;leaf")
+        XCTAssertEqual(shape.samples(containing: "[truncated]"), 0)
+        let split = shape.split(leaves)
+        XCTAssertEqual(split[0], 60, accuracy: 3, "split \(split)")
+        XCTAssertEqual(split[1], 30, accuracy: 3, "split \(split)")
+        XCTAssertEqual(split[2], 10, accuracy: 3, "split \(split)")
+    }
+
+    func testFramePointerModeBreaksOnTheSameProgram() throws {
+        let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.noFramePointerFlags)
+        let shape = try profile([binary, "1.0"], options: ["--call-graph", "fp"], name: "fp")
+        let inLeaves = leaves.reduce(UInt64(0)) { $0 + shape.samples(containing: $1) }
+        XCTAssertGreaterThan(inLeaves, 300)
+        // Without frame pointers the kernel's walk cannot get from the leaves back to main.
+        XCTAssertLessThan(Double(wholeChains(shape)), 0.5 * Double(inLeaves))
+    }
+
+    func testDeepRecursionIsCompleteOrMarkedTruncated() throws {
+        let binary = try TestFixtures.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
+        let shape = try profile([binary, "200", "0.5"], options: ["--call-graph", "dwarf"], name: "recurse")
+        var bottom: UInt64 = 0
+        for stack in shape.stacks where stack.frames.contains(where: { $0.contains("recurse_bottom") }) {
+            bottom += stack.count
+            let steps = stack.frames.filter { $0.contains("recurse_step") }.count
+            let complete = stack.frames.contains("main") && steps >= 199
+            let marked = stack.frames.contains("[truncated]")
+            XCTAssertTrue(complete != marked, "neither complete nor marked (or both): \(steps) steps, \(stack.frames.prefix(8))")
+        }
+        XCTAssertGreaterThan(bottom, 100)
+    }
+
+    func testStackDeeperThanTheCopyIsMarkedTruncated() throws {
+        let binary = try TestFixtures.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
+        // 3000 frames need far more than the 8 KiB copied by default.
+        let shape = try profile([binary, "3000", "0.5"], options: ["--call-graph", "dwarf"], name: "deep")
+        let bottom = shape.samples(containing: "recurse_bottom")
+        XCTAssertGreaterThan(bottom, 100)
+        XCTAssertGreaterThanOrEqual(Double(shape.samples(withChain: ["[truncated]", "recurse_step"])), 0.99 * Double(bottom))
+        XCTAssertEqual(shape.samples(withChain: ["main", "run_recurse"]), 0)
+    }
+
+    func testLargerStackCopyReachesMainThroughDeepRecursion() throws {
+        let binary = try TestFixtures.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
+        let shape = try profile([binary, "1000", "0.5"], options: ["--call-graph", "dwarf,65528"], name: "big")
+        let bottom = shape.samples(containing: "recurse_bottom")
+        XCTAssertGreaterThan(bottom, 100)
+        XCTAssertGreaterThanOrEqual(Double(shape.samples(withChain: ["main", "run_recurse", "recurse_step"])), 0.99 * Double(bottom))
+    }
+
+    func testSwiftProgramUnwindsThroughTheRuntime() throws {
+        // sprof-fixtures keeps frame pointers, but DWARF unwinding must not need them: it walks
+        // .eh_frame of the fixture, libswiftCore and libc.
+        let fixture = try TestFixtures.swiftFixturePath()
+        let shape = try profile([fixture, "split", "1.0"], options: ["--call-graph", "dwarf"], name: "swift")
+        XCTAssertGreaterThan(shape.total, 300)
+        for (caller, leaf) in [("splitSixty", "burnSixty"), ("splitThirty", "burnThirty"), ("splitTen", "burnTen")] {
+            XCTAssertGreaterThan(shape.samples(withChain: ["main", "fixtureSplit", caller, leaf]), 0,
+                                 "chain main;fixtureSplit;\(caller);\(leaf) missing")
+        }
+        XCTAssertGreaterThanOrEqual(Double(shape.samples(withChain: ["__libc_start_call_main", "main"])), 0.98 * Double(shape.total))
+    }
+}
