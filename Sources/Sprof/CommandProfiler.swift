@@ -14,17 +14,31 @@ public struct RunOptions: Sendable {
     public var event: EventSpec = .cpuClock
     /// The rate (`-F` / `-c`).
     public var rate: SamplingOptions.Rate = .frequency(999)
-    /// The stack mode (`-g`, `--call-graph`).
-    public var callGraph: SamplingOptions.CallGraph = .framePointer
+    /// The stack mode (`-g`, `--call-graph`). DWARF by default: complete stacks through code
+    /// without frame pointers (most distribution libraries, `swiftc -O` code) for a few percent.
+    public var callGraph: SamplingOptions.CallGraph = .dwarf(stackSize: 8192)
     /// Demangle Swift and C++ names.
     public var demangle = true
     /// Show inlined calls as their own frames.
     public var inlineFrames = true
-    /// Ring-buffer data pages per CPU (`-m`), a power of two.
-    public var ringPages = 128
+    /// Ring-buffer data pages per CPU (`-m`), a power of two; nil picks ``defaultRingPages(for:settings:)``.
+    public var ringPages: Int?
 
-    /// Default options: cpu-clock at 999 Hz with frame-pointer stacks.
+    /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
+
+    /// Ring-buffer pages per CPU for a stack mode. DWARF samples carry a stack copy (8 KiB by
+    /// default), so 128 pages would hold only ~60 of them; use 512 when the locked-memory limit
+    /// allows (root or CAP_IPC_LOCK), else what `kernel.perf_event_mlock_kb` grants a user.
+    public static func defaultRingPages(for callGraph: SamplingOptions.CallGraph,
+                                        settings: KernelSettings = .current()) -> Int {
+        let page = 4096
+        let userLimit = max(1, settings.mlockKB * 1024 / page - 1)
+        var allowed = 1
+        while allowed * 2 <= userLimit { allowed *= 2 }
+        guard case .dwarf = callGraph else { return min(128, allowed) }
+        return settings.privileged ? 512 : allowed
+    }
 }
 
 /// The result of profiling one command.
@@ -54,7 +68,7 @@ public enum CommandProfiler {
                                notice: (String) -> Void = { _ in }) throws -> CommandProfile {
         let settings = KernelSettings.current()
         var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
-        sampling.ringPages = options.ringPages
+        sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
         sampling.rate = clamp(options.rate, settings: settings, notice: notice)
         if !settings.kernelAllowed && !options.event.excludeKernel {
             sampling.excludeKernel = true
@@ -86,7 +100,7 @@ public enum CommandProfiler {
                               notice: (String) -> Void = { _ in }) throws -> CommandProfile {
         let settings = KernelSettings.current()
         var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
-        sampling.ringPages = options.ringPages
+        sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
         sampling.rate = clamp(options.rate, settings: settings, notice: notice)
         if !settings.kernelAllowed && !options.event.excludeKernel {
             sampling.excludeKernel = true

@@ -196,7 +196,11 @@ public final class Symbolizer {
 
     private func displayName(_ index: Int, in file: ElfFile) -> String {
         if let name = file.displayNames[index] { return name }
-        let raw = file.symbols.names[index]
+        var raw = file.symbols.names[index]
+        // `.symtab` spells versioned definitions `__libc_start_main@@GLIBC_2.34`; the version is
+        // noise in a stack and splits one function into two frames across binaries.
+        // Mangled Swift and C++ names never contain '@', so it always starts a version.
+        if let at = raw.firstIndex(of: "@"), at != raw.startIndex { raw = String(raw[..<at]) }
         let name = options.demangle ? Demangler.demangle(raw) : raw
         file.displayNames[index] = name
         return name

@@ -31,10 +31,10 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customShort("c"), .customLong("period")], help: "Sample every N events instead of a frequency.")
     var period: UInt64?
 
-    @Flag(name: .customShort("g"), help: "Frame-pointer call graphs (same as --call-graph fp).")
+    @Flag(name: .customShort("g"), help: "Frame-pointer call graphs: cheaper than the default dwarf, but stacks break in code built without frame pointers (same as --call-graph fp).")
     var framePointerCallGraph = false
 
-    @Option(name: .customLong("call-graph"), help: "Stack mode: fp, dwarf[,SIZE] or none.")
+    @Option(name: .customLong("call-graph"), help: "Stack mode: dwarf[,SIZE] (default; SIZE bytes of user stack, 8192), fp, or none.")
     var callGraph: String?
 
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output prefix: writes PREFIX.folded and PREFIX.svg.")
@@ -46,8 +46,8 @@ struct RunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show inlined calls as frames of their own (_[i]).")
     var inline = true
 
-    @Option(name: [.customShort("m"), .customLong("mmap-pages")], help: "Ring-buffer data pages per CPU (a power of two).")
-    var mmapPages = 128
+    @Option(name: [.customShort("m"), .customLong("mmap-pages")], help: "Ring-buffer data pages per CPU, a power of two (default: 512 for dwarf when the locked-memory limit allows, else 128).")
+    var mmapPages: Int?
 
     @Option(help: "Flame graph title.")
     var title: String?
@@ -65,6 +65,8 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
+        // The command is captured verbatim, so `sprof run --help` would otherwise run "--help".
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         let arguments = commandLine(command)
         if pid != nil && !arguments.isEmpty {
             throw fail("give either -p PID or a command, not both", status: 2)
@@ -81,10 +83,12 @@ struct RunCommand: ParsableCommand {
         options.callGraph = try parseCallGraph(callGraph, g: framePointerCallGraph)
         options.demangle = !noDemangle
         options.inlineFrames = inline
-        guard mmapPages > 0, mmapPages & (mmapPages - 1) == 0 else {
-            throw fail("-m \(mmapPages): the page count must be a power of two, e.g. 64 or 128", status: 2)
+        if let mmapPages {
+            guard mmapPages > 0, mmapPages & (mmapPages - 1) == 0 else {
+                throw fail("-m \(mmapPages): the page count must be a power of two, e.g. 64 or 128", status: 2)
+            }
+            options.ringPages = mmapPages
         }
-        options.ringPages = mmapPages
 
         let foldedFile = try OutputFile(path: output + ".folded")
         let svgFile = try OutputFile(path: output + ".svg")
@@ -163,7 +167,9 @@ func parseRate(frequency: Int?, period: UInt64?) throws -> SamplingOptions.Rate 
 }
 
 func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGraph {
-    guard let text else { return .framePointer }
+    if g && text != nil { throw fail("use either -g or --call-graph, not both", status: 2) }
+    if g { return .framePointer }
+    guard let text else { return .dwarf(stackSize: 8192) }
     let parts = text.split(separator: ",", maxSplits: 1)
     switch parts.first.map(String.init) ?? "" {
     case "fp": return .framePointer

@@ -1,0 +1,523 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CSprof
+import SprofCore
+import SprofRecording
+
+/// Unwinds the user part of DWARF-mode samples (registers + a copy of the top of the stack) with
+/// libdw's CFI unwinder (`.eh_frame` / `.debug_frame`).
+///
+/// One `Dwfl` per process is kept across samples: modules are reported once (and new mappings
+/// added incrementally), the CFI libdw parses stays cached, and each sample only swaps the
+/// registers and stack bytes the memory callbacks serve. A `Dwfl` per sample would re-open and
+/// re-parse every ELF file for every sample.
+///
+/// Not thread-safe: one pipeline thread.
+public final class DwarfUnwinder {
+    /// Counters for diagnostics and benchmarks.
+    public struct Statistics: Sendable, Equatable {
+        /// Samples unwound.
+        public var samples = 0
+        /// User frames produced.
+        public var frames = 0
+        /// Stacks marked truncated.
+        public var truncated = 0
+        /// Truncated because a read fell outside the copied stack.
+        public var stackExhausted = 0
+        /// Stopped by the depth cap.
+        public var depthCapped = 0
+        /// Stopped by another libdw error after some frames (no CFI for a pc, bad CFA, ...).
+        public var otherErrors = 0
+        /// `Dwfl` sessions created (one per process, again after exec).
+        public var sessions = 0
+        /// Modules reported to libdwfl.
+        public var modules = 0
+        /// Memory reads served from mapped files rather than the copied stack.
+        public var fileReads = 0
+        /// Time spent in `unwindUser`, in nanoseconds.
+        public var nanoseconds: UInt64 = 0
+        /// Creates zeroed counters.
+        public init() {}
+    }
+
+    /// Frames per stack at most (loops in broken CFI cannot run away).
+    public var maxFrames = 1024
+    /// Counters since creation.
+    public var statistics: Statistics {
+        var s = stats
+        s.fileReads = context.fileReads
+        return s
+    }
+
+    private var stats = Statistics()
+    private let context = UnwindContext()
+    private let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
+    private let threadCallbacks: UnsafeMutablePointer<Dwfl_Thread_Callbacks>
+    private var sessions: [Int32: Session] = [:]
+    private var layouts: [String: ElfLayout?] = [:]
+    private var vdsoPath: String??
+    private var vdsoFD: Int32 = -1
+    /// An x86-64 ELF that outlives every Dwfl (the vdso image in our own memory, else nil).
+    private let architectureElf: OpaquePointer?
+
+    /// Creates an unwinder with no process state.
+    public init() {
+        _ = elf_version(UInt32(EV_CURRENT))
+        callbacks = .allocate(capacity: 1)
+        callbacks.initialize(to: Dwfl_Callbacks(
+            find_elf: dwfl_build_id_find_elf,
+            find_debuginfo: dwfl_standard_find_debuginfo,
+            section_address: dwfl_offline_section_address,
+            debuginfo_path: nil))
+        if let image = DwarfVdso.image() {
+            architectureElf = elf_memory(UnsafeMutableRawPointer(mutating: image.baseAddress!).assumingMemoryBound(to: CChar.self), image.count)
+        } else {
+            architectureElf = nil
+        }
+        threadCallbacks = .allocate(capacity: 1)
+        threadCallbacks.initialize(to: Dwfl_Thread_Callbacks(
+            next_thread: dwarfNextThread,
+            get_thread: dwarfGetThread,
+            memory_read: dwarfMemoryRead,
+            set_initial_registers: dwarfSetInitialRegisters,
+            detach: nil,
+            thread_detach: nil))
+    }
+
+    deinit {
+        if debugErrors {
+            let s = statistics
+            let us = s.samples > 0 ? Double(s.nanoseconds) / Double(s.samples) / 1000 : 0
+            print("sprof dwarf: \(s.samples) samples, \(s.frames) frames, \(us) us/sample, truncated \(s.truncated) (stack \(s.stackExhausted), cap \(s.depthCapped), errors \(s.otherErrors)), sessions \(s.sessions), modules \(s.modules), file reads \(s.fileReads)")
+        }
+        for (_, s) in sessions { dwfl_end(s.dwfl) }
+        sessions = [:]
+        callbacks.deallocate()
+        threadCallbacks.deallocate()
+        if let architectureElf { elf_end(architectureElf) }
+        if vdsoFD >= 0 { close(vdsoFD) }
+    }
+
+    /// Drops the cached state of `pid` (on exec or exit).
+    public func forgetProcess(_ pid: Int32) {
+        if let s = sessions.removeValue(forKey: pid) { dwfl_end(s.dwfl) }
+    }
+
+    /// Number of processes with a cached `Dwfl`.
+    public var cachedProcessCount: Int { sessions.count }
+
+    /// The user frames of `sample`, leaf first: the sampled user pc, then return addresses.
+    /// `truncated` is set when the walk stopped before the outermost frame (the copied stack ran
+    /// out, the depth cap, or an unwinding error after the first frame).
+    public func unwindUser(_ sample: SampleRecord, process: ProcessState) -> UnwoundStack {
+        let regs = sample.userRegisters
+        guard regs.count >= UserRegisters.sampled.count else {
+            if sample.cpuMode == .user {
+                return UnwoundStack(frames: [StackFrame(address: ProcessAddress(sample.ip), isReturnAddress: false, isKernel: false)],
+                                    truncated: false)
+            }
+            return UnwoundStack(frames: [], truncated: false)
+        }
+        stats.samples += 1
+        let started = Self.now()
+        defer { stats.nanoseconds &+= Self.now() &- started }
+        let pc = regs[UserRegisters.ipIndex]
+        let leafOnly = UnwoundStack(frames: [StackFrame(address: ProcessAddress(pc), isReturnAddress: false, isKernel: false)],
+                                    truncated: true)
+        guard let session = session(for: process), session.attached else {
+            stats.truncated += 1
+            stats.otherErrors += 1
+            stats.frames += 1
+            return leafOnly
+        }
+
+        let ctx = context
+        DwarfRegisters.fill(ctx.dwarfRegisters, fromPerf: regs)
+        ctx.pc = pc
+        ctx.sp = regs[UserRegisters.spIndex]
+        ctx.frames.removeAll(keepingCapacity: true)
+        ctx.maxFrames = max(maxFrames, 1)
+        ctx.hitCap = false
+        ctx.stackExhausted = false
+        ctx.threadHandedOut = false
+        let rc: Int32 = sample.userStack.withUnsafeBytes { bytes in
+            ctx.stack = bytes
+            defer { ctx.stack = UnsafeRawBufferPointer(start: nil, count: 0) }
+            return dwfl_getthread_frames(session.dwfl, process.pid, dwarfFrameCallback, Unmanaged.passUnretained(ctx).toOpaque())
+        }
+
+        var result = UnwoundStack(frames: ctx.frames, truncated: false)
+        if result.frames.isEmpty {
+            // set_initial_registers or the first frame failed: keep the sampled pc.
+            result = leafOnly
+        }
+        // libdw leaves a register undefined when a rule's memory read fails and then ends the walk
+        // as if the outermost frame were reached (rc 0): a failed read beyond the copied stack
+        // means the copy ran out, whatever rc says.
+        if ctx.stackExhausted && !ctx.hitCap {
+            stats.stackExhausted += 1
+            result.truncated = true
+        } else if rc != 0 {
+            if ctx.hitCap {
+                stats.depthCapped += 1
+                result.truncated = true
+            } else if let last = result.frames.last, result.frames.count > 1 || !last.isReturnAddress,
+                      isEntryFunction(last.lookupAddress.rawValue, session) {
+                // The program's entry point (ld.so's or the executable's _start) may have no CFI
+                // at all: reaching it is the outermost frame, a complete stack.
+            } else {
+                stats.otherErrors += 1
+                result.truncated = true
+                if debugErrors {
+                    let msg = dwfl_errmsg(-1).map { String(cString: $0) } ?? "?"
+                    let last = result.frames.last.map { $0.address.description } ?? "-"
+                    print("sprof dwarf: pid \(process.pid): \(msg) after \(result.frames.count) frames (last \(last))")
+                }
+            }
+        }
+        if result.truncated { stats.truncated += 1 }
+        stats.frames += result.frames.count
+        return result
+    }
+
+    private let debugErrors = getenv("SPROF_DEBUG_DWARF") != nil
+
+    /// Whether `pc` lies in the function at its module's ELF entry point (`_start`).
+    private func isEntryFunction(_ pc: UInt64, _ session: Session) -> Bool {
+        guard let mod = dwfl_addrmodule(session.dwfl, pc) else { return false }
+        if let range = session.entryFunctions[mod] { return range?.contains(pc) ?? false }
+        var range: Range<UInt64>? = nil
+        var bias: Dwarf_Addr = 0
+        if let elf = dwfl_module_getelf(mod, &bias) {
+            var ehdr = GElf_Ehdr()
+            if gelf_getehdr(elf, &ehdr) != nil, ehdr.e_entry != 0 {
+                let entry = ehdr.e_entry &+ bias
+                var offset: GElf_Off = 0
+                var sym = GElf_Sym()
+                if dwfl_module_addrinfo(mod, entry, &offset, &sym, nil, nil, nil) != nil, sym.st_size > 0 {
+                    let start = entry &- offset
+                    range = start..<(start &+ sym.st_size)
+                } else {
+                    range = entry..<(entry &+ 64)
+                }
+            }
+        }
+        session.entryFunctions[mod] = .some(range)
+        return range?.contains(pc) ?? false
+    }
+
+    private static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
+    }
+
+    // MARK: - Sessions
+
+    /// One libdwfl session for one process.
+    private final class Session {
+        let dwfl: OpaquePointer
+        var generation = Int.min
+        var attached = false
+        /// Address ranges of reported modules, with the file they came from.
+        var modules: [(start: UInt64, end: UInt64, path: String)] = []
+        /// Each module's entry function range, once looked up.
+        var entryFunctions: [OpaquePointer: Range<UInt64>?] = [:]
+        init(dwfl: OpaquePointer) { self.dwfl = dwfl }
+    }
+
+    private func session(for process: ProcessState) -> Session? {
+        if let s = sessions[process.pid] {
+            if s.generation == process.generation { return s }
+            if sync(s, process) { return s }
+            // A mapping replaced a reported module: start over.
+            forgetProcess(process.pid)
+        }
+        guard let dwfl = dwfl_begin(callbacks) else { return nil }
+        let s = Session(dwfl: dwfl)
+        stats.sessions += 1
+        sessions[process.pid] = s
+        _ = sync(s, process)
+        return s
+    }
+
+    /// Reports mappings not yet known to `s`. Returns false when a new mapping overlaps a module
+    /// of another file (the address space was rebuilt underneath us), which needs a new session.
+    private func sync(_ s: Session, _ process: ProcessState) -> Bool {
+        let pageEnd: (UInt64) -> UInt64 = { ($0 + 4095) & ~4095 }
+        var pending: [(Mapping, String)] = []
+        for m in process.mappings {
+            guard let path = reportablePath(m) else { continue }
+            let lo = m.start.rawValue, hi = m.end.rawValue
+            // A module's range ends at its last segment's p_memsz, not on a page boundary, so a
+            // mapping of the same file that overlaps it belongs to it. Reporting it again would
+            // make libdwfl reopen the module (and free the Ebl the process state may use).
+            var covered = false
+            for r in s.modules where r.start < hi && lo < pageEnd(r.end) {
+                if r.path != path { return false }
+                covered = true
+            }
+            if !covered { pending.append((m, path)) }
+        }
+        if !pending.isEmpty {
+            dwfl_report_begin_add(s.dwfl)
+            for (m, path) in pending {
+                // Two mappings of one file: the first report may already cover the second.
+                if s.modules.contains(where: { $0.path == path && $0.start < m.end.rawValue && m.start.rawValue < pageEnd($0.end) }) { continue }
+                guard let layout = layout(of: path) else { continue }
+                let bias = layout.bias(mappingStart: m.start.rawValue, fileOffset: m.fileOffset)
+                guard let mod = dwfl_report_elf(s.dwfl, m.moduleName, path, -1, bias, true) else { continue }
+                var start: Dwarf_Addr = 0, end: Dwarf_Addr = 0
+                _ = dwfl_module_info(mod, nil, &start, &end, nil, nil, nil, nil)
+                s.modules.append((start, end, path))
+                if debugErrors { print("sprof dwarf: pid \(process.pid) gen \(process.generation): \(path) bias \(String(bias, radix: 16)) [\(String(start, radix: 16)), \(String(end, radix: 16)))") }
+                stats.modules += 1
+            }
+            dwfl_report_end(s.dwfl, nil, nil)
+        }
+        if !s.attached && !s.modules.isEmpty {
+            if debugErrors { print("sprof dwarf: pid \(process.pid) attach") }
+            // An Elf of our own decides the architecture: with nil, libdwfl borrows the Ebl of
+            // some module, which dangles if that module is ever re-reported or dropped.
+            s.attached = dwfl_attach_state(s.dwfl, architectureElf, process.pid, threadCallbacks, Unmanaged.passUnretained(context).toOpaque())
+        }
+        s.generation = process.generation
+        return true
+    }
+
+    /// The file to report for a mapping, or nil for anonymous/special/deleted ones.
+    private func reportablePath(_ m: Mapping) -> String? {
+        if m.path == "[vdso]" { return vdsoFile() }
+        guard m.path.hasPrefix("/"), !m.path.hasPrefix("/memfd:"), !m.path.hasSuffix(" (deleted)") else { return nil }
+        return m.path
+    }
+
+    private func layout(of path: String) -> ElfLayout? {
+        if let cached = layouts[path] { return cached }
+        let l = ElfLayout(path: path)
+        layouts[path] = l
+        return l
+    }
+
+    /// The vdso image (the same in every process of this boot) written once to a temporary file,
+    /// since `dwfl_report_elf` wants a path. The file is unlinked at once and reached through
+    /// `/proc/self/fd/N`, so nothing is left behind however sprof ends.
+    private func vdsoFile() -> String? {
+        if let cached = vdsoPath { return cached }
+        var result: String? = nil
+        if let image = DwarfVdso.image() {
+            var template = Array("/tmp/sprof-vdso-XXXXXX.so".utf8CString)
+            let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 3) }
+            if fd >= 0 {
+                unlink(template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+                _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+                var written = 0
+                while written < image.count {
+                    let n = write(fd, image.baseAddress! + written, image.count - written)
+                    if n <= 0 { break }
+                    written += n
+                }
+                if written == image.count {
+                    vdsoFD = fd
+                    result = "/proc/self/fd/\(fd)"
+                } else {
+                    close(fd)
+                }
+            }
+        }
+        vdsoPath = .some(result)
+        return result
+    }
+}
+
+// MARK: - Register mapping
+
+/// perf's x86-64 user registers (in `UserRegisters.sampled` order) to DWARF numbering.
+enum DwarfRegisters {
+    /// DWARF x86-64 registers 0..15: rax, rdx, rcx, rbx, rsi, rdi, rbp, rsp, r8..r15 — and the
+    /// index of each in the sampled perf array (AX BX CX DX SI DI BP SP IP R8..R15).
+    static let perfIndexForDwarf: [Int] = [0, 3, 2, 1, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16]
+    /// DWARF register 16 is the return address column (rip).
+    static let count = 17
+
+    /// DWARF-ordered registers 0..16 from perf-ordered samples.
+    static func dwarfOrder(fromPerf regs: [UInt64]) -> [UInt64] {
+        var out = [UInt64](repeating: 0, count: count)
+        out.withUnsafeMutableBufferPointer { fill($0.baseAddress!, fromPerf: regs) }
+        return out
+    }
+
+    static func fill(_ out: UnsafeMutablePointer<UInt64>, fromPerf regs: [UInt64]) {
+        for (d, p) in perfIndexForDwarf.enumerated() { out[d] = regs[p] }
+        out[16] = regs[UserRegisters.ipIndex]
+    }
+}
+
+// MARK: - ELF layout (for load biases)
+
+/// The PT_LOAD segments of a file, enough to turn a mapping into a load bias.
+struct ElfLayout {
+    struct Load { var offset: UInt64; var vaddr: UInt64; var filesz: UInt64; var align: UInt64 }
+    var isExecutable: Bool // ET_EXEC: fixed addresses, bias 0
+    var loads: [Load]
+
+    init(isExecutable: Bool, loads: [Load]) {
+        self.isExecutable = isExecutable
+        self.loads = loads
+    }
+
+    init?(path: String) {
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return nil }
+        defer { elf_end(elf) }
+        var ehdr = GElf_Ehdr()
+        guard gelf_getehdr(elf, &ehdr) != nil else { return nil }
+        var phnum = 0
+        guard elf_getphdrnum(elf, &phnum) == 0 else { return nil }
+        var loads: [Load] = []
+        for i in 0..<phnum {
+            var ph = GElf_Phdr()
+            guard gelf_getphdr(elf, Int32(i), &ph) != nil else { continue }
+            if ph.p_type == UInt32(PT_LOAD) {
+                loads.append(Load(offset: ph.p_offset, vaddr: ph.p_vaddr, filesz: ph.p_filesz, align: ph.p_align))
+            }
+        }
+        guard !loads.isEmpty else { return nil }
+        self.init(isExecutable: ehdr.e_type == UInt16(ET_EXEC), loads: loads)
+    }
+
+    /// `map_start + (p_offset - pgoff) - p_vaddr` for the PT_LOAD holding `pgoff`.
+    func bias(mappingStart start: UInt64, fileOffset pgoff: UInt64) -> UInt64 {
+        if isExecutable { return 0 }
+        for l in loads {
+            let page: UInt64 = 4096
+            let alignedOffset = l.offset & ~(page - 1)
+            if pgoff >= alignedOffset && pgoff < l.offset + max(l.filesz, 1) {
+                return start &+ (l.offset &- pgoff) &- l.vaddr
+            }
+        }
+        return start &- pgoff
+    }
+}
+
+/// The vdso's ELF image in our own memory.
+enum DwarfVdso {
+    static func image() -> UnsafeRawBufferPointer? {
+        guard let base = csprof_vdso_base() else { return nil }
+        let eh = base.load(as: Elf64_Ehdr.self)
+        guard eh.e_ident.0 == 0x7f, eh.e_ident.1 == UInt8(ascii: "E"), eh.e_ident.4 == 2 else { return nil }
+        var size = UInt64(eh.e_shoff) + UInt64(eh.e_shnum) * UInt64(eh.e_shentsize)
+        for i in 0..<Int(eh.e_phnum) {
+            let ph = (base + Int(eh.e_phoff) + i * Int(eh.e_phentsize)).load(as: Elf64_Phdr.self)
+            if ph.p_type == UInt32(PT_LOAD) { size = max(size, ph.p_offset + ph.p_filesz) }
+        }
+        return UnsafeRawBufferPointer(start: base, count: Int(size))
+    }
+}
+
+// MARK: - libdwfl callbacks
+
+/// The per-sample state the C callbacks read, reached through the `arg` pointer bound once per
+/// `Dwfl` by `dwfl_attach_state` (it lives as long as the unwinder, longer than any `Dwfl`).
+final class UnwindContext {
+    let dwarfRegisters = UnsafeMutablePointer<UInt64>.allocate(capacity: DwarfRegisters.count)
+    var pc: UInt64 = 0
+    var sp: UInt64 = 0
+    var stack = UnsafeRawBufferPointer(start: nil, count: 0)
+    var frames: [StackFrame] = []
+    var maxFrames = 1024
+    var hitCap = false
+    var stackExhausted = false
+    var threadHandedOut = false
+    var fileReads = 0
+
+    init() { dwarfRegisters.initialize(repeating: 0, count: DwarfRegisters.count) }
+    deinit { dwarfRegisters.deallocate() }
+
+    /// One 8-byte read: the copied stack, else the file mapped at `addr`.
+    func read(_ dwfl: OpaquePointer, _ addr: UInt64, _ result: UnsafeMutablePointer<Dwarf_Word>) -> Bool {
+        if stack.count >= 8, addr >= sp, addr - sp <= UInt64(stack.count - 8) {
+            result.pointee = stack.loadUnaligned(fromByteOffset: Int(addr - sp), as: UInt64.self)
+            return true
+        }
+        if readFile(dwfl, addr, result) {
+            fileReads += 1
+            return true
+        }
+        // Above the copy but within any plausible stack: the copy ran out.
+        if addr >= sp && addr - sp < 64 << 20 { stackExhausted = true }
+        return false
+    }
+
+    private func readFile(_ dwfl: OpaquePointer, _ addr: UInt64, _ result: UnsafeMutablePointer<Dwarf_Word>) -> Bool {
+        guard let mod = dwfl_addrmodule(dwfl, addr) else { return false }
+        var bias: Dwarf_Addr = 0
+        guard let elf = dwfl_module_getelf(mod, &bias) else { return false }
+        let vaddr = addr &- bias
+        var phnum = 0
+        guard elf_getphdrnum(elf, &phnum) == 0 else { return false }
+        for i in 0..<phnum {
+            var ph = GElf_Phdr()
+            guard gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_LOAD) else { continue }
+            guard vaddr >= ph.p_vaddr, vaddr &+ 8 <= ph.p_vaddr &+ ph.p_filesz else { continue }
+            let offset = ph.p_offset + (vaddr - ph.p_vaddr)
+            var size = 0
+            if let raw = elf_rawfile(elf, &size), offset + 8 <= UInt64(size) {
+                result.pointee = UnsafeRawPointer(raw).loadUnaligned(fromByteOffset: Int(offset), as: UInt64.self)
+                return true
+            }
+            guard let data = elf_getdata_rawchunk(elf, Int64(offset), 8, ELF_T_BYTE), let buf = data.pointee.d_buf else {
+                return false
+            }
+            result.pointee = UnsafeRawPointer(buf).loadUnaligned(as: UInt64.self)
+            return true
+        }
+        return false
+    }
+}
+
+private func context(_ arg: UnsafeMutableRawPointer?) -> UnwindContext {
+    Unmanaged<UnwindContext>.fromOpaque(arg!).takeUnretainedValue()
+}
+
+/// The one thread of a sample: handed out once per walk.
+private let dwarfNextThread: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pid_t = { dwfl, arg, threadArg in
+    let ctx = context(arg)
+    if ctx.threadHandedOut { return 0 }
+    ctx.threadHandedOut = true
+    threadArg?.pointee = arg
+    return dwfl_pid(dwfl!)
+}
+
+/// Any tid asked for is the sample's thread.
+private let dwarfGetThread: @convention(c) (OpaquePointer?, pid_t, UnsafeMutableRawPointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> Bool = { _, _, arg, threadArg in
+    threadArg?.pointee = arg
+    return true
+}
+
+private let dwarfMemoryRead: @convention(c) (OpaquePointer?, Dwarf_Addr, UnsafeMutablePointer<Dwarf_Word>?, UnsafeMutableRawPointer?) -> Bool = { dwfl, addr, result, arg in
+    context(arg).read(dwfl!, addr, result!)
+}
+
+private let dwarfSetInitialRegisters: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Bool = { thread, arg in
+    let ctx = context(arg)
+    guard dwfl_thread_state_registers(thread!, 0, UInt32(DwarfRegisters.count), ctx.dwarfRegisters) else { return false }
+    dwfl_thread_state_register_pc(thread!, ctx.pc)
+    return true
+}
+
+private let dwarfFrameCallback: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?) -> Int32 = { state, arg in
+    let ctx = context(arg)
+    var pc: Dwarf_Addr = 0
+    var isActivation = false
+    guard dwfl_frame_pc(state!, &pc, &isActivation) else { return Int32(DWARF_CB_ABORT) }
+    ctx.frames.append(StackFrame(address: ProcessAddress(pc), isReturnAddress: !isActivation, isKernel: false))
+    if ctx.frames.count >= ctx.maxFrames {
+        ctx.hitCap = true
+        return Int32(DWARF_CB_ABORT)
+    }
+    return Int32(DWARF_CB_OK)
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofUnwindTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}
