@@ -32,12 +32,31 @@ public struct ProfileStatistics: Sendable, Equatable {
 /// aggregated as interned frame ids; strings are built once per unique stack at the end.
 final class ProfileBuilder {
     let processes = ProcessTable()
+    /// DWARF-mode user-stack unwinder (one cached libdwfl session per process).
+    let unwinder = DwarfUnwinder()
     let symbolizer: Symbolizer
     let callGraph: SamplingOptions.CallGraph
     let maxStack: Int
     /// Threads whose samples are left out (the in-process profiler's own reader thread).
     var excludedThreads: Set<Int32> = []
     private(set) var statistics = ProfileStatistics()
+    /// Whether to keep one entry per sample (the library's `Profile.samples`); off for `sprof run`.
+    var keepSamples = false
+    /// One sample as kept when ``keepSamples`` is on: who, when, and which stack of ``stackList``.
+    struct LoggedSample {
+        var pid: Int32
+        var tid: Int32
+        var time: UInt64
+        var cpu: UInt32
+        var stack: Int32
+    }
+    /// The kept samples, in timestamp order.
+    private(set) var sampleLog: [LoggedSample] = []
+    /// Distinct stacks of the kept samples, root first, as ids into ``nameList``.
+    private(set) var stackList: [[UInt32]] = []
+    private var stackIDs: [[UInt32]: Int32] = [:]
+    /// Interned frame names (ids as used by ``stackList``).
+    var nameList: [String] { names }
 
     private var names: [String] = []
     private var nameIDs: [String: UInt32] = [:]
@@ -81,7 +100,13 @@ final class ProfileBuilder {
                 if on { statistics.throttles += 1 }
             case .comm(let c):
                 processes.apply(record)
-                if c.isExec { symbolizer.forgetProcess(c.pid) }
+                if c.isExec {
+                    symbolizer.forgetProcess(c.pid)
+                    unwinder.forgetProcess(c.pid)
+                }
+            case .exit(let t):
+                processes.apply(record)
+                if t.pid == t.tid { unwinder.forgetProcess(t.pid) }
             default:
                 processes.apply(record)
             }
@@ -94,10 +119,12 @@ final class ProfileBuilder {
         var unwound: UnwoundStack
         switch callGraph {
         case .dwarf:
+            // Kernel frames (leaf-most) from the callchain, then the user frames unwound with libdw.
             unwound = Callchain.frames(of: sample, userFrames: false, maxStack: maxStack)
-            // User frames come from the DWARF unwinder once it lands; until then the sampled ip.
             if !sample.userRegisters.isEmpty || sample.cpuMode == .user {
-                unwound.frames.append(StackFrame(address: ProcessAddress(sample.ip), isReturnAddress: false, isKernel: false))
+                let user = unwinder.unwindUser(sample, process: process)
+                unwound.frames.append(contentsOf: user.frames)
+                unwound.truncated = unwound.truncated || user.truncated
             }
         default:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
@@ -120,7 +147,20 @@ final class ProfileBuilder {
             scratch.append(contentsOf: ids)
         }
         stacks[scratch, default: 0] += 1
+        if keepSamples { log(sample) }
         statistics.samples += 1
+    }
+
+    private func log(_ sample: SampleRecord) {
+        let id: Int32
+        if let known = stackIDs[scratch] {
+            id = known
+        } else {
+            id = Int32(stackList.count)
+            stackList.append(scratch)
+            stackIDs[scratch] = id
+        }
+        sampleLog.append(LoggedSample(pid: sample.pid, tid: sample.tid, time: sample.time, cpu: sample.cpu, stack: id))
     }
 
     /// Names for one frame, root-most first (an inlined chain's caller before its callees).
