@@ -49,6 +49,8 @@ let package = Package(
         .executableTarget(name: "sprof-example", dependencies: ["Sprof"], path: "Examples/SelfProfile"),
         // The demo target: an order-book replay benchmark.
         .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
+        // Offline throughput of each pipeline stage (bench/run).
+        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofTestSupport"], path: "bench/stages"),
 
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
         .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],

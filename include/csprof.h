@@ -17,6 +17,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <sched.h>
 #include <sys/auxv.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -222,6 +223,16 @@ static inline void csprof_restore_default_signals(void) {
     signal(SIGQUIT, SIG_DFL);
 }
 static inline int csprof_last_forwarded_signal(void) { return (int)csprof_forwarded_signal; }
+
+// SCHED_IDLE is only declared under _GNU_SOURCE, which this header must not define (see top).
+// Linux applies sched_setscheduler(0, …) to the calling thread alone: the profiler's processing
+// thread can yield every cycle to the profiled program and catch up once it exits.
+// Returns 0 or -1 with errno; switching back to SCHED_OTHER at nice 0 needs no privilege.
+static inline int csprof_set_thread_idle(int idle) {
+    struct sched_param param;
+    memset(&param, 0, sizeof param);
+    return sched_setscheduler(0, idle ? 5 /* SCHED_IDLE */ : 0 /* SCHED_OTHER */, &param);
+}
 
 // wait status decoding is done with macros.
 static inline int csprof_wifexited(int status) { return WIFEXITED(status); }

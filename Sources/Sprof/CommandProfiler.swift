@@ -82,6 +82,7 @@ public enum CommandProfiler {
             command.cancel()
             throw error
         }
+        session.consumeAtIdlePriority = true
         command.forwardSignals()
         defer { command.stopForwardingSignals() }
         try command.start()

@@ -28,6 +28,10 @@ public final class RecordingSession: @unchecked Sendable {
         public var malformed = 0
     }
 
+    /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
+    /// never takes CPU from the program being measured (it catches up after). Off by default.
+    public var consumeAtIdlePriority = false
+
     /// The options in force (after forced kernel exclusion).
     public let options: SamplingOptions
     /// The layout records were produced with.
@@ -194,6 +198,10 @@ public final class RecordingSession: @unchecked Sendable {
         reader.name = "sprof-reader"
         reader.start()
         started()
+        // The reader drains at normal priority so nothing is lost; consuming (unwinding,
+        // symbolizing) can wait for idle CPU and catch up when the target is done.
+        var idle = consumeAtIdlePriority && csprof_set_thread_idle(1) == 0
+        defer { if idle { _ = csprof_set_thread_idle(0) } }
         while true {
             lock.lock()
             while ready.isEmpty && !finished { lock.wait() }
@@ -201,6 +209,10 @@ public final class RecordingSession: @unchecked Sendable {
             ready.removeAll(keepingCapacity: true)
             let done = finished
             lock.unlock()
+            if done && idle {
+                _ = csprof_set_thread_idle(0)
+                idle = false
+            }
             if !batch.isEmpty { consume(batch) }
             if done && batch.isEmpty { break }
         }
