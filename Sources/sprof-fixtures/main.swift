@@ -141,10 +141,27 @@ func fixtureSplit(seconds: Double) -> UInt64 {
     let deadline = now() + seconds
     var round: UInt64 = 0
     var h: UInt64 = 0
+    // A pseudo-random order per round keeps the rounds from phase-locking with the sampling
+    // timer, which would skew the split from run to run.
+    var order: UInt64 = 0x9E37_79B9_7F4A_7C15
     repeat {
-        h ^= splitSixty(round)
-        h ^= splitThirty(round)
-        h ^= splitTen(round)
+        order ^= order << 13
+        order ^= order >> 7
+        order ^= order << 17
+        switch order % 3 {
+        case 0:
+            h ^= splitSixty(round)
+            h ^= splitThirty(round)
+            h ^= splitTen(round)
+        case 1:
+            h ^= splitThirty(round)
+            h ^= splitTen(round)
+            h ^= splitSixty(round)
+        default:
+            h ^= splitTen(round)
+            h ^= splitSixty(round)
+            h ^= splitThirty(round)
+        }
         round &+= 1
     } while now() < deadline
     _ = consume(h)

@@ -21,7 +21,7 @@
 #include <time.h>
 
 #define NOINLINE __attribute__((noinline))
-#define UNIT 20000u /* kernel iterations per unit; one round is 10 units (~0.1-0.2 ms at -O2) */
+#define UNIT 4000u /* kernel iterations per unit; one round is 10 units (tens of microseconds at -O2) */
 
 volatile uint64_t sink;
 
@@ -53,10 +53,23 @@ NOINLINE uint64_t caller_sixty(uint64_t round) { uint64_t r = leaf_sixty(round +
 NOINLINE uint64_t caller_thirty(uint64_t round) { uint64_t r = leaf_thirty(round + 2); sink += r; return r ^ 3; }
 NOINLINE uint64_t caller_ten(uint64_t round) { uint64_t r = leaf_ten(round + 3); sink += r; return r ^ 1; }
 
+// Rounds run the three callers in a pseudo-random order, and a round is much shorter than the
+// sampling period: a fixed order and a round near the period would phase-lock with the sampling
+// timer and skew the split by several points from run to run.
 NOINLINE uint64_t do_round(uint64_t round) {
-    uint64_t h = caller_sixty(round);
-    h ^= caller_thirty(round);
-    h ^= caller_ten(round);
+    static uint64_t order_state = 0x9E3779B97F4A7C15ull;
+    order_state ^= order_state << 13;
+    order_state ^= order_state >> 7;
+    order_state ^= order_state << 17;
+    uint64_t h = 0;
+    switch (order_state % 6) {
+    case 0: h = caller_sixty(round); h ^= caller_thirty(round); h ^= caller_ten(round); break;
+    case 1: h = caller_sixty(round); h ^= caller_ten(round); h ^= caller_thirty(round); break;
+    case 2: h = caller_thirty(round); h ^= caller_sixty(round); h ^= caller_ten(round); break;
+    case 3: h = caller_thirty(round); h ^= caller_ten(round); h ^= caller_sixty(round); break;
+    case 4: h = caller_ten(round); h ^= caller_sixty(round); h ^= caller_thirty(round); break;
+    default: h = caller_ten(round); h ^= caller_thirty(round); h ^= caller_sixty(round); break;
+    }
     sink += h;
     return h;
 }
