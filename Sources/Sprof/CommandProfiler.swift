@@ -70,6 +70,10 @@ public enum CommandProfiler {
         var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
         sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
         sampling.rate = clamp(options.rate, settings: settings, notice: notice)
+        if !settings.kernelAllowed && options.event.excludeUser {
+            throw SyscallError(call: "perf_event_open", errno: EACCES,
+                               hint: "\(options.event) samples only the kernel, which this user may not profile: \(settings.permissionHint)")
+        }
         if !settings.kernelAllowed && !options.event.excludeKernel {
             sampling.excludeKernel = true
             notice("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
@@ -103,6 +107,10 @@ public enum CommandProfiler {
         var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
         sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
         sampling.rate = clamp(options.rate, settings: settings, notice: notice)
+        if !settings.kernelAllowed && options.event.excludeUser {
+            throw SyscallError(call: "perf_event_open", errno: EACCES,
+                               hint: "\(options.event) samples only the kernel, which this user may not profile: \(settings.permissionHint)")
+        }
         if !settings.kernelAllowed && !options.event.excludeKernel {
             sampling.excludeKernel = true
             notice("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")

@@ -246,6 +246,11 @@ public final class RecordingSession: @unchecked Sendable {
             let n = poll(&pollFDs, nfds_t(pollFDs.count), 25)
             if n > 0 {
                 for p in pollFDs.dropFirst(buffers.count) where p.revents != 0 { stopping = true }
+                // A buffer whose owning task exited reports POLLHUP on every poll from now on;
+                // stop polling it (it is still drained every round) so the loop does not spin.
+                for i in buffers.indices where pollFDs[i].revents & Int16(POLLHUP | POLLERR) != 0 {
+                    pollFDs[i].fd = -1
+                }
             }
             let roundStart = Self.monotonicNow()
             for i in buffers.indices {

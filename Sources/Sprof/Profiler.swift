@@ -1,0 +1,447 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SprofCore
+import SprofRecording
+import SprofUnwind
+import SprofSymbols
+import SprofOutput
+
+/// What can go wrong when using sprof from inside a program. One type for the profiler and the
+/// counters, so that a caller can handle "not allowed here" once, whichever API said it.
+public enum SprofError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// `start()` was called while a profile is being recorded (by this profiler or another one:
+    /// only one may sample the process at a time, or each would record the other's threads).
+    case alreadyStarted
+    /// `stop()` was called without a matching `start()`.
+    case notStarted
+    /// The kernel refused perf_event_open for lack of permission. `reason` names
+    /// `kernel.perf_event_paranoid`'s current value and the sysctl that allows it.
+    case refused(reason: String)
+    /// The event does not exist on this machine (VMs and containers often lack hardware counters).
+    case unsupported(reason: String)
+    /// An event string did not parse (`"instructons:u"`); `reason` lists what is valid.
+    case invalidEvent(reason: String)
+    /// Any other failure of the kernel interface (e.g. locked-memory limits for the ring buffers).
+    case system(SyscallError)
+
+    /// One line that says what happened and what to do.
+    public var description: String {
+        switch self {
+        case .alreadyStarted: return "sprof: profiling already started in this process; call stop() first"
+        case .notStarted: return "sprof: stop() called without start()"
+        case .refused(let reason): return "sprof: perf_event_open refused: \(reason)"
+        case .unsupported(let reason): return "sprof: event not supported: \(reason)"
+        case .invalidEvent(let reason): return "sprof: \(reason)"
+        case .system(let error): return "sprof: \(error)"
+        }
+    }
+
+    /// Sorts a kernel failure into the case a caller is likely to handle.
+    init(_ error: SyscallError) {
+        let opening = error.call == "perf_event_open"
+        if opening && (error.errno == EACCES || error.errno == EPERM) {
+            self = .refused(reason: error.hint.isEmpty ? KernelSettings.current().permissionHint : error.hint)
+        } else if opening && [ENOENT, EOPNOTSUPP, ENODEV].contains(error.errno) {
+            self = .unsupported(reason: error.hint.isEmpty ? error.description : error.hint)
+        } else {
+            self = .system(error)
+        }
+    }
+}
+
+/// Samples the current process, every thread it has and every thread it creates, until
+/// ``stop()``: profiling from inside a program or a test, without running it under `sprof run`.
+///
+/// ```swift
+/// let profiler = Profiler()
+/// try profiler.start()
+/// work()
+/// let profile = try profiler.stop()
+/// print(profile.topTable(10))
+/// ```
+///
+/// Threads that sprof itself creates (one that turns records into stacks, one that drains the
+/// ring buffers) are not sampled: they exist before the events are opened and are left out.
+/// Only one profiler can record at a time in a process; starting a second throws
+/// ``SprofError/alreadyStarted``.
+public final class Profiler: @unchecked Sendable {
+    /// The same choices as `sprof run`: event, rate, stack mode, and how names are shown.
+    public struct Options: Sendable {
+        /// The sampled event (`-e`). Hardware events fall back to `cpu-clock` where the machine
+        /// has none (see ``Profile/notices``).
+        public var event: EventSpec = .cpuClock
+        /// Samples per second per thread, or one sample every N events (`-F` / `-c`). Frequencies
+        /// above `kernel.perf_event_max_sample_rate` are lowered to it.
+        public var rate: SamplingOptions.Rate = .frequency(999)
+        /// How stacks are captured (`--call-graph`). Frame pointers by default; choose
+        /// `.dwarf(stackSize: 16384)` for release builds, which omit them on Linux.
+        public var callGraph: SamplingOptions.CallGraph = .framePointer
+        /// Demangle Swift and C++ names.
+        public var demangle = true
+        /// Show inlined calls as frames of their own.
+        public var inlineFrames = true
+        /// Ring-buffer data pages per CPU, a power of two (`-m`); nil picks what `sprof run` picks
+        /// for the stack mode and the locked-memory limit (DWARF samples need larger buffers).
+        public var ringPages: Int?
+        /// Keep one entry per sample for ``Profile/samples``. Turn off for long runs where only the
+        /// aggregate matters: each kept sample costs 32 bytes.
+        public var keepSamples = true
+        /// Unwind and symbolize only on otherwise idle CPU (SCHED_IDLE) while profiling, catching up in
+        /// ``Profiler/stop()``: the program's threads never wait for sprof's, at the price of a
+        /// longer `stop()` and records held in memory meanwhile when every CPU is busy. The ring
+        /// buffers are still drained at normal priority, so nothing is lost.
+        public var processAtIdlePriority = false
+
+        /// cpu-clock at 999 Hz with frame-pointer stacks: the cheapest stacks, whole in debug builds
+        /// (`sprof run` defaults to DWARF stacks instead, which also cross code without frame pointers).
+        public init(event: EventSpec = .cpuClock, rate: SamplingOptions.Rate = .frequency(999),
+                    callGraph: SamplingOptions.CallGraph = .framePointer) {
+            self.event = event
+            self.rate = rate
+            self.callGraph = callGraph
+        }
+
+        /// Options from `-e` style text, so that a program can take the event from its own
+        /// command line or environment (`"cycles:u"`).
+        public init(event: String, rate: SamplingOptions.Rate = .frequency(999),
+                    callGraph: SamplingOptions.CallGraph = .framePointer) throws(SprofError) {
+            do { self.event = try EventCatalog.parse(event) } catch { throw .invalidEvent(reason: error.description) }
+            self.rate = rate
+            self.callGraph = callGraph
+        }
+    }
+
+    /// The options this profiler was made with.
+    public let options: Options
+    private let lock = NSLock()
+    private var active: ActiveRun?
+
+    /// Makes a profiler; nothing is opened until ``start()``.
+    public init(options: Options = Options()) {
+        self.options = options
+    }
+
+    deinit {
+        // A profiler dropped while running must not leave the process sampled.
+        if let active {
+            active.session.requestStop()
+            active.driver.join()
+            ActiveClaim.release()
+        }
+    }
+
+    /// True between ``start()`` and ``stop()``.
+    public var isRunning: Bool {
+        lock.lock(); defer { lock.unlock() }
+        return active != nil
+    }
+
+    /// The calling thread's kernel id (`gettid`), the id that ``Profile/Sample/threadID`` holds:
+    /// lets a program find its own threads' samples.
+    public static var currentThreadID: Int32 {
+        // glibc hides gettid() from Swift; /proc/thread-self links to "PID/task/TID".
+        var buffer = [CChar](repeating: 0, count: 64)
+        let n = readlink("/proc/thread-self", &buffer, buffer.count - 1)
+        guard n > 0 else { return getpid() }
+        let text = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(separator: "/").last.flatMap { Int32($0) } ?? getpid()
+    }
+
+    /// Gives the calling thread a kernel name (at most 15 bytes are kept), which is what
+    /// ``Profile/threadNames`` reports. Foundation's `Thread.name` does not reach the kernel on Linux.
+    public static func nameCurrentThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// Starts sampling every thread of the process. Returns once the events are on, so that the
+    /// code after it is profiled.
+    ///
+    /// - Throws: ``SprofError/alreadyStarted`` when a profile is being recorded already,
+    ///   ``SprofError/refused(reason:)`` when perf_event_open is not allowed here,
+    ///   ``SprofError/unsupported(reason:)`` or ``SprofError/system(_:)`` for other kernel failures.
+    public func start() throws(SprofError) {
+        lock.lock(); defer { lock.unlock() }
+        guard active == nil, ActiveClaim.claim() else { throw .alreadyStarted }
+        do {
+            active = try ActiveRun(options: options)
+        } catch {
+            ActiveClaim.release()
+            throw error
+        }
+    }
+
+    /// Stops sampling, drains what is buffered and returns the profile.
+    ///
+    /// - Throws: ``SprofError/notStarted`` without a running ``start()``.
+    public func stop() throws(SprofError) -> Profile {
+        lock.lock(); defer { lock.unlock() }
+        guard let run = active else { throw .notStarted }
+        active = nil
+        defer { ActiveClaim.release() }
+        return try run.finish()
+    }
+
+    /// Profiles `body` and returns its result with the profile: the one-call form for tests and
+    /// scripts.
+    ///
+    /// - Throws: what ``start()`` throws, or what `body` throws (the profiler is stopped first).
+    public static func profile<T>(options: Options = Options(), _ body: () throws -> T) throws -> (result: T, profile: Profile) {
+        let profiler = Profiler(options: options)
+        try profiler.start()
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            _ = try? profiler.stop()
+            throw error
+        }
+        return (result, try profiler.stop())
+    }
+}
+
+/// One process-wide flag: at most one profiler records at a time.
+private enum ActiveClaim {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var taken = false
+
+    static func claim() -> Bool {
+        lock.lock(); defer { lock.unlock() }
+        if taken { return false }
+        taken = true
+        return true
+    }
+
+    static func release() {
+        lock.lock(); defer { lock.unlock() }
+        taken = false
+    }
+}
+
+/// Symbol tables loaded for one profile are kept for the next: loading them is most of what
+/// `stop()` costs (tens of milliseconds for Foundation and the Swift runtime), and test suites
+/// profile many times. Only the active profiler (see ``ActiveClaim``) uses them, one at a time.
+private enum SymbolizerCache {
+    private static let lock = NSLock()
+    nonisolated(unsafe) private static var cache: [String: Symbolizer] = [:]
+
+    static func symbolizer(demangle: Bool, inlineFrames: Bool) -> Symbolizer {
+        lock.lock(); defer { lock.unlock() }
+        let key = "\(demangle)/\(inlineFrames)"
+        if let known = cache[key] {
+            // Per-process state (JIT maps, anonymous mappings) may be stale; files are not.
+            known.forgetProcess(getpid())
+            return known
+        }
+        let made = Symbolizer(options: SymbolizerOptions(demangle: demangle, inlineFrames: inlineFrames))
+        cache[key] = made
+        return made
+    }
+}
+
+/// A thread created before the events are opened, so that neither it nor the reader thread it
+/// starts is sampled (inherit only reaches threads created by a sampled thread). It reports its
+/// tid, then runs one job.
+private final class DriverThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var job: (() -> Void)?
+    private var finished = false
+    private(set) var tid: Int32 = 0
+
+    init() {
+        let thread = Thread { [self] in
+            let me = Profiler.currentThreadID
+            condition.lock()
+            tid = me
+            condition.broadcast()
+            while job == nil { condition.wait() }
+            let work = job!
+            condition.unlock()
+            work()
+            condition.lock()
+            finished = true
+            // The job captures the run that owns this thread: drop it, or neither is ever freed
+            // (and the events and ring buffers stay open and mapped).
+            job = nil
+            condition.broadcast()
+            condition.unlock()
+        }
+        thread.name = "sprof-driver"
+        thread.start()
+        condition.lock()
+        while tid == 0 { condition.wait() }
+        condition.unlock()
+    }
+
+    /// Hands the thread its job (call once).
+    func run(_ work: @escaping () -> Void) {
+        condition.lock()
+        job = work
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    /// Waits until the job has returned.
+    func join() {
+        condition.lock()
+        while !finished && job != nil { condition.wait() }
+        // (job == nil before finished: the thread was never given one; nothing to wait for.)
+        condition.unlock()
+    }
+}
+
+/// The state of one start…stop span.
+private final class ActiveRun: @unchecked Sendable {
+    let driver: DriverThread
+    let session: RecordingSession
+    let builder: ProfileBuilder
+    let sampling: SamplingOptions
+    let notices: [String]
+    let startTime: UInt64
+    private let condition = NSCondition()
+    private var started = false
+    private var failure: SyscallError?
+
+    init(options: Profiler.Options) throws(SprofError) {
+        let settings = KernelSettings.current()
+        var notices: [String] = []
+        var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
+        sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
+        sampling.rate = CommandProfiler.clamp(options.rate, settings: settings) { notices.append($0) }
+        // A kernel-only event (`:k`) is not quietly turned into one that counts nothing: the kernel
+        // refuses it, and the caller gets `.refused` with the fix.
+        if !settings.kernelAllowed && !options.event.excludeKernel && !options.event.excludeUser {
+            sampling.excludeKernel = true
+            notices.append("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
+        }
+        driver = DriverThread()
+        let driverTID = driver.tid
+        do {
+            session = try Self.openSession(&sampling, excluding: driverTID) { notices.append($0) }
+        } catch {
+            driver.run {}
+            throw SprofError(error)
+        }
+        session.consumeAtIdlePriority = options.processAtIdlePriority
+        self.sampling = sampling
+        self.notices = notices
+        let symbolizer = SymbolizerCache.symbolizer(demangle: options.demangle, inlineFrames: options.inlineFrames)
+        builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
+        builder.keepSamples = options.keepSamples
+        // Not attached, so never sampled; listed anyway so that a future change cannot leak them.
+        builder.excludedThreads = [driverTID]
+        startTime = Self.monotonicNow()
+
+        driver.run { [self] in
+            do throws(SyscallError) {
+                try session.record(started: {
+                    // The process existed before recording: its mappings come from /proc.
+                    builder.processes.seedFromProc(getpid())
+                    signalStarted(nil)
+                }, consume: { builder.consume($0) })
+            } catch {
+                signalStarted(error)
+            }
+        }
+        condition.lock()
+        while !started { condition.wait() }
+        let failed = failure
+        condition.unlock()
+        if let failed {
+            driver.join()
+            throw SprofError(failed)
+        }
+    }
+
+    private func signalStarted(_ error: SyscallError?) {
+        condition.lock()
+        if !started {
+            started = true
+            failure = error
+            condition.broadcast()
+        }
+        condition.unlock()
+    }
+
+    /// Stops the session, waits for the driver to consume everything, and builds the profile.
+    func finish() throws(SprofError) -> Profile {
+        session.requestStop()
+        driver.join()
+        let duration = Double(Self.monotonicNow() - startTime) / 1e9
+        let statistics = builder.finish()
+        let names = builder.nameList
+        let stacks = builder.stackList.map { ids in ids.map { names[Int($0)] } }
+        let samples = builder.sampleLog.map {
+            Profile.Sample(threadID: $0.tid, processID: $0.pid, time: $0.time, cpu: $0.cpu, stack: Int($0.stack))
+        }
+        var threadNames = builder.processes.process(getpid(), tid: getpid()).threads
+        // COMM records only report renames; threads that kept their name are named from /proc.
+        for tid in Set(samples.map(\.threadID)) where threadNames[tid] == nil {
+            if let comm = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8) {
+                threadNames[tid] = String(comm.prefix { $0 != "\n" })
+            }
+        }
+        return Profile(folded: builder.folded(), statistics: statistics, samples: samples, stacks: stacks,
+                       threadNames: threadNames, event: sampling.event, rate: sampling.rate,
+                       kernelExcluded: sampling.excludeKernel || sampling.event.excludeKernel,
+                       duration: duration, notices: notices)
+    }
+
+    /// Opens one event per thread and CPU for every thread but `driverTID`, falling back to
+    /// cpu-clock where a hardware event is missing. Threads created while the events are being
+    /// opened by a thread not yet attached would be missed, so the thread list is checked again
+    /// afterwards and the session reopened if it grew.
+    static func openSession(_ sampling: inout SamplingOptions, excluding driverTID: Int32,
+                            notice: (String) -> Void) throws(SyscallError) -> RecordingSession {
+        let pid = getpid()
+        var attempt = 0
+        while true {
+            let tids = threadIDs(excluding: driverTID)
+            let session = try openWithFallback(&sampling, pid: pid, tids: tids, notice: notice)
+            attempt += 1
+            if attempt >= 5 || Set(threadIDs(excluding: driverTID)).isSubset(of: Set(tids)) { return session }
+        }
+    }
+
+    private static func openWithFallback(_ sampling: inout SamplingOptions, pid: Int32, tids: [Int32],
+                                         notice: (String) -> Void) throws(SyscallError) -> RecordingSession {
+        let unsupported: SyscallError
+        do {
+            return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
+        } catch {
+            unsupported = error
+        }
+        guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
+        notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
+        var fallback = EventSpec.cpuClock
+        fallback.excludeKernel = sampling.event.excludeKernel
+        fallback.excludeUser = sampling.event.excludeUser
+        fallback.modifiers = sampling.event.modifiers
+        sampling.event = fallback
+        return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
+    }
+
+    static func threadIDs(excluding tid: Int32) -> [Int32] {
+        var tids: [Int32] = []
+        guard let dir = opendir("/proc/self/task") else { return [getpid()] }
+        defer { closedir(dir) }
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+            }
+            if let t = Int32(name), t != tid { tids.append(t) }
+        }
+        return tids.sorted()
+    }
+
+    static func monotonicNow() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

@@ -1,5 +1,0 @@
-import XCTest
-
-final class SprofLibraryTestsPlaceholder: XCTestCase {
-    func testBuilds() {}
-}

@@ -1,0 +1,225 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import XCTest
+@testable import Sprof
+import SprofTestSupport
+
+/// Self-profiling: the process profiles part of itself and finds what it ran.
+final class ProfilerTests: XCTestCase {
+    private static let chain = ["workloadOuter", "workloadMiddle", "workloadLeaf"]
+
+    /// True when `frames` contains the workload chain as consecutive frames, outer to leaf.
+    private func hasChain(_ frames: [String]) -> Bool {
+        let short = frames.map { name in Self.chain.first { name.contains("\($0)(") } ?? name }
+        for i in short.indices.dropLast(2) where Array(short[i...(i + 2)]) == Self.chain { return true }
+        return false
+    }
+
+    func testSelfProfileFindsInlineNeverChain() throws {
+        let me = Profiler.currentThreadID
+        let (_, profile) = try skippingWhenRefused {
+            try Profiler.profile(options: .init(rate: .frequency(499))) { workloadOuter(seconds: 1.0) }
+        }
+        XCTAssertGreaterThan(profile.statistics.samples, 0, "no samples at all")
+        let chainSamples = profile.samples.filter { hasChain(profile.frames(of: $0)) }
+        XCTAssertGreaterThanOrEqual(chainSamples.count, 10, "the outer→middle→leaf chain should appear; top:\n\(profile.topTable(10))")
+        XCTAssertTrue(chainSamples.allSatisfy { $0.threadID == me }, "the chain ran on the test thread only")
+        XCTAssertTrue(profile.topFunctions(1).first?.name.contains("workloadLeaf(") ?? false,
+                      "the spinning leaf should be the hottest function:\n\(profile.topTable(5))")
+        let outer = profile.topFunctions(50, by: .totalSamples).first { $0.name.contains("workloadOuter(") }
+        XCTAssertNotNil(outer)
+        XCTAssertGreaterThanOrEqual(outer?.totalSamples ?? 0, UInt64(chainSamples.count))
+        // The folded text and the SVG carry the same chain.
+        XCTAssertTrue(profile.foldedText().split(separator: "\n").contains { hasChain($0.split(separator: " ").dropLast().joined(separator: " ").components(separatedBy: ";")) })
+        XCTAssertTrue(profile.svg(title: "self").contains("workloadLeaf"))
+        XCTAssertEqual(UInt64(profile.samples.count), profile.folded.total, "every sample is kept and aggregated")
+    }
+
+    func testDwarfCallGraphFindsTheChainToo() throws {
+        let (_, profile) = try skippingWhenRefused {
+            try Profiler.profile(options: .init(rate: .frequency(499), callGraph: .dwarf(stackSize: 16384))) {
+                workloadOuter(seconds: 0.6)
+            }
+        }
+        let chainSamples = profile.samples.filter { hasChain(profile.frames(of: $0)) }
+        XCTAssertGreaterThanOrEqual(chainSamples.count, 10, "dwarf stacks should show the chain; top:\n\(profile.topTable(10, by: .totalSamples))")
+    }
+
+    func testIdlePriorityProcessingLosesNothing() throws {
+        var options = Profiler.Options(rate: .frequency(499))
+        options.processAtIdlePriority = true
+        let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(seconds: 0.5) } }
+        XCTAssertGreaterThanOrEqual(profile.samples.filter { hasChain(profile.frames(of: $0)) }.count, 10,
+                                    "deferred processing must still deliver every sample by stop()")
+    }
+
+    func testHardwareEventFallsBackWithANotice() throws {
+        let options = try Profiler.Options(event: "cycles", rate: .frequency(199))
+        let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(seconds: 0.2) } }
+        if profile.event.name == "cycles" {
+            XCTAssertTrue(profile.notices.allSatisfy { !$0.contains("falling back") }, "\(profile.notices)")
+        } else {
+            XCTAssertEqual(profile.event.name, "cpu-clock")
+            XCTAssertTrue(profile.notices.contains { $0.contains("falling back to cpu-clock") }, "\(profile.notices)")
+        }
+        XCTAssertGreaterThan(profile.statistics.samples, 0)
+    }
+
+    func testSprofOwnThreadsAreLeftOut() throws {
+        let (_, profile) = try skippingWhenRefused {
+            try Profiler.profile { workloadOuter(seconds: 0.5) }
+        }
+        let names = Set(profile.samples.compactMap { profile.threadNames[$0.threadID] })
+        XCTAssertFalse(names.contains("sprof-driver"), "samples from sprof's driver thread: \(names)")
+        XCTAssertFalse(names.contains("sprof-reader"), "samples from sprof's reader thread: \(names)")
+        for stack in profile.stacks {
+            XCTAssertFalse(stack.contains { $0.contains("readLoop") || $0.contains("ProfileBuilder") },
+                           "sprof's own work was sampled: \(stack.joined(separator: ";"))")
+        }
+    }
+
+    func testThreadStartedAfterStartIsProfiled() throws {
+        let profiler = Profiler(options: .init(rate: .frequency(499)))
+        try skippingWhenRefused { try profiler.start() }
+        let (tid, _) = onNewThread(name: "late-worker") { workloadOuter(seconds: 0.6) }
+        let profile = try profiler.stop()
+        XCTAssertEqual(profile.threadNames[tid], "late-worker")
+        let mine = profile.samples.filter { $0.threadID == tid }
+        XCTAssertGreaterThanOrEqual(mine.count, 5, "the thread created after start() got \(mine.count) samples")
+        XCTAssertTrue(mine.contains { hasChain(profile.frames(of: $0)) }, "its samples should show the workload chain")
+    }
+
+    func testThreadStartedBeforeStartIsProfiled() throws {
+        let go = DispatchSemaphore(value: 0)
+        let done = DispatchSemaphore(value: 0)
+        final class TID: @unchecked Sendable { var value: Int32 = 0 }
+        let tid = TID()
+        let ready = DispatchSemaphore(value: 0)
+        Thread {
+            tid.value = Profiler.currentThreadID
+            ready.signal()
+            go.wait()
+            workloadOuter(seconds: 0.6)
+            done.signal()
+        }.start()
+        ready.wait()
+        let profiler = Profiler(options: .init(rate: .frequency(499)))
+        do {
+            try skippingWhenRefused { try profiler.start() }
+        } catch {
+            go.signal(); done.wait()
+            throw error
+        }
+        go.signal()
+        done.wait()
+        let profile = try profiler.stop()
+        let mine = profile.samples.filter { $0.threadID == tid.value }
+        XCTAssertGreaterThanOrEqual(mine.count, 5, "the thread that existed before start() got \(mine.count) samples")
+    }
+
+    func testStopReleasesEventsAndBuffers() throws {
+        func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
+        try requireProfiling()
+        let before = openDescriptors()
+        for _ in 0..<3 {
+            let (_, profile) = try Profiler.profile { workloadSpin(iterations: 100_000) }
+            XCTAssertGreaterThanOrEqual(profile.statistics.samples, 0)
+        }
+        // One event per thread per CPU plus an eventfd each time: a leak shows at once.
+        XCTAssertEqual(openDescriptors(), before, "profiles must close their events when stopped")
+    }
+
+    // MARK: Misuse
+
+    func testStopWithoutStartThrowsNotStarted() {
+        XCTAssertThrowsError(try Profiler().stop()) { error in
+            XCTAssertEqual(error as? SprofError, .notStarted)
+        }
+    }
+
+    func testStartingTwiceThrowsAlreadyStarted() throws {
+        let profiler = Profiler()
+        try skippingWhenRefused { try profiler.start() }
+        XCTAssertThrowsError(try profiler.start()) { XCTAssertEqual($0 as? SprofError, .alreadyStarted) }
+        // A second profiler in the same process is refused too: it would sample the first one's work.
+        XCTAssertThrowsError(try Profiler().start()) { XCTAssertEqual($0 as? SprofError, .alreadyStarted) }
+        _ = try profiler.stop()
+        XCTAssertThrowsError(try profiler.stop()) { XCTAssertEqual($0 as? SprofError, .notStarted) }
+        // After a stop the profiler (and the process) can record again.
+        try profiler.start()
+        workloadSpin(iterations: 1000)
+        XCTAssertNoThrow(try profiler.stop())
+    }
+
+    func testBodyErrorStopsTheProfiler() throws {
+        struct Boom: Error {}
+        try requireProfiling()
+        XCTAssertThrowsError(try Profiler.profile { throw Boom() }) { XCTAssertTrue($0 is Boom, "\($0)") }
+        // Had the profiler stayed on, this would throw alreadyStarted.
+        XCTAssertNoThrow(try Profiler.profile { workloadSpin(iterations: 10) })
+    }
+
+    func testDroppedProfilerStopsSampling() throws {
+        try skippingWhenRefused {
+            let forgotten = Profiler()
+            try forgotten.start()
+            XCTAssertTrue(forgotten.isRunning)
+        }
+        // The forgotten profiler's deinit stopped it, so the process is free again.
+        let profiler = Profiler()
+        XCTAssertNoThrow(try profiler.start())
+        XCTAssertNoThrow(try profiler.stop())
+    }
+
+    func testRealRefusalOfAKernelOnlyEvent() throws {
+        // Only provable where kernel profiling is forbidden: run the suite as an ordinary user with
+        // kernel.perf_event_paranoid >= 2 (`setpriv --reuid=nobody …`) to exercise it.
+        if let reason = perfEventAvailable() { throw XCTSkip(reason) }
+        let settings = KernelSettings.current()
+        if settings.kernelAllowed { throw XCTSkip("this process may profile the kernel (root, or paranoid \(settings.paranoid) < 2): nothing to refuse") }
+        let profiler = Profiler(options: try .init(event: "cpu-clock:k"))
+        XCTAssertThrowsError(try profiler.start()) { error in
+            guard case .refused(let reason)? = error as? SprofError else { return XCTFail("expected .refused, got \(error)") }
+            XCTAssertTrue(reason.contains("perf_event_paranoid is \(settings.paranoid)"), reason)
+            XCTAssertTrue(reason.contains("sysctl"), reason)
+        }
+        XCTAssertFalse(profiler.isRunning)
+        // The failed start released the process: another profiler may start.
+        let (_, profile) = try Profiler.profile { workloadSpin(iterations: 1000) }
+        XCTAssertTrue(profile.kernelExcluded)
+    }
+
+    func testPermissionFailureBecomesRefusedWithTheFix() {
+        let settings = KernelSettings(paranoid: 3)
+        let hint = RecordingSession.hint(for: EACCES, event: .cpuClock, settings: settings)
+        let error = SprofError(SyscallError(call: "perf_event_open", errno: EACCES, hint: hint))
+        guard case .refused(let reason) = error else { return XCTFail("expected .refused, got \(error)") }
+        XCTAssertTrue(reason.contains("perf_event_paranoid is 3"), reason)
+        XCTAssertTrue(reason.contains("sysctl kernel.perf_event_paranoid="), reason)
+        XCTAssertTrue(error.description.hasPrefix("sprof: perf_event_open refused"), error.description)
+        XCTAssertEqual(SprofError(SyscallError(call: "perf_event_open", errno: ENOENT)).isUnsupported, true)
+        XCTAssertEqual(SprofError(SyscallError(call: "mmap", errno: EPERM)), .system(SyscallError(call: "mmap", errno: EPERM)))
+    }
+
+    func testEveryErrorHasAOneLineDescription() {
+        let errors: [SprofError] = [.alreadyStarted, .notStarted, .refused(reason: "r"), .unsupported(reason: "u"),
+                                    .invalidEvent(reason: "i"), .system(SyscallError(call: "mmap", errno: ENOMEM))]
+        for e in errors {
+            XCTAssertFalse(e.description.isEmpty)
+            XCTAssertFalse(e.description.contains("\n"), e.description)
+        }
+    }
+
+    func testOptionsFromEventText() throws {
+        XCTAssertEqual(try Profiler.Options(event: "task-clock").event.name, "task-clock")
+        XCTAssertThrowsError(try Profiler.Options(event: "instructons")) { error in
+            guard case .invalidEvent(let reason)? = error as? SprofError else { return XCTFail("\(error)") }
+            XCTAssertTrue(reason.contains("instructons"), reason)
+        }
+    }
+}
+
+extension SprofError {
+    var isUnsupported: Bool { if case .unsupported = self { return true } else { return false } }
+}
