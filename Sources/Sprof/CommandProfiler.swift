@@ -27,6 +27,14 @@ public struct RunOptions: Sendable {
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
 
+    /// The sampling options these run options stand for on this kernel (see
+    /// `SamplingOptions.prepared`).
+    func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
+        try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
+                                     ringPages: ringPages ?? Self.defaultRingPages(for: callGraph, settings: settings),
+                                     settings: settings, notice: notice)
+    }
+
     /// Ring-buffer pages per CPU for a stack mode. DWARF samples carry a stack copy (8 KiB by
     /// default), so 128 pages would hold only ~60 of them; use 512 when the locked-memory limit
     /// allows (root or CAP_IPC_LOCK), else what `kernel.perf_event_mlock_kb` grants a user.
@@ -67,21 +75,11 @@ public enum CommandProfiler {
     public static func profile(_ arguments: [String], options: RunOptions,
                                notice: (String) -> Void = { _ in }) throws -> CommandProfile {
         let settings = KernelSettings.current()
-        var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
-        sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
-        sampling.rate = clamp(options.rate, settings: settings, notice: notice)
-        if !settings.kernelAllowed && options.event.excludeUser {
-            throw SyscallError(call: "perf_event_open", errno: EACCES,
-                               hint: "\(options.event) samples only the kernel, which this user may not profile: \(settings.permissionHint)")
-        }
-        if !settings.kernelAllowed && !options.event.excludeKernel {
-            sampling.excludeKernel = true
-            notice("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
-        }
+        let sampling = try options.sampling(settings: settings, notice: notice)
         let command = try WaitingCommand(arguments: arguments)
         let session: RecordingSession
         do {
-            session = try openSession(&sampling, command: command, notice: notice)
+            session = try RecordingSession.open(sampling, target: .command(command), notice: notice)
         } catch {
             command.cancel()
             throw error
@@ -92,11 +90,12 @@ public enum CommandProfiler {
         try command.start()
 
         let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
-        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
+        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
         try session.record { builder.consume($0) }
         let status = command.wait()
         return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
-                              event: sampling.event, rate: sampling.rate, kernelExcluded: sampling.excludeKernel)
+                              event: session.options.event, rate: session.options.rate,
+                              kernelExcluded: session.options.excludeKernel)
     }
 
     /// Attaches to a running process (every thread it has now and creates later) until it exits,
@@ -104,22 +103,12 @@ public enum CommandProfiler {
     public static func attach(to pid: Int32, options: RunOptions, duration: Double? = nil,
                               notice: (String) -> Void = { _ in }) throws -> CommandProfile {
         let settings = KernelSettings.current()
-        var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
-        sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
-        sampling.rate = clamp(options.rate, settings: settings, notice: notice)
-        if !settings.kernelAllowed && options.event.excludeUser {
-            throw SyscallError(call: "perf_event_open", errno: EACCES,
-                               hint: "\(options.event) samples only the kernel, which this user may not profile: \(settings.permissionHint)")
-        }
-        if !settings.kernelAllowed && !options.event.excludeKernel {
-            sampling.excludeKernel = true
-            notice("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
-        }
+        let sampling = try options.sampling(settings: settings, notice: notice)
         let tids = RecordingSession.threads(of: pid)
         guard !tids.isEmpty else {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
         }
-        let session = try openAttachSession(&sampling, pid: pid, tids: tids, notice: notice)
+        let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: notice)
         session.stopOnInterrupt()
         defer { session.restoreSignals() }
         if let duration {
@@ -127,56 +116,11 @@ public enum CommandProfiler {
             DispatchQueue.global().asyncAfter(deadline: deadline) { session.requestStop() }
         }
         let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
-        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
+        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
         builder.processes.seedFromProc(pid)
         try session.record { builder.consume($0) }
         return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: nil,
-                              event: sampling.event, rate: sampling.rate, kernelExcluded: sampling.excludeKernel)
-    }
-
-    static func openAttachSession(_ sampling: inout SamplingOptions, pid: Int32, tids: [Int32],
-                                  notice: (String) -> Void) throws -> RecordingSession {
-        let unsupported: SyscallError
-        do {
-            return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
-        } catch {
-            unsupported = error
-        }
-        guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
-        notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
-        sampling.event = fallbackEvent(for: sampling.event)
-        return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
-    }
-
-    static func fallbackEvent(for event: EventSpec) -> EventSpec {
-        var fallback = EventSpec.cpuClock
-        fallback.excludeKernel = event.excludeKernel
-        fallback.excludeUser = event.excludeUser
-        fallback.modifiers = event.modifiers
-        return fallback
-    }
-
-    /// Opens the session, falling back to cpu-clock when a hardware event does not exist here.
-    static func openSession(_ sampling: inout SamplingOptions, command: WaitingCommand,
-                            notice: (String) -> Void) throws -> RecordingSession {
-        let unsupported: SyscallError
-        do {
-            return try RecordingSession(options: sampling, target: .command(command))
-        } catch {
-            unsupported = error
-        }
-        guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
-        notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
-        sampling.event = fallbackEvent(for: sampling.event)
-        return try RecordingSession(options: sampling, target: .command(command))
-    }
-
-    /// Clamps a frequency to kernel.perf_event_max_sample_rate, with a notice.
-    static func clamp(_ rate: SamplingOptions.Rate, settings: KernelSettings, notice: (String) -> Void) -> SamplingOptions.Rate {
-        if case .frequency(let hz) = rate, hz > settings.maxSampleRate {
-            notice("-F \(hz) is above kernel.perf_event_max_sample_rate; using \(settings.maxSampleRate) Hz")
-            return .frequency(settings.maxSampleRate)
-        }
-        return rate
+                              event: session.options.event, rate: session.options.rate,
+                              kernelExcluded: session.options.excludeKernel)
     }
 }

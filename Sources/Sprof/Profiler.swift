@@ -310,25 +310,26 @@ private final class ActiveRun: @unchecked Sendable {
     init(options: Profiler.Options) throws(SprofError) {
         let settings = KernelSettings.current()
         var notices: [String] = []
-        var sampling = SamplingOptions(event: options.event, rate: options.rate, callGraph: options.callGraph)
-        sampling.ringPages = options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings)
-        sampling.rate = CommandProfiler.clamp(options.rate, settings: settings) { notices.append($0) }
-        // A kernel-only event (`:k`) is not quietly turned into one that counts nothing: the kernel
-        // refuses it, and the caller gets `.refused` with the fix.
-        if !settings.kernelAllowed && !options.event.excludeKernel && !options.event.excludeUser {
-            sampling.excludeKernel = true
-            notices.append("kernel frames excluded: kernel.perf_event_paranoid is \(settings.paranoid); to include them run as root or: sudo sysctl kernel.perf_event_paranoid=1")
+        let sampling: SamplingOptions
+        do {
+            sampling = try SamplingOptions.prepared(
+                event: options.event, rate: options.rate, callGraph: options.callGraph,
+                ringPages: options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings),
+                settings: settings) { notices.append($0) }
+        } catch {
+            throw SprofError(error)
         }
         driver = DriverThread()
         let driverTID = driver.tid
         do {
-            session = try Self.openSession(&sampling, excluding: driverTID) { notices.append($0) }
+            session = try Self.openSession(sampling, excluding: driverTID) { notices.append($0) }
         } catch {
             driver.run {}
             throw SprofError(error)
         }
         session.consumeAtIdlePriority = options.processAtIdlePriority
-        self.sampling = sampling
+        // After a hardware-event fallback the session knows which event is really in force.
+        self.sampling = session.options
         self.notices = notices
         let symbolizer = SymbolizerCache.symbolizer(demangle: options.demangle, inlineFrames: options.inlineFrames)
         builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
@@ -396,34 +397,16 @@ private final class ActiveRun: @unchecked Sendable {
     /// cpu-clock where a hardware event is missing. Threads created while the events are being
     /// opened by a thread not yet attached would be missed, so the thread list is checked again
     /// afterwards and the session reopened if it grew.
-    static func openSession(_ sampling: inout SamplingOptions, excluding driverTID: Int32,
+    static func openSession(_ sampling: SamplingOptions, excluding driverTID: Int32,
                             notice: (String) -> Void) throws(SyscallError) -> RecordingSession {
         let pid = getpid()
         var attempt = 0
         while true {
             let tids = threadIDs(excluding: driverTID)
-            let session = try openWithFallback(&sampling, pid: pid, tids: tids, notice: notice)
+            let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: notice)
             attempt += 1
             if attempt >= 5 || Set(threadIDs(excluding: driverTID)).isSubset(of: Set(tids)) { return session }
         }
-    }
-
-    private static func openWithFallback(_ sampling: inout SamplingOptions, pid: Int32, tids: [Int32],
-                                         notice: (String) -> Void) throws(SyscallError) -> RecordingSession {
-        let unsupported: SyscallError
-        do {
-            return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
-        } catch {
-            unsupported = error
-        }
-        guard sampling.event.isHardware, [ENOENT, EOPNOTSUPP, ENODEV].contains(unsupported.errno) else { throw unsupported }
-        notice("\(sampling.event) is not supported on this machine; falling back to cpu-clock")
-        var fallback = EventSpec.cpuClock
-        fallback.excludeKernel = sampling.event.excludeKernel
-        fallback.excludeUser = sampling.event.excludeUser
-        fallback.modifiers = sampling.event.modifiers
-        sampling.event = fallback
-        return try RecordingSession(options: sampling, target: .threads(pid: pid, tids: tids))
     }
 
     static func threadIDs(excluding tid: Int32) -> [Int32] {
