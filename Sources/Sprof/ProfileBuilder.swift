@@ -28,8 +28,13 @@ public struct ProfileStatistics: Sendable, Equatable {
     public init() {}
 }
 
-/// The per-sample pipeline: process model → unwinding → symbolization → aggregation. Stacks are
-/// aggregated as interned frame ids; strings are built once per unique stack at the end.
+/// The per-sample pipeline: process model → unwinding → aggregation → (at the end) symbolization.
+///
+/// While the target runs, stacks are aggregated as ids of *frame references* (an address with the
+/// mapping it was in when sampled, or a fixed name); names are worked out once per distinct frame
+/// in ``resolve()``, after recording. Symbolizing during the run (opening ELF files, reading debug
+/// info, generating kallsyms in the kernel) took CPU from the profiled program even at idle
+/// priority: about a third more wall time for a fork-heavy program on two CPUs.
 final class ProfileBuilder {
     let processes = ProcessTable()
     /// DWARF-mode user-stack unwinder (one cached libdwfl session per process).
@@ -42,7 +47,7 @@ final class ProfileBuilder {
     private(set) var statistics = ProfileStatistics()
     /// Whether to keep one entry per sample (the library's `Profile.samples`); off for `sprof run`.
     var keepSamples = false
-    /// One sample as kept when ``keepSamples`` is on: who, when, and which stack of ``stackList``.
+    /// One sample as kept when ``keepSamples`` is on: who, when, and which stack of ``resolvedStackList()``.
     struct LoggedSample {
         var pid: Int32
         var tid: Int32
@@ -52,22 +57,27 @@ final class ProfileBuilder {
     }
     /// The kept samples, in timestamp order.
     private(set) var sampleLog: [LoggedSample] = []
-    /// Distinct stacks of the kept samples, root first, as ids into ``nameList``.
-    private(set) var stackList: [[UInt32]] = []
+    /// Distinct stacks of the kept samples, root first, as frame-reference ids.
+    private var stackList: [[UInt32]] = []
     private var stackIDs: [[UInt32]: Int32] = [:]
-    /// Interned frame names (ids as used by ``stackList``).
-    var nameList: [String] { names }
 
-    private var names: [String] = []
-    private var nameIDs: [String: UInt32] = [:]
-    private var stacks: [[UInt32]: UInt64] = [:]
+    /// What a frame id stands for until ``resolve()`` names it.
+    private enum FrameRef {
+        case name(String)
+        case code(address: ProcessAddress, mapping: Mapping?, pid: Int32, isKernel: Bool)
+    }
     private struct FrameKey: Hashable {
         var pid: Int32
         var generation: Int
         var address: UInt64
         var isKernel: Bool
     }
-    private var frameCache: [FrameKey: [UInt32]] = [:]
+    private var refs: [FrameRef] = []
+    private var codeRefIDs: [FrameKey: UInt32] = [:]
+    private var nameRefIDs: [String: UInt32] = [:]
+    /// Names per frame id, root-most first (an inlined chain expands to several); filled by resolve().
+    private var resolved: [[String]] = []
+    private var stacks: [[UInt32]: UInt64] = [:]
     private var scratch: [UInt32] = []
     private let truncatedID: UInt32
 
@@ -76,14 +86,14 @@ final class ProfileBuilder {
         self.callGraph = callGraph
         self.maxStack = maxStack
         truncatedID = 0
-        _ = intern("[truncated]")
+        _ = nameRef("[truncated]")
     }
 
-    private func intern(_ name: String) -> UInt32 {
-        if let id = nameIDs[name] { return id }
-        let id = UInt32(names.count)
-        names.append(name)
-        nameIDs[name] = id
+    private func nameRef(_ name: String) -> UInt32 {
+        if let id = nameRefIDs[name] { return id }
+        let id = UInt32(refs.count)
+        refs.append(.name(name))
+        nameRefIDs[name] = id
         return id
     }
 
@@ -130,7 +140,7 @@ final class ProfileBuilder {
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
         }
         scratch.removeAll(keepingCapacity: true)
-        scratch.append(intern(FoldedStacks.processFrame(name: process.name)))
+        scratch.append(nameRef(FoldedStacks.processFrame(name: process.name)))
         if unwound.truncated {
             scratch.append(truncatedID)
             statistics.truncated += 1
@@ -138,13 +148,17 @@ final class ProfileBuilder {
         for frame in unwound.frames.reversed() {
             let key = FrameKey(pid: frame.isKernel ? 0 : process.pid, generation: frame.isKernel ? 0 : process.generation,
                                address: frame.lookupAddress.rawValue, isKernel: frame.isKernel)
-            if let ids = frameCache[key] {
-                scratch.append(contentsOf: ids)
+            if let id = codeRefIDs[key] {
+                scratch.append(id)
                 continue
             }
-            let ids = symbolize(frame, in: process).map { intern($0) }
-            frameCache[key] = ids
-            scratch.append(contentsOf: ids)
+            // The mapping is captured now: the process may unmap or exec before resolve().
+            let id = UInt32(refs.count)
+            refs.append(.code(address: frame.lookupAddress,
+                              mapping: frame.isKernel ? nil : process.mapping(containing: frame.address),
+                              pid: process.pid, isKernel: frame.isKernel))
+            codeRefIDs[key] = id
+            scratch.append(id)
         }
         stacks[scratch, default: 0] += 1
         if keepSamples { log(sample) }
@@ -163,34 +177,57 @@ final class ProfileBuilder {
         sampleLog.append(LoggedSample(pid: sample.pid, tid: sample.tid, time: sample.time, cpu: sample.cpu, stack: id))
     }
 
-    /// Names for one frame, root-most first (an inlined chain's caller before its callees).
-    private func symbolize(_ frame: StackFrame, in process: ProcessState) -> [String] {
-        let address = frame.lookupAddress
-        let frames: [SymbolizedFrame]
-        if frame.isKernel {
-            frames = [symbolizer.symbolizeKernel(address)]
-        } else if let mapping = process.mapping(containing: frame.address) {
-            frames = symbolizer.symbolize(address, in: mapping, pid: process.pid)
-        } else {
-            frames = [symbolizer.symbolizeUnmapped(address, pid: process.pid)]
-        }
-        return frames.reversed().map { f in
-            switch f.kind {
-            case .kernel: return f.name + "_[k]"
-            case .jit: return f.name + "_[j]"
-            case .inlined: return f.name + "_[i]"
-            case .user: return f.name
+    /// Names every frame reference not yet named. Called after recording; idempotent and
+    /// incremental (a later call names only what was added since).
+    func resolve() {
+        guard resolved.count < refs.count else { return }
+        resolved.reserveCapacity(refs.count)
+        for ref in refs[resolved.count...] {
+            switch ref {
+            case .name(let name):
+                resolved.append([name])
+            case .code(let address, let mapping, let pid, let isKernel):
+                let frames: [SymbolizedFrame]
+                if isKernel {
+                    frames = [symbolizer.symbolizeKernel(address)]
+                } else if let mapping {
+                    frames = symbolizer.symbolize(address, in: mapping, pid: pid)
+                } else {
+                    frames = [symbolizer.symbolizeUnmapped(address, pid: pid)]
+                }
+                resolved.append(frames.reversed().map { f in
+                    switch f.kind {
+                    case .kernel: return f.name + "_[k]"
+                    case .jit: return f.name + "_[j]"
+                    case .inlined: return f.name + "_[i]"
+                    case .user: return f.name
+                    }
+                })
             }
         }
     }
 
-    /// The aggregated stacks as folded data.
+    private func names(of ids: [UInt32]) -> [String] {
+        var out: [String] = []
+        out.reserveCapacity(ids.count + 4)
+        for id in ids { out.append(contentsOf: resolved[Int(id)]) }
+        return out
+    }
+
+    /// The aggregated stacks as folded data (symbolizes what is not yet named).
     func folded() -> FoldedStacks {
+        resolve()
         var out = FoldedStacks()
         for (ids, count) in stacks {
-            out.add(ids.map { names[Int($0)] }, count: count)
+            out.add(names(of: ids), count: count)
         }
         return out
+    }
+
+    /// The distinct stacks of the kept samples, root first, as names (symbolizes what is not yet named).
+    func resolvedStackList() -> [[String]] {
+        resolve()
+        return stackList.map { names(of: $0) }
     }
 
     /// Final statistics, including the process and thread counts.

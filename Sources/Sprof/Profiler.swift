@@ -375,8 +375,7 @@ private final class ActiveRun: @unchecked Sendable {
         driver.join()
         let duration = Double(Self.monotonicNow() - startTime) / 1e9
         let statistics = builder.finish()
-        let names = builder.nameList
-        let stacks = builder.stackList.map { ids in ids.map { names[Int($0)] } }
+        let stacks = builder.resolvedStackList()
         let samples = builder.sampleLog.map {
             Profile.Sample(threadID: $0.tid, processID: $0.pid, time: $0.time, cpu: $0.cpu, stack: Int($0.stack))
         }

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import ArgumentParser
-import Foundation
 import Sprof
 
 /// `sprof run` (alias `record`): profile a command, write folded stacks and a flame graph.
@@ -92,7 +91,7 @@ struct RunCommand: ParsableCommand {
 
         let foldedFile = try OutputFile(path: output + ".folded")
         let svgFile = try OutputFile(path: output + ".svg")
-        let started = Date()
+        let started = time(nil)
         let profile: CommandProfile
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
@@ -118,11 +117,15 @@ struct RunCommand: ParsableCommand {
         if status != 0 { throw ExitCode(status) }
     }
 
-    private func subtitle(_ p: CommandProfile, started: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss"
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        return "\(p.event) \(rateText(p.rate)), \(grouped(p.statistics.samples)) samples, \(grouped(p.statistics.lost)) lost, \(formatter.string(from: started))"
+    private func subtitle(_ p: CommandProfile, started: time_t) -> String {
+        // strftime, not DateFormatter: loading ICU for one date costs tens of milliseconds.
+        var tm = tm()
+        var start = started
+        localtime_r(&start, &tm)
+        var buffer = [CChar](repeating: 0, count: 32)
+        let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &tm)
+        let date = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(p.event) \(rateText(p.rate)), \(grouped(p.statistics.samples)) samples, \(grouped(p.statistics.lost)) lost, \(date)"
     }
 
     private func summary(_ p: CommandProfile) -> String {
