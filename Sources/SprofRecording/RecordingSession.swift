@@ -107,9 +107,9 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// perf_event_open with the hints a user needs when it fails.
     static func open(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, event: EventSpec) throws(SyscallError) -> Int32 {
-        let settings = KernelSettings.current()
+        // Settings are read only when the call fails: this runs once per CPU and thread.
         return try sysCall("perf_event_open", hint: { err in
-            Self.hint(for: err, event: event, settings: settings, attr: attr)
+            Self.hint(for: err, event: event, settings: KernelSettings.current(), attr: attr)
         }) {
             csprof_perf_event_open(&attr, pid, cpu, -1, UInt(PERF_FLAG_FD_CLOEXEC))
         }
