@@ -91,7 +91,12 @@ public enum CommandProfiler {
 
         let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
         let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
-        try session.record { builder.consume($0) }
+        var spare = SpareCPU()
+        try session.record { batch in
+            builder.consume(batch)
+            // Name frames as they come only while a CPU is free; otherwise after the command.
+            if spare.available() { builder.resolve() }
+        }
         let status = command.wait()
         return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
                               event: session.options.event, rate: session.options.rate,
