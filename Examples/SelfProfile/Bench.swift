@@ -1,4 +1,4 @@
-// `sprof-example --bench`: the measurements in bench/library.md. Build with -c release.
+// `sprof-example --bench`: the measurements in bench/RESULTS.md (Library section). Build with -c release.
 #if canImport(Glibc)
 import Glibc
 #endif

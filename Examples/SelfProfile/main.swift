@@ -1,7 +1,7 @@
 // sprof-example: a program that profiles part of itself with `import Sprof`.
 //
 //   swift run sprof-example [OUTPUT-DIR]     writes self-profile.svg and self-profile.folded
-//   swift run -c release sprof-example --bench   measures the profiler's overhead (bench/library.md)
+//   swift run -c release sprof-example --bench   measures the profiler's overhead (bench/RESULTS.md (Library section))
 //
 // Build in debug mode, or pass `-Xswiftc -Xcc -Xswiftc -fno-omit-frame-pointer` in release mode:
 // `swiftc -O` on Linux omits frame pointers, and the default call graph walks them.

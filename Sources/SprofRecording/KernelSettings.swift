@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SprofCore
 
 /// The perf-related sysctls that change what a profiler may do. Read at run time: the kernel
 /// lowers `perf_event_max_sample_rate` by itself when sampling costs too much.
@@ -28,7 +29,7 @@ public struct KernelSettings: Sendable {
     /// Reads the current values.
     public static func current() -> KernelSettings {
         func int(_ name: String, _ fallback: Int) -> Int {
-            guard let text = readSmallFile("/proc/sys/kernel/\(name)") else { return fallback }
+            guard let text = readTextFile("/proc/sys/kernel/\(name)") else { return fallback }
             return Int(text.filter { !$0.isWhitespace }) ?? fallback
         }
         return KernelSettings(
@@ -49,7 +50,7 @@ public struct KernelSettings: Sendable {
     }
 
     private static func hasCapability(_ bit: Int) -> Bool {
-        guard let status = readSmallFile("/proc/self/status") else { return false }
+        guard let status = readTextFile("/proc/self/status") else { return false }
         for line in status.split(separator: "\n") where line.hasPrefix("CapEff:") {
             let hex = line.dropFirst("CapEff:".count).filter { !$0.isWhitespace }
             guard let mask = UInt64(hex, radix: 16) else { return false }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import SprofCore
 
 /// Sysfs PMU events (`cpu/event=0xc0,umask=0x1/`): the PMU's dynamic type comes from
 /// `/sys/bus/event_source/devices/PMU/type`, and each term's bit placement from its `format/TERM` file
@@ -17,7 +18,7 @@ public enum PMUEvents {
         let pmu = String(body[..<slash])
         let termsText = body[body.index(after: slash)...]
         let dir = "\(sysfsRoot)/\(pmu)"
-        guard let typeText = readSmallFile("\(dir)/type"), let type = UInt32(typeText.trimmingSpaces.filter { $0 != "\n" }) else {
+        guard let typeText = readTextFile("\(dir)/type"), let type = UInt32(typeText.trimmingSpaces.filter { $0 != "\n" }) else {
             let known = listDirectory(sysfsRoot).joined(separator: ", ")
             throw EventError("unknown PMU '\(pmu)' in '\(text)'; PMUs here: \(known)")
         }
@@ -32,7 +33,7 @@ public enum PMUEvents {
                 guard let parsed else { throw EventError("bad value '\(v)' for '\(key)' in '\(text)'") }
                 value = parsed
             }
-            guard let format = readSmallFile("\(dir)/format/\(key)") else {
+            guard let format = readTextFile("\(dir)/format/\(key)") else {
                 let terms = listDirectory("\(dir)/format").joined(separator: ", ")
                 throw EventError("unknown term '\(key)' for PMU '\(pmu)'; valid terms: \(terms)")
             }
@@ -64,22 +65,6 @@ public enum PMUEvents {
         default: throw EventError("unsupported sysfs field '\(fieldAndBits[0])' for '\(term)'")
         }
     }
-}
-
-/// Reads a small text file (sysfs, procfs) or returns nil.
-func readSmallFile(_ path: String) -> String? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
-    return String(decoding: bytes, as: UTF8.self)
 }
 
 func listDirectory(_ path: String) -> [String] {

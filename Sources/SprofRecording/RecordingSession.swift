@@ -141,7 +141,7 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// The CPUs listed in /sys/devices/system/cpu/online ("0-3,5").
     public static func onlineCPUs() -> [Int32] {
-        guard let text = readSmallFile("/sys/devices/system/cpu/online") else {
+        guard let text = readTextFile("/sys/devices/system/cpu/online") else {
             return (0..<Int32(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))))).map { $0 }
         }
         var cpus: [Int32] = []

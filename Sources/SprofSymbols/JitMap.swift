@@ -1,3 +1,5 @@
+import SprofCore
+
 /// One process's `/tmp/perf-PID.map`: lines of `START SIZE name` in hex, appended to as the JIT
 /// compiles more code.
 ///

@@ -1,30 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-
-/// Reads a whole file with read(2) until EOF: `/proc` files report size 0, so stat-sized reads
-/// would see nothing.
-///
-/// `chunkSize` bounds the work of one read: the kernel generates `/proc/kallsyms` (~5 MB) inside
-/// read(2) and is not preempted there, so large reads from the profiler's low-priority thread
-/// would hold a CPU for milliseconds at a time and slow the profiled program.
-func readWholeFile(_ path: String, chunkSize: Int = 1 << 16) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: chunkSize)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return nil
-        }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
-    }
-    return bytes
-}
+import SprofCore
 
 /// Size of a regular file, or nil when it cannot be stat'ed.
 func fileSize(_ path: String) -> Int? {

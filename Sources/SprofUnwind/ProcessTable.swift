@@ -146,10 +146,10 @@ public final class ProcessTable {
 
     /// Reads executable mappings and the name from /proc/PID.
     static func loadFromProc(_ p: inout ProcessState) {
-        if let comm = readText("/proc/\(p.pid)/comm") {
+        if let comm = readTextFile("/proc/\(p.pid)/comm") {
             p.name = String(comm.prefix { $0 != "\n" })
         }
-        guard let maps = readText("/proc/\(p.pid)/maps") else { return }
+        guard let maps = readTextFile("/proc/\(p.pid)/maps") else { return }
         for line in maps.split(separator: "\n") {
             // start-end perms offset dev inode path
             let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
@@ -160,21 +160,6 @@ public final class ProcessTable {
             let path = fields.count == 6 ? String(fields[5]).trimmingCharacters(in: " ") : "//anon"
             p.insert(Mapping(start: ProcessAddress(start), end: ProcessAddress(end), fileOffset: offset, path: path))
         }
-    }
-
-    static func readText(_ path: String) -> String? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes.append(contentsOf: chunk[0..<n])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
 

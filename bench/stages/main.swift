@@ -312,7 +312,7 @@ reportTime("folded_parse", "folded parse, \(folded.stackCount / 1000)k stacks", 
 let tSer = measure(reps) { blackHole(folded.serializedBytes()) }
 reportTime("folded_write", "folded serialize, \(folded.stackCount / 1000)k stacks", tSer, note: "serializedBytes()")
 if let out = ProcessInfo.processInfo.environment["STAGE_BENCH_FOLDED"] {
-    FileManager.default.createFile(atPath: out, contents: Data(text))
+    _ = FileManager.default.createFile(atPath: out, contents: Data(text))
 }
 
 for l in lines { fputs(l + "\n", stderr) }

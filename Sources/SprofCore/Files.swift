@@ -1,0 +1,32 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reads a whole file with read(2) until EOF, or returns nil when it cannot be opened or read.
+/// `/proc` and sysfs files report size 0, so stat-sized reads would see nothing.
+///
+/// `chunkSize` bounds the work of one read: the kernel generates some `/proc` files inside
+/// read(2) (`/proc/kallsyms` is ~5 MB) and is not preempted there, so large reads from a
+/// low-priority thread would hold a CPU for milliseconds at a time.
+public func readWholeFile(_ path: String, chunkSize: Int = 1 << 16) -> [UInt8]? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: chunkSize)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            return nil
+        }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    return bytes
+}
+
+/// ``readWholeFile(_:chunkSize:)`` as UTF-8 text (procfs, sysfs).
+public func readTextFile(_ path: String) -> String? {
+    readWholeFile(path, chunkSize: 4096).map { String(decoding: $0, as: UTF8.self) }
+}
