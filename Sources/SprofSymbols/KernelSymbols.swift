@@ -129,23 +129,9 @@ struct KernelSymbols {
     /// Name and module of the symbol containing `address`, or nil.
     func lookup(_ address: UInt64) -> (name: String, module: String)? {
         guard usable else { return nil }
-        // Last index whose start is <= address (as SymbolTable.lookup).
-        var lo = 0, hi = starts.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if starts[mid] <= address { lo = mid + 1 } else { hi = mid }
-        }
-        var i = lo - 1
-        var steps = 0
-        while i >= 0 && steps < 4 {
-            if address < ends[i] {
-                let o = Int(nameOffsets[i])
-                let name = String(decoding: text[o..<o + Int(nameLengths[i])], as: UTF8.self)
-                return (name, modules[Int(moduleIndex[i])])
-            }
-            i -= 1
-            steps += 1
-        }
-        return nil
+        guard let i = containingIndex(starts: starts, ends: ends, address) else { return nil }
+        let o = Int(nameOffsets[i])
+        let name = String(decoding: text[o..<o + Int(nameLengths[i])], as: UTF8.self)
+        return (name, modules[Int(moduleIndex[i])])
     }
 }

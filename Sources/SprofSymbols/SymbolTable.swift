@@ -80,20 +80,25 @@ struct SymbolTable {
 
     /// Index of the symbol containing `address`, or nil.
     func lookup(_ address: UInt64) -> Int? {
-        // Last index whose start is <= address.
-        var lo = 0, hi = starts.count
-        while lo < hi {
-            let mid = (lo + hi) / 2
-            if starts[mid] <= address { lo = mid + 1 } else { hi = mid }
-        }
-        var i = lo - 1
-        // A few steps back cover a small symbol nested inside a larger one that starts earlier.
-        var steps = 0
-        while i >= 0 && steps < 4 {
-            if address < ends[i] { return i }
-            i -= 1
-            steps += 1
-        }
-        return nil
+        containingIndex(starts: starts, ends: ends, address)
     }
+}
+
+/// Index of the range containing `address` in ranges sorted by start (`[starts[i], ends[i])`):
+/// the last start at or below it, or one of the few before it, which covers a small symbol nested
+/// inside a larger one that starts earlier. Shared by ELF and kernel symbol tables.
+func containingIndex(starts: [UInt64], ends: [UInt64], _ address: UInt64) -> Int? {
+    var lo = 0, hi = starts.count
+    while lo < hi {
+        let mid = (lo + hi) / 2
+        if starts[mid] <= address { lo = mid + 1 } else { hi = mid }
+    }
+    var i = lo - 1
+    var steps = 0
+    while i >= 0 && steps < 4 {
+        if address < ends[i] { return i }
+        i -= 1
+        steps += 1
+    }
+    return nil
 }
