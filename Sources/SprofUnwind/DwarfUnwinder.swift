@@ -89,7 +89,7 @@ public final class DwarfUnwinder {
         if debugErrors {
             let s = statistics
             let us = s.samples > 0 ? Double(s.nanoseconds) / Double(s.samples) / 1000 : 0
-            print("sprof dwarf: \(s.samples) samples, \(s.frames) frames, \(us) us/sample, truncated \(s.truncated) (stack \(s.stackExhausted), cap \(s.depthCapped), errors \(s.otherErrors)), sessions \(s.sessions), modules \(s.modules), file reads \(s.fileReads)")
+            debugLog("sprof dwarf: \(s.samples) samples, \(s.frames) frames, \(us) us/sample, truncated \(s.truncated) (stack \(s.stackExhausted), cap \(s.depthCapped), errors \(s.otherErrors)), sessions \(s.sessions), modules \(s.modules), file reads \(s.fileReads)")
         }
         for (_, s) in sessions { dwfl_end(s.dwfl) }
         sessions = [:]
@@ -172,7 +172,7 @@ public final class DwarfUnwinder {
                 if debugErrors {
                     let msg = dwfl_errmsg(-1).map { String(cString: $0) } ?? "?"
                     let last = result.frames.last.map { $0.address.description } ?? "-"
-                    print("sprof dwarf: pid \(process.pid): \(msg) after \(result.frames.count) frames (last \(last))")
+                    debugLog("sprof dwarf: pid \(process.pid): \(msg) after \(result.frames.count) frames (last \(last))")
                 }
             }
         }
@@ -271,13 +271,13 @@ public final class DwarfUnwinder {
                 var start: Dwarf_Addr = 0, end: Dwarf_Addr = 0
                 _ = dwfl_module_info(mod, nil, &start, &end, nil, nil, nil, nil)
                 s.modules.append((start, end, path))
-                if debugErrors { print("sprof dwarf: pid \(process.pid) gen \(process.generation): \(path) bias \(String(bias, radix: 16)) [\(String(start, radix: 16)), \(String(end, radix: 16)))") }
+                if debugErrors { debugLog("sprof dwarf: pid \(process.pid) gen \(process.generation): \(path) bias \(String(bias, radix: 16)) [\(String(start, radix: 16)), \(String(end, radix: 16)))") }
                 stats.modules += 1
             }
             dwfl_report_end(s.dwfl, nil, nil)
         }
         if !s.attached && !s.modules.isEmpty {
-            if debugErrors { print("sprof dwarf: pid \(process.pid) attach") }
+            if debugErrors { debugLog("sprof dwarf: pid \(process.pid) attach") }
             // An Elf of our own decides the architecture: with nil, libdwfl borrows the Ebl of
             // some module, which dangles if that module is ever re-reported or dropped.
             s.attached = dwfl_attach_state(s.dwfl, architectureElf, process.pid, threadCallbacks, Unmanaged.passUnretained(context).toOpaque())
@@ -520,4 +520,10 @@ private let dwarfFrameCallback: @convention(c) (OpaquePointer?, UnsafeMutableRaw
         return Int32(DWARF_CB_ABORT)
     }
     return Int32(DWARF_CB_OK)
+}
+
+/// SPROF_DEBUG_DWARF diagnostics go to stderr, never into the profiled command's stdout.
+private func debugLog(_ line: String) {
+    var text = line + "\n"
+    text.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
