@@ -1,4 +1,5 @@
 internal import CSprof
+import SprofCore
 
 /// Callbacks and search path shared by every per-file Dwfl. libdwfl keeps pointers to both for
 /// the Dwfl's whole life, so they live in stable heap memory that each `ElfFile` keeps alive.
@@ -26,14 +27,6 @@ final class DwflContext {
         pathSlot.deallocate()
         callbacks.deallocate()
     }
-}
-
-/// A PT_LOAD program header: enough to turn a mapping into a load bias.
-struct LoadSegment: Equatable {
-    var offset: UInt64
-    var vaddr: UInt64
-    var fileSize: UInt64
-    var executable: Bool
 }
 
 /// One ELF file (or the vdso image), opened once: its load segments, its sorted symbol table
@@ -157,22 +150,9 @@ final class ElfFile {
         return out
     }
 
-    /// The load bias of a mapping: the process address minus the file address, from the PT_LOAD
-    /// that holds the mapping's file offset. Falls back to `start - pgoff` (right whenever
-    /// `p_vaddr == p_offset`) when no segment matches.
-    ///
-    /// Linkers such as lld pack several segments into one file page (`R` at offset 0, `R E` at
-    /// 0x6d0, both in page 0); the page alone cannot tell them apart, but sampled mappings are
-    /// the executable ones, so executable segments are tried first.
+    /// The load bias of a mapping (see `SprofCore.loadBias`).
     func loadBias(mapStart: UInt64, fileOffset: UInt64) -> UInt64 {
-        let page: UInt64 = 0x1000
-        func holds(_ seg: LoadSegment) -> Bool {
-            seg.offset & ~(page - 1) <= fileOffset && fileOffset < seg.offset &+ max(seg.fileSize, 1)
-        }
-        guard let seg = loads.first(where: { $0.executable && holds($0) }) ?? loads.first(where: holds) else {
-            return mapStart &- fileOffset
-        }
-        return mapStart &+ (seg.offset &- fileOffset) &- seg.vaddr
+        SprofCore.loadBias(mappingStart: mapStart, fileOffset: fileOffset, segments: loads)
     }
 
     /// Inline chain and source location at `fileAddress`, innermost first: for each inlined

@@ -356,13 +356,12 @@ enum DwarfRegisters {
 
 // MARK: - ELF layout (for load biases)
 
-/// The PT_LOAD segments of a file, enough to turn a mapping into a load bias.
+/// The PT_LOAD segments of a file, read once per path, for load biases.
 struct ElfLayout {
-    struct Load { var offset: UInt64; var vaddr: UInt64; var filesz: UInt64; var align: UInt64 }
     var isExecutable: Bool // ET_EXEC: fixed addresses, bias 0
-    var loads: [Load]
+    var loads: [LoadSegment]
 
-    init(isExecutable: Bool, loads: [Load]) {
+    init(isExecutable: Bool, loads: [LoadSegment]) {
         self.isExecutable = isExecutable
         self.loads = loads
     }
@@ -377,29 +376,22 @@ struct ElfLayout {
         guard gelf_getehdr(elf, &ehdr) != nil else { return nil }
         var phnum = 0
         guard elf_getphdrnum(elf, &phnum) == 0 else { return nil }
-        var loads: [Load] = []
+        var loads: [LoadSegment] = []
         for i in 0..<phnum {
             var ph = GElf_Phdr()
             guard gelf_getphdr(elf, Int32(i), &ph) != nil else { continue }
             if ph.p_type == UInt32(PT_LOAD) {
-                loads.append(Load(offset: ph.p_offset, vaddr: ph.p_vaddr, filesz: ph.p_filesz, align: ph.p_align))
+                loads.append(LoadSegment(offset: ph.p_offset, vaddr: ph.p_vaddr, fileSize: ph.p_filesz,
+                                         executable: ph.p_flags & UInt32(PF_X) != 0))
             }
         }
         guard !loads.isEmpty else { return nil }
         self.init(isExecutable: ehdr.e_type == UInt16(ET_EXEC), loads: loads)
     }
 
-    /// `map_start + (p_offset - pgoff) - p_vaddr` for the PT_LOAD holding `pgoff`.
+    /// The bias to report to libdwfl for a mapping (the same rule the symbolizer uses).
     func bias(mappingStart start: UInt64, fileOffset pgoff: UInt64) -> UInt64 {
-        if isExecutable { return 0 }
-        for l in loads {
-            let page: UInt64 = 4096
-            let alignedOffset = l.offset & ~(page - 1)
-            if pgoff >= alignedOffset && pgoff < l.offset + max(l.filesz, 1) {
-                return start &+ (l.offset &- pgoff) &- l.vaddr
-            }
-        }
-        return start &- pgoff
+        isExecutable ? 0 : loadBias(mappingStart: start, fileOffset: pgoff, segments: loads)
     }
 }
 

@@ -189,8 +189,8 @@ final class DwarfUnwinderTests: XCTestCase {
     func testBiasUsesTheSegmentHoldingTheOffset() {
         // A segment whose p_offset - p_vaddr differs from the first one's (lld-style layouts).
         let layout = ElfLayout(isExecutable: false, loads: [
-            .init(offset: 0, vaddr: 0, filesz: 0x1000, align: 0x1000),
-            .init(offset: 0x1000, vaddr: 0x201000, filesz: 0x3000, align: 0x1000),
+            .init(offset: 0, vaddr: 0, fileSize: 0x1000, executable: false),
+            .init(offset: 0x1000, vaddr: 0x201000, fileSize: 0x3000, executable: true),
         ])
         XCTAssertEqual(layout.bias(mappingStart: 0x7f00_0000_0000, fileOffset: 0x1000), 0x7f00_0000_0000 - 0x201000)
         XCTAssertEqual(ElfLayout(isExecutable: true, loads: layout.loads).bias(mappingStart: 0x401000, fileOffset: 0x1000), 0)
