@@ -18,8 +18,9 @@ let package = Package(
         // Header-only C shim: perf_event_open, ioctls, ring-buffer atomics, fork/exec, libdw/libelf.
         .systemLibrary(name: "CSprof", path: "include"),
 
-        // Shared vocabulary: address kinds and the one syscall helper.
-        .target(name: "SprofCore"),
+        // Shared vocabulary: address kinds, the one syscall helper, file reading, the load-bias
+        // rule and the vdso image (the last needs the shim's ELF types).
+        .target(name: "SprofCore", dependencies: ["CSprof"]),
         // Stage 1: attr builder, ring buffer, pure record parser, launching, per-CPU sessions.
         .target(name: "SprofRecording", dependencies: ["SprofCore", "CSprof"]),
         // Counting (`sprof stat`, library counters): same events and shim, no ring buffer.

@@ -70,7 +70,7 @@ public final class DwarfUnwinder {
             find_debuginfo: dwfl_standard_find_debuginfo,
             section_address: dwfl_offline_section_address,
             debuginfo_path: nil))
-        if let image = DwarfVdso.image() {
+        if let image = Vdso.image() {
             architectureElf = elf_memory(UnsafeMutableRawPointer(mutating: image.baseAddress!).assumingMemoryBound(to: CChar.self), image.count)
         } else {
             architectureElf = nil
@@ -306,7 +306,7 @@ public final class DwarfUnwinder {
     private func vdsoFile() -> String? {
         if let cached = vdsoPath { return cached }
         var result: String? = nil
-        if let image = DwarfVdso.image() {
+        if let image = Vdso.image() {
             var template = Array("/tmp/sprof-vdso-XXXXXX.so".utf8CString)
             let fd = template.withUnsafeMutableBufferPointer { mkstemps($0.baseAddress!, 3) }
             if fd >= 0 {
@@ -392,21 +392,6 @@ struct ElfLayout {
     /// The bias to report to libdwfl for a mapping (the same rule the symbolizer uses).
     func bias(mappingStart start: UInt64, fileOffset pgoff: UInt64) -> UInt64 {
         isExecutable ? 0 : loadBias(mappingStart: start, fileOffset: pgoff, segments: loads)
-    }
-}
-
-/// The vdso's ELF image in our own memory.
-enum DwarfVdso {
-    static func image() -> UnsafeRawBufferPointer? {
-        guard let base = csprof_vdso_base() else { return nil }
-        let eh = base.load(as: Elf64_Ehdr.self)
-        guard eh.e_ident.0 == 0x7f, eh.e_ident.1 == UInt8(ascii: "E"), eh.e_ident.4 == 2 else { return nil }
-        var size = UInt64(eh.e_shoff) + UInt64(eh.e_shnum) * UInt64(eh.e_shentsize)
-        for i in 0..<Int(eh.e_phnum) {
-            let ph = (base + Int(eh.e_phoff) + i * Int(eh.e_phentsize)).load(as: Elf64_Phdr.self)
-            if ph.p_type == UInt32(PT_LOAD) { size = max(size, ph.p_offset + ph.p_filesz) }
-        }
-        return UnsafeRawBufferPointer(start: base, count: Int(size))
     }
 }
 

@@ -1,11 +1,11 @@
 internal import CSprof
 
 /// The vdso's ELF image in our own memory. It is not on disk, but every process of a boot maps
-/// the same image, so ours names frames sampled in any profiled process.
-enum Vdso {
+/// the same image, so ours serves any profiled process (symbols for naming, CFI for unwinding).
+public enum Vdso {
     /// The image, sized from its headers (section headers sit at the end of the image), or nil
     /// when the auxiliary vector has no vdso.
-    static func image() -> UnsafeRawBufferPointer? {
+    public static func image() -> UnsafeRawBufferPointer? {
         guard let base = csprof_vdso_base() else { return nil }
         let eh = base.load(as: Elf64_Ehdr.self)
         guard eh.e_ident.0 == 0x7f, eh.e_ident.1 == UInt8(ascii: "E"), eh.e_ident.4 == 2 /* ELFCLASS64 */ else {
