@@ -128,6 +128,7 @@ public final class Profiler: @unchecked Sendable {
         if let active {
             active.session.requestStop()
             active.driver.join()
+            active.session.closeEvents()
             ActiveClaim.release()
         }
     }
@@ -260,13 +261,14 @@ private final class DriverThread: @unchecked Sendable {
             tid = me
             condition.broadcast()
             while job == nil { condition.wait() }
-            let work = job!
+            var work = job
             condition.unlock()
-            work()
+            work?()
+            // The job captures the run that owns this thread: drop both references before
+            // reporting it finished, or the run (and its events) could be freed later, here.
+            work = nil
             condition.lock()
             finished = true
-            // The job captures the run that owns this thread: drop it, or neither is ever freed
-            // (and the events and ring buffers stay open and mapped).
             job = nil
             condition.broadcast()
             condition.unlock()
@@ -373,6 +375,9 @@ private final class ActiveRun: @unchecked Sendable {
     func finish() throws(SprofError) -> Profile {
         session.requestStop()
         driver.join()
+        // Released here rather than whenever the last reference goes, so that stop() leaves no
+        // event open and a new start() can claim the buffers' locked memory at once.
+        session.closeEvents()
         let duration = Double(Self.monotonicNow() - startTime) / 1e9
         let statistics = builder.finish()
         let stacks = builder.resolvedStackList()

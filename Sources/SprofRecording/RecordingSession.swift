@@ -42,7 +42,8 @@ public final class RecordingSession: @unchecked Sendable {
     private var buffers: [CPUBuffer] = []
     private var extraFDs: [Int32] = []
     private let parser: RecordParser
-    private let stopFD: Int32
+    /// -1 once ``closeEvents()`` ran, so a late ``requestStop()`` cannot write to a reused fd.
+    private var stopFD: Int32
     private let lock = NSCondition()
     private var ready: [PerfRecord] = []
     private var finished = false
@@ -103,6 +104,16 @@ public final class RecordingSession: @unchecked Sendable {
         for fd in extraFDs { close(fd) }
         extraFDs.removeAll()
         if stopFD >= 0 { close(stopFD) }
+        stopFD = -1
+    }
+
+    /// Closes the events and unmaps the ring buffers now, once ``record(consume:)`` has returned.
+    /// Without it they are released when the last reference goes, which may be a moment later on
+    /// another thread: a caller that stops and then counts its descriptors, or starts again at
+    /// once, must not see them.
+    public func closeEvents() {
+        lock.lock(); defer { lock.unlock() }
+        closeAll()
     }
 
     /// perf_event_open with the hints a user needs when it fails.
@@ -155,6 +166,8 @@ public final class RecordingSession: @unchecked Sendable {
     /// Asks ``record(consume:)`` to finish: the buffers are drained one last time and it returns.
     /// Safe to call from any thread (it writes an eventfd).
     public func requestStop() {
+        lock.lock(); defer { lock.unlock() }
+        guard stopFD >= 0 else { return }
         var one: UInt64 = 1
         _ = write(stopFD, &one, 8)
     }
@@ -192,8 +205,11 @@ public final class RecordingSession: @unchecked Sendable {
             for b in buffers { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(b.fd, 0) } }
             for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
         }
+        // Joined before returning: the reader still touches the buffers after its last batch.
+        let readerDone = DispatchSemaphore(value: 0)
         let reader = Thread { [self] in
             readLoop(exitFD: exitFD)
+            readerDone.signal()
         }
         reader.name = "sprof-reader"
         reader.start()
@@ -216,6 +232,7 @@ public final class RecordingSession: @unchecked Sendable {
             if !batch.isEmpty { consume(batch) }
             if done && batch.isEmpty { break }
         }
+        readerDone.wait()
         if exitFD >= 0 { close(exitFD) }
     }
 
