@@ -272,18 +272,18 @@ final class DwarfUnwinderTests: XCTestCase {
         XCTAssertEqual(unwinder.unwindUser(s, process: p).frames, [])
     }
 
-    func testUnwindCostWithReusedSession() throws {
+    /// The per-process session is reused across samples (the cost of that is measured in
+    /// bench/stages, not here): every later unwind of the same sample gives the first one's frames.
+    func testReusedSessionGivesTheSameStackEveryTime() throws {
         let c = try capture(flags: ["-O2", "-fomit-frame-pointer"])
         let unwinder = DwarfUnwinder()
         let process = c.process()
         let sample = c.sample()
-        _ = unwinder.unwindUser(sample, process: process)
-        let n = 20000
-        let start = DispatchTime.now().uptimeNanoseconds
-        var frames = 0
-        for _ in 0..<n { frames += unwinder.unwindUser(sample, process: process).frames.count }
-        let perSample = Double(DispatchTime.now().uptimeNanoseconds - start) / Double(n) / 1000
-        print("dwarf unwind: \(String(format: "%.2f", perSample)) us/sample, \(frames / n) frames")
-        XCTAssertLessThan(perSample, 200) // generous: debug build, shared machine
+        let first = unwinder.unwindUser(sample, process: process).frames.map(\.address.rawValue)
+        XCTAssertGreaterThan(first.count, 2)
+        for i in 0..<2000 {
+            let again = unwinder.unwindUser(sample, process: process).frames.map(\.address.rawValue)
+            if again != first { XCTFail("unwind \(i) differs: \(again) vs \(first)"); break }
+        }
     }
 }
