@@ -9,21 +9,29 @@ import Glibc
 /// read(2) (`/proc/kallsyms` is ~5 MB) and is not preempted there, so large reads from a
 /// low-priority thread would hold a CPU for milliseconds at a time.
 public func readWholeFile(_ path: String, chunkSize: Int = 1 << 16) -> [UInt8]? {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
-    guard fd >= 0 else { return nil }
-    defer { close(fd) }
     var bytes: [UInt8] = []
+    let ok = readFileInChunks(path, chunkSize: chunkSize) { bytes.append(contentsOf: $0) }
+    return ok ? bytes : nil
+}
+
+/// Reads `path` with read(2) until EOF, handing each chunk to `body` as it arrives, so that a
+/// caller that parses as it goes never holds the whole file. False when the file cannot be
+/// opened or read. `chunkSize` bounds one read(2), as in ``readWholeFile(_:chunkSize:)``.
+@discardableResult
+public func readFileInChunks(_ path: String, chunkSize: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Void) -> Bool {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return false }
+    defer { close(fd) }
     var chunk = [UInt8](repeating: 0, count: chunkSize)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
         if n < 0 {
             if errno == EINTR { continue }
-            return nil
+            return false
         }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
+        if n == 0 { return true }
+        chunk.withUnsafeBufferPointer { body(UnsafeBufferPointer(rebasing: $0[0..<n])) }
     }
-    return bytes
 }
 
 /// ``readWholeFile(_:chunkSize:)`` as UTF-8 text (procfs, sysfs).

@@ -1,13 +1,17 @@
+import SprofCore
+
 /// Kernel text symbols from `/proc/kallsyms`.
 ///
 /// The kernel lists module symbols as `addr t name\t[module]`; those frames get the module name
 /// in brackets as their module, core kernel frames `[kernel.kallsyms]`.
 ///
-/// kallsyms has over 100k symbols and a profile needs a handful, so parsing keeps the file's bytes
-/// and records each symbol as (start, name offset, length) without creating a String; a name is
-/// decoded only when a lookup hits it. (Building a String per symbol and sorting them through
-/// SymbolTable cost ~80 ms per `sprof run`, more than everything else sprof does for a short
-/// profile.) The alias and extent rules are SymbolTable's for symbols without sizes.
+/// kallsyms has over 100k symbols and a profile needs a handful, so parsing records each symbol
+/// as (start, name offset, length) into one byte buffer of names, without creating a String; a
+/// name is decoded only when a lookup hits it. (Building a String per symbol and sorting them
+/// through SymbolTable cost ~80 ms per `sprof run`, more than everything else sprof does for a
+/// short profile.) The file is parsed as it is read, keeping only the names: holding its ~5 MB of
+/// text (and the copies an array makes while growing to that) was most of sprof's heap peak.
+/// The alias and extent rules are SymbolTable's for symbols without sizes.
 struct KernelSymbols {
     static let kernelModule = "[kernel.kallsyms]"
     /// Kernel symbols carry no sizes; a gap of more than this after the last one is not it.
@@ -17,7 +21,7 @@ struct KernelSymbols {
     /// False when the file was unreadable or `kptr_restrict` hid the addresses (all zero).
     var usable = false
 
-    private var text: [UInt8] = []
+    private var names: [UInt8] = []
     private var starts: [UInt64] = []
     private var ends: [UInt64] = []
     private var nameOffsets: [Int32] = []
@@ -27,6 +31,22 @@ struct KernelSymbols {
 
     init() {}
 
+    /// Parses kallsyms text held in memory (tests, synthetic tables).
+    init(parsing bytes: [UInt8]) {
+        var parser = Parser()
+        bytes.withUnsafeBufferPointer { parser.feed($0) }
+        self = parser.finish()
+    }
+
+    /// Reads and parses `path` (normally /proc/kallsyms) 4 KiB at a time: the kernel generates
+    /// the file inside read(2) without preemption, so small reads keep each one short. Nil when
+    /// the file cannot be opened or read.
+    init?(contentsOf path: String) {
+        var parser = Parser()
+        guard readFileInChunks(path, chunkSize: 4096, { parser.feed($0) }) else { return nil }
+        self = parser.finish()
+    }
+
     private struct Entry {
         var start: UInt64
         var name: Int32
@@ -35,80 +55,114 @@ struct KernelSymbols {
         var module: Int32
     }
 
-    /// Parses kallsyms text. Only text symbols (`t`/`T`, and weak `w`/`W`) are kept: data symbols
-    /// never hold a sampled instruction pointer and would only cut text ranges short.
-    init(parsing bytes: [UInt8]) {
+    /// Line-by-line kallsyms parser fed with arbitrary chunks. Only text symbols (`t`/`T`, and
+    /// weak `w`/`W`) are kept: data symbols never hold a sampled instruction pointer and would
+    /// only cut text ranges short.
+    private struct Parser {
         var entries: [Entry] = []
-        entries.reserveCapacity(bytes.count / 40)
-        var moduleOf: [String: Int32] = [Self.kernelModule: 0]
-        var moduleList = [Self.kernelModule]
+        var names: [UInt8] = []
+        var moduleOf: [String: Int32] = [KernelSymbols.kernelModule: 0]
+        var moduleList = [KernelSymbols.kernelModule]
         var nonZero = false
         var sorted = true
-        bytes.withUnsafeBufferPointer { b in
-            let n = b.count
-            @inline(__always) func isBlank(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D }
+        /// The unfinished last line of the previous chunk.
+        var carry: [UInt8] = []
+
+        mutating func feed(_ chunk: UnsafeBufferPointer<UInt8>) {
             var lineStart = 0
-            while lineStart < n {
-                var lineEnd = lineStart
-                while lineEnd < n && b[lineEnd] != 0x0A { lineEnd += 1 }
-                defer { lineStart = lineEnd + 1 }
-                // Fields: ADDR TYPE NAME [MODULE...], separated by blanks.
-                var i = lineStart
-                func field() -> Range<Int> {
-                    while i < lineEnd && isBlank(b[i]) { i += 1 }
-                    let s = i
-                    while i < lineEnd && !isBlank(b[i]) { i += 1 }
-                    return s..<i
-                }
-                let a = field(), t = field(), name = field()
-                guard !name.isEmpty, t.count == 1, let addr = parseHex(UnsafeBufferPointer(rebasing: b[a])) else { continue }
-                let rank: Int8
-                switch b[t.lowerBound] {
-                case UInt8(ascii: "T"): rank = 3
-                case UInt8(ascii: "t"): rank = 2
-                case UInt8(ascii: "W"), UInt8(ascii: "w"): rank = 1
-                default: continue
-                }
-                if addr != 0 { nonZero = true }
-                var module: Int32 = 0
-                while i < lineEnd && isBlank(b[i]) { i += 1 }
-                if i < lineEnd {
-                    var end = lineEnd
-                    while end > i && isBlank(b[end - 1]) { end -= 1 }
-                    let m = String(decoding: UnsafeBufferPointer(rebasing: b[i..<end]), as: UTF8.self)
-                    if let known = moduleOf[m] { module = known } else {
-                        module = Int32(moduleList.count)
-                        moduleOf[m] = module
-                        moduleList.append(m)
+            var i = 0
+            while i < chunk.count {
+                if chunk[i] == 0x0A {
+                    if carry.isEmpty {
+                        line(UnsafeBufferPointer(rebasing: chunk[lineStart..<i]))
+                    } else {
+                        carry.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[lineStart..<i]))
+                        let whole = carry
+                        whole.withUnsafeBufferPointer { line($0) }
+                        carry.removeAll(keepingCapacity: true)
                     }
+                    lineStart = i + 1
                 }
-                if let last = entries.last, last.start > addr { sorted = false }
-                entries.append(Entry(start: addr, name: Int32(name.lowerBound), length: Int32(name.count), rank: rank, module: module))
+                i += 1
             }
+            if lineStart < chunk.count { carry.append(contentsOf: UnsafeBufferPointer(rebasing: chunk[lineStart...])) }
         }
-        guard nonZero else { return }
-        usable = true
-        modules = moduleList
-        text = bytes
-        // /proc/kallsyms is sorted by address except for module symbols; sort only when needed.
-        if !sorted { entries.sort { $0.start < $1.start } }
-        // One symbol per start address: the best alias (SymbolTable.isBetter's rules).
-        var chosen: [Entry] = []
-        chosen.reserveCapacity(entries.count)
-        for e in entries {
-            if let last = chosen.last, last.start == e.start {
-                if isBetter(e, than: last) { chosen[chosen.count - 1] = e }
-                continue
+
+        /// One line: ADDR TYPE NAME [MODULE...], separated by blanks.
+        private mutating func line(_ b: UnsafeBufferPointer<UInt8>) {
+            @inline(__always) func isBlank(_ c: UInt8) -> Bool { c == 0x20 || c == 0x09 || c == 0x0D }
+            let lineEnd = b.count
+            var i = 0
+            func field() -> Range<Int> {
+                while i < lineEnd && isBlank(b[i]) { i += 1 }
+                let s = i
+                while i < lineEnd && !isBlank(b[i]) { i += 1 }
+                return s..<i
             }
-            chosen.append(e)
+            let a = field(), t = field(), name = field()
+            guard !name.isEmpty, t.count == 1, let addr = parseHex(UnsafeBufferPointer(rebasing: b[a])) else { return }
+            let rank: Int8
+            switch b[t.lowerBound] {
+            case UInt8(ascii: "T"): rank = 3
+            case UInt8(ascii: "t"): rank = 2
+            case UInt8(ascii: "W"), UInt8(ascii: "w"): rank = 1
+            default: return
+            }
+            if addr != 0 { nonZero = true }
+            var module: Int32 = 0
+            while i < lineEnd && isBlank(b[i]) { i += 1 }
+            if i < lineEnd {
+                var end = lineEnd
+                while end > i && isBlank(b[end - 1]) { end -= 1 }
+                let m = String(decoding: UnsafeBufferPointer(rebasing: b[i..<end]), as: UTF8.self)
+                if let known = moduleOf[m] { module = known } else {
+                    module = Int32(moduleList.count)
+                    moduleOf[m] = module
+                    moduleList.append(m)
+                }
+            }
+            if let last = entries.last, last.start > addr { sorted = false }
+            entries.append(Entry(start: addr, name: Int32(names.count), length: Int32(name.count), rank: rank, module: module))
+            names.append(contentsOf: UnsafeBufferPointer(rebasing: b[name]))
         }
-        starts = chosen.map(\.start)
-        nameOffsets = chosen.map(\.name)
-        nameLengths = chosen.map(\.length)
-        moduleIndex = chosen.map(\.module)
-        ends = (0..<chosen.count).map { i in
-            let end = i + 1 < chosen.count ? chosen[i + 1].start : chosen[i].start &+ Self.openEndedReach
-            return end <= chosen[i].start ? chosen[i].start &+ 1 : end
+
+        mutating func finish() -> KernelSymbols {
+            if !carry.isEmpty {
+                let last = carry
+                carry = []
+                last.withUnsafeBufferPointer { line($0) }
+            }
+            var table = KernelSymbols()
+            guard nonZero else { return table }
+            table.usable = true
+            table.modules = moduleList
+            table.names = names
+            names = []
+            // /proc/kallsyms is sorted by address except for module symbols; sort only when needed.
+            if !sorted { entries.sort { $0.start < $1.start } }
+            // One symbol per start address, the best alias (SymbolTable.isBetter's rules),
+            // compacted in place.
+            var kept = 0
+            for j in entries.indices {
+                let e = entries[j]
+                if kept > 0, entries[kept - 1].start == e.start {
+                    if table.isBetter(e, than: entries[kept - 1]) { entries[kept - 1] = e }
+                    continue
+                }
+                entries[kept] = e
+                kept += 1
+            }
+            let chosen = entries[0..<kept]
+            table.starts = chosen.map(\.start)
+            table.nameOffsets = chosen.map(\.name)
+            table.nameLengths = chosen.map(\.length)
+            table.moduleIndex = chosen.map(\.module)
+            table.ends = chosen.indices.map { i in
+                let end = i + 1 < kept ? chosen[i + 1].start : chosen[i].start &+ KernelSymbols.openEndedReach
+                return end <= chosen[i].start ? chosen[i].start &+ 1 : end
+            }
+            entries = []
+            return table
         }
     }
 
@@ -116,7 +170,7 @@ struct KernelSymbols {
     /// byte order (kallsyms names are ASCII).
     private func isBetter(_ a: Entry, than b: Entry) -> Bool {
         if a.rank != b.rank { return a.rank > b.rank }
-        return text.withUnsafeBufferPointer { t in
+        return names.withUnsafeBufferPointer { t in
             let na = UnsafeBufferPointer(rebasing: t[Int(a.name)..<Int(a.name + a.length)])
             let nb = UnsafeBufferPointer(rebasing: t[Int(b.name)..<Int(b.name + b.length)])
             let ua = na.prefix { $0 == UInt8(ascii: "_") }.count, ub = nb.prefix { $0 == UInt8(ascii: "_") }.count
@@ -131,7 +185,7 @@ struct KernelSymbols {
         guard usable else { return nil }
         guard let i = containingIndex(starts: starts, ends: ends, address) else { return nil }
         let o = Int(nameOffsets[i])
-        let name = String(decoding: text[o..<o + Int(nameLengths[i])], as: UTF8.self)
+        let name = String(decoding: names[o..<o + Int(nameLengths[i])], as: UTF8.self)
         return (name, modules[Int(moduleIndex[i])])
     }
 }

@@ -88,7 +88,7 @@ public final class Symbolizer {
     public func symbolizeKernel(_ address: ProcessAddress) -> SymbolizedFrame {
         if let hit = kernelCache[address.rawValue] { return hit }
         if kernel == nil {
-            kernel = readWholeFile(options.kallsymsPath, chunkSize: 4096).map(KernelSymbols.init(parsing:)) ?? KernelSymbols()
+            kernel = KernelSymbols(contentsOf: options.kallsymsPath) ?? KernelSymbols()
         }
         let frame: SymbolizedFrame
         if let (name, module) = kernel!.lookup(address.rawValue) {

@@ -100,6 +100,33 @@ final class KernelSymbolTests: XCTestCase {
         XCTAssertEqual(symbolizer.symbolizeKernel(ProcessAddress(0xffffffff80000000)).name, "[kernel.kallsyms]")
     }
 
+    /// The file is parsed 4 KiB at a time: lines split across reads, a last line without a
+    /// newline and module symbols out of address order must give what parsing it whole gives.
+    func testChunkedReadingMatchesWholeText() throws {
+        var text = ""
+        var expected: [(UInt64, String)] = []
+        for i in 0..<3000 {
+            let address: UInt64 = 0xffffffff81000000 + UInt64(i) * 0x40
+            let name = "fn_\(i)_" + String(repeating: "x", count: i % 37)
+            text += String(address, radix: 16) + (i % 2 == 0 ? " T " : " t ") + name + "\n"
+            expected.append((address, name))
+        }
+        text += "ffffffffc0002000 t mod_b\t[modb]\nffffffffc0001000 t mod_a\t[moda]"
+        let bench = try Workbench()
+        let path = bench.path("kallsyms")
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        let read = try XCTUnwrap(KernelSymbols(contentsOf: path))
+        let whole = KernelSymbols(parsing: Array(text.utf8))
+        for (address, name) in expected {
+            XCTAssertEqual(read.lookup(address + 8)?.name, name)
+            XCTAssertEqual(whole.lookup(address + 8)?.name, name)
+        }
+        XCTAssertEqual(read.lookup(0xffffffffc0001010)?.name, "mod_a")
+        XCTAssertEqual(read.lookup(0xffffffffc0001010)?.module, "[moda]")
+        XCTAssertEqual(read.lookup(0xffffffffc0002010)?.module, "[modb]")
+        XCTAssertNil(KernelSymbols(contentsOf: bench.path("missing")))
+    }
+
     func testHiddenAddressesGiveKernelPlaceholder() throws {
         let bench = try Workbench()
         let path = bench.path("kallsyms")
