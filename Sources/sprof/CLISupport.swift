@@ -46,8 +46,12 @@ final class OutputFile {
 }
 
 /// Strips the `--` that separates sprof's options from the command, when present.
-func commandLine(_ captured: [String]) -> [String] {
-    captured.first == "--" ? Array(captured.dropFirst()) : captured
+///
+/// The command is captured verbatim, so `sprof run --help` would otherwise run a program named
+/// "--help": a help flag where the command starts asks for `subcommand`'s help instead.
+func commandLine(_ captured: [String], of subcommand: ParsableCommand) throws -> [String] {
+    if let first = captured.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(subcommand) }
+    return captured.first == "--" ? Array(captured.dropFirst()) : captured
 }
 
 /// `1,234,567`.

@@ -10,8 +10,8 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Profile a command and write PREFIX.folded and PREFIX.svg.",
         discussion: """
-            Samples the command and every thread and child process it creates, from exec to exit.
-            Ctrl-C stops the command; the profile gathered so far is still written. sprof exits
+            Samples the command and every thread and child process it creates, from exec to exit. \
+            Ctrl-C stops the command; the profile gathered so far is still written. sprof exits \
             with the command's exit status (128+N when it was killed by signal N).
 
             Examples:
@@ -64,9 +64,7 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        // The command is captured verbatim, so `sprof run --help` would otherwise run "--help".
-        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
-        let arguments = commandLine(command)
+        let arguments = try commandLine(command, of: self)
         if pid != nil && !arguments.isEmpty {
             throw fail("give either -p PID or a command, not both", status: 2)
         }

@@ -12,11 +12,11 @@ struct StatCommand: ParsableCommand {
         commandName: "stat",
         abstract: "Count events for a command, like perf stat.",
         discussion: """
-            Counts from the command's exec to its exit, including every thread and child process.
-            Default events: task-clock, context-switches, cpu-migrations, page-faults, cycles,
-            instructions, branches, branch-misses. Output goes to stderr (as perf stat's does)
-            unless -o is given. sprof exits with the command's exit status (128+N when killed by
-            signal N); with --baseline it exits 2 when a checked counter regressed.
+            Counts from the command's exec to its exit, including every thread and child process. \
+            Default events: task-clock, context-switches, cpu-migrations, page-faults, cycles, \
+            instructions, branches, branch-misses. Output goes to stderr (as perf stat's does) \
+            unless -o is given. sprof exits with the command's exit status (128+N when killed by \
+            signal N); with --baseline it exits 2 when a checked counter regressed. \
             Output fields are documented in docs/stat-output.md.
 
             Examples:
@@ -64,7 +64,7 @@ struct StatCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let arguments = commandLine(command)
+        let arguments = try commandLine(command, of: self)
         if pid != nil && !arguments.isEmpty {
             throw fail("give either -p PID or a command, not both", status: 2)
         }

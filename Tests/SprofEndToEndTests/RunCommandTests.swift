@@ -119,6 +119,16 @@ final class RunCommandTests: XCTestCase {
 final class RunCommandErrorTests: XCTestCase {
     private func lines(_ s: String) -> [Substring] { s.split(separator: "\n") }
 
+    /// Each subcommand captures its command verbatim; a help flag where the command would start
+    /// still prints help rather than running a program called "--help".
+    func testHelpFlagWhereTheCommandStarts() throws {
+        for args in [["run", "--help"], ["stat", "--help"], ["stat", "-e", "task-clock", "-h"], ["run", "-F", "99", "-h"]] {
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertTrue((r.stdout + r.stderr).contains("USAGE: sprof \(args[0])"), "\(args): \(r.stdout)\(r.stderr)")
+        }
+    }
+
     func testCommandNotFoundExits127() throws {
         let r = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("nf"), "--", "sprof-no-such-command-xyz"])
         XCTAssertEqual(r.status, 127)
