@@ -80,7 +80,7 @@ final class ElfFile {
         self.moduleName = moduleName
         self.loads = Self.readLoads(elf)
         self.buildID = Self.readBuildID(mod)
-        self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias))
+        self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias) + Self.readPLTEntries(elf))
         self.displayNames = Array(repeating: nil, count: symbols.count)
     }
 
@@ -146,6 +146,66 @@ final class ElfFile {
             let bindRank = binding == STB_GLOBAL ? 2 : (binding == STB_WEAK ? 1 : 0)
             out.append(SymbolCandidate(start: addr &- dwflBias, size: sym.st_size, name: String(cString: cname),
                                        rank: (isFunction ? 4 : 0) + bindRank, limit: limit))
+        }
+        return out
+    }
+
+    /// `name@plt` for each PLT stub, as objdump and perf name them: no symbol table lists them,
+    /// and without this a sample in a stub (every call into a shared library passes one) shows
+    /// as a bare `[module+0x…]`. Layout-independent: each x86-64 stub in `.plt`, `.plt.sec` or
+    /// `.plt.got` is an indirect `jmp *GOT(%rip)` (after an optional `endbr64` and `bnd`), and
+    /// the relocation of that GOT slot names the function. Other architectures get none.
+    private static func readPLTEntries(_ elf: OpaquePointer) -> [SymbolCandidate] {
+        var ehdr = GElf_Ehdr()
+        guard gelf_getehdr(elf, &ehdr) != nil, ehdr.e_machine == UInt16(EM_X86_64) else { return [] }
+        var shstrndx = 0
+        guard elf_getshdrstrndx(elf, &shstrndx) == 0 else { return [] }
+        // GOT slot address -> the name its relocation binds.
+        var slotNames: [UInt64: String] = [:]
+        var stubSections: [(address: UInt64, entrySize: Int, bytes: [UInt8])] = []
+        var scn = elf_nextscn(elf, nil)
+        while let section = scn {
+            defer { scn = elf_nextscn(elf, section) }
+            var shdr = GElf_Shdr()
+            guard gelf_getshdr(section, &shdr) != nil else { continue }
+            if shdr.sh_type == UInt32(SHT_RELA) {
+                guard let symtab = elf_getscn(elf, Int(shdr.sh_link)), let relocs = elf_getdata(section, nil) else { continue }
+                var symShdr = GElf_Shdr()
+                guard gelf_getshdr(symtab, &symShdr) != nil, let symbols = elf_getdata(symtab, nil) else { continue }
+                let count = shdr.sh_entsize > 0 ? Int(shdr.sh_size / shdr.sh_entsize) : 0
+                for i in 0..<count {
+                    var rela = GElf_Rela()
+                    guard gelf_getrela(relocs, Int32(i), &rela) != nil else { continue }
+                    let type = UInt32(truncatingIfNeeded: rela.r_info)
+                    guard type == UInt32(R_X86_64_JUMP_SLOT) || type == UInt32(R_X86_64_GLOB_DAT) else { continue }
+                    var sym = GElf_Sym()
+                    guard gelf_getsym(symbols, Int32(truncatingIfNeeded: rela.r_info >> 32), &sym) != nil,
+                          let name = elf_strptr(elf, Int(symShdr.sh_link), Int(sym.st_name)), name.pointee != 0 else { continue }
+                    slotNames[rela.r_offset] = String(cString: name)
+                }
+            } else if shdr.sh_type == UInt32(SHT_PROGBITS), shdr.sh_flags & UInt64(SHF_EXECINSTR) != 0,
+                      let cname = elf_strptr(elf, shstrndx, Int(shdr.sh_name)),
+                      [".plt", ".plt.sec", ".plt.got"].contains(String(cString: cname)),
+                      let data = elf_getdata(section, nil), let buffer = data.pointee.d_buf {
+                let bytes = Array(UnsafeRawBufferPointer(start: buffer, count: Int(data.pointee.d_size)))
+                stubSections.append((shdr.sh_addr, shdr.sh_entsize > 0 ? Int(shdr.sh_entsize) : 16, bytes))
+            }
+        }
+        guard !slotNames.isEmpty else { return [] }
+        var out: [SymbolCandidate] = []
+        for (address, entrySize, bytes) in stubSections {
+            var entry = 0
+            while entry + entrySize <= bytes.count {
+                defer { entry += entrySize }
+                var i = entry
+                if bytes[i..<min(i + 4, bytes.count)].elementsEqual([0xf3, 0x0f, 0x1e, 0xfa]) { i += 4 } // endbr64
+                if i < bytes.count, bytes[i] == 0xf2 { i += 1 } // bnd
+                guard i + 6 <= entry + entrySize, bytes[i] == 0xff, bytes[i + 1] == 0x25 else { continue }
+                let disp = bytes[(i + 2)..<(i + 6)].reversed().reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+                let slot = address &+ UInt64(i + 6) &+ UInt64(bitPattern: Int64(Int32(bitPattern: disp)))
+                guard let name = slotNames[slot] else { continue }
+                out.append(SymbolCandidate(start: address &+ UInt64(entry), size: UInt64(entrySize), name: name + "@plt", rank: 0))
+            }
         }
         return out
     }

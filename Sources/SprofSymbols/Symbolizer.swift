@@ -197,11 +197,13 @@ public final class Symbolizer {
     private func displayName(_ index: Int, in file: ElfFile) -> String {
         if let name = file.displayNames[index] { return name }
         var raw = file.symbols.names[index]
+        // PLT stubs are named `function@plt` (ElfFile), as perf and objdump show them.
+        let stub = raw.hasSuffix("@plt")
         // `.symtab` spells versioned definitions `__libc_start_main@@GLIBC_2.34`; the version is
         // noise in a stack and splits one function into two frames across binaries.
         // Mangled Swift and C++ names never contain '@', so it always starts a version.
         if let at = raw.firstIndex(of: "@"), at != raw.startIndex { raw = String(raw[..<at]) }
-        let name = options.demangle ? Demangler.demangle(raw) : raw
+        let name = (options.demangle ? Demangler.demangle(raw) : raw) + (stub ? "@plt" : "")
         file.displayNames[index] = name
         return name
     }

@@ -22,6 +22,48 @@ final class ElfSymbolizationTests: XCTestCase {
         }
     }
 
+    /// PLT stubs are named `function@plt`, as objdump names them, whatever the linker's layout:
+    /// lazy `.plt`, IBT's `.plt.sec`, and `.plt.got` (a function both called and address-taken).
+    func testPLTStubsAreNamedLikeObjdump() throws {
+        let source = """
+        #include <stdio.h>
+        #include <stdlib.h>
+        #include <string.h>
+        int (*keep)(const char *) = puts;
+        int main(int argc, char **argv) {
+            char *p = malloc(32);
+            strcpy(p, argv[0]);
+            puts(p);
+            free(p);
+            return keep(argv[0]) > 0 ? (int)strlen(argv[0]) : 0;
+        }
+        """
+        let bench = try Workbench()
+        let variants: [(String, [String])] = [("lazy", ["-O1"]), ("ibt", ["-O1", "-fcf-protection", "-Wl,-z,ibtplt"]),
+                                              ("now", ["-O1", "-Wl,-z,now"])]
+        var checked = 0
+        for (name, flags) in variants {
+            let exe = try bench.compile("plt-\(name)", source: source, flags: flags)
+            var stubs: [(UInt64, String)] = []
+            for line in try bench.run("objdump", ["-d", "--no-show-raw-insn", exe]).split(separator: "\n") {
+                // "0000000000001030 <puts@plt>:"
+                guard line.hasSuffix("@plt>:"), let space = line.firstIndex(of: " "),
+                      let address = UInt64(line[..<space], radix: 16) else { continue }
+                let label = line[line.index(space, offsetBy: 2)..<line.index(line.endIndex, offsetBy: -2)]
+                stubs.append((address, String(label)))
+            }
+            XCTAssertFalse(stubs.isEmpty, "objdump shows no PLT stubs in \(name)")
+            let mapping = try bench.textMapping(exe, base: 0x5555_5555_4000)
+            let symbolizer = Symbolizer()
+            for (address, label) in stubs {
+                let frames = symbolizer.symbolize(ProcessAddress(0x5555_5555_4000 + address + 2), in: mapping, pid: 1)
+                XCTAssertEqual(frames.last?.name, label, "\(name) at 0x\(String(address, radix: 16))")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 9)
+    }
+
     func testNonPIEExecutableHasZeroBias() throws {
         let bench = try Workbench()
         let exe = try bench.compile("nopie", source: sampleSource, flags: ["-O2", "-g", "-fno-pie", "-no-pie"])
