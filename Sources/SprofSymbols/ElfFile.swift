@@ -49,6 +49,10 @@ final class ElfFile {
     private let dwfl: OpaquePointer
     private let module: OpaquePointer
     private let dwflBias: UInt64
+    /// CU ranges read from the CU DIEs, built on the first address `.debug_aranges` misses.
+    private var cuRanges: AddressRanges<CompileUnit>?
+    /// Concrete functions by address, per CU (keyed by the CU DIE's address in the debug data).
+    private var functionRanges: [UnsafeRawPointer?: AddressRanges<Dwarf_Die>] = [:]
 
     /// Opens `path` (or, when `image` is given, that in-memory ELF image, named `path`).
     /// Returns nil when the file cannot be read as ELF.
@@ -221,11 +225,11 @@ final class ElfFile {
     func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, demangle: Bool)
         -> (inlined: [(name: String, file: String?, line: Int?)], file: String?, line: Int?)
     {
-        var cuBias: Dwarf_Addr = 0
-        guard inlines || lines, let cu = dwfl_module_addrdie(module, fileAddress &+ dwflBias, &cuBias) else {
+        guard inlines || lines, let unit = compileUnit(at: fileAddress &+ dwflBias) else {
             return ([], nil, nil)
         }
-        let pc = fileAddress &+ dwflBias &- cuBias
+        let cu = unit.die
+        let pc = fileAddress &+ dwflBias &- unit.bias
         var file: String?
         var line: Int?
         if lines, let l = dwarf_getsrc_die(cu, pc) {
@@ -235,28 +239,21 @@ final class ElfFile {
         }
         var inlined: [(name: String, file: String?, line: Int?)] = []
         guard inlines else { return ([], file, line) }
-        var scopes: UnsafeMutablePointer<Dwarf_Die>?
-        let count = dwarf_getscopes(cu, pc, &scopes)
-        guard count > 0, let scopes else { return ([], file, line) }
-        defer { free(scopes) }
+        guard let function = functions(in: cu).lookup(pc) else { return ([], file, line) }
         var files: OpaquePointer?
         var fileCount = 0
         var haveFiles = false
-        for i in 0..<Int(count) {
-            let die = scopes + i
-            let tag = dwarf_tag(die)
-            if tag == Int32(DW_TAG_subprogram) { break }
-            guard tag == Int32(DW_TAG_inlined_subroutine) else { continue }
-            inlined.append((Self.dieName(die, demangle: demangle) ?? "[inlined]", file, line))
+        for var die in DwarfScopes.inlinedChain(in: function, pc: pc) {
+            inlined.append((Self.dieName(&die, demangle: demangle) ?? "[inlined]", file, line))
             // The caller continues at the call site recorded on the inlined subroutine.
             var attr = Dwarf_Attribute()
             var value: Dwarf_Word = 0
             line = nil
-            if dwarf_attr(die, UInt32(DW_AT_call_line), &attr) != nil, dwarf_formudata(&attr, &value) == 0, value > 0 {
+            if dwarf_attr(&die, UInt32(DW_AT_call_line), &attr) != nil, dwarf_formudata(&attr, &value) == 0, value > 0 {
                 line = Int(value)
             }
             file = nil
-            if dwarf_attr(die, UInt32(DW_AT_call_file), &attr) != nil, dwarf_formudata(&attr, &value) == 0 {
+            if dwarf_attr(&die, UInt32(DW_AT_call_file), &attr) != nil, dwarf_formudata(&attr, &value) == 0 {
                 if !haveFiles {
                     haveFiles = dwarf_getsrcfiles(cu, &files, &fileCount) == 0
                 }
@@ -267,6 +264,25 @@ final class ElfFile {
             if !lines { file = nil; line = nil }
         }
         return (inlined, file, line)
+    }
+
+    /// The compile unit covering `address` (a libdwfl module address). libdwfl's own lookup
+    /// goes through `.debug_aranges`; on a miss the CUs' own ranges are consulted (read once,
+    /// on the first miss), since LLVM-based compilers emit no `.debug_aranges` by default.
+    private func compileUnit(at address: Dwarf_Addr) -> CompileUnit? {
+        var bias: Dwarf_Addr = 0
+        if let die = dwfl_module_addrdie(module, address, &bias) { return CompileUnit(die: die, bias: bias) }
+        if cuRanges == nil { cuRanges = DwarfScopes.compileUnitRanges(module) }
+        return cuRanges!.lookup(address)
+    }
+
+    /// The concrete functions of a CU by address, indexed on first use.
+    private func functions(in cu: UnsafeMutablePointer<Dwarf_Die>) -> AddressRanges<Dwarf_Die> {
+        let key = UnsafeRawPointer(cu.pointee.addr)
+        if let known = functionRanges[key] { return known }
+        let ranges = DwarfScopes.functionRanges(cu)
+        functionRanges[key] = ranges
+        return ranges
     }
 
     /// The name of an inlined subroutine's abstract origin: its linkage name (demangled) when it
