@@ -32,10 +32,10 @@ public struct ProfileStatistics: Sendable, Equatable {
 ///
 /// While the target runs, stacks are aggregated as ids of *frame references* (an address with the
 /// mapping it was in when sampled, or a fixed name); names are worked out once per distinct frame
-/// in ``resolve()``: during the run only while a CPU is spare, else after recording. Symbolizing
-/// unconditionally during the run (opening ELF files, reading debug info, generating kallsyms in
-/// the kernel) took CPU from the profiled program even at idle priority: about a third more wall
-/// time for a fork-heavy program on two CPUs.
+/// in ``resolve()``, normally after recording (see `CommandProfiler` for when it runs earlier).
+/// Symbolizing unconditionally during the run (opening ELF files, reading debug info, generating
+/// kallsyms in the kernel) took CPU from the profiled program even at idle priority: about a
+/// third more wall time for a fork-heavy program on two CPUs.
 final class ProfileBuilder {
     let processes = ProcessTable()
     /// DWARF-mode user-stack unwinder (one cached libdwfl session per process).
@@ -182,28 +182,43 @@ final class ProfileBuilder {
     /// incremental (a later call names only what was added since).
     func resolve() {
         guard resolved.count < refs.count else { return }
-        resolved.reserveCapacity(refs.count)
-        for ref in refs[resolved.count...] {
+        let first = resolved.count
+        let pending = refs[first...]
+        var names = [[String]?](repeating: nil, count: pending.count)
+        // User frames first, while kallsyms (the slowest single source) is read on another thread;
+        // kernel frames after, when the table is there.
+        if pending.contains(where: { if case .code(_, _, _, true) = $0 { return true } else { return false } }) {
+            symbolizer.prefetchKernelSymbols()
+        }
+        var kernelRefs: [Int] = []
+        for (i, ref) in zip(names.indices, pending) {
             switch ref {
             case .name(let name):
-                resolved.append([name])
-            case .code(let address, let mapping, let pid, let isKernel):
-                let frames: [SymbolizedFrame]
-                if isKernel {
-                    frames = [symbolizer.symbolizeKernel(address)]
-                } else if let mapping {
-                    frames = symbolizer.symbolize(address, in: mapping, pid: pid)
-                } else {
-                    frames = [symbolizer.symbolizeUnmapped(address, pid: pid)]
-                }
-                resolved.append(frames.reversed().map { f in
-                    switch f.kind {
-                    case .kernel: return f.name + "_[k]"
-                    case .jit: return f.name + "_[j]"
-                    case .inlined: return f.name + "_[i]"
-                    case .user: return f.name
-                    }
-                })
+                names[i] = [name]
+            case .code(_, _, _, true):
+                kernelRefs.append(i)
+            case .code(let address, let mapping, let pid, false):
+                let frames = mapping.map { symbolizer.symbolize(address, in: $0, pid: pid) }
+                    ?? [symbolizer.symbolizeUnmapped(address, pid: pid)]
+                names[i] = Self.display(frames)
+            }
+        }
+        for i in kernelRefs {
+            guard case .code(let address, _, _, _) = pending[first + i] else { continue }
+            names[i] = Self.display([symbolizer.symbolizeKernel(address)])
+        }
+        resolved.reserveCapacity(refs.count)
+        resolved.append(contentsOf: names.map { $0 ?? [] })
+    }
+
+    /// Root-first names with the folded format's kind suffixes.
+    private static func display(_ frames: [SymbolizedFrame]) -> [String] {
+        frames.reversed().map { f in
+            switch f.kind {
+            case .kernel: return f.name + "_[k]"
+            case .jit: return f.name + "_[j]"
+            case .inlined: return f.name + "_[i]"
+            case .user: return f.name
             }
         }
     }

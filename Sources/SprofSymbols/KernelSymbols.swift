@@ -1,3 +1,4 @@
+import Foundation
 import SprofCore
 
 /// Kernel text symbols from `/proc/kallsyms`.
@@ -187,5 +188,27 @@ struct KernelSymbols {
         let o = Int(nameOffsets[i])
         let name = String(decoding: names[o..<o + Int(nameLengths[i])], as: UTF8.self)
         return (name, modules[Int(moduleIndex[i])])
+    }
+}
+
+/// One kallsyms read on a background thread; ``wait()`` hands the table over.
+final class KernelSymbolsLoader: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var table: KernelSymbols?
+
+    init(path: String) {
+        let thread = Thread { [self] in
+            table = KernelSymbols(contentsOf: path) ?? KernelSymbols()
+            done.signal()
+        }
+        thread.name = "sprof-kallsyms"
+        thread.start()
+    }
+
+    /// Blocks until the table is read (once; later calls return at once).
+    func wait() -> KernelSymbols {
+        done.wait()
+        done.signal()
+        return table ?? KernelSymbols()
     }
 }

@@ -20,6 +20,7 @@ public final class Symbolizer {
     private var lastResolved: ResolvedMapping?
     private var jitMaps: [Int32: JitMap] = [:]
     private var kernel: KernelSymbols?
+    private var kernelLoader: KernelSymbolsLoader?
     private var kernelCache: [UInt64: SymbolizedFrame] = [:]
     private var vdsoFile: ElfFile??
 
@@ -82,13 +83,23 @@ public final class Symbolizer {
 
     // MARK: Kernel
 
+    /// Starts reading kallsyms on a thread of its own, for a caller about to name user frames
+    /// first: the kernel spends ~80 ms generating the file's 5 MB of text, about as long as
+    /// naming a short profile's user frames, so on a machine with a free CPU the two overlap.
+    /// ``symbolizeKernel(_:)`` waits for it. No effect once the table is loaded.
+    public func prefetchKernelSymbols() {
+        guard kernel == nil, kernelLoader == nil else { return }
+        kernelLoader = KernelSymbolsLoader(path: options.kallsymsPath)
+    }
+
     /// A kernel address, named from `/proc/kallsyms` (read once, on first use). Names are plain:
     /// the folding stage adds the kernel annotation from `kind`. When kallsyms is unreadable or
     /// its addresses are hidden (`kptr_restrict`), every kernel frame is `[kernel.kallsyms]`.
     public func symbolizeKernel(_ address: ProcessAddress) -> SymbolizedFrame {
         if let hit = kernelCache[address.rawValue] { return hit }
         if kernel == nil {
-            kernel = KernelSymbols(contentsOf: options.kallsymsPath) ?? KernelSymbols()
+            kernel = kernelLoader?.wait() ?? KernelSymbols(contentsOf: options.kallsymsPath) ?? KernelSymbols()
+            kernelLoader = nil
         }
         let frame: SymbolizedFrame
         if let (name, module) = kernel!.lookup(address.rawValue) {

@@ -127,6 +127,23 @@ final class KernelSymbolTests: XCTestCase {
         XCTAssertNil(KernelSymbols(contentsOf: bench.path("missing")))
     }
 
+    /// The table read ahead on another thread is the one lookups use, and reading ahead twice or
+    /// after the table is loaded changes nothing.
+    func testPrefetchedKernelSymbolsAreUsed() throws {
+        let bench = try Workbench()
+        let path = bench.path("kallsyms")
+        try "ffffffff81000000 T first\nffffffff81000100 t second\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let symbolizer = Symbolizer(options: .init(kallsymsPath: path))
+        symbolizer.prefetchKernelSymbols()
+        symbolizer.prefetchKernelSymbols()
+        XCTAssertEqual(symbolizer.symbolizeKernel(ProcessAddress(0xffffffff81000180)).name, "second")
+        symbolizer.prefetchKernelSymbols()
+        XCTAssertEqual(symbolizer.symbolizeKernel(ProcessAddress(0xffffffff81000010)).name, "first")
+        let missing = Symbolizer(options: .init(kallsymsPath: bench.path("missing")))
+        missing.prefetchKernelSymbols()
+        XCTAssertEqual(missing.symbolizeKernel(ProcessAddress(0xffffffff81000010)).name, "[kernel.kallsyms]")
+    }
+
     func testHiddenAddressesGiveKernelPlaceholder() throws {
         let bench = try Workbench()
         let path = bench.path("kallsyms")
