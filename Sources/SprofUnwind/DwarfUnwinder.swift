@@ -65,9 +65,14 @@ public final class DwarfUnwinder {
     public init() {
         _ = elf_version(UInt32(EV_CURRENT))
         callbacks = .allocate(capacity: 1)
+        // No separate debug info for unwinding: libdwfl tries a module's .debug_frame before its
+        // .eh_frame, and looking for .debug_frame loads the separate debug file (Debian's libc6-dbg
+        // is ~11 MB of zlib-compressed DWARF, inflated at once) for every new process, which was
+        // most of the unwinding cost of a fork+exec-heavy program. .eh_frame is in every x86-64
+        // binary; .debug_frame in the file itself is still used.
         callbacks.initialize(to: Dwfl_Callbacks(
             find_elf: dwfl_build_id_find_elf,
-            find_debuginfo: dwfl_standard_find_debuginfo,
+            find_debuginfo: { _, _, _, _, _, _, _, _ in -1 },
             section_address: dwfl_offline_section_address,
             debuginfo_path: nil))
         if let image = Vdso.image() {
