@@ -49,6 +49,9 @@ final class ElfFile {
     private let dwfl: OpaquePointer
     private let module: OpaquePointer
     private let dwflBias: UInt64
+    private let elf: OpaquePointer
+    /// `.eh_frame_hdr`'s FDE starts, read on the first unnamed address.
+    private var fdeStarts: [UInt64]?
     /// CU ranges read from the CU DIEs, built on the first address `.debug_aranges` misses.
     private var cuRanges: AddressRanges<CompileUnit>?
     /// Concrete functions by address, per CU (keyed by the CU DIE's address in the debug data).
@@ -81,6 +84,7 @@ final class ElfFile {
         self.dwfl = dwfl
         self.module = mod
         self.dwflBias = bias
+        self.elf = elf
         self.moduleName = moduleName
         self.loads = Self.readLoads(elf)
         self.buildID = Self.readBuildID(mod)
@@ -212,6 +216,56 @@ final class ElfFile {
             }
         }
         return out
+    }
+
+    /// Start of the function containing `fileAddress` by `.eh_frame`, for a stripped binary's
+    /// code that no symbol names: every x86-64 function has a frame description entry (FDE)
+    /// saying where it starts. Naming unknown code by its function's start rather than the
+    /// sampled address keeps one frame per function, where per-address names would split a flame
+    /// graph into a sliver per instruction. Nil when no FDE covers the address.
+    func cfiFunctionStart(containing fileAddress: UInt64) -> UInt64? {
+        // libdw says whether an FDE covers the address (its own ranges are rows of the CFI
+        // table, finer than functions); .eh_frame_hdr's sorted table says where that FDE starts.
+        var cfiBias: Dwarf_Addr = 0
+        guard let cfi = dwfl_module_eh_cfi(module, &cfiBias) else { return nil }
+        var frame: OpaquePointer?
+        guard dwarf_cfi_addrframe(cfi, fileAddress &+ dwflBias &- cfiBias, &frame) == 0, let frame else { return nil }
+        free(UnsafeMutableRawPointer(frame))
+        if fdeStarts == nil { fdeStarts = Self.readFDEStarts(elf) }
+        let starts = fdeStarts!
+        var lo = 0, hi = starts.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if starts[mid] <= fileAddress { lo = mid + 1 } else { hi = mid }
+        }
+        return lo > 0 ? starts[lo - 1] : nil
+    }
+
+    /// FDE start addresses from `.eh_frame_hdr`'s binary-search table, in the layout every
+    /// x86-64 toolchain writes (datarel sdata4 pairs); empty for any other.
+    private static func readFDEStarts(_ elf: OpaquePointer) -> [UInt64] {
+        var count = 0
+        guard elf_getphdrnum(elf, &count) == 0 else { return [] }
+        for i in 0..<count {
+            var ph = GElf_Phdr()
+            guard gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_GNU_EH_FRAME) else { continue }
+            var size = 0
+            guard let raw = elf_rawfile(elf, &size), ph.p_offset + ph.p_filesz <= UInt64(size), ph.p_filesz >= 12 else { return [] }
+            let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(raw) + Int(ph.p_offset), count: Int(ph.p_filesz))
+            // version 1; eh_frame_ptr 4 bytes (pcrel/datarel sdata4 or udata4); fde_count udata4;
+            // table entries datarel sdata4 (DW_EH_PE_datarel | DW_EH_PE_sdata4 = 0x3b).
+            guard bytes[0] == 1, [0x03, 0x0b].contains(bytes[1] & 0x0f), bytes[2] == 0x03, bytes[3] == 0x3b else { return [] }
+            let fdeCount = Int(bytes.loadUnaligned(fromByteOffset: 8, as: UInt32.self))
+            guard fdeCount <= (bytes.count - 12) / 8 else { return [] }
+            var starts: [UInt64] = []
+            starts.reserveCapacity(fdeCount)
+            for entry in 0..<fdeCount {
+                let relative = Int64(bytes.loadUnaligned(fromByteOffset: 12 + entry * 8, as: Int32.self))
+                starts.append(UInt64(bitPattern: Int64(bitPattern: ph.p_vaddr) &+ relative))
+            }
+            return starts.sorted()
+        }
+        return []
     }
 
     /// The load bias of a mapping (see `SprofCore.loadBias`).

@@ -190,7 +190,7 @@ public final class Symbolizer {
     private func symbolize(_ address: FileAddress, in file: ElfFile) -> [SymbolizedFrame] {
         let module = file.moduleName
         guard let index = file.symbols.lookup(address.rawValue) else {
-            return [unknownFrame(module: module, offset: address.rawValue)]
+            return [unknownFrame(module: module, offset: file.cfiFunctionStart(containing: address.rawValue) ?? address.rawValue)]
         }
         let name = displayName(index, in: file)
         guard options.inlineFrames || options.sourceLines else {

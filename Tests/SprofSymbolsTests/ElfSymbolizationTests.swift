@@ -128,7 +128,8 @@ final class ElfSymbolizationTests: XCTestCase {
 
         let without = Symbolizer(options: .init(debugDirectories: [bench.path("empty")]))
         let unnamed = without.symbolize(address, in: mapping, pid: 1)
-        XCTAssertEqual(unnamed.last?.name, "[stripped+0x\(String(syms["alpha"]!.address + 1, radix: 16))]")
+        // Unnamed, but placed at its function's start (from .eh_frame).
+        XCTAssertEqual(unnamed.last?.name, "[stripped+0x\(String(syms["alpha"]!.address, radix: 16))]")
 
         let with = Symbolizer(options: .init(debugDirectories: [root]))
         let named = with.symbolize(address, in: mapping, pid: 1)
@@ -276,6 +277,29 @@ final class ElfSymbolizationTests: XCTestCase {
         let missing = symbolizer.symbolize(ProcessAddress(mapping.start.rawValue + 0x10), in: mapping, pid: 1)
         XCTAssertEqual(missing.count, 1)
         XCTAssertEqual(missing[0].name, "[does-not-exist.so+0x\(String(mapping.fileOffset + 0x10, radix: 16))]")
+    }
+
+    /// A stripped binary's functions have no names, but .eh_frame still says where each starts:
+    /// every address inside one gets the same `[module+0xSTART]` frame, not one per address.
+    func testStrippedCodeIsNamedByItsFunctionStart() throws {
+        let bench = try Workbench()
+        let exe = try bench.compile("strp", source: sampleSource, flags: ["-O2", "-fPIE", "-pie"])
+        let syms = try bench.symbols(exe)
+        try bench.run("strip", ["-s", exe])
+        XCTAssertNil(try bench.symbols(exe)["alpha"], "strip left .symtab behind")
+        let base: UInt64 = 0x5555_0000_0000
+        let mapping = try bench.textMapping(exe, base: base)
+        let symbolizer = Symbolizer()
+        // main adjusts its stack, so its CFI has several rows: the name must be the FDE's start,
+        // not the start of the row the address falls in.
+        for name in ["alpha", "beta", "outer", "main"] {
+            let sym = try XCTUnwrap(syms[name])
+            let expected = "[strp+0x\(String(sym.address, radix: 16))]"
+            for offset in [1, sym.size / 2, sym.size - 1] {
+                let frames = symbolizer.symbolize(ProcessAddress(base + sym.address + offset), in: mapping, pid: 1)
+                XCTAssertEqual(frames.map(\.name), [expected], "\(name)+\(offset)")
+            }
+        }
     }
 
     func testFileOpenedOnceAndLookupsCached() throws {
