@@ -72,9 +72,6 @@ public enum CommandProfiler {
     ///
     /// - Throws: ``LaunchError`` when the command cannot be run (its `exitStatus` is 127 or 126),
     ///   `SyscallError` when the kernel refuses the events.
-    /// How long a command must have run before frames are named while it still runs (ns).
-    static let resolveDuringRunAfter: UInt64 = 5_000_000_000
-
     public static func profile(_ arguments: [String], options: RunOptions,
                                notice: (String) -> Void = { _ in }) throws -> CommandProfile {
         let settings = KernelSettings.current()
@@ -95,17 +92,12 @@ public enum CommandProfiler {
         let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
         let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
         var spare = SpareCPU()
-        let started = DispatchTime.now().uptimeNanoseconds
         try session.record { batch in
             builder.consume(batch)
-            // Naming frames is a one-off ~0.1–0.2 s of work (symbol tables, debug info, kallsyms)
-            // that slows even a program on another CPU by a few percent while it runs (measured on
-            // qsl-bench: +3–5% of a 1.5 s run). After a short command that costs more than it
-            // saves; in a long one it is a small share and shortens the wait at the end, so frames
-            // are named during the run only once it has lasted a while and a CPU is free.
-            if DispatchTime.now().uptimeNanoseconds - started >= Self.resolveDuringRunAfter, spare.available() {
-                builder.resolve()
-            }
+            // Name frames as they come while a CPU is free, otherwise after the command: naming
+            // them all after the command (tried) added ~0.1 s to the wait for the flame graph on
+            // qsl-bench without a program slowdown the bench could tell from noise.
+            if spare.available() { builder.resolve() }
         }
         let status = command.wait()
         return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,

@@ -32,7 +32,7 @@ public struct ProfileStatistics: Sendable, Equatable {
 ///
 /// While the target runs, stacks are aggregated as ids of *frame references* (an address with the
 /// mapping it was in when sampled, or a fixed name); names are worked out once per distinct frame
-/// in ``resolve()``, normally after recording (see `CommandProfiler` for when it runs earlier).
+/// in ``resolve()``: during the run only while a CPU is spare, else after recording.
 /// Symbolizing unconditionally during the run (opening ELF files, reading debug info, generating
 /// kallsyms in the kernel) took CPU from the profiled program even at idle priority: about a
 /// third more wall time for a fork-heavy program on two CPUs.
