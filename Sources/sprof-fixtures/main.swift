@@ -65,57 +65,40 @@ func now() -> Double {
 /// Iterations of the spin kernel per unit of a time slice. One round of `split` runs 10 units.
 let sliceUnit: UInt64 = 5_000
 
-// The spin kernel, written out in each leaf (a shared helper would become the leaf frame in debug
-// builds): one xorshift64 step per iteration, a serial dependency chain the optimizer cannot fold.
-//     x ^= x << 13; x ^= x >> 7; x ^= x << 17; acc &+= x
+/// The spin kernel: one xorshift64 step per iteration, a serial dependency chain the optimizer
+/// cannot fold. `@_transparent` inlines it even at -Onone, so its samples stay in the calling leaf.
+@_transparent
+func burn(_ iterations: UInt64, seed: UInt64) -> UInt64 {
+    var x = seed | 1
+    var acc: UInt64 = 0
+    var i: UInt64 = 0
+    while i < iterations {
+        x ^= x << 13
+        x ^= x >> 7
+        x ^= x << 17
+        acc &+= x
+        i &+= 1
+    }
+    return acc
+}
 
 // MARK: - split: 60/30/10
 
 @inline(never)
 func burnSixty(_ iterations: UInt64, _ seed: UInt64) -> UInt64 {
-    var x = seed | 1
-    var acc: UInt64 = 0
-    var i: UInt64 = 0
-    while i < iterations {
-        x ^= x << 13
-        x ^= x >> 7
-        x ^= x << 17
-        acc &+= x
-        i &+= 1
-    }
-    return consume(acc)
+    return consume(burn(iterations, seed: seed))
 }
 
 @inline(never)
 func burnThirty(_ iterations32: UInt32, _ seed: UInt64) -> UInt64 {
     let iterations = UInt64(iterations32)
-    var x = seed | 1
-    var acc: UInt64 = 0
-    var i: UInt64 = 0
-    while i < iterations {
-        x ^= x << 13
-        x ^= x >> 7
-        x ^= x << 17
-        acc &+= x
-        i &+= 1
-    }
-    return consume(acc)
+    return consume(burn(iterations, seed: seed))
 }
 
 @inline(never)
 func burnTen(_ iterations16: UInt16, _ seed: UInt64) -> UInt64 {
     let iterations = UInt64(iterations16)
-    var x = seed | 1
-    var acc: UInt64 = 0
-    var i: UInt64 = 0
-    while i < iterations {
-        x ^= x << 13
-        x ^= x >> 7
-        x ^= x << 17
-        acc &+= x
-        i &+= 1
-    }
-    return consume(acc)
+    return consume(burn(iterations, seed: seed))
 }
 
 @inline(never)

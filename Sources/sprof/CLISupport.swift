@@ -45,13 +45,22 @@ final class OutputFile {
     }
 }
 
-/// Strips the `--` that separates sprof's options from the command, when present.
+/// The command to run, from what a subcommand captured verbatim after its options: without the
+/// `--` that may separate them, and checked against `-p PID` (exactly one of the two).
 ///
 /// The command is captured verbatim, so `sprof run --help` would otherwise run a program named
 /// "--help": a help flag where the command starts asks for `subcommand`'s help instead.
-func commandLine(_ captured: [String], of subcommand: ParsableCommand) throws -> [String] {
+func commandLine(_ captured: [String], pid: Int32?, of subcommand: ParsableCommand) throws -> [String] {
     if let first = captured.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(subcommand) }
-    return captured.first == "--" ? Array(captured.dropFirst()) : captured
+    let arguments = captured.first == "--" ? Array(captured.dropFirst()) : captured
+    let name = type(of: subcommand).configuration.commandName ?? "run"
+    if pid != nil && !arguments.isEmpty {
+        throw fail("give either -p PID or a command, not both", status: 2)
+    }
+    guard pid != nil || !arguments.isEmpty else {
+        throw fail("no command given; usage: sprof \(name) [options] [--] COMMAND [ARGS...] or sprof \(name) -p PID", status: 2)
+    }
+    return arguments
 }
 
 /// `1,234,567`.

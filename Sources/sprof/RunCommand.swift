@@ -64,13 +64,7 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let arguments = try commandLine(command, of: self)
-        if pid != nil && !arguments.isEmpty {
-            throw fail("give either -p PID or a command, not both", status: 2)
-        }
-        guard pid != nil || !arguments.isEmpty else {
-            throw fail("no command given; usage: sprof run [options] [--] COMMAND [ARGS...] or sprof run -p PID", status: 2)
-        }
+        let arguments = try commandLine(command, pid: pid, of: self)
         if let duration, duration <= 0 || pid == nil {
             throw fail(pid == nil ? "--duration goes with -p PID" : "--duration \(duration): must be a positive number of seconds", status: 2)
         }

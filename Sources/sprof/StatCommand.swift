@@ -64,13 +64,7 @@ struct StatCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let arguments = try commandLine(command, of: self)
-        if pid != nil && !arguments.isEmpty {
-            throw fail("give either -p PID or a command, not both", status: 2)
-        }
-        guard pid != nil || !arguments.isEmpty else {
-            throw fail("no command given; usage: sprof stat [options] [--] COMMAND [ARGS...] or sprof stat -p PID", status: 2)
-        }
+        let arguments = try commandLine(command, pid: pid, of: self)
         guard repeats >= 1 else { throw fail("-r \(repeats): the repeat count must be at least 1", status: 2) }
         if pid != nil && repeats > 1 { throw fail("-r cannot be used with -p: an attached process runs once", status: 2) }
         if json && separator != nil { throw fail("use either -x (CSV) or --json, not both", status: 2) }
