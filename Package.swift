@@ -29,12 +29,14 @@ let package = Package(
         .target(name: "SprofUnwind", dependencies: ["SprofCore", "SprofRecording", "CSprof"]),
         // Stage 3: ELF symbols, kallsyms, vdso, inline frames, source lines, demangling.
         .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
+        // The profile model every view reads (pprof-shaped; pure Swift, no I/O).
+        .target(name: "SprofProfile"),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).
-        .target(name: "SprofOutput"),
+        .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",
-            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofOutput"]
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput"]
         ),
         // Thin CLI: one file per subcommand.
         .executableTarget(
