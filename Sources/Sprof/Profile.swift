@@ -147,13 +147,15 @@ public struct Profile: Sendable {
         folded.stacks().reduce(0) { sum, stack in stack.frames.dropFirst().contains(where: matches) ? sum + stack.count : sum }
     }
 
-    /// Writes the folded text and/or the SVG, creating or replacing the files.
+    /// Writes the folded text and/or the SVG, creating or replacing the files atomically: both
+    /// paths are checked before anything is written, and each file appears complete or not at all
+    /// (an earlier file at the path survives a failure).
+    ///
+    /// - Throws: `OutputFileError` naming the path and errno (EISDIR, EACCES, ENOENT, ENOSPC, …).
     public func write(folded foldedPath: String? = nil, svg svgPath: String? = nil, title: String? = nil) throws {
-        if let foldedPath {
-            try Data(folded.serializedBytes()).write(to: URL(fileURLWithPath: foldedPath))
-        }
-        if let svgPath {
-            try Data(FlameGraph.renderBytes(folded, options: FlameGraphOptions(title: title))).write(to: URL(fileURLWithPath: svgPath))
-        }
+        let foldedFile = try foldedPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let svgFile = try svgPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        try foldedFile?.commit(folded.serializedBytes())
+        try svgFile?.commit(FlameGraph.renderBytes(folded, options: FlameGraphOptions(title: title)))
     }
 }
