@@ -9,9 +9,9 @@ cd "$(dirname "$0")"
 targets=(FuzzFolded FuzzRecords FuzzJitMap)
 seeds() { case "$1" in FuzzFolded) echo folded;; FuzzRecords) echo records;; FuzzJitMap) echo jitmap;; esac; }
 
-swift build -c release --product FuzzFolded -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing >/dev/null
+swift build -c release --product FuzzFolded -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >/dev/null
 for t in "${targets[@]:1}"; do
-    swift build -c release --product "$t" -Xswiftc -sanitize=fuzzer,address -Xswiftc -parse-as-library -Xswiftc -enable-testing >/dev/null
+    swift build -c release --product "$t" -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >/dev/null
 done
 bin=$(swift build -c release --show-bin-path)
 mkdir -p artifacts

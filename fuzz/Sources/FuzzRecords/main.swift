@@ -1,10 +1,12 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 @testable import SprofRecording
 
 /// One libFuzzer input: byte 0 picks the sample layout (none / fp / dwarf, with or without the
 /// sample_id trailer), bytes 1-4 the tail and head positions, the rest fills one page of ring data.
 /// Each drained record goes through the parser: errors are expected, crashes and hangs are not.
-@_cdecl("LLVMFuzzerTestOneInput")
-public func fuzzRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+func fuzzRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     guard size >= 5 else { return 0 }
     let input = UnsafeBufferPointer(start: data, count: size)
     let layouts: [SamplingOptions.CallGraph] = [.none, .framePointer, .dwarf(stackSize: 8192)]
@@ -24,3 +26,18 @@ public func fuzzRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     _ = try? parser.parse(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[5...]))
     return 0
 }
+
+// SwiftPM links an executable's entry point as `main`, so libFuzzer's own main is not pulled in:
+// this top-level code hands libFuzzer the command line and the harness instead.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<Int32>,
+                         _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32) -> Int32
+
+var argc = CommandLine.argc
+var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+exit(LLVMFuzzerRunDriver(&argc, &argv) { data, size in
+    // libFuzzer passes a null pointer for the empty input.
+    guard let data else { var empty: UInt8 = 0; return fuzzRecords(&empty, 0) }
+    return fuzzRecords(data, size)
+})
