@@ -102,16 +102,17 @@ extension Profile {
         return sum
     }
 
-    /// Writes the folded text and/or the SVG, creating or replacing the files.
-    /// - Throws: the file system's error when a file cannot be written.
+    /// Writes the folded text and/or the SVG, creating or replacing the files atomically: both
+    /// paths are checked before anything is written, and each file appears complete or not at all
+    /// (an earlier file at the path survives a failure).
+    ///
+    /// - Throws: `OutputFileError` naming the path and errno (EISDIR, EACCES, ENOENT, ENOSPC, …).
     public func write(folded foldedPath: String? = nil, svg svgPath: String? = nil, title: String? = nil) throws {
-        if let foldedPath {
-            try Data(folded.serializedBytes()).write(to: URL(fileURLWithPath: foldedPath))
-        }
-        if let svgPath {
-            var options = FlameGraphOptions(title: title)
-            options.subtitle = metadata.summaryLine
-            try Data(FlameGraph.renderBytes(folded, options: options)).write(to: URL(fileURLWithPath: svgPath))
-        }
+        let foldedFile = try foldedPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let svgFile = try svgPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        try foldedFile?.commit(folded.serializedBytes())
+        var options = FlameGraphOptions(title: title, subtitle: metadata.summaryLine)
+        options.details = metadata.provenanceLines
+        try svgFile?.commit(FlameGraph.renderBytes(folded, options: options))
     }
 }

@@ -7,18 +7,18 @@ import Sprof
 /// The files one recording writes beside each other (`PREFIX.folded`, `PREFIX.svg`,
 /// `PREFIX.pb.gz`), all made from the one ``Profile`` value.
 ///
-/// Each file is written to a temporary name in the same directory and renamed into place only
-/// once every output is ready, so that a failed or empty run never destroys an earlier profile.
-struct ProfileOutputs {
+/// Created before recording starts, so an unwritable prefix fails at once; each file is written
+/// to a temporary name and renamed into place only once the profile exists (``OutputFile``), so a
+/// failed or too-short run never destroys an earlier profile.
+final class ProfileOutputs {
     let prefix: String
+    private var files: [(suffix: String, file: OutputFile)] = []
 
-    var foldedPath: String { prefix + ".folded" }
-    var svgPath: String { prefix + ".svg" }
-    var pprofPath: String { prefix + ".pb.gz" }
-
-    /// Fails at once (before launching anything) when an output could not be created.
-    func checkWritable() throws {
-        for path in [foldedPath, svgPath, pprofPath] { try checkOutputPath(path, hint: "choose another prefix with -o") }
+    init(prefix: String) throws {
+        self.prefix = prefix
+        for suffix in [".folded", ".svg", ".pb.gz"] {
+            files.append((suffix, try OutputFile(path: prefix + suffix)))
+        }
     }
 
     /// Writes every output; returns the paths written, for the summary line.
@@ -26,62 +26,27 @@ struct ProfileOutputs {
         let folded = profile.folded(perThread: perThread, fullNames: fullNames)
         var graph = FlameGraphOptions(title: title, subtitle: profile.metadata.summaryLine + dateSuffix(profile.metadata.startTime))
         graph.details = profile.metadata.provenanceLines
-        var files: [(String, [UInt8])] = [
-            (foldedPath, folded.serializedBytes()),
-            (svgPath, FlameGraph.renderBytes(folded, options: graph)),
+        var contents: [String: [UInt8]] = [
+            ".folded": folded.serializedBytes(),
+            ".svg": FlameGraph.renderBytes(folded, options: graph),
         ]
-        files.append(contentsOf: try extraOutputs(profile))
-        try writeAll(files)
-        return files.map(\.0)
+        for (suffix, bytes) in try extraOutputs(profile) { contents[suffix] = bytes }
+        var written: [String] = []
+        for (suffix, file) in files {
+            guard let bytes = contents[suffix] else { file.discard(); continue }
+            try file.write(bytes)
+            written.append(file.path)
+        }
+        return written
     }
+
+    /// Leaves every path as it was.
+    func discard() { for (_, file) in files { file.discard() } }
 
     /// Outputs beyond folded and SVG (pprof).
     private func extraOutputs(_ profile: Profile) throws -> [(String, [UInt8])] {
         []
     }
-}
-
-/// Checks that `path` can be created or replaced, without touching an existing file: its directory
-/// must be writable and the path must not be a directory.
-func checkOutputPath(_ path: String, hint: String) throws {
-    var st = stat()
-    if stat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-        throw fail("cannot write \(path): it is a directory (\(hint))")
-    }
-    let slash = path.lastIndex(of: "/")
-    let dir = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
-    if access(dir, W_OK) != 0 {
-        throw fail("cannot write \(path): \(String(cString: strerror(errno))) (\(hint))")
-    }
-}
-
-/// Writes each file to a temporary name beside it, then renames them all into place, so readers
-/// never see a half-written file and a failure leaves the previous files as they were.
-func writeAll(_ files: [(path: String, bytes: [UInt8])]) throws {
-    var temps: [String] = []
-    defer { for t in temps { unlink(t) } }
-    for (path, bytes) in files {
-        let temp = path + ".tmp-\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw fail("cannot write \(path): \(String(cString: strerror(errno)))") }
-        temps.append(temp)
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                let reason = String(cString: strerror(errno))
-                close(fd)
-                throw fail("cannot write \(path): \(reason)")
-            }
-            offset += n
-        }
-        close(fd)
-    }
-    for ((path, _), temp) in zip(files, temps) {
-        guard rename(temp, path) == 0 else { throw fail("cannot write \(path): \(String(cString: strerror(errno)))") }
-    }
-    temps.removeAll()
 }
 
 /// `, 2026-11-29 15:04:05` for a subtitle. strftime, not DateFormatter: loading ICU for one date

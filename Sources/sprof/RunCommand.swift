@@ -90,8 +90,7 @@ struct RunCommand: ParsableCommand {
             options.ringPages = mmapPages
         }
 
-        let outputs = ProfileOutputs(prefix: output)
-        try outputs.checkWritable()
+        let outputs = try ProfileOutputs(prefix: output)
         let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
