@@ -55,6 +55,7 @@ let package = Package(
         // Offline throughput of each pipeline stage (bench/run).
         .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofTestSupport"], path: "bench/stages"),
 
+        .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
         .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],
                     resources: [.copy("Fixtures")]),
