@@ -27,7 +27,10 @@ final class RealProgramsTests: XCTestCase {
     /// and the stderr summary.
     private func profile(_ command: [String], extra: [String] = [], name: String) throws -> (ProfileShape, String) {
         let prefix = SprofCLI.outputPrefix(name)
-        let result = try SprofCLI.run(["run", "-o", prefix] + extra + ["--"] + command, timeout: 300)
+        // In the output's directory: node may leave V8 log files in its working directory.
+        let result = try TestFixtures.run(try TestFixtures.sprofPath(), ["run", "-o", prefix] + extra + ["--"] + command,
+                                          currentDirectory: URL(fileURLWithPath: prefix).deletingLastPathComponent().path,
+                                          timeout: 300)
         XCTAssertEqual(result.status, 0, result.stderr)
         return (try ProfileShape(foldedFile: prefix + ".folded"), result.stderr)
     }
