@@ -170,6 +170,9 @@ final class ProfileBuilder {
                 unwound.frames.append(contentsOf: user.frames)
                 unwound.truncated = unwound.truncated || user.truncated
             }
+        case .framePointer:
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            unwinder.checkFramePointerStack(&unwound, process: process)
         default:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
         }
