@@ -308,7 +308,9 @@ final class ProfileBuilder {
         }
         var m = metadata
         m.statistics = finish()
-        return building.build(metadata: m)
+        var profile = building.build(metadata: m)
+        if let main = profile.mainMappingIndex { profile.moveMappingToFront(main) }
+        return profile
     }
 
     /// Final statistics, including the process and thread counts.
