@@ -5,6 +5,16 @@ import XCTest
 @testable import SprofFormats
 
 final class PprofFormatTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        Tools.setUp()
+    }
+
+    override func tearDown() {
+        Tools.cleanUp()
+        super.tearDown()
+    }
+
     private func message(_ profile: Profile) throws -> Perftools_Profiles_Profile {
         try Perftools_Profiles_Profile(serializedBytes: try PprofFormat.encodeUncompressed(profile))
     }
@@ -36,6 +46,26 @@ final class PprofFormatTests: XCTestCase {
         }
         // Reading accepts the uncompressed message as well.
         XCTAssertEqual(try PprofFormat.encode(PprofFormat.decode(try PprofFormat.encodeUncompressed(profile))), first)
+    }
+
+    /// The direct writer produces the canonical encoding: SwiftProtobuf, re-serializing what it
+    /// parsed, gives the same bytes (field order, defaults left out, packing, lengths).
+    func testWriterOutputIsCanonicalProtobuf() throws {
+        let go = try PprofFormat.decode([UInt8](Data(contentsOf: try Tools.fixture("go-cpu.pb.gz"))))
+        var wide = Synthetic.profile()
+        // Long names make nested messages longer than 127 bytes (multi-byte length prefixes).
+        wide.functions[0].name = String(repeating: "n", count: 300)
+        wide.functions[0].file = String(repeating: "f", count: 20_000)
+        wide.threads[0].name = String(repeating: "t", count: 200)
+        for (name, profile) in [("synthetic", Synthetic.profile()), ("wide", wide), ("go", go), ("empty", Profile()),
+                                ("folded", Profile(folded: [(["a", "b_[k]", "c_[i]"], 1)]))] {
+            let bytes = try PprofFormat.encodeUncompressed(profile)
+            let reserialized: [UInt8] = try Perftools_Profiles_Profile(serializedBytes: bytes).serializedBytes()
+            XCTAssertEqual(reserialized, bytes, name)
+        }
+        let read = try PprofFormat.decode(try PprofFormat.encode(wide))
+        XCTAssertEqual(read.functions[0].file.count, 20_000)
+        XCTAssertEqual(try PprofFormat.encode(read), try PprofFormat.encode(wide))
     }
 
     func testGzipHeaderHasNoTimestampOrName() throws {
