@@ -46,14 +46,15 @@ public enum PprofFormat {
     ///   table or a sample's value count differs from ``Profile/sampleTypes``' count;
     ///   ``FormatError/compression(_:)`` if zlib fails.
     public static func encode(_ profile: Profile) throws -> [UInt8] {
-        try Gzip.compress(encodeUncompressed(profile))
+        var writer = PprofWriter(profile)
+        return try writer.write().withBytes { try Gzip.compress($0) }
     }
 
     /// The uncompressed protobuf bytes of `profile` (what ``encode(_:)`` gzips).
     /// - Throws: ``FormatError/inconsistent(_:)`` as ``encode(_:)``.
     public static func encodeUncompressed(_ profile: Profile) throws -> [UInt8] {
         var writer = PprofWriter(profile)
-        return try writer.bytes()
+        return try writer.write().bytes
     }
 
     /// Reads a pprof profile, gzip-compressed or plain, from sprof or from another tool (Go's

@@ -7,69 +7,130 @@ import SprofProfile
 /// writing PREFIX.pb.gz is on the path between the profiled program's exit and the prompt. The
 /// output is the canonical encoding SwiftProtobuf produces for the same message (fields in number
 /// order, proto3 defaults left out, repeated scalars packed); a test checks byte equality.
-struct ProtobufWriter {
-    var bytes: [UInt8] = []
+final class ProtobufWriter {
+    // A raw buffer rather than [UInt8]: appends are the writer's inner loop (millions of varints
+    // for a 100k-stack profile), and Array's per-append capacity and uniqueness checks doubled
+    // its cost.
+    private var base: UnsafeMutablePointer<UInt8>
+    private var capacity: Int
+    private(set) var count = 0
 
-    @inline(__always) mutating func varint(_ value: UInt64) {
-        var v = value
-        while v >= 0x80 {
-            bytes.append(UInt8(truncatingIfNeeded: v) | 0x80)
-            v >>= 7
-        }
-        bytes.append(UInt8(v))
+    init(capacity: Int = 256) {
+        self.capacity = max(16, capacity)
+        base = .allocate(capacity: self.capacity)
     }
 
-    @inline(__always) mutating func tag(_ field: UInt64, _ wireType: UInt64) {
+    deinit {
+        base.deallocate()
+    }
+
+    /// The bytes written so far.
+    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    /// Lends the bytes written so far (no copy).
+    func withBytes<R>(_ body: (UnsafeBufferPointer<UInt8>) throws -> R) rethrows -> R {
+        try body(UnsafeBufferPointer(start: base, count: count))
+    }
+
+    @inline(__always) private func ensure(_ extra: Int) {
+        if count + extra > capacity { grow(count + extra) }
+    }
+
+    @inline(never) private func grow(_ needed: Int) {
+        let newCapacity = max(needed, capacity * 2)
+        let newBase = UnsafeMutablePointer<UInt8>.allocate(capacity: newCapacity)
+        newBase.update(from: base, count: count)
+        base.deallocate()
+        base = newBase
+        capacity = newCapacity
+    }
+
+    @inline(__always) func varint(_ value: UInt64) {
+        ensure(10)
+        var v = value
+        var p = base + count
+        while v >= 0x80 {
+            p.pointee = UInt8(truncatingIfNeeded: v) | 0x80
+            p += 1
+            v >>= 7
+        }
+        p.pointee = UInt8(v)
+        count = p - base + 1
+    }
+
+    @inline(__always) func tag(_ field: UInt64, _ wireType: UInt64) {
         varint(field << 3 | wireType)
     }
 
     /// An int64/uint64/bool field; proto3 leaves zero out.
-    @inline(__always) mutating func field(_ field: UInt64, _ value: UInt64) {
+    @inline(__always) func field(_ field: UInt64, _ value: UInt64) {
         guard value != 0 else { return }
         tag(field, 0)
         varint(value)
     }
 
-    @inline(__always) mutating func field(_ field: UInt64, _ value: Int64) {
+    @inline(__always) func field(_ field: UInt64, _ value: Int64) {
         self.field(field, UInt64(bitPattern: value))
     }
 
-    @inline(__always) mutating func field(_ field: UInt64, _ value: Bool) {
+    @inline(__always) func field(_ field: UInt64, _ value: Bool) {
         self.field(field, value ? UInt64(1) : 0)
     }
 
+    /// Raw bytes (an already encoded field).
+    func append(_ bytes: [UInt8]) {
+        ensure(bytes.count)
+        bytes.withUnsafeBufferPointer { (base + count).update(from: $0.baseAddress!, count: $0.count) }
+        count += bytes.count
+    }
+
     /// One element of a repeated string field (always written, even when empty).
-    mutating func string(_ field: UInt64, _ value: String) {
+    func string(_ field: UInt64, _ value: String) {
         tag(field, 2)
         var s = value
         s.withUTF8 { utf8 in
             varint(UInt64(utf8.count))
-            bytes.append(contentsOf: utf8)
+            guard let from = utf8.baseAddress else { return }
+            ensure(utf8.count)
+            (base + count).update(from: from, count: utf8.count)
+            count += utf8.count
         }
     }
 
     /// A length-delimited field whose content `body` appends. The length is reserved as one byte
     /// (nested messages here are almost all under 128 bytes) and widened afterwards if needed.
-    @inline(__always) mutating func delimited(_ field: UInt64, _ body: (inout ProtobufWriter) -> Void) {
+    @inline(__always) func delimited(_ field: UInt64, _ body: () -> Void) {
         tag(field, 2)
-        let at = bytes.count
-        bytes.append(0)
-        body(&self)
-        let length = bytes.count - at - 1
+        ensure(1)
+        let at = count
+        count += 1
+        body()
+        let length = count - at - 1
         if length < 0x80 {
-            bytes[at] = UInt8(length)
+            base[at] = UInt8(length)
         } else {
-            var prefix = ProtobufWriter()
-            prefix.varint(UInt64(length))
-            bytes.replaceSubrange(at..<at + 1, with: prefix.bytes)
+            widen(at: at, length: length)
         }
     }
 
+    @inline(never) private func widen(at: Int, length: Int) {
+        var width = 1
+        while length >> (7 * width) != 0 { width += 1 }
+        ensure(width - 1)
+        (base + at + width).update(from: base + at + 1, count: length)  // overlapping: memmove semantics
+        var v = UInt64(length)
+        for i in 0..<width {
+            base[at + i] = UInt8(truncatingIfNeeded: v) | (i == width - 1 ? 0 : 0x80)
+            v >>= 7
+        }
+        count = at + width + length
+    }
+
     /// A packed repeated varint field; left out when empty, as proto3 does.
-    @inline(__always) mutating func packed<C: Collection>(_ field: UInt64, _ values: C, _ transform: (C.Element) -> UInt64) {
+    @inline(__always) func packed<C: Collection>(_ field: UInt64, _ values: C, _ transform: (C.Element) -> UInt64) {
         guard !values.isEmpty else { return }
-        delimited(field) { w in
-            for v in values { w.varint(transform(v)) }
+        delimited(field) {
+            for v in values { varint(transform(v)) }
         }
     }
 }
@@ -111,17 +172,20 @@ struct PprofWriter {
         var buildID: Int64 = 0
     }
 
-    mutating func bytes() throws -> [UInt8] {
+    /// The encoded message.
+    mutating func write() throws -> ProtobufWriter {
         try check()
 
-        // Strings are interned in a fixed order (measures, mappings, functions, threads, comments)
-        // before anything is written, because the string table comes before the comments.
+        // Strings are interned in a fixed order (measures, threads, mappings, functions, comments)
+        // before anything is written, because the string table comes before the comments. Thread
+        // strings come early: every sample repeats them, and indices below 128 take one byte.
         let sampleTypes = p.sampleTypes.map { (strings($0.type), strings($0.unit)) }
         let periodType = (strings(p.periodType.type), strings(p.periodType.unit))
         var defaultType: Int64 = 0
         if p.sampleTypes.indices.contains(p.defaultSampleType) {
             defaultType = strings(p.sampleTypes[p.defaultSampleType].type)
         }
+        let (order, threadLabels) = sampleOrderAndLabels()
 
         // Kernel and JIT locations without a mapping get one, appended after the model's own, so
         // that ids of the model's mappings stay index + 1 and the kind survives a round trip.
@@ -147,27 +211,25 @@ struct PprofWriter {
         }
         let functions = p.functions.map { (strings($0.name), strings($0.systemName), strings($0.file)) }
 
-        let (order, threadLabels) = sampleOrderAndLabels()
         let comments = p.metadata.provenanceLines.map { strings($0) }
 
-        var w = ProtobufWriter()
-        w.bytes.reserveCapacity(64 * p.samples.count + 32 * p.locations.count + 1024)
+        let w = ProtobufWriter(capacity: 64 * p.samples.count + 32 * p.locations.count + 64 * p.functions.count + 4096)
         for (type, unit) in sampleTypes {
-            w.delimited(ProfileField.sampleType) { w in
+            w.delimited(ProfileField.sampleType) {
                 w.field(1, type)
                 w.field(2, unit)
             }
         }
         for i in order {
             let s = p.samples[i]
-            w.delimited(ProfileField.sample) { w in
+            w.delimited(ProfileField.sample) {
                 w.packed(1, p.stacks[s.stack]) { UInt64($0 + 1) }
                 w.packed(2, s.values) { UInt64(bitPattern: $0) }
-                if let t = s.thread { w.bytes.append(contentsOf: threadLabels[t]) }
+                if let t = s.thread { w.append(threadLabels[t]) }
             }
         }
         for (i, m) in mappings.enumerated() {
-            w.delimited(ProfileField.mapping) { w in
+            w.delimited(ProfileField.mapping) {
                 w.field(1, UInt64(i + 1))
                 w.field(2, m.mapping.start)
                 w.field(3, m.mapping.limit)
@@ -181,7 +243,7 @@ struct PprofWriter {
             }
         }
         for (i, l) in p.locations.enumerated() {
-            w.delimited(ProfileField.location) { w in
+            w.delimited(ProfileField.location) {
                 w.field(1, UInt64(i + 1))
                 if let m = l.mapping {
                     w.field(2, UInt64(m + 1))
@@ -190,7 +252,7 @@ struct PprofWriter {
                 }
                 w.field(3, l.address)
                 for line in l.lines {
-                    w.delimited(4) { w in
+                    w.delimited(4) {
                         w.field(1, UInt64(line.function + 1))
                         w.field(2, Int64(line.line))
                     }
@@ -198,7 +260,7 @@ struct PprofWriter {
             }
         }
         for (i, f) in functions.enumerated() {
-            w.delimited(ProfileField.function) { w in
+            w.delimited(ProfileField.function) {
                 w.field(1, UInt64(i + 1))
                 w.field(2, f.0)
                 w.field(3, f.1)
@@ -209,14 +271,14 @@ struct PprofWriter {
         for s in strings.strings { w.string(ProfileField.stringTable, s) }
         w.field(ProfileField.timeNanos, Int64(clamping: p.metadata.startTime))
         w.field(ProfileField.durationNanos, Int64(clamping: p.metadata.duration))
-        w.delimited(ProfileField.periodType) { w in
+        w.delimited(ProfileField.periodType) {
             w.field(1, periodType.0)
             w.field(2, periodType.1)
         }
         w.field(ProfileField.period, p.period)
         w.packed(ProfileField.comment, comments) { UInt64(bitPattern: $0) }
         w.field(ProfileField.defaultSampleType, defaultType)
-        return w.bytes
+        return w
     }
 
     /// Every index the writer follows, checked once so that writing cannot trap.
@@ -275,24 +337,35 @@ struct PprofWriter {
             for (r, i) in byContent.enumerated() {
                 rank[i] = r + 1
                 let t = p.threads[i]
-                var w = ProtobufWriter()
-                w.delimited(3) { w in w.field(1, pid); w.field(3, Int64(t.pid)) }
-                w.delimited(3) { w in w.field(1, tid); w.field(3, Int64(t.tid)) }
+                let w = ProtobufWriter()
+                w.delimited(3) { w.field(1, pid); w.field(3, Int64(t.pid)) }
+                w.delimited(3) { w.field(1, tid); w.field(3, Int64(t.tid)) }
                 let name = strings(t.name), process = strings(t.processName)
-                w.delimited(3) { w in w.field(1, threadName); w.field(2, name) }
-                w.delimited(3) { w in w.field(1, processName); w.field(2, process) }
+                w.delimited(3) { w.field(1, threadName); w.field(2, name) }
+                w.delimited(3) { w.field(1, processName); w.field(2, process) }
                 labels[i] = w.bytes
             }
         }
-        // Stack indices are below 2^40 and ranks below 2^24 in any real profile; one packed key
-        // sorts in a fraction of the time tuples take. Ties keep the model's order.
-        var keys: [(key: UInt64, index: Int)] = []
-        keys.reserveCapacity(p.samples.count)
+        // Two stable counting sorts, by rank then by stack: linear in the sample count (a
+        // comparison sort of 100k samples costs more than encoding them).
+        var byRank = [Int](repeating: 0, count: byContent.count + 2)
+        for s in p.samples { byRank[(s.thread.map { rank[$0] } ?? 0) + 1] += 1 }
+        for i in 1..<byRank.count { byRank[i] += byRank[i - 1] }
+        var rankOrder = [Int](repeating: 0, count: p.samples.count)
         for (i, s) in p.samples.enumerated() {
             let r = s.thread.map { rank[$0] } ?? 0
-            keys.append((UInt64(s.stack) << 24 | UInt64(min(r, 0xFF_FFFF)), i))
+            rankOrder[byRank[r]] = i
+            byRank[r] += 1
         }
-        keys.sort { $0.key != $1.key ? $0.key < $1.key : $0.index < $1.index }
-        return (keys.map(\.index), labels)
+        var byStack = [Int](repeating: 0, count: p.stacks.count + 1)
+        for s in p.samples { byStack[s.stack + 1] += 1 }
+        for i in 1..<byStack.count { byStack[i] += byStack[i - 1] }
+        var order = [Int](repeating: 0, count: p.samples.count)
+        for i in rankOrder {
+            let stack = p.samples[i].stack
+            order[byStack[stack]] = i
+            byStack[stack] += 1
+        }
+        return (order, labels)
     }
 }
