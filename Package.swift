@@ -43,12 +43,12 @@ let package = Package(
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",
-            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput"]
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput", "SprofFormats"]
         ),
         // Thin CLI: one file per subcommand.
         .executableTarget(
             name: "sprof",
-            dependencies: ["Sprof", "SprofOutput", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sprof", "SprofOutput", "SprofFormats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Test support: fakes, synthetic ring-buffer builders, recognisable workload chains.
@@ -62,6 +62,7 @@ let package = Package(
         // Offline throughput of each pipeline stage (bench/run).
         .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofProfile", "SprofFormats", "SprofTestSupport"], path: "bench/stages"),
 
+        .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
         .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],
                     resources: [.copy("Fixtures")]),
