@@ -187,23 +187,46 @@ struct PprofWriter {
         }
         let (order, threadLabels) = sampleOrderAndLabels()
 
-        // Kernel and JIT locations without a mapping get one, appended after the model's own, so
-        // that ids of the model's mappings stay index + 1 and the kind survives a round trip.
+        // A reader learns a location's kind from its mapping's path (``PprofFormat/decode(_:)``).
+        // Kernel and JIT locations whose mapping does not say so (none at all, or the anonymous
+        // region JIT code lives in) get a `[kernel.kallsyms]`/`[jit]` mapping: a copy of theirs
+        // with that path, or one spanning their addresses. These are appended after the model's
+        // own in first-use order, so the model's mapping ids stay index + 1, and the kind
+        // survives a round trip.
         var mappings = p.mappings.map { MappingOut(mapping: $0) }
-        var synthesizedID: [Profile.LocationKind: UInt64] = [:]
-        for kind in [Profile.LocationKind.kernel, .jit] {
-            var low = UInt64.max, high: UInt64 = 0, any = false
-            for l in p.locations where l.mapping == nil && l.kind == kind {
-                any = true
-                if l.address != 0 {
-                    low = min(low, l.address)
-                    high = max(high, l.address)
-                }
+        struct Synthesized: Hashable {
+            var kind: Profile.LocationKind
+            var mapping: Int?
+        }
+        var synthesizedID: [Synthesized: UInt64] = [:]
+        var locationMapping = [UInt64](repeating: 0, count: p.locations.count)
+        var spans: [Int: (low: UInt64, high: UInt64)] = [:]  // mappings index → address span, for mapping-less ones
+        for (i, l) in p.locations.enumerated() {
+            if let m = l.mapping { locationMapping[i] = UInt64(m + 1) }
+            guard l.kind == .kernel || l.kind == .jit else { continue }
+            if let m = l.mapping, PprofDecoder.kind(ofMappingPath: p.mappings[m].path) == l.kind { continue }
+            let key = Synthesized(kind: l.kind, mapping: l.mapping)
+            let id: UInt64
+            if let known = synthesizedID[key] {
+                id = known
+            } else {
+                let path = l.kind == .kernel ? PprofFormat.kernelMappingPath : PprofFormat.jitMappingPath
+                var mapping = l.mapping.map { p.mappings[$0] } ?? Profile.Mapping(path: path)
+                mapping.path = path
+                mappings.append(MappingOut(mapping: mapping))
+                id = UInt64(mappings.count)
+                synthesizedID[key] = id
             }
-            guard any else { continue }
-            let path = kind == .kernel ? PprofFormat.kernelMappingPath : PprofFormat.jitMappingPath
-            mappings.append(MappingOut(mapping: Profile.Mapping(start: high == 0 ? 0 : low, limit: high == 0 ? 0 : high + 1, path: path)))
-            synthesizedID[kind] = UInt64(mappings.count)
+            locationMapping[i] = id
+            if l.mapping == nil && l.address != 0 {
+                let at = Int(id - 1)
+                let span = spans[at] ?? (l.address, l.address)
+                spans[at] = (min(span.low, l.address), max(span.high, l.address))
+            }
+        }
+        for (at, span) in spans {
+            mappings[at].mapping.start = span.low
+            mappings[at].mapping.limit = span.high == .max ? .max : span.high + 1
         }
         for i in mappings.indices {
             mappings[i].path = strings(mappings[i].mapping.path)
@@ -245,11 +268,7 @@ struct PprofWriter {
         for (i, l) in p.locations.enumerated() {
             w.delimited(ProfileField.location) {
                 w.field(1, UInt64(i + 1))
-                if let m = l.mapping {
-                    w.field(2, UInt64(m + 1))
-                } else if let id = synthesizedID[l.kind] {
-                    w.field(2, id)
-                }
+                w.field(2, locationMapping[i])
                 w.field(3, l.address)
                 for line in l.lines {
                     w.delimited(4) {

@@ -157,6 +157,33 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertEqual(kernel.mapping.map { read.mappings[$0].path }, "[kernel.kallsyms]")
     }
 
+    /// JIT code lives in anonymous mappings (`//anon`), which do not say "JIT": the writer gives
+    /// such locations a `[jit]` copy of their mapping, so that the kind reads back.
+    func testJITAndKernelKindsSurviveMappingsThatDoNotNameThem() throws {
+        var b = ProfileBuilding(sampleTypes: [Profile.ValueType(type: "samples", unit: "count")])
+        let anon = b.mapping(Profile.Mapping(start: 0x7e00_0000_0000, limit: 0x7e00_0100_0000, path: "//anon"))
+        let jitFunction = b.function(named: "LazyCompile:*hot script.js:10")
+        let unknown = b.function(named: "[unknown]")
+        let jit = b.location(Profile.Location(address: 0x7e00_0000_1000, mapping: anon, lines: [.init(function: jitFunction)], kind: .jit))
+        let notJIT = b.location(Profile.Location(address: 0x7e00_0000_2000, mapping: anon, lines: [.init(function: unknown)]))
+        let kernel = b.location(Profile.Location(address: 0xffff_ffff_8100_0000, lines: [.init(function: b.function(named: "schedule"))], kind: .kernel))
+        let t = b.thread(Profile.Thread(pid: 7, tid: 7, name: "node", processName: "node"))
+        b.add(stack: b.stack([jit, kernel]), thread: t, values: [5])
+        b.add(stack: b.stack([notJIT]), thread: t, values: [2])
+        let profile = b.build(metadata: ProfileMetadata())
+
+        let bytes = try PprofFormat.encode(profile)
+        let read = try PprofFormat.decode(bytes)
+        XCTAssertEqual(try PprofFormat.encode(read), bytes)
+        XCTAssertEqual(read.locations.map(\.kind), [.jit, .user, .kernel])
+        XCTAssertEqual(read.locations.map { $0.mapping.map { read.mappings[$0].path } }, ["[jit]", "//anon", "[kernel.kallsyms]"])
+        let jitMapping = try XCTUnwrap(read.locations[0].mapping.map { read.mappings[$0] })
+        XCTAssertEqual(jitMapping.start, 0x7e00_0000_0000, "a copy of the anonymous mapping")
+        let kernelMapping = try XCTUnwrap(read.locations[2].mapping.map { read.mappings[$0] })
+        XCTAssertEqual(kernelMapping.start, 0xffff_ffff_8100_0000, "spans the kernel addresses")
+        XCTAssertEqual(read.aggregatedStacks().map(\.frames), profile.aggregatedStacks().map(\.frames))
+    }
+
     func testReadsGoCPUProfile() throws {
         let bytes = try [UInt8](Data(contentsOf: try Tools.fixture("go-cpu.pb.gz")))
         let profile = try PprofFormat.decode(bytes)
