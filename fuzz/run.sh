@@ -6,6 +6,8 @@
 # leaves its input in fuzz/artifacts/ and makes this script fail.
 set -euo pipefail
 cd "$(dirname "$0")"
+# libFuzzer reports crashes itself; the Swift runtime's backtracer would hang waiting on the process.
+export SWIFT_BACKTRACE=enable=no
 targets=(FuzzFolded FuzzRecords FuzzJitMap)
 seeds() { case "$1" in FuzzFolded) echo folded;; FuzzRecords) echo records;; FuzzJitMap) echo jitmap;; esac; }
 
