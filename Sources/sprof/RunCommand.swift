@@ -126,7 +126,8 @@ struct RunCommand: ParsableCommand {
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.event) \(rateText(p.rate))"
-        line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+        // Lost records may include fork and comm records: the counts are then only lower bounds.
+        line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         if let status = p.exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote \(output).folded, \(output).svg"
         return line
