@@ -122,7 +122,8 @@ struct RunCommand: ParsableCommand {
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.metadata.event)"
         if let rate = p.metadata.rateText { line += " at " + rate }
-        line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+        // Lost records may include fork and comm records: the counts are then only lower bounds.
+        line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote " + written.joined(separator: ", ")
         return line
