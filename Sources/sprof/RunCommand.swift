@@ -107,7 +107,7 @@ struct RunCommand: ParsableCommand {
         let profile = recorded.profile
         let status = recorded.exitStatus?.shellStatus ?? 0
         if let minSamples, profile.statistics.samples < minSamples {
-            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: 2)
+            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
         let written = try outputs.write(profile, title: title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")),
                                         perThread: perThread, fullNames: fullNames)
