@@ -105,6 +105,9 @@ struct RunCommand: ParsableCommand {
         try svgFile.write(FlameGraph.renderBytes(profile.folded, options: graph))
 
         if !quiet { printError(summary(profile)) }
+        // Attached: the process goes on; a signal that ended the recording is sprof's status (130
+        // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.
+        if pid != nil, InterruptForwarding.lastSignal > 0 { throw ExitCode(128 + InterruptForwarding.lastSignal) }
         let status = profile.exitStatus?.shellStatus ?? 0
         if status != 0 { throw ExitCode(status) }
     }
