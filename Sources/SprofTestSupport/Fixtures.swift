@@ -149,7 +149,8 @@ public enum TestFixtures {
     /// - Parameters:
     ///   - environment: the child's whole environment; nil inherits this process's environment.
     ///     Use ``environment(adding:)`` to add variables (e.g. `SWIFT_DETERMINISTIC_HASHING=1`).
-    ///   - timeout: seconds before the child is killed (SIGKILL); the result then has status 137.
+    ///   - timeout: seconds before the child and what it started are killed (SIGKILL); the result
+    ///     then has status 137.
     ///   - input: what the child reads on stdin (nil: /dev/null).
     /// - Returns: `status` is the exit status, or 128 + signal number when a signal ended the child
     ///   (as shells report it); stdout and stderr are captured separately (through files, so large
@@ -159,52 +160,9 @@ public enum TestFixtures {
         _ path: String, _ args: [String], environment: [String: String]? = nil,
         currentDirectory: String? = nil, timeout: TimeInterval = 120, input: String? = nil
     ) throws -> (status: Int32, stdout: String, stderr: String) {
-        let fm = FileManager.default
-        let id = UUID().uuidString
-        let outURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).out")
-        let errURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).err")
-        _ = fm.createFile(atPath: outURL.path, contents: nil)
-        _ = fm.createFile(atPath: errURL.path, contents: nil)
-        let inURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).in")
-        if let input { _ = fm.createFile(atPath: inURL.path, contents: Data(input.utf8)) }
-        defer {
-            try? fm.removeItem(at: outURL)
-            try? fm.removeItem(at: errURL)
-            if input != nil { try? fm.removeItem(at: inURL) }
-        }
-        let outHandle = try FileHandle(forWritingTo: outURL)
-        let errHandle = try FileHandle(forWritingTo: errURL)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
-        if let environment { process.environment = environment }
-        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-        process.standardInput = input == nil ? FileHandle.nullDevice : try FileHandle(forReadingFrom: inURL)
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        do {
-            try process.run()
-        } catch {
-            try? outHandle.close()
-            try? errHandle.close()
-            throw FixtureError("cannot run \(path): \(error)")
-        }
-        try? outHandle.close()
-        try? errHandle.close()
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            done.wait()
-        }
-        let status: Int32 =
-            process.terminationReason == .uncaughtSignal
-            ? 128 + process.terminationStatus : process.terminationStatus
-        let stdout = String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self)
-        let stderr = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
-        return (status, stdout, stderr)
+        let process = try BackgroundProcess(path, args, environment: environment, currentDirectory: currentDirectory, input: input)
+        let status = process.wait(timeout: timeout)
+        return (status, process.stdout, process.stderr)
     }
 
     /// This process's environment plus `extra` (which wins).
