@@ -105,7 +105,10 @@ struct RunCommand: ParsableCommand {
             throw fail(error.description)
         }
         let profile = recorded.profile
-        let status = recorded.exitStatus?.shellStatus ?? 0
+        // Attached: the process goes on; a signal that ended the recording is sprof's status (130
+        // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.
+        let status = pid != nil && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
+            : recorded.exitStatus?.shellStatus ?? 0
         if let minSamples, profile.statistics.samples < minSamples {
             throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
