@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # libFuzzer reports crashes itself; the Swift runtime's backtracer would hang waiting on the process.
 export SWIFT_BACKTRACE=enable=no
-targets=(FuzzFolded FuzzRecords FuzzJitMap)
-seeds() { case "$1" in FuzzFolded) echo folded;; FuzzRecords) echo records;; FuzzJitMap) echo jitmap;; esac; }
+targets=(FuzzFolded FuzzRecords FuzzJitMap FuzzPprof)
+seeds() { case "$1" in FuzzFolded) echo folded;; FuzzRecords) echo records;; FuzzJitMap) echo jitmap;; FuzzPprof) echo pprof;; esac; }
 
 swift build -c release --product FuzzFolded -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >/dev/null
 for t in "${targets[@]:1}"; do
