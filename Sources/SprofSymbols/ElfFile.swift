@@ -47,7 +47,7 @@ final class ElfFile {
     /// Frames already worked out, by file address: after warm-up, every lookup is this hit.
     var frameCache: [UInt64: [SymbolizedFrame]] = [:]
     /// Demangled (or raw) display names by symbol index, filled on first use.
-    var displayNames: [String?]
+    var displayNames: [FunctionName?]
 
     private let context: DwflContext
     private let dwfl: OpaquePointer
@@ -308,8 +308,8 @@ final class ElfFile {
     /// Inline chain and source location at `fileAddress`, innermost first: for each inlined
     /// subroutine its name and the location inside it, then the location in the containing
     /// function. Empty `inlined` and nil location when there is no DWARF.
-    func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, demangle: Bool)
-        -> (inlined: [(name: String, file: String?, line: Int?)], file: String?, line: Int?)
+    func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, naming: Naming)
+        -> (inlined: [(name: FunctionName, file: String?, line: Int?)], file: String?, line: Int?)
     {
         guard inlines || lines, let unit = compileUnit(at: fileAddress &+ dwflBias) else {
             return ([], nil, nil)
@@ -323,14 +323,14 @@ final class ElfFile {
             if dwarf_lineno(l, &n) == 0, n > 0 { line = Int(n) }
             if let src = dwarf_linesrc(l, nil, nil) { file = String(cString: src) }
         }
-        var inlined: [(name: String, file: String?, line: Int?)] = []
+        var inlined: [(name: FunctionName, file: String?, line: Int?)] = []
         guard inlines else { return ([], file, line) }
         guard let function = functions(in: cu).lookup(pc) else { return ([], file, line) }
         var files: OpaquePointer?
         var fileCount = 0
         var haveFiles = false
         for var die in DwarfScopes.inlinedChain(in: function, pc: pc) {
-            inlined.append((Self.dieName(&die, demangle: demangle) ?? "[inlined]", file, line))
+            inlined.append((dieName(&die, naming: naming) ?? FunctionName(name: "[inlined]"), file, line))
             // The caller continues at the call site recorded on the inlined subroutine.
             var attr = Dwarf_Attribute()
             var value: Dwarf_Word = 0
@@ -373,17 +373,61 @@ final class ElfFile {
 
     /// The name of an inlined subroutine's abstract origin: its linkage name (demangled) when it
     /// has one, since `DW_AT_name` lacks namespaces and types; else `DW_AT_name`.
-    private static func dieName(_ die: UnsafeMutablePointer<Dwarf_Die>, demangle: Bool) -> String? {
+    private func dieName(_ die: UnsafeMutablePointer<Dwarf_Die>, naming: Naming) -> FunctionName? {
         var attr = Dwarf_Attribute()
         for at in [Int32(DW_AT_linkage_name), Int32(DW_AT_MIPS_linkage_name)] {
             if dwarf_attr_integrate(die, UInt32(at), &attr) != nil, let s = dwarf_formstring(&attr) {
-                let raw = String(cString: s)
-                return demangle ? Demangler.demangle(raw) : raw
+                return naming.name(String(cString: s))
             }
         }
-        if dwarf_attr_integrate(die, UInt32(DW_AT_name), &attr) != nil, let s = dwarf_formstring(&attr) {
-            return String(cString: s)
+        // No linkage name (GCC gives none to template instances such as
+        // `dispatch_storage<main(int, char**)::<lambda(auto:1&& ...)>&>`): qualify DW_AT_name
+        // with the namespaces, classes and functions that enclose the declaration, so the frame
+        // reads like the same function's non-inlined name.
+        var origin = die.pointee
+        for _ in 0..<8 {
+            var next = Dwarf_Die()
+            if dwarf_attr(&origin, UInt32(DW_AT_abstract_origin), &attr) != nil, dwarf_formref_die(&attr, &next) != nil {
+                origin = next
+            } else if dwarf_attr(&origin, UInt32(DW_AT_specification), &attr) != nil, dwarf_formref_die(&attr, &next) != nil {
+                origin = next
+            } else {
+                break
+            }
         }
-        return nil
+        let key = dwarf_dieoffset(&origin)
+        if let known = qualifiedNames[key] { return known }
+        guard let base = dwarf_diename(&origin) else { return nil }
+        var name = String(cString: base)
+        if let scope = Self.scopePrefix(&origin) { name = scope + "::" + name }
+        let result = FunctionName(name: name)
+        qualifiedNames[key] = result
+        return result
+    }
+
+    /// Names of DIEs without a linkage name, qualified, by the offset of the DIE that names them.
+    private var qualifiedNames: [Dwarf_Off: FunctionName] = [:]
+
+    /// `ns::Class` for a DIE nested in namespaces, types or functions; nil at file scope.
+    private static func scopePrefix(_ die: UnsafeMutablePointer<Dwarf_Die>) -> String? {
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = Int(dwarf_getscopes_die(die, &scopes))
+        guard count > 2, let scopes else { free(scopes); return nil }
+        defer { free(scopes) }
+        var parts: [String] = []
+        // scopes[0] is the DIE itself, scopes[count - 1] its compile unit.
+        for i in (1..<(count - 1)).reversed() {
+            let scope = scopes + i
+            switch dwarf_tag(scope) {
+            case Int32(DW_TAG_namespace):
+                parts.append(dwarf_diename(scope).map { String(cString: $0) } ?? "(anonymous namespace)")
+            case Int32(DW_TAG_class_type), Int32(DW_TAG_structure_type), Int32(DW_TAG_union_type),
+                 Int32(DW_TAG_subprogram), Int32(DW_TAG_module):
+                if let n = dwarf_diename(scope) { parts.append(String(cString: n)) }
+            default:
+                break
+            }
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "::")
     }
 }

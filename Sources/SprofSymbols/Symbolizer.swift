@@ -45,7 +45,7 @@ public final class Symbolizer {
         switch resolved.kind {
         case .anonymous:
             if let name = jitMap(pid).lookup(address.rawValue) {
-                return [SymbolizedFrame(name: name, kind: .jit, module: "[jit]")]
+                return [jitFrame(name)]
             }
             return [SymbolizedFrame(name: "[unknown]", kind: .user, module: mapping.moduleName)]
         case .unreadable:
@@ -64,7 +64,7 @@ public final class Symbolizer {
     /// else `[unknown]`.
     public func symbolizeUnmapped(_ address: ProcessAddress, pid: Int32) -> SymbolizedFrame {
         if let name = jitMap(pid).lookup(address.rawValue) {
-            return SymbolizedFrame(name: name, kind: .jit, module: "[jit]")
+            return jitFrame(name)
         }
         return SymbolizedFrame(name: "[unknown]", kind: .user, module: "[unknown]")
     }
@@ -198,14 +198,16 @@ public final class Symbolizer {
         }
         let name = displayName(index, in: file)
         guard options.inlineFrames || options.sourceLines else {
-            return [SymbolizedFrame(name: name, kind: .user, module: module)]
+            return [SymbolizedFrame(name: name.name, kind: .user, module: module, fullName: name.fullName, systemName: name.systemName)]
         }
         let info = file.debugInfo(at: address.rawValue, inlines: options.inlineFrames,
-                                  lines: options.sourceLines, demangle: options.demangle)
+                                  lines: options.sourceLines, naming: naming)
         var frames = info.inlined.map {
-            SymbolizedFrame(name: $0.name, kind: .inlined, sourceFile: $0.file, line: $0.line, module: module)
+            SymbolizedFrame(name: $0.name.name, kind: .inlined, sourceFile: $0.file, line: $0.line, module: module,
+                            fullName: $0.name.fullName, systemName: $0.name.systemName)
         }
-        frames.append(SymbolizedFrame(name: name, kind: .user, sourceFile: info.file, line: info.line, module: module))
+        frames.append(SymbolizedFrame(name: name.name, kind: .user, sourceFile: info.file, line: info.line, module: module,
+                                      fullName: name.fullName, systemName: name.systemName))
         return frames
     }
 
@@ -225,7 +227,7 @@ public final class Symbolizer {
         return nil
     }
 
-    private func displayName(_ index: Int, in file: ElfFile) -> String {
+    private func displayName(_ index: Int, in file: ElfFile) -> FunctionName {
         if let name = file.displayNames[index] { return name }
         var raw = file.symbols.names[index]
         // PLT stubs are named `function@plt` (ElfFile), as perf and objdump show them.
@@ -234,9 +236,23 @@ public final class Symbolizer {
         // noise in a stack and splits one function into two frames across binaries.
         // Mangled Swift and C++ names never contain '@', so it always starts a version.
         if let at = raw.firstIndex(of: "@"), at != raw.startIndex { raw = String(raw[..<at]) }
-        let name = (options.demangle ? Demangler.demangle(raw) : raw) + (stub ? "@plt" : "")
+        var name = naming.name(raw)
+        if stub {
+            name.name += "@plt"
+            name.fullName = name.fullName.map { $0 + "@plt" }
+            name.systemName = raw + "@plt"
+        }
         file.displayNames[index] = name
         return name
+    }
+
+    /// How linkage names become display names under these options.
+    private var naming: Naming { Naming(demangle: options.demangle, fullNames: options.fullNames) }
+
+    /// A JIT map's name: JITs of compiled languages write linkage names there too.
+    private func jitFrame(_ raw: String) -> SymbolizedFrame {
+        let name = naming.name(raw)
+        return SymbolizedFrame(name: name.name, kind: .jit, module: "[jit]", fullName: name.fullName, systemName: name.systemName)
     }
 
     /// `[libfoo.so+0x1a2b]`; bracketed modules lose their own brackets (`[vdso+0x10]`).
@@ -257,4 +273,24 @@ private func basename(_ path: String) -> String {
 
 private func hex(_ bytes: [UInt8]) -> String {
     bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
+
+/// A function's names as ``SymbolizedFrame`` carries them.
+struct FunctionName: Hashable {
+    var name: String
+    var fullName: String? = nil
+    var systemName: String? = nil
+}
+
+/// The one way a linkage name becomes a ``FunctionName`` (ELF symbols, DWARF linkage names, JIT
+/// maps alike).
+struct Naming {
+    var demangle: Bool
+    var fullNames: Bool
+
+    func name(_ raw: String) -> FunctionName {
+        guard demangle else { return FunctionName(name: raw, fullName: nil, systemName: raw) }
+        let names = Demangler.names(of: raw, fullNames: fullNames)
+        return FunctionName(name: names.name, fullName: names.fullName, systemName: raw)
+    }
 }
