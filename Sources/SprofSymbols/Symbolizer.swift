@@ -41,13 +41,15 @@ public final class Symbolizer {
     /// Pass `StackFrame.lookupAddress`, so that a return address names the call, not the
     /// instruction after it.
     public func symbolize(_ address: ProcessAddress, in mapping: Mapping, pid: Int32) -> [SymbolizedFrame] {
-        let resolved = resolve(mapping)
+        let resolved = resolve(mapping, pid: pid)
         switch resolved.kind {
         case .anonymous:
             if let name = jitMap(pid).lookup(address.rawValue) {
                 return [jitFrame(name)]
             }
-            return [SymbolizedFrame(name: "[unknown]", kind: .user, module: mapping.moduleName)]
+            // Never a bare [unknown]: the mapping's name and the offset in it.
+            let offset = address.rawValue &- mapping.start.rawValue &+ mapping.fileOffset
+            return [unknownFrame(module: Self.anonymousName(mapping), offset: offset)]
         case .unreadable:
             let offset = address.rawValue &- mapping.start.rawValue &+ mapping.fileOffset
             return [unknownFrame(module: mapping.moduleName, offset: offset)]
@@ -61,12 +63,21 @@ public final class Symbolizer {
     }
 
     /// An address outside every known mapping: named from the process's JIT map when it is there,
-    /// else `[unknown]`.
+    /// else `[unmapped+0xADDRESS]` (the address itself: there is no mapping to be relative to).
     public func symbolizeUnmapped(_ address: ProcessAddress, pid: Int32) -> SymbolizedFrame {
         if let name = jitMap(pid).lookup(address.rawValue) {
             return jitFrame(name)
         }
-        return SymbolizedFrame(name: "[unknown]", kind: .user, module: "[unknown]")
+        return unknownFrame(module: "[unmapped]", offset: address.rawValue)
+    }
+
+    /// `anon` for anonymous memory (`//anon`, no path), `anon:NAME` for named anonymous memory,
+    /// the memfd's name for a memfd.
+    private static func anonymousName(_ mapping: Mapping) -> String {
+        let path = mapping.path
+        if path.isEmpty || path.hasPrefix("//anon") { return "anon" }
+        if path.hasPrefix("/memfd:") { return MappedFiles.filePath(String(path.dropFirst("/memfd:".count))) }
+        return mapping.moduleName
     }
 
     /// Forgets per-process state (the JIT map) when a process execs or exits; file state is
@@ -126,14 +137,14 @@ public final class Symbolizer {
         init(_ kind: MappingKind) { self.kind = kind }
     }
 
-    private func resolve(_ mapping: Mapping) -> ResolvedMapping {
+    private func resolve(_ mapping: Mapping, pid: Int32) -> ResolvedMapping {
         // Consecutive frames of a stack often share a mapping; comparing is cheaper than hashing.
         if let lastMapping, let lastResolved, lastMapping == mapping { return lastResolved }
         let resolved: ResolvedMapping
         if let known = mappings[mapping.start.rawValue]?.first(where: { $0.mapping == mapping }) {
             resolved = known.resolved
         } else {
-            resolved = ResolvedMapping(classify(mapping))
+            resolved = ResolvedMapping(classify(mapping, pid: pid))
             mappings[mapping.start.rawValue, default: []].append((mapping, resolved))
         }
         lastMapping = mapping
@@ -141,13 +152,22 @@ public final class Symbolizer {
         return resolved
     }
 
-    private func classify(_ mapping: Mapping) -> MappingKind {
+    private func classify(_ mapping: Mapping, pid: Int32) -> MappingKind {
         let path = mapping.path
-        let file: ElfFile?
+        var file: ElfFile?
         if path == "[vdso]" {
             file = vdso()
-        } else if path.hasPrefix("/") && !path.hasPrefix("/memfd:") && !path.hasPrefix("//anon") {
-            file = elfFile(path: path, buildID: mapping.buildID)
+        } else if MappedFiles.isFileMapping(path) {
+            // A deleted or replaced file (or a memfd) is read through the process while it lives,
+            // or through the descriptor the unwinder kept (MappedFiles).
+            let name = basename(MappedFiles.filePath(path.hasPrefix("/memfd:") ? String(path.dropFirst(7)) : path))
+            if let readable = MappedFiles.readablePath(mapping, pid: pid) {
+                file = elfFile(path: readable, moduleName: name, buildID: mapping.buildID)
+            }
+            if file == nil, let other = MappedFiles.readablePath(mapping, pid: pid, replaced: true) {
+                file = elfFile(path: other, moduleName: name, buildID: mapping.buildID)
+            }
+            if file == nil { return path.hasPrefix("/memfd:") ? .anonymous : .unreadable }
         } else if path.hasPrefix("[") && !path.hasPrefix("[anon") {
             return .unreadable  // [vsyscall], [stack], [heap]: nothing to read
         } else {
@@ -157,10 +177,10 @@ public final class Symbolizer {
         return .elf(file, bias: file.loadBias(mapStart: mapping.start.rawValue, fileOffset: mapping.fileOffset))
     }
 
-    private func elfFile(path: String, buildID: [UInt8]) -> ElfFile? {
+    private func elfFile(path: String, moduleName: String, buildID: [UInt8]) -> ElfFile? {
         let key = buildID.isEmpty ? path : path + "\u{0}" + hex(buildID)
         if let known = files[key] { return known }
-        var file = ElfFile(path: path, moduleName: basename(path), context: context)
+        var file = ElfFile(path: path, moduleName: moduleName, context: context)
         if file != nil { openedFileCount += 1 }
         // A file rebuilt since it was mapped would give confidently wrong names: better none.
         if let f = file, !buildID.isEmpty, !f.buildID.isEmpty, f.buildID != buildID { file = nil }

@@ -387,7 +387,7 @@ public final class DwarfUnwinder {
         let pageEnd: (UInt64) -> UInt64 = { ($0 + 4095) & ~4095 }
         var pending: [(Mapping, String)] = []
         for m in process.mappings {
-            guard let path = reportablePath(m) else { continue }
+            guard let path = reportablePath(m, pid: process.pid) else { continue }
             let lo = m.start.rawValue, hi = m.end.rawValue
             // A module's range ends at its last segment's p_memsz, not on a page boundary, so a
             // mapping of the same file that overlaps it belongs to it. Reporting it again would
@@ -430,11 +430,11 @@ public final class DwarfUnwinder {
         return true
     }
 
-    /// The file to report for a mapping, or nil for anonymous/special/deleted ones.
-    private func reportablePath(_ m: Mapping) -> String? {
+    /// The file to report for a mapping: its path, or for a deleted file or a memfd the
+    /// process's view of it (`MappedFiles`); nil for anonymous and special mappings.
+    private func reportablePath(_ m: Mapping, pid: Int32) -> String? {
         if m.path == "[vdso]" { return vdsoFile() }
-        guard m.path.hasPrefix("/"), !m.path.hasPrefix("/memfd:"), !m.path.hasSuffix(" (deleted)") else { return nil }
-        return m.path
+        return MappedFiles.readablePath(m, pid: pid)
     }
 
     private func layout(of path: String) -> ElfLayout? {
