@@ -94,7 +94,9 @@ public enum CommandProfiler {
             if spare.available() { builder.resolve() }
         }
         let status = command.wait()
-        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
+        let folded = builder.folded()
+        symbolizer.notices.forEach(notice)
+        return CommandProfile(folded: folded, statistics: builder.finish(), exitStatus: status,
                               event: session.options.event, rate: session.options.rate,
                               kernelExcluded: session.options.excludeKernel)
     }
@@ -120,7 +122,9 @@ public enum CommandProfiler {
         let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
         builder.processes.seedFromProc(pid)
         try session.record { builder.consume($0) }
-        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: nil,
+        let folded = builder.folded()
+        symbolizer.notices.forEach(notice)
+        return CommandProfile(folded: folded, statistics: builder.finish(), exitStatus: nil,
                               event: session.options.event, rate: session.options.rate,
                               kernelExcluded: session.options.excludeKernel)
     }

@@ -44,6 +44,8 @@ final class ElfFile {
     /// when no symbol says so (stripped executables); nil for other shared libraries, whose
     /// `e_entry` is something else (libc's prints its version).
     let programEntry: UInt64?
+    /// The path the file was opened from (for notices).
+    let path: String
     /// Frames already worked out, by file address: after warm-up, every lookup is this hit.
     var frameCache: [UInt64: [SymbolizedFrame]] = [:]
     /// Demangled (or raw) display names by symbol index, filled on first use.
@@ -90,6 +92,7 @@ final class ElfFile {
         self.dwflBias = bias
         self.elf = elf
         self.moduleName = moduleName
+        self.path = path
         self.loads = Self.readLoads(elf)
         self.buildID = Self.readBuildID(mod)
         self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias) + Self.readPLTEntries(elf))
@@ -125,6 +128,36 @@ final class ElfFile {
         }
         return nil
     }
+
+    /// Debug sections compressed with zstd (`objcopy --compress-debug-sections=zstd`, the
+    /// default of some newer toolchains), in the file or in the separate debug file libdwfl
+    /// found: elfutils before 0.189 cannot read them, and inline frames and source lines then
+    /// vanish without an error. Checked once, on the first lookup that finds no compile unit.
+    lazy var zstdDebugSections: [String] = {
+        var elves = [elf]
+        var bias: Dwarf_Addr = 0
+        if let dwarf = dwfl_module_getdwarf(module, &bias), let debugElf = dwarf_getelf(dwarf), debugElf != elf {
+            elves.append(debugElf)
+        }
+        var names: [String] = []
+        for e in elves {
+            var shstrndx = 0
+            guard elf_getshdrstrndx(e, &shstrndx) == 0 else { continue }
+            var scn = elf_nextscn(e, nil)
+            while let section = scn {
+                scn = elf_nextscn(e, section)
+                var shdr = GElf_Shdr()
+                guard gelf_getshdr(section, &shdr) != nil, shdr.sh_flags & UInt64(SHF_COMPRESSED) != 0,
+                      let cname = elf_strptr(e, shstrndx, Int(shdr.sh_name)) else { continue }
+                let name = String(cString: cname)
+                // Elf64_Chdr starts with its u32 ch_type; ELFCOMPRESS_ZSTD is 2.
+                guard name.hasPrefix(".debug_"), let raw = elf_rawdata(section, nil), let bytes = raw.pointee.d_buf,
+                      raw.pointee.d_size >= 4, bytes.loadUnaligned(as: UInt32.self) == 2 else { continue }
+                names.append(name)
+            }
+        }
+        return names
+    }()
 
     private static func readLoads(_ elf: OpaquePointer) -> [LoadSegment] {
         var count = 0
@@ -311,7 +344,12 @@ final class ElfFile {
     func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, naming: Naming)
         -> (inlined: [(name: FunctionName, file: String?, line: Int?)], file: String?, line: Int?)
     {
-        guard inlines || lines, let unit = compileUnit(at: fileAddress &+ dwflBias) else {
+        guard inlines || lines else { return ([], nil, nil) }
+        guard let unit = compileUnit(at: fileAddress &+ dwflBias) else {
+            if !checkedDebugSections {
+                checkedDebugSections = true
+                if !zstdDebugSections.isEmpty { missingDebugInfo = zstdDebugSections }
+            }
             return ([], nil, nil)
         }
         let cu = unit.die
@@ -404,6 +442,11 @@ final class ElfFile {
         qualifiedNames[key] = result
         return result
     }
+
+    private var checkedDebugSections = false
+    /// Debug sections that exist but cannot be read (zstd), once a lookup needed them; the
+    /// symbolizer turns this into one notice per file.
+    var missingDebugInfo: [String] = []
 
     /// Names of DIEs without a linkage name, qualified, by the offset of the DIE that names them.
     private var qualifiedNames: [Dwarf_Off: FunctionName] = [:]

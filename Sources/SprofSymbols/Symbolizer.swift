@@ -24,6 +24,11 @@ public final class Symbolizer {
     private var kernelCache: [UInt64: SymbolizedFrame] = [:]
     private var vdsoFile: ElfFile??
 
+    /// One line per problem that cost names or frames without failing a lookup (a file whose
+    /// debug sections this libdw cannot read), in the order met; for the caller to show once.
+    public private(set) var notices: [String] = []
+    private var noticedFiles = Set<String>()
+
     /// How many ELF files have been opened; lets tests check that nothing is re-opened per lookup.
     internal private(set) var openedFileCount = 0
 
@@ -222,6 +227,11 @@ public final class Symbolizer {
         }
         let info = file.debugInfo(at: address.rawValue, inlines: options.inlineFrames,
                                   lines: options.sourceLines, naming: naming)
+        if !file.missingDebugInfo.isEmpty, noticedFiles.insert(file.path).inserted {
+            notices.append("\(file.path): its debug sections (\(file.missingDebugInfo.joined(separator: ", "))) are zstd-compressed, "
+                + "which this elfutils cannot read: no inline frames or source lines for it; "
+                + "objcopy --decompress-debug-sections makes them readable")
+        }
         var frames = info.inlined.map {
             SymbolizedFrame(name: $0.name.name, kind: .inlined, sourceFile: $0.file, line: $0.line, module: module,
                             fullName: $0.name.fullName, systemName: $0.name.systemName)
