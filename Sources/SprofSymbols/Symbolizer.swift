@@ -241,10 +241,6 @@ public final class Symbolizer {
         return frames
     }
 
-    /// The x86-64 `rt_sigreturn` trampoline (`mov $15, %rax; syscall`) the kernel returns to
-    /// from a signal handler: glibc's and musl's `__restore_rt`.
-    static let sigreturnCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]
-
     /// Names for code that stripped files leave unnamed but that can be recognized: the program's
     /// entry point (`_start`: the function whose CFI starts at `e_entry`, or, without CFI, the
     /// few instructions after it) and the signal trampoline (`__restore_rt`).
@@ -253,7 +249,7 @@ public final class Symbolizer {
            functionStart == entry || (functionStart == nil && address >= entry && address - entry < 64) {
             return "_start"
         }
-        if file.bytes(at: address, count: sigreturnCode.count) == sigreturnCode { return "__restore_rt" }
+        if file.bytes(at: address, count: sigreturnTrampolineCode.count) == sigreturnTrampolineCode { return "__restore_rt" }
         return nil
     }
 
@@ -279,10 +275,12 @@ public final class Symbolizer {
     /// How linkage names become display names under these options.
     private var naming: Naming { Naming(demangle: options.demangle, fullNames: options.fullNames) }
 
-    /// A JIT map's name: JITs of compiled languages write linkage names there too.
+    /// A JIT map's name: JITs of compiled languages write linkage names there too (kept as the
+    /// system name when demangling changed them).
     private func jitFrame(_ raw: String) -> SymbolizedFrame {
         let name = naming.name(raw)
-        return SymbolizedFrame(name: name.name, kind: .jit, module: "[jit]", fullName: name.fullName, systemName: name.systemName)
+        return SymbolizedFrame(name: name.name, kind: .jit, module: "[jit]", fullName: name.fullName,
+                               systemName: name.name == raw ? nil : raw)
     }
 
     /// `[libfoo.so+0x1a2b]`; bracketed modules lose their own brackets (`[vdso+0x10]`).

@@ -297,11 +297,6 @@ public final class DwarfUnwinder {
         return Array(out.prefix(count))
     }
 
-    /// The x86-64 `rt_sigreturn` trampoline the kernel returns to from a signal handler
-    /// (`mov $15, %rax; syscall`): glibc's `__restore_rt`, musl's `__restore_rt`. (SprofSymbols
-    /// names it by the same bytes; the two targets share no code below SprofCore.)
-    static let sigreturnCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]
-
     /// Frame-pointer stacks from the kernel (`Callchain.frames`), checked against the process:
     ///
     /// - a frame at a signal trampoline holds the trampoline's own start (the return address the
@@ -313,7 +308,7 @@ public final class DwarfUnwinder {
     public func checkFramePointerStack(_ stack: inout UnwoundStack, process: ProcessState) {
         guard let session = session(for: process) else { return }
         for i in stack.frames.indices where !stack.frames[i].isKernel && stack.frames[i].isReturnAddress {
-            if code(at: stack.frames[i].address.rawValue, count: Self.sigreturnCode.count, session) == Self.sigreturnCode {
+            if code(at: stack.frames[i].address.rawValue, count: sigreturnTrampolineCode.count, session) == sigreturnTrampolineCode {
                 stack.frames[i].isReturnAddress = false
             }
         }
