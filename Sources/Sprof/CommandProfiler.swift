@@ -110,6 +110,8 @@ public enum CommandProfiler {
         }
         let status = command.wait()
         if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }
+        builder.resolve()
+        builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
@@ -143,6 +145,8 @@ public enum CommandProfiler {
         let builder = options.builder(for: session.options, settings: settings)
         builder.processes.seedFromProc(pid)
         try session.record { builder.consume($0) }
+        builder.resolve()
+        builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
