@@ -7,6 +7,7 @@ import SprofRecording
 import SprofUnwind
 import SprofSymbols
 import SprofOutput
+import SprofProfile
 
 /// How `sprof run` records a command.
 public struct RunOptions: Sendable {
@@ -23,6 +24,12 @@ public struct RunOptions: Sendable {
     public var inlineFrames = true
     /// Ring-buffer data pages per CPU (`-m`), a power of two; nil picks ``defaultRingPages(for:settings:)``.
     public var ringPages: Int?
+    /// Readings per second of every followed process's resident memory (`/proc/PID/status`) for
+    /// the memory timeline; 0 turns the timeline off.
+    public var memoryRate = 25
+    /// Called with live figures at most 4 times a second while recording, and once with
+    /// `done` set after it stopped; on a sprof thread, so it must not block for long.
+    public var progress: (@Sendable (RecordingProgress) -> Void)?
 
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
@@ -63,6 +70,8 @@ public struct CommandProfile: Sendable {
     public var rate: SamplingOptions.Rate
     /// Whether kernel samples and frames were left out.
     public var kernelExcluded: Bool
+    /// Resident memory of every followed process over time, in time order (see ``RunOptions/memoryRate``).
+    public var memory: [SprofProfile.Profile.MemoryPoint] = []
 }
 
 /// Profiles a command from exec to exit: the engine behind `sprof run`.
@@ -85,6 +94,7 @@ public enum CommandProfiler {
             throw error
         }
         session.consumeAtIdlePriority = true
+        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         command.forwardSignals()
         defer { command.stopForwardingSignals() }
         try command.start()
@@ -100,9 +110,10 @@ public enum CommandProfiler {
             if spare.available() { builder.resolve() }
         }
         let status = command.wait()
+        let memory = monitor.stop()
         return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
                               event: session.options.event, rate: session.options.rate,
-                              kernelExcluded: session.options.excludeKernel)
+                              kernelExcluded: session.options.excludeKernel, memory: memory)
     }
 
     /// Attaches to a running process (every thread it has now and creates later) until it exits,
@@ -125,9 +136,11 @@ public enum CommandProfiler {
         let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
         let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
         builder.processes.seedFromProc(pid)
+        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         try session.record { builder.consume($0) }
+        let memory = monitor.stop()
         return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: nil,
                               event: session.options.event, rate: session.options.rate,
-                              kernelExcluded: session.options.excludeKernel)
+                              kernelExcluded: session.options.excludeKernel, memory: memory)
     }
 }

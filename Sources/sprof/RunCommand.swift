@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Sprof
+import SprofProfile
 
 /// `sprof run` (alias `record`): profile a command, write folded stacks and a flame graph.
 struct RunCommand: ParsableCommand {
@@ -57,8 +58,11 @@ struct RunCommand: ParsableCommand {
     @Option(help: "With -p: stop after this many seconds (default: until the process exits or Ctrl-C).")
     var duration: Double?
 
-    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices or summary line.")
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices, status line or summary line.")
     var quiet = false
+
+    @Option(name: .customLong("progress-fd"), help: "Write live progress to descriptor N as JSON lines (elapsed_ns, samples, lost, processes, threads, peak_rss_bytes; at most 4 a second; a last line with \"done\": true).")
+    var progressFD: Int32?
 
     @Argument(parsing: .captureForPassthrough, help: "The command to profile, with its arguments.")
     var command: [String] = []
@@ -81,6 +85,11 @@ struct RunCommand: ParsableCommand {
             options.ringPages = mmapPages
         }
 
+        if let progressFD { try ProgressOutput.checkDescriptor(progressFD) }
+        let progress = ProgressOutput(statusLine: !quiet && isatty(2) == 1, jsonFD: progressFD)
+        if progress.isActive { options.progress = { progress.report($0) } }
+        defer { progress.erase() }
+
         let foldedFile = try OutputFile(path: output + ".folded")
         let svgFile = try OutputFile(path: output + ".svg")
         let started = time(nil)
@@ -93,10 +102,13 @@ struct RunCommand: ParsableCommand {
                 profile = try CommandProfiler.profile(arguments, options: options, notice: notice)
             }
         } catch let error as LaunchError {
+            progress.erase()
             throw fail(error.description, status: error.exitStatus)
         } catch let error as SyscallError {
+            progress.erase()
             throw fail(error.description)
         }
+        progress.erase()
 
         try foldedFile.write(profile.folded.serializedBytes())
         var graph = FlameGraphOptions()
@@ -127,6 +139,7 @@ struct RunCommand: ParsableCommand {
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.event) \(rateText(p.rate))"
         line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+        if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
         if let status = p.exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote \(output).folded, \(output).svg"
         return line
@@ -181,4 +194,9 @@ func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGrap
     default:
         throw fail("--call-graph \(text): unknown mode; valid modes: fp, dwarf[,SIZE], none", status: 2)
     }
+}
+
+/// The largest resident set any process reached in a memory timeline, and its pid.
+func peakRSS(_ memory: [SprofProfile.Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32)? {
+    memory.max { $0.rss < $1.rss }.map { ($0.rss, $0.pid) }
 }
