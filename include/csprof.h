@@ -145,15 +145,18 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
     if (pid == 0) {
         close(go[1]);
         close(err[0]);
-        // The profiler ignores or handles some signals; the command starts with defaults.
+        // The command starts with default dispositions and nothing blocked, whatever sprof or
+        // the parent that started sprof ignored or blocked: an inherited SIG_IGN for SIGCHLD
+        // makes wait() fail in the command, one for SIGPIPE makes `cmd | head` spin on EPIPE.
+        // (Handlers are reset by exec anyway; SIG_IGN is what survives it.) Numbers the kernel
+        // refuses (SIGKILL, SIGSTOP, glibc's internal 32/33) fail harmlessly.
+        struct sigaction dfl;
+        memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < 65; sig++) sigaction(sig, &dfl, NULL);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGHUP, SIG_DFL);
-        signal(SIGQUIT, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
         char byte;
         ssize_t n;
         do { n = read(go[0], &byte, 1); } while (n < 0 && errno == EINTR);

@@ -6,7 +6,6 @@ import SprofCore
 import SprofRecording
 import SprofUnwind
 import SprofSymbols
-import SprofOutput
 import SprofProfile
 
 /// How `sprof run` records a command.
@@ -25,7 +24,7 @@ public struct RunOptions: Sendable {
     /// Ring-buffer data pages per CPU (`-m`), a power of two; nil picks ``defaultRingPages(for:settings:)``.
     public var ringPages: Int?
     /// Readings per second of every followed process's resident memory (`/proc/PID/status`) for
-    /// the memory timeline; 0 turns the timeline off.
+    /// the memory timeline (``Profile/memory``); 0 turns the timeline off.
     public var memoryRate = 25
     /// Called with live figures at most 4 times a second while recording, and once with
     /// `done` set after it stopped; on a sprof thread, so it must not block for long.
@@ -33,6 +32,13 @@ public struct RunOptions: Sendable {
 
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
+
+    /// The per-sample pipeline for a session opened with `sampling`.
+    func builder(for sampling: SamplingOptions, settings: KernelSettings) -> ProfileBuilder {
+        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: demangle, inlineFrames: inlineFrames))
+        return ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack,
+                              event: sampling.event, rate: sampling.rate)
+    }
 
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
@@ -56,22 +62,12 @@ public struct RunOptions: Sendable {
     }
 }
 
-/// The result of profiling one command.
-public struct CommandProfile: Sendable {
-    /// The aggregated stacks.
-    public var folded: FoldedStacks
-    /// Samples, losses, processes and threads.
-    public var statistics: ProfileStatistics
+/// What profiling a command gives: the profile, and how the command ended.
+public struct RecordedCommand: Sendable {
+    /// The profile (its ``Profile/metadata`` holds the provenance).
+    public var profile: Profile
     /// How the command ended; nil when attached to a process sprof did not start.
     public var exitStatus: ExitStatus?
-    /// The event actually sampled (after any fallback).
-    public var event: EventSpec
-    /// The rate actually used (after clamping).
-    public var rate: SamplingOptions.Rate
-    /// Whether kernel samples and frames were left out.
-    public var kernelExcluded: Bool
-    /// Resident memory of every followed process over time, in time order (see ``RunOptions/memoryRate``).
-    public var memory: [SprofProfile.Profile.MemoryPoint] = []
 }
 
 /// Profiles a command from exec to exit: the engine behind `sprof run`.
@@ -82,13 +78,18 @@ public enum CommandProfiler {
     /// - Throws: ``LaunchError`` when the command cannot be run (its `exitStatus` is 127 or 126),
     ///   `SyscallError` when the kernel refuses the events.
     public static func profile(_ arguments: [String], options: RunOptions,
-                               notice: (String) -> Void = { _ in }) throws -> CommandProfile {
+                               notice: (String) -> Void = { _ in }) throws -> RecordedCommand {
+        var notices: [String] = []
+        func say(_ message: String) {
+            notices.append(message)
+            notice(message)
+        }
         let settings = KernelSettings.current()
-        let sampling = try options.sampling(settings: settings, notice: notice)
+        let sampling = try options.sampling(settings: settings, notice: say)
         let command = try WaitingCommand(arguments: arguments)
         let session: RecordingSession
         do {
-            session = try RecordingSession.open(sampling, target: .command(command), notice: notice)
+            session = try RecordingSession.open(sampling, target: .command(command), notice: say)
         } catch {
             command.cancel()
             throw error
@@ -99,8 +100,8 @@ public enum CommandProfiler {
         defer { command.stopForwardingSignals() }
         try command.start()
 
-        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
-        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
+        let startTime = realtimeNow(), started = monotonicNow()
+        let builder = options.builder(for: session.options, settings: settings)
         var spare = SpareCPU()
         try session.record { batch in
             builder.consume(batch)
@@ -111,36 +112,48 @@ public enum CommandProfiler {
         }
         let status = command.wait()
         let memory = monitor.stop()
-        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
-                              event: session.options.event, rate: session.options.rate,
-                              kernelExcluded: session.options.excludeKernel, memory: memory)
+        var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
+                                                 startTime: startTime, duration: monotonicNow() - started, notices: notices)
+        metadata.command = arguments
+        metadata.exitStatus = status.description
+        var profile = builder.profile(metadata: metadata)
+        profile.memory = memory
+        return RecordedCommand(profile: profile, exitStatus: status)
     }
 
     /// Attaches to a running process (every thread it has now and creates later) until it exits,
     /// `duration` seconds pass, or SIGINT/SIGTERM arrives: the engine behind `sprof run -p PID`.
     public static func attach(to pid: Int32, options: RunOptions, duration: Double? = nil,
-                              notice: (String) -> Void = { _ in }) throws -> CommandProfile {
+                              notice: (String) -> Void = { _ in }) throws -> RecordedCommand {
+        var notices: [String] = []
+        func say(_ message: String) {
+            notices.append(message)
+            notice(message)
+        }
         let settings = KernelSettings.current()
-        let sampling = try options.sampling(settings: settings, notice: notice)
+        let sampling = try options.sampling(settings: settings, notice: say)
         let tids = RecordingSession.threads(of: pid)
         guard !tids.isEmpty else {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
         }
-        let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: notice)
+        let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
         session.stopOnInterrupt()
         defer { session.restoreSignals() }
         if let duration {
             let deadline = DispatchTime.now() + duration
             DispatchQueue.global().asyncAfter(deadline: deadline) { session.requestStop() }
         }
-        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
-        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
+        let startTime = realtimeNow(), started = monotonicNow()
+        let builder = options.builder(for: session.options, settings: settings)
         builder.processes.seedFromProc(pid)
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         try session.record { builder.consume($0) }
         let memory = monitor.stop()
-        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: nil,
-                              event: session.options.event, rate: session.options.rate,
-                              kernelExcluded: session.options.excludeKernel, memory: memory)
+        var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
+                                                 startTime: startTime, duration: monotonicNow() - started, notices: notices)
+        metadata.attachedPID = pid
+        var profile = builder.profile(metadata: metadata)
+        profile.memory = memory
+        return RecordedCommand(profile: profile, exitStatus: nil)
     }
 }

@@ -2,5 +2,6 @@
 // output vocabulary comes along.
 @_exported import SprofCore
 @_exported import SprofRecording
+@_exported import SprofProfile
 @_exported import SprofOutput
 @_exported import SprofCounting

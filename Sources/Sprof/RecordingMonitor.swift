@@ -61,7 +61,7 @@ final class RecordingMonitor: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private let start = RecordingMonitor.now()
     private let lock = NSLock()
-    private var points: [SprofProfile.Profile.MemoryPoint] = []
+    private var points: [Profile.MemoryPoint] = []
     private var peak: UInt64 = 0
     private var thread: Thread?
 
@@ -107,10 +107,10 @@ final class RecordingMonitor: @unchecked Sendable {
     }
 
     private func sampleOnce(at now: UInt64) {
-        var batch: [SprofProfile.Profile.MemoryPoint] = []
+        var batch: [Profile.MemoryPoint] = []
         for pid in session.livePIDs {
             guard let m = Self.residentMemory(of: pid) else { continue }
-            batch.append(SprofProfile.Profile.MemoryPoint(time: now - start, pid: pid, rss: m.rss, anonymous: m.anonymous, file: m.file))
+            batch.append(Profile.MemoryPoint(time: now - start, pid: pid, rss: m.rss, anonymous: m.anonymous, file: m.file))
         }
         lock.lock()
         points.append(contentsOf: batch)
@@ -127,7 +127,7 @@ final class RecordingMonitor: @unchecked Sendable {
     }
 
     /// Stops the thread, which sends the final report (`done`), and returns the memory timeline.
-    func stop() -> [SprofProfile.Profile.MemoryPoint] {
+    func stop() -> [Profile.MemoryPoint] {
         stopSignal.signal()
         finished.wait()
         lock.lock(); defer { lock.unlock() }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import SprofOutput
+import SprofCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -54,6 +55,9 @@ struct FlamegraphCommand: ParsableCommand {
     @Option(name: .customLong("countname"), help: "What a count is called in tooltips.")
     var countName = "samples"
 
+    @Flag(name: .customLong("allow-empty"), help: "Write a \"No samples\" graph for input without samples instead of failing.")
+    var allowEmpty = false
+
     func run() throws {
         guard let palette = FlameGraphPalette(rawValue: colors) else {
             fail("unknown palette '\(colors)' (valid: \(FlameGraphPalette.names))")
@@ -65,12 +69,22 @@ struct FlamegraphCommand: ParsableCommand {
             fail("--minwidth must be a non-negative number of pixels, got \(minWidth)")
         }
 
+        // Checked before reading (stdin may take long); replaced only once the SVG exists.
+        var outputFile: SprofCore.OutputFile?
+        if let output, output != "-" {
+            var failure: String?
+            do { outputFile = try SprofCore.OutputFile(path: output) } catch { failure = "\(error) (give a file name with -o)" }
+            if let failure { fail(failure) }
+        }
+        defer { outputFile?.discard() }
+
         let fromStdin = file == nil || file == "-"
         let source = fromStdin ? "<stdin>" : file!
         let input: [UInt8]
         do {
             input = try fromStdin ? Self.readAll(fd: STDIN_FILENO) : Self.readFile(source)
         } catch let error as POSIXFailure {
+            outputFile?.discard()
             fail("cannot read \(source): \(error.reason)")
         }
 
@@ -78,20 +92,27 @@ struct FlamegraphCommand: ParsableCommand {
         do {
             stacks = try FoldedStacks.parse(bytes: input, source: source)
         } catch let error as FoldedParseError {
+            outputFile?.discard()
             fail(error.description, prefixed: false)
+        }
+        if stacks.total == 0 && !allowEmpty {
+            outputFile?.discard()
+            fail("\(source): no samples (an empty profile?); --allow-empty writes an empty graph anyway")
         }
 
         let options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
                                         countName: countName, palette: palette, inverted: inverted)
         let svg = FlameGraph.renderBytes(stacks, options: options)
+        if let outputFile {
+            var failure: String?
+            do { try outputFile.commit(svg) } catch { failure = "\(error)" }
+            if let failure { fail(failure) }
+            return
+        }
         do {
-            if let output, output != "-" {
-                try Self.writeFile(output, svg)
-            } else {
-                try Self.writeAll(fd: STDOUT_FILENO, svg)
-            }
+            try Self.writeAll(fd: STDOUT_FILENO, svg)
         } catch let error as POSIXFailure {
-            fail("cannot write \(output ?? "<stdout>"): \(error.reason)")
+            fail("cannot write <stdout>: \(error.reason)")
         }
     }
 
@@ -128,18 +149,6 @@ struct FlamegraphCommand: ParsableCommand {
             }
             data.append(contentsOf: chunk[0 ..< n])
         }
-    }
-
-    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw POSIXFailure(errno: errno) }
-        do {
-            try writeAll(fd: fd, bytes)
-        } catch {
-            close(fd)
-            throw error
-        }
-        if close(fd) != 0 { throw POSIXFailure(errno: errno) }
     }
 
     private static func writeAll(fd: Int32, _ bytes: [UInt8]) throws {

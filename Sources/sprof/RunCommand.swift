@@ -3,7 +3,6 @@ import Glibc
 #endif
 import ArgumentParser
 import Sprof
-import SprofProfile
 
 /// `sprof run` (alias `record`): profile a command, write folded stacks and a flame graph.
 struct RunCommand: ParsableCommand {
@@ -64,6 +63,15 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("progress-fd"), help: "Write live progress to descriptor N as JSON lines (elapsed_ns, samples, lost, processes, threads, peak_rss_bytes; at most 4 a second; a last line with \"done\": true).")
     var progressFD: Int32?
 
+    @Flag(name: .customLong("per-thread"), help: "Root folded stacks and flame graphs at process;thread-TID instead of the process alone.")
+    var perThread = false
+
+    @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures) in folded stacks and flame graphs.")
+    var fullNames = false
+
+    @Option(name: .customLong("min-samples"), help: "Fail (exit 2, previous outputs kept) when fewer samples than this were taken.")
+    var minSamples: Int?
+
     @Argument(parsing: .captureForPassthrough, help: "The command to profile, with its arguments.")
     var command: [String] = []
 
@@ -90,16 +98,14 @@ struct RunCommand: ParsableCommand {
         if progress.isActive { options.progress = { progress.report($0) } }
         defer { progress.erase() }
 
-        let foldedFile = try OutputFile(path: output + ".folded")
-        let svgFile = try OutputFile(path: output + ".svg")
-        let started = time(nil)
-        let profile: CommandProfile
+        let outputs = try ProfileOutputs(prefix: output)
+        let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
             if let pid {
-                profile = try CommandProfiler.attach(to: pid, options: options, duration: duration, notice: notice)
+                recorded = try CommandProfiler.attach(to: pid, options: options, duration: duration, notice: notice)
             } else {
-                profile = try CommandProfiler.profile(arguments, options: options, notice: notice)
+                recorded = try CommandProfiler.profile(arguments, options: options, notice: notice)
             }
         } catch let error as LaunchError {
             progress.erase()
@@ -109,39 +115,28 @@ struct RunCommand: ParsableCommand {
             throw fail(error.description)
         }
         progress.erase()
-
-        try foldedFile.write(profile.folded.serializedBytes())
-        var graph = FlameGraphOptions()
-        graph.title = title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " "))
-        graph.subtitle = subtitle(profile, started: started)
-        try svgFile.write(FlameGraph.renderBytes(profile.folded, options: graph))
-
-        if !quiet { printError(summary(profile)) }
-        let status = profile.exitStatus?.shellStatus ?? 0
+        let profile = recorded.profile
+        let status = recorded.exitStatus?.shellStatus ?? 0
+        if let minSamples, profile.statistics.samples < minSamples {
+            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: 2)
+        }
+        let written = try outputs.write(profile, title: title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")),
+                                        perThread: perThread, fullNames: fullNames)
+        if !quiet { printError(summary(profile, exitStatus: recorded.exitStatus, written: written)) }
         if status != 0 { throw ExitCode(status) }
     }
 
-    private func subtitle(_ p: CommandProfile, started: time_t) -> String {
-        // strftime, not DateFormatter: loading ICU for one date costs tens of milliseconds.
-        var tm = tm()
-        var start = started
-        localtime_r(&start, &tm)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &tm)
-        let date = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(p.event) \(rateText(p.rate)), \(grouped(p.statistics.samples)) samples, \(grouped(p.statistics.lost)) lost, \(date)"
-    }
-
-    private func summary(_ p: CommandProfile) -> String {
+    private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
         let s = p.statistics
         var line = "\(grouped(s.samples)) samples (\(grouped(s.lost)) lost"
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
-        line += ") of \(p.event) \(rateText(p.rate))"
+        line += ") of \(p.metadata.event)"
+        if let rate = p.metadata.rateText { line += " at " + rate }
         line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
-        if let status = p.exitStatus, case .signaled = status { line += ", command \(status)" }
-        line += "; wrote \(output).folded, \(output).svg"
+        if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
+        line += "; wrote " + written.joined(separator: ", ")
         return line
     }
 }
@@ -197,6 +192,6 @@ func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGrap
 }
 
 /// The largest resident set any process reached in a memory timeline, and its pid.
-func peakRSS(_ memory: [SprofProfile.Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32)? {
+func peakRSS(_ memory: [Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32)? {
     memory.max { $0.rss < $1.rss }.map { ($0.rss, $0.pid) }
 }
