@@ -123,7 +123,7 @@ public final class RecordingSession: @unchecked Sendable {
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
                     if options.offCPU { try addOffCPU(&csAttr, pid: -1, cpu: cpu, output: fd) }
                 }
-                var pids = listDirectory("/proc").compactMap { Int32($0) }
+                var pids = Self.processIDs()
                 if let command { pids.append(command.pid) }
                 noteStart(pids: pids, tids: pids)
             }
@@ -249,6 +249,11 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// Undoes ``stopOnInterrupt()``.
     public func restoreSignals() { InterruptForwarding.restore() }
+
+    /// The processes running now, from /proc, in pid order.
+    public static func processIDs() -> [Int32] {
+        listDirectory("/proc").compactMap { Int32($0) }.sorted()
+    }
 
     /// The thread ids of a running process, from /proc/PID/task.
     public static func threads(of pid: Int32) -> [Int32] {
