@@ -47,7 +47,7 @@ public struct RunOptions: Sendable {
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
-        if offCPU { try checkOffCPU(settings: settings) }
+        if offCPU { try Self.checkOffCPU(event: event, settings: settings) }
         var options = try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
                                                    ringPages: ringPages ?? Self.defaultRingPages(for: callGraph, settings: settings),
                                                    settings: settings, notice: notice)
@@ -57,7 +57,7 @@ public struct RunOptions: Sendable {
 
     /// Off-CPU stacks are kernel samples (taken at each switch-out), and the wall view adds the
     /// on-CPU event's period to off-CPU nanoseconds, so the event must count nanoseconds.
-    func checkOffCPU(settings: KernelSettings) throws(SyscallError) {
+    static func checkOffCPU(event: EventSpec, settings: KernelSettings) throws(SyscallError) {
         guard event.isClock else {
             throw SyscallError(call: "perf_event_open", errno: EINVAL,
                                hint: "--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(event): wall time adds its nanoseconds to off-CPU time")
