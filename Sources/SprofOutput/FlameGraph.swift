@@ -35,7 +35,7 @@ public enum FlameGraph {
         let drawn = tree.visibleFrames(scale: layout.usableWidth / Double(stacks.total), minWidth: options.minWidth)
         var geometry = layout
         geometry.finish(maxDepth: drawn.maxDepth, hasNote: drawn.omitted > 0, detailLines: options.details.count)
-        let deltas = options.differentialBase.map { Differential(new: stacks, base: $0) }
+        let deltas = options.differentialBase.map { Differential(new: stacks, base: $0, scale: options.differentialScale) }
 
         out.reserveCapacity(out.count + 8192 + drawn.frames.count * 240)
         header(geometry, options: options, onload: true, into: &out)
@@ -166,10 +166,10 @@ public enum FlameGraph {
         var selfDelta: [Double]
         var maxAbs: Double
 
-        init(new: FoldedStacks, base: FoldedStacks) {
+        init(new: FoldedStacks, base: FoldedStacks, scale: Double) {
             var baseSelf: [UInt64: Double] = [:]
             for (hash, node) in Self.pathHashes(base).enumerated().map({ ($0.element, $0.offset) }) where base.nodeSelf[node] > 0 {
-                baseSelf[hash, default: 0] += Double(base.nodeSelf[node])
+                baseSelf[hash, default: 0] += Double(base.nodeSelf[node]) * scale
             }
             let hashes = Self.pathHashes(new)
             selfDelta = hashes.indices.map { i in Double(new.nodeSelf[i]) - (i == 0 ? 0 : baseSelf[hashes[i]] ?? 0) }

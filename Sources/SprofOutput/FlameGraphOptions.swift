@@ -57,6 +57,9 @@ public struct FlameGraphOptions: Sendable {
     /// grew against the base, blue when it shrank, saturated by |delta| / max |delta| (FlameGraph's
     /// difffolded.pl and inferno's meaning).
     public var differentialBase: FoldedStacks?
+    /// Factor applied to the base's counts before comparing (e.g. new total / base total, so that
+    /// profiles of different lengths compare; 1 compares raw counts).
+    public var differentialScale: Double = 1
 
     /// Options with every field at its default unless given.
     public init(title: String? = nil, subtitle: String? = nil, width: Int = 1200, frameHeight: Int = 16,
