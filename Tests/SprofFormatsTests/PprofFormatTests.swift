@@ -30,8 +30,8 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertEqual(read.locations.map(\.address), profile.locations.map(\.address))
         for valueIndex in 0..<2 {
             XCTAssertEqual(read.total(valueIndex), profile.total(valueIndex))
-            XCTAssertEqual(read.foldedStacks(valueIndex: valueIndex, perThread: true).map { "\($0.frames) \($0.value)" },
-                           profile.foldedStacks(valueIndex: valueIndex, perThread: true).map { "\($0.frames) \($0.value)" })
+            XCTAssertEqual(read.aggregatedStacks(valueIndex: valueIndex, perThread: true).map { "\($0.frames) \($0.value)" },
+                           profile.aggregatedStacks(valueIndex: valueIndex, perThread: true).map { "\($0.frames) \($0.value)" })
             XCTAssertEqual(read.top(valueIndex: valueIndex), profile.top(valueIndex: valueIndex))
         }
         // Reading accepts the uncompressed message as well.
