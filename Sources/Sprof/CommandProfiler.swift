@@ -207,9 +207,6 @@ public enum CommandProfiler {
         session.consumeAtIdlePriority = true
         if let command { command.forwardSignals() } else { session.stopOnInterrupt() }
         defer { if let command { command.stopForwardingSignals() } else { session.restoreSignals() } }
-        if let duration {
-            DispatchQueue.global().asyncAfter(deadline: DispatchTime.now() + duration) { session.requestStop() }
-        }
         let builder = options.builder(for: session.options, settings: settings)
         if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         for pid in RecordingSession.processIDs() { builder.processes.seedFromProc(pid) }
@@ -218,6 +215,10 @@ public enum CommandProfiler {
         var launchError: LaunchError?
         var spare = SpareCPU()
         try session.record(started: {
+            // Timed from when the events are on: reading every process's maps takes a while.
+            if let duration {
+                DispatchQueue.global().asyncAfter(deadline: DispatchTime.now() + duration) { session.requestStop() }
+            }
             // The events are on before the command starts, so its exec is seen too.
             do throws(LaunchError) { try command?.start() } catch {
                 launchError = error
