@@ -48,7 +48,7 @@ let package = Package(
         // Thin CLI: one file per subcommand.
         .executableTarget(
             name: "sprof",
-            dependencies: ["Sprof", "SprofOutput", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sprof", "SprofOutput", "SprofFormats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Test support: fakes, synthetic ring-buffer builders, recognisable workload chains.

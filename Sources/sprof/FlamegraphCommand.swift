@@ -1,5 +1,6 @@
 import ArgumentParser
 import SprofOutput
+import SprofFormats
 import SprofCore
 #if canImport(Glibc)
 import Glibc
@@ -19,7 +20,8 @@ struct FlamegraphCommand: ParsableCommand {
         abstract: "Render folded stacks as an interactive SVG flame graph",
         discussion: """
         Reads folded stacks ("frame;frame;frame COUNT" lines, as written by `sprof record`, \
-        stackcollapse-*.pl or inferno-collapse-*) and writes a self-contained SVG: hover for counts, \
+        stackcollapse-*.pl or inferno-collapse-*) or a pprof profile (sprof's PREFIX.pb.gz, \
+        Go's CPU profiles) and writes a self-contained SVG: hover for counts, \
         click to zoom, Search or Ctrl-F to highlight frames by regular expression.
 
         Examples:
@@ -55,6 +57,12 @@ struct FlamegraphCommand: ParsableCommand {
     @Option(name: .customLong("countname"), help: "What a count is called in tooltips.")
     var countName = "samples"
 
+    @Flag(name: .customLong("per-thread"), help: "Root stacks at process;thread-TID (pprof input, which carries threads).")
+    var perThread = false
+
+    @Option(name: .customLong("min-samples"), help: "Fail (exit 2, output not written) below this many samples.")
+    var minSamples: UInt64?
+
     @Flag(name: .customLong("allow-empty"), help: "Write a \"No samples\" graph for input without samples instead of failing.")
     var allowEmpty = false
 
@@ -89,19 +97,39 @@ struct FlamegraphCommand: ParsableCommand {
         }
 
         let stacks: FoldedStacks
-        do {
-            stacks = try FoldedStacks.parse(bytes: input, source: source)
-        } catch let error as FoldedParseError {
+        var provenance: [String] = []
+        if looksBinary(input) {
+            do {
+                let profile = try PprofFormat.decode(input)
+                stacks = profile.folded(perThread: perThread)
+                provenance = profile.metadata.provenanceLines
+            } catch {
+                outputFile?.discard()
+                fail("\(source): not a readable pprof profile: \(error)")
+            }
+        } else if perThread {
             outputFile?.discard()
-            fail(error.description, prefixed: false)
+            fail("--per-thread needs a pprof input (folded stacks carry no threads)")
+        } else {
+            do {
+                stacks = try FoldedStacks.parse(bytes: input, source: source)
+            } catch let error as FoldedParseError {
+                outputFile?.discard()
+                fail(error.description, prefixed: false)
+            }
+        }
+        if let minSamples, stacks.total < minSamples {
+            outputFile?.discard()
+            fail("\(source): \(stacks.total) samples, fewer than --min-samples \(minSamples); the output was not written", status: 2)
         }
         if stacks.total == 0 && !allowEmpty {
             outputFile?.discard()
             fail("\(source): no samples (an empty profile?); --allow-empty writes an empty graph anyway")
         }
 
-        let options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
+        var options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
                                         countName: countName, palette: palette, inverted: inverted)
+        options.details = provenance
         let svg = FlameGraph.renderBytes(stacks, options: options)
         if let outputFile {
             var failure: String?
@@ -117,9 +145,9 @@ struct FlamegraphCommand: ParsableCommand {
     }
 
     /// Prints one line on stderr and exits with status 1.
-    private func fail(_ message: String, prefixed: Bool = true) -> Never {
+    private func fail(_ message: String, prefixed: Bool = true, status: Int32 = 1) -> Never {
         fputs((prefixed ? "sprof: " : "") + message + "\n", stderr)
-        Self.exit(withError: ExitCode(1))
+        Self.exit(withError: ExitCode(status))
     }
 
     // Plain POSIX I/O: it reports errno, which gives users the familiar strerror text

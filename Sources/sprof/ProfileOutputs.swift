@@ -3,6 +3,7 @@ import Glibc
 #endif
 import ArgumentParser
 import Sprof
+import SprofFormats
 
 /// The files one recording writes beside each other (`PREFIX.folded`, `PREFIX.svg`,
 /// `PREFIX.pb.gz`), all made from the one ``Profile`` value.
@@ -46,7 +47,11 @@ final class ProfileOutputs {
 
     /// Outputs beyond folded and SVG (pprof).
     private func extraOutputs(_ profile: Profile) throws -> [(String, [UInt8])] {
-        []
+        do {
+            return [(".pb.gz", try PprofFormat.encode(profile))]
+        } catch {
+            throw fail("cannot encode \(prefix).pb.gz: \(error)")
+        }
     }
 }
 
