@@ -88,6 +88,31 @@ final class OffCPUTests: XCTestCase {
         XCTAssertTrue(offSVG.contains("[off-cpu: sleeping]"))
         XCTAssertTrue(offSVG.contains("sleep_phase"))
         XCTAssertFalse(try String(contentsOfFile: prefix + ".svg", encoding: .utf8).contains("[off-cpu"))
+
+        // The pprof file carries the sample types; report reads them back by view.
+        let wall = try SprofCLI.run(["report", prefix + ".pb.gz", "--view", "wall", "--format", "csv", "--limit", "0"])
+        XCTAssertEqual(wall.status, 0, wall.stderr)
+        XCTAssertTrue(wall.stdout.contains("spin_phase") && wall.stdout.contains("[off-cpu: sleeping]"), wall.stdout)
+        let off = try SprofCLI.run(["report", prefix + ".pb.gz", "--view", "offcpu", "--limit", "5"])
+        XCTAssertEqual(off.status, 0, off.stderr)
+        XCTAssertTrue(off.stdout.contains("off-cpu/nanoseconds"), off.stdout)
+        XCTAssertTrue(off.stdout.split(separator: "\n").dropFirst(2).first?.contains("[off-cpu: sleeping]") ?? false,
+                      "the top self entry of off-CPU time is the sleeping marker: \(off.stdout)")
+        let cpu = try SprofCLI.run(["report", prefix + ".pb.gz", "--format", "csv", "--limit", "0"])
+        XCTAssertFalse(cpu.stdout.contains("[off-cpu"), "the default view stays the CPU samples: \(cpu.stdout)")
+
+        // go tool pprof reads the extra sample types.
+        guard let go = TestFixtures.findExecutable("go") else {
+            throw XCTSkip("go is not installed (CI installs golang-go): go tool pprof cannot check the file")
+        }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-go-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let env = TestFixtures.environment(adding: ["HOME": home, "GOCACHE": home + "/cache", "GOPATH": home + "/go", "GOFLAGS": "-mod=mod"])
+        let top = try TestFixtures.run(go, ["tool", "pprof", "-top", "-sample_index=off-cpu", prefix + ".pb.gz"], environment: env)
+        XCTAssertEqual(top.status, 0, top.stderr)
+        XCTAssertTrue(top.stdout.contains("[off-cpu: sleeping]"), top.stdout)
+        let raw = try TestFixtures.run(go, ["tool", "pprof", "-raw", prefix + ".pb.gz"], environment: env)
+        XCTAssertTrue(raw.stdout.contains("samples/count[dflt] cpu/nanoseconds wall/nanoseconds off-cpu/nanoseconds"), raw.stdout.prefix(2000).description)
     }
 
     func testOffCPUNeedsAClockEvent() throws {
@@ -172,6 +197,16 @@ final class MemoryTimelineTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("peak RSS"), r.stderr)
         // Readings come at a steady rate: ~25/s over ≥ 0.4 s.
         XCTAssertGreaterThanOrEqual(points.filter { $0.pid == peak.pid }.count, 5)
+
+        // sprof report --memory finds the timeline beside the pprof file.
+        let report = try SprofCLI.run(["report", "--memory", prefix + ".pb.gz"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let lines = report.stdout.split(separator: "\n")
+        XCTAssertTrue(lines.count > 4 && lines[2].contains("alloc") && lines[2].contains("MiB"), report.stdout)
+        XCTAssertTrue(lines.contains { $0.hasSuffix("#") }, "a timeline with bars: \(report.stdout)")
+        let missing = try SprofCLI.run(["report", "--memory", prefix + "-none.pb.gz"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
     }
 }
 
