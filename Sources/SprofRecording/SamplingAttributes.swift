@@ -129,11 +129,13 @@ public enum SampleBits {
 
 enum AttrBuilder {
     /// The attr for sampling `options` in a command started with enable_on_exec.
-    static func sampling(_ options: SamplingOptions, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+    /// `sideBand`: also ask for MMAP, COMM, FORK/EXIT (and, with `offCPU`, SWITCH) records; off for
+    /// a second event writing into the same buffer, which would duplicate them.
+    static func sampling(_ options: SamplingOptions, enableOnExec: Bool, inherit: Bool, sideBand: Bool = true) -> perf_event_attr {
         var attr = base(options.event)
         let layout = SampleLayout.sampling(options)
         attr.sample_type = layout.sampleType
-        if options.offCPU { attr.context_switch = 1 }
+        if options.offCPU && sideBand { attr.context_switch = 1 }
         switch options.rate {
         case .frequency(let hz):
             attr.freq = 1
@@ -151,15 +153,17 @@ enum AttrBuilder {
         attr.disabled = 1
         attr.enable_on_exec = enableOnExec ? 1 : 0
         attr.inherit = inherit ? 1 : 0
-        attr.mmap = 1
-        attr.mmap2 = 1
-        attr.comm = 1
-        attr.comm_exec = 1
-        attr.task = 1
+        if sideBand {
+            attr.mmap = 1
+            attr.mmap2 = 1
+            attr.comm = 1
+            attr.comm_exec = 1
+            attr.task = 1
+            attr.build_id = 1
+        }
         attr.sample_id_all = 1
         attr.use_clockid = 1
         attr.clockid = CLOCK_MONOTONIC
-        attr.build_id = 1
         if options.excludeKernel || options.event.excludeKernel {
             attr.exclude_kernel = 1
             attr.exclude_hv = 1
@@ -177,15 +181,7 @@ enum AttrBuilder {
         var cs = options
         cs.event = EventSpec.contextSwitches
         cs.rate = .period(1)
-        var attr = sampling(cs, enableOnExec: enableOnExec, inherit: inherit)
-        attr.context_switch = 0
-        attr.mmap = 0
-        attr.mmap2 = 0
-        attr.comm = 0
-        attr.comm_exec = 0
-        attr.task = 0
-        attr.build_id = 0
-        return attr
+        return sampling(cs, enableOnExec: enableOnExec, inherit: inherit, sideBand: false)
     }
 
     /// The common part: type, config, size.

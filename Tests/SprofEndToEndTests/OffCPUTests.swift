@@ -123,8 +123,7 @@ final class OffCPUTests: XCTestCase {
     }
 
     func testUnprivilegedUserIsToldWhichSysctl() throws {
-        let paranoid = (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
-            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+        let paranoid = Nobody.paranoid
         guard paranoid >= 2 else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may take kernel samples here") }
         let r = try Nobody.runSprof(["run", "--off-cpu", "-o", "PREFIX", "--", "/bin/true"])
         XCTAssertEqual(r.status, 1, r.stderr)
@@ -167,8 +166,7 @@ final class SystemWideTests: XCTestCase {
     }
 
     func testUnprivilegedUserIsToldWhichSysctl() throws {
-        let paranoid = (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
-            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+        let paranoid = Nobody.paranoid
         guard paranoid > 0 else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may record system-wide here") }
         let r = try Nobody.runSprof(["run", "-a", "--duration", "1", "-o", "PREFIX"])
         XCTAssertEqual(r.status, 1, r.stderr)
@@ -267,6 +265,12 @@ final class ProgressTests: XCTestCase {
 
 /// Runs the built sprof as `nobody` (setpriv), from a copy readable by that user.
 enum Nobody {
+    /// `kernel.perf_event_paranoid` (2 when unreadable, the usual default).
+    static var paranoid: Int {
+        (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+    }
+
     static func runSprof(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
         guard geteuid() == 0 else { throw XCTSkip("needs root to switch to an unprivileged user") }
         guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv not installed") }
