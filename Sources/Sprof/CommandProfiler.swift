@@ -210,6 +210,7 @@ public enum CommandProfiler {
         let builder = options.builder(for: session.options, settings: settings)
         if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         for pid in RecordingSession.processIDs() { builder.processes.seedFromProc(pid) }
+        builder.namesThreadsFromProc = true // threads that existed before recording have no COMM record
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         let startTime = realtimeNow(), started = monotonicNow()
         var launchError: LaunchError?
