@@ -146,7 +146,9 @@ final class SystemWideTests: XCTestCase {
         try busy.run()
         defer { busy.terminate(); busy.waitUntilExit() }
         let prefix = SprofCLI.outputPrefix("all")
-        let r = try SprofCLI.run(["run", "-a", "--duration", "1", "-o", prefix])
+        // fp stacks (the fixture keeps frame pointers): DWARF-unwinding every process on a busy
+        // machine (compilers with deep stacks) makes the run slow, not more telling.
+        let r = try SprofCLI.run(["run", "-a", "-g", "--duration", "1", "-o", prefix], timeout: 600)
         XCTAssertEqual(r.status, 0, r.stderr)
         let shape = try ProfileShape(foldedFile: prefix + ".folded")
         XCTAssertGreaterThan(shape.samples(containing: "leaf_sixty"), 20, "the already-running fixture is sampled")
@@ -159,7 +161,7 @@ final class SystemWideTests: XCTestCase {
         try SprofCLI.requirePerfEvents()
         let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)
         let prefix = SprofCLI.outputPrefix("allcmd")
-        let r = try SprofCLI.run(["run", "-a", "-o", prefix, "--", binary, "0.5"])
+        let r = try SprofCLI.run(["run", "-a", "-g", "-o", prefix, "--", binary, "0.5"], timeout: 600)
         XCTAssertEqual(r.status, 0, r.stderr)
         let shape = try ProfileShape(foldedFile: prefix + ".folded")
         XCTAssertGreaterThan(shape.samples(withChain: ["main", "run_all", "do_round"]), 50)
