@@ -43,7 +43,7 @@ let package = Package(
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",
-            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput"]
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput", "SprofFormats"]
         ),
         // Thin CLI: one file per subcommand.
         .executableTarget(
@@ -60,7 +60,7 @@ let package = Package(
         // The demo target: an order-book replay benchmark.
         .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
         // Offline throughput of each pipeline stage (bench/run).
-        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofTestSupport"], path: "bench/stages"),
+        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofProfile", "SprofFormats", "SprofTestSupport"], path: "bench/stages"),
 
         .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),

@@ -16,7 +16,7 @@ public struct RunOptions: Sendable {
     public var rate: SamplingOptions.Rate = .frequency(999)
     /// The stack mode (`-g`, `--call-graph`). DWARF by default: complete stacks through code
     /// without frame pointers (most distribution libraries, `swiftc -O` code) for a few percent.
-    public var callGraph: SamplingOptions.CallGraph = .dwarf(stackSize: 8192)
+    public var callGraph: SamplingOptions.CallGraph = .dwarf(stackSize: SamplingOptions.defaultDwarfStackSize)
     /// Demangle Swift and C++ names.
     public var demangle = true
     /// Show inlined calls as their own frames.
@@ -67,17 +67,11 @@ public struct RunOptions: Sendable {
         }
     }
 
-    /// Ring-buffer pages per CPU for a stack mode. DWARF samples carry a stack copy (8 KiB by
-    /// default), so 128 pages would hold only ~60 of them; use 512 when the locked-memory limit
-    /// allows (root or CAP_IPC_LOCK), else what `kernel.perf_event_mlock_kb` grants a user.
+    /// Ring-buffer pages per CPU for a stack mode: `SamplingOptions.defaultRingPages` (sized for
+    /// the DWARF stack copy, within the locked-memory limits).
     public static func defaultRingPages(for callGraph: SamplingOptions.CallGraph,
                                         settings: KernelSettings = .current()) -> Int {
-        let page = 4096
-        let userLimit = max(1, settings.mlockKB * 1024 / page - 1)
-        var allowed = 1
-        while allowed * 2 <= userLimit { allowed *= 2 }
-        guard case .dwarf = callGraph else { return min(128, allowed) }
-        return settings.privileged ? 512 : allowed
+        SamplingOptions.defaultRingPages(for: callGraph, settings: settings)
     }
 }
 

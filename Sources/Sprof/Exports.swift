@@ -4,4 +4,5 @@
 @_exported import SprofRecording
 @_exported import SprofProfile
 @_exported import SprofOutput
+@_exported import SprofFormats
 @_exported import SprofCounting

@@ -102,17 +102,23 @@ extension Profile {
         return sum
     }
 
-    /// Writes the folded text and/or the SVG, creating or replacing the files atomically: both
-    /// paths are checked before anything is written, and each file appears complete or not at all
-    /// (an earlier file at the path survives a failure).
+    /// Writes the folded text, the SVG and/or the pprof file (gzip-compressed profile.proto, for
+    /// `go tool pprof`, Pyroscope, Parca and `sprof report`), creating or replacing the files
+    /// atomically: every path is checked before anything is written, and each file appears
+    /// complete or not at all (an earlier file at the path survives a failure).
     ///
-    /// - Throws: `OutputFileError` naming the path and errno (EISDIR, EACCES, ENOENT, ENOSPC, …).
-    public func write(folded foldedPath: String? = nil, svg svgPath: String? = nil, title: String? = nil) throws {
+    /// - Throws: `OutputFileError` naming the path and errno (EISDIR, EACCES, ENOENT, ENOSPC, …);
+    ///   `FormatError` if the profile cannot be encoded as pprof.
+    public func write(folded foldedPath: String? = nil, svg svgPath: String? = nil, pprof pprofPath: String? = nil,
+                      title: String? = nil) throws {
         let foldedFile = try foldedPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
         let svgFile = try svgPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let pprofFile = try pprofPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let pprof = try pprofFile.map { _ in try PprofFormat.encode(self) }
         try foldedFile?.commit(folded.serializedBytes())
         var options = FlameGraphOptions(title: title, subtitle: metadata.summaryLine)
         options.details = metadata.provenanceLines
         try svgFile?.commit(FlameGraph.renderBytes(folded, options: options))
+        if let pprof { try pprofFile?.commit(pprof) }
     }
 }

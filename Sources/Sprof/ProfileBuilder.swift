@@ -184,6 +184,9 @@ final class ProfileBuilder {
                 unwound.frames.append(contentsOf: user.frames)
                 unwound.truncated = unwound.truncated || user.truncated
             }
+        case .framePointer:
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            unwinder.checkFramePointerStack(&unwound, process: process)
         default:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
         }
@@ -396,7 +399,9 @@ final class ProfileBuilder {
         }
         var m = metadata
         m.statistics = finish()
-        return building.build(metadata: m)
+        var profile = building.build(metadata: m)
+        if let main = profile.mainMappingIndex { profile.moveMappingToFront(main) }
+        return profile
     }
 
     /// Final statistics, including the process and thread counts.

@@ -12,12 +12,15 @@ enum Gzip {
     /// Level 1 by default: a profile written at the end of a run should not make the user wait,
     /// and level 6 saves only a few percent on protobuf (see bench/RESULTS.md).
     static func compress(_ input: [UInt8], level: Int32 = 1) throws -> [UInt8] {
+        try input.withUnsafeBufferPointer { try compress($0, level: level) }
+    }
+
+    /// ``compress(_:level:)`` of bytes in place (the pprof writer's buffer, without a copy).
+    static func compress(_ input: UnsafeBufferPointer<UInt8>, level: Int32 = 1) throws -> [UInt8] {
         let bound = csprof_gzip_bound(input.count)
         var failure: Int = 0
         let out = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-            let written = input.withUnsafeBufferPointer { inp in
-                csprof_gzip(inp.baseAddress, inp.count, buffer.baseAddress, bound, level)
-            }
+            let written = csprof_gzip(input.baseAddress, input.count, buffer.baseAddress, bound, level)
             if written < 0 {
                 failure = written
                 count = 0

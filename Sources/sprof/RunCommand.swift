@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customShort("g"), help: "Frame-pointer call graphs: cheaper than the default dwarf, but stacks break in code built without frame pointers (same as --call-graph fp).")
     var framePointerCallGraph = false
 
-    @Option(name: .customLong("call-graph"), help: "Stack mode: dwarf[,SIZE] (default; SIZE bytes of user stack, 8192), fp, or none.")
+    @Option(name: .customLong("call-graph"), help: "Stack mode: dwarf[,SIZE] (the default; SIZE bytes of user stack per sample, 32768 unless given, at most 65528), fp, or none.")
     var callGraph: String?
 
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output prefix: writes PREFIX.folded and PREFIX.svg.")
@@ -45,7 +45,7 @@ struct RunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show inlined calls as frames of their own (_[i]).")
     var inline = true
 
-    @Option(name: [.customShort("m"), .customLong("mmap-pages")], help: "Ring-buffer data pages per CPU, a power of two (default: 512 for dwarf when the locked-memory limit allows, else 128).")
+    @Option(name: [.customShort("m"), .customLong("mmap-pages")], help: "Ring-buffer data pages per CPU, a power of two (default: 128; for dwarf, room for 64 stack copies, at least 512, within the locked-memory limit).")
     var mmapPages: Int?
 
     @Option(help: "Flame graph title.")
@@ -194,13 +194,13 @@ func parseRate(frequency: Int?, period: UInt64?) throws -> SamplingOptions.Rate 
 func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGraph {
     if g && text != nil { throw fail("use either -g or --call-graph, not both", status: 2) }
     if g { return .framePointer }
-    guard let text else { return .dwarf(stackSize: 8192) }
+    guard let text else { return .dwarf(stackSize: SamplingOptions.defaultDwarfStackSize) }
     let parts = text.split(separator: ",", maxSplits: 1)
     switch parts.first.map(String.init) ?? "" {
     case "fp": return .framePointer
     case "none", "no": return .none
     case "dwarf":
-        var size: UInt32 = 8192
+        var size = SamplingOptions.defaultDwarfStackSize
         if parts.count == 2 {
             guard let n = UInt32(parts[1]), n > 0, n % 8 == 0, n <= SamplingOptions.maxDwarfStackSize else {
                 throw fail("--call-graph dwarf,\(parts[1]): the stack size must be a multiple of 8 from 8 to \(SamplingOptions.maxDwarfStackSize)", status: 2)

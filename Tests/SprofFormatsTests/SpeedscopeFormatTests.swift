@@ -4,6 +4,16 @@ import XCTest
 @testable import SprofFormats
 
 final class SpeedscopeFormatTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        Tools.setUp()
+    }
+
+    override func tearDown() {
+        Tools.cleanUp()
+        super.tearDown()
+    }
+
     private func json(_ bytes: [UInt8]) throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
     }
