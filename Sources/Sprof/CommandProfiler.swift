@@ -161,6 +161,7 @@ public enum CommandProfiler {
         let builder = options.builder(for: session.options, settings: settings)
         if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         builder.processes.seedFromProc(pid)
+        builder.namesThreadsFromProc = true // threads that existed before attaching have no COMM record
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         try session.record { builder.consume($0) }
         let memory = monitor.stop()
