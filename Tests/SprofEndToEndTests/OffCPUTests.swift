@@ -123,12 +123,7 @@ final class OffCPUTests: XCTestCase {
     }
 
     func testUnprivilegedUserIsToldWhichSysctl() throws {
-        let paranoid = Nobody.paranoid
-        guard paranoid >= 2 else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may take kernel samples here") }
-        let r = try Nobody.runSprof(["run", "--off-cpu", "-o", "PREFIX", "--", "/bin/true"])
-        XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
-        XCTAssertTrue(r.stderr.contains("sysctl kernel.perf_event_paranoid=1"), r.stderr)
+        try Nobody.assertRefused(["run", "--off-cpu", "-o", "PREFIX", "--", "/bin/true"], allowedAtParanoid: 1)
     }
 }
 
@@ -168,12 +163,7 @@ final class SystemWideTests: XCTestCase {
     }
 
     func testUnprivilegedUserIsToldWhichSysctl() throws {
-        let paranoid = Nobody.paranoid
-        guard paranoid > 0 else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may record system-wide here") }
-        let r = try Nobody.runSprof(["run", "-a", "--duration", "1", "-o", "PREFIX"])
-        XCTAssertEqual(r.status, 1, r.stderr)
-        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
-        XCTAssertTrue(r.stderr.contains("sysctl kernel.perf_event_paranoid=0"), r.stderr)
+        try Nobody.assertRefused(["run", "-a", "--duration", "1", "-o", "PREFIX"], allowedAtParanoid: 0)
     }
 }
 
@@ -271,6 +261,16 @@ enum Nobody {
     static var paranoid: Int {
         (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
             .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+    }
+
+    /// As `nobody`, `args` must fail with status 1 and one line naming the sysctl setting
+    /// (`kernel.perf_event_paranoid=N`) that would allow it; skips where that is already allowed.
+    static func assertRefused(_ args: [String], allowedAtParanoid level: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard paranoid > level else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may do this here") }
+        let r = try runSprof(args)
+        XCTAssertEqual(r.status, 1, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains("sysctl kernel.perf_event_paranoid=\(level)"), r.stderr, file: file, line: line)
     }
 
     static func runSprof(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
