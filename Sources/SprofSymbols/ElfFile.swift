@@ -123,7 +123,8 @@ final class ElfFile {
         guard let raw = elf_rawfile(elf, &size) else { return nil }
         for seg in loads where fileAddress >= seg.vaddr && fileAddress &+ UInt64(count) <= seg.vaddr &+ seg.fileSize {
             let offset = seg.offset &+ (fileAddress &- seg.vaddr)
-            guard offset &+ UInt64(count) <= UInt64(size) else { return nil }
+            // Without wrapping: a corrupt or foreign header can put `offset` near 2^64.
+            guard offset <= UInt64(size), UInt64(count) <= UInt64(size) - offset else { return nil }
             return Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(raw) + Int(offset), count: count))
         }
         return nil
