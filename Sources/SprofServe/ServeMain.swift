@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import UnixSignals
 
 /// The `sprof-serve` command line: options, checks with one-line errors, then the server until
 /// Ctrl-C or SIGTERM.
@@ -103,7 +104,7 @@ public enum ServeMain {
         let shownHost = config.host.contains(":") ? "[\(config.host)]" : config.host
         let url = "http://\(shownHost):\(config.port)/?token=\(config.token)"
         let data = options.dataDirectory
-        var app = Application(
+        let app = Application(
             router: ServeApp.router(store: store, validator: validator, configuration: config),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "sprof-serve"),
             onServerRunning: { _ in
@@ -112,9 +113,13 @@ public enum ServeMain {
                 fflush(stdout)
             },
             logger: logger)
-        app.addServices(StoreService(store: store))
+        // Shutdown runs in reverse order: the store first (ending event streams that would hold the
+        // server's graceful shutdown up forever), then the server.
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: app), .init(service: StoreService(store: store))],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
-            try await app.runService()
+            try await group.run()
         } catch {
             await store.shutdown()
             let text = "\(error)"

@@ -85,7 +85,7 @@
       const bar = document.createElement("div");
       bar.className = "flame-bar";
       const reset = document.createElement("button");
-      reset.textContent = "Reset zoom"; reset.className = "flame-reset";
+      reset.textContent = "Reset zoom"; reset.className = "flame-reset"; reset.disabled = true;
       reset.addEventListener("click", () => this.zoom(-1));
       const search = document.createElement("input");
       search.type = "search"; search.placeholder = "Search (regex)"; search.className = "flame-search";
