@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Installs the system libraries sprof links (libdw, libelf) and the tools its tests use.
-# Idempotent: does nothing when everything is already there.
+# Idempotent: does nothing when everything is already there. `--test` adds what only the tests
+# need: headless Chromium, chromedriver and Selenium for the `sprof serve` browser test.
 set -euo pipefail
+pkgs=(libdw-dev libelf-dev binutils gcc)
+[ "${1:-}" = "--test" ] && pkgs+=(chromium chromium-driver python3-selenium)
 need=()
-for pkg in libdw-dev libelf-dev binutils gcc; do
+for pkg in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

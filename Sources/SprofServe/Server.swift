@@ -135,6 +135,11 @@ enum Responses {
                         body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
     }
 
+    static func json(bytes: Data, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
     static func error(_ error: ServeError, path: String) -> Response {
         var response: Response
         if path.hasPrefix("/api/") {
@@ -153,20 +158,60 @@ enum Responses {
     }
 }
 
-/// Caches loaded profiles: a flame graph of 100k stacks takes a while to parse, and every tab asks again.
+/// Caches loaded runs and the views rendered from them: a profile of 100k stacks takes seconds to
+/// read and turn into a tree, and every tab (and every reload of the page) asks again.
 actor ProfileCache {
-    private var entries: [(key: String, run: LoadedRun)] = []
+    private final class Entry {
+        var stacks: [(frames: [String], value: Int64)]?
+        var run: LoadedRun?
+        var views: [String: Data] = [:]
+    }
+    private var entries: [(key: String, entry: Entry)] = []
 
-    func load(_ dir: String) throws -> LoadedRun {
+    private func entry(_ dir: String) -> Entry {
         if let i = entries.firstIndex(where: { $0.key == dir }) {
             let e = entries.remove(at: i)
             entries.append(e)
-            return e.run
+            return e.entry
         }
-        let run = try ProfileFiles.load(runDirectory: dir)
-        entries.append((dir, run))
+        let e = Entry()
+        entries.append((dir, e))
         if entries.count > 4 { entries.removeFirst() }
+        return e
+    }
+
+    /// The run's whole profile (for tables, threads, memory and diffs).
+    func load(_ dir: String) throws -> LoadedRun {
+        let e = entry(dir)
+        if let run = e.run { return run }
+        let run = try ProfileFiles.load(runDirectory: dir)
+        e.run = run
         return run
+    }
+
+    /// The CPU flame graph's stacks: straight from the folded file when that is the source, which
+    /// skips building the whole profile for the first view.
+    func cpuStacks(_ dir: String) throws -> [(frames: [String], value: Int64)] {
+        let e = entry(dir)
+        if let s = e.stacks { return s }
+        let stacks: [(frames: [String], value: Int64)]
+        if let run = e.run {
+            stacks = run.profile.foldedStacks()
+        } else if let folded = try ProfileFiles.foldedStacks(runDirectory: dir) {
+            stacks = folded
+        } else {
+            stacks = try load(dir).profile.foldedStacks()
+        }
+        e.stacks = stacks
+        return stacks
+    }
+
+    /// A rendered view, made once per run.
+    func view(_ dir: String, key: String, make: (isolated ProfileCache) throws -> Data) rethrows -> Data {
+        if let d = entry(dir).views[key] { return d }
+        let d = try make(self)
+        entry(dir).views[key] = d
+        return d
     }
 
     func forget(prefix: String) {
@@ -265,10 +310,12 @@ public enum ServeApp {
         }
         router.get("/api/jobs/:id/runs/:run/view/:view") { request, context in
             let dir = try await runDirectory(store, context)
-            let run = try await cache.load(dir)
             let view = context.parameters.get("view") ?? ""
             let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
-            return try render(view: view, run: run, thread: thread)
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)") { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread)
+            }
+            return Responses.json(bytes: data)
         }
         router.get("/api/jobs/:id/runs/:run/compare") { request, context in
             let dir = try await runDirectory(store, context)
@@ -281,48 +328,53 @@ public enum ServeApp {
             let new = try await cache.load(dir).profile
             let base = try await cache.load(baseDir).profile
             let tree = ProfileViews.flameTree(new.foldedStacks(), unit: "samples", base: base.foldedStacks())
-            return Responses.json(CompareView(flame: tree, table: ProfileViews.diff(base: base, new: new)))
+            var out = Data("{\"flame\":".utf8)
+            out.append(contentsOf: tree.jsonBytes())
+            out.append(contentsOf: Data(",\"table\":".utf8))
+            out.append((try? JSON.encode(ProfileViews.diff(base: base, new: new))) ?? Data("[]".utf8))
+            out.append(UInt8(ascii: "}"))
+            return Responses.json(bytes: out)
         }
         return router
-    }
-
-    struct CompareView: Encodable {
-        var flame: ProfileViews.FlameTree
-        var table: [ProfileViews.DiffRowJSON]
     }
 
     struct Empty: Encodable {
         var empty: String
     }
 
-    static func render(view: String, run: LoadedRun, thread: Int?) throws -> Response {
-        let p = run.profile
+    /// The JSON of one view of run `dir`.
+    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?) throws -> Data {
+        func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         switch view {
         case "cpu":
-            let prof = thread.map { ProfileViews.only(thread: $0, of: p) } ?? p
-            let unit = p.metadata.event.isEmpty ? "samples" : "samples"
-            return Responses.json(ProfileViews.flameTree(prof.foldedStacks(perThread: thread != nil), unit: unit))
+            if let thread {
+                let p = ProfileViews.only(thread: thread, of: try cache.load(dir).profile)
+                return Data(ProfileViews.flameTree(p.foldedStacks(perThread: true), unit: "samples").jsonBytes())
+            }
+            return Data(ProfileViews.flameTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
         case "wall", "offcpu":
+            let run = try cache.load(dir)
             guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
-                return Responses.json(Empty(empty: view == "wall"
+                return try json(Empty(empty: view == "wall"
                     ? "wall-clock time was not recorded for this job: create it with off-CPU recording on"
                     : "off-CPU time was not recorded for this job: create it with off-CPU recording on"))
             }
-            return Responses.json(ProfileViews.flameTree(prof.foldedStacks(valueIndex: index), unit: "nanoseconds"))
+            return Data(ProfileViews.flameTree(prof.foldedStacks(valueIndex: index), unit: "nanoseconds").jsonBytes())
         case "memory":
-            let series = ProfileViews.memory(p)
+            let series = ProfileViews.memory(try cache.load(dir).profile)
             guard !series.isEmpty else {
-                return Responses.json(Empty(empty: "memory was not sampled for this job: create it with memory sampling on"))
+                return try json(Empty(empty: "memory was not sampled for this job: create it with memory sampling on"))
             }
-            return Responses.json(series)
+            return try json(series)
         case "top":
-            return Responses.json(ProfileViews.top(p))
+            return try json(ProfileViews.top(try cache.load(dir).profile))
         case "threads":
-            let rows = ProfileViews.threads(p)
-            guard !rows.isEmpty else { return Responses.json(Empty(empty: "this profile has no thread information")) }
-            return Responses.json(rows)
+            let rows = ProfileViews.threads(try cache.load(dir).profile)
+            guard !rows.isEmpty else { return try json(Empty(empty: "this profile has no thread information")) }
+            return try json(rows)
         case "provenance":
-            return Responses.json(["source": run.source, "lines": p.metadata.provenanceLines.joined(separator: "\n")])
+            let run = try cache.load(dir)
+            return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
             throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, wall, offcpu, memory, top, threads, provenance")
         }

@@ -99,13 +99,24 @@ public enum ProfileFiles {
     }
 
     static func folded(_ path: String) throws -> Profile? {
+        guard let stacks = try parseFolded(path) else { return nil }
+        return Profile(folded: stacks.map { (frames: $0.frames, count: $0.value) })
+    }
+
+    static func parseFolded(_ path: String) throws -> [(frames: [String], value: Int64)]? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
         do {
-            let stacks = try FoldedStacks.parse(bytes: [UInt8](data), source: path)
-            return Profile(folded: stacks.stacks().map { (frames: $0.frames, count: Int64(clamping: $0.count)) })
+            return try FoldedStacks.parse(bytes: [UInt8](data), source: path).stacks().map { (frames: $0.frames, value: Int64(clamping: $0.count)) }
         } catch {
             throw ServeError(500, "cannot read \(path): \(error)")
         }
+    }
+
+    /// The run's CPU stacks from `profile.folded` when that is what the views read (no pprof
+    /// reader, or no pprof file); nil otherwise.
+    public static func foldedStacks(runDirectory dir: String) throws -> [(frames: [String], value: Int64)]? {
+        if pprofDecoder != nil && FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") { return nil }
+        return try parseFolded(dir + "/profile.folded")
     }
 
     /// The sample count of a run, from its profile; nil when unreadable.
@@ -144,24 +155,60 @@ public enum ProfileViews {
         public var name: [Int32]
         public var value: [Int64]
         public var base: [Int64]?
+
+        /// The tree as JSON, written directly: a tree of a million frames is tens of megabytes, which
+        /// a generic encoder writes several times slower. Names are escaped as JSON strings, with
+        /// `<`, `>` and `&` as `\u003c`-style escapes as well.
+        public func jsonBytes() -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(parent.count * 24 + names.reduce(0) { $0 + $1.utf8.count + 3 })
+            out.append(contentsOf: Array(#"{"unit":"#.utf8))
+            JSONWriting.string(unit, into: &out)
+            out.append(contentsOf: Array(#","total":"#.utf8))
+            JSONWriting.int(total, into: &out)
+            out.append(contentsOf: Array(#","names":["#.utf8))
+            for (i, n) in names.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriting.string(n, into: &out)
+            }
+            func array<T: BinaryInteger>(_ key: String, _ values: [T]) {
+                out.append(contentsOf: Array("],\"\(key)\":[".utf8))
+                for (i, v) in values.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONWriting.int(Int64(v), into: &out)
+                }
+            }
+            array("parent", parent)
+            array("name", name)
+            array("value", value)
+            if let base { array("base", base) }
+            out.append(contentsOf: Array("]}".utf8))
+            return out
+        }
     }
 
-    /// Builds a flame tree from folded-shaped stacks (root first), which need not be sorted.
+    /// Builds a flame tree from folded-shaped stacks (root first), which need not be sorted; the
+    /// same stack given twice adds up.
     public static func flameTree(_ stacks: [(frames: [String], value: Int64)], unit: String,
                                  base: [(frames: [String], value: Int64)]? = nil) -> FlameTree {
         var tree = FlameTree(unit: unit, total: 0, names: [], parent: [], name: [], value: [], base: base == nil ? nil : [])
         var nameIDs: [String: Int32] = [:]
-        // Merge both sides into one sorted list: (frames, new, base).
-        var merged: [[String]: (Int64, Int64)] = [:]
-        for s in stacks where s.value > 0 { merged[s.frames, default: (0, 0)].0 += s.value }
+        // Both sides as one list sorted by frames, (frames, new, base): the pre-order sweep below
+        // needs every stack sharing a prefix to be adjacent.
+        var sorted: [(key: [String], value: (Int64, Int64))]
         var scale = 1.0
         if let base {
+            var merged: [[String]: (Int64, Int64)] = [:]
+            for s in stacks where s.value > 0 { merged[s.frames, default: (0, 0)].0 += s.value }
             let newTotal = stacks.reduce(Int64(0)) { $0 + max(0, $1.value) }
             let baseTotal = base.reduce(Int64(0)) { $0 + max(0, $1.value) }
             scale = baseTotal > 0 ? Double(newTotal) / Double(baseTotal) : 1
             for s in base where s.value > 0 { merged[s.frames, default: (0, 0)].1 += s.value }
+            sorted = merged.map { (key: $0.key, value: $0.value) }
+        } else {
+            sorted = stacks.filter { $0.value > 0 }.map { (key: $0.frames, value: ($0.value, Int64(0))) }
         }
-        let sorted = merged.sorted { $0.key.lexicographicallyPrecedes($1.key) }
+        sorted.sort { $0.key.lexicographicallyPrecedes($1.key) }
         var path: [Int32] = []   // node indices of the current path
         var pathNames: [String] = []
         for (frames, values) in sorted {
@@ -275,5 +322,41 @@ public enum ProfileViews {
         ProfileDiff.rows(base: base, new: new).prefix(limit).map {
             DiffRowJSON(name: $0.name, basePercent: $0.basePercent, newPercent: $0.newPercent, delta: $0.delta)
         }
+    }
+}
+
+/// Minimal JSON writing for the large arrays of flame trees.
+enum JSONWriting {
+    static func int(_ v: Int64, into out: inout [UInt8]) {
+        if v == 0 { out.append(UInt8(ascii: "0")); return }
+        var n = v.magnitude
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while n > 0 {
+                d[count] = UInt8(truncatingIfNeeded: n % 10) + 48
+                n /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
+    }
+
+    static func string(_ s: String, into out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0..<0x20, UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"):
+                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
     }
 }

@@ -242,18 +242,16 @@ def e2e(bin_dir, screenshot):
         shutil.rmtree(data, ignore_errors=True)
 
 
-def bench(bin_dir):
-    """Times the flame graph on a synthetic profile of 100k distinct stacks (no assertion on time)."""
-    data = tempfile.mkdtemp(prefix="sprof-serve-bench-")
-    job = "20200101-000000-be0c4e"
+def make_bench_data(data, job):
+    """A finished job whose profile has 100k distinct stacks, 12-30 frames deep, over 5k function
+    names (a big C++/Swift program), written as the server would have left it."""
+    import random
     run = os.path.join(data, "jobs", job, "runs", "1")
     os.makedirs(run)
-    lines = []
-    # 100k distinct stacks, 12-30 frames deep, over 5k function names: a big C++/Swift program.
-    import random
     rnd = random.Random(42)
-    funcs = [f"module{ i % 40 }::Type{ i % 300 }::function_{ i }(int, std::vector<long>&)" for i in range(5000)]
+    funcs = [f"mod{ i % 40 }::Type{ i % 300 }::fn_{ i }(int)" for i in range(5000)]
     seen = set()
+    lines = []
     while len(seen) < 100_000:
         depth = rnd.randint(12, 30)
         stack = ["bench", "main"] + [funcs[min(4999, int(rnd.paretovariate(1.2) * 3) + d * 150) % 5000] for d in range(depth)]
@@ -268,6 +266,13 @@ def bench(bin_dir):
              "started_ms": 1577836800000, "finished_ms": 1577836801000, "runs_done": 1, "samples": 0, "notices": []}
     with open(os.path.join(data, "jobs", job, "state.json"), "w") as f:
         json.dump(state, f)
+
+
+def bench(bin_dir):
+    """Times the flame graph on a synthetic profile of 100k distinct stacks (no assertion on time)."""
+    data = tempfile.mkdtemp(prefix="sprof-serve-bench-")
+    job = "20200101-000000-be0c4e"
+    make_bench_data(data, job)
     driver = start_browser()
     server = Server(bin_dir, data, free_port())
     try:
@@ -281,7 +286,7 @@ def bench(bin_dir):
             const f = window.sprofFlame, out = {};
             let t = performance.now(); f.zoom(f.kids[f.start[f.kids[0]]]); out.zoomMs = performance.now() - t;
             t = performance.now(); f.zoom(-1); out.resetMs = performance.now() - t;
-            t = performance.now(); f.search("function_1[0-9]{2}\\\\("); out.searchMs = performance.now() - t; out.matched = f.matchedPercent;
+            t = performance.now(); f.search("fn_1[0-9]{2}\\\\("); out.searchMs = performance.now() - t; out.matched = f.matchedPercent;
             t = performance.now(); for (let k = 0; k < 10; k++) f.draw(); out.redrawMs = (performance.now() - t) / 10;
             return out;""")
         print(f"100k distinct stacks: {stats['frames']} frames in the tree, {stats['drawn']} drawn; "
@@ -301,6 +306,8 @@ if __name__ == "__main__":
     bin_dir = os.path.abspath(sys.argv[1])
     if "--bench" in sys.argv:
         bench(bin_dir)
+    elif "--make-bench-data" in sys.argv:
+        make_bench_data(sys.argv[sys.argv.index("--make-bench-data") + 1], "20200101-000000-be0c4e")
     else:
         shot = sys.argv[sys.argv.index("--screenshot") + 1] if "--screenshot" in sys.argv else None
         e2e(bin_dir, shot)

@@ -305,7 +305,9 @@ final class ServeAPITests: XCTestCase {
 
             // Names are JSON-escaped text; the page's HTML never contains them.
             let raw = String(buffer: try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get).body)
-            XCTAssertTrue(raw.contains("\"<script>alert(1)</script>\""))
+            XCTAssertTrue(raw.contains(#""\u003cscript\u003ealert(1)\u003c/script\u003e""#), "markup characters are escaped in JSON")
+            XCTAssertFalse(raw.contains("<script>"))
+            XCTAssertTrue((cpu["names"] as? [String] ?? []).contains("<script>alert(1)</script>"), "and read back as the name")
             let page = try await client.execute(uri: "/jobs/\(id)", method: .get)
             XCTAssertFalse(String(buffer: page.body).contains("<script>alert"))
             XCTAssertTrue(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") ?? false)
