@@ -14,7 +14,7 @@ struct SprofCLI: ParsableCommand {
             A command that itself exits 1, 2, 126 or 127 looks the same: \
             the error line on stderr (prefixed 'sprof: ') tells them apart.
             """,
-        subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self]
+        subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self, ServeCommand.self]
     )
 }
 
