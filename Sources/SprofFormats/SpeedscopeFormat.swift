@@ -132,15 +132,15 @@ public enum SpeedscopeFormat {
                 if j > 0 { json.raw(",") }
                 json.raw("[")
                 for (k, f) in s.0.enumerated() {
-                    if k > 0 { json.raw(",") }
-                    json.raw(String(f))
+                    if k > 0 { json.byte(UInt8(ascii: ",")) }
+                    json.int(Int64(f))
                 }
                 json.raw("]")
             }
             json.raw("],\"weights\":[")
             for (j, s) in p.samples.enumerated() {
-                if j > 0 { json.raw(",") }
-                json.raw(String(s.1))
+                if j > 0 { json.byte(UInt8(ascii: ",")) }
+                json.int(s.1)
             }
             json.raw("]}")
         }
@@ -164,6 +164,28 @@ struct JSONWriter {
 
     mutating func raw(_ s: String) {
         bytes.append(contentsOf: s.utf8)
+    }
+
+    mutating func byte(_ b: UInt8) {
+        bytes.append(b)
+    }
+
+    /// A decimal integer, without the String that `"\(n)"` allocates (samples hold millions).
+    mutating func int(_ n: Int64) {
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        var v = n.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                count += 1
+            } while v > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
     }
 
     mutating func string(_ s: String) {
