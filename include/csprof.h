@@ -317,6 +317,44 @@ static inline long csprof_gzip(const uint8_t *in, size_t len, uint8_t *out, size
     return rc == Z_STREAM_END ? written : (rc < 0 ? rc : Z_BUF_ERROR);
 }
 
+// One piece of a gzip member compressed on its own (raw deflate, no header), so that pieces can
+// be compressed on several threads and concatenated, as pigz does: every piece but the last ends
+// with a sync flush (byte-aligned, not final), the last with Z_FINISH. The caller writes the
+// 10-byte gzip header and the CRC-32/ISIZE trailer (csprof_crc32). `out` holds at least
+// csprof_gzip_bound(len) bytes. Returns the bytes written or a negative zlib error code.
+static inline long csprof_deflate_piece(const uint8_t *in, size_t len, uint8_t *out, size_t cap, int level, int last) {
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    int rc = deflateInit2(&s, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    if (rc != Z_OK) return rc < 0 ? rc : -1;
+    if (len > 0x40000000u || cap > 0xffffffffu) { deflateEnd(&s); return Z_BUF_ERROR; }
+    s.next_in = (Bytef *)in;
+    s.avail_in = (uInt)len;
+    s.next_out = out;
+    s.avail_out = (uInt)cap;
+    rc = deflate(&s, last ? Z_FINISH : Z_SYNC_FLUSH);
+    long written = (long)(s.next_out - out);
+    int done = last ? rc == Z_STREAM_END : (rc == Z_OK && s.avail_in == 0 && s.avail_out != 0);
+    deflateEnd(&s);
+    return done ? written : Z_BUF_ERROR;
+}
+
+// zlib's CRC-32 (the gzip trailer's) and the combination of two pieces' CRCs, which lets the
+// pieces' checksums be computed on the threads that compress them.
+static inline uint32_t csprof_crc32(const uint8_t *in, size_t len) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (len > 0) {
+        uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+        crc = crc32(crc, in, n);
+        in += n;
+        len -= n;
+    }
+    return (uint32_t)crc;
+}
+static inline uint32_t csprof_crc32_combine(uint32_t a, uint32_t b, size_t len_b) {
+    return (uint32_t)crc32_combine((uLong)a, (uLong)b, (z_off_t)len_b);
+}
+
 // Decompresses one gzip (or zlib) stream of `len` bytes into a malloc'd buffer that the caller
 // frees (*out, *out_len). The output size is not known in advance, so the buffer doubles as it
 // fills; `max_out` caps it so that a hostile file cannot exhaust memory. Returns 0, a negative

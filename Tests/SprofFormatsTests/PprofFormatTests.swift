@@ -217,11 +217,18 @@ final class PprofFormatTests: XCTestCase {
             ("folded", Profile(folded: [(["app", "main", "a_[i]", "read_[k]"], 3), (["app", "[truncated]", "b"], 2)])),
             ("empty", Profile()),
             ("go-rewritten", try PprofFormat.decode([UInt8](Data(contentsOf: try Tools.fixture("go-cpu.pb.gz"))))),
+            // Over one gzip piece (Gzip.pieceSize): several deflate pieces in one member.
+            ("large", Synthetic.large(stacks: 20_000, threads: 4, depth: 16, functions: 2000)),
         ]
+        XCTAssertGreaterThan(try PprofFormat.encodeUncompressed(profiles[4].1).count, Gzip.pieceSize)
         for (name, profile) in profiles {
             let file = try Tools.write(try PprofFormat.encode(profile), name: "\(name).pb.gz")
             let raw = try Tools.pprof(["-raw"], file)
             XCTAssertTrue(raw.contains("Samples:"), "\(name): \(raw.prefix(300))")
+            if name == "large" {
+                let top = try Tools.pprof(["-top", "-nodecount=3", "-sample_index=samples"], file)
+                XCTAssertTrue(top.contains("of \(profile.total(0)) total"), top)
+            }
         }
         let raw = try Tools.pprof(["-raw"], try Tools.write(try PprofFormat.encode(Synthetic.profile()), name: "labels.pb.gz"))
         XCTAssertTrue(raw.contains("thread_name:[worker 1]"), raw)
@@ -329,6 +336,16 @@ final class PprofFormatTests: XCTestCase {
         let compressed = try Gzip.compress(input)
         XCTAssertLessThan(compressed.count, input.count)
         XCTAssertEqual(try Gzip.decompress(compressed), input)
+        XCTAssertEqual(try Gzip.compress(input), compressed, "pieces compressed in parallel, same bytes")
+        XCTAssertEqual(Array(compressed.prefix(10)), [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 3])
+        // Another implementation agrees (Python's gzip module, through its own zlib binding).
+        let file = try Tools.write(compressed, name: "pieces.gz")
+        let check = try Tools.run("/usr/bin/python3", ["-c", "import gzip,sys,hashlib; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())", file.path])
+        let expected = try Tools.run("/usr/bin/python3", ["-c", "import sys,hashlib; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+                                                           try Tools.write(input, name: "pieces.raw").path])
+        XCTAssertEqual(check.out, expected.out, check.err)
+        XCTAssertEqual(try Gzip.decompress(try Gzip.compress(Array(input.prefix(Gzip.pieceSize + 1)))), Array(input.prefix(Gzip.pieceSize + 1)))
+        XCTAssertEqual(try Gzip.decompress(try Gzip.compress(Array(input.prefix(Gzip.pieceSize)))), Array(input.prefix(Gzip.pieceSize)))
         XCTAssertThrowsError(try Gzip.decompress(compressed, limit: 1 << 20)) { XCTAssertTrue("\($0)".contains("expands beyond")) }
     }
 }

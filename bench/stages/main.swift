@@ -360,19 +360,20 @@ func recordedProfile(_ folded: FoldedStacks) -> ModelProfile {
     m.callGraph = "dwarf"
     return b.build(metadata: m)
 }
-/// CPU time of the calling thread: on this shared VM wall times of in-process stages swing with the
-/// other tenants' load, while the CPU a stage itself uses does not.
-func threadCPU() -> UInt64 {
+/// CPU time of the whole process (the pprof writer compresses on several threads): on this shared
+/// VM wall times of in-process stages swing with the other tenants' load, while the CPU a stage
+/// itself uses swings much less.
+func processCPU() -> UInt64 {
     var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 func measureBoth(_ count: Int, _ body: () -> Void) -> (wall: Timing, cpu: Timing) {
     var wall: [Double] = [], cpu: [Double] = []
     for _ in 0..<count {
-        let (w0, c0) = (now(), threadCPU())
+        let (w0, c0) = (now(), processCPU())
         body()
-        cpu.append(Double(threadCPU() - c0) / 1e9)
+        cpu.append(Double(processCPU() - c0) / 1e9)
         wall.append(Double(now() - w0) / 1e9)
     }
     return (Timing(seconds: wall), Timing(seconds: cpu))
