@@ -149,12 +149,13 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
         // The command starts with default dispositions and nothing blocked, whatever sprof or
         // the parent that started sprof ignored or blocked: an inherited SIG_IGN for SIGCHLD
         // makes wait() fail in the command, one for SIGPIPE makes `cmd | head` spin on EPIPE.
-        // (Handlers are reset by exec anyway; SIG_IGN is what survives it.) Numbers the kernel
-        // refuses (SIGKILL, SIGSTOP, glibc's internal 32/33) fail harmlessly.
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < 65; sig++) sigaction(sig, &dfl, NULL);
+        // (Handlers are reset by exec anyway; SIG_IGN is what survives it.) The raw system call,
+        // because glibc's sigaction refuses its internal signals 32 and 33, which an ignoring
+        // parent would otherwise pass on (and break pthread_cancel/setxid in the command). An
+        // all-zero kernel sigaction is SIG_DFL with no flags and an empty mask on every ABI;
+        // SIGKILL and SIGSTOP are refused harmlessly.
+        static const unsigned long dfl[8] = {0};
+        for (int sig = 1; sig < 65; sig++) syscall(SYS_rt_sigaction, sig, dfl, NULL, 8);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);

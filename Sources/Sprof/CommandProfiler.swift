@@ -85,6 +85,17 @@ public struct RecordedCommand: Sendable {
 
 /// Profiles a command from exec to exit: the engine behind `sprof run`.
 public enum CommandProfiler {
+    /// One line when processes the command started outlive it (it daemonized, or left children
+    /// behind): recording ends with the command, so their later work is not in the profile.
+    /// `started` are the pids of fork records without an exit record; those still alive count.
+    static func daemonNotice(_ started: Set<Int32>) -> String? {
+        let alive = started.filter { kill($0, 0) == 0 || errno == EPERM }.sorted()
+        guard let first = alive.first else { return nil }
+        let what = alive.count == 1 ? "1 followed process was" : "\(alive.count) followed processes were"
+        return "\(what) still running when the command exited (it daemonized or left children behind); "
+            + "their work after that is not in the profile: profile one with sprof run -p \(first)"
+    }
+
     /// Runs `arguments` under the profiler and returns what was gathered. Notices (fallbacks,
     /// clamping, kernel exclusion) go to `notice`, one line each.
     ///
@@ -126,6 +137,7 @@ public enum CommandProfiler {
         }
         let status = command.wait()
         let memory = monitor.stop()
+        if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments

@@ -34,6 +34,9 @@ final class ProfileBuilder {
         var stack: Int32
     }
     private var sampleLog: [LoggedSample] = []
+    /// Processes created under the recording (fork records) with no exit record yet: those still
+    /// running when the command exits (a daemon) are reported rather than silently unprofiled.
+    private(set) var startedProcesses: Set<Int32> = []
     /// Distinct stacks of the kept samples, root first, as frame-reference ids.
     private var stackList: [[UInt32]] = []
     private var stackIDs: [[UInt32]: Int32] = [:]
@@ -141,7 +144,10 @@ final class ProfileBuilder {
             case .exit(let t):
                 if !offCPUEvents.isEmpty { intervals.threadExited(tid: t.tid) }
                 processes.apply(record)
-                if t.pid == t.tid { unwinder.forgetProcess(t.pid) }
+                if t.pid == t.tid { unwinder.forgetProcess(t.pid); startedProcesses.remove(t.pid) }
+            case .fork(let t):
+                processes.apply(record)
+                if t.pid == t.tid { startedProcesses.insert(t.pid) }
             default:
                 processes.apply(record)
             }

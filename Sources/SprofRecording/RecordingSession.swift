@@ -193,7 +193,8 @@ public final class RecordingSession: @unchecked Sendable {
     static func open(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, event: EventSpec) throws(SyscallError) -> Int32 {
         // Settings are read only when the call fails: this runs once per CPU and thread.
         return try sysCall("perf_event_open", hint: { err in
-            Self.hint(for: err, event: event, settings: KernelSettings.current(), attr: attr)
+            if err == EACCES || err == EPERM, let foreign = Advice.foreignProcess(pid) { return foreign }
+            return Self.hint(for: err, event: event, settings: KernelSettings.current(), attr: attr)
         }) {
             csprof_perf_event_open(&attr, pid, cpu, -1, UInt(PERF_FLAG_FD_CLOEXEC))
         }

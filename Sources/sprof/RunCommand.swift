@@ -128,9 +128,12 @@ struct RunCommand: ParsableCommand {
         }
         progress.erase()
         let profile = recorded.profile
-        let status = recorded.exitStatus?.shellStatus ?? 0
+        // Attached: the process goes on; a signal that ended the recording is sprof's status (130
+        // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.
+        let status = (pid != nil || (systemWide && arguments.isEmpty)) && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
+            : recorded.exitStatus?.shellStatus ?? 0
         if let minSamples, profile.statistics.samples < minSamples {
-            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: 2)
+            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
         let target = systemWide ? "system-wide" + (arguments.isEmpty ? "" : " while " + arguments.joined(separator: " ")) : pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")
         let written = try outputs.write(profile, title: title ?? "sprof: " + target,
@@ -154,7 +157,8 @@ struct RunCommand: ParsableCommand {
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.metadata.event)"
         if let rate = p.metadata.rateText { line += " at " + rate }
-        line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+        // Lost records may include fork and comm records: the counts are then only lower bounds.
+        line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         line += TimeViews.summary(p)
         if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
         if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
