@@ -260,6 +260,19 @@ static inline char *csprof_cxx_demangle(const char *mangled) {
     return status == 0 ? r : NULL;
 }
 
+// ---- Demangling through libiberty (stacks, issue 11) -------------------------------------------
+// libiberty's cplus_demangle is the demangler c++filt and gdb use: Itanium C++ (including the
+// generic-lambda closure names that libstdc++ 12's __cxa_demangle rejects) and both Rust schemes
+// (legacy `_ZN…17h<hash>E` and v0 `_R…`), with the Rust hash left out unless DMGL_VERBOSE.
+// Declared here rather than by including <libiberty/demangle.h>, whose macros and enums would
+// leak into every Swift file that imports the shim.
+char *cplus_demangle(const char *mangled, int options);
+/// Demangled C++ or Rust name (malloc'd), or NULL when `mangled` is not a valid mangling.
+/// Options: DMGL_PARAMS (1) | DMGL_ANSI (2): parameter lists and const/volatile qualifiers.
+static inline char *csprof_iberty_demangle(const char *mangled) {
+    return cplus_demangle(mangled, (1 << 0) | (1 << 1));
+}
+
 // ---- gzip (SprofFormats: pprof files are gzip-compressed profile.proto) ----
 // zlib's z_stream must be set up, driven and torn down with macros (deflateInit2 is one) and
 // pointer fields that Swift would have to juggle unsafely; one call per direction keeps that here.

@@ -136,8 +136,10 @@ public enum CommandProfiler {
             if spare.available() { builder.resolve() }
         }
         let status = command.wait()
-        let memory = monitor.stop()
         if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }
+        builder.resolve()
+        builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
+        let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
@@ -176,6 +178,8 @@ public enum CommandProfiler {
         builder.namesThreadsFromProc = true // threads that existed before attaching have no COMM record
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         try session.record { builder.consume($0) }
+        builder.resolve()
+        builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)

@@ -299,7 +299,8 @@ final class ProfileBuilder {
                 hasInlineFrames: symbolizer.options.inlineFrames))
         }
         let lines = frames.map { f in
-            Profile.Line(function: building.function(Profile.Function(name: f.name, file: f.sourceFile ?? "")), line: f.line ?? 0)
+            Profile.Line(function: building.function(Profile.Function(name: f.name, fullName: f.fullName, systemName: f.systemName ?? "",
+                                                                        file: f.sourceFile ?? "")), line: f.line ?? 0)
         }
         let kind: Profile.LocationKind
         switch frames.last?.kind {

@@ -435,7 +435,7 @@ final class CPUBuffer {
 
 /// The reader's hand-off to the consumer: a mutex and condition variable the reader can *try*, so
 /// that it never blocks behind a consumer that holds the lock at idle priority.
-private final class Mailbox: @unchecked Sendable {
+final class Mailbox: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var ready: [PerfRecord] = []

@@ -29,8 +29,9 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(split[0], 60, accuracy: 5, "split \(split)")
         XCTAssertEqual(split[1], 30, accuracy: 5, "split \(split)")
         XCTAssertEqual(split[2], 10, accuracy: 5, "split \(split)")
-        // Names come out demangled.
-        XCTAssertGreaterThan(shape.samples(containing: "sprof_fixtures.burnSixty("), 0)
+        // Names come out demangled, short (`burnSixty(_:)`, as `swift demangle --simplified`)
+        // where the toolchain's libswiftDemangle.so is there, else in full (`sprof_fixtures.burnSixty(…`).
+        XCTAssertGreaterThan(shape.samples(containing: "burnSixty("), 0)
         XCTAssertEqual(shape.samples(containing: "$s14sprof_fixtures"), 0)
     }
 

@@ -201,7 +201,17 @@ final class ElfSymbolizationTests: XCTestCase {
         let base: UInt64 = 0x5555_0000_0000
         let mapping = try bench.textMapping(exe, base: base)
         let frames = Symbolizer().symbolize(ProcessAddress(base + sym.address + 1), in: mapping, pid: 1)
-        XCTAssertEqual(frames.last?.name, "demo.crunch(Swift.Int) -> Swift.Int")
+        // Short by default (as `swift demangle --simplified`), the full name alongside.
+        if Demangler.hasSimplifiedSwiftNames {
+            XCTAssertEqual(frames.last?.name, "crunch(_:)")
+            XCTAssertEqual(frames.last?.fullName, "demo.crunch(Swift.Int) -> Swift.Int")
+        } else {
+            XCTAssertEqual(frames.last?.name, "demo.crunch(Swift.Int) -> Swift.Int")
+        }
+        XCTAssertEqual(frames.last?.systemName, "$s4demo6crunchyS2iF")
+        let full = Symbolizer(options: .init(fullNames: true)).symbolize(ProcessAddress(base + sym.address + 1), in: mapping, pid: 1)
+        XCTAssertEqual(full.last?.name, "demo.crunch(Swift.Int) -> Swift.Int")
+        XCTAssertNil(full.last?.fullName)
         XCTAssertEqual(Symbolizer(options: .init(demangle: false)).symbolize(ProcessAddress(base + sym.address + 1), in: mapping, pid: 1).last?.name,
                        "$s4demo6crunchyS2iF")
     }
