@@ -130,7 +130,7 @@ struct RunCommand: ParsableCommand {
         let profile = recorded.profile
         // Attached: the process goes on; a signal that ended the recording is sprof's status (130
         // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.
-        let status = pid != nil && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
+        let status = (pid != nil || (systemWide && arguments.isEmpty)) && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
             : recorded.exitStatus?.shellStatus ?? 0
         if let minSamples, profile.statistics.samples < minSamples {
             throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
