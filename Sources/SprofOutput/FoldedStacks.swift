@@ -8,7 +8,8 @@
 /// Frame names are normalised on the way in so that no name can break the line format:
 /// - `;` (the frame separator) becomes `:`;
 /// - control characters (including newline, CR and tab) become `?`;
-/// - leading and trailing spaces are removed (they would not survive a round trip through the format);
+/// - leading and trailing spaces are removed (they would not survive a round trip through the format),
+///   and so is a leading byte order mark (U+FEFF), which readers drop at the start of a file;
 /// - an empty name becomes `[unknown]`, so that no frame is silently dropped.
 /// Spaces inside a name are kept: readers split a line at its last space. Turning spaces in the root
 /// (process) frame into `_` is the caller's job, see ``processFrame(name:pid:tid:)``.
@@ -228,15 +229,25 @@ enum FrameName {
         b <= 0x20 || b == 0x7F
     }
 
+    /// Whether `raw[i...]` starts with U+FEFF, the byte order mark: readers drop one at the start
+    /// of a file, so a name beginning with it would lose it on a round trip (found by fuzz/FuzzFolded).
+    @inline(__always)
+    static func hasBOM(_ raw: UnsafeBufferPointer<UInt8>, at i: Int, before end: Int) -> Bool {
+        end - i >= 3 && raw[i] == 0xEF && raw[i + 1] == 0xBB && raw[i + 2] == 0xBF
+    }
+
     static func isClean(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
         guard let first = raw.first, let last = raw.last, first != 0x20, last != 0x20 else { return false }
+        if hasBOM(raw, at: 0, before: raw.count) { return false }
         for b in raw where isBad(b) { return false }
         return true
     }
 
     static func sanitize(_ raw: UnsafeBufferPointer<UInt8>) -> [UInt8] {
         var lo = 0, hi = raw.count
-        while lo < hi && isTrimmed(raw[lo]) { lo += 1 }
+        while lo < hi && (isTrimmed(raw[lo]) || hasBOM(raw, at: lo, before: hi)) {
+            lo += isTrimmed(raw[lo]) ? 1 : 3
+        }
         while hi > lo && isTrimmed(raw[hi - 1]) { hi -= 1 }
         if lo == hi { return unknown }
         var out: [UInt8] = []
