@@ -13,6 +13,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // Header-only C shim: perf_event_open, ioctls, ring-buffer atomics, fork/exec, libdw/libelf.
@@ -29,17 +30,25 @@ let package = Package(
         .target(name: "SprofUnwind", dependencies: ["SprofCore", "SprofRecording", "CSprof"]),
         // Stage 3: ELF symbols, kallsyms, vdso, inline frames, source lines, demangling.
         .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
+        // The profile model every view reads (pprof-shaped; pure Swift, no I/O).
+        .target(name: "SprofProfile"),
+        // Profile formats: pprof (profile.proto, gzip through zlib) written and read, speedscope written.
+        .target(
+            name: "SprofFormats",
+            dependencies: ["SprofProfile", "CSprof", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["profile.proto", "README.md"]
+        ),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).
-        .target(name: "SprofOutput"),
+        .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",
-            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofOutput"]
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput", "SprofFormats"]
         ),
         // Thin CLI: one file per subcommand.
         .executableTarget(
             name: "sprof",
-            dependencies: ["Sprof", "SprofOutput", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sprof", "SprofOutput", "SprofFormats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // Test support: fakes, synthetic ring-buffer builders, recognisable workload chains.
@@ -51,10 +60,13 @@ let package = Package(
         // The demo target: an order-book replay benchmark.
         .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
         // Offline throughput of each pipeline stage (bench/run).
-        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofTestSupport"], path: "bench/stages"),
+        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofProfile", "SprofFormats", "SprofTestSupport"], path: "bench/stages"),
 
+        .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
         .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "SprofFormatsTests", dependencies: ["SprofFormats", "SprofProfile"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SprofSymbolsTests", dependencies: ["SprofSymbols", "SprofTestSupport"]),
         .testTarget(name: "SprofUnwindTests", dependencies: ["SprofUnwind", "SprofTestSupport"]),

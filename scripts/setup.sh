@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system libraries sprof links (libdw, libelf) and the tools its tests use.
+# Installs the system libraries sprof links (libdw, libelf, zlib) and the tools its tests use.
 # Idempotent: does nothing when everything is already there.
 set -euo pipefail
 need=()
-for pkg in libdw-dev libelf-dev binutils gcc; do
+for pkg in libdw-dev libelf-dev zlib1g-dev libiberty-dev binutils gcc; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

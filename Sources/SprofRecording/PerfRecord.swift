@@ -235,7 +235,7 @@ public struct RecordParser: Sendable {
         if t & SampleBits.period != 0 { s.period = try r.u64() }
         if t & SampleBits.read != 0 { throw RecordParseError(description: "PERF_SAMPLE_READ is not supported") }
         if t & SampleBits.callchain != 0 {
-            let n = Int(try r.u64())
+            let n = try r.length()
             guard n <= (r.limit - r.offset) / 8 else { throw RecordParseError(description: "callchain of \(n) entries overruns the record") }
             s.callchain = try r.u64Array(n)
         }
@@ -246,11 +246,11 @@ public struct RecordParser: Sendable {
             if abi != 0 { s.userRegisters = try r.u64Array(regCount) }
         }
         if t & SampleBits.stackUser != 0 {
-            let size = Int(try r.u64())
+            let size = try r.length()
             if size != 0 {
                 let start = r.offset
                 try r.skip(size)
-                let dyn = Int(try r.u64())
+                let dyn = try r.length()
                 s.userStack = Array(r.buffer[start..<(start + min(dyn, size))])
             }
         }
@@ -270,11 +270,20 @@ struct ByteReader {
     }
 
     @inline(__always) mutating func need(_ n: Int) throws(RecordParseError) {
-        guard n >= 0, offset + n <= limit else {
+        // `n <= limit - offset`, not `offset + n <= limit`: a corrupt length near Int.max must
+        // be an error, not an overflow trap (found by fuzz/FuzzRecords).
+        guard n >= 0, n <= limit - offset else {
             throw RecordParseError(description: "record truncated: need \(n) bytes at offset \(offset) of \(limit)")
         }
     }
     mutating func skip(_ n: Int) throws(RecordParseError) { try need(n); offset += n }
+    /// A u64 count or size field; any value past the record's end is an error (a corrupt
+    /// record may hold 2^64-1, which does not even fit an Int).
+    mutating func length() throws(RecordParseError) -> Int {
+        let v = try u64()
+        guard v <= UInt64(limit) else { throw RecordParseError(description: "length \(v) overruns the record") }
+        return Int(v)
+    }
     mutating func u8() throws(RecordParseError) -> UInt8 { try need(1); defer { offset += 1 }; return buffer[offset] }
     mutating func u16() throws(RecordParseError) -> UInt16 {
         try need(2); defer { offset += 2 }; return buffer.loadUnaligned(fromByteOffset: offset, as: UInt16.self)

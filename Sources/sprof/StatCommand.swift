@@ -137,7 +137,7 @@ struct StatCommand: ParsableCommand {
         }
 
         if let status = report.exitStatus, status != 0 { throw ExitCode(status) }
-        if gateFailed { throw ExitCode(2) }
+        if gateFailed { throw ExitCode(ExitStatusCode.gateFailed) }
     }
 
     private func loadBaseline(_ path: String) throws -> StatReport {

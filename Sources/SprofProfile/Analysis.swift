@@ -1,0 +1,153 @@
+/// What ``Profile/top(by:valueIndex:fullNames:)`` groups by: perf report's `--sort` keys.
+public enum SortKey: String, Sendable, CaseIterable {
+    /// The process name (perf's `comm`).
+    case comm
+    /// The mapped file's base name (perf's `dso`).
+    case dso
+    /// The function (perf's `sym`).
+    case sym
+    /// The thread, as `name-tid`.
+    case thread
+}
+
+/// One row of a top table: a function (or another grouping) with its self and total cost.
+public struct CostRow: Sendable, Hashable {
+    /// The grouping's values, one per sort key (e.g. `["qsl-bench", "libc.so.6", "memmove"]`).
+    public var key: [String]
+    /// Value in the leaf frame: the group's own cost (pprof's "flat").
+    public var selfValue: Int64
+    /// Value anywhere on the stack, counted once per sample even when recursive (pprof's "cum").
+    public var totalValue: Int64
+    /// ``selfValue`` as a percentage of the profile's total.
+    public var selfPercent: Double
+    /// ``totalValue`` as a percentage of the profile's total.
+    public var totalPercent: Double
+    /// The key joined for display (`comm dso sym` order as given).
+    public var name: String { key.joined(separator: " ") }
+}
+
+/// A thread's share of the profile.
+public struct ThreadCost: Sendable, Hashable {
+    /// Process id.
+    public var pid: Int32
+    /// Thread id.
+    public var tid: Int32
+    /// Process name.
+    public var processName: String
+    /// Thread name.
+    public var name: String
+    /// Summed value.
+    public var value: Int64
+    /// Percentage of the profile's total.
+    public var percent: Double
+}
+
+extension Profile {
+    /// Self and total cost grouped by `keys`, sorted by self (then total, then name), as `perf
+    /// report --stdio --sort …` and `go tool pprof -top` list them. Function names are those
+    /// `go tool pprof` shows: no `_[k]`/`_[i]` suffixes, inlined functions as their own entries.
+    /// `[truncated]` markers are not functions and are left out.
+    public func top(by keys: [SortKey] = [.sym], valueIndex: Int = 0, fullNames: Bool = false) -> [CostRow] {
+        let grandTotal = total(valueIndex)
+        var selfValues: [[String]: Int64] = [:]
+        var totalValues: [[String]: Int64] = [:]
+        var stackKeys: [Int: (leaf: [String]?, all: Set<[String]>)] = [:]
+        for sample in samples {
+            let value = sample.values[valueIndex]
+            guard value != 0 else { continue }
+            let keysOfStack: (leaf: [String]?, all: Set<[String]>)
+            if keys.contains(.comm) || keys.contains(.thread) {
+                keysOfStack = groupKeys(stack: sample.stack, thread: sample.thread, keys: keys, fullNames: fullNames)
+            } else if let known = stackKeys[sample.stack] {
+                keysOfStack = known
+            } else {
+                keysOfStack = groupKeys(stack: sample.stack, thread: nil, keys: keys, fullNames: fullNames)
+                stackKeys[sample.stack] = keysOfStack
+            }
+            if let leaf = keysOfStack.leaf { selfValues[leaf, default: 0] += value }
+            for key in keysOfStack.all { totalValues[key, default: 0] += value }
+        }
+        let denominator = grandTotal == 0 ? 1.0 : Double(grandTotal)
+        return totalValues.map { key, totalValue in
+            let own = selfValues[key] ?? 0
+            return CostRow(key: key, selfValue: own, totalValue: totalValue,
+                           selfPercent: 100 * Double(own) / denominator, totalPercent: 100 * Double(totalValue) / denominator)
+        }.sorted { a, b in
+            if a.selfValue != b.selfValue { return a.selfValue > b.selfValue }
+            if a.totalValue != b.totalValue { return a.totalValue > b.totalValue }
+            return a.key.lexicographicallyPrecedes(b.key)
+        }
+    }
+
+    private func groupKeys(stack: Int, thread: Int?, keys: [SortKey], fullNames: Bool) -> (leaf: [String]?, all: Set<[String]>) {
+        var all = Set<[String]>()
+        var leaf: [String]?
+        let t = thread.map { threads[$0] }
+        for (depth, locationIndex) in stacks[stack].enumerated() {
+            let location = locations[locationIndex]
+            let dso = location.mapping.map { mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")
+            let names: [String]
+            if location.lines.isEmpty {
+                names = frameNames(ofLocation: locationIndex)
+            } else {
+                names = location.lines.map { fullNames ? functions[$0.function].fullName : functions[$0.function].name }
+            }
+            for (i, name) in names.enumerated() {
+                if location.kind == .marker && name == "[truncated]" { continue }
+                let key: [String] = keys.map { k in
+                    switch k {
+                    case .comm: return t.map { $0.processName } ?? ""
+                    case .dso: return dso
+                    case .sym: return name
+                    case .thread: return t.map { "\($0.name)-\($0.tid)" } ?? ""
+                    }
+                }
+                if depth == 0 && i == 0 { leaf = key }
+                all.insert(key)
+            }
+        }
+        return (leaf, all)
+    }
+
+    /// Per-thread totals of value `valueIndex`, largest first.
+    public func threadTotals(valueIndex: Int = 0) -> [ThreadCost] {
+        var sums: [Int: Int64] = [:]
+        for s in samples { if let t = s.thread { sums[t, default: 0] += s.values[valueIndex] } }
+        let denominator = max(1, Double(total(valueIndex)))
+        return sums.map { t, v in
+            let th = threads[t]
+            return ThreadCost(pid: th.pid, tid: th.tid, processName: th.processName, name: th.name, value: v,
+                              percent: 100 * Double(v) / denominator)
+        }.sorted { a, b in a.value != b.value ? a.value > b.value : (a.pid, a.tid, a.name) < (b.pid, b.tid, b.name) }
+    }
+}
+
+/// One function's change between two profiles, as `sprof diff` lists it.
+public struct DiffRow: Sendable, Hashable {
+    /// The function.
+    public var name: String
+    /// Its self share of the base profile, in percent.
+    public var basePercent: Double
+    /// Its self share of the new profile, in percent.
+    public var newPercent: Double
+    /// `newPercent - basePercent`, in percentage points.
+    public var delta: Double { newPercent - basePercent }
+}
+
+/// Compares two profiles by each function's self share (shares, not counts, so that profiles of
+/// different lengths compare; `go tool pprof -top -diff_base` with `-normalize` reads the same way).
+public enum ProfileDiff {
+    /// Rows for every function in either profile, largest absolute change first (ties by name).
+    public static func rows(base: Profile, new: Profile, baseValue: Int = 0, newValue: Int = 0) -> [DiffRow] {
+        let b = Dictionary(uniqueKeysWithValues: base.top(valueIndex: baseValue).map { ($0.name, $0.selfPercent) })
+        let n = Dictionary(uniqueKeysWithValues: new.top(valueIndex: newValue).map { ($0.name, $0.selfPercent) })
+        let names = Set(b.keys).union(n.keys)
+        return names.map { DiffRow(name: $0, basePercent: b[$0] ?? 0, newPercent: n[$0] ?? 0) }
+            .filter { $0.basePercent != 0 || $0.newPercent != 0 }
+            .sorted { x, y in
+                let (ax, ay) = (abs(x.delta), abs(y.delta))
+                if ax != ay { return ax > ay }
+                return x.name < y.name
+            }
+    }
+}
