@@ -19,8 +19,9 @@ final class RunCommandTests: XCTestCase {
         let fixture = try TestFixtures.swiftFixturePath()
         let (shape, stderr, status) = try profile([fixture, "split", "1.5"])
         XCTAssertEqual(status, 0, stderr)
-        // Time-sliced workloads get fewer samples on a loaded machine; ask only for enough to judge a split.
-        XCTAssertGreaterThan(shape.total, 200, "expected ~1500 samples at 999 Hz: \(stderr)")
+        // The fixture spins 1.5 s of its own CPU time (not of the wall clock): ~1500 samples at 999 Hz
+        // however loaded the machine is; a double count or a lost half would not fit.
+        XCTAssertEqual(Double(shape.total), 1.5 * 999, accuracy: 0.15 * 1.5 * 999, "expected ~1500 samples: \(stderr)")
         for (caller, leaf) in [("splitSixty", "burnSixty"), ("splitThirty", "burnThirty"), ("splitTen", "burnTen")] {
             XCTAssertGreaterThan(shape.samples(withChain: ["main", "fixtureSplit", caller, leaf]), 0,
                                  "chain main;fixtureSplit;\(caller);\(leaf) missing")
@@ -41,7 +42,8 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(status, 0, stderr)
         let leaves = ["leaf_sixty", "leaf_thirty", "leaf_ten"]
         let inLeaves = leaves.reduce(UInt64(0)) { $0 + shape.samples(containing: $1) }
-        XCTAssertGreaterThan(inLeaves, 200)
+        // 1.5 s of CPU time at 999 Hz, nearly all of it in the leaves.
+        XCTAssertEqual(Double(inLeaves), 1.5 * 999, accuracy: 0.15 * 1.5 * 999, stderr)
         let whole = zip(["caller_sixty", "caller_thirty", "caller_ten"], leaves).reduce(UInt64(0)) {
             $0 + shape.samples(withChain: ["main", "run_all", "do_round", $1.0, $1.1])
         }
@@ -57,7 +59,9 @@ final class RunCommandTests: XCTestCase {
         let (shape, stderr, status) = try profile([fixture, "threads", "4", "0.6"])
         XCTAssertEqual(status, 0, stderr)
         for i in 0..<4 {
-            XCTAssertGreaterThan(shape.samples(containing: "threadWork\(i)"), 10, "thread \(i) missing: \(stderr)")
+            // Each thread spins 0.6 s of its own CPU time: ~600 samples at 999 Hz.
+            XCTAssertEqual(Double(shape.samples(containing: "threadWork\(i)")), 0.6 * 999, accuracy: 0.15 * 0.6 * 999,
+                           "thread \(i): \(stderr)")
         }
         XCTAssertTrue(stderr.contains("5 threads"), stderr)
     }
@@ -66,8 +70,9 @@ final class RunCommandTests: XCTestCase {
         let fixture = try TestFixtures.swiftFixturePath()
         let (shape, stderr, status) = try profile([fixture, "forkexec", "0.5"])
         XCTAssertEqual(status, 0, stderr)
-        XCTAssertGreaterThan(shape.samples(containing: "childWork"), 30, stderr)
-        XCTAssertGreaterThan(shape.samples(containing: "parentWork"), 0, stderr)
+        // The child spins 0.5 s of CPU time, the parent 0.6 × 0.5 s meanwhile.
+        XCTAssertEqual(Double(shape.samples(containing: "childWork")), 0.5 * 999, accuracy: 0.15 * 0.5 * 999, stderr)
+        XCTAssertEqual(Double(shape.samples(containing: "parentWork")), 0.3 * 999, accuracy: 0.15 * 0.3 * 999, stderr)
         XCTAssertTrue(stderr.contains("2 processes"), stderr)
     }
 
@@ -75,7 +80,8 @@ final class RunCommandTests: XCTestCase {
         let binary = try TestFixtures.buildC("forkexec", flags: TestFixtures.framePointerFlags)
         let (shape, stderr, status) = try profile([binary], options: ["-g"])
         XCTAssertEqual(status, 0, stderr)
-        XCTAssertGreaterThan(shape.samples(containing: "child_work"), 30, stderr)
+        XCTAssertEqual(Double(shape.samples(containing: "child_work")), 0.5 * 999, accuracy: 0.15 * 0.5 * 999,
+                       "the child spins 0.5 s of CPU time: \(stderr)")
     }
 
     func testExitStatusPassesThrough() throws {

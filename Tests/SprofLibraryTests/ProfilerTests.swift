@@ -22,10 +22,20 @@ final class ProfilerTests: XCTestCase {
 
     func testSelfProfileFindsInlineNeverChain() throws {
         let me = Profiler.currentThreadID
+        var cpu = (start: threadCPUSeconds(), end: 0.0)
         let (_, profile) = try skippingWhenRefused {
-            try Profiler.profile(options: .init(rate: .frequency(499))) { workloadOuter(rounds: ProfilerTests.roundsPerSecond) }
+            try Profiler.profile(options: .init(rate: .frequency(499))) {
+                cpu.start = threadCPUSeconds()
+                workloadOuter(rounds: ProfilerTests.roundsPerSecond)
+                cpu.end = threadCPUSeconds()
+            }
         }
-        XCTAssertGreaterThan(profile.statistics.samples, 0, "no samples at all")
+        // cpu-clock takes one sample per period of CPU time: the workload's own CPU time at 499 Hz,
+        // within a band on both sides (a double count or a lost half fails).
+        let expected = (cpu.end - cpu.start) * 499
+        let chainCount = Double(profile.timedSamples.filter { profile.threadID(of: $0) == me }.count)
+        XCTAssertEqual(chainCount, expected, accuracy: expected * 0.2 + 5,
+                       "\(chainCount) samples for \(cpu.end - cpu.start) s of CPU time at 499 Hz")
         let chainSamples = profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }
         XCTAssertGreaterThanOrEqual(chainSamples.count, 10, "the outer→middle→leaf chain should appear; top:\n\(profile.topTable(10))")
         XCTAssertTrue(chainSamples.allSatisfy { profile.threadID(of: $0) == me }, "the chain ran on the test thread only")
@@ -241,4 +251,11 @@ final class ProfilerTests: XCTestCase {
 
 extension SprofError {
     var isUnsupported: Bool { if case .unsupported = self { return true } else { return false } }
+}
+
+/// The calling thread's CPU time in seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
