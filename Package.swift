@@ -16,6 +16,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
         // Only `sprof-serve` and its tests depend on it.
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
@@ -36,23 +37,29 @@ let package = Package(
         .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
         // The profile model every view reads (pprof-shaped; pure Swift, no I/O).
         .target(name: "SprofProfile"),
+        // Profile formats: pprof (profile.proto, gzip through zlib) written and read, speedscope written.
+        .target(
+            name: "SprofFormats",
+            dependencies: ["SprofProfile", "CSprof", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["profile.proto", "README.md"]
+        ),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).
         .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",
-            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput"]
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput", "SprofFormats"]
         ),
         // Thin CLI: one file per subcommand.
         .executableTarget(
             name: "sprof",
-            dependencies: ["Sprof", "SprofOutput", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sprof", "SprofOutput", "SprofFormats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // `sprof serve`: job store, queue (runs the `sprof` binary), views, HTTP API and pages.
         .target(
             name: "SprofServe",
-            dependencies: ["SprofProfile", "SprofOutput", "SprofRecording", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["SprofProfile", "SprofOutput", "SprofFormats", "SprofRecording", .product(name: "Hummingbird", package: "hummingbird")],
             // The pages' script and style, compiled into the binary: nothing is fetched from elsewhere.
             resources: [.embedInCode("Web/app.js"), .embedInCode("Web/flame.js"), .embedInCode("Web/app.css")]
         ),
@@ -67,10 +74,13 @@ let package = Package(
         // The demo target: an order-book replay benchmark.
         .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
         // Offline throughput of each pipeline stage (bench/run).
-        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofTestSupport"], path: "bench/stages"),
+        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofProfile", "SprofFormats", "SprofTestSupport"], path: "bench/stages"),
 
+        .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
         .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "SprofFormatsTests", dependencies: ["SprofFormats", "SprofProfile"],
                     resources: [.copy("Fixtures")]),
         .testTarget(name: "SprofSymbolsTests", dependencies: ["SprofSymbols", "SprofTestSupport"]),
         .testTarget(name: "SprofUnwindTests", dependencies: ["SprofUnwind", "SprofTestSupport"]),

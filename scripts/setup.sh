@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs the system libraries sprof links (libdw, libelf) and the tools its tests use.
+# Installs the system libraries sprof links (libdw, libelf, zlib) and the tools its tests use.
 # Idempotent: does nothing when everything is already there. `--test` adds what only the tests
 # need: headless Chromium, chromedriver and Selenium for the `sprof serve` browser test.
 set -euo pipefail
-pkgs=(libdw-dev libelf-dev binutils gcc)
+pkgs=(libdw-dev libelf-dev zlib1g-dev libiberty-dev binutils gcc)
 [ "${1:-}" = "--test" ] && pkgs+=(chromium chromium-driver python3-selenium)
 need=()
 for pkg in "${pkgs[@]}"; do

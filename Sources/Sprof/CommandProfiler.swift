@@ -6,7 +6,7 @@ import SprofCore
 import SprofRecording
 import SprofUnwind
 import SprofSymbols
-import SprofOutput
+import SprofProfile
 
 /// How `sprof run` records a command.
 public struct RunOptions: Sendable {
@@ -16,7 +16,7 @@ public struct RunOptions: Sendable {
     public var rate: SamplingOptions.Rate = .frequency(999)
     /// The stack mode (`-g`, `--call-graph`). DWARF by default: complete stacks through code
     /// without frame pointers (most distribution libraries, `swiftc -O` code) for a few percent.
-    public var callGraph: SamplingOptions.CallGraph = .dwarf(stackSize: 8192)
+    public var callGraph: SamplingOptions.CallGraph = .dwarf(stackSize: SamplingOptions.defaultDwarfStackSize)
     /// Demangle Swift and C++ names.
     public var demangle = true
     /// Show inlined calls as their own frames.
@@ -27,6 +27,13 @@ public struct RunOptions: Sendable {
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
 
+    /// The per-sample pipeline for a session opened with `sampling`.
+    func builder(for sampling: SamplingOptions, settings: KernelSettings) -> ProfileBuilder {
+        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: demangle, inlineFrames: inlineFrames))
+        return ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack,
+                              event: sampling.event, rate: sampling.rate)
+    }
+
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
@@ -35,34 +42,20 @@ public struct RunOptions: Sendable {
                                      settings: settings, notice: notice)
     }
 
-    /// Ring-buffer pages per CPU for a stack mode. DWARF samples carry a stack copy (8 KiB by
-    /// default), so 128 pages would hold only ~60 of them; use 512 when the locked-memory limit
-    /// allows (root or CAP_IPC_LOCK), else what `kernel.perf_event_mlock_kb` grants a user.
+    /// Ring-buffer pages per CPU for a stack mode: `SamplingOptions.defaultRingPages` (sized for
+    /// the DWARF stack copy, within the locked-memory limits).
     public static func defaultRingPages(for callGraph: SamplingOptions.CallGraph,
                                         settings: KernelSettings = .current()) -> Int {
-        let page = 4096
-        let userLimit = max(1, settings.mlockKB * 1024 / page - 1)
-        var allowed = 1
-        while allowed * 2 <= userLimit { allowed *= 2 }
-        guard case .dwarf = callGraph else { return min(128, allowed) }
-        return settings.privileged ? 512 : allowed
+        SamplingOptions.defaultRingPages(for: callGraph, settings: settings)
     }
 }
 
-/// The result of profiling one command.
-public struct CommandProfile: Sendable {
-    /// The aggregated stacks.
-    public var folded: FoldedStacks
-    /// Samples, losses, processes and threads.
-    public var statistics: ProfileStatistics
+/// What profiling a command gives: the profile, and how the command ended.
+public struct RecordedCommand: Sendable {
+    /// The profile (its ``Profile/metadata`` holds the provenance).
+    public var profile: Profile
     /// How the command ended; nil when attached to a process sprof did not start.
     public var exitStatus: ExitStatus?
-    /// The event actually sampled (after any fallback).
-    public var event: EventSpec
-    /// The rate actually used (after clamping).
-    public var rate: SamplingOptions.Rate
-    /// Whether kernel samples and frames were left out.
-    public var kernelExcluded: Bool
 }
 
 /// Profiles a command from exec to exit: the engine behind `sprof run`.
@@ -73,13 +66,18 @@ public enum CommandProfiler {
     /// - Throws: ``LaunchError`` when the command cannot be run (its `exitStatus` is 127 or 126),
     ///   `SyscallError` when the kernel refuses the events.
     public static func profile(_ arguments: [String], options: RunOptions,
-                               notice: (String) -> Void = { _ in }) throws -> CommandProfile {
+                               notice: (String) -> Void = { _ in }) throws -> RecordedCommand {
+        var notices: [String] = []
+        func say(_ message: String) {
+            notices.append(message)
+            notice(message)
+        }
         let settings = KernelSettings.current()
-        let sampling = try options.sampling(settings: settings, notice: notice)
+        let sampling = try options.sampling(settings: settings, notice: say)
         let command = try WaitingCommand(arguments: arguments)
         let session: RecordingSession
         do {
-            session = try RecordingSession.open(sampling, target: .command(command), notice: notice)
+            session = try RecordingSession.open(sampling, target: .command(command), notice: say)
         } catch {
             command.cancel()
             throw error
@@ -89,8 +87,8 @@ public enum CommandProfiler {
         defer { command.stopForwardingSignals() }
         try command.start()
 
-        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
-        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
+        let startTime = realtimeNow(), started = monotonicNow()
+        let builder = options.builder(for: session.options, settings: settings)
         var spare = SpareCPU()
         try session.record { batch in
             builder.consume(batch)
@@ -100,34 +98,42 @@ public enum CommandProfiler {
             if spare.available() { builder.resolve() }
         }
         let status = command.wait()
-        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: status,
-                              event: session.options.event, rate: session.options.rate,
-                              kernelExcluded: session.options.excludeKernel)
+        var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
+                                                 startTime: startTime, duration: monotonicNow() - started, notices: notices)
+        metadata.command = arguments
+        metadata.exitStatus = status.description
+        return RecordedCommand(profile: builder.profile(metadata: metadata), exitStatus: status)
     }
 
     /// Attaches to a running process (every thread it has now and creates later) until it exits,
     /// `duration` seconds pass, or SIGINT/SIGTERM arrives: the engine behind `sprof run -p PID`.
     public static func attach(to pid: Int32, options: RunOptions, duration: Double? = nil,
-                              notice: (String) -> Void = { _ in }) throws -> CommandProfile {
+                              notice: (String) -> Void = { _ in }) throws -> RecordedCommand {
+        var notices: [String] = []
+        func say(_ message: String) {
+            notices.append(message)
+            notice(message)
+        }
         let settings = KernelSettings.current()
-        let sampling = try options.sampling(settings: settings, notice: notice)
+        let sampling = try options.sampling(settings: settings, notice: say)
         let tids = RecordingSession.threads(of: pid)
         guard !tids.isEmpty else {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
         }
-        let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: notice)
+        let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
         session.stopOnInterrupt()
         defer { session.restoreSignals() }
         if let duration {
             let deadline = DispatchTime.now() + duration
             DispatchQueue.global().asyncAfter(deadline: deadline) { session.requestStop() }
         }
-        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: options.demangle, inlineFrames: options.inlineFrames))
-        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: session.options.callGraph, maxStack: settings.maxStack)
+        let startTime = realtimeNow(), started = monotonicNow()
+        let builder = options.builder(for: session.options, settings: settings)
         builder.processes.seedFromProc(pid)
         try session.record { builder.consume($0) }
-        return CommandProfile(folded: builder.folded(), statistics: builder.finish(), exitStatus: nil,
-                              event: session.options.event, rate: session.options.rate,
-                              kernelExcluded: session.options.excludeKernel)
+        var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
+                                                 startTime: startTime, duration: monotonicNow() - started, notices: notices)
+        metadata.attachedPID = pid
+        return RecordedCommand(profile: builder.profile(metadata: metadata), exitStatus: nil)
     }
 }

@@ -2,5 +2,7 @@
 // output vocabulary comes along.
 @_exported import SprofCore
 @_exported import SprofRecording
+@_exported import SprofProfile
 @_exported import SprofOutput
+@_exported import SprofFormats
 @_exported import SprofCounting

@@ -1,29 +1,13 @@
 import Foundation
-import SprofRecording
+import SprofProfile
 import SprofOutput
 
-/// What ``Profiler/stop()`` returns: a plain value (Sendable, no open resources) that can be kept,
-/// passed between tasks, asserted on in tests or written out as folded text and SVG.
-public struct Profile: Sendable {
-    /// One sample: which thread, when, and which of ``Profile/stacks`` it hit. Stacks are shared
-    /// between samples so that a long profile stays small.
-    public struct Sample: Sendable, Hashable {
-        /// The kernel thread id (compare with ``Profiler/currentThreadID``).
-        public var threadID: Int32
-        /// The process id (this process, or a child it forked while profiling).
-        public var processID: Int32
-        /// CLOCK_MONOTONIC nanoseconds, comparable with `clock_gettime(CLOCK_MONOTONIC)`.
-        public var time: UInt64
-        /// The CPU it was taken on.
-        public var cpu: UInt32
-        /// Index into ``Profile/stacks``.
-        public var stack: Int
-    }
-
+/// The library's conveniences on the one profile value (``Profile`` lives in `SprofProfile`;
+/// `sprof run`, `sprof run -p` and ``Profiler`` all produce it).
+extension Profile {
     /// One function's share of the samples, for "where does the time go" tables and assertions.
     public struct FunctionCost: Sendable, Hashable {
-        /// The symbolized name (demangled, with `_[k]`, `_[i]`, `_[j]` marking kernel, inlined and
-        /// JIT frames as in the folded output).
+        /// The function's display name (demangled; inlined functions are entries of their own).
         public var name: String
         /// Samples in which it was the innermost frame: time spent in its own code.
         public var selfSamples: UInt64
@@ -44,86 +28,47 @@ public struct Profile: Sendable {
         case totalSamples
     }
 
-    /// The aggregated stacks (root first, the root being the process name): what the folded text
-    /// and the flame graph are made from.
-    public let folded: FoldedStacks
     /// Samples taken, lost, throttled and truncated: how much to trust the profile.
-    public let statistics: ProfileStatistics
-    /// Every sample in time order (empty when ``Profiler/Options/keepSamples`` was off).
-    public let samples: [Sample]
-    /// The distinct stacks of ``samples``, root first, each starting with the process name.
-    public let stacks: [[String]]
-    /// Thread names by thread id, as the kernel knew them (see ``Profiler/nameCurrentThread(_:)``);
-    /// threads that exited before ``Profiler/stop()`` without being renamed are missing.
-    public let threadNames: [Int32: String]
-    /// The event actually sampled (after any fallback to cpu-clock).
-    public let event: EventSpec
-    /// The rate actually used (after clamping to the kernel's maximum).
-    public let rate: SamplingOptions.Rate
+    public var statistics: ProfileStatistics { metadata.statistics }
     /// Whether kernel frames were left out (perf_event_paranoid forbids them to this user).
-    public let kernelExcluded: Bool
-    /// Seconds from start to stop.
-    public let duration: Double
+    public var kernelExcluded: Bool { metadata.kernelExcluded }
     /// What the profiler changed from the options (fallbacks, clamping, kernel exclusion), one line each.
-    public let notices: [String]
+    public var notices: [String] { metadata.notices }
+    /// Seconds from start to stop.
+    public var duration: Double { Double(metadata.duration) / 1e9 }
 
-    /// Assembles a profile; the profiler calls this, tests may build synthetic ones.
-    public init(folded: FoldedStacks, statistics: ProfileStatistics, samples: [Sample] = [], stacks: [[String]] = [],
-                threadNames: [Int32: String] = [:], event: EventSpec = .cpuClock, rate: SamplingOptions.Rate = .frequency(999),
-                kernelExcluded: Bool = false, duration: Double = 0, notices: [String] = []) {
-        self.folded = folded
-        self.statistics = statistics
-        self.samples = samples
-        self.stacks = stacks
-        self.threadNames = threadNames
-        self.event = event
-        self.rate = rate
-        self.kernelExcluded = kernelExcluded
-        self.duration = duration
-        self.notices = notices
+    /// Thread names by thread id, as the kernel knew them (see ``Profiler/nameCurrentThread(_:)``).
+    /// A thread renamed while profiled keeps its last name here.
+    public var threadNames: [Int32: String] {
+        var names: [Int32: String] = [:]
+        for t in threads { names[t.tid] = t.name }
+        return names
     }
 
-    /// The frames of one sample, root first.
-    public func frames(of sample: Sample) -> [String] { stacks[sample.stack] }
-
-    /// The folded text (`a;b;c COUNT` lines, sorted): the input of flamegraph.pl, inferno,
-    /// speedscope and `sprof flamegraph`.
-    public func foldedText() -> String { folded.serialized() }
-
-    /// The flame graph as a self-contained interactive SVG.
-    public func svg(title: String? = nil) -> String {
-        svg(options: FlameGraphOptions(title: title))
+    /// The frames of one timed sample, root first, starting with the process name.
+    public func frames(of sample: TimedSample) -> [String] {
+        rootFrames(of: Sample(stack: sample.stack, thread: sample.thread, values: []), perThread: false)
+            + frameNames(ofStack: sample.stack)
     }
 
-    /// The flame graph with every drawing option (palette, width, icicle layout…).
-    public func svg(options: FlameGraphOptions) -> String {
-        FlameGraph.render(folded, options: options)
+    /// The frames of one aggregated sample, root first, starting with the process name.
+    public func frames(of sample: Sample) -> [String] {
+        rootFrames(of: sample, perThread: false) + frameNames(ofStack: sample.stack)
     }
 
-    /// The `n` most expensive functions. The process-name root frame and `[truncated]` markers
-    /// are not functions and are left out.
+    /// The thread id of a timed sample.
+    public func threadID(of sample: TimedSample) -> Int32 { threads[sample.thread].tid }
+
+    /// The `n` most expensive functions by sample count (see ``Profile/top(by:valueIndex:fullNames:)``,
+    /// which `sprof report` prints and which agrees with `go tool pprof -top`).
     public func topFunctions(_ n: Int = 20, by ranking: Ranking = .selfSamples) -> [FunctionCost] {
-        var selfCounts: [String: UInt64] = [:]
-        var totalCounts: [String: UInt64] = [:]
-        var all: UInt64 = 0
-        for (frames, count) in folded.stacks() {
-            all += count
-            let functions = frames.dropFirst().filter { $0 != "[truncated]" }
-            guard let leaf = functions.last else { continue }
-            selfCounts[leaf, default: 0] += count
-            for name in Set(functions) { totalCounts[name, default: 0] += count }
+        let rows = top().map {
+            FunctionCost(name: $0.name, selfSamples: UInt64($0.selfValue), totalSamples: UInt64($0.totalValue),
+                         selfPercent: $0.selfPercent, totalPercent: $0.totalPercent)
         }
-        guard all > 0 else { return [] }
-        let costs = totalCounts.map { name, total in
-            let own = selfCounts[name] ?? 0
-            return FunctionCost(name: name, selfSamples: own, totalSamples: total,
-                                selfPercent: 100 * Double(own) / Double(all), totalPercent: 100 * Double(total) / Double(all))
-        }
-        let sorted = costs.sorted { a, b in
-            let (ka, kb) = ranking == .selfSamples ? (a.selfSamples, b.selfSamples) : (a.totalSamples, b.totalSamples)
-            if ka != kb { return ka > kb }
-            let (ta, tb) = ranking == .selfSamples ? (a.totalSamples, b.totalSamples) : (a.selfSamples, b.selfSamples)
-            if ta != tb { return ta > tb }
+        let sorted = ranking == .selfSamples ? rows : rows.sorted { a, b in
+            if a.totalSamples != b.totalSamples { return a.totalSamples > b.totalSamples }
+            if a.selfSamples != b.selfSamples { return a.selfSamples > b.selfSamples }
             return a.name < b.name
         }
         return Array(sorted.prefix(max(0, n)))
@@ -141,19 +86,39 @@ public struct Profile: Sendable {
         return lines.joined(separator: "\n") + "\n"
     }
 
-    /// Total samples whose stack contains a frame for which `matches` is true: a quick check in
-    /// tests ("did `parse` show up?").
+    /// Total samples whose stack contains a frame for which `matches` is true (frame names as in
+    /// the folded output, with `_[k]`/`_[i]`/`_[j]` suffixes): a quick check in tests.
     public func sampleCount(where matches: (String) -> Bool) -> UInt64 {
-        folded.stacks().reduce(0) { sum, stack in stack.frames.dropFirst().contains(where: matches) ? sum + stack.count : sum }
+        var hits: [Int: Bool] = [:]
+        var sum: UInt64 = 0
+        for s in samples {
+            let hit: Bool
+            if let known = hits[s.stack] { hit = known } else {
+                hit = frameNames(ofStack: s.stack).contains(where: matches)
+                hits[s.stack] = hit
+            }
+            if hit { sum += UInt64(max(0, s.values[0])) }
+        }
+        return sum
     }
 
-    /// Writes the folded text and/or the SVG, creating or replacing the files.
-    public func write(folded foldedPath: String? = nil, svg svgPath: String? = nil, title: String? = nil) throws {
-        if let foldedPath {
-            try Data(folded.serializedBytes()).write(to: URL(fileURLWithPath: foldedPath))
-        }
-        if let svgPath {
-            try Data(FlameGraph.renderBytes(folded, options: FlameGraphOptions(title: title))).write(to: URL(fileURLWithPath: svgPath))
-        }
+    /// Writes the folded text, the SVG and/or the pprof file (gzip-compressed profile.proto, for
+    /// `go tool pprof`, Pyroscope, Parca and `sprof report`), creating or replacing the files
+    /// atomically: every path is checked before anything is written, and each file appears
+    /// complete or not at all (an earlier file at the path survives a failure).
+    ///
+    /// - Throws: `OutputFileError` naming the path and errno (EISDIR, EACCES, ENOENT, ENOSPC, …);
+    ///   `FormatError` if the profile cannot be encoded as pprof.
+    public func write(folded foldedPath: String? = nil, svg svgPath: String? = nil, pprof pprofPath: String? = nil,
+                      title: String? = nil) throws {
+        let foldedFile = try foldedPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let svgFile = try svgPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let pprofFile = try pprofPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
+        let pprof = try pprofFile.map { _ in try PprofFormat.encode(self) }
+        try foldedFile?.commit(folded.serializedBytes())
+        var options = FlameGraphOptions(title: title, subtitle: metadata.summaryLine)
+        options.details = metadata.provenanceLines
+        try svgFile?.commit(FlameGraph.renderBytes(folded, options: options))
+        if let pprof { try pprofFile?.commit(pprof) }
     }
 }

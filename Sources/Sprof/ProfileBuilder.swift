@@ -2,37 +2,14 @@ import SprofCore
 import SprofRecording
 import SprofUnwind
 import SprofSymbols
-import SprofOutput
+import SprofProfile
 
-/// Counts that describe a profile's quality: what was taken, what was lost, what was cut.
-public struct ProfileStatistics: Sendable, Equatable {
-    /// Samples turned into stacks.
-    public var samples = 0
-    /// Records the kernel dropped because a ring buffer was full (PERF_RECORD_LOST).
-    public var lostRecords: UInt64 = 0
-    /// Samples the kernel dropped before buffering (PERF_RECORD_LOST_SAMPLES).
-    public var lostSamples: UInt64 = 0
-    /// Times the kernel throttled the sampling rate.
-    public var throttles = 0
-    /// Stacks known to be incomplete (marked `[truncated]`).
-    public var truncated = 0
-    /// Processes seen.
-    public var processes = 0
-    /// Threads seen.
-    public var threads = 0
-
-    /// Everything lost, as one number for summaries.
-    public var lost: UInt64 { lostRecords + lostSamples }
-
-    /// Creates empty statistics.
-    public init() {}
-}
-
-/// The per-sample pipeline: process model → unwinding → aggregation → (at the end) symbolization.
+/// The per-sample pipeline: process model → unwinding → aggregation → (at the end) symbolization
+/// into the one ``Profile`` value.
 ///
 /// While the target runs, stacks are aggregated as ids of *frame references* (an address with the
-/// mapping it was in when sampled, or a fixed name); names are worked out once per distinct frame
-/// in ``resolve()``: during the run only while a CPU is spare, else after recording.
+/// mapping it was in when sampled, or a marker); each distinct reference becomes a profile location
+/// once, in ``resolve()``: during the run only while a CPU is spare, else after recording.
 /// Symbolizing unconditionally during the run (opening ELF files, reading debug info, generating
 /// kallsyms in the kernel) took CPU from the profiled program even at idle priority: about a
 /// third more wall time for a fork-heavy program on two CPUs.
@@ -46,25 +23,24 @@ final class ProfileBuilder {
     /// Threads whose samples are left out (the in-process profiler's own reader thread).
     var excludedThreads: Set<Int32> = []
     private(set) var statistics = ProfileStatistics()
-    /// Whether to keep one entry per sample (the library's `Profile.samples`); off for `sprof run`.
+    /// Whether to keep one entry per sample (the library's `Profile.timedSamples`); off for `sprof run`.
     var keepSamples = false
-    /// One sample as kept when ``keepSamples`` is on: who, when, and which stack of ``resolvedStackList()``.
-    struct LoggedSample {
-        var pid: Int32
-        var tid: Int32
+
+    /// One sample as kept when ``keepSamples`` is on.
+    private struct LoggedSample {
+        var thread: Int
         var time: UInt64
         var cpu: UInt32
         var stack: Int32
     }
-    /// The kept samples, in timestamp order.
-    private(set) var sampleLog: [LoggedSample] = []
+    private var sampleLog: [LoggedSample] = []
     /// Distinct stacks of the kept samples, root first, as frame-reference ids.
     private var stackList: [[UInt32]] = []
     private var stackIDs: [[UInt32]: Int32] = [:]
 
-    /// What a frame id stands for until ``resolve()`` names it.
+    /// What a frame id stands for until ``resolve()`` turns it into a location.
     private enum FrameRef {
-        case name(String)
+        case marker(String)
         case code(address: ProcessAddress, mapping: Mapping?, pid: Int32, isKernel: Bool)
     }
     private struct FrameKey: Hashable {
@@ -75,26 +51,60 @@ final class ProfileBuilder {
     }
     private var refs: [FrameRef] = []
     private var codeRefIDs: [FrameKey: UInt32] = [:]
-    private var nameRefIDs: [String: UInt32] = [:]
-    /// Names per frame id, root-most first (an inlined chain expands to several); filled by resolve().
-    private var resolved: [[String]] = []
-    private var stacks: [[UInt32]: UInt64] = [:]
+    private var markerIDs: [String: UInt32] = [:]
+    /// Profile location index per frame id; filled by resolve().
+    private var resolved: [Int] = []
+
+    /// A thread as it was named when sampled: the same tid under another name (after exec or a
+    /// rename) is another thread of the profile, as perf script shows it.
+    private struct ThreadKey: Hashable {
+        var pid: Int32
+        var tid: Int32
+        var name: String
+        var processName: String
+    }
+    private var threadList: [ThreadKey] = []
+    private var threadIDs: [ThreadKey: Int] = [:]
+    private struct StackKey: Hashable {
+        var refs: [UInt32]
+        var thread: Int
+    }
+    /// Sample count and summed period per (stack, thread).
+    private var stacks: [StackKey: (count: Int64, period: Int64)] = [:]
     private var scratch: [UInt32] = []
     private let truncatedID: UInt32
+    private var building: ProfileBuilding
+    private var kernelMapping: Int?
 
-    init(symbolizer: Symbolizer, callGraph: SamplingOptions.CallGraph, maxStack: Int) {
+    init(symbolizer: Symbolizer, callGraph: SamplingOptions.CallGraph, maxStack: Int, event: EventSpec = .cpuClock,
+         rate: SamplingOptions.Rate = .frequency(999)) {
         self.symbolizer = symbolizer
         self.callGraph = callGraph
         self.maxStack = maxStack
+        let (types, periodType, period) = Self.sampleTypes(event: event, rate: rate)
+        building = ProfileBuilding(sampleTypes: types, defaultSampleType: 0, periodType: periodType, period: period)
         truncatedID = 0
-        _ = nameRef("[truncated]")
+        _ = marker("[truncated]")
     }
 
-    private func nameRef(_ name: String) -> UInt32 {
-        if let id = nameRefIDs[name] { return id }
+    /// `samples`/`count` plus the event's own unit: nanoseconds of CPU for the clock events (their
+    /// period is in ns, as `go tool pprof` expects of CPU profiles), else the event's count.
+    static func sampleTypes(event: EventSpec, rate: SamplingOptions.Rate) -> ([Profile.ValueType], Profile.ValueType, Int64) {
+        let isClock = event.type == 1 && (event.config == 0 || event.config == 1)  // PERF_TYPE_SOFTWARE, CPU/TASK_CLOCK
+        let measure = isClock ? Profile.ValueType(type: "cpu", unit: "nanoseconds") : Profile.ValueType(type: event.description, unit: "count")
+        let period: Int64
+        switch rate {
+        case .period(let n): period = Int64(clamping: n)
+        case .frequency(let hz): period = isClock && hz > 0 ? 1_000_000_000 / Int64(hz) : 0
+        }
+        return ([Profile.ValueType(type: "samples", unit: "count"), measure], measure, period)
+    }
+
+    private func marker(_ name: String) -> UInt32 {
+        if let id = markerIDs[name] { return id }
         let id = UInt32(refs.count)
-        refs.append(.name(name))
-        nameRefIDs[name] = id
+        refs.append(.marker(name))
+        markerIDs[name] = id
         return id
     }
 
@@ -124,6 +134,29 @@ final class ProfileBuilder {
         }
     }
 
+    /// Names of threads that existed before recording and were never renamed (no COMM record),
+    /// read once each from /proc when ``namesThreadsFromProc`` is on (the in-process profiler).
+    var namesThreadsFromProc = false
+    private var procThreadNames: [Int32: String] = [:]
+
+    private func threadName(_ process: ProcessState, tid: Int32) -> String {
+        if let name = process.threads[tid] { return name }
+        guard namesThreadsFromProc else { return process.name }
+        if let known = procThreadNames[tid] { return known }
+        let name = readTextFile("/proc/\(process.pid)/task/\(tid)/comm").map { String($0.prefix { $0 != "\n" }) } ?? process.name
+        procThreadNames[tid] = name
+        return name
+    }
+
+    private func threadIndex(_ process: ProcessState, tid: Int32) -> Int {
+        let key = ThreadKey(pid: process.pid, tid: tid, name: threadName(process, tid: tid), processName: process.name)
+        if let id = threadIDs[key] { return id }
+        let id = threadList.count
+        threadList.append(key)
+        threadIDs[key] = id
+        return id
+    }
+
     private func add(_ sample: SampleRecord) {
         if excludedThreads.contains(sample.tid) { return }
         let process = processes.process(sample.pid, tid: sample.tid)
@@ -137,11 +170,13 @@ final class ProfileBuilder {
                 unwound.frames.append(contentsOf: user.frames)
                 unwound.truncated = unwound.truncated || user.truncated
             }
+        case .framePointer:
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            unwinder.checkFramePointerStack(&unwound, process: process)
         default:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
         }
         scratch.removeAll(keepingCapacity: true)
-        scratch.append(nameRef(FoldedStacks.processFrame(name: process.name)))
         if unwound.truncated {
             scratch.append(truncatedID)
             statistics.truncated += 1
@@ -161,12 +196,19 @@ final class ProfileBuilder {
             codeRefIDs[key] = id
             scratch.append(id)
         }
-        stacks[scratch, default: 0] += 1
-        if keepSamples { log(sample) }
+        let thread = threadIndex(process, tid: sample.tid)
+        let period = Int64(clamping: sample.period)
+        let stackKey = StackKey(refs: scratch, thread: thread)
+        if let old = stacks[stackKey] {
+            stacks[stackKey] = (old.count + 1, old.period + period)
+        } else {
+            stacks[stackKey] = (1, period)
+        }
+        if keepSamples { log(sample, thread: thread) }
         statistics.samples += 1
     }
 
-    private func log(_ sample: SampleRecord) {
+    private func log(_ sample: SampleRecord, thread: Int) {
         let id: Int32
         if let known = stackIDs[scratch] {
             id = known
@@ -175,75 +217,100 @@ final class ProfileBuilder {
             stackList.append(scratch)
             stackIDs[scratch] = id
         }
-        sampleLog.append(LoggedSample(pid: sample.pid, tid: sample.tid, time: sample.time, cpu: sample.cpu, stack: id))
+        sampleLog.append(LoggedSample(thread: thread, time: sample.time, cpu: sample.cpu, stack: id))
     }
 
-    /// Names every frame reference not yet named. Called after recording; idempotent and
-    /// incremental (a later call names only what was added since).
+    /// Turns every frame reference not yet resolved into a profile location. Called after
+    /// recording and, while a CPU is spare, during it; incremental (a later call does only what
+    /// was added since).
     func resolve() {
         guard resolved.count < refs.count else { return }
         let first = resolved.count
         let pending = refs[first...]
-        var names = [[String]?](repeating: nil, count: pending.count)
         // User frames first, while kallsyms (the slowest single source) is read on another thread;
         // kernel frames after, when the table is there.
         if pending.contains(where: { if case .code(_, _, _, true) = $0 { return true } else { return false } }) {
             symbolizer.prefetchKernelSymbols()
         }
+        var locations = [Int](repeating: -1, count: pending.count)
         var kernelRefs: [Int] = []
-        for (i, ref) in zip(names.indices, pending) {
+        for (i, ref) in zip(locations.indices, pending) {
             switch ref {
-            case .name(let name):
-                names[i] = [name]
+            case .marker(let name):
+                locations[i] = building.marker(name)
             case .code(_, _, _, true):
                 kernelRefs.append(i)
             case .code(let address, let mapping, let pid, false):
-                let frames = mapping.map { symbolizer.symbolize(address, in: $0, pid: pid) }
-                    ?? [symbolizer.symbolizeUnmapped(address, pid: pid)]
-                names[i] = Self.display(frames)
+                if let mapping {
+                    locations[i] = location(address, frames: symbolizer.symbolize(address, in: mapping, pid: pid), mapping: mapping)
+                } else {
+                    locations[i] = location(address, frames: [symbolizer.symbolizeUnmapped(address, pid: pid)], mapping: nil)
+                }
             }
         }
         for i in kernelRefs {
             guard case .code(let address, _, _, _) = pending[first + i] else { continue }
-            names[i] = Self.display([symbolizer.symbolizeKernel(address)])
+            locations[i] = location(address, frames: [symbolizer.symbolizeKernel(address)], mapping: nil, kernel: true)
         }
-        resolved.reserveCapacity(refs.count)
-        resolved.append(contentsOf: names.map { $0 ?? [] })
+        resolved.append(contentsOf: locations)
     }
 
-    /// Root-first names with the folded format's kind suffixes.
-    private static func display(_ frames: [SymbolizedFrame]) -> [String] {
-        frames.reversed().map { f in
-            switch f.kind {
-            case .kernel: return f.name + "_[k]"
-            case .jit: return f.name + "_[j]"
-            case .inlined: return f.name + "_[i]"
-            case .user: return f.name
+    /// One location for one physical frame: its inline chain (innermost first) as lines.
+    private func location(_ address: ProcessAddress, frames: [SymbolizedFrame], mapping: Mapping?, kernel: Bool = false) -> Int {
+        var mappingIndex: Int?
+        if kernel {
+            if kernelMapping == nil {
+                kernelMapping = building.mapping(Profile.Mapping(start: 0xffff_8000_0000_0000, limit: .max, path: "[kernel.kallsyms]"))
             }
+            mappingIndex = kernelMapping
+        } else if let mapping {
+            let hasFiles = frames.contains { $0.sourceFile != nil }
+            mappingIndex = building.mapping(Profile.Mapping(
+                start: mapping.start.rawValue, limit: mapping.end.rawValue, fileOffset: mapping.fileOffset,
+                path: mapping.path, buildID: mapping.buildID.map { String($0, radix: 16).leftPadded(2) }.joined(),
+                hasFunctions: true, hasFilenames: hasFiles, hasLineNumbers: frames.contains { $0.line != nil },
+                hasInlineFrames: symbolizer.options.inlineFrames))
         }
-    }
-
-    private func names(of ids: [UInt32]) -> [String] {
-        var out: [String] = []
-        out.reserveCapacity(ids.count + 4)
-        for id in ids { out.append(contentsOf: resolved[Int(id)]) }
-        return out
-    }
-
-    /// The aggregated stacks as folded data (symbolizes what is not yet named).
-    func folded() -> FoldedStacks {
-        resolve()
-        var out = FoldedStacks()
-        for (ids, count) in stacks {
-            out.add(names(of: ids), count: count)
+        let lines = frames.map { f in
+            Profile.Line(function: building.function(Profile.Function(name: f.name, file: f.sourceFile ?? "")), line: f.line ?? 0)
         }
-        return out
+        let kind: Profile.LocationKind
+        switch frames.last?.kind {
+        case .kernel?: kind = .kernel
+        case .jit?: kind = .jit
+        default: kind = kernel ? .kernel : .user
+        }
+        return building.location(Profile.Location(address: address.rawValue, mapping: mappingIndex, lines: lines, kind: kind))
     }
 
-    /// The distinct stacks of the kept samples, root first, as names (symbolizes what is not yet named).
-    func resolvedStackList() -> [[String]] {
+    /// The profile's stack for a list of frame ids (root first, as aggregated): leaf-first locations.
+    private func stackIndex(_ ids: [UInt32]) -> Int {
+        building.stack(ids.reversed().map { resolved[Int($0)] })
+    }
+
+    /// The finished profile (symbolizes what is not yet resolved). `metadata` gets the final
+    /// statistics.
+    func profile(metadata: ProfileMetadata) -> Profile {
         resolve()
-        return stackList.map { names(of: $0) }
+        for key in threadList {
+            _ = building.thread(Profile.Thread(pid: key.pid, tid: key.tid, name: key.name, processName: key.processName))
+        }
+        // Same input, same bytes: aggregate in a fixed order, not the dictionary's.
+        let ordered = stacks.map { (key: $0.key, value: $0.value) }.sorted { a, b in
+            a.key.thread != b.key.thread ? a.key.thread < b.key.thread : a.key.refs.lexicographicallyPrecedes(b.key.refs)
+        }
+        for (key, value) in ordered {
+            building.add(stack: stackIndex(key.refs), thread: key.thread, values: [value.count, value.period])
+        }
+        let stackMap = stackList.map { stackIndex($0) }
+        for s in sampleLog {
+            building.addTimed(Profile.TimedSample(thread: s.thread, time: s.time, cpu: s.cpu, stack: stackMap[Int(s.stack)]))
+        }
+        var m = metadata
+        m.statistics = finish()
+        var profile = building.build(metadata: m)
+        if let main = profile.mainMappingIndex { profile.moveMappingToFront(main) }
+        return profile
     }
 
     /// Final statistics, including the process and thread counts.
@@ -252,5 +319,11 @@ final class ProfileBuilder {
         s.processes = processes.processCount
         s.threads = processes.threadCount
         return s
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

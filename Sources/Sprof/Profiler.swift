@@ -305,6 +305,9 @@ private final class ActiveRun: @unchecked Sendable {
     let sampling: SamplingOptions
     let notices: [String]
     let startTime: UInt64
+    let wallStart: UInt64
+    let settings: KernelSettings
+    let requestedEvent: EventSpec
     private let condition = NSCondition()
     private var started = false
     private var failure: SyscallError?
@@ -334,8 +337,13 @@ private final class ActiveRun: @unchecked Sendable {
         self.sampling = session.options
         self.notices = notices
         let symbolizer = SymbolizerCache.symbolizer(demangle: options.demangle, inlineFrames: options.inlineFrames)
-        builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack)
+        builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack,
+                                 event: session.options.event, rate: session.options.rate)
         builder.keepSamples = options.keepSamples
+        builder.namesThreadsFromProc = true
+        self.settings = settings
+        requestedEvent = options.event
+        wallStart = realtimeNow()
         // Not attached, so never sampled; listed anyway so that a future change cannot leak them.
         builder.excludedThreads = [driverTID]
         startTime = Self.monotonicNow()
@@ -378,23 +386,9 @@ private final class ActiveRun: @unchecked Sendable {
         // Released here rather than whenever the last reference goes, so that stop() leaves no
         // event open and a new start() can claim the buffers' locked memory at once.
         session.closeEvents()
-        let duration = Double(Self.monotonicNow() - startTime) / 1e9
-        let statistics = builder.finish()
-        let stacks = builder.resolvedStackList()
-        let samples = builder.sampleLog.map {
-            Profile.Sample(threadID: $0.tid, processID: $0.pid, time: $0.time, cpu: $0.cpu, stack: Int($0.stack))
-        }
-        var threadNames = builder.processes.process(getpid(), tid: getpid()).threads
-        // COMM records only report renames; threads that kept their name are named from /proc.
-        for tid in Set(samples.map(\.threadID)) where threadNames[tid] == nil {
-            if let comm = try? String(contentsOfFile: "/proc/self/task/\(tid)/comm", encoding: .utf8) {
-                threadNames[tid] = String(comm.prefix { $0 != "\n" })
-            }
-        }
-        return Profile(folded: builder.folded(), statistics: statistics, samples: samples, stacks: stacks,
-                       threadNames: threadNames, event: sampling.event, rate: sampling.rate,
-                       kernelExcluded: sampling.excludeKernel || sampling.event.excludeKernel,
-                       duration: duration, notices: notices)
+        let metadata = ProfileMetadata.recording(sampling, requested: requestedEvent, settings: settings, startTime: wallStart,
+                                                 duration: Self.monotonicNow() - startTime, notices: notices)
+        return builder.profile(metadata: metadata)
     }
 
     /// Opens one event per thread and CPU for every thread but `driverTID`, falling back to

@@ -93,7 +93,10 @@ extension Array where Element == UInt8 {
 
     /// XML-escapes untrusted text for element content and attribute values alike.
     /// Besides the five markup characters it replaces what XML 1.0 forbids outright (C0 controls other than
-    /// tab/LF/CR, and U+FFFE/U+FFFF): one such byte would make the whole document unreadable.
+    /// tab/LF/CR, and U+FFFE/U+FFFF) and every byte that is not part of a well-formed UTF-8 sequence
+    /// (folded input from other tools may hold Latin-1 or truncated names): one such byte would make the
+    /// whole document unreadable. An ill-formed sequence becomes one U+FFFD per maximal invalid prefix,
+    /// as Swift's String(decoding:) does, so the SVG shows what the folded text's reader would.
     mutating func appendEscaped(_ bytes: UnsafeBufferPointer<UInt8>) {
         var i = 0
         let n = bytes.count
@@ -107,13 +110,43 @@ extension Array where Element == UInt8 {
             case UInt8(ascii: "'"): appendLiteral("&#39;")
             case 0x09, 0x0A, 0x0D: append(b)
             case 0x00..<0x20: append(UInt8(ascii: "?"))
-            case 0xEF where i + 2 < n && bytes[i + 1] == 0xBF && (bytes[i + 2] == 0xBE || bytes[i + 2] == 0xBF):
-                append(contentsOf: [0xEF, 0xBF, 0xBD])  // U+FFFD
-                i += 2
-            default: append(b)
+            case 0x20..<0x80: append(b)
+            default:
+                let length = Self.validUTF8Length(bytes, at: i)
+                if length == 0 {
+                    append(contentsOf: [0xEF, 0xBF, 0xBD])  // U+FFFD for one invalid byte
+                } else if length == 3 && b == 0xEF && bytes[i + 1] == 0xBF && bytes[i + 2] >= 0xBE {
+                    append(contentsOf: [0xEF, 0xBF, 0xBD])  // U+FFFE/U+FFFF are not XML characters
+                    i += 2
+                } else {
+                    for k in 0 ..< length { append(bytes[i + k]) }
+                    i += length - 1
+                }
             }
             i += 1
         }
+    }
+
+    /// The length of the well-formed UTF-8 sequence starting at `i` (2-4), or 0 when the byte there
+    /// does not start one (Unicode 15, table 3-7: no overlong forms, no surrogates, nothing past U+10FFFF).
+    static func validUTF8Length(_ bytes: UnsafeBufferPointer<UInt8>, at i: Int) -> Int {
+        let b = bytes[i]
+        let length: Int
+        var lo: UInt8 = 0x80, hi: UInt8 = 0xBF
+        switch b {
+        case 0xC2...0xDF: length = 2
+        case 0xE0: length = 3; lo = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; hi = 0x9F
+        case 0xF0: length = 4; lo = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; hi = 0x8F
+        default: return 0
+        }
+        guard i + length <= bytes.count else { return 0 }
+        guard bytes[i + 1] >= lo && bytes[i + 1] <= hi else { return 0 }
+        for k in 2 ..< Swift.max(2, length) where bytes[i + k] & 0xC0 != 0x80 { return 0 }
+        return length
     }
 
     mutating func appendEscaped(_ s: String) {

@@ -34,7 +34,8 @@ public enum FlameGraph {
         let tree = Tree(stacks)
         let drawn = tree.visibleFrames(scale: layout.usableWidth / Double(stacks.total), minWidth: options.minWidth)
         var geometry = layout
-        geometry.finish(maxDepth: drawn.maxDepth, hasNote: drawn.omitted > 0)
+        geometry.finish(maxDepth: drawn.maxDepth, hasNote: drawn.omitted > 0, detailLines: options.details.count)
+        let deltas = options.differentialBase.map { Differential(new: stacks, base: $0, scale: options.differentialScale) }
 
         out.reserveCapacity(out.count + 8192 + drawn.frames.count * 240)
         header(geometry, options: options, onload: true, into: &out)
@@ -103,7 +104,15 @@ public enum FlameGraph {
                     out.appendGrouped(count)
                     out.append(contentsOf: countName)
                     out.appendFixed2(Double(count) / total * 100)
-                    out.appendLiteral("%)</title><rect x=\"")
+                    out.appendLiteral("%")
+                    if let deltas {
+                        let d = deltas.selfDelta[node]
+                        out.appendLiteral("; self ")
+                        out.appendLiteral(d >= 0 ? "+" : "-")
+                        out.appendFixed2(abs(d))
+                        out.appendLiteral(" vs base")
+                    }
+                    out.appendLiteral(")</title><rect x=\"")
                     out.appendFixed2(x)
                     out.appendLiteral("\" y=\"")
                     out.appendFixed2(y)
@@ -112,7 +121,7 @@ public enum FlameGraph {
                     out.appendLiteral("\" height=\"")
                     out.appendFixed2(rectHeight)
                     out.appendLiteral("\" fill=\"")
-                    appendColor(FrameColor.rgb(name: name, palette: options.palette), into: &out)
+                    appendColor(deltas?.color(node) ?? FrameColor.rgb(name: name, palette: options.palette), into: &out)
                     out.appendLiteral("\" rx=\"2\" ry=\"2\"/><text x=\"")
                     out.appendFixed2(x + 3)
                     out.appendLiteral("\" y=\"")
@@ -123,7 +132,73 @@ public enum FlameGraph {
                 }
             }
         }
-        out.appendLiteral("</g>\n</svg>\n")
+        out.appendLiteral("</g>\n")
+        provenance(geometry, options: options, into: &out)
+        out.appendLiteral("</svg>\n")
+    }
+
+    /// The provenance lines below the graph, in small grey type, and as the document's `<desc>`.
+    private static func provenance(_ g: Layout, options: FlameGraphOptions, into out: inout [UInt8]) {
+        guard !options.details.isEmpty else { return }
+        out.appendLiteral("<desc>")
+        for line in options.details {
+            out.appendEscaped(line)
+            out.appendLiteral("\n")
+        }
+        out.appendLiteral("</desc>\n<g id=\"provenance\" font-size=\"")
+        out.appendFixed2(max(options.fontSize - 3, 1))
+        out.appendLiteral("\" fill=\"#555\">\n")
+        for (i, line) in options.details.enumerated() {
+            out.appendLiteral("<text x=\"")
+            out.appendFixed2(xpad)
+            out.appendLiteral("\" y=\"")
+            out.appendFixed2(g.provenanceY + Double(i) * g.provenanceLineHeight)
+            out.appendLiteral("\">")
+            out.appendEscaped(line)
+            out.appendLiteral("</text>\n")
+        }
+        out.appendLiteral("</g>\n")
+    }
+
+    /// Self-count changes per node of the drawn profile against a base, matched by stack path.
+    struct Differential {
+        /// new self − base self, per node of the drawn profile.
+        var selfDelta: [Double]
+        var maxAbs: Double
+
+        init(new: FoldedStacks, base: FoldedStacks, scale: Double) {
+            var baseSelf: [UInt64: Double] = [:]
+            for (hash, node) in Self.pathHashes(base).enumerated().map({ ($0.element, $0.offset) }) where base.nodeSelf[node] > 0 {
+                baseSelf[hash, default: 0] += Double(base.nodeSelf[node]) * scale
+            }
+            let hashes = Self.pathHashes(new)
+            selfDelta = hashes.indices.map { i in Double(new.nodeSelf[i]) - (i == 0 ? 0 : baseSelf[hashes[i]] ?? 0) }
+            maxAbs = selfDelta.reduce(0) { max($0, abs($1)) }
+        }
+
+        /// A 64-bit FNV-1a hash of each node's whole path (parents have smaller indices).
+        static func pathHashes(_ stacks: FoldedStacks) -> [UInt64] {
+            var hashes = [UInt64](repeating: 0xcbf2_9ce4_8422_2325, count: stacks.nodeParent.count)
+            for i in 1 ..< max(stacks.nodeParent.count, 1) {
+                var h = hashes[Int(stacks.nodeParent[i])] ^ 0x3b
+                h = h &* 0x100_0000_01b3
+                stacks.names.withName(stacks.nodeName[i]) { bytes in
+                    for b in bytes { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+                }
+                hashes[i] = h
+            }
+            return hashes
+        }
+
+        /// Red for growth, blue for shrinkage, white for no change.
+        func color(_ node: Int) -> (UInt8, UInt8, UInt8) {
+            guard maxAbs > 0 else { return (235, 235, 235) }
+            let d = selfDelta[node]
+            let fade = UInt8(max(0, min(255, (1 - abs(d) / maxAbs) * 225 + 30)))
+            if d > 0 { return (255, fade, fade) }
+            if d < 0 { return (fade, fade, 255) }
+            return (235, 235, 235)
+        }
     }
 
     // MARK: Pieces
@@ -276,11 +351,15 @@ public enum FlameGraph {
             subtitleY = titleY + fontSize * 1.5
         }
 
-        mutating func finish(maxDepth: Int, hasNote: Bool) {
+        private(set) var provenanceY = 0.0
+        var provenanceLineHeight: Double { max(fontSize - 3, 1) * 1.3 }
+
+        mutating func finish(maxDepth: Int, hasNote: Bool, detailLines: Int = 0) {
             self.maxDepth = maxDepth
             top = (hasSubtitle || hasNote ? subtitleY : titleY) + fontSize
             detailsY = top + Double(maxDepth + 1) * frameHeight + fontSize * 1.5 + 2
-            height = Int((detailsY + fontSize * 0.5 + 8).rounded(.up))
+            provenanceY = detailsY + fontSize * 1.5
+            height = Int((detailsY + fontSize * 0.5 + 8 + Double(detailLines) * provenanceLineHeight + (detailLines > 0 ? fontSize : 0)).rounded(.up))
         }
 
         func y(depth: Int) -> Double {

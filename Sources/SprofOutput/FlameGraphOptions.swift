@@ -49,6 +49,17 @@ public struct FlameGraphOptions: Sendable {
     public var palette: FlameGraphPalette = .hot
     /// Icicle graph: root at the top, stacks growing downwards.
     public var inverted: Bool = false
+    /// Lines of provenance (event, rate, losses, machine…) drawn in small type below the graph and
+    /// kept in the SVG's `<desc>`, so a saved flame graph says what it measured.
+    public var details: [String] = []
+    /// A differential flame graph: the base profile's stacks, already scaled by the caller (e.g. to
+    /// the same total). Widths stay those of the profile drawn; each frame is red when its self count
+    /// grew against the base, blue when it shrank, saturated by |delta| / max |delta| (FlameGraph's
+    /// difffolded.pl and inferno's meaning).
+    public var differentialBase: FoldedStacks?
+    /// Factor applied to the base's counts before comparing (e.g. new total / base total, so that
+    /// profiles of different lengths compare; 1 compares raw counts).
+    public var differentialScale: Double = 1
 
     /// Options with every field at its default unless given.
     public init(title: String? = nil, subtitle: String? = nil, width: Int = 1200, frameHeight: Int = 16,

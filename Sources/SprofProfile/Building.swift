@@ -3,12 +3,21 @@
 /// build through it, so that every source yields the same shape of ``Profile``.
 public struct ProfileBuilding {
     private var profile: Profile
-    private var mappingIDs: [Profile.Mapping: Int] = [:]
+    private var mappingIDs: [MappingKey: Int] = [:]
     private var functionIDs: [Profile.Function: Int] = [:]
     private var locationIDs: [Profile.Location: Int] = [:]
     private var stackIDs: [[Int]: Int] = [:]
     private var threadIDs: [Profile.Thread: Int] = [:]
     private var sampleIDs: [SampleKey: Int] = [:]
+
+    /// A mapping's identity: its range, file and build-id, not the has_* flags, which accumulate.
+    private struct MappingKey: Hashable {
+        var start: UInt64
+        var limit: UInt64
+        var fileOffset: UInt64
+        var path: String
+        var buildID: String
+    }
 
     private struct SampleKey: Hashable {
         var stack: Int
@@ -20,12 +29,21 @@ public struct ProfileBuilding {
         profile = Profile(sampleTypes: sampleTypes, defaultSampleType: defaultSampleType, periodType: periodType, period: period)
     }
 
-    /// The index of `mapping`, adding it if new.
+    /// The index of `mapping`, adding it if new. Mappings are the same when range, file and
+    /// build-id are; their `has_*` flags are OR-ed, since each frame tells what it could resolve.
     public mutating func mapping(_ mapping: Profile.Mapping) -> Int {
-        if let id = mappingIDs[mapping] { return id }
+        let key = MappingKey(start: mapping.start, limit: mapping.limit, fileOffset: mapping.fileOffset,
+                             path: mapping.path, buildID: mapping.buildID)
+        if let id = mappingIDs[key] {
+            profile.mappings[id].hasFunctions = profile.mappings[id].hasFunctions || mapping.hasFunctions
+            profile.mappings[id].hasFilenames = profile.mappings[id].hasFilenames || mapping.hasFilenames
+            profile.mappings[id].hasLineNumbers = profile.mappings[id].hasLineNumbers || mapping.hasLineNumbers
+            profile.mappings[id].hasInlineFrames = profile.mappings[id].hasInlineFrames || mapping.hasInlineFrames
+            return id
+        }
         let id = profile.mappings.count
         profile.mappings.append(mapping)
-        mappingIDs[mapping] = id
+        mappingIDs[key] = id
         return id
     }
 
@@ -186,5 +204,30 @@ extension Profile {
         var m = metadata
         m.statistics.samples = Int(stacks.reduce(Int64(0)) { $0 + max(0, $1.count) })
         self = b.build(metadata: m)
+    }
+}
+
+extension Profile {
+    /// Moves mapping `index` to the front. pprof takes the first mapping as the main binary (the
+    /// `File:` and `Build ID:` lines of `go tool pprof`), so the profiled program's own file goes first.
+    public mutating func moveMappingToFront(_ index: Int) {
+        guard index > 0, index < mappings.count else { return }
+        let moved = mappings.remove(at: index)
+        mappings.insert(moved, at: 0)
+        for i in locations.indices {
+            guard let m = locations[i].mapping else { continue }
+            locations[i].mapping = m == index ? 0 : (m < index ? m + 1 : m)
+        }
+    }
+
+    /// The mapping of the main program: the file named like the process with the most samples
+    /// (a thread's process name is its executable's base name, cut to 15 bytes by the kernel).
+    public var mainMappingIndex: Int? {
+        var perThread: [Int: Int64] = [:]
+        for s in samples { if let t = s.thread { perThread[t, default: 0] += s.values[0] } }
+        guard let busiest = perThread.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else { return nil }
+        let name = threads[busiest].processName
+        guard !name.isEmpty else { return nil }
+        return mappings.firstIndex { !$0.path.hasPrefix("[") && $0.baseName.hasPrefix(name) }
     }
 }

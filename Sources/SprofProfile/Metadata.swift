@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Counts that describe a profile's quality: what was taken, what was lost, what was cut.
 public struct ProfileStatistics: Sendable, Equatable {
     /// Samples turned into stacks.
@@ -137,13 +141,13 @@ public struct ProfileMetadata: Sendable, Equatable {
         add("truncated", String(s.truncated))
         add("processes", String(s.processes))
         add("threads", String(s.threads))
-        add("start", startTime == 0 ? nil : String(startTime))
-        add("duration", duration == 0 ? nil : String(duration))
+        add("start", startTime == 0 ? nil : "\(startTime) ns since the epoch (\(Self.utcText(startTime)))")
+        add("duration", duration == 0 ? nil : "\(duration) ns (\(Self.seconds(duration)) s)")
         add("exit status", exitStatus)
         add("kernel", system.kernelRelease)
         add("cpu", system.cpuModel)
         add("cores", system.cores == 0 ? nil : String(system.cores))
-        add("memory", system.memoryBytes == 0 ? nil : String(system.memoryBytes))
+        add("memory", system.memoryBytes == 0 ? nil : "\(system.memoryBytes) bytes (\(Self.seconds(system.memoryBytes >> 20, scale: 1024)) GiB)")
         add("perf_event_paranoid", system.perfEventParanoid.map(String.init))
         add("hardware pmu", system.cores == 0 ? nil : (system.hasHardwarePMU ? "yes" : "no"))
         add("kernel frames", kernelExcluded ? "excluded" : "included")
@@ -200,6 +204,23 @@ public struct ProfileMetadata: Sendable, Equatable {
             default: extra.append(line)
             }
         }
+    }
+
+    /// `1.234` for 1,234,000,000 (nanoseconds to seconds, or any value / scale^3 with 3 decimals).
+    static func seconds(_ value: UInt64, scale: UInt64 = 1_000_000_000) -> String {
+        let whole = value / scale
+        let millis = (value % scale) * 1000 / scale
+        let m = String(millis)
+        return "\(whole)." + String(repeating: "0", count: 3 - m.count) + m
+    }
+
+    /// `2026-11-29 15:04:05 UTC`: UTC, so that the same profile reads the same everywhere.
+    static func utcText(_ unixNanos: UInt64) -> String {
+        var t = time_t(unixNanos / 1_000_000_000)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        return "\(parts.tm_year + 1900)-\(two(parts.tm_mon + 1))-\(two(parts.tm_mday)) \(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) UTC"
     }
 
     /// Quotes an argument the way a POSIX shell would need it, so a command line reads back exactly.

@@ -333,7 +333,7 @@ public struct Profile: Sendable, Equatable {
     ///   - valueIndex: which ``sampleTypes`` entry to sum (default: sample counts).
     ///   - perThread: root stacks at `process;thread-tid` instead of the process alone.
     ///   - fullNames: full demangled names instead of the short ones.
-    public func foldedStacks(valueIndex: Int = 0, perThread: Bool = false, fullNames: Bool = false) -> [(frames: [String], value: Int64)] {
+    public func aggregatedStacks(valueIndex: Int = 0, perThread: Bool = false, fullNames: Bool = false) -> [(frames: [String], value: Int64)] {
         var stackNames: [Int: [String]] = [:]
         var merged: [[String]: Int64] = [:]
         for sample in samples {

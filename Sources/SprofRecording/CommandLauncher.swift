@@ -34,15 +34,18 @@ public struct LaunchError: Error, Equatable, Sendable, CustomStringConvertible {
     public var command: String
     /// errno from exec.
     public var errno: Int32
-    /// 127 when not found, 126 when not executable, as shells do.
+    /// 127 when not found, 126 when not executable (EACCES, EISDIR for a directory, ENOEXEC), as
+    /// shells do.
     public var exitStatus: Int32 { errno == ENOENT || errno == ENOTDIR ? 127 : 126 }
     /// One line for the user.
     public var description: String {
+        let command = ArgumentBytes.displayed(self.command)
         switch errno {
         case ENOENT, ENOTDIR:
             return command.contains("/")
                 ? "\(command): no such file (check the path)"
                 : "\(command): command not found (check the name or your PATH)"
+        case EISDIR: return "\(command): is a directory, not a program"
         case EACCES: return "\(command): permission denied (is it executable? try chmod +x)"
         case ENOEXEC: return "\(command): not an executable format (a script needs a #! line)"
         default: return "\(command): cannot execute: \(String(cString: strerror(errno)))"
@@ -65,11 +68,12 @@ public final class WaitingCommand: @unchecked Sendable {
     public init(arguments: [String]) throws(SyscallError) {
         precondition(!arguments.isEmpty, "no command")
         self.arguments = arguments
-        var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) }
+        // The original argv bytes (see ArgumentBytes): a non-UTF-8 path or argument reaches exec intact.
+        var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { ArgumentBytes.cString($0) }
         cArgs.append(nil)
-        defer { for p in cArgs { free(p) } }
+        defer { for p in cArgs { p?.deallocate() } }
         var go: Int32 = -1, err: Int32 = -1
-        let pid = try sysCall("fork") { csprof_spawn_waiting(arguments[0], cArgs, &go, &err) }
+        let pid = try sysCall("fork") { csprof_spawn_waiting(cArgs[0], cArgs, &go, &err) }
         self.pid = pid
         self.goFD = go
         self.errFD = err
@@ -86,6 +90,13 @@ public final class WaitingCommand: @unchecked Sendable {
         close(errFD)
         if n == MemoryLayout<Int32>.size {
             _ = wait()
+            // exec says EACCES for a directory, whose usual advice (chmod +x) would be wrong.
+            var st = stat()
+            let path = ArgumentBytes.cString(arguments[0])
+            defer { path.deallocate() }
+            if code == EACCES, arguments[0].contains("/"), stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+                code = EISDIR
+            }
             throw LaunchError(command: arguments[0], errno: code)
         }
     }

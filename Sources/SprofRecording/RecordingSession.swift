@@ -45,9 +45,8 @@ public final class RecordingSession: @unchecked Sendable {
     /// -1 once ``closeEvents()`` ran, so a late ``requestStop()`` cannot write to a reused fd.
     private var stopFD: Int32
     private let lock = NSCondition()
-    private var ready: [PerfRecord] = []
-    private var finished = false
-    private var stats = Statistics()
+    /// Records handed from the reader to the consumer.
+    private let mailbox = Mailbox()
 
     /// Opens and maps the events. Nothing is recorded until the command execs (`.command`) or
     /// ``record(consume:)`` runs (`.threads`).
@@ -219,12 +218,7 @@ public final class RecordingSession: @unchecked Sendable {
         var idle = consumeAtIdlePriority && csprof_set_thread_idle(1) == 0
         defer { if idle { _ = csprof_set_thread_idle(0) } }
         while true {
-            lock.lock()
-            while ready.isEmpty && !finished { lock.wait() }
-            let batch = ready
-            ready.removeAll(keepingCapacity: true)
-            let done = finished
-            lock.unlock()
+            let (batch, done) = mailbox.take()
             if done && idle {
                 _ = csprof_set_thread_idle(0)
                 idle = false
@@ -238,8 +232,7 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// Statistics so far.
     public var statistics: Statistics {
-        lock.lock(); defer { lock.unlock() }
-        return stats
+        mailbox.withLock { mailbox.statistics }
     }
 
     /// Records held back until no CPU can still deliver an earlier one.
@@ -253,6 +246,8 @@ public final class RecordingSession: @unchecked Sendable {
         pollFDs.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0))
         if exitFD >= 0 { pollFDs.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
         var pending: [Pending] = []
+        // Records released but not yet handed over, because the consumer held the mailbox.
+        var outbox: [PerfRecord] = []
         var sequence = 0
         var stopping = false
         var local = Statistics()
@@ -289,15 +284,12 @@ public final class RecordingSession: @unchecked Sendable {
                 let limit = roundStart > margin ? roundStart - margin : 0
                 releaseCount = pending.firstIndex { $0.record.time > limit } ?? pending.count
             }
-            let released = pending.prefix(releaseCount).map(\.record)
+            outbox.append(contentsOf: pending.prefix(releaseCount).map(\.record))
             pending.removeFirst(releaseCount)
-            lock.lock()
-            ready.append(contentsOf: released)
-            stats = local
-            if stopping { finished = true }
-            if !released.isEmpty || stopping { lock.signal() }
-            lock.unlock()
-            if stopping { break }
+            // Never wait for the consumer: it may run at SCHED_IDLE, and a consumer preempted while
+            // holding the mailbox kept the reader off the buffers for as long as every CPU was busy
+            // (722 ms seen in a make -j2 on 2 CPUs: full buffers, lost samples). Try again next round.
+            if mailbox.offer(&outbox, statistics: local, finished: stopping, wait: stopping) && stopping { break }
         }
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
@@ -322,5 +314,57 @@ final class CPUBuffer {
 
     func drain(_ body: (UnsafeRawBufferPointer) -> Void) {
         ring.drain(body)
+    }
+}
+
+/// The reader's hand-off to the consumer: a mutex and condition variable the reader can *try*, so
+/// that it never blocks behind a consumer that holds the lock at idle priority.
+private final class Mailbox: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var ready: [PerfRecord] = []
+    private var finished = false
+    var statistics = RecordingSession.Statistics()
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+        condition.deallocate()
+    }
+
+    func withLock<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    /// Moves `records` (emptied on success) and the reader's counters in. Without `wait`, gives up
+    /// at once when the consumer holds the lock and returns false.
+    func offer(_ records: inout [PerfRecord], statistics: RecordingSession.Statistics, finished: Bool, wait: Bool) -> Bool {
+        if wait { pthread_mutex_lock(mutex) } else if pthread_mutex_trylock(mutex) != 0 { return false }
+        if ready.isEmpty { swap(&ready, &records) } else { ready.append(contentsOf: records); records.removeAll() }
+        self.statistics = statistics
+        if finished { self.finished = true }
+        if !ready.isEmpty || finished { pthread_cond_signal(condition) }
+        pthread_mutex_unlock(mutex)
+        return true
+    }
+
+    /// Waits for records or the end; returns what is there and whether the reader has finished
+    /// (then nothing more will come once the returned batch is consumed).
+    func take() -> (batch: [PerfRecord], done: Bool) {
+        var batch: [PerfRecord] = []
+        pthread_mutex_lock(mutex)
+        while ready.isEmpty && !finished { pthread_cond_wait(condition, mutex) }
+        swap(&batch, &ready)
+        let done = finished
+        pthread_mutex_unlock(mutex)
+        return (batch, done)
     }
 }

@@ -40,6 +40,10 @@ final class ElfFile {
     let loads: [LoadSegment]
     let buildID: [UInt8]
     let symbols: SymbolTable
+    /// The entry point (`e_entry`) of a program or of the dynamic loader, where `_start` is even
+    /// when no symbol says so (stripped executables); nil for other shared libraries, whose
+    /// `e_entry` is something else (libc's prints its version).
+    let programEntry: UInt64?
     /// Frames already worked out, by file address: after warm-up, every lookup is this hit.
     var frameCache: [UInt64: [SymbolizedFrame]] = [:]
     /// Demangled (or raw) display names by symbol index, filled on first use.
@@ -89,10 +93,38 @@ final class ElfFile {
         self.loads = Self.readLoads(elf)
         self.buildID = Self.readBuildID(mod)
         self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias) + Self.readPLTEntries(elf))
+        self.programEntry = Self.readProgramEntry(elf, moduleName: moduleName)
         self.displayNames = Array(repeating: nil, count: symbols.count)
     }
 
     deinit { dwfl_end(dwfl) }
+
+    private static func readProgramEntry(_ elf: OpaquePointer, moduleName: String) -> UInt64? {
+        var ehdr = GElf_Ehdr()
+        guard gelf_getehdr(elf, &ehdr) != nil, ehdr.e_entry != 0 else { return nil }
+        if moduleName.hasPrefix("ld-linux") || moduleName.hasPrefix("ld-musl") || ehdr.e_type == UInt16(ET_EXEC) {
+            return ehdr.e_entry
+        }
+        var count = 0
+        guard elf_getphdrnum(elf, &count) == 0 else { return nil }
+        for i in 0..<count {
+            var ph = GElf_Phdr()
+            if gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_INTERP) { return ehdr.e_entry }
+        }
+        return nil
+    }
+
+    /// `count` bytes of the file's loaded contents at `fileAddress`, or nil outside its segments.
+    func bytes(at fileAddress: UInt64, count: Int) -> [UInt8]? {
+        var size = 0
+        guard let raw = elf_rawfile(elf, &size) else { return nil }
+        for seg in loads where fileAddress >= seg.vaddr && fileAddress &+ UInt64(count) <= seg.vaddr &+ seg.fileSize {
+            let offset = seg.offset &+ (fileAddress &- seg.vaddr)
+            guard offset &+ UInt64(count) <= UInt64(size) else { return nil }
+            return Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(raw) + Int(offset), count: count))
+        }
+        return nil
+    }
 
     private static func readLoads(_ elf: OpaquePointer) -> [LoadSegment] {
         var count = 0

@@ -190,7 +190,11 @@ public final class Symbolizer {
     private func symbolize(_ address: FileAddress, in file: ElfFile) -> [SymbolizedFrame] {
         let module = file.moduleName
         guard let index = file.symbols.lookup(address.rawValue) else {
-            return [unknownFrame(module: module, offset: file.cfiFunctionStart(containing: address.rawValue) ?? address.rawValue)]
+            let start = file.cfiFunctionStart(containing: address.rawValue)
+            if let name = Self.wellKnownCode(address.rawValue, functionStart: start, in: file) {
+                return [SymbolizedFrame(name: name, kind: .user, module: module)]
+            }
+            return [unknownFrame(module: module, offset: start ?? address.rawValue)]
         }
         let name = displayName(index, in: file)
         guard options.inlineFrames || options.sourceLines else {
@@ -203,6 +207,22 @@ public final class Symbolizer {
         }
         frames.append(SymbolizedFrame(name: name, kind: .user, sourceFile: info.file, line: info.line, module: module))
         return frames
+    }
+
+    /// The x86-64 `rt_sigreturn` trampoline (`mov $15, %rax; syscall`) the kernel returns to
+    /// from a signal handler: glibc's and musl's `__restore_rt`.
+    static let sigreturnCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]
+
+    /// Names for code that stripped files leave unnamed but that can be recognized: the program's
+    /// entry point (`_start`: the function whose CFI starts at `e_entry`, or, without CFI, the
+    /// few instructions after it) and the signal trampoline (`__restore_rt`).
+    private static func wellKnownCode(_ address: UInt64, functionStart: UInt64?, in file: ElfFile) -> String? {
+        if let entry = file.programEntry,
+           functionStart == entry || (functionStart == nil && address >= entry && address - entry < 64) {
+            return "_start"
+        }
+        if file.bytes(at: address, count: sigreturnCode.count) == sigreturnCode { return "__restore_rt" }
+        return nil
     }
 
     private func displayName(_ index: Int, in file: ElfFile) -> String {

@@ -157,28 +157,28 @@ public final class DwarfUnwinder {
             // set_initial_registers or the first frame failed: keep the sampled pc.
             result = leafOnly
         }
-        // libdw leaves a register undefined when a rule's memory read fails and then ends the walk
-        // as if the outermost frame were reached (rc 0): a failed read beyond the copied stack
-        // means the copy ran out, whatever rc says.
-        if ctx.stackExhausted && !ctx.hitCap {
+        // A stack is complete when it ends where a thread's stack begins, whatever libdw's return
+        // code: libdw ends a walk with rc 0 when a rule's memory read fails (a register becomes
+        // undefined) or a return address is 0, and with an error at an entry point without CFI
+        // (node's `_start`), so rc alone both hid cut stacks and marked whole ones.
+        if ctx.hitCap {
+            stats.depthCapped += 1
+            result.truncated = true
+        } else if let last = result.frames.last, isRoot(last, session) {
+            // complete
+        } else if ctx.stackExhausted {
             stats.stackExhausted += 1
             result.truncated = true
-        } else if rc != 0 {
-            if ctx.hitCap {
-                stats.depthCapped += 1
-                result.truncated = true
-            } else if let last = result.frames.last, result.frames.count > 1 || !last.isReturnAddress,
-                      isEntryFunction(last.lookupAddress.rawValue, session) {
-                // The program's entry point (ld.so's or the executable's _start) may have no CFI
-                // at all: reaching it is the outermost frame, a complete stack.
-            } else {
-                stats.otherErrors += 1
-                result.truncated = true
-                if debugErrors {
-                    let msg = dwfl_errmsg(-1).map { String(cString: $0) } ?? "?"
-                    let last = result.frames.last.map { $0.address.description } ?? "-"
-                    debugLog("sprof dwarf: pid \(process.pid): \(msg) after \(result.frames.count) frames (last \(last))")
-                }
+            if debugErrors {
+                debugLog("sprof dwarf: pid \(process.pid): the stack copy (\(sample.userStack.count) bytes) ran out after \(result.frames.count) frames")
+            }
+        } else {
+            stats.otherErrors += 1
+            result.truncated = true
+            if debugErrors {
+                let msg = rc != 0 ? dwfl_errmsg(-1).map { String(cString: $0) } ?? "?" : "ended outside any known root"
+                let last = result.frames.last.map { $0.address.description } ?? "-"
+                debugLog("sprof dwarf: pid \(process.pid): \(msg) after \(result.frames.count) frames (last \(last))")
             }
         }
         if result.truncated { stats.truncated += 1 }
@@ -188,9 +188,141 @@ public final class DwarfUnwinder {
 
     private let debugErrors = getenv("SPROF_DEBUG_DWARF") != nil
 
+    /// Whether `frame`, the outermost frame of a stack, is where a thread's stack begins, so that
+    /// the stack is complete. Works without symbols or debug files (Debian's libc is stripped):
+    ///
+    /// - the function at an ELF entry point (`e_entry`: the executable's or ld.so's `_start`),
+    ///   which may have no CFI at all;
+    /// - code whose CFI marks the return address undefined, the ABI's "outermost frame" (glibc's
+    ///   `_start` and the child side of `clone`/`clone3`);
+    /// - a function named in the file's own symbol tables as a process or thread start (`_start`,
+    ///   `__libc_start_main`, `__libc_start_call_main`, `start_thread`, `clone`, `clone3`, Go's
+    ///   `runtime.goexit`/`runtime.mstart`): frame-pointer walks end there, one or two frames
+    ///   above the entry point, because glibc's start code has no frame pointers and clears rbp;
+    /// - in the C library, a return address just after an indirect call: stripped, libc names
+    ///   neither `__libc_start_call_main` (`call *%rax` to main) nor `start_thread` (`call
+    ///   *0x638(%rbx)` to the thread function), and those are its only calls through a pointer
+    ///   that a frame-pointer chain ends at (a callback from qsort can be taken for one when
+    ///   libc's own rbp happens to end the chain there).
+    public func isRoot(_ frame: StackFrame, process: ProcessState) -> Bool {
+        guard let session = session(for: process) else { return false }
+        return isRoot(frame, session)
+    }
+
+    private func isRoot(_ frame: StackFrame, _ session: Session) -> Bool {
+        let pc = frame.lookupAddress.rawValue
+        let key = frame.isReturnAddress ? pc : pc | (1 << 63)
+        if let known = session.roots[key] { return known }
+        var root = false
+        if let mod = dwfl_addrmodule(session.dwfl, pc) {
+            root = isEntryFunction(pc, mod, session) || cfiEndsStack(pc, mod) || hasRootName(pc, mod)
+                || (frame.isReturnAddress && isCLibrary(mod) && followsIndirectCall(frame.address.rawValue, session))
+        }
+        session.roots[key] = root
+        return root
+    }
+
+    private static let rootNames: Set<String> = [
+        "_start", "__libc_start_main", "__libc_start_main_impl", "__libc_start_call_main",
+        "start_thread", "clone", "__clone", "clone3", "__clone3", "__clone_internal",
+        "thread_start", "runtime.goexit", "runtime.goexit.abi0", "runtime.mstart", "runtime.rt0_go",
+        "runtime.rt0_go.abi0",
+    ]
+
+    private func hasRootName(_ pc: UInt64, _ mod: OpaquePointer) -> Bool {
+        var offset: GElf_Off = 0
+        var sym = GElf_Sym()
+        guard let cname = dwfl_module_addrinfo(mod, pc, &offset, &sym, nil, nil, nil) else { return false }
+        var name = String(cString: cname)
+        if let at = name.firstIndex(of: "@") { name = String(name[..<at]) }
+        return Self.rootNames.contains(name)
+    }
+
+    /// Whether the CFI row at `pc` says the caller's return address is undefined.
+    private func cfiEndsStack(_ pc: UInt64, _ mod: OpaquePointer) -> Bool {
+        var bias: Dwarf_Addr = 0
+        guard let cfi = dwfl_module_eh_cfi(mod, &bias) else { return false }
+        var frame: OpaquePointer?
+        guard dwarf_cfi_addrframe(cfi, pc &- bias, &frame) == 0, let frame else { return false }
+        defer { free(UnsafeMutableRawPointer(frame)) }
+        var opsMem = [Dwarf_Op](repeating: Dwarf_Op(), count: 3)
+        return opsMem.withUnsafeMutableBufferPointer { buf in
+            var ops: UnsafeMutablePointer<Dwarf_Op>?
+            var count = 0
+            guard dwarf_frame_register(frame, 16, buf.baseAddress!, &ops, &count) == 0 else { return false }
+            return count == 0 && ops == buf.baseAddress
+        }
+    }
+
+    private func isCLibrary(_ mod: OpaquePointer) -> Bool {
+        guard let cname = dwfl_module_info(mod, nil, nil, nil, nil, nil, nil, nil) else { return false }
+        let name = String(cString: cname)
+        let base = name.split(separator: "/").last.map(String.init) ?? name
+        return base.hasPrefix("libc.so") || base.hasPrefix("libc-") || base.hasPrefix("ld-musl")
+    }
+
+    /// Whether the bytes before `returnAddress` are an indirect near call (`ff /2`): `call *%reg`,
+    /// `call *disp8(%reg)`, `call *disp32(%reg)`, with or without a REX prefix.
+    private func followsIndirectCall(_ returnAddress: UInt64, _ session: Session) -> Bool {
+        guard let bytes = code(before: returnAddress, count: 7, session) else { return false }
+        func modrm(_ b: UInt8, mod: UInt8) -> Bool { b >> 6 == mod && (b >> 3) & 7 == 2 }
+        let n = bytes.count
+        // call *%reg: ff d0+r (2 bytes)
+        if bytes[n - 2] == 0xff && modrm(bytes[n - 1], mod: 3) { return true }
+        // call *disp8(%reg): ff 50+r d8 (3 bytes; 4 with a SIB byte)
+        if bytes[n - 3] == 0xff && modrm(bytes[n - 2], mod: 1) && bytes[n - 2] & 7 != 4 { return true }
+        if bytes[n - 4] == 0xff && modrm(bytes[n - 3], mod: 1) && bytes[n - 3] & 7 == 4 { return true }
+        // call *disp32(%reg): ff 90+r d32 (6 bytes; 7 with a SIB byte)
+        if bytes[n - 6] == 0xff && modrm(bytes[n - 5], mod: 2) && bytes[n - 5] & 7 != 4 { return true }
+        if bytes[n - 7] == 0xff && modrm(bytes[n - 6], mod: 2) && bytes[n - 6] & 7 == 4 { return true }
+        return false
+    }
+
+    /// `count` bytes of mapped file code ending at `address` (exclusive), or nil.
+    private func code(before address: UInt64, count: Int, _ session: Session) -> [UInt8]? {
+        guard address >= UInt64(count) else { return nil }
+        return code(at: address - UInt64(count), count: count, session)
+    }
+
+    /// `count` bytes of mapped file code at `address`, read from the module's file, or nil.
+    private func code(at address: UInt64, count: Int, _ session: Session) -> [UInt8]? {
+        var out: [UInt8] = []
+        var word: Dwarf_Word = 0
+        var at = address
+        while out.count < count {
+            guard context.readFileWord(session.dwfl, at, &word) else { return nil }
+            withUnsafeBytes(of: word) { out.append(contentsOf: $0) }
+            at &+= 8
+        }
+        return Array(out.prefix(count))
+    }
+
+    /// The x86-64 `rt_sigreturn` trampoline the kernel returns to from a signal handler
+    /// (`mov $15, %rax; syscall`): glibc's `__restore_rt`, musl's `__restore_rt`. (SprofSymbols
+    /// names it by the same bytes; the two targets share no code below SprofCore.)
+    static let sigreturnCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]
+
+    /// Frame-pointer stacks from the kernel (`Callchain.frames`), checked against the process:
+    ///
+    /// - a frame at a signal trampoline holds the trampoline's own start (the return address the
+    ///   kernel planted for the handler), not an address after a call: it is looked up as is,
+    ///   so that it is named `__restore_rt` instead of the function before it;
+    /// - a stack whose outermost user frame is not a root (``isRoot(_:process:)``) went through
+    ///   code without frame pointers (glibc's `malloc`, `_int_free`) and lost its callers: it is
+    ///   marked truncated, as DWARF stacks cut short are.
+    public func checkFramePointerStack(_ stack: inout UnwoundStack, process: ProcessState) {
+        guard let session = session(for: process) else { return }
+        for i in stack.frames.indices where !stack.frames[i].isKernel && stack.frames[i].isReturnAddress {
+            if code(at: stack.frames[i].address.rawValue, count: Self.sigreturnCode.count, session) == Self.sigreturnCode {
+                stack.frames[i].isReturnAddress = false
+            }
+        }
+        guard !stack.truncated, let last = stack.frames.last, !last.isKernel else { return }
+        if !isRoot(last, session) { stack.truncated = true }
+    }
+
     /// Whether `pc` lies in the function at its module's ELF entry point (`_start`).
-    private func isEntryFunction(_ pc: UInt64, _ session: Session) -> Bool {
-        guard let mod = dwfl_addrmodule(session.dwfl, pc) else { return false }
+    private func isEntryFunction(_ pc: UInt64, _ mod: OpaquePointer, _ session: Session) -> Bool {
         if let range = session.entryFunctions[mod] { return range?.contains(pc) ?? false }
         var range: Range<UInt64>? = nil
         var bias: Dwarf_Addr = 0
@@ -226,9 +358,11 @@ public final class DwarfUnwinder {
         var generation = Int.min
         var attached = false
         /// Address ranges of reported modules, with the file they came from.
-        var modules: [(start: UInt64, end: UInt64, path: String)] = []
+        var modules: [(start: UInt64, end: UInt64, path: String, bias: UInt64)] = []
         /// Each module's entry function range, once looked up.
         var entryFunctions: [OpaquePointer: Range<UInt64>?] = [:]
+        /// Whether a frame ends a stack, by lookup address (the top bit set for non-return addresses).
+        var roots: [UInt64: Bool] = [:]
         init(dwfl: OpaquePointer) { self.dwfl = dwfl }
     }
 
@@ -272,11 +406,16 @@ public final class DwarfUnwinder {
                 if s.modules.contains(where: { $0.path == path && $0.start < m.end.rawValue && m.start.rawValue < pageEnd($0.end) }) { continue }
                 guard let layout = layout(of: path) else { continue }
                 let bias = layout.bias(mappingStart: m.start.rawValue, fileOffset: m.fileOffset)
+                // A second mapping of a file at the same bias is an alias (V8 maps node's embedded
+                // builtins a second time, from node's own non-PIE text): the module exists
+                // already, and reporting it again made libdwfl drop it, so that every later stack
+                // through node lost its module (its `_start` no longer ended a complete stack).
+                if s.modules.contains(where: { $0.path == path && $0.bias == bias }) { continue }
                 guard let mod = dwfl_report_elf(s.dwfl, m.moduleName, path, -1, bias, true) else { continue }
                 var start: Dwarf_Addr = 0, end: Dwarf_Addr = 0
                 _ = dwfl_module_info(mod, nil, &start, &end, nil, nil, nil, nil)
-                s.modules.append((start, end, path))
-                if debugErrors { debugLog("sprof dwarf: pid \(process.pid) gen \(process.generation): \(path) bias \(String(bias, radix: 16)) [\(String(start, radix: 16)), \(String(end, radix: 16)))") }
+                s.modules.append((start, end, path, bias))
+                if debugErrors { debugLog("sprof dwarf: pid \(process.pid) gen \(process.generation): map \(String(m.start.rawValue, radix: 16))-\(String(m.end.rawValue, radix: 16)) off \(String(m.fileOffset, radix: 16)) \(path) bias \(String(bias, radix: 16)) [\(String(start, radix: 16)), \(String(end, radix: 16)))") }
                 stats.modules += 1
             }
             dwfl_report_end(s.dwfl, nil, nil)
@@ -425,7 +564,7 @@ final class UnwindContext {
             result.pointee = stack.loadUnaligned(fromByteOffset: Int(addr - sp), as: UInt64.self)
             return true
         }
-        if readFile(dwfl, addr, result) {
+        if readFileWord(dwfl, addr, result) {
             fileReads += 1
             return true
         }
@@ -434,7 +573,8 @@ final class UnwindContext {
         return false
     }
 
-    private func readFile(_ dwfl: OpaquePointer, _ addr: UInt64, _ result: UnsafeMutablePointer<Dwarf_Word>) -> Bool {
+    /// One 8-byte read from the file mapped at `addr` (its PT_LOAD bytes), without the stack.
+    func readFileWord(_ dwfl: OpaquePointer, _ addr: UInt64, _ result: UnsafeMutablePointer<Dwarf_Word>) -> Bool {
         guard let mod = dwfl_addrmodule(dwfl, addr) else { return false }
         var bias: Dwarf_Addr = 0
         guard let elf = dwfl_module_getelf(mod, &bias) else { return false }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Sprof
 
 /// Prints one line to stderr, prefixed `sprof: `.
 func printError(_ message: String) {
@@ -15,34 +16,37 @@ func fail(_ message: String, status: Int32 = 1) -> ExitCode {
     return ExitCode(status)
 }
 
-/// An output file opened before the (possibly long) work starts, so that an unwritable path is
-/// reported at once rather than after the profile was gathered.
+/// An output file of a subcommand: checked (and its temporary created) when constructed, before
+/// the possibly long work starts, so that an unwritable path is reported at once and costs nothing;
+/// written atomically by ``write(_:)``, so that a failed run never destroys an earlier profile.
+/// Dropped without a write, it leaves the path untouched (see `SprofCore.OutputFile`).
+///
+/// Writers of new formats: create one per output next to the others, before launching or reading
+/// input; write each whole content once the profile exists.
 final class OutputFile {
     let path: String
-    private let fd: Int32
+    private let file: SprofCore.OutputFile
 
     init(path: String) throws(ExitCode) {
         self.path = path
-        fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 {
-            let reason = String(cString: strerror(errno))
-            throw fail("cannot write \(path): \(reason) (choose another path with -o)")
+        do {
+            file = try SprofCore.OutputFile(path: path)
+        } catch {
+            throw fail(error.description + (error.errno == EISDIR ? " (give a file name, not a directory)" : " (choose another path with -o)"))
         }
     }
 
-    deinit { close(fd) }
-
+    /// Writes `bytes` as the file's whole content and renames it into place. One call per file.
     func write(_ bytes: [UInt8]) throws(ExitCode) {
-        var offset = 0
-        while offset < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, $0.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw fail("cannot write \(path): \(String(cString: strerror(errno)))")
-            }
-            offset += n
+        do {
+            try file.commit(bytes)
+        } catch {
+            throw fail(error.description)
         }
     }
+
+    /// Leaves the path as it was (for paths that exit without unwinding, e.g. `exit(2)`).
+    func discard() { file.discard() }
 }
 
 /// The command to run, from what a subcommand captured verbatim after its options: without the

@@ -1,5 +1,7 @@
 import ArgumentParser
 import SprofOutput
+import SprofFormats
+import SprofCore
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -18,7 +20,8 @@ struct FlamegraphCommand: ParsableCommand {
         abstract: "Render folded stacks as an interactive SVG flame graph",
         discussion: """
         Reads folded stacks ("frame;frame;frame COUNT" lines, as written by `sprof record`, \
-        stackcollapse-*.pl or inferno-collapse-*) and writes a self-contained SVG: hover for counts, \
+        stackcollapse-*.pl or inferno-collapse-*) or a pprof profile (sprof's PREFIX.pb.gz, \
+        Go's CPU profiles) and writes a self-contained SVG: hover for counts, \
         click to zoom, Search or Ctrl-F to highlight frames by regular expression.
 
         Examples:
@@ -54,6 +57,15 @@ struct FlamegraphCommand: ParsableCommand {
     @Option(name: .customLong("countname"), help: "What a count is called in tooltips.")
     var countName = "samples"
 
+    @Flag(name: .customLong("per-thread"), help: "Root stacks at process;thread-TID (pprof input, which carries threads).")
+    var perThread = false
+
+    @Option(name: .customLong("min-samples"), help: "Fail (exit 2, output not written) below this many samples.")
+    var minSamples: UInt64?
+
+    @Flag(name: .customLong("allow-empty"), help: "Write a \"No samples\" graph for input without samples instead of failing.")
+    var allowEmpty = false
+
     func run() throws {
         guard let palette = FlameGraphPalette(rawValue: colors) else {
             fail("unknown palette '\(colors)' (valid: \(FlameGraphPalette.names))")
@@ -65,40 +77,77 @@ struct FlamegraphCommand: ParsableCommand {
             fail("--minwidth must be a non-negative number of pixels, got \(minWidth)")
         }
 
+        // Checked before reading (stdin may take long); replaced only once the SVG exists.
+        var outputFile: SprofCore.OutputFile?
+        if let output, output != "-" {
+            var failure: String?
+            do { outputFile = try SprofCore.OutputFile(path: output) } catch { failure = "\(error) (give a file name with -o)" }
+            if let failure { fail(failure) }
+        }
+        defer { outputFile?.discard() }
+
         let fromStdin = file == nil || file == "-"
         let source = fromStdin ? "<stdin>" : file!
         let input: [UInt8]
         do {
             input = try fromStdin ? Self.readAll(fd: STDIN_FILENO) : Self.readFile(source)
         } catch let error as POSIXFailure {
+            outputFile?.discard()
             fail("cannot read \(source): \(error.reason)")
         }
 
         let stacks: FoldedStacks
-        do {
-            stacks = try FoldedStacks.parse(bytes: input, source: source)
-        } catch let error as FoldedParseError {
-            fail(error.description, prefixed: false)
+        var provenance: [String] = []
+        if looksBinary(input) {
+            do {
+                let profile = try PprofFormat.decode(input)
+                stacks = profile.folded(perThread: perThread)
+                provenance = profile.metadata.provenanceLines
+            } catch {
+                outputFile?.discard()
+                fail("\(source): not a readable pprof profile: \(error)")
+            }
+        } else if perThread {
+            outputFile?.discard()
+            fail("--per-thread needs a pprof input (folded stacks carry no threads)")
+        } else {
+            do {
+                stacks = try FoldedStacks.parse(bytes: input, source: source)
+            } catch let error as FoldedParseError {
+                outputFile?.discard()
+                fail(error.description, prefixed: false)
+            }
+        }
+        if let minSamples, stacks.total < minSamples {
+            outputFile?.discard()
+            fail("\(source): \(stacks.total) samples, fewer than --min-samples \(minSamples); the output was not written", status: 2)
+        }
+        if stacks.total == 0 && !allowEmpty {
+            outputFile?.discard()
+            fail("\(source): no samples (an empty profile?); --allow-empty writes an empty graph anyway")
         }
 
-        let options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
+        var options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
                                         countName: countName, palette: palette, inverted: inverted)
+        options.details = provenance
         let svg = FlameGraph.renderBytes(stacks, options: options)
+        if let outputFile {
+            var failure: String?
+            do { try outputFile.commit(svg) } catch { failure = "\(error)" }
+            if let failure { fail(failure) }
+            return
+        }
         do {
-            if let output, output != "-" {
-                try Self.writeFile(output, svg)
-            } else {
-                try Self.writeAll(fd: STDOUT_FILENO, svg)
-            }
+            try Self.writeAll(fd: STDOUT_FILENO, svg)
         } catch let error as POSIXFailure {
-            fail("cannot write \(output ?? "<stdout>"): \(error.reason)")
+            fail("cannot write <stdout>: \(error.reason)")
         }
     }
 
     /// Prints one line on stderr and exits with status 1.
-    private func fail(_ message: String, prefixed: Bool = true) -> Never {
+    private func fail(_ message: String, prefixed: Bool = true, status: Int32 = 1) -> Never {
         fputs((prefixed ? "sprof: " : "") + message + "\n", stderr)
-        Self.exit(withError: ExitCode(1))
+        Self.exit(withError: ExitCode(status))
     }
 
     // Plain POSIX I/O: it reports errno, which gives users the familiar strerror text
@@ -128,18 +177,6 @@ struct FlamegraphCommand: ParsableCommand {
             }
             data.append(contentsOf: chunk[0 ..< n])
         }
-    }
-
-    private static func writeFile(_ path: String, _ bytes: [UInt8]) throws {
-        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        if fd < 0 { throw POSIXFailure(errno: errno) }
-        do {
-            try writeAll(fd: fd, bytes)
-        } catch {
-            close(fd)
-            throw error
-        }
-        if close(fd) != 0 { throw POSIXFailure(errno: errno) }
     }
 
     private static func writeAll(fd: Int32, _ bytes: [UInt8]) throws {

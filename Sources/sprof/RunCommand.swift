@@ -33,7 +33,7 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customShort("g"), help: "Frame-pointer call graphs: cheaper than the default dwarf, but stacks break in code built without frame pointers (same as --call-graph fp).")
     var framePointerCallGraph = false
 
-    @Option(name: .customLong("call-graph"), help: "Stack mode: dwarf[,SIZE] (default; SIZE bytes of user stack, 8192), fp, or none.")
+    @Option(name: .customLong("call-graph"), help: "Stack mode: dwarf[,SIZE] (the default; SIZE bytes of user stack per sample, 32768 unless given, at most 65528), fp, or none.")
     var callGraph: String?
 
     @Option(name: [.customShort("o"), .customLong("output")], help: "Output prefix: writes PREFIX.folded and PREFIX.svg.")
@@ -45,7 +45,7 @@ struct RunCommand: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Show inlined calls as frames of their own (_[i]).")
     var inline = true
 
-    @Option(name: [.customShort("m"), .customLong("mmap-pages")], help: "Ring-buffer data pages per CPU, a power of two (default: 512 for dwarf when the locked-memory limit allows, else 128).")
+    @Option(name: [.customShort("m"), .customLong("mmap-pages")], help: "Ring-buffer data pages per CPU, a power of two (default: 128; for dwarf, room for 64 stack copies, at least 512, within the locked-memory limit).")
     var mmapPages: Int?
 
     @Option(help: "Flame graph title.")
@@ -59,6 +59,15 @@ struct RunCommand: ParsableCommand {
 
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices or summary line.")
     var quiet = false
+
+    @Flag(name: .customLong("per-thread"), help: "Root folded stacks and flame graphs at process;thread-TID instead of the process alone.")
+    var perThread = false
+
+    @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures) in folded stacks and flame graphs.")
+    var fullNames = false
+
+    @Option(name: .customLong("min-samples"), help: "Fail (exit 2, previous outputs kept) when fewer samples than this were taken.")
+    var minSamples: Int?
 
     @Argument(parsing: .captureForPassthrough, help: "The command to profile, with its arguments.")
     var command: [String] = []
@@ -81,54 +90,41 @@ struct RunCommand: ParsableCommand {
             options.ringPages = mmapPages
         }
 
-        let foldedFile = try OutputFile(path: output + ".folded")
-        let svgFile = try OutputFile(path: output + ".svg")
-        let started = time(nil)
-        let profile: CommandProfile
+        let outputs = try ProfileOutputs(prefix: output)
+        let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
             if let pid {
-                profile = try CommandProfiler.attach(to: pid, options: options, duration: duration, notice: notice)
+                recorded = try CommandProfiler.attach(to: pid, options: options, duration: duration, notice: notice)
             } else {
-                profile = try CommandProfiler.profile(arguments, options: options, notice: notice)
+                recorded = try CommandProfiler.profile(arguments, options: options, notice: notice)
             }
         } catch let error as LaunchError {
             throw fail(error.description, status: error.exitStatus)
         } catch let error as SyscallError {
             throw fail(error.description)
         }
-
-        try foldedFile.write(profile.folded.serializedBytes())
-        var graph = FlameGraphOptions()
-        graph.title = title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " "))
-        graph.subtitle = subtitle(profile, started: started)
-        try svgFile.write(FlameGraph.renderBytes(profile.folded, options: graph))
-
-        if !quiet { printError(summary(profile)) }
-        let status = profile.exitStatus?.shellStatus ?? 0
+        let profile = recorded.profile
+        let status = recorded.exitStatus?.shellStatus ?? 0
+        if let minSamples, profile.statistics.samples < minSamples {
+            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: 2)
+        }
+        let written = try outputs.write(profile, title: title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")),
+                                        perThread: perThread, fullNames: fullNames)
+        if !quiet { printError(summary(profile, exitStatus: recorded.exitStatus, written: written)) }
         if status != 0 { throw ExitCode(status) }
     }
 
-    private func subtitle(_ p: CommandProfile, started: time_t) -> String {
-        // strftime, not DateFormatter: loading ICU for one date costs tens of milliseconds.
-        var tm = tm()
-        var start = started
-        localtime_r(&start, &tm)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &tm)
-        let date = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(p.event) \(rateText(p.rate)), \(grouped(p.statistics.samples)) samples, \(grouped(p.statistics.lost)) lost, \(date)"
-    }
-
-    private func summary(_ p: CommandProfile) -> String {
+    private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
         let s = p.statistics
         var line = "\(grouped(s.samples)) samples (\(grouped(s.lost)) lost"
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
-        line += ") of \(p.event) \(rateText(p.rate))"
+        line += ") of \(p.metadata.event)"
+        if let rate = p.metadata.rateText { line += " at " + rate }
         line += ", \(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
-        if let status = p.exitStatus, case .signaled = status { line += ", command \(status)" }
-        line += "; wrote \(output).folded, \(output).svg"
+        if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
+        line += "; wrote " + written.joined(separator: ", ")
         return line
     }
 }
@@ -164,13 +160,13 @@ func parseRate(frequency: Int?, period: UInt64?) throws -> SamplingOptions.Rate 
 func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGraph {
     if g && text != nil { throw fail("use either -g or --call-graph, not both", status: 2) }
     if g { return .framePointer }
-    guard let text else { return .dwarf(stackSize: 8192) }
+    guard let text else { return .dwarf(stackSize: SamplingOptions.defaultDwarfStackSize) }
     let parts = text.split(separator: ",", maxSplits: 1)
     switch parts.first.map(String.init) ?? "" {
     case "fp": return .framePointer
     case "none", "no": return .none
     case "dwarf":
-        var size: UInt32 = 8192
+        var size = SamplingOptions.defaultDwarfStackSize
         if parts.count == 2 {
             guard let n = UInt32(parts[1]), n > 0, n % 8 == 0, n <= SamplingOptions.maxDwarfStackSize else {
                 throw fail("--call-graph dwarf,\(parts[1]): the stack size must be a multiple of 8 from 8 to \(SamplingOptions.maxDwarfStackSize)", status: 2)

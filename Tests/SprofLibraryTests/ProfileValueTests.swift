@@ -4,11 +4,7 @@ import Sprof
 /// The `Profile` value on synthetic stacks: top-N arithmetic and output, no kernel needed.
 final class ProfileValueTests: XCTestCase {
     private func profile(_ lines: [(String, UInt64)]) -> Profile {
-        var folded = FoldedStacks()
-        for (stack, count) in lines { folded.add(stack.components(separatedBy: ";"), count: count) }
-        var statistics = ProfileStatistics()
-        statistics.samples = Int(folded.total)
-        return Profile(folded: folded, statistics: statistics)
+        Profile(folded: lines.map { (frames: $0.0.components(separatedBy: ";"), count: Int64($0.1)) })
     }
 
     func testTopFunctionsBySelfAndTotal() {

@@ -22,9 +22,9 @@ final class ProfilerTests: XCTestCase {
             try Profiler.profile(options: .init(rate: .frequency(499))) { workloadOuter(seconds: 1.0) }
         }
         XCTAssertGreaterThan(profile.statistics.samples, 0, "no samples at all")
-        let chainSamples = profile.samples.filter { hasChain(profile.frames(of: $0)) }
+        let chainSamples = profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }
         XCTAssertGreaterThanOrEqual(chainSamples.count, 10, "the outer→middle→leaf chain should appear; top:\n\(profile.topTable(10))")
-        XCTAssertTrue(chainSamples.allSatisfy { $0.threadID == me }, "the chain ran on the test thread only")
+        XCTAssertTrue(chainSamples.allSatisfy { profile.threadID(of: $0) == me }, "the chain ran on the test thread only")
         XCTAssertTrue(profile.topFunctions(1).first?.name.contains("workloadLeaf(") ?? false,
                       "the spinning leaf should be the hottest function:\n\(profile.topTable(5))")
         let outer = profile.topFunctions(50, by: .totalSamples).first { $0.name.contains("workloadOuter(") }
@@ -33,7 +33,7 @@ final class ProfilerTests: XCTestCase {
         // The folded text and the SVG carry the same chain.
         XCTAssertTrue(profile.foldedText().split(separator: "\n").contains { hasChain($0.split(separator: " ").dropLast().joined(separator: " ").components(separatedBy: ";")) })
         XCTAssertTrue(profile.svg(title: "self").contains("workloadLeaf"))
-        XCTAssertEqual(UInt64(profile.samples.count), profile.folded.total, "every sample is kept and aggregated")
+        XCTAssertEqual(UInt64(profile.timedSamples.count), profile.folded.total, "every sample is kept and aggregated")
     }
 
     func testDwarfCallGraphFindsTheChainToo() throws {
@@ -42,7 +42,7 @@ final class ProfilerTests: XCTestCase {
                 workloadOuter(seconds: 0.6)
             }
         }
-        let chainSamples = profile.samples.filter { hasChain(profile.frames(of: $0)) }
+        let chainSamples = profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }
         XCTAssertGreaterThanOrEqual(chainSamples.count, 10, "dwarf stacks should show the chain; top:\n\(profile.topTable(10, by: .totalSamples))")
     }
 
@@ -50,17 +50,17 @@ final class ProfilerTests: XCTestCase {
         var options = Profiler.Options(rate: .frequency(499))
         options.processAtIdlePriority = true
         let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(seconds: 0.5) } }
-        XCTAssertGreaterThanOrEqual(profile.samples.filter { hasChain(profile.frames(of: $0)) }.count, 10,
+        XCTAssertGreaterThanOrEqual(profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }.count, 10,
                                     "deferred processing must still deliver every sample by stop()")
     }
 
     func testHardwareEventFallsBackWithANotice() throws {
         let options = try Profiler.Options(event: "cycles", rate: .frequency(199))
         let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(seconds: 0.2) } }
-        if profile.event.name == "cycles" {
+        if profile.metadata.event == "cycles" {
             XCTAssertTrue(profile.notices.allSatisfy { !$0.contains("falling back") }, "\(profile.notices)")
         } else {
-            XCTAssertEqual(profile.event.name, "cpu-clock")
+            XCTAssertEqual(profile.metadata.event, "cpu-clock")
             XCTAssertTrue(profile.notices.contains { $0.contains("falling back to cpu-clock") }, "\(profile.notices)")
         }
         XCTAssertGreaterThan(profile.statistics.samples, 0)
@@ -70,10 +70,10 @@ final class ProfilerTests: XCTestCase {
         let (_, profile) = try skippingWhenRefused {
             try Profiler.profile { workloadOuter(seconds: 0.5) }
         }
-        let names = Set(profile.samples.compactMap { profile.threadNames[$0.threadID] })
+        let names = Set(profile.timedSamples.compactMap { profile.threadNames[profile.threadID(of: $0)] })
         XCTAssertFalse(names.contains("sprof-driver"), "samples from sprof's driver thread: \(names)")
         XCTAssertFalse(names.contains("sprof-reader"), "samples from sprof's reader thread: \(names)")
-        for stack in profile.stacks {
+        for stack in profile.stacks.indices.map({ profile.frameNames(ofStack: $0) }) {
             XCTAssertFalse(stack.contains { $0.contains("readLoop") || $0.contains("ProfileBuilder") },
                            "sprof's own work was sampled: \(stack.joined(separator: ";"))")
         }
@@ -85,7 +85,7 @@ final class ProfilerTests: XCTestCase {
         let (tid, _) = onNewThread(name: "late-worker") { workloadOuter(seconds: 0.6) }
         let profile = try profiler.stop()
         XCTAssertEqual(profile.threadNames[tid], "late-worker")
-        let mine = profile.samples.filter { $0.threadID == tid }
+        let mine = profile.timedSamples.filter { profile.threadID(of: $0) == tid }
         XCTAssertGreaterThanOrEqual(mine.count, 5, "the thread created after start() got \(mine.count) samples")
         XCTAssertTrue(mine.contains { hasChain(profile.frames(of: $0)) }, "its samples should show the workload chain")
     }
@@ -114,7 +114,7 @@ final class ProfilerTests: XCTestCase {
         go.signal()
         done.wait()
         let profile = try profiler.stop()
-        let mine = profile.samples.filter { $0.threadID == tid.value }
+        let mine = profile.timedSamples.filter { profile.threadID(of: $0) == tid.value }
         XCTAssertGreaterThanOrEqual(mine.count, 5, "the thread that existed before start() got \(mine.count) samples")
     }
 

@@ -1,0 +1,96 @@
+import SprofProfile
+import SwiftProtobuf
+
+/// pprof's profile format: a gzip-compressed protobuf `Profile` message (google/pprof
+/// `proto/profile.proto`), the file `go tool pprof`, Grafana Pyroscope and Parca read.
+///
+/// How a ``Profile`` maps onto the message:
+/// - `sample_type`, `period_type`, `period` and `default_sample_type` come from the profile's
+///   measures; every sample carries one value per sample type.
+/// - Mapping, location and function ids are the model's zero-based indices plus one.
+/// - A location's inline chain is its `line` entries, innermost first.
+/// - Kernel (and JIT) locations without a mapping get a synthesized `[kernel.kallsyms]` (`[jit]`)
+///   mapping, so that every kernel frame sits in a kernel mapping and the kind reads back.
+///   Markers (`[truncated]`, `[unknown]`, …) are explicit locations with no mapping and address 0.
+/// - Each sample of a thread carries the labels `pid` and `tid` (numbers), `thread_name` and
+///   `process_name` (strings); samples without a thread carry none.
+/// - `time_nanos`/`duration_nanos` are the metadata's start and duration; the provenance
+///   (``ProfileMetadata/provenanceLines``) is written as `comment` strings.
+///
+/// Output is deterministic: the same ``Profile`` always gives the same bytes (tables in model
+/// order, strings in first-use order, samples ordered by stack then by thread content, and a
+/// gzip header without timestamp or name). Writing what was read from sprof's own file gives the
+/// same bytes again.
+///
+/// Not carried by pprof, hence not read back: ``Profile/timedSamples``, ``Profile/memory`` and
+/// ``Profile/Function/fullName`` (read back equal to the display name; `system_name` keeps the
+/// mangled name).
+public enum PprofFormat {
+    /// The label keys written on every sample of a thread (a convention, not part of the schema;
+    /// `go tool pprof -tagfocus`/`-tagroot` use them).
+    public static let pidLabel = "pid"
+    /// Thread id label (a number).
+    public static let tidLabel = "tid"
+    /// Thread name label (a string).
+    public static let threadNameLabel = "thread_name"
+    /// Process name label (a string).
+    public static let processNameLabel = "process_name"
+
+    /// Mapping path given to kernel locations (perf's name for the kernel image).
+    public static let kernelMappingPath = "[kernel.kallsyms]"
+    /// Mapping path given to JIT locations without a mapping of their own.
+    public static let jitMappingPath = "[jit]"
+
+    /// The gzip-compressed pprof bytes of `profile`, ready to be written to `NAME.pb.gz`.
+    /// - Throws: ``FormatError/inconsistent(_:)`` when an index in `profile` points outside its
+    ///   table or a sample's value count differs from ``Profile/sampleTypes``' count;
+    ///   ``FormatError/compression(_:)`` if zlib fails.
+    public static func encode(_ profile: Profile) throws -> [UInt8] {
+        var writer = PprofWriter(profile)
+        return try writer.write().withBytes { try Gzip.compress($0) }
+    }
+
+    /// The uncompressed protobuf bytes of `profile` (what ``encode(_:)`` gzips).
+    /// - Throws: ``FormatError/inconsistent(_:)`` as ``encode(_:)``.
+    public static func encodeUncompressed(_ profile: Profile) throws -> [UInt8] {
+        var writer = PprofWriter(profile)
+        return try writer.write().bytes
+    }
+
+    /// Reads a pprof profile, gzip-compressed or plain, from sprof or from another tool (Go's
+    /// `runtime/pprof`, Pyroscope, …). Threads come from the `pid`/`tid`/`thread_name`/
+    /// `process_name` labels (samples without them have no thread); comments become the metadata
+    /// through ``ProfileMetadata/init(provenanceLines:)``, with `time_nanos`/`duration_nanos` as
+    /// the start and duration when the comments lack them. Location kinds come from the mapping:
+    /// `[kernel…]` paths are kernel, `[jit]` and `/tmp/perf-PID.map` are JIT, and a location with
+    /// no mapping, address 0 and one bracketed function name (`[truncated]`) is a marker.
+    /// - Throws: ``FormatError/compression(_:)`` for corrupt or truncated gzip data,
+    ///   ``FormatError/malformed(_:)`` for bytes that are not a protobuf message,
+    ///   ``FormatError/invalid(_:)`` for a message that breaks the schema's rules (zero or duplicate
+    ///   ids, ids that refer to nothing, string indices outside the table, value counts that differ
+    ///   from `sample_type`'s).
+    public static func decode(_ bytes: [UInt8]) throws -> Profile {
+        let plain = Gzip.isGzip(bytes) ? try Gzip.decompress(bytes) : bytes
+        guard !plain.isEmpty else { throw FormatError.malformed("the file is empty") }
+        let message: Perftools_Profiles_Profile
+        do {
+            message = try Perftools_Profiles_Profile(serializedBytes: plain)
+        } catch let error as BinaryDecodingError {
+            throw FormatError.malformed(describe(error))
+        } catch {
+            throw FormatError.malformed("protobuf decoding failed (\(error))")
+        }
+        return try PprofDecoder(message).profile()
+    }
+
+    private static func describe(_ error: BinaryDecodingError) -> String {
+        switch error {
+        case .truncated: return "the protobuf data is truncated"
+        case .malformedProtobuf: return "the bytes are not protobuf data"
+        case .invalidUTF8: return "a string is not valid UTF-8"
+        case .messageDepthLimit: return "messages are nested too deeply"
+        default: return "protobuf decoding failed (\(error))"
+        }
+    }
+}
+

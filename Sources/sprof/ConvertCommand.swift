@@ -1,0 +1,51 @@
+import ArgumentParser
+import Sprof
+import SprofFormats
+
+/// `sprof convert FILE --to FORMAT -o OUT`: one profile, another format.
+struct ConvertCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert a profile between pprof, folded stacks and speedscope.",
+        discussion: """
+            Examples:
+              sprof convert sprof.pb.gz --to speedscope -o sprof.speedscope.json
+              sprof convert perf.folded --to pprof -o perf.pb.gz
+              sprof convert sprof.pb.gz --to folded --per-thread -o threads.folded
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The profile to read (pprof or folded; '-' for standard input).", valueName: "file"))
+    var file: String
+
+    @Option(help: "Output format: folded, pprof or speedscope.")
+    var to: String
+
+    @Option(name: [.short, .long], help: "Output file.")
+    var output: String
+
+    @Option(name: [.customLong("view"), .customLong("sample-type")], help: "Values for folded and speedscope: samples (default), cpu, wall, off-cpu.")
+    var view: String?
+
+    @Flag(name: .customLong("per-thread"), help: "Folded: root stacks at process;thread-TID.")
+    var perThread = false
+
+    func run() throws {
+        guard ["folded", "pprof", "speedscope"].contains(to) else {
+            throw fail("--to \(to): unknown format (valid: folded, pprof, speedscope)", status: 2)
+        }
+        let outputFile = try OutputFile(path: output)
+        let profile = try readProfile(file)
+        let index = try valueIndex(profile, named: view)
+        let bytes: [UInt8]
+        switch to {
+        case "pprof":
+            do { bytes = try PprofFormat.encode(profile) } catch { throw fail("cannot encode \(file) as pprof: \(error)") }
+        case "speedscope":
+            bytes = SpeedscopeFormat.encode(profile, valueIndex: index, name: file)
+        default:
+            bytes = profile.folded(valueIndex: index, perThread: perThread).serializedBytes()
+        }
+        try outputFile.write(bytes)
+    }
+}

@@ -1,0 +1,60 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sprof
+import SprofFormats
+
+/// Reads a profile for `report`, `diff`, `convert` and `flamegraph`: sprof's or another tool's
+/// pprof (gzip-compressed or plain profile.proto), or folded stacks from any tool. The format is
+/// told by content, not by name: gzip's magic bytes or binary content mean pprof, text means folded.
+///
+/// - Throws: one-line `ExitCode` failures (status 1) naming the file: unreadable, not a profile,
+///   a folded line without a count, a corrupt pprof message.
+func readProfile(_ path: String) throws -> Profile {
+    let fromStdin = path == "-"
+    let source = fromStdin ? "<stdin>" : path
+    var bytes: [UInt8] = []
+    let fd = fromStdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw fail("cannot read \(source): \(String(cString: strerror(errno)))") }
+    defer { if !fromStdin { close(fd) } }
+    var chunk = [UInt8](repeating: 0, count: 1 << 16)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw fail("cannot read \(source): \(String(cString: strerror(errno)))")
+        }
+        if n == 0 { break }
+        bytes.append(contentsOf: chunk[0..<n])
+    }
+    if bytes.isEmpty { throw fail("\(source): empty file, not a profile (expected pprof or folded stacks)") }
+    if looksBinary(bytes) {
+        do {
+            return try PprofFormat.decode(bytes)
+        } catch {
+            throw fail("\(source): not a readable pprof profile: \(error)")
+        }
+    }
+    do {
+        let stacks = try FoldedStacks.parse(bytes: bytes, source: source)
+        return Profile(folded: stacks.stacks().map { (frames: $0.frames, count: Int64(clamping: $0.count)) })
+    } catch let error as FoldedParseError {
+        throw fail(error.description + " (expected folded stacks 'a;b;c COUNT' or a pprof file)")
+    }
+}
+
+/// gzip (1f 8b), or a NUL / control byte that folded text never has.
+func looksBinary(_ bytes: [UInt8]) -> Bool {
+    if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return true }
+    return bytes.prefix(4096).contains { $0 == 0 || ($0 < 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09) }
+}
+
+/// The sample type a view reads: `--sample-type`/`--view` names (`samples`, `cpu`, `wall`,
+/// `off-cpu`/`offcpu`, or any of the profile's types), else the profile's default.
+func valueIndex(_ profile: Profile, named name: String?) throws -> Int {
+    guard let name else { return profile.defaultSampleType }
+    let wanted = name == "offcpu" ? "off-cpu" : name
+    if let i = profile.sampleTypeIndex(wanted) { return i }
+    let known = profile.sampleTypes.map(\.type).joined(separator: ", ")
+    throw fail("this profile has no '\(name)' values (it has: \(known)); record with --off-cpu for wall and off-cpu", status: 2)
+}

@@ -1,0 +1,140 @@
+import XCTest
+import SprofProfile
+
+/// The profile model on synthetic data: folded round trips, inline chains, top tables, diffs,
+/// provenance, and the rule that shortened names never merge two functions.
+final class ProfileModelTests: XCTestCase {
+    private func folded(_ lines: [(String, Int64)]) -> Profile {
+        Profile(folded: lines.map { (frames: $0.0.split(separator: ";").map(String.init), count: $0.1) })
+    }
+
+    func testFoldedRoundTripKeepsKindsInlineChainsAndMarkers() {
+        let lines: [(String, Int64)] = [
+            ("app;[truncated];main;work;hot_[i];hotter_[i]", 5),
+            ("app;main;syscall;do_sys_[k];schedule_[k]", 3),
+            ("app;main;LazyCompile:fib_[j]", 2),
+        ]
+        let p = folded(lines)
+        let back = p.aggregatedStacks().map { ($0.frames.joined(separator: ";"), $0.value) }
+        XCTAssertEqual(back.map(\.0), lines.map(\.0).sorted())
+        XCTAssertEqual(back.map(\.1).reduce(0, +), 10)
+        // work, hot and hotter are one physical frame: one location, innermost line first.
+        let inline = p.locations.first { $0.lines.count == 3 }
+        XCTAssertEqual(inline.map { $0.lines.map { p.functions[$0.function].name } }, ["hotter", "hot", "work"])
+        XCTAssertEqual(p.locations.filter { $0.kind == .kernel }.count, 2)
+        XCTAssertEqual(p.locations.filter { $0.kind == .jit }.count, 1)
+        XCTAssertEqual(p.locations.filter { $0.kind == .marker }.count, 1)
+    }
+
+    func testTopAgreesWithPprofFlatAndCum() {
+        let p = folded([("app;main;parse;lex", 6), ("app;main;parse", 2), ("app;main;render", 2), ("app;f;f;f", 10)])
+        let rows = p.top()
+        XCTAssertEqual(rows.map(\.name), ["f", "lex", "parse", "render", "main"])
+        let f = rows[0]
+        XCTAssertEqual(f.selfValue, 10)
+        XCTAssertEqual(f.totalValue, 10, "recursion counts once per sample")
+        XCTAssertEqual(f.selfPercent, 50, accuracy: 1e-9)
+        let parse = rows[2]
+        XCTAssertEqual(parse.selfValue, 2)
+        XCTAssertEqual(parse.totalValue, 8)
+        XCTAssertEqual(rows[4].totalValue, 10)
+        XCTAssertFalse(rows.contains { $0.name == "app" }, "the process root is not a function")
+    }
+
+    func testTopByDsoAndCommUsesMappingsAndThreads() {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let libc = b.mapping(.init(start: 0x1000, limit: 0x2000, path: "/usr/lib/x86_64-linux-gnu/libc.so.6"))
+        let app = b.mapping(.init(start: 0x4000, limit: 0x5000, path: "/opt/app"))
+        let memcpy = b.location(.init(address: 0x1100, mapping: libc, lines: [.init(function: b.function(named: "memcpy"))]))
+        let main = b.location(.init(address: 0x4100, mapping: app, lines: [.init(function: b.function(named: "main"))]))
+        let t1 = b.thread(.init(pid: 10, tid: 10, name: "app", processName: "app"))
+        let t2 = b.thread(.init(pid: 10, tid: 11, name: "worker", processName: "app"))
+        b.add(stack: b.stack([memcpy, main]), thread: t1, values: [3])
+        b.add(stack: b.stack([main]), thread: t2, values: [1])
+        b.add(stack: b.stack([memcpy, main]), thread: t1, values: [2])
+        let p = b.build(metadata: .init())
+        XCTAssertEqual(p.samples.count, 2, "aggregated by (stack, thread)")
+        XCTAssertEqual(p.top(by: [.dso]).map(\.key), [["libc.so.6"], ["app"]])
+        XCTAssertEqual(p.top(by: [.dso]).first?.selfValue, 5)
+        XCTAssertEqual(p.top(by: [.comm, .sym]).first?.key, ["app", "memcpy"])
+        let threads = p.threadTotals()
+        XCTAssertEqual(threads.map(\.tid), [10, 11])
+        XCTAssertEqual(threads.map(\.value), [5, 1])
+        XCTAssertEqual(threads[0].percent, 5.0 / 6 * 100, accuracy: 1e-9)
+        XCTAssertEqual(p.aggregatedStacks(perThread: true).map { $0.frames.prefix(2).joined(separator: ";") }.sorted(),
+                       ["app;app-10", "app;worker-11"])
+    }
+
+    func testDiffRowsRankByChangeOfSelfShare() {
+        let base = folded([("app;main;parse", 70), ("app;main;index", 30)])
+        let new = folded([("app;main;parse", 300), ("app;main;index", 700)])
+        let rows = ProfileDiff.rows(base: base, new: new)
+        XCTAssertEqual(rows.map(\.name), ["index", "parse"])
+        XCTAssertEqual(rows[0].delta, 40, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].delta, -40, accuracy: 1e-9)
+        XCTAssertFalse(rows.contains { $0.name == "main" }, "no self share, no row")
+    }
+
+    func testShortNamesThatCollideFallBackToFullNames() {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let a = b.function(.init(name: "Engine.run()", fullName: "A.Engine.run() -> ()"))
+        let c = b.function(.init(name: "Engine.run()", fullName: "B.Engine.run() -> ()"))
+        let unique = b.function(.init(name: "Book.add(_:)", fullName: "A.Book.add(_: Swift.Int) -> ()"))
+        for f in [a, c, unique] {
+            b.add(stack: b.stack([b.location(.init(lines: [.init(function: f)]))]), thread: nil, values: [1])
+        }
+        let p = b.build(metadata: .init())
+        XCTAssertEqual(Set(p.functions.map(\.name)), ["A.Engine.run() -> ()", "B.Engine.run() -> ()", "Book.add(_:)"])
+    }
+
+    func testProvenanceReadsBack() {
+        var m = ProfileMetadata()
+        m.sprofVersion = "0.3.0"
+        m.command = ["./qsl-bench", "--days", "it's 2", "a\nb"]
+        m.event = "cpu-clock"
+        m.requestedEvent = "cycles"
+        m.rate = .frequency(999)
+        m.callGraph = "dwarf"
+        m.stackSize = 32768
+        m.statistics.samples = 1234
+        m.statistics.lostRecords = 2
+        m.statistics.lostSamples = 3
+        m.statistics.truncated = 7
+        m.startTime = 1_795_966_641_370_828_657
+        m.duration = 1_100_209_040
+        m.exitStatus = "exit 0"
+        m.system.kernelRelease = "6.18.0"
+        m.system.cores = 2
+        m.system.perfEventParanoid = 2
+        m.kernelExcluded = true
+        m.notices = ["cycles is not supported here; falling back to cpu-clock"]
+        let lines = m.provenanceLines
+        XCTAssertTrue(lines.contains("event: cpu-clock (software event)"), "\(lines)")
+        XCTAssertTrue(lines.contains { $0.hasPrefix("requested event: cycles") }, "\(lines)")
+        var back = ProfileMetadata(provenanceLines: lines)
+        XCTAssertEqual(back.command, ["./qsl-bench", "--days", "it's 2", "a b"], "a newline in an argument cannot start a key")
+        back.command = m.command
+        XCTAssertEqual(back, m)
+        XCTAssertFalse(m.summaryLine.contains("hardware"))
+        XCTAssertTrue(m.summaryLine.contains("fell back to cpu-clock"))
+    }
+}
+
+extension ProfileModelTests {
+    func testMainBinaryMappingMovesToTheFront() {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let ld = b.mapping(.init(start: 0x1000, limit: 0x2000, path: "/lib64/ld-linux-x86-64.so.2"))
+        let app = b.mapping(.init(start: 0x4000, limit: 0x5000, path: "/opt/qsl-bench"))
+        let l1 = b.location(.init(address: 0x1100, mapping: ld, lines: [.init(function: b.function(named: "_dl_start"))]))
+        let l2 = b.location(.init(address: 0x4100, mapping: app, lines: [.init(function: b.function(named: "main"))]))
+        let t = b.thread(.init(pid: 1, tid: 1, name: "qsl-bench", processName: "qsl-bench"))
+        b.add(stack: b.stack([l2, l1]), thread: t, values: [4])
+        var p = b.build(metadata: .init())
+        XCTAssertEqual(p.mainMappingIndex, app)
+        p.moveMappingToFront(app)
+        XCTAssertEqual(p.mappings.first?.path, "/opt/qsl-bench")
+        XCTAssertEqual(p.frameNames(ofStack: 0), ["_dl_start", "main"], "locations follow their mappings")
+        XCTAssertEqual(p.locations[l1].mapping, 1)
+        XCTAssertEqual(p.locations[l2].mapping, 0)
+    }
+}

@@ -1,0 +1,24 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// libFuzzer harnesses for the parsers that read outside data. A package of its own because the
+// whole build needs `-sanitize=fuzzer` and `-parse-as-library` (libFuzzer provides main), which
+// the main package's executables cannot take. Sources/Sprof* are symlinks to the real targets, so
+// the fuzzed code is the shipped code. Build and run with fuzz/run.sh (see README.md).
+let package = Package(
+    name: "sprof-fuzz",
+    targets: [
+        .systemLibrary(name: "CSprof", path: "include"),
+        .target(name: "SprofCore", dependencies: ["CSprof"]),
+        .target(name: "SprofRecording", dependencies: ["SprofCore", "CSprof"]),
+        .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
+        .target(name: "SprofOutput"),
+        // Folded stacks text → FoldedStacks → serialized folded text and the SVG.
+        .executableTarget(name: "FuzzFolded", dependencies: ["SprofOutput"]),
+        // Raw ring-buffer bytes → RingBuffer.drain → RecordParser, in the three sample layouts.
+        .executableTarget(name: "FuzzRecords", dependencies: ["SprofRecording"]),
+        // /tmp/perf-PID.map text → JitMap.parse → SymbolTable lookups.
+        .executableTarget(name: "FuzzJitMap", dependencies: ["SprofSymbols"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
