@@ -372,7 +372,7 @@ public enum ServeApp {
             let run = try cache.load(dir)
             let series = ProfileViews.memory(run.profile, names: run.memoryNames)
             guard !series.isEmpty else {
-                return try json(Empty(empty: "memory was not sampled for this job: create it with memory sampling on"))
+                return try json(Empty(empty: "memory was not sampled for this job: its run has no memory timeline (profile.memory.tsv); the sprof that recorded it samples none, or sampling was off"))
             }
             return try json(series)
         case "top":

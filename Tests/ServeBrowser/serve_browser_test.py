@@ -46,7 +46,10 @@ def free_port():
 
 class Server:
     def __init__(self, bin_dir, data, port):
-        self.proc = subprocess.Popen([os.path.join(bin_dir, "sprof"), "serve", "--data", data, "--port", str(port)],
+        # SPROF_SERVE: a sprof-serve to run directly (e.g. a release build for --bench).
+        direct = os.environ.get("SPROF_SERVE")
+        cmd = [direct, "--sprof", os.path.join(bin_dir, "sprof")] if direct else [os.path.join(bin_dir, "sprof"), "serve"]
+        self.proc = subprocess.Popen(cmd + ["--data", data, "--port", str(port)],
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         line = self.proc.stdout.readline()
         if "token=" not in line:

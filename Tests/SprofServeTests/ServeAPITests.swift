@@ -293,7 +293,7 @@ final class ServeAPITests: XCTestCase {
             XCTAssertTrue((wall["empty"] as? String ?? "").contains("not recorded"), "a tab without data says why")
             let memoryAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/view/memory")
             let memory = try XCTUnwrap(memoryAny as? [String: Any])
-            XCTAssertTrue((memory["empty"] as? String ?? "").contains("memory was not sampled"))
+            XCTAssertTrue((memory["empty"] as? String ?? "").contains("memory was not sampled for this job"))
 
             // Compare with itself: no change anywhere.
             let cmpAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/compare?base=\(id)")
