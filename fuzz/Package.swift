@@ -7,18 +7,29 @@ import PackageDescription
 // the fuzzed code is the shipped code. Build and run with fuzz/run.sh (see README.md).
 let package = Package(
     name: "sprof-fuzz",
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+    ],
     targets: [
         .systemLibrary(name: "CSprof", path: "include"),
         .target(name: "SprofCore", dependencies: ["CSprof"]),
         .target(name: "SprofRecording", dependencies: ["SprofCore", "CSprof"]),
         .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
-        .target(name: "SprofOutput"),
+        .target(name: "SprofProfile"),
+        .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
+        .target(
+            name: "SprofFormats",
+            dependencies: ["SprofProfile", "CSprof", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            exclude: ["profile.proto", "README.md"]
+        ),
         // Folded stacks text → FoldedStacks → serialized folded text and the SVG.
         .executableTarget(name: "FuzzFolded", dependencies: ["SprofOutput"]),
         // Raw ring-buffer bytes → RingBuffer.drain → RecordParser, in the three sample layouts.
         .executableTarget(name: "FuzzRecords", dependencies: ["SprofRecording"]),
         // /tmp/perf-PID.map text → JitMap.parse → SymbolTable lookups.
         .executableTarget(name: "FuzzJitMap", dependencies: ["SprofSymbols"]),
+        // pprof files (gzip or plain profile.proto) → PprofFormat.decode → folded view → encode.
+        .executableTarget(name: "FuzzPprof", dependencies: ["SprofFormats", "SprofProfile", "SprofOutput"]),
     ],
     swiftLanguageModes: [.v5]
 )

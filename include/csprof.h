@@ -149,12 +149,13 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
         // The command starts with default dispositions and nothing blocked, whatever sprof or
         // the parent that started sprof ignored or blocked: an inherited SIG_IGN for SIGCHLD
         // makes wait() fail in the command, one for SIGPIPE makes `cmd | head` spin on EPIPE.
-        // (Handlers are reset by exec anyway; SIG_IGN is what survives it.) Numbers the kernel
-        // refuses (SIGKILL, SIGSTOP, glibc's internal 32/33) fail harmlessly.
-        struct sigaction dfl;
-        memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < 65; sig++) sigaction(sig, &dfl, NULL);
+        // (Handlers are reset by exec anyway; SIG_IGN is what survives it.) The raw system call,
+        // because glibc's sigaction refuses its internal signals 32 and 33, which an ignoring
+        // parent would otherwise pass on (and break pthread_cancel/setxid in the command). An
+        // all-zero kernel sigaction is SIG_DFL with no flags and an empty mask on every ABI;
+        // SIGKILL and SIGSTOP are refused harmlessly.
+        static const unsigned long dfl[8] = {0};
+        for (int sig = 1; sig < 65; sig++) syscall(SYS_rt_sigaction, sig, dfl, NULL, 8);
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
@@ -257,6 +258,19 @@ static inline char *csprof_cxx_demangle(const char *mangled) {
     int status = 0;
     char *r = __cxa_demangle(mangled, NULL, NULL, &status);
     return status == 0 ? r : NULL;
+}
+
+// ---- Demangling through libiberty (stacks, issue 11) -------------------------------------------
+// libiberty's cplus_demangle is the demangler c++filt and gdb use: Itanium C++ (including the
+// generic-lambda closure names that libstdc++ 12's __cxa_demangle rejects) and both Rust schemes
+// (legacy `_ZN…17h<hash>E` and v0 `_R…`), with the Rust hash left out unless DMGL_VERBOSE.
+// Declared here rather than by including <libiberty/demangle.h>, whose macros and enums would
+// leak into every Swift file that imports the shim.
+char *cplus_demangle(const char *mangled, int options);
+/// Demangled C++ or Rust name (malloc'd), or NULL when `mangled` is not a valid mangling.
+/// Options: DMGL_PARAMS (1) | DMGL_ANSI (2): parameter lists and const/volatile qualifiers.
+static inline char *csprof_iberty_demangle(const char *mangled) {
+    return cplus_demangle(mangled, (1 << 0) | (1 << 1));
 }
 
 // ---- gzip (SprofFormats: pprof files are gzip-compressed profile.proto) ----

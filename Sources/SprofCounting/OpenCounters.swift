@@ -62,8 +62,9 @@ final class OpenCounters {
                         case ENOENT, EOPNOTSUPP, ENODEV, EINVAL, ENXIO:
                             unsupported[index] = Self.unsupportedReason(err, event: event)
                         default:
+                            let foreign = err == EACCES || err == EPERM ? Advice.foreignProcess(tid) : nil
                             throw SyscallError(call: "perf_event_open", errno: err,
-                                               hint: RecordingSession.hint(for: err, event: event, settings: settings))
+                                               hint: foreign ?? RecordingSession.hint(for: err, event: event, settings: settings))
                         }
                         if offset == 0 { break }
                     }

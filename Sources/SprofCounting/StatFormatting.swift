@@ -83,15 +83,30 @@ public enum StatFormatter {
         return (v, "")
     }
 
-    /// The CSV header naming the fields of ``csv(_:separator:header:)``.
-    public static let csvFields = ["value", "unit", "event", "stddev_percent", "running_time_ns", "running_percent", "metric_value", "metric_unit"]
+    /// The names of the CSV fields, in order: perf 6.1's `perf stat -x` layout, with the relative
+    /// stddev as its own field after the event name when the command was repeated (`-r`).
+    public static func csvFields(repeated: Bool) -> [String] {
+        ["value", "unit", "event"] + (repeated ? ["stddev_percent"] : [])
+            + ["running_time_ns", "running_percent", "metric_value", "metric_unit"]
+    }
 
-    /// One line per counter with the fields in ``csvFields`` order, like `perf stat -x`:
-    /// `value` is plain (no thousands separators; `<not counted>` / `<not supported>` when there is
-    /// none), `stddev_percent` is empty for a single run, `metric_*` are empty without a derived
-    /// figure. A separator inside a field is not escaped: choose one that cannot occur (`,` `;` `\t`).
+    /// One line per counter, laid out byte for byte like `perf stat -x SEP` of perf 6.1 (the
+    /// fixtures in Tests/SprofCountingTests/Fixtures/perf-stat-csv are lines perf printed), so
+    /// that scripts written for perf read it unchanged:
+    /// `value,unit,event[,stddev%],run-time,pcnt-running,metric-value,metric-unit`.
+    /// - `value`: plain (`%.2f` for msec, else `%.0f`), or `<not counted>` / `<not supported>`;
+    /// - `unit`: `msec` for clocks, else empty;
+    /// - `stddev%` (only with `-r`): `8.43%`, `0.00%` when there is none;
+    /// - `run-time`: mean nanoseconds the counter ran (0 when it never did);
+    /// - `pcnt-running`: 100 × running / enabled; `0.00` for `<not counted>`, and `100.00` for
+    ///   `<not supported>`, as perf prints them;
+    /// - `metric-value`, `metric-unit`: the derived figure as perf trims it (`0.471`,
+    ///   `CPUs utilized`; `126.201`, `K/sec`; `2.34`, `of all branches`), or two empty fields.
+    /// A separator inside a field is not escaped (nor is it by perf): choose one that cannot
+    /// occur (`,` `;` `\t`). `header` adds a first line of ``csvFields(repeated:)`` (not perf's).
     public static func csv(_ report: StatReport, separator: String, header: Bool = false) -> String {
-        var out = header ? csvFields.joined(separator: separator) + "\n" : ""
+        let repeated = report.repeats > 1
+        var out = header ? csvFields(repeated: repeated).joined(separator: separator) + "\n" : ""
         for c in report.counters {
             let value: String
             if let v = c.value {
@@ -99,17 +114,30 @@ public enum StatFormatter {
             } else {
                 value = "<\(c.status)>"
             }
-            let fields = [
-                value, c.unit, c.event,
-                report.repeats > 1 ? (c.stddevPercent.map { fixed($0, 2) } ?? "") : "",
-                c.runningNanoseconds.map { String(format: "%.0f", $0) } ?? "0",
-                c.runningPercent.map { fixed($0, 2) } ?? "0.00",
-                c.metric.map { fixed($0.value, 3) } ?? "",
-                c.metric?.unit ?? "",
-            ]
+            var fields = [value, c.unit, c.event]
+            if repeated { fields.append(fixed(c.stddevPercent ?? 0, 2) + "%") }
+            fields.append(c.runningNanoseconds.map { String(format: "%.0f", $0) } ?? "0")
+            fields.append(fixed(c.status == "not supported" ? 100 : (c.runningPercent ?? 0), 2))
+            let metric: (value: String, unit: String) = c.metric.map(csvMetric) ?? ("", "")
+            fields += [metric.value, metric.unit]
             out += fields.joined(separator: separator) + "\n"
         }
         return out
+    }
+
+    /// A metric as perf's CSV prints it: formatted as in the text output, then cut after the
+    /// number (so `2.34%` is `2.34`), with the unit's own `%` dropped and rates scaled to K/M/G.
+    static func csvMetric(_ m: StatReport.Metric) -> (value: String, unit: String) {
+        switch m.unit {
+        case "insn per cycle": return (fixed(m.value, 2), m.unit)
+        case "/sec":
+            let (scaled, prefix) = siScaled(m.value)
+            return (fixed(scaled, 3), prefix + "/sec")
+        case "% of all branches": return (fixed(m.value, 2), "of all branches")
+        default:
+            if m.unit.hasPrefix("% ") { return (fixed(m.value, 3), String(m.unit.dropFirst(2))) }
+            return (fixed(m.value, 3), m.unit)
+        }
     }
 
     static func fixed(_ v: Double, _ decimals: Int) -> String { String(format: "%.\(decimals)f", v) }

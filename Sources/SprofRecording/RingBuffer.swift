@@ -20,9 +20,9 @@ struct RingBuffer: ~Copyable {
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let length = (1 + dataPages) * page
         let pointer = try sysCallPointer("mmap", failure: MAP_FAILED, hint: { err in
-            err == EPERM || err == ENOMEM
-                ? "the ring buffer (\(dataPages * page / 1024) KiB per CPU) exceeds the locked-memory limit: kernel.perf_event_mlock_kb is \(KernelSettings.current().mlockKB); use fewer pages (-m), raise it with sudo sysctl kernel.perf_event_mlock_kb=2048, or raise 'ulimit -l'"
-                : ""
+            guard err == EPERM || err == ENOMEM else { return "" }
+            let settings = KernelSettings.current()
+            return Advice.ringBuffer(dataPages: dataPages, pageSize: page, settings: settings, privileged: settings.privileged)
         }) {
             mmap(nil, length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
         }

@@ -104,31 +104,13 @@ public enum ProfileFiles {
             if let o = try folded(dir + "/profile.offcpu.folded") { run.offCPU = (o, 0) }
         }
         if run.profile.memory.isEmpty, let text = try? String(contentsOfFile: dir + "/profile.memory.tsv", encoding: .utf8) {
-            let (points, names) = memoryTimeline(text)
-            run.profile.memory = points
-            run.memoryNames = names
+            // A malformed timeline leaves the chart out; the profile itself is still shown.
+            if let (points, names) = try? MemoryTimeline.parse(text) {
+                run.profile.memory = points
+                run.memoryNames = names
+            }
         }
         return run
-    }
-
-    /// Reads `PREFIX.memory.tsv` (`sprof run`'s memory timeline: a `#` header, `# process PID NAME`
-    /// lines, then `time_ns pid rss anon file` per line, tab-separated). Malformed lines are skipped:
-    /// the chart shows what can be read.
-    static func memoryTimeline(_ text: String) -> ([Profile.MemoryPoint], [Int32: String]) {
-        var points: [Profile.MemoryPoint] = []
-        var names: [Int32: String] = [:]
-        for line in text.split(separator: "\n") {
-            if line.hasPrefix("# process ") {
-                let parts = line.dropFirst(10).split(separator: " ", maxSplits: 1)
-                if parts.count == 2, let pid = Int32(parts[0]) { names[pid] = String(parts[1]) }
-                continue
-            }
-            let f = line.split(separator: "\t")
-            guard !line.hasPrefix("#"), f.count >= 3, let t = UInt64(f[0]), let pid = Int32(f[1]), let rss = UInt64(f[2]) else { continue }
-            points.append(Profile.MemoryPoint(time: t, pid: pid, rss: rss, anonymous: f.count > 3 ? UInt64(f[3]) ?? 0 : 0,
-                                              file: f.count > 4 ? UInt64(f[4]) ?? 0 : 0))
-        }
-        return (points, names)
     }
 
     static func folded(_ path: String) throws -> Profile? {

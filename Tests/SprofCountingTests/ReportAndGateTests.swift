@@ -94,12 +94,13 @@ final class ReportAndGateTests: XCTestCase {
         let report = StatReport(runs: [run(instructions: 6_000_000), run(instructions: 6_000_000)], groups: groups, command: ["x"])
         let csv = StatFormatter.csv(report, separator: ";", header: true)
         let rows = csv.split(separator: "\n").map { $0.split(separator: ";", omittingEmptySubsequences: false).map(String.init) }
-        XCTAssertEqual(rows[0], StatFormatter.csvFields)
+        let fields = StatFormatter.csvFields(repeated: true)
+        XCTAssertEqual(rows[0], fields)
         XCTAssertEqual(rows.count, 1 + report.counters.count)
-        for row in rows { XCTAssertEqual(row.count, StatFormatter.csvFields.count, "\(row)") }
+        for row in rows { XCTAssertEqual(row.count, fields.count, "\(row)") }
         let byEvent = Dictionary(uniqueKeysWithValues: rows.dropFirst().map { ($0[2], $0) })
         XCTAssertEqual(byEvent["instructions"]?[0], "6000000")
-        XCTAssertEqual(byEvent["instructions"]?[3], "0.00")
+        XCTAssertEqual(byEvent["instructions"]?[3], "0.00%")
         XCTAssertEqual(byEvent["cycles"]?[5], "50.00")
         XCTAssertEqual(byEvent["task-clock"]?[0], "2.00")
         XCTAssertEqual(byEvent["task-clock"]?[1], "msec")
@@ -107,6 +108,13 @@ final class ReportAndGateTests: XCTestCase {
         XCTAssertEqual(Double(byEvent["instructions"]![6]), 2.0)
         XCTAssertEqual(byEvent["page-faults"]?[0], "<not counted>")
         XCTAssertEqual(byEvent["ref-cycles"]?[0], "<not supported>")
+        XCTAssertEqual(byEvent["ref-cycles"]?[5], "100.00", "perf prints 100.00 for an event that never ran")
+
+        // One run: perf's 7 fields, no stddev column at all.
+        let single = StatFormatter.csv(StatReport(runs: [run(instructions: 6_000_000)], groups: groups, command: ["x"]), separator: ",")
+        for line in single.split(separator: "\n") {
+            XCTAssertEqual(line.split(separator: ",", omittingEmptySubsequences: false).count, 7, String(line))
+        }
     }
 
     func testJSONHasDocumentedFieldsAndRoundTrips() throws {

@@ -1,0 +1,289 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import SprofTestSupport
+
+/// Issue 12, "never lose a profile, never mislead": failed runs keep earlier outputs, unusual
+/// parents (ignored SIGCHLD, a closed stderr pipe) do not change the exit status, argument
+/// mistakes are one-line usage errors, and argv bytes reach the command unchanged.
+final class ReliabilityTests: XCTestCase {
+    private let old = "previous profile\n"
+
+    private func lines(_ s: String) -> [Substring] { s.split(separator: "\n") }
+
+    /// A private directory with PREFIX.folded and PREFIX.svg holding an earlier "profile".
+    private func earlierProfile() throws -> (dir: String, prefix: String) {
+        let prefix = SprofCLI.outputPrefix("keep")
+        try old.write(toFile: prefix + ".folded", atomically: false, encoding: .utf8)
+        try old.write(toFile: prefix + ".svg", atomically: false, encoding: .utf8)
+        return ((prefix as NSString).deletingLastPathComponent, prefix)
+    }
+
+    private func assertKept(_ prefix: String, _ context: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        for ext in [".folded", ".svg"] {
+            let text = (try? String(contentsOfFile: prefix + ext, encoding: .utf8)) ?? "<missing>"
+            XCTAssertEqual(text, old, "\(prefix + ext) changed: \(context)", file: file, line: line)
+        }
+        let dir = (prefix as NSString).deletingLastPathComponent
+        let stray = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".sprof-") }
+        XCTAssertEqual(stray, [], "temporary files left behind: \(context)", file: file, line: line)
+    }
+
+    private func sigwrap() throws -> String { try TestFixtures.buildC("sigwrap", flags: ["-O1"]) }
+
+    // MARK: 1. Output safety
+
+    func testFailedRunsKeepTheEarlierProfile() throws {
+        let notExecutable = SprofCLI.outputPrefix("plain") + ".txt"
+        try "not a program".write(toFile: notExecutable, atomically: true, encoding: .utf8)
+        let cases: [(args: [String], status: Int32)] = [
+            (["--", "sprof-no-such-command-xyz"], 127),
+            (["--", notExecutable], 126),
+            (["--", "/tmp"], 126),
+            (["-p", "999999999"], 1),
+            (["-F", "-5", "--", "/bin/true"], 2),
+            (["--frq", "99", "--", "/bin/true"], 2),
+        ]
+        for c in cases {
+            let (_, prefix) = try earlierProfile()
+            let r = try SprofCLI.run(["run", "-o", prefix] + c.args)
+            XCTAssertEqual(r.status, c.status, "\(c.args): \(r.stderr)")
+            XCTAssertEqual(lines(r.stderr).count, 1, "\(c.args): one line expected: \(r.stderr)")
+            try assertKept(prefix, "\(c.args)")
+        }
+    }
+
+    func testAnOutputThatIsADirectoryFailsBeforeRunningAndEmptiesNothing() throws {
+        let (_, prefix) = try earlierProfile()
+        try FileManager.default.removeItem(atPath: prefix + ".svg")
+        try FileManager.default.createDirectory(atPath: prefix + ".svg", withIntermediateDirectories: false)
+        let marker = prefix + ".ran"
+        let r = try SprofCLI.run(["run", "-o", prefix, "--", "/bin/sh", "-c", "touch \(marker)"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("Is a directory"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the command ran although the output cannot be written")
+        XCTAssertEqual(try String(contentsOfFile: prefix + ".folded", encoding: .utf8), old)
+    }
+
+    func testStatOutputIsKeptWhenTheCommandCannotRun() throws {
+        let (_, prefix) = try earlierProfile()
+        let r = try SprofCLI.run(["stat", "-o", prefix + ".folded", "--", "sprof-no-such-command-xyz"])
+        XCTAssertEqual(r.status, 127, r.stderr)
+        try assertKept(prefix, "stat -o")
+    }
+
+    func testFlamegraphRefusesInputWithoutSamplesAndKeepsTheEarlierSVG() throws {
+        let (_, prefix) = try earlierProfile()
+        let empty = prefix + ".empty"
+        try "".write(toFile: empty, atomically: true, encoding: .utf8)
+        for input in [empty, "/dev/null"] {
+            let r = try SprofCLI.run(["flamegraph", input, "-o", prefix + ".svg"])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("no samples") && r.stderr.contains("--allow-empty"), r.stderr)
+            try assertKept(prefix, "flamegraph \(input)")
+        }
+        let allowed = try SprofCLI.run(["flamegraph", "--allow-empty", "/dev/null", "-o", prefix + ".svg"])
+        XCTAssertEqual(allowed.status, 0, allowed.stderr)
+        XCTAssertTrue(try String(contentsOfFile: prefix + ".svg", encoding: .utf8).contains("<svg"))
+        let broken = try SprofCLI.run(["flamegraph", "/no/such/input.folded", "-o", prefix + ".folded"])
+        XCTAssertEqual(broken.status, 1)
+        XCTAssertEqual(try String(contentsOfFile: prefix + ".folded", encoding: .utf8), old)
+    }
+
+    func testASuccessfulRunReplacesTheFilesAndLeavesNoTemporaries() throws {
+        try SprofCLI.requirePerfEvents()
+        let (_, prefix) = try earlierProfile()
+        let r = try SprofCLI.run(["run", "-q", "-o", prefix, "--", "/bin/true"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(try String(contentsOfFile: prefix + ".svg", encoding: .utf8).contains("<svg"))
+        let dir = (prefix as NSString).deletingLastPathComponent
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".sprof-") }, [])
+    }
+
+    // MARK: 2. Unusual parents
+
+    func testIgnoredSIGCHLDInTheParentDoesNotHideTheExitStatus() throws {
+        try SprofCLI.requirePerfEvents()
+        let wrap = try sigwrap()
+        let sprof = try TestFixtures.sprofPath()
+        for sub in [["run", "-q", "-o", SprofCLI.outputPrefix("chld")], ["stat", "-o", "/dev/null"]] {
+            let r = try TestFixtures.run(wrap, ["-i", "\(SIGCHLD)", "--", sprof] + sub + ["--", "/bin/sh", "-c", "exit 3"])
+            XCTAssertEqual(r.stdout, "exit 3\n", "\(sub[0]): \(r.stderr)")
+        }
+    }
+
+    func testTheCommandStartsWithDefaultSignalsWhateverTheParentSet() throws {
+        try SprofCLI.requirePerfEvents()
+        let wrap = try sigwrap()
+        let sprof = try TestFixtures.sprofPath()
+        let r = try TestFixtures.run(wrap, ["-i", "\(SIGCHLD)", "-i", "\(SIGPIPE)", "-i", "\(SIGUSR1)", "-i", "\(SIGALRM)",
+                                            "-b", "\(SIGUSR2)", "--", sprof, "stat", "-o", "/dev/null", "--",
+                                            "grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"])
+        XCTAssertTrue(r.stdout.contains("SigIgn:\t0000000000000000"), r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("SigBlk:\t0000000000000000"), r.stdout + r.stderr)
+    }
+
+    func testAClosedStderrPipeNeitherKillsSprofNorLosesTheProfile() throws {
+        try SprofCLI.requirePerfEvents()
+        let wrap = try sigwrap()
+        let sprof = try TestFixtures.sprofPath()
+        for mode in ["-P", "-C"] {
+            let prefix = SprofCLI.outputPrefix("pipe")
+            // Notices and the summary go to stderr; with -P every write fails with EPIPE.
+            let r = try TestFixtures.run(wrap, [mode, "--", sprof, "run", "-F", "500000", "-o", prefix, "--", "/bin/sh", "-c", "exit 4"])
+            XCTAssertEqual(r.stdout, "exit 4\n", "\(mode): \(r.stderr)")
+            let svg = (try? String(contentsOfFile: prefix + ".svg", encoding: .utf8)) ?? ""
+            XCTAssertTrue(svg.hasPrefix("<?xml") || svg.hasPrefix("<svg"), "\(mode): no SVG written")
+            let folded = (try? String(contentsOfFile: prefix + ".folded", encoding: .utf8)) ?? "<missing>"
+            XCTAssertFalse(folded.contains("sprof:"), "\(mode): a notice landed in the profile: \(folded)")
+        }
+        // The command itself still gets SIGPIPE's default: `yes | head -1` ends.
+        let r = try TestFixtures.run(wrap, ["-P", "--", sprof, "stat", "-o", "/dev/null", "--", "/bin/sh", "-c", "yes | head -1 >/dev/null"], timeout: 60)
+        XCTAssertEqual(r.stdout, "exit 0\n", r.stderr)
+    }
+
+    func testADaemonizingCommandGetsOneNotice() throws {
+        try SprofCLI.requirePerfEvents()
+        let r = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("daemon"), "--", "/bin/sh", "-c", "(sleep 3 &) ; exit 0"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let notices = lines(r.stderr).filter { $0.contains("still running when the command exited") }
+        XCTAssertEqual(notices.count, 1, r.stderr)
+        XCTAssertTrue(notices.first?.contains("1 followed process was") == true, r.stderr)
+        XCTAssertTrue(notices.first?.contains("sprof run -p ") == true, r.stderr)
+        // A command whose children all end first gets no such notice.
+        let plain = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("nodaemon"), "--", "/bin/sh", "-c", "sleep 0.1; /bin/true"])
+        XCTAssertFalse(plain.stderr.contains("still running"), plain.stderr)
+    }
+
+    func testCountsUnderLossAreCalledLowerBounds() throws {
+        try SprofCLI.requirePerfEvents()
+        // One ring-buffer page and many short processes: records are lost on most machines.
+        let r = try SprofCLI.run(["run", "-m", "1", "-F", "20000", "-o", SprofCLI.outputPrefix("loss"), "--",
+                                  "/bin/sh", "-c", "i=0; while [ $i -lt 300 ]; do /bin/true; i=$((i+1)); done"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let summary = lines(r.stderr).last(where: { $0.contains(" samples (") }) else { return XCTFail(r.stderr) }
+        if summary.contains("(0 lost") {
+            XCTAssertFalse(summary.contains("at least"), String(summary))
+        } else {
+            XCTAssertTrue(summary.contains("at least"), "lost records, yet exact counts: \(summary)")
+        }
+    }
+
+    // MARK: 3. Arguments
+
+    func testUnknownOptionsBeforeTheCommandAreUsageErrors() throws {
+        let marker = SprofCLI.outputPrefix("ran")
+        for (args, suggestion) in [(["--frq", "99"], "--freq"), (["--evnt", "cpu-clock"], "--event"), (["-z"], nil)] as [([String], String?)] {
+            for sub in ["run", "stat"] {
+                let r = try SprofCLI.run([sub] + args + ["--", "/bin/sh", "-c", "touch \(marker)"])
+                XCTAssertEqual(r.status, 2, "\(sub) \(args): \(r.stderr)")
+                XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+                XCTAssertTrue(r.stderr.contains("unknown option '\(args[0])'"), r.stderr)
+                if let suggestion, sub == "run" || args[0] != "--frq" {
+                    XCTAssertTrue(r.stderr.contains("did you mean '\(suggestion)'"), r.stderr)
+                }
+                XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "\(sub) \(args) ran the command")
+            }
+        }
+    }
+
+    func testBadNumbersGetOneLineAndStatus2() throws {
+        for args in [["-F", "-5"], ["-c", "-5"], ["-F", "abc"], ["-c", "x"], ["-m", "-3"], ["-F"]] {
+            let r = try SprofCLI.run(["run"] + args + ["--", "/bin/true"])
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertEqual(lines(r.stderr).count, 1, "\(args): \(r.stderr)")
+        }
+        let r = try SprofCLI.run(["stat", "-r", "-2", "--", "/bin/true"])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+    }
+
+    func testPerfsJoinedOptionValuesAreAccepted() throws {
+        try SprofCLI.requirePerfEvents()
+        let csv = try SprofCLI.run(["stat", "-x,", "-etask-clock,page-faults", "--", "/bin/true"])
+        XCTAssertEqual(csv.status, 0, csv.stderr)
+        let rows = lines(csv.stderr).filter { $0.contains(",task-clock,") || $0.contains(",page-faults,") }
+        XCTAssertEqual(rows.count, 2, csv.stderr)
+        let prefix = SprofCLI.outputPrefix("joined")
+        let run = try SprofCLI.run(["run", "-F999", "-ecpu-clock", "-q", "-o" + prefix, "/bin/true"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".svg"), run.stderr)
+        let period = try SprofCLI.run(["run", "-c10000", "-q", "-o", SprofCLI.outputPrefix("c"), "/bin/true"])
+        XCTAssertEqual(period.status, 0, period.stderr)
+        // Words after the command are the command's, even when they look like sprof's options.
+        let passed = try SprofCLI.run(["stat", "-o", "/dev/null", "/bin/sh", "-c", "exit 5", "-F", "--frq"])
+        XCTAssertEqual(passed.status, 5, passed.stderr)
+    }
+
+    func testADirectoryAsTheCommandSaysSo() throws {
+        let r = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("dir"), "--", "/tmp"])
+        XCTAssertEqual(r.status, 126)
+        XCTAssertTrue(r.stderr.contains("is a directory"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("chmod"), r.stderr)
+    }
+
+    func testAnotherUsersProcessNamesTheOwnerNotParanoid() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to switch to an unprivileged user") }
+        guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv not installed") }
+        let sprof = try TestFixtures.sprofPath()
+        for sub in [["run", "-o", "/tmp/sprof-foreign-\(getpid())", "-p", "1", "--duration", "0.2"], ["stat", "-p", "1"]] {
+            let r = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", sprof] + sub)
+            XCTAssertNotEqual(r.status, 0, r.stderr)
+            let error = lines(r.stderr).last.map(String.init) ?? ""
+            XCTAssertTrue(error.contains("belongs to user root"), "\(sub[0]): \(r.stderr)")
+            XCTAssertFalse(error.contains("perf_event_paranoid"), "paranoid is not the cause: \(error)")
+        }
+    }
+
+    func testRingBufferAdviceFitsTheUser() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to switch to an unprivileged user") }
+        guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv not installed") }
+        if let reason = perfEventAvailable() { throw XCTSkip("perf events unavailable: \(reason)") }
+        let paranoid = (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+        guard paranoid <= 2 else { throw XCTSkip("perf_event_paranoid \(paranoid) forbids users") }
+        let mlock = (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_mlock_kb", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 516
+        let limits = (try? String(contentsOfFile: "/proc/self/limits", encoding: .utf8)) ?? ""
+        if limits.split(separator: "\n").contains(where: { $0.hasPrefix("Max locked memory") && $0.contains("unlimited") }) {
+            throw XCTSkip("'ulimit -l' is unlimited here: the kernel grants any ring buffer")
+        }
+        // Far past the default limit (516 KiB): 16384 pages = 64 MiB per CPU.
+        guard (16384 + 1) * 4 > mlock else { throw XCTSkip("perf_event_mlock_kb \(mlock) is large enough for the request") }
+        let r = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", try TestFixtures.sprofPath(),
+                                               "run", "-m", "16384", "-o", "/tmp/sprof-mlock-\(getpid())", "--", "/bin/true"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("perf_event_mlock_kb=65540"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("=2048"), r.stderr)
+    }
+
+    func testExitStatusesAreDocumented() throws {
+        let help = try SprofCLI.run(["--help"])
+        for text in ["Exit statuses", "2 usage error", "'stat --baseline'", "127"] {
+            XCTAssertTrue(help.stdout.contains(text), "--help lacks \(text)")
+        }
+        let readme = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("README.md")
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        XCTAssertTrue(text.contains("### Exit statuses"), "README lacks the exit statuses")
+    }
+
+    func testArgvBytesReachTheCommandUnchanged() throws {
+        try SprofCLI.requirePerfEvents()
+        // A Latin-1 file name and argument: \xff is not UTF-8. The shell builds the bytes, so that
+        // no Swift String (which would turn them into U+FFFD) carries them to sprof.
+        let dir = (SprofCLI.outputPrefix("argv") as NSString).deletingLastPathComponent
+        let script = "#!/bin/sh\n[ \"$1\" = \"$(printf 'a\\377b')\" ] && exit 5\nexit 6\n"
+        let sh = "printf '%s' \"$1\" > \"$(printf '\(dir)/prog\\377')\"; chmod +x \"$(printf '\(dir)/prog\\377')\"; "
+            + "exec \"$2\" stat -o /dev/null -- \"$(printf '\(dir)/prog\\377')\" \"$(printf 'a\\377b')\""
+        for sub in ["stat", "run"] {
+            let line = sub == "stat" ? sh : sh.replacingOccurrences(of: "stat -o /dev/null", with: "run -q -o \(dir)/p")
+            let r = try TestFixtures.run("/bin/sh", ["-c", line, "sh", script, try TestFixtures.sprofPath()])
+            XCTAssertEqual(r.status, 5, "\(sub): the command did not get its bytes: \(r.stderr)")
+        }
+    }
+}
