@@ -153,9 +153,17 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
     }
 
     public func cancel() {
-        lock.withLock {
+        let pid: pid_t = lock.withLock {
             // sprof forwards SIGINT to the command and still writes the profile gathered so far.
             if currentPID > 0 { kill(currentPID, SIGINT) }
+            return currentPID
+        }
+        guard pid > 0 else { return }
+        // A command that ignores SIGINT must not hold a delete or a shutdown up: after 5 s the
+        // whole process group goes.
+        DispatchQueue.global().asyncAfter(deadline: .now() + 5) { [weak self] in
+            guard let self, self.lock.withLock({ self.currentPID == pid }) else { return }
+            kill(-pid, SIGKILL)
         }
     }
 

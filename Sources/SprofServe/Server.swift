@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import SprofFormats
 import SprofProfile
 
 /// How `sprof serve` listens and whom it trusts.
@@ -253,11 +254,7 @@ public enum ServeApp {
             let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
             let spec = try decodeSpec(Data(buffer: body))
             let options = try validator.validate(spec)
-            var notices: [String] = []
-            if options.memory == true && !validator.capabilities.memory {
-                notices.append("this sprof has no --memory option: the memory timeline is whatever sprof records by default")
-            }
-            let job = try await store.create(command: spec.command, options: options, notices: notices)
+            let job = try await store.create(command: spec.command, options: options)
             return Responses.json(job, status: .created)
         }
         router.get("/api/jobs/:id") { _, context in
@@ -285,7 +282,18 @@ public enum ServeApp {
         router.get("/api/jobs/:id/runs/:run/files/:name") { _, context in
             let dir = try await runDirectory(store, context)
             let name = context.parameters.get("name") ?? ""
-            guard ProfileFiles.isDownloadable(name), let data = FileManager.default.contents(atPath: dir + "/" + name) else {
+            guard ProfileFiles.isDownloadable(name) else {
+                throw ServeError(404, "no file \(String(name.prefix(80)).debugDescription) in this run")
+            }
+            let data: Data
+            if let stored = FileManager.default.contents(atPath: dir + "/" + name) {
+                data = stored
+            } else if name == ProfileFiles.speedscopeName {
+                // Made on demand from the profile: one file fewer per run on disk.
+                data = try await cache.view(dir, key: name) { cache in
+                    Data(SpeedscopeFormat.encode(try cache.load(dir).profile, valueIndex: 0, name: "sprof"))
+                }
+            } else {
                 throw ServeError(404, "no file \(String(name.prefix(80)).debugDescription) in this run")
             }
             let type: String
@@ -361,9 +369,10 @@ public enum ServeApp {
             }
             return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index), unit: "nanoseconds").jsonBytes())
         case "memory":
-            let series = ProfileViews.memory(try cache.load(dir).profile)
+            let run = try cache.load(dir)
+            let series = ProfileViews.memory(run.profile, names: run.memoryNames)
             guard !series.isEmpty else {
-                return try json(Empty(empty: "memory was not sampled for this job: create it with memory sampling on"))
+                return try json(Empty(empty: "memory was not sampled for this job: its run has no memory timeline (profile.memory.tsv); the sprof that recorded it samples none, or sampling was off"))
             }
             return try json(series)
         case "top":

@@ -1,4 +1,5 @@
 import Foundation
+import SprofFormats
 import SprofOutput
 import SprofProfile
 
@@ -63,6 +64,14 @@ public struct LoadedRun: Sendable {
     public var offCPU: (profile: Profile, valueIndex: Int)?
     /// Which file it came from.
     public var source: String
+    /// Process names from the memory timeline file (pid → name).
+    public var memoryNames: [Int32: String] = [:]
+
+    /// Creates a loaded run.
+    public init(profile: Profile, source: String) {
+        self.profile = profile
+        self.source = source
+    }
 }
 
 /// The files a run leaves and how they are read.
@@ -70,31 +79,37 @@ public enum ProfileFiles {
     /// Suffixes of `profile` that hold a profile, preferred first.
     public static let kinds = [".pb.gz", ".folded"]
 
-    /// Decodes a `profile.pb.gz`; nil until the pprof reader (SprofFormats) is linked, in which case
-    /// the folded file beside it is read.
-    nonisolated(unsafe) public static var pprofDecoder: (@Sendable (Data) throws -> Profile)?
-
-    /// Loads run `dir`.
+    /// Loads run `dir`: `profile.pb.gz` (pprof, with wall and off-CPU values when recorded), else
+    /// `profile.folded` (an older sprof) with `profile.wall.folded`/`profile.offcpu.folded`; and
+    /// the memory timeline `profile.memory.tsv` when there is one.
     /// - Throws: ``ServeError`` 404 when no profile is there, 500 when it cannot be read.
     public static func load(runDirectory dir: String) throws -> LoadedRun {
         let fm = FileManager.default
-        if let decode = pprofDecoder, let data = fm.contents(atPath: dir + "/profile.pb.gz") {
+        var run: LoadedRun
+        if let data = fm.contents(atPath: dir + "/profile.pb.gz") {
             do {
-                let p = try decode(data)
-                var run = LoadedRun(profile: p, source: "profile.pb.gz")
+                let p = try PprofFormat.decode([UInt8](data))
+                run = LoadedRun(profile: p, source: "profile.pb.gz")
                 if let w = p.sampleTypeIndex("wall") { run.wall = (p, w) }
                 if let o = p.sampleTypeIndex("off-cpu") { run.offCPU = (p, o) }
-                return run
             } catch {
                 throw ServeError(500, "cannot read \(dir)/profile.pb.gz: \(error)")
             }
+        } else {
+            guard let cpu = try folded(dir + "/profile.folded") else {
+                throw ServeError(404, "this run has no profile (it ended before sprof wrote one)")
+            }
+            run = LoadedRun(profile: cpu, source: "profile.folded")
+            if let w = try folded(dir + "/profile.wall.folded") { run.wall = (w, 0) }
+            if let o = try folded(dir + "/profile.offcpu.folded") { run.offCPU = (o, 0) }
         }
-        guard let cpu = try folded(dir + "/profile.folded") else {
-            throw ServeError(404, "this run has no profile (it ended before sprof wrote one)")
+        if run.profile.memory.isEmpty, let text = try? String(contentsOfFile: dir + "/profile.memory.tsv", encoding: .utf8) {
+            // A malformed timeline leaves the chart out; the profile itself is still shown.
+            if let (points, names) = try? MemoryTimeline.parse(text) {
+                run.profile.memory = points
+                run.memoryNames = names
+            }
         }
-        var run = LoadedRun(profile: cpu, source: "profile.folded")
-        if let w = try folded(dir + "/profile.wall.folded") { run.wall = (w, 0) }
-        if let o = try folded(dir + "/profile.offcpu.folded") { run.offCPU = (o, 0) }
         return run
     }
 
@@ -115,7 +130,7 @@ public enum ProfileFiles {
     /// The run's CPU stacks from `profile.folded` when that is what the views read (no pprof
     /// reader, or no pprof file); nil otherwise.
     public static func foldedStacks(runDirectory dir: String) throws -> [(frames: [String], value: Int64)]? {
-        if pprofDecoder != nil && FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") { return nil }
+        if FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") { return nil }
         return try parseFolded(dir + "/profile.folded")
     }
 
@@ -126,9 +141,15 @@ public enum ProfileFiles {
 
     /// Files of a run offered for download: profiles, flame graphs, exports and the command's output.
     public static func downloads(runDirectory dir: String) -> [String] {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
-        return names.filter(isDownloadable).sorted()
+        var names = ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter(isDownloadable)
+        if kinds.contains(where: { names.contains("profile" + $0) }) && !names.contains(speedscopeName) {
+            names.append(speedscopeName)
+        }
+        return names.sorted()
     }
+
+    /// The speedscope file, made from the profile when asked for.
+    public static let speedscopeName = "profile.speedscope.json"
 
     /// True for `output.log` and `profile[.VIEW].{folded,svg,pb.gz,json,speedscope.json}`: the only
     /// names a download request may use (no `/`, no `..`, no dot files).
@@ -298,11 +319,13 @@ public enum ProfileViews {
         public var points: [[UInt64]]
     }
 
-    /// The timeline of `profile.memory`, grouped by process.
-    public static func memory(_ profile: Profile) -> [MemorySeries] {
+    /// The timeline of `profile.memory`, grouped by process; `names` (pid → name) first, then the
+    /// profile's main threads name the processes.
+    public static func memory(_ profile: Profile, names known: [Int32: String] = [:]) -> [MemorySeries] {
         var byPID: [Int32: [[UInt64]]] = [:]
         for m in profile.memory { byPID[m.pid, default: []].append([m.time, m.rss]) }
-        let names = Dictionary(profile.threads.filter { $0.pid == $0.tid }.map { ($0.pid, $0.processName) }, uniquingKeysWith: { a, _ in a })
+        var names = Dictionary(profile.threads.filter { $0.pid == $0.tid }.map { ($0.pid, $0.processName) }, uniquingKeysWith: { a, _ in a })
+        names.merge(known) { _, new in new }
         return byPID.keys.sorted().map { MemorySeries(pid: $0, name: names[$0] ?? "pid \($0)", points: byPID[$0]!) }
     }
 

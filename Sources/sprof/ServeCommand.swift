@@ -10,13 +10,26 @@ struct ServeCommand: ParsableCommand {
         commandName: "serve",
         abstract: "A local web UI to run profiling jobs and browse their views (runs sprof-serve).",
         discussion: """
-            sprof serve [--data DIR] [--port 8080] [--host 127.0.0.1] [--allow-remote]
-            Open the URL it prints (it carries the access token). 'sprof serve --help' lists the options.
+            Jobs run one at a time, each as 'sprof run', and are kept in the data directory across \
+            restarts. Open the URL it prints: it carries the access token that creating, re-running \
+            and deleting jobs require.
             """
     )
 
-    @Argument(parsing: .captureForPassthrough, help: "Options for sprof-serve.")
-    var arguments: [String] = []
+    @Option(help: "Where jobs are kept (default: $XDG_DATA_HOME/sprof/serve or ~/.local/share/sprof/serve).")
+    var data: String?
+
+    @Option(help: "TCP port (default 8080).")
+    var port: Int?
+
+    @Option(help: "Address to listen on (default 127.0.0.1).")
+    var host: String?
+
+    @Flag(help: "Allow a non-loopback --host: anyone who reaches it and has the token can run commands.")
+    var allowRemote = false
+
+    @Option(help: "The sprof binary that records (default: this one).")
+    var sprof: String?
 
     func run() throws {
         var buffer = [CChar](repeating: 0, count: 4096)
@@ -27,7 +40,12 @@ struct ServeCommand: ParsableCommand {
         guard access(server, X_OK) == 0 else {
             throw fail("\(server) is not built: run 'swift build --product sprof-serve' with the same configuration as sprof (-c release for a release sprof); it builds Hummingbird, a few minutes the first time")
         }
-        let argv = [server] + arguments
+        var argv = [server]
+        if let data { argv += ["--data", data] }
+        if let port { argv += ["--port", String(port)] }
+        if let host { argv += ["--host", host] }
+        if allowRemote { argv.append("--allow-remote") }
+        argv += ["--sprof", sprof ?? exe]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         execv(server, &cArgs)
         throw fail("cannot run \(server): \(String(cString: strerror(errno)))")
