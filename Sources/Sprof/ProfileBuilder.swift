@@ -168,12 +168,23 @@ final class ProfileBuilder {
         return name
     }
 
+    /// The thread index last found per tid, valid while its process's generation is unchanged
+    /// (names change only through records that bump it): the per-sample path then hashes one
+    /// integer instead of two names.
+    private var threadCache: [Int32: (pid: Int32, generation: Int, index: Int)] = [:]
+
     private func threadIndex(_ process: ProcessState, tid: Int32) -> Int {
+        if let hit = threadCache[tid], hit.pid == process.pid, hit.generation == process.generation { return hit.index }
         let key = ThreadKey(pid: process.pid, tid: tid, name: threadName(process, tid: tid), processName: process.name)
-        if let id = threadIDs[key] { return id }
-        let id = threadList.count
-        threadList.append(key)
-        threadIDs[key] = id
+        let id: Int
+        if let known = threadIDs[key] {
+            id = known
+        } else {
+            id = threadList.count
+            threadList.append(key)
+            threadIDs[key] = id
+        }
+        threadCache[tid] = (process.pid, process.generation, id)
         return id
     }
 
