@@ -10,10 +10,15 @@ let package = Package(
     products: [
         .library(name: "Sprof", targets: ["Sprof"]),
         .executable(name: "sprof", targets: ["sprof"]),
+        // The web UI (`sprof serve` execs it): a product of its own so that `swift build --product
+        // sprof` and scripts/demo.sh never build Hummingbird and SwiftNIO.
+        .executable(name: "sprof-serve", targets: ["sprof-serve"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
+        // Only `sprof-serve` and its tests depend on it.
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // Header-only C shim: perf_event_open, ioctls, ring-buffer atomics, fork/exec, libdw/libelf.
@@ -51,6 +56,15 @@ let package = Package(
             dependencies: ["Sprof", "SprofOutput", "SprofFormats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
+        // `sprof serve`: job store, queue (runs the `sprof` binary), views, HTTP API and pages.
+        .target(
+            name: "SprofServe",
+            dependencies: ["SprofProfile", "SprofOutput", "SprofRecording", .product(name: "Hummingbird", package: "hummingbird")],
+            // The pages' script and style, compiled into the binary: nothing is fetched from elsewhere.
+            resources: [.embedInCode("Web/app.js"), .embedInCode("Web/flame.js"), .embedInCode("Web/app.css")]
+        ),
+        .executableTarget(name: "sprof-serve", dependencies: ["SprofServe"]),
+
         // Test support: fakes, synthetic ring-buffer builders, recognisable workload chains.
         .target(name: "SprofTestSupport", dependencies: ["SprofCore", "SprofRecording", "SprofOutput"]),
         // Workloads profiled by the end-to-end tests (known call chains, threads, fork+exec, exit codes).
@@ -60,7 +74,7 @@ let package = Package(
         // The demo target: an order-book replay benchmark.
         .executableTarget(name: "qsl-bench", path: "bench/qsl-bench", swiftSettings: framePointers),
         // Offline throughput of each pipeline stage (bench/run).
-        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofTestSupport"], path: "bench/stages"),
+        .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofProfile", "SprofFormats", "SprofTestSupport"], path: "bench/stages"),
 
         .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
@@ -73,6 +87,9 @@ let package = Package(
         .testTarget(name: "SprofCountingTests", dependencies: ["SprofCounting", "SprofTestSupport"]),
         .testTarget(name: "SprofEndToEndTests", dependencies: ["Sprof", "SprofTestSupport"]),
         .testTarget(name: "SprofLibraryTests", dependencies: ["Sprof", "SprofTestSupport"]),
+        .testTarget(name: "SprofServeTests", dependencies: [
+            "SprofServe", .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
     ],
     swiftLanguageModes: [.v5]
 )

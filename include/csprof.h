@@ -260,6 +260,19 @@ static inline char *csprof_cxx_demangle(const char *mangled) {
     return status == 0 ? r : NULL;
 }
 
+// ---- Demangling through libiberty (stacks, issue 11) -------------------------------------------
+// libiberty's cplus_demangle is the demangler c++filt and gdb use: Itanium C++ (including the
+// generic-lambda closure names that libstdc++ 12's __cxa_demangle rejects) and both Rust schemes
+// (legacy `_ZN…17h<hash>E` and v0 `_R…`), with the Rust hash left out unless DMGL_VERBOSE.
+// Declared here rather than by including <libiberty/demangle.h>, whose macros and enums would
+// leak into every Swift file that imports the shim.
+char *cplus_demangle(const char *mangled, int options);
+/// Demangled C++ or Rust name (malloc'd), or NULL when `mangled` is not a valid mangling.
+/// Options: DMGL_PARAMS (1) | DMGL_ANSI (2): parameter lists and const/volatile qualifiers.
+static inline char *csprof_iberty_demangle(const char *mangled) {
+    return cplus_demangle(mangled, (1 << 0) | (1 << 1));
+}
+
 // ---- gzip (SprofFormats: pprof files are gzip-compressed profile.proto) ----
 // zlib's z_stream must be set up, driven and torn down with macros (deflateInit2 is one) and
 // pointer fields that Swift would have to juggle unsafely; one call per direction keeps that here.
@@ -302,6 +315,44 @@ static inline long csprof_gzip(const uint8_t *in, size_t len, uint8_t *out, size
     long written = (long)(s.next_out - out);
     deflateEnd(&s);
     return rc == Z_STREAM_END ? written : (rc < 0 ? rc : Z_BUF_ERROR);
+}
+
+// One piece of a gzip member compressed on its own (raw deflate, no header), so that pieces can
+// be compressed on several threads and concatenated, as pigz does: every piece but the last ends
+// with a sync flush (byte-aligned, not final), the last with Z_FINISH. The caller writes the
+// 10-byte gzip header and the CRC-32/ISIZE trailer (csprof_crc32). `out` holds at least
+// csprof_gzip_bound(len) bytes. Returns the bytes written or a negative zlib error code.
+static inline long csprof_deflate_piece(const uint8_t *in, size_t len, uint8_t *out, size_t cap, int level, int last) {
+    z_stream s;
+    memset(&s, 0, sizeof s);
+    int rc = deflateInit2(&s, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
+    if (rc != Z_OK) return rc < 0 ? rc : -1;
+    if (len > 0x40000000u || cap > 0xffffffffu) { deflateEnd(&s); return Z_BUF_ERROR; }
+    s.next_in = (Bytef *)in;
+    s.avail_in = (uInt)len;
+    s.next_out = out;
+    s.avail_out = (uInt)cap;
+    rc = deflate(&s, last ? Z_FINISH : Z_SYNC_FLUSH);
+    long written = (long)(s.next_out - out);
+    int done = last ? rc == Z_STREAM_END : (rc == Z_OK && s.avail_in == 0 && s.avail_out != 0);
+    deflateEnd(&s);
+    return done ? written : Z_BUF_ERROR;
+}
+
+// zlib's CRC-32 (the gzip trailer's) and the combination of two pieces' CRCs, which lets the
+// pieces' checksums be computed on the threads that compress them.
+static inline uint32_t csprof_crc32(const uint8_t *in, size_t len) {
+    uLong crc = crc32(0L, Z_NULL, 0);
+    while (len > 0) {
+        uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
+        crc = crc32(crc, in, n);
+        in += n;
+        len -= n;
+    }
+    return (uint32_t)crc;
+}
+static inline uint32_t csprof_crc32_combine(uint32_t a, uint32_t b, size_t len_b) {
+    return (uint32_t)crc32_combine((uLong)a, (uLong)b, (z_off_t)len_b);
 }
 
 // Decompresses one gzip (or zlib) stream of `len` bytes into a malloc'd buffer that the caller

@@ -23,6 +23,16 @@ public struct RunOptions: Sendable {
     public var inlineFrames = true
     /// Ring-buffer data pages per CPU (`-m`), a power of two; nil picks ``defaultRingPages(for:settings:)``.
     public var ringPages: Int?
+    /// Readings per second of every followed process's resident memory (`/proc/PID/status`) for
+    /// the memory timeline (``Profile/memory``); 0 turns the timeline off.
+    public var memoryRate = 25
+    /// Called with live figures at most 4 times a second while recording, and once with
+    /// `done` set after it stopped; on a sprof thread, so it must not block for long.
+    public var progress: (@Sendable (RecordingProgress) -> Void)?
+    /// Also record where threads wait (`--off-cpu`): the profile gets `wall`/`nanoseconds` and
+    /// `off-cpu`/`nanoseconds` sample types besides the on-CPU ones (see
+    /// `SamplingOptions.offCPU`). Needs a clock event (cpu-clock, task-clock) and kernel samples.
+    public var offCPU = false
 
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
@@ -37,9 +47,24 @@ public struct RunOptions: Sendable {
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
-        try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
-                                     ringPages: ringPages ?? Self.defaultRingPages(for: callGraph, settings: settings),
-                                     settings: settings, notice: notice)
+        if offCPU { try Self.checkOffCPU(event: event, settings: settings) }
+        var options = try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
+                                                   ringPages: ringPages ?? Self.defaultRingPages(for: callGraph, settings: settings),
+                                                   settings: settings, notice: notice)
+        options.offCPU = offCPU
+        return options
+    }
+
+    /// Off-CPU stacks are kernel samples (taken at each switch-out), and the wall view adds the
+    /// on-CPU event's period to off-CPU nanoseconds, so the event must count nanoseconds.
+    static func checkOffCPU(event: EventSpec, settings: KernelSettings) throws(SyscallError) {
+        guard event.isClock else {
+            throw SyscallError(call: "perf_event_open", errno: EINVAL,
+                               hint: "--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(event): wall time adds its nanoseconds to off-CPU time")
+        }
+        guard settings.kernelAllowed else {
+            throw SyscallError(call: "perf_event_open", errno: EACCES, hint: settings.offCPUHint)
+        }
     }
 
     /// Ring-buffer pages per CPU for a stack mode: `SamplingOptions.defaultRingPages` (sized for
@@ -94,12 +119,14 @@ public enum CommandProfiler {
             throw error
         }
         session.consumeAtIdlePriority = true
+        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         command.forwardSignals()
         defer { command.stopForwardingSignals() }
         try command.start()
 
         let startTime = realtimeNow(), started = monotonicNow()
         let builder = options.builder(for: session.options, settings: settings)
+        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         var spare = SpareCPU()
         try session.record { batch in
             builder.consume(batch)
@@ -110,11 +137,16 @@ public enum CommandProfiler {
         }
         let status = command.wait()
         if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }
+        builder.resolve()
+        builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
+        let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status.description
-        return RecordedCommand(profile: builder.profile(metadata: metadata), exitStatus: status)
+        var profile = builder.profile(metadata: metadata)
+        profile.memory = memory
+        return RecordedCommand(profile: profile, exitStatus: status)
     }
 
     /// Attaches to a running process (every thread it has now and creates later) until it exits,
@@ -141,11 +173,83 @@ public enum CommandProfiler {
         }
         let startTime = realtimeNow(), started = monotonicNow()
         let builder = options.builder(for: session.options, settings: settings)
+        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         builder.processes.seedFromProc(pid)
+        builder.namesThreadsFromProc = true // threads that existed before attaching have no COMM record
+        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         try session.record { builder.consume($0) }
+        builder.resolve()
+        builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
+        let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
-        return RecordedCommand(profile: builder.profile(metadata: metadata), exitStatus: nil)
+        var profile = builder.profile(metadata: metadata)
+        profile.memory = memory
+        return RecordedCommand(profile: profile, exitStatus: nil)
+    }
+
+    /// Records every process on every CPU (`sprof run -a`) until `arguments` (when given) exits,
+    /// `duration` seconds pass, or SIGINT/SIGTERM arrives. Processes already running are named
+    /// (and their mappings read) from /proc at the start.
+    ///
+    /// - Throws: `SyscallError` (EACCES, with the sysctl to change) unless root, CAP_PERFMON or
+    ///   `kernel.perf_event_paranoid` <= 0; ``LaunchError`` when the command cannot be run.
+    public static func systemWide(_ arguments: [String], options: RunOptions, duration: Double? = nil,
+                                  notice: (String) -> Void = { _ in }) throws -> RecordedCommand {
+        var notices: [String] = []
+        func say(_ message: String) {
+            notices.append(message)
+            notice(message)
+        }
+        let settings = KernelSettings.current()
+        guard settings.systemWideAllowed else {
+            throw SyscallError(call: "perf_event_open", errno: EACCES, hint: settings.systemWideHint)
+        }
+        let sampling = try options.sampling(settings: settings, notice: say)
+        let command = arguments.isEmpty ? nil : try WaitingCommand(arguments: arguments)
+        let session: RecordingSession
+        do {
+            session = try RecordingSession.open(sampling, target: .systemWide(command), notice: say)
+        } catch {
+            command?.cancel()
+            throw error
+        }
+        session.consumeAtIdlePriority = true
+        if let command { command.forwardSignals() } else { session.stopOnInterrupt() }
+        defer { if let command { command.stopForwardingSignals() } else { session.restoreSignals() } }
+        let builder = options.builder(for: session.options, settings: settings)
+        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
+        for pid in RecordingSession.processIDs() { builder.processes.seedFromProc(pid) }
+        builder.namesThreadsFromProc = true // threads that existed before recording have no COMM record
+        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
+        let startTime = realtimeNow(), started = monotonicNow()
+        var launchError: LaunchError?
+        var spare = SpareCPU()
+        try session.record(started: {
+            // Timed from when the events are on: reading every process's maps takes a while.
+            if let duration {
+                DispatchQueue.global().asyncAfter(deadline: DispatchTime.now() + duration) { session.requestStop() }
+            }
+            // The events are on before the command starts, so its exec is seen too.
+            do throws(LaunchError) { try command?.start() } catch {
+                launchError = error
+                session.requestStop()
+            }
+        }) { batch in
+            builder.consume(batch)
+            if spare.available() { builder.resolve() }
+        }
+        let memory = monitor.stop()
+        if let launchError { throw launchError }
+        let status = command?.wait()
+        say("recorded system-wide (-a): every process on every CPU")
+        var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
+                                                 startTime: startTime, duration: monotonicNow() - started, notices: notices)
+        metadata.command = arguments
+        metadata.exitStatus = status?.description
+        var profile = builder.profile(metadata: metadata)
+        profile.memory = memory
+        return RecordedCommand(profile: profile, exitStatus: status)
     }
 }

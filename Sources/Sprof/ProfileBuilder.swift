@@ -79,6 +79,17 @@ final class ProfileBuilder {
     private var building: ProfileBuilding
     private var kernelMapping: Int?
 
+    // Off-CPU state (`--off-cpu`); see "Off-CPU intervals" below.
+    private var offCPUEvents: Set<UInt64> = []
+    private var intervals = OffCPUIntervals<StackKey>()
+    private struct OffCPUKey: Hashable {
+        var stack: StackKey
+        var preempted: Bool
+    }
+    /// Off-CPU nanoseconds per (stack at the switch-out, thread, preempted).
+    private var offCPUStacks: [OffCPUKey: Int64] = [:]
+    private var lastRecordTime: UInt64 = 0
+
     init(symbolizer: Symbolizer, callGraph: SamplingOptions.CallGraph, maxStack: Int, event: EventSpec = .cpuClock,
          rate: SamplingOptions.Rate = .frequency(999)) {
         self.symbolizer = symbolizer
@@ -116,6 +127,8 @@ final class ProfileBuilder {
             switch record {
             case .sample(let s):
                 add(s)
+            case .contextSwitch(let r):
+                offCPUSwitch(r)
             case .lost(let n, _):
                 statistics.lostRecords += n
             case .lostSamples(let n, _):
@@ -129,6 +142,7 @@ final class ProfileBuilder {
                     unwinder.forgetProcess(c.pid)
                 }
             case .exit(let t):
+                if !offCPUEvents.isEmpty { intervals.threadExited(tid: t.tid) }
                 processes.apply(record)
                 if t.pid == t.tid { unwinder.forgetProcess(t.pid); startedProcesses.remove(t.pid) }
             case .fork(let t):
@@ -203,6 +217,13 @@ final class ProfileBuilder {
             scratch.append(id)
         }
         let thread = threadIndex(process, tid: sample.tid)
+        if !offCPUEvents.isEmpty {
+            lastRecordTime = max(lastRecordTime, sample.time)
+            if offCPUEvents.contains(sample.eventID) {
+                intervals.switchOutSample(tid: sample.tid, stack: StackKey(refs: scratch, thread: thread))
+                return
+            }
+        }
         let period = Int64(clamping: sample.period)
         let stackKey = StackKey(refs: scratch, thread: thread)
         if let old = stacks[stackKey] {
@@ -278,7 +299,8 @@ final class ProfileBuilder {
                 hasInlineFrames: symbolizer.options.inlineFrames))
         }
         let lines = frames.map { f in
-            Profile.Line(function: building.function(Profile.Function(name: f.name, file: f.sourceFile ?? "")), line: f.line ?? 0)
+            Profile.Line(function: building.function(Profile.Function(name: f.name, fullName: f.fullName, systemName: f.systemName ?? "",
+                                                                        file: f.sourceFile ?? "")), line: f.line ?? 0)
         }
         let kind: Profile.LocationKind
         switch frames.last?.kind {
@@ -294,9 +316,76 @@ final class ProfileBuilder {
         building.stack(ids.reversed().map { resolved[Int($0)] })
     }
 
+    // MARK: Off-CPU intervals (`--off-cpu`, issue 10)
+
+    /// Turns on off-CPU accounting: samples of the events `ids` (the session's `context-switches`
+    /// events) are switch-outs, not on-CPU samples, and SWITCH records time the intervals. The
+    /// profile then has two more sample types, `wall`/`nanoseconds` and `off-cpu`/`nanoseconds`.
+    func enableOffCPU(eventIDs ids: Set<UInt64>) {
+        offCPUEvents = ids
+    }
+
+    private func offCPUSwitch(_ r: SwitchRecord) {
+        guard !offCPUEvents.isEmpty, !excludedThreads.contains(r.tid) else { return }
+        lastRecordTime = max(lastRecordTime, r.time)
+        if let interval = intervals.apply(r) { addOffCPU(interval) }
+    }
+
+    private func addOffCPU(_ interval: OffCPUIntervals<StackKey>.Interval) {
+        // A switch-out whose sample was lost still counts, on the thread's root.
+        let stack = interval.stack ?? StackKey(refs: [], thread: threadIndex(processes.process(interval.pid, tid: interval.tid), tid: interval.tid))
+        offCPUStacks[OffCPUKey(stack: stack, preempted: interval.preempted), default: 0] += Int64(clamping: interval.nanoseconds)
+    }
+
+    /// The leaf that says why a thread was off CPU: the kernel's preempt flag, else whether it
+    /// waited in `io_schedule` (disk and other uninterruptible I/O) or slept (nanosleep, futex,
+    /// poll, pipe and socket reads).
+    private func offCPUMarker(_ key: OffCPUKey) -> UInt32 {
+        if key.preempted { return marker(Self.offCPUPreempted) }
+        for id in key.stack.refs.reversed() {
+            guard case .code(let address, _, _, true) = refs[Int(id)] else { continue }
+            if symbolizer.symbolizeKernel(address).name.hasPrefix("io_schedule") { return marker(Self.offCPUBlockedIO) }
+        }
+        return marker(Self.offCPUSleeping)
+    }
+
+    /// Leaf names of off-CPU stacks.
+    static let offCPUSleeping = "[off-cpu: sleeping]"
+    static let offCPUBlockedIO = "[off-cpu: blocked on I/O]"
+    static let offCPUPreempted = "[off-cpu: preempted]"
+
+    /// Closes the intervals still open at the last record, adds the `wall` and `off-cpu` sample
+    /// types, and returns the off-CPU stacks (root-first frame ids ending in their marker) in a
+    /// fixed order. Runs before threads and locations are made final.
+    private func finishOffCPU() -> [(refs: [UInt32], thread: Int, ns: Int64)] {
+        for interval in intervals.finish(at: lastRecordTime) { addOffCPU(interval) }
+        _ = building.addSampleType(Profile.ValueType(type: "wall", unit: "nanoseconds"))
+        _ = building.addSampleType(Profile.ValueType(type: "off-cpu", unit: "nanoseconds"))
+        let ordered = offCPUStacks.map { (key: $0.key, value: $0.value) }.sorted { a, b in
+            if a.key.stack.thread != b.key.stack.thread { return a.key.stack.thread < b.key.stack.thread }
+            if a.key.stack.refs != b.key.stack.refs { return a.key.stack.refs.lexicographicallyPrecedes(b.key.stack.refs) }
+            return !a.key.preempted && b.key.preempted
+        }
+        return ordered.map { (refs: $0.key.stack.refs + [offCPUMarker($0.key)], thread: $0.key.stack.thread, ns: $0.value) }
+    }
+
+    /// Adds off-CPU stacks: 0 samples, 0 cpu, their nanoseconds as wall and off-cpu time.
+    private func addOffCPUStacks(_ entries: [(refs: [UInt32], thread: Int, ns: Int64)]) {
+        let wall = building.addSampleType(Profile.ValueType(type: "wall", unit: "nanoseconds"))
+        let off = building.addSampleType(Profile.ValueType(type: "off-cpu", unit: "nanoseconds"))
+        for entry in entries {
+            var values = [Int64](repeating: 0, count: building.sampleTypeCount)
+            values[wall] = entry.ns
+            values[off] = entry.ns
+            building.add(stack: stackIndex(entry.refs), thread: entry.thread, values: values)
+        }
+    }
+
     /// The finished profile (symbolizes what is not yet resolved). `metadata` gets the final
     /// statistics.
     func profile(metadata: ProfileMetadata) -> Profile {
+        let offCPU = !offCPUEvents.isEmpty
+        let offCPUEntries = offCPU ? finishOffCPU() : []
         resolve()
         for key in threadList {
             _ = building.thread(Profile.Thread(pid: key.pid, tid: key.tid, name: key.name, processName: key.processName))
@@ -306,15 +395,20 @@ final class ProfileBuilder {
             a.key.thread != b.key.thread ? a.key.thread < b.key.thread : a.key.refs.lexicographicallyPrecedes(b.key.refs)
         }
         for (key, value) in ordered {
-            building.add(stack: stackIndex(key.refs), thread: key.thread, values: [value.count, value.period])
+            // With --off-cpu, on-CPU time (the clock's period, ns) is wall time too.
+            let values = offCPU ? [value.count, value.period, value.period, 0] : [value.count, value.period]
+            building.add(stack: stackIndex(key.refs), thread: key.thread, values: values)
         }
+        if offCPU { addOffCPUStacks(offCPUEntries) }
         let stackMap = stackList.map { stackIndex($0) }
         for s in sampleLog {
             building.addTimed(Profile.TimedSample(thread: s.thread, time: s.time, cpu: s.cpu, stack: stackMap[Int(s.stack)]))
         }
         var m = metadata
         m.statistics = finish()
-        return building.build(metadata: m)
+        var profile = building.build(metadata: m)
+        if let main = profile.mainMappingIndex { profile.moveMappingToFront(main) }
+        return profile
     }
 
     /// Final statistics, including the process and thread counts.

@@ -93,6 +93,11 @@ public final class Profiler: @unchecked Sendable {
         /// longer `stop()` and records held in memory meanwhile when every CPU is busy. The ring
         /// buffers are still drained at normal priority, so nothing is lost.
         public var processAtIdlePriority = false
+        /// Also record where threads wait, as `sprof run --off-cpu` does: the profile gets
+        /// `wall`/`nanoseconds` and `off-cpu`/`nanoseconds` sample types. Needs a clock event and
+        /// kernel samples (root, CAP_PERFMON or `perf_event_paranoid` <= 1); ``Profiler/start()``
+        /// throws otherwise.
+        public var offCPU = false
 
         /// cpu-clock at 999 Hz with frame-pointer stacks: the cheapest stacks, whole in debug builds
         /// (`sprof run` defaults to DWARF stacks instead, which also cross code without frame pointers).
@@ -315,12 +320,14 @@ private final class ActiveRun: @unchecked Sendable {
     init(options: Profiler.Options) throws(SprofError) {
         let settings = KernelSettings.current()
         var notices: [String] = []
-        let sampling: SamplingOptions
+        var sampling: SamplingOptions
         do {
+            if options.offCPU { try RunOptions.checkOffCPU(event: options.event, settings: settings) }
             sampling = try SamplingOptions.prepared(
                 event: options.event, rate: options.rate, callGraph: options.callGraph,
                 ringPages: options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings),
                 settings: settings) { notices.append($0) }
+            sampling.offCPU = options.offCPU
         } catch {
             throw SprofError(error)
         }
@@ -341,6 +348,7 @@ private final class ActiveRun: @unchecked Sendable {
                                  event: session.options.event, rate: session.options.rate)
         builder.keepSamples = options.keepSamples
         builder.namesThreadsFromProc = true
+        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         self.settings = settings
         requestedEvent = options.event
         wallStart = realtimeNow()

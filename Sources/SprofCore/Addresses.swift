@@ -49,3 +49,8 @@ public struct StackFrame: Hashable, Sendable {
         isReturnAddress && address.rawValue > 0 ? ProcessAddress(address.rawValue - 1) : address
     }
 }
+
+/// The x86-64 `rt_sigreturn` trampoline (`mov $15, %rax; syscall`) the kernel returns to from a
+/// signal handler: glibc's and musl's `__restore_rt`. A frame-pointer walk through a signal
+/// handler passes its start, which is not a return address; stripped C libraries do not name it.
+public let sigreturnTrampolineCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]

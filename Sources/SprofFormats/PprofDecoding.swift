@@ -96,6 +96,10 @@ struct PprofDecoder {
         // builder's aggregation and the model's totals from trapping on a hostile file.
         var magnitudes = [UInt64](repeating: 0, count: sampleTypes.count)
         var labelKeys: [Int64: String] = [:]
+        struct ThreadKey: Hashable {
+            var pid: Int64, tid: Int64, name: Int64, processName: Int64
+        }
+        var threadIndex: [ThreadKey: Int] = [:]
         var stack: [Int] = []
         for (i, s) in m.sample.enumerated() {
             guard s.value.count == sampleTypes.count else {
@@ -115,7 +119,7 @@ struct PprofDecoder {
                 }
                 stack.append(l)
             }
-            var pid: Int64?, tid: Int64?, threadName = "", processName = ""
+            var pid: Int64?, tid: Int64?, threadName: Int64 = 0, processName: Int64 = 0
             for label in s.label {
                 let key: String
                 if let known = labelKeys[label.key] {
@@ -127,15 +131,25 @@ struct PprofDecoder {
                 switch key {
                 case PprofFormat.pidLabel: pid = label.num
                 case PprofFormat.tidLabel: tid = label.num
-                case PprofFormat.threadNameLabel: threadName = try string(label.str, "sample \(i)'s thread_name")
-                case PprofFormat.processNameLabel: processName = try string(label.str, "sample \(i)'s process_name")
+                case PprofFormat.threadNameLabel: threadName = label.str
+                case PprofFormat.processNameLabel: processName = label.str
                 default: continue // other labels (Go's pprof.Labels, …) have no place in the model
                 }
             }
             var thread: Int?
-            if pid != nil || tid != nil || !threadName.isEmpty || !processName.isEmpty {
-                thread = b.thread(Profile.Thread(pid: Int32(truncatingIfNeeded: pid ?? 0), tid: Int32(truncatingIfNeeded: tid ?? pid ?? 0),
-                                                 name: threadName, processName: processName))
+            if pid != nil || tid != nil || threadName != 0 || processName != 0 {
+                // Every sample of a thread repeats its labels: look the thread up by the raw
+                // numbers and string indices, and build (and hash) its strings once.
+                let key = ThreadKey(pid: pid ?? 0, tid: tid ?? pid ?? 0, name: threadName, processName: processName)
+                if let known = threadIndex[key] {
+                    thread = known
+                } else {
+                    let t = Profile.Thread(pid: Int32(truncatingIfNeeded: key.pid), tid: Int32(truncatingIfNeeded: key.tid),
+                                           name: try string(threadName, "sample \(i)'s thread_name"),
+                                           processName: try string(processName, "sample \(i)'s process_name"))
+                    thread = b.thread(t)
+                    threadIndex[key] = thread
+                }
             }
             b.add(stack: b.stack(stack), thread: thread, values: s.value)
         }

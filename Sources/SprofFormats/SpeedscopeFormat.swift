@@ -111,8 +111,7 @@ public enum SpeedscopeFormat {
         json.raw(",\"activeProfileIndex\":\(active)")
 
         json.raw(",\"shared\":{\"frames\":[")
-        for (i, f) in frames.enumerated() {
-            if i > 0 { json.raw(",") }
+        json.list(frames) { json, f in
             json.raw("{\"name\":")
             json.string(f.name)
             if !f.file.isEmpty {
@@ -123,25 +122,17 @@ public enum SpeedscopeFormat {
             json.raw("}")
         }
         json.raw("]},\"profiles\":[")
-        for (i, p) in profiles.enumerated() {
-            if i > 0 { json.raw(",") }
+        json.list(profiles) { json, p in
             json.raw("{\"type\":\"sampled\",\"name\":")
             json.string(p.name)
             json.raw(",\"unit\":\"\(unit)\",\"startValue\":0,\"endValue\":\(p.total),\"samples\":[")
-            for (j, s) in p.samples.enumerated() {
-                if j > 0 { json.raw(",") }
+            json.list(p.samples) { json, s in
                 json.raw("[")
-                for (k, f) in s.0.enumerated() {
-                    if k > 0 { json.raw(",") }
-                    json.raw(String(f))
-                }
+                json.list(s.0) { json, f in json.int(Int64(f)) }
                 json.raw("]")
             }
             json.raw("],\"weights\":[")
-            for (j, s) in p.samples.enumerated() {
-                if j > 0 { json.raw(",") }
-                json.raw(String(s.1))
-            }
+            json.list(p.samples) { json, s in json.int(s.1) }
             json.raw("]}")
         }
         json.raw("]}\n")
@@ -164,6 +155,34 @@ struct JSONWriter {
 
     mutating func raw(_ s: String) {
         bytes.append(contentsOf: s.utf8)
+    }
+
+    /// The elements of a JSON array (without its brackets), comma-separated.
+    mutating func list<C: Sequence>(_ items: C, _ element: (inout JSONWriter, C.Element) -> Void) {
+        var first = true
+        for item in items {
+            if !first { bytes.append(UInt8(ascii: ",")) }
+            first = false
+            element(&self, item)
+        }
+    }
+
+    /// A decimal integer, without the String that `"\(n)"` allocates (samples hold millions).
+    mutating func int(_ n: Int64) {
+        if n < 0 { bytes.append(UInt8(ascii: "-")) }
+        var v = n.magnitude
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            repeat {
+                d[count] = UInt8(ascii: "0") + UInt8(v % 10)
+                v /= 10
+                count += 1
+            } while v > 0
+            for i in stride(from: count - 1, through: 0, by: -1) { bytes.append(d[i]) }
+        }
     }
 
     mutating func string(_ s: String) {

@@ -206,3 +206,28 @@ extension Profile {
         self = b.build(metadata: m)
     }
 }
+
+extension Profile {
+    /// Moves mapping `index` to the front. pprof takes the first mapping as the main binary (the
+    /// `File:` and `Build ID:` lines of `go tool pprof`), so the profiled program's own file goes first.
+    public mutating func moveMappingToFront(_ index: Int) {
+        guard index > 0, index < mappings.count else { return }
+        let moved = mappings.remove(at: index)
+        mappings.insert(moved, at: 0)
+        for i in locations.indices {
+            guard let m = locations[i].mapping else { continue }
+            locations[i].mapping = m == index ? 0 : (m < index ? m + 1 : m)
+        }
+    }
+
+    /// The mapping of the main program: the file named like the process with the most samples
+    /// (a thread's process name is its executable's base name, cut to 15 bytes by the kernel).
+    public var mainMappingIndex: Int? {
+        var perThread: [Int: Int64] = [:]
+        for s in samples { if let t = s.thread { perThread[t, default: 0] += s.values[0] } }
+        guard let busiest = perThread.max(by: { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key })?.key else { return nil }
+        let name = threads[busiest].processName
+        guard !name.isEmpty else { return nil }
+        return mappings.firstIndex { !$0.path.hasPrefix("[") && $0.baseName.hasPrefix(name) }
+    }
+}

@@ -146,6 +146,11 @@ public enum InterruptForwarding {
     /// Restores default dispositions.
     public static func restore() { csprof_restore_default_signals() }
 
+    /// The signal number that last arrived since ``install(forwardingTo:notifying:)`` (kept after
+    /// ``restore()``), or 0 when none did: how `sprof run -p` knows Ctrl-C ended its recording, so
+    /// that it exits 128+N as an interrupted command does.
+    public static var lastSignal: Int32 { csprof_last_forwarded_signal() }
+
     /// A descriptor that becomes readable when process `pid` exits (pidfd_open).
     public static func exitDescriptor(of pid: Int32) throws(SyscallError) -> Int32 {
         try sysCall("pidfd_open", hint: { _ in "process \(pid) is gone" }) { csprof_pidfd_open(pid) }

@@ -43,6 +43,11 @@ public struct EventSpec: Hashable, Sendable, CustomStringConvertible {
 
     /// The default sampling event: a timer that works everywhere.
     public static var cpuClock: EventSpec { EventCatalog.named("cpu-clock")! }
+
+    /// `context-switches`: one count per switch-out of a thread (`--off-cpu` samples it with period 1).
+    public static var contextSwitches: EventSpec {
+        EventSpec(name: "context-switches", type: PERF_TYPE_SOFTWARE.rawValue, config: UInt64(PERF_COUNT_SW_CONTEXT_SWITCHES.rawValue))
+    }
 }
 
 /// An event string that could not be understood.

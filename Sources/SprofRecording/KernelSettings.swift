@@ -44,6 +44,20 @@ public struct KernelSettings: Sendable {
     /// Whether kernel frames and kernel-mode counts are allowed for this process.
     public var kernelAllowed: Bool { privileged || paranoid < 2 }
 
+    /// Whether this process may record every process on every CPU (`sprof run -a`): root,
+    /// CAP_PERFMON, or `perf_event_paranoid` <= 0.
+    public var systemWideAllowed: Bool { privileged || paranoid <= 0 }
+
+    /// The one line printed when `sprof run -a` is not allowed.
+    public var systemWideHint: String {
+        "recording every process (-a) needs root or kernel.perf_event_paranoid <= 0 (it is \(paranoid)); run as root, or: sudo sysctl kernel.perf_event_paranoid=0"
+    }
+
+    /// The one line printed when `--off-cpu` cannot take switch-out stacks (they are kernel samples).
+    public var offCPUHint: String {
+        "--off-cpu needs kernel samples (the stack is taken at each switch-out, in the kernel), which kernel.perf_event_paranoid=\(paranoid) forbids for this user; run as root, or: sudo sysctl kernel.perf_event_paranoid=1"
+    }
+
     /// The fix to print when perf_event_open says EACCES/EPERM.
     public var permissionHint: String {
         "perf_event_paranoid is \(paranoid); run as root, or allow it with: sudo sysctl kernel.perf_event_paranoid=1 (or -1 for everything)"

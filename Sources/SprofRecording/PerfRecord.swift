@@ -16,6 +16,8 @@ public enum PerfRecord: Sendable, Equatable {
     case lostSamples(count: UInt64, time: UInt64)
     /// PERF_RECORD_THROTTLE (`true`) / UNTHROTTLE (`false`): the kernel lowered or restored the rate.
     case throttle(Bool, time: UInt64)
+    /// PERF_RECORD_SWITCH / SWITCH_CPU_WIDE (`attr.context_switch`): a thread left or took a CPU.
+    case contextSwitch(SwitchRecord)
     /// Anything else (kept so that the caller can count it).
     case other(type: UInt32, time: UInt64)
 
@@ -26,6 +28,7 @@ public enum PerfRecord: Sendable, Equatable {
         case .mmap(let m): return m.time
         case .comm(let c): return c.time
         case .fork(let t), .exit(let t): return t.time
+        case .contextSwitch(let s): return s.time
         case .lost(_, let t), .lostSamples(_, let t), .throttle(_, let t), .other(_, let t): return t
         }
     }
@@ -60,6 +63,10 @@ public struct SampleRecord: Sendable, Equatable {
     public var userStack: [UInt8] = []
     /// Where the sample was taken.
     public var cpuMode: CPUMode = .unknown
+    /// The id of the event that took it (PERF_SAMPLE_IDENTIFIER; the parent event's id for
+    /// inherited events); 0 when the layout has no identifier. Tells the on-CPU event's samples
+    /// from the `context-switches` event's when both write to one buffer (`--off-cpu`).
+    public var eventID: UInt64 = 0
 
     /// Creates an empty sample.
     public init() {}
@@ -115,6 +122,35 @@ public struct TaskRecord: Sendable, Equatable {
     }
 }
 
+/// A context switch seen by one thread (PERF_RECORD_SWITCH), or by one CPU
+/// (PERF_RECORD_SWITCH_CPU_WIDE, for system-wide events, which also names the other thread).
+/// The thread and time come from the sample_id trailer, so they are 0 without `sample_id_all`.
+public struct SwitchRecord: Sendable, Equatable {
+    /// Process of the thread the record is about (the one switching out or in).
+    public var pid: Int32
+    /// That thread.
+    public var tid: Int32
+    /// CLOCK_MONOTONIC ns.
+    public var time: UInt64
+    /// CPU it happened on (0 when the layout has no CPU field).
+    public var cpu: UInt32
+    /// True for a switch-out (PERF_RECORD_MISC_SWITCH_OUT), false for a switch-in.
+    public var isOut: Bool
+    /// A switch-out while the thread was still runnable: it was preempted, not blocked
+    /// (PERF_RECORD_MISC_SWITCH_OUT_PREEMPT, Linux 4.17+).
+    public var preempted: Bool
+    /// For CPU-wide records: the thread switched to (on out) or from (on in); nil otherwise.
+    public var otherPID: Int32?
+    /// See ``otherPID``.
+    public var otherTID: Int32?
+    /// Creates a record.
+    public init(pid: Int32, tid: Int32, time: UInt64, cpu: UInt32 = 0, isOut: Bool, preempted: Bool = false,
+                otherPID: Int32? = nil, otherTID: Int32? = nil) {
+        self.pid = pid; self.tid = tid; self.time = time; self.cpu = cpu; self.isOut = isOut
+        self.preempted = preempted; self.otherPID = otherPID; self.otherTID = otherTID
+    }
+}
+
 /// A record that could not be parsed: truncated or inconsistent bytes.
 public struct RecordParseError: Error, Equatable, Sendable, CustomStringConvertible {
     /// What was wrong.
@@ -137,6 +173,9 @@ public struct RecordParser: Sendable {
     static let typeMmap: UInt32 = 1, typeLost: UInt32 = 2, typeComm: UInt32 = 3, typeExit: UInt32 = 4
     static let typeThrottle: UInt32 = 5, typeUnthrottle: UInt32 = 6, typeFork: UInt32 = 7, typeSample: UInt32 = 9
     static let typeMmap2: UInt32 = 10, typeLostSamples: UInt32 = 13
+    static let typeSwitch: UInt32 = 14, typeSwitchCPUWide: UInt32 = 15
+    static let miscSwitchOut: UInt16 = 1 << 13
+    static let miscSwitchOutPreempt: UInt16 = 1 << 14
     static let miscCommExec: UInt16 = 1 << 13
     static let miscMmapBuildID: UInt16 = 1 << 14
 
@@ -192,6 +231,14 @@ public struct RecordParser: Sendable {
         case Self.typeLostSamples:
             let lost = try r.u64()
             return .lostSamples(count: lost, time: try sampleIDTime(bytes, size: size))
+        case Self.typeSwitch, Self.typeSwitchCPUWide:
+            var other: (Int32, Int32)?
+            if type == Self.typeSwitchCPUWide { other = (try r.i32(), try r.i32()) }
+            let id = try sampleID(bytes, size: size)
+            let out = misc & Self.miscSwitchOut != 0
+            return .contextSwitch(SwitchRecord(pid: id.pid, tid: id.tid, time: id.time, cpu: id.cpu, isOut: out,
+                                               preempted: out && misc & Self.miscSwitchOutPreempt != 0,
+                                               otherPID: other?.0, otherTID: other?.1))
         case Self.typeThrottle, Self.typeUnthrottle:
             let time = try r.u64()
             return .throttle(type == Self.typeThrottle, time: time)
@@ -220,16 +267,35 @@ public struct RecordParser: Sendable {
         return bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self)
     }
 
+    /// The thread, time and CPU of the sample_id trailer (zero where the layout lacks them).
+    func sampleID(_ bytes: UnsafeRawBufferPointer, size: Int) throws(RecordParseError) -> (pid: Int32, tid: Int32, time: UInt64, cpu: UInt32) {
+        guard layout.sampleIDAll else { return (0, 0, 0, 0) }
+        let t = layout.sampleType
+        var offset = size - trailerSize
+        guard offset >= 8 else { throw RecordParseError(description: "record too short for sample_id") }
+        var id: (pid: Int32, tid: Int32, time: UInt64, cpu: UInt32) = (0, 0, 0, 0)
+        if t & SampleBits.tid != 0 {
+            id.pid = bytes.loadUnaligned(fromByteOffset: offset, as: Int32.self)
+            id.tid = bytes.loadUnaligned(fromByteOffset: offset + 4, as: Int32.self)
+            offset += 8
+        }
+        if t & SampleBits.time != 0 { id.time = bytes.loadUnaligned(fromByteOffset: offset, as: UInt64.self); offset += 8 }
+        if t & SampleBits.id != 0 { offset += 8 }
+        if t & SampleBits.streamID != 0 { offset += 8 }
+        if t & SampleBits.cpu != 0 { id.cpu = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self) }
+        return id
+    }
+
     private func parseSample(_ r: inout ByteReader, misc: UInt16) throws(RecordParseError) -> SampleRecord {
         let t = layout.sampleType
         var s = SampleRecord()
         s.cpuMode = CPUMode(rawValue: misc & 7) ?? .unknown
-        if t & SampleBits.identifier != 0 { try r.skip(8) }
+        if t & SampleBits.identifier != 0 { s.eventID = try r.u64() }
         if t & SampleBits.ip != 0 { s.ip = try r.u64() }
         if t & SampleBits.tid != 0 { s.pid = try r.i32(); s.tid = try r.i32() }
         if t & SampleBits.time != 0 { s.time = try r.u64() }
         if t & SampleBits.addr != 0 { try r.skip(8) }
-        if t & SampleBits.id != 0 { try r.skip(8) }
+        if t & SampleBits.id != 0 { s.eventID = try r.u64() }
         if t & SampleBits.streamID != 0 { try r.skip(8) }
         if t & SampleBits.cpu != 0 { s.cpu = try r.u32(); try r.skip(4) }
         if t & SampleBits.period != 0 { s.period = try r.u64() }

@@ -16,6 +16,10 @@ public final class RecordingSession: @unchecked Sendable {
         case command(WaitingCommand)
         /// Existing threads (of another process, or of this one): counting starts at once.
         case threads(pid: Int32, tids: [Int32])
+        /// Every process on every CPU (`sprof run -a`), from ``record(consume:)`` until
+        /// ``requestStop()`` or, when a command is given, until it exits. Needs root or
+        /// `perf_event_paranoid` <= 0 (see ``KernelSettings/systemWideAllowed``).
+        case systemWide(WaitingCommand?)
     }
 
     /// Counters about the recording itself.
@@ -26,6 +30,16 @@ public final class RecordingSession: @unchecked Sendable {
         public var bytes = 0
         /// Records that did not parse (counted, skipped).
         public var malformed = 0
+        /// On-CPU samples read so far (the sampled event's).
+        public var samples = 0
+        /// Switch-out samples of the `context-switches` event read so far (`--off-cpu`).
+        public var offCPUSamples = 0
+        /// Records and samples the kernel dropped so far (PERF_RECORD_LOST + LOST_SAMPLES).
+        public var lost: UInt64 = 0
+        /// Processes seen so far (the target's at the start, then every FORK of a new process).
+        public var processes = 0
+        /// Threads seen so far.
+        public var threads = 0
     }
 
     /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
@@ -41,6 +55,14 @@ public final class RecordingSession: @unchecked Sendable {
 
     private var buffers: [CPUBuffer] = []
     private var extraFDs: [Int32] = []
+    /// Ids (PERF_EVENT_IOC_ID) of the `context-switches` events; their samples are switch-outs.
+    public private(set) var offCPUEventIDs: Set<UInt64> = []
+    /// Processes alive as far as the records tell (start set, plus FORK, minus EXIT); read by the
+    /// memory sampler, which must not wait for the consumer.
+    private var live: Set<Int32> = []
+    private let liveLock = NSLock()
+    private var seenProcesses: Set<Int32> = []
+    private var seenThreads: Set<Int32> = []
     private let parser: RecordParser
     /// -1 once ``closeEvents()`` ran, so a late ``requestStop()`` cannot write to a reused fd.
     private var stopFD: Int32
@@ -52,13 +74,16 @@ public final class RecordingSession: @unchecked Sendable {
     /// ``record(consume:)`` runs (`.threads`).
     public init(options: SamplingOptions, target: Target) throws(SyscallError) {
         self.options = options
-        self.layout = SampleLayout.sampling(options.callGraph)
+        self.layout = SampleLayout.sampling(options)
         self.parser = RecordParser(layout: layout)
         self.cpus = Self.onlineCPUs()
         self.stopFD = try sysCall("eventfd") { eventfd(0, Int32(EFD_CLOEXEC)) }
         self.target = target
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        var attr = AttrBuilder.sampling(options, enableOnExec: { if case .command = target { return true } else { return false } }(), inherit: true)
+        let onExec: Bool = { if case .command = target { return true } else { return false } }()
+        let systemWide: Bool = { if case .systemWide = target { return true } else { return false } }()
+        var attr = AttrBuilder.sampling(options, enableOnExec: onExec, inherit: !systemWide)
+        var csAttr = AttrBuilder.contextSwitches(options, enableOnExec: onExec, inherit: !systemWide)
         // Wake the reader when a quarter of a buffer is full; the poll timeout covers the rest.
         attr.watermark = 1
         attr.wakeup_watermark = UInt32(options.ringPages * page / 4)
@@ -68,8 +93,11 @@ public final class RecordingSession: @unchecked Sendable {
                 for cpu in cpus {
                     let fd = try Self.open(&attr, pid: command.pid, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
+                    if options.offCPU { try addOffCPU(&csAttr, pid: command.pid, cpu: cpu, output: fd) }
                 }
-            case .threads(_, let tids):
+                noteStart(pids: [command.pid], tids: [command.pid])
+            case .threads(let pid, let tids):
+                var opened: [Int32] = []
                 for cpu in cpus {
                     var first: Int32 = -1
                     for tid in tids {
@@ -77,6 +105,7 @@ public final class RecordingSession: @unchecked Sendable {
                         do { fd = try Self.open(&attr, pid: tid, cpu: cpu, event: options.event) } catch let e where e.errno == ESRCH {
                             continue // the thread exited meanwhile
                         }
+                        if cpu == cpus[0] { opened.append(tid) }
                         if first < 0 {
                             first = fd
                             buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
@@ -84,8 +113,19 @@ public final class RecordingSession: @unchecked Sendable {
                             _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, first) }
                             extraFDs.append(fd)
                         }
+                        if options.offCPU { try addOffCPU(&csAttr, pid: tid, cpu: cpu, output: first) }
                     }
                 }
+                noteStart(pids: [pid], tids: opened)
+            case .systemWide(let command):
+                for cpu in cpus {
+                    let fd = try Self.open(&attr, pid: -1, cpu: cpu, event: options.event)
+                    buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
+                    if options.offCPU { try addOffCPU(&csAttr, pid: -1, cpu: cpu, output: fd) }
+                }
+                var pids = Self.processIDs()
+                if let command { pids.append(command.pid) }
+                noteStart(pids: pids, tids: pids)
             }
         } catch {
             closeAll()
@@ -96,6 +136,40 @@ public final class RecordingSession: @unchecked Sendable {
     private let target: Target
 
     deinit { closeAll() }
+
+    /// Opens the `context-switches` event for `pid` on `cpu`, writing into `output`'s buffer.
+    private func addOffCPU(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, output: Int32) throws(SyscallError) {
+        let fd: Int32
+        do { fd = try Self.open(&attr, pid: pid, cpu: cpu, event: .contextSwitches) } catch let e where e.errno == ESRCH {
+            return
+        }
+        extraFDs.append(fd)
+        _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, output) }
+        var id: UInt64 = 0
+        _ = try sysCall("ioctl(PERF_EVENT_IOC_ID)") { csprof_ioctl_id(fd, &id) }
+        offCPUEventIDs.insert(id)
+    }
+
+    private func noteStart(pids: [Int32], tids: [Int32]) {
+        live = Set(pids)
+        seenProcesses = live
+        seenThreads = Set(tids)
+        mailbox.withLock {
+            mailbox.statistics.processes = seenProcesses.count
+            mailbox.statistics.threads = seenThreads.count
+        }
+    }
+
+    /// The processes alive now as far as the records read so far tell (for sampling their memory).
+    public var livePIDs: [Int32] {
+        liveLock.lock(); defer { liveLock.unlock() }
+        return live.sorted()
+    }
+
+    /// Whether `sample` is a switch-out of the `--off-cpu` event rather than an on-CPU sample.
+    public func isOffCPU(_ sample: SampleRecord) -> Bool {
+        !offCPUEventIDs.isEmpty && offCPUEventIDs.contains(sample.eventID)
+    }
 
     private func closeAll() {
         for b in buffers { close(b.fd) }
@@ -179,6 +253,11 @@ public final class RecordingSession: @unchecked Sendable {
     /// Undoes ``stopOnInterrupt()``.
     public func restoreSignals() { InterruptForwarding.restore() }
 
+    /// The processes running now, from /proc, in pid order.
+    public static func processIDs() -> [Int32] {
+        listDirectory("/proc").compactMap { Int32($0) }.sorted()
+    }
+
     /// The thread ids of a running process, from /proc/PID/task.
     public static func threads(of pid: Int32) -> [Int32] {
         listDirectory("/proc/\(pid)/task").compactMap { Int32($0) }.sorted()
@@ -202,8 +281,10 @@ public final class RecordingSession: @unchecked Sendable {
         case .threads(let pid, _):
             // Another process: stop when it exits. Our own process: only requestStop() ends it.
             exitFD = pid == getpid() ? -1 : ((try? sysCall("pidfd_open") { csprof_pidfd_open(pid) }) ?? -1)
-            for b in buffers { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(b.fd, 0) } }
-            for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
+            try enableAll()
+        case .systemWide(let command):
+            exitFD = try command?.exitDescriptor() ?? -1
+            try enableAll()
         }
         // Joined before returning: the reader still touches the buffers after its last batch.
         let readerDone = DispatchSemaphore(value: 0)
@@ -231,6 +312,11 @@ public final class RecordingSession: @unchecked Sendable {
         if exitFD >= 0 { close(exitFD) }
     }
 
+    private func enableAll() throws(SyscallError) {
+        for b in buffers { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(b.fd, 0) } }
+        for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
+    }
+
     /// Statistics so far.
     public var statistics: Statistics {
         mailbox.withLock { mailbox.statistics }
@@ -251,7 +337,14 @@ public final class RecordingSession: @unchecked Sendable {
         var outbox: [PerfRecord] = []
         var sequence = 0
         var stopping = false
-        var local = Statistics()
+        var local = mailbox.withLock { mailbox.statistics }
+        // The reader's own copies; `live` is published (under liveLock, which the consumer never
+        // takes) when it changed.
+        liveLock.lock()
+        var live = self.live
+        liveLock.unlock()
+        var seenProcesses = self.seenProcesses, seenThreads = self.seenThreads
+        var liveChanged = false
         // A record's timestamp is taken just before it is written; anything older than the start of
         // a full drain round, minus this margin, can no longer be preceded by an unread record.
         let margin: UInt64 = 5_000_000
@@ -272,6 +365,22 @@ public final class RecordingSession: @unchecked Sendable {
                     local.bytes += bytes.count
                     do {
                         let record = try parser.parse(bytes)
+                        switch record {
+                        case .sample(let s):
+                            if isOffCPU(s) { local.offCPUSamples += 1 } else { local.samples += 1 }
+                        case .lost(let n, _), .lostSamples(let n, _):
+                            local.lost += n
+                        case .fork(let t):
+                            if seenThreads.insert(t.tid).inserted { local.threads += 1 }
+                            if t.pid == t.tid, t.pid != t.parentPID {
+                                liveChanged = live.insert(t.pid).inserted || liveChanged
+                                if seenProcesses.insert(t.pid).inserted { local.processes += 1 }
+                            }
+                        case .exit(let t):
+                            if t.pid == t.tid, live.remove(t.pid) != nil { liveChanged = true }
+                        default:
+                            break
+                        }
                         pending.append(Pending(record: record, sequence: sequence))
                         sequence += 1
                     } catch {
@@ -287,6 +396,12 @@ public final class RecordingSession: @unchecked Sendable {
             }
             outbox.append(contentsOf: pending.prefix(releaseCount).map(\.record))
             pending.removeFirst(releaseCount)
+            if liveChanged {
+                liveLock.lock()
+                self.live = live
+                liveLock.unlock()
+                liveChanged = false
+            }
             // Never wait for the consumer: it may run at SCHED_IDLE, and a consumer preempted while
             // holding the mailbox kept the reader off the buffers for as long as every CPU was busy
             // (722 ms seen in a make -j2 on 2 CPUs: full buffers, lost samples). Try again next round.
@@ -320,7 +435,7 @@ final class CPUBuffer {
 
 /// The reader's hand-off to the consumer: a mutex and condition variable the reader can *try*, so
 /// that it never blocks behind a consumer that holds the lock at idle priority.
-private final class Mailbox: @unchecked Sendable {
+final class Mailbox: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var ready: [PerfRecord] = []

@@ -34,6 +34,13 @@ public struct SamplingOptions: Sendable {
     public var excludeKernel = false
     /// Data pages per CPU ring buffer (a power of two).
     public var ringPages = 128
+    /// Also record where threads block (`--off-cpu`): a second event, `context-switches` with
+    /// period 1 and the same stack mode, whose samples are taken at each switch-out, plus
+    /// PERF_RECORD_SWITCH records (`context_switch`) that time each off-CPU interval. Both write
+    /// into the on-CPU event's buffers; samples carry PERF_SAMPLE_IDENTIFIER to tell them apart.
+    /// The switch-out sample is taken in kernel context, so it needs kernel profiling (root,
+    /// CAP_PERFMON or `perf_event_paranoid` <= 1).
+    public var offCPU = false
 
     /// Creates options.
     public init(event: EventSpec = .cpuClock, rate: Rate = .frequency(999), callGraph: CallGraph = .framePointer) {
@@ -129,6 +136,14 @@ public struct SampleLayout: Sendable, Equatable {
         self.sampleIDAll = sampleIDAll
     }
 
+    /// The layout sprof uses for `options`: ``sampling(_:)-swift.type.method`` of its stack mode, with
+    /// PERF_SAMPLE_IDENTIFIER added when two events share a buffer (`offCPU`).
+    public static func sampling(_ options: SamplingOptions) -> SampleLayout {
+        var layout = sampling(options.callGraph)
+        if options.offCPU { layout.sampleType |= SampleBits.identifier }
+        return layout
+    }
+
     /// The layout sprof uses for a call-graph mode.
     public static func sampling(_ callGraph: SamplingOptions.CallGraph) -> SampleLayout {
         var type = SampleBits.ip | SampleBits.tid | SampleBits.time | SampleBits.cpu | SampleBits.period
@@ -165,10 +180,13 @@ public enum SampleBits {
 
 enum AttrBuilder {
     /// The attr for sampling `options` in a command started with enable_on_exec.
-    static func sampling(_ options: SamplingOptions, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+    /// `sideBand`: also ask for MMAP, COMM, FORK/EXIT (and, with `offCPU`, SWITCH) records; off for
+    /// a second event writing into the same buffer, which would duplicate them.
+    static func sampling(_ options: SamplingOptions, enableOnExec: Bool, inherit: Bool, sideBand: Bool = true) -> perf_event_attr {
         var attr = base(options.event)
-        let layout = SampleLayout.sampling(options.callGraph)
+        let layout = SampleLayout.sampling(options)
         attr.sample_type = layout.sampleType
+        if options.offCPU && sideBand { attr.context_switch = 1 }
         switch options.rate {
         case .frequency(let hz):
             attr.freq = 1
@@ -186,15 +204,17 @@ enum AttrBuilder {
         attr.disabled = 1
         attr.enable_on_exec = enableOnExec ? 1 : 0
         attr.inherit = inherit ? 1 : 0
-        attr.mmap = 1
-        attr.mmap2 = 1
-        attr.comm = 1
-        attr.comm_exec = 1
-        attr.task = 1
+        if sideBand {
+            attr.mmap = 1
+            attr.mmap2 = 1
+            attr.comm = 1
+            attr.comm_exec = 1
+            attr.task = 1
+            attr.build_id = 1
+        }
         attr.sample_id_all = 1
         attr.use_clockid = 1
         attr.clockid = CLOCK_MONOTONIC
-        attr.build_id = 1
         if options.excludeKernel || options.event.excludeKernel {
             attr.exclude_kernel = 1
             attr.exclude_hv = 1
@@ -203,6 +223,16 @@ enum AttrBuilder {
         if options.event.excludeUser { attr.exclude_user = 1 }
         if options.event.excludeHypervisor { attr.exclude_hv = 1 }
         return attr
+    }
+
+    /// The `context-switches` event of `--off-cpu`: the same stack mode and layout as the on-CPU
+    /// event, one sample per switch-out (period 1), and no side-band records (the on-CPU event
+    /// already delivers MMAP, COMM, FORK and SWITCH records into the same buffer).
+    static func contextSwitches(_ options: SamplingOptions, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+        var cs = options
+        cs.event = EventSpec.contextSwitches
+        cs.rate = .period(1)
+        return sampling(cs, enableOnExec: enableOnExec, inherit: inherit, sideBand: false)
     }
 
     /// The common part: type, config, size.

@@ -44,10 +44,12 @@ final class ElfFile {
     /// when no symbol says so (stripped executables); nil for other shared libraries, whose
     /// `e_entry` is something else (libc's prints its version).
     let programEntry: UInt64?
+    /// The path the file was opened from (for notices).
+    let path: String
     /// Frames already worked out, by file address: after warm-up, every lookup is this hit.
     var frameCache: [UInt64: [SymbolizedFrame]] = [:]
     /// Demangled (or raw) display names by symbol index, filled on first use.
-    var displayNames: [String?]
+    var displayNames: [FunctionName?]
 
     private let context: DwflContext
     private let dwfl: OpaquePointer
@@ -90,6 +92,7 @@ final class ElfFile {
         self.dwflBias = bias
         self.elf = elf
         self.moduleName = moduleName
+        self.path = path
         self.loads = Self.readLoads(elf)
         self.buildID = Self.readBuildID(mod)
         self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias) + Self.readPLTEntries(elf))
@@ -120,11 +123,42 @@ final class ElfFile {
         guard let raw = elf_rawfile(elf, &size) else { return nil }
         for seg in loads where fileAddress >= seg.vaddr && fileAddress &+ UInt64(count) <= seg.vaddr &+ seg.fileSize {
             let offset = seg.offset &+ (fileAddress &- seg.vaddr)
-            guard offset &+ UInt64(count) <= UInt64(size) else { return nil }
+            // Without wrapping: a corrupt or foreign header can put `offset` near 2^64.
+            guard offset <= UInt64(size), UInt64(count) <= UInt64(size) - offset else { return nil }
             return Array(UnsafeRawBufferPointer(start: UnsafeRawPointer(raw) + Int(offset), count: count))
         }
         return nil
     }
+
+    /// Debug sections compressed with zstd (`objcopy --compress-debug-sections=zstd`, the
+    /// default of some newer toolchains), in the file or in the separate debug file libdwfl
+    /// found: elfutils before 0.189 cannot read them, and inline frames and source lines then
+    /// vanish without an error. Checked once, on the first lookup that finds no compile unit.
+    lazy var zstdDebugSections: [String] = {
+        var elves = [elf]
+        var bias: Dwarf_Addr = 0
+        if let dwarf = dwfl_module_getdwarf(module, &bias), let debugElf = dwarf_getelf(dwarf), debugElf != elf {
+            elves.append(debugElf)
+        }
+        var names: [String] = []
+        for e in elves {
+            var shstrndx = 0
+            guard elf_getshdrstrndx(e, &shstrndx) == 0 else { continue }
+            var scn = elf_nextscn(e, nil)
+            while let section = scn {
+                scn = elf_nextscn(e, section)
+                var shdr = GElf_Shdr()
+                guard gelf_getshdr(section, &shdr) != nil, shdr.sh_flags & UInt64(SHF_COMPRESSED) != 0,
+                      let cname = elf_strptr(e, shstrndx, Int(shdr.sh_name)) else { continue }
+                let name = String(cString: cname)
+                // Elf64_Chdr starts with its u32 ch_type; ELFCOMPRESS_ZSTD is 2.
+                guard name.hasPrefix(".debug_"), let raw = elf_rawdata(section, nil), let bytes = raw.pointee.d_buf,
+                      raw.pointee.d_size >= 4, bytes.loadUnaligned(as: UInt32.self) == 2 else { continue }
+                names.append(name)
+            }
+        }
+        return names
+    }()
 
     private static func readLoads(_ elf: OpaquePointer) -> [LoadSegment] {
         var count = 0
@@ -308,10 +342,15 @@ final class ElfFile {
     /// Inline chain and source location at `fileAddress`, innermost first: for each inlined
     /// subroutine its name and the location inside it, then the location in the containing
     /// function. Empty `inlined` and nil location when there is no DWARF.
-    func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, demangle: Bool)
-        -> (inlined: [(name: String, file: String?, line: Int?)], file: String?, line: Int?)
+    func debugInfo(at fileAddress: UInt64, inlines: Bool, lines: Bool, naming: Naming)
+        -> (inlined: [(name: FunctionName, file: String?, line: Int?)], file: String?, line: Int?)
     {
-        guard inlines || lines, let unit = compileUnit(at: fileAddress &+ dwflBias) else {
+        guard inlines || lines else { return ([], nil, nil) }
+        guard let unit = compileUnit(at: fileAddress &+ dwflBias) else {
+            if !checkedDebugSections {
+                checkedDebugSections = true
+                if !zstdDebugSections.isEmpty { missingDebugInfo = zstdDebugSections }
+            }
             return ([], nil, nil)
         }
         let cu = unit.die
@@ -323,14 +362,14 @@ final class ElfFile {
             if dwarf_lineno(l, &n) == 0, n > 0 { line = Int(n) }
             if let src = dwarf_linesrc(l, nil, nil) { file = String(cString: src) }
         }
-        var inlined: [(name: String, file: String?, line: Int?)] = []
+        var inlined: [(name: FunctionName, file: String?, line: Int?)] = []
         guard inlines else { return ([], file, line) }
         guard let function = functions(in: cu).lookup(pc) else { return ([], file, line) }
         var files: OpaquePointer?
         var fileCount = 0
         var haveFiles = false
         for var die in DwarfScopes.inlinedChain(in: function, pc: pc) {
-            inlined.append((Self.dieName(&die, demangle: demangle) ?? "[inlined]", file, line))
+            inlined.append((dieName(&die, naming: naming) ?? FunctionName(name: "[inlined]"), file, line))
             // The caller continues at the call site recorded on the inlined subroutine.
             var attr = Dwarf_Attribute()
             var value: Dwarf_Word = 0
@@ -373,17 +412,66 @@ final class ElfFile {
 
     /// The name of an inlined subroutine's abstract origin: its linkage name (demangled) when it
     /// has one, since `DW_AT_name` lacks namespaces and types; else `DW_AT_name`.
-    private static func dieName(_ die: UnsafeMutablePointer<Dwarf_Die>, demangle: Bool) -> String? {
+    private func dieName(_ die: UnsafeMutablePointer<Dwarf_Die>, naming: Naming) -> FunctionName? {
         var attr = Dwarf_Attribute()
         for at in [Int32(DW_AT_linkage_name), Int32(DW_AT_MIPS_linkage_name)] {
             if dwarf_attr_integrate(die, UInt32(at), &attr) != nil, let s = dwarf_formstring(&attr) {
-                let raw = String(cString: s)
-                return demangle ? Demangler.demangle(raw) : raw
+                return naming.name(String(cString: s))
             }
         }
-        if dwarf_attr_integrate(die, UInt32(DW_AT_name), &attr) != nil, let s = dwarf_formstring(&attr) {
-            return String(cString: s)
+        // No linkage name (GCC gives none to template instances such as
+        // `dispatch_storage<main(int, char**)::<lambda(auto:1&& ...)>&>`): qualify DW_AT_name
+        // with the namespaces, classes and functions that enclose the declaration, so the frame
+        // reads like the same function's non-inlined name.
+        var origin = die.pointee
+        for _ in 0..<8 {
+            var next = Dwarf_Die()
+            if dwarf_attr(&origin, UInt32(DW_AT_abstract_origin), &attr) != nil, dwarf_formref_die(&attr, &next) != nil {
+                origin = next
+            } else if dwarf_attr(&origin, UInt32(DW_AT_specification), &attr) != nil, dwarf_formref_die(&attr, &next) != nil {
+                origin = next
+            } else {
+                break
+            }
         }
-        return nil
+        let key = dwarf_dieoffset(&origin)
+        if let known = qualifiedNames[key] { return known }
+        guard let base = dwarf_diename(&origin) else { return nil }
+        var name = String(cString: base)
+        if let scope = Self.scopePrefix(&origin) { name = scope + "::" + name }
+        let result = FunctionName(name: name)
+        qualifiedNames[key] = result
+        return result
+    }
+
+    private var checkedDebugSections = false
+    /// Debug sections that exist but cannot be read (zstd), once a lookup needed them; the
+    /// symbolizer turns this into one notice per file.
+    var missingDebugInfo: [String] = []
+
+    /// Names of DIEs without a linkage name, qualified, by the offset of the DIE that names them.
+    private var qualifiedNames: [Dwarf_Off: FunctionName] = [:]
+
+    /// `ns::Class` for a DIE nested in namespaces, types or functions; nil at file scope.
+    private static func scopePrefix(_ die: UnsafeMutablePointer<Dwarf_Die>) -> String? {
+        var scopes: UnsafeMutablePointer<Dwarf_Die>?
+        let count = Int(dwarf_getscopes_die(die, &scopes))
+        guard count > 2, let scopes else { free(scopes); return nil }
+        defer { free(scopes) }
+        var parts: [String] = []
+        // scopes[0] is the DIE itself, scopes[count - 1] its compile unit.
+        for i in (1..<(count - 1)).reversed() {
+            let scope = scopes + i
+            switch dwarf_tag(scope) {
+            case Int32(DW_TAG_namespace):
+                parts.append(dwarf_diename(scope).map { String(cString: $0) } ?? "(anonymous namespace)")
+            case Int32(DW_TAG_class_type), Int32(DW_TAG_structure_type), Int32(DW_TAG_union_type),
+                 Int32(DW_TAG_subprogram), Int32(DW_TAG_module):
+                if let n = dwarf_diename(scope) { parts.append(String(cString: n)) }
+            default:
+                break
+            }
+        }
+        return parts.isEmpty ? nil : parts.joined(separator: "::")
     }
 }

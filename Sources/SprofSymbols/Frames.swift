@@ -13,9 +13,20 @@ public enum FrameKind: Sendable, Hashable {
 
 /// One named frame. A single sampled address can yield several of these when inlining happened.
 public struct SymbolizedFrame: Hashable, Sendable {
-    /// The function name, demangled when enabled; `[module+0xOFFSET]` or `[unknown]` when the
-    /// address cannot be named, so that a frame is never dropped.
+    /// The function name to display: demangled when enabled, and for Swift the short form
+    /// (`Type.method(label:)`, as `swift demangle --simplified` prints it) unless
+    /// ``SymbolizerOptions/fullNames``; `[module+0xOFFSET]` when the address cannot be named,
+    /// so that a frame is never dropped. Two different functions can share a short name: tell
+    /// them apart by ``fullName`` (or ``systemName``).
     public var name: String
+    /// The full demangled name (`static qsl_bench.MatchingEngine.sweepBestAsk(book: inout
+    /// qsl_bench.OrderBook, …) -> Swift.UInt32`) when ``name`` is a shortened form of it; nil
+    /// when ``name`` is already the full name.
+    public var fullName: String?
+    /// The name as the binary spells it (the mangled linkage name from `.symtab`, `.dynsym`, a
+    /// DWARF `DW_AT_linkage_name` or the JIT map), without any `@VERSION` suffix; nil for frames
+    /// named by position (`[module+0xOFFSET]`) or by a DWARF `DW_AT_name` without a linkage name.
+    public var systemName: String?
     /// Where the code lives.
     public var kind: FrameKind
     /// The source file from DWARF line information, when available.
@@ -27,8 +38,11 @@ public struct SymbolizedFrame: Hashable, Sendable {
     public var module: String
 
     /// Creates a frame.
-    public init(name: String, kind: FrameKind, sourceFile: String? = nil, line: Int? = nil, module: String) {
+    public init(name: String, kind: FrameKind, sourceFile: String? = nil, line: Int? = nil, module: String,
+                fullName: String? = nil, systemName: String? = nil) {
         self.name = name
+        self.fullName = fullName
+        self.systemName = systemName
         self.kind = kind
         self.sourceFile = sourceFile
         self.line = line
@@ -38,8 +52,12 @@ public struct SymbolizedFrame: Hashable, Sendable {
 
 /// What the symbolizer should work out, and where it looks for files.
 public struct SymbolizerOptions: Sendable {
-    /// Demangle Swift and C++ names; when false, raw linkage names are returned.
+    /// Demangle Swift, C++ and Rust names; when false, raw linkage names are returned.
     public var demangle: Bool
+    /// Show full demangled names (`sprof report --full-names`): Swift names with their module,
+    /// parameter types and result type. Off by default: frames show short Swift names and carry
+    /// the full one in ``SymbolizedFrame/fullName``.
+    public var fullNames: Bool
     /// Report functions inlined at the sampled address as frames of their own (needs DWARF).
     public var inlineFrames: Bool
     /// Fill in `sourceFile` and `line` from DWARF line tables.
@@ -56,8 +74,9 @@ public struct SymbolizerOptions: Sendable {
     /// Creates options; the defaults suit a normal system.
     public init(demangle: Bool = true, inlineFrames: Bool = true, sourceLines: Bool = true,
                 debugDirectories: [String] = ["/usr/lib/debug"], jitMapDirectory: String = "/tmp",
-                kallsymsPath: String = "/proc/kallsyms") {
+                kallsymsPath: String = "/proc/kallsyms", fullNames: Bool = false) {
         self.demangle = demangle
+        self.fullNames = fullNames
         self.inlineFrames = inlineFrames
         self.sourceLines = sourceLines
         self.debugDirectories = debugDirectories

@@ -24,6 +24,11 @@ public final class Symbolizer {
     private var kernelCache: [UInt64: SymbolizedFrame] = [:]
     private var vdsoFile: ElfFile??
 
+    /// One line per problem that cost names or frames without failing a lookup (a file whose
+    /// debug sections this libdw cannot read), in the order met; for the caller to show once.
+    public private(set) var notices: [String] = []
+    private var noticedFiles = Set<String>()
+
     /// How many ELF files have been opened; lets tests check that nothing is re-opened per lookup.
     internal private(set) var openedFileCount = 0
 
@@ -41,13 +46,15 @@ public final class Symbolizer {
     /// Pass `StackFrame.lookupAddress`, so that a return address names the call, not the
     /// instruction after it.
     public func symbolize(_ address: ProcessAddress, in mapping: Mapping, pid: Int32) -> [SymbolizedFrame] {
-        let resolved = resolve(mapping)
+        let resolved = resolve(mapping, pid: pid)
         switch resolved.kind {
         case .anonymous:
             if let name = jitMap(pid).lookup(address.rawValue) {
-                return [SymbolizedFrame(name: name, kind: .jit, module: "[jit]")]
+                return [jitFrame(name)]
             }
-            return [SymbolizedFrame(name: "[unknown]", kind: .user, module: mapping.moduleName)]
+            // Never a bare [unknown]: the mapping's name and the offset in it.
+            let offset = address.rawValue &- mapping.start.rawValue &+ mapping.fileOffset
+            return [unknownFrame(module: Self.anonymousName(mapping), offset: offset)]
         case .unreadable:
             let offset = address.rawValue &- mapping.start.rawValue &+ mapping.fileOffset
             return [unknownFrame(module: mapping.moduleName, offset: offset)]
@@ -61,12 +68,21 @@ public final class Symbolizer {
     }
 
     /// An address outside every known mapping: named from the process's JIT map when it is there,
-    /// else `[unknown]`.
+    /// else `[unmapped+0xADDRESS]` (the address itself: there is no mapping to be relative to).
     public func symbolizeUnmapped(_ address: ProcessAddress, pid: Int32) -> SymbolizedFrame {
         if let name = jitMap(pid).lookup(address.rawValue) {
-            return SymbolizedFrame(name: name, kind: .jit, module: "[jit]")
+            return jitFrame(name)
         }
-        return SymbolizedFrame(name: "[unknown]", kind: .user, module: "[unknown]")
+        return unknownFrame(module: "[unmapped]", offset: address.rawValue)
+    }
+
+    /// `anon` for anonymous memory (`//anon`, no path), `anon:NAME` for named anonymous memory,
+    /// the memfd's name for a memfd.
+    private static func anonymousName(_ mapping: Mapping) -> String {
+        let path = mapping.path
+        if path.isEmpty || path.hasPrefix("//anon") { return "anon" }
+        if path.hasPrefix("/memfd:") { return MappedFiles.filePath(String(path.dropFirst("/memfd:".count))) }
+        return mapping.moduleName
     }
 
     /// Forgets per-process state (the JIT map) when a process execs or exits; file state is
@@ -126,14 +142,14 @@ public final class Symbolizer {
         init(_ kind: MappingKind) { self.kind = kind }
     }
 
-    private func resolve(_ mapping: Mapping) -> ResolvedMapping {
+    private func resolve(_ mapping: Mapping, pid: Int32) -> ResolvedMapping {
         // Consecutive frames of a stack often share a mapping; comparing is cheaper than hashing.
         if let lastMapping, let lastResolved, lastMapping == mapping { return lastResolved }
         let resolved: ResolvedMapping
         if let known = mappings[mapping.start.rawValue]?.first(where: { $0.mapping == mapping }) {
             resolved = known.resolved
         } else {
-            resolved = ResolvedMapping(classify(mapping))
+            resolved = ResolvedMapping(classify(mapping, pid: pid))
             mappings[mapping.start.rawValue, default: []].append((mapping, resolved))
         }
         lastMapping = mapping
@@ -141,13 +157,22 @@ public final class Symbolizer {
         return resolved
     }
 
-    private func classify(_ mapping: Mapping) -> MappingKind {
+    private func classify(_ mapping: Mapping, pid: Int32) -> MappingKind {
         let path = mapping.path
-        let file: ElfFile?
+        var file: ElfFile?
         if path == "[vdso]" {
             file = vdso()
-        } else if path.hasPrefix("/") && !path.hasPrefix("/memfd:") && !path.hasPrefix("//anon") {
-            file = elfFile(path: path, buildID: mapping.buildID)
+        } else if MappedFiles.isFileMapping(path) {
+            // A deleted or replaced file (or a memfd) is read through the process while it lives,
+            // or through the descriptor the unwinder kept (MappedFiles).
+            let name = basename(MappedFiles.filePath(path.hasPrefix("/memfd:") ? String(path.dropFirst(7)) : path))
+            if let readable = MappedFiles.readablePath(mapping, pid: pid) {
+                file = elfFile(path: readable, moduleName: name, buildID: mapping.buildID)
+            }
+            if file == nil, let other = MappedFiles.readablePath(mapping, pid: pid, replaced: true) {
+                file = elfFile(path: other, moduleName: name, buildID: mapping.buildID)
+            }
+            if file == nil { return path.hasPrefix("/memfd:") ? .anonymous : .unreadable }
         } else if path.hasPrefix("[") && !path.hasPrefix("[anon") {
             return .unreadable  // [vsyscall], [stack], [heap]: nothing to read
         } else {
@@ -157,10 +182,10 @@ public final class Symbolizer {
         return .elf(file, bias: file.loadBias(mapStart: mapping.start.rawValue, fileOffset: mapping.fileOffset))
     }
 
-    private func elfFile(path: String, buildID: [UInt8]) -> ElfFile? {
+    private func elfFile(path: String, moduleName: String, buildID: [UInt8]) -> ElfFile? {
         let key = buildID.isEmpty ? path : path + "\u{0}" + hex(buildID)
         if let known = files[key] { return known }
-        var file = ElfFile(path: path, moduleName: basename(path), context: context)
+        var file = ElfFile(path: path, moduleName: moduleName, context: context)
         if file != nil { openedFileCount += 1 }
         // A file rebuilt since it was mapped would give confidently wrong names: better none.
         if let f = file, !buildID.isEmpty, !f.buildID.isEmpty, f.buildID != buildID { file = nil }
@@ -198,20 +223,23 @@ public final class Symbolizer {
         }
         let name = displayName(index, in: file)
         guard options.inlineFrames || options.sourceLines else {
-            return [SymbolizedFrame(name: name, kind: .user, module: module)]
+            return [SymbolizedFrame(name: name.name, kind: .user, module: module, fullName: name.fullName, systemName: name.systemName)]
         }
         let info = file.debugInfo(at: address.rawValue, inlines: options.inlineFrames,
-                                  lines: options.sourceLines, demangle: options.demangle)
-        var frames = info.inlined.map {
-            SymbolizedFrame(name: $0.name, kind: .inlined, sourceFile: $0.file, line: $0.line, module: module)
+                                  lines: options.sourceLines, naming: naming)
+        if !file.missingDebugInfo.isEmpty, noticedFiles.insert(file.path).inserted {
+            notices.append("\(file.path): its debug sections (\(file.missingDebugInfo.joined(separator: ", "))) are zstd-compressed, "
+                + "which this elfutils cannot read: no inline frames or source lines for it; "
+                + "objcopy --decompress-debug-sections makes them readable")
         }
-        frames.append(SymbolizedFrame(name: name, kind: .user, sourceFile: info.file, line: info.line, module: module))
+        var frames = info.inlined.map {
+            SymbolizedFrame(name: $0.name.name, kind: .inlined, sourceFile: $0.file, line: $0.line, module: module,
+                            fullName: $0.name.fullName, systemName: $0.name.systemName)
+        }
+        frames.append(SymbolizedFrame(name: name.name, kind: .user, sourceFile: info.file, line: info.line, module: module,
+                                      fullName: name.fullName, systemName: name.systemName))
         return frames
     }
-
-    /// The x86-64 `rt_sigreturn` trampoline (`mov $15, %rax; syscall`) the kernel returns to
-    /// from a signal handler: glibc's and musl's `__restore_rt`.
-    static let sigreturnCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]
 
     /// Names for code that stripped files leave unnamed but that can be recognized: the program's
     /// entry point (`_start`: the function whose CFI starts at `e_entry`, or, without CFI, the
@@ -221,11 +249,11 @@ public final class Symbolizer {
            functionStart == entry || (functionStart == nil && address >= entry && address - entry < 64) {
             return "_start"
         }
-        if file.bytes(at: address, count: sigreturnCode.count) == sigreturnCode { return "__restore_rt" }
+        if file.bytes(at: address, count: sigreturnTrampolineCode.count) == sigreturnTrampolineCode { return "__restore_rt" }
         return nil
     }
 
-    private func displayName(_ index: Int, in file: ElfFile) -> String {
+    private func displayName(_ index: Int, in file: ElfFile) -> FunctionName {
         if let name = file.displayNames[index] { return name }
         var raw = file.symbols.names[index]
         // PLT stubs are named `function@plt` (ElfFile), as perf and objdump show them.
@@ -234,9 +262,25 @@ public final class Symbolizer {
         // noise in a stack and splits one function into two frames across binaries.
         // Mangled Swift and C++ names never contain '@', so it always starts a version.
         if let at = raw.firstIndex(of: "@"), at != raw.startIndex { raw = String(raw[..<at]) }
-        let name = (options.demangle ? Demangler.demangle(raw) : raw) + (stub ? "@plt" : "")
+        var name = naming.name(raw)
+        if stub {
+            name.name += "@plt"
+            name.fullName = name.fullName.map { $0 + "@plt" }
+            name.systemName = raw + "@plt"
+        }
         file.displayNames[index] = name
         return name
+    }
+
+    /// How linkage names become display names under these options.
+    private var naming: Naming { Naming(demangle: options.demangle, fullNames: options.fullNames) }
+
+    /// A JIT map's name: JITs of compiled languages write linkage names there too (kept as the
+    /// system name when demangling changed them).
+    private func jitFrame(_ raw: String) -> SymbolizedFrame {
+        let name = naming.name(raw)
+        return SymbolizedFrame(name: name.name, kind: .jit, module: "[jit]", fullName: name.fullName,
+                               systemName: name.name == raw ? nil : raw)
     }
 
     /// `[libfoo.so+0x1a2b]`; bracketed modules lose their own brackets (`[vdso+0x10]`).
@@ -257,4 +301,24 @@ private func basename(_ path: String) -> String {
 
 private func hex(_ bytes: [UInt8]) -> String {
     bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
+}
+
+/// A function's names as ``SymbolizedFrame`` carries them.
+struct FunctionName: Hashable {
+    var name: String
+    var fullName: String? = nil
+    var systemName: String? = nil
+}
+
+/// The one way a linkage name becomes a ``FunctionName`` (ELF symbols, DWARF linkage names, JIT
+/// maps alike).
+struct Naming {
+    var demangle: Bool
+    var fullNames: Bool
+
+    func name(_ raw: String) -> FunctionName {
+        guard demangle else { return FunctionName(name: raw, fullName: nil, systemName: raw) }
+        let names = Demangler.names(of: raw, fullNames: fullNames)
+        return FunctionName(name: names.name, fullName: names.fullName, systemName: raw)
+    }
 }

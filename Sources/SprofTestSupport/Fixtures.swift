@@ -149,58 +149,20 @@ public enum TestFixtures {
     /// - Parameters:
     ///   - environment: the child's whole environment; nil inherits this process's environment.
     ///     Use ``environment(adding:)`` to add variables (e.g. `SWIFT_DETERMINISTIC_HASHING=1`).
-    ///   - timeout: seconds before the child is killed (SIGKILL); the result then has status 137.
+    ///   - timeout: seconds before the child and what it started are killed (SIGKILL); the result
+    ///     then has status 137.
+    ///   - input: what the child reads on stdin (nil: /dev/null).
     /// - Returns: `status` is the exit status, or 128 + signal number when a signal ended the child
     ///   (as shells report it); stdout and stderr are captured separately (through files, so large
     ///   outputs cannot deadlock).
     @discardableResult
     public static func run(
         _ path: String, _ args: [String], environment: [String: String]? = nil,
-        currentDirectory: String? = nil, timeout: TimeInterval = 120
+        currentDirectory: String? = nil, timeout: TimeInterval = 120, input: String? = nil
     ) throws -> (status: Int32, stdout: String, stderr: String) {
-        let fm = FileManager.default
-        let id = UUID().uuidString
-        let outURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).out")
-        let errURL = fm.temporaryDirectory.appendingPathComponent("sprof-run-\(id).err")
-        _ = fm.createFile(atPath: outURL.path, contents: nil)
-        _ = fm.createFile(atPath: errURL.path, contents: nil)
-        defer {
-            try? fm.removeItem(at: outURL)
-            try? fm.removeItem(at: errURL)
-        }
-        let outHandle = try FileHandle(forWritingTo: outURL)
-        let errHandle = try FileHandle(forWritingTo: errURL)
-
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = args
-        if let environment { process.environment = environment }
-        if let currentDirectory { process.currentDirectoryURL = URL(fileURLWithPath: currentDirectory) }
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-
-        let done = DispatchSemaphore(value: 0)
-        process.terminationHandler = { _ in done.signal() }
-        do {
-            try process.run()
-        } catch {
-            try? outHandle.close()
-            try? errHandle.close()
-            throw FixtureError("cannot run \(path): \(error)")
-        }
-        try? outHandle.close()
-        try? errHandle.close()
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            kill(process.processIdentifier, SIGKILL)
-            done.wait()
-        }
-        let status: Int32 =
-            process.terminationReason == .uncaughtSignal
-            ? 128 + process.terminationStatus : process.terminationStatus
-        let stdout = String(decoding: (try? Data(contentsOf: outURL)) ?? Data(), as: UTF8.self)
-        let stderr = String(decoding: (try? Data(contentsOf: errURL)) ?? Data(), as: UTF8.self)
-        return (status, stdout, stderr)
+        let process = try BackgroundProcess(path, args, environment: environment, currentDirectory: currentDirectory, input: input)
+        let status = process.wait(timeout: timeout)
+        return (status, process.stdout, process.stderr)
     }
 
     /// This process's environment plus `extra` (which wins).
@@ -211,27 +173,52 @@ public enum TestFixtures {
 
 /// Why perf-event tests cannot run here, or nil when they can (as far as a cheap check can tell).
 ///
-/// Checks `/proc/sys/kernel/perf_event_paranoid` only: missing means the kernel has no perf events;
-/// root (or CAP_PERFMON/CAP_SYS_ADMIN, not checked) is never restricted; for other users a value of 3
-/// or more (Debian/Android's extra level) forbids perf_event_open entirely, while <= 2 allows
-/// profiling one's own processes in user space (`exclude_kernel=1`). A seccomp filter (some container
-/// runtimes) can still make the syscall fail with EPERM/ENOSYS: only a real probe catches that.
-/// Set `SPROF_SKIP_PERF_TESTS=1` to skip perf-event tests regardless.
+/// Only what the machine truly lacks counts: a kernel without perf events (no
+/// `/proc/sys/kernel/perf_event_paranoid`), or, for a user other than root, a paranoid level of 3 or
+/// more (Debian/Android's extra level, which forbids perf_event_open to users entirely). Root is
+/// never restricted, so as root (CI) this is always nil and every perf-event test runs. Anything
+/// else that goes wrong when opening an event is a failure, not a skip: see ``PerfSkipPolicy``.
 public func perfEventAvailable() -> String? {
-    if let skip = ProcessInfo.processInfo.environment["SPROF_SKIP_PERF_TESTS"], !skip.isEmpty, skip != "0" {
-        return "SPROF_SKIP_PERF_TESTS is set"
-    }
     let file = "/proc/sys/kernel/perf_event_paranoid"
     guard let text = try? String(contentsOfFile: file, encoding: .utf8) else {
         return "\(file) does not exist: this kernel has no perf events (CONFIG_PERF_EVENTS)"
     }
+    if geteuid() == 0 { return nil }
     guard let level = Int(text.trimmingCharacters(in: .whitespacesAndNewlines)) else {
         return "cannot parse \(file): '\(text)'"
     }
-    if geteuid() == 0 { return nil }
     if level >= 3 {
         return "perf_event_paranoid is \(level): perf_event_open is disabled for unprivileged users "
             + "(run `sysctl kernel.perf_event_paranoid=2` or run as root)"
     }
     return nil
+}
+
+/// The one rule for turning a failed perf_event_open into a test skip. A skip is allowed only for
+/// what the machine lacks, never for what sprof gets wrong:
+/// - EACCES / EPERM, and only when not root: the kernel's policy refuses this user;
+/// - ENOENT / EOPNOTSUPP, and only for a hardware event: no PMU (VMs, containers).
+/// Everything else (EINVAL or E2BIG from bad attributes, any error for a software event such as
+/// cpu-clock, task-clock, page-faults or context-switches, any error as root) is a failure.
+public enum PerfSkipPolicy {
+    /// The skip reason for `errno` from opening an event, or nil when the test must fail instead.
+    public static func skipReason(errno code: Int32, hardwareEvent: Bool, detail: String) -> String? {
+        if (code == EACCES || code == EPERM) && geteuid() != 0 {
+            return "perf_event_open refused to this user (\(String(cString: strerror(code)))): \(detail)"
+        }
+        if (code == ENOENT || code == EOPNOTSUPP) && hardwareEvent {
+            return "no hardware PMU event here (\(String(cString: strerror(code)))): \(detail)"
+        }
+        return nil
+    }
+
+    /// The same rule for a message printed by the `sprof` CLI (`perf_event_open: <strerror>. hint`):
+    /// the skip reason, or nil when the test must fail.
+    public static func skipReason(cliError stderr: String, hardwareEvent: Bool) -> String? {
+        let line = stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+        for code in [EACCES, EPERM, ENOENT, EOPNOTSUPP] where line.contains(String(cString: strerror(code))) {
+            return skipReason(errno: code, hardwareEvent: hardwareEvent, detail: line)
+        }
+        return nil
+    }
 }

@@ -18,12 +18,13 @@ public struct RecordBuilder {
     }
 
     /// The sample_id trailer for non-sample records (TID, TIME, CPU in sprof's layout).
-    private func trailer(pid: Int32, tid: Int32, time: UInt64, cpu: UInt32 = 0) -> [UInt8] {
+    private func trailer(pid: Int32, tid: Int32, time: UInt64, cpu: UInt32 = 0, eventID: UInt64 = 0) -> [UInt8] {
         var out: [UInt8] = []
         let t = layout.sampleType
         if t & SampleBits.tid != 0 { out.append(le: UInt32(bitPattern: pid)); out.append(le: UInt32(bitPattern: tid)) }
         if t & SampleBits.time != 0 { out.append(le: time) }
         if t & SampleBits.cpu != 0 { out.append(le: cpu); out.append(le: UInt32(0)) }
+        if t & SampleBits.identifier != 0 { out.append(le: eventID) }
         return out
     }
 
@@ -31,6 +32,7 @@ public struct RecordBuilder {
     public func sample(_ s: SampleRecord, stackCapacity: Int? = nil) -> [UInt8] {
         var b: [UInt8] = []
         let t = layout.sampleType
+        if t & SampleBits.identifier != 0 { b.append(le: s.eventID) }
         if t & SampleBits.ip != 0 { b.append(le: s.ip) }
         if t & SampleBits.tid != 0 { b.append(le: UInt32(bitPattern: s.pid)); b.append(le: UInt32(bitPattern: s.tid)) }
         if t & SampleBits.time != 0 { b.append(le: s.time) }
@@ -58,6 +60,17 @@ public struct RecordBuilder {
             }
         }
         return header(type: 9, misc: s.cpuMode.rawValue, body: b)
+    }
+
+    /// A PERF_RECORD_SWITCH, or PERF_RECORD_SWITCH_CPU_WIDE when the record names the other thread.
+    public func contextSwitch(_ r: SwitchRecord, eventID: UInt64 = 0) -> [UInt8] {
+        var b: [UInt8] = []
+        if let otherPID = r.otherPID, let otherTID = r.otherTID {
+            b.append(le: UInt32(bitPattern: otherPID)); b.append(le: UInt32(bitPattern: otherTID))
+        }
+        b += trailer(pid: r.pid, tid: r.tid, time: r.time, cpu: r.cpu, eventID: eventID)
+        let misc: UInt16 = (r.isOut ? 1 << 13 : 0) | (r.preempted ? 1 << 14 : 0)
+        return header(type: r.otherPID == nil ? 14 : 15, misc: misc, body: b)
     }
 
     /// A PERF_RECORD_MMAP2, with a build-id when given.

@@ -6,7 +6,9 @@ import Musl
 
 // Recognisable in-process workloads for library tests that profile their own process.
 //
-//   workloadOuter(seconds:) → workloadMiddle(_:) → workloadLeaf(_:)     (the leaf spins until the deadline)
+//   workloadOuter(seconds:) → workloadMiddle(_:rounds:) → workloadLeaf(_:rounds:)   (spins until a deadline)
+//   workloadOuter(rounds:)  → the same chain, spinning a fixed number of rounds (use this where a test
+//                             counts samples: its CPU time does not shrink on a loaded machine)
 //   workloadSpin(iterations:)                                            (a fixed amount of work)
 //
 // All are `@inline(never)`, do work after each call (no tail calls), and publish their results to
@@ -32,11 +34,13 @@ func workloadNow() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
-/// The innermost frame: spins (xorshift64 chain) until `deadline` (CLOCK_MONOTONIC seconds).
+/// The innermost frame: spins (xorshift64 chain) `rounds` rounds of 20,000 steps when `rounds` > 0,
+/// else until `deadline` (CLOCK_MONOTONIC seconds).
 @inline(never)
-public func workloadLeaf(_ deadline: Double) -> UInt64 {
+public func workloadLeaf(_ deadline: Double, rounds: Int = 0) -> UInt64 {
     var x: UInt64 = 0x2545_F491_4F6C_DD1D
     var acc: UInt64 = 0
+    var round = 0
     repeat {
         var i = 0
         while i < 20_000 {
@@ -46,14 +50,15 @@ public func workloadLeaf(_ deadline: Double) -> UInt64 {
             acc &+= x
             i &+= 1
         }
-    } while workloadNow() < deadline
+        round &+= 1
+    } while rounds > 0 ? round < rounds : workloadNow() < deadline
     return workloadPublish(acc)
 }
 
 /// The middle frame.
 @inline(never)
-public func workloadMiddle(_ deadline: Double) -> UInt64 {
-    let r = workloadLeaf(deadline)
+public func workloadMiddle(_ deadline: Double, rounds: Int = 0) -> UInt64 {
+    let r = workloadLeaf(deadline, rounds: rounds)
     return workloadPublish(r ^ 2)
 }
 
@@ -63,6 +68,15 @@ public func workloadMiddle(_ deadline: Double) -> UInt64 {
 @discardableResult
 public func workloadOuter(seconds: Double) -> UInt64 {
     let r = workloadMiddle(workloadNow() + seconds)
+    return workloadPublish(r ^ 1)
+}
+
+/// Spins `rounds` rounds of 20,000 xorshift steps in `workloadOuter → workloadMiddle → workloadLeaf`:
+/// a fixed amount of CPU time whatever the machine's load, so sample counts can have floors.
+@inline(never)
+@discardableResult
+public func workloadOuter(rounds: Int) -> UInt64 {
+    let r = workloadMiddle(0, rounds: max(rounds, 1))
     return workloadPublish(r ^ 1)
 }
 

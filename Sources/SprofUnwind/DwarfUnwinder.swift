@@ -297,11 +297,6 @@ public final class DwarfUnwinder {
         return Array(out.prefix(count))
     }
 
-    /// The x86-64 `rt_sigreturn` trampoline the kernel returns to from a signal handler
-    /// (`mov $15, %rax; syscall`): glibc's `__restore_rt`, musl's `__restore_rt`. (SprofSymbols
-    /// names it by the same bytes; the two targets share no code below SprofCore.)
-    static let sigreturnCode: [UInt8] = [0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05]
-
     /// Frame-pointer stacks from the kernel (`Callchain.frames`), checked against the process:
     ///
     /// - a frame at a signal trampoline holds the trampoline's own start (the return address the
@@ -313,7 +308,7 @@ public final class DwarfUnwinder {
     public func checkFramePointerStack(_ stack: inout UnwoundStack, process: ProcessState) {
         guard let session = session(for: process) else { return }
         for i in stack.frames.indices where !stack.frames[i].isKernel && stack.frames[i].isReturnAddress {
-            if code(at: stack.frames[i].address.rawValue, count: Self.sigreturnCode.count, session) == Self.sigreturnCode {
+            if code(at: stack.frames[i].address.rawValue, count: sigreturnTrampolineCode.count, session) == sigreturnTrampolineCode {
                 stack.frames[i].isReturnAddress = false
             }
         }
@@ -387,7 +382,7 @@ public final class DwarfUnwinder {
         let pageEnd: (UInt64) -> UInt64 = { ($0 + 4095) & ~4095 }
         var pending: [(Mapping, String)] = []
         for m in process.mappings {
-            guard let path = reportablePath(m) else { continue }
+            guard let path = reportablePath(m, pid: process.pid) else { continue }
             let lo = m.start.rawValue, hi = m.end.rawValue
             // A module's range ends at its last segment's p_memsz, not on a page boundary, so a
             // mapping of the same file that overlaps it belongs to it. Reporting it again would
@@ -430,11 +425,11 @@ public final class DwarfUnwinder {
         return true
     }
 
-    /// The file to report for a mapping, or nil for anonymous/special/deleted ones.
-    private func reportablePath(_ m: Mapping) -> String? {
+    /// The file to report for a mapping: its path, or for a deleted file or a memfd the
+    /// process's view of it (`MappedFiles`); nil for anonymous and special mappings.
+    private func reportablePath(_ m: Mapping, pid: Int32) -> String? {
         if m.path == "[vdso]" { return vdsoFile() }
-        guard m.path.hasPrefix("/"), !m.path.hasPrefix("/memfd:"), !m.path.hasSuffix(" (deleted)") else { return nil }
-        return m.path
+        return MappedFiles.readablePath(m, pid: pid)
     }
 
     private func layout(of path: String) -> ElfLayout? {

@@ -12,6 +12,8 @@
 //   recurse DEPTH [SECONDS=0.5] fixtureRecurse → recurseStep × DEPTH → recurseBottom (spins)
 //
 // Notes for tests:
+// - SECONDS are seconds of the spinning thread's own CPU time (CLOCK_THREAD_CPUTIME_ID), not of the
+//   wall clock, so the samples to expect (CPU time × rate) do not depend on the machine's load.
 // - SwiftPM renames an executable's entry point: the root Swift frame is the symbol `sprof_fixtures_main`,
 //   which is an alias (same address) of `main`. Accept either name.
 // - Every named function is a free function marked `@inline(never)`. Each non-leaf does work after its
@@ -55,10 +57,12 @@ func sinkTotal() -> UInt64 {
     return h
 }
 
-/// Monotonic seconds.
+/// The calling thread's CPU time in seconds, not the wall clock: every "S seconds" of a mode is S
+/// seconds of CPU time for the thread that spins, so the samples a test can expect (CPU time × rate)
+/// hold however loaded the machine is; a loaded machine only makes the run take longer.
 func now() -> Double {
     var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
     return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }
 
@@ -217,13 +221,13 @@ func spinUntil(_ deadline: Double, slot: Int) -> UInt64 {
 @inline(never) func threadWork2(_ deadline: Double, _ slot: Int16) -> UInt64 { spinUntil(deadline, slot: Int(slot)) }
 @inline(never) func threadWork3(_ deadline: Double, _ slot: Int8) -> UInt64 { spinUntil(deadline, slot: Int(slot)) }
 
-/// What one thread gets: its index and the shared deadline.
+/// What one thread gets: its index and how many seconds of its own CPU time to spin.
 final class ThreadJob {
     let index: Int
-    let deadline: Double
-    init(index: Int, deadline: Double) {
+    let seconds: Double
+    init(index: Int, seconds: Double) {
         self.index = index
-        self.deadline = deadline
+        self.seconds = seconds
     }
 }
 
@@ -238,22 +242,22 @@ func setThreadName(_ name: String) {
 @inline(never)
 func threadMain(_ job: ThreadJob) -> UInt64 {
     let slot = 1 + job.index  // slot 0 belongs to the main thread
+    let deadline = now() + job.seconds  // this thread's CPU clock
     let r: UInt64
     switch job.index % 4 {
-    case 0: r = threadWork0(job.deadline, slot)
-    case 1: r = threadWork1(job.deadline, Int32(slot))
-    case 2: r = threadWork2(job.deadline, Int16(slot))
-    default: r = threadWork3(job.deadline, Int8(slot))
+    case 0: r = threadWork0(deadline, slot)
+    case 1: r = threadWork1(deadline, Int32(slot))
+    case 2: r = threadWork2(deadline, Int16(slot))
+    default: r = threadWork3(deadline, Int8(slot))
     }
     return r ^ UInt64(job.index)
 }
 
 @inline(never)
 func fixtureThreads(count: Int, seconds: Double) -> Int {
-    let deadline = now() + seconds
     var threads: [pthread_t] = []
     for i in 0..<count {
-        let job = Unmanaged.passRetained(ThreadJob(index: i, deadline: deadline)).toOpaque()
+        let job = Unmanaged.passRetained(ThreadJob(index: i, seconds: seconds)).toOpaque()
         var tid = pthread_t()
         let rc = pthread_create(&tid, nil, { raw in
             let job = Unmanaged<ThreadJob>.fromOpaque(raw!).takeRetainedValue()

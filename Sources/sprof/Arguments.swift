@@ -12,8 +12,10 @@ enum ExitStatusCode {
     static let runtimeError: Int32 = 1
     /// A usage error: unknown option, bad value, missing command. Nothing was run.
     static let usage: Int32 = 2
-    /// `sprof stat --baseline`: a checked counter regressed (the command itself succeeded).
-    static let gateFailed: Int32 = 3
+    /// A CI gate failed (`stat --baseline`: a counter regressed; `diff --fail-above`: a function's
+    /// self share grew; `--min-samples`: too few samples). 2, as the gate issues and earlier
+    /// releases promised; it shares the value with usage errors, which the stderr line tells apart.
+    static let gateFailed: Int32 = 2
     /// The command could not be executed (not executable, a directory), as shells report it.
     static let cannotExecute: Int32 = 126
     /// The command was not found.

@@ -77,7 +77,7 @@ struct DiffCommand: ParsableCommand {
             let grew = rows.filter { $0.delta > failAbove }
             if !grew.isEmpty {
                 let list = grew.map { "\($0.name) \(String(format: "%+.2f", $0.delta))" }.joined(separator: ", ")
-                throw fail("self share grew by more than \(failAbove) points: \(list)", status: 2)
+                throw fail("self share grew by more than \(failAbove) points: \(list)", status: ExitStatusCode.gateFailed)
             }
         }
     }

@@ -15,9 +15,9 @@ final class ProfileOutputs {
     let prefix: String
     private var files: [(suffix: String, file: OutputFile)] = []
 
-    init(prefix: String) throws {
+    init(prefix: String, offCPU: Bool = false) throws {
         self.prefix = prefix
-        for suffix in [".folded", ".svg", ".pb.gz"] {
+        for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix] {
             files.append((suffix, try OutputFile(path: prefix + suffix)))
         }
     }
@@ -32,6 +32,7 @@ final class ProfileOutputs {
             ".svg": FlameGraph.renderBytes(folded, options: graph),
         ]
         for (suffix, bytes) in try extraOutputs(profile) { contents[suffix] = bytes }
+        for (suffix, bytes) in TimeViews.outputs(profile, graph: graph, perThread: perThread, fullNames: fullNames) { contents[suffix] = bytes }
         var written: [String] = []
         for (suffix, file) in files {
             guard let bytes = contents[suffix] else { file.discard(); continue }
@@ -64,4 +65,40 @@ func dateSuffix(_ unixNanos: UInt64) -> String {
     var buffer = [CChar](repeating: 0, count: 32)
     let n = strftime(&buffer, buffer.count, "%Y-%m-%d %H:%M:%S", &tm)
     return ", " + String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The outputs of issue 10 beside the CPU flame graph: `PREFIX.wall.svg` and `PREFIX.offcpu.svg`
+/// (`--off-cpu`), and the memory timeline `PREFIX.memory.tsv` (see ``MemoryTimeline``).
+enum TimeViews {
+    static let suffixes = [".wall.svg", ".offcpu.svg"]
+    static let memorySuffix = ".memory.tsv"
+
+    static func outputs(_ profile: Profile, graph: FlameGraphOptions, perThread: Bool, fullNames: Bool) -> [(String, [UInt8])] {
+        var out: [(String, [UInt8])] = []
+        for (suffix, type, what) in [(".wall.svg", "wall", "wall-clock time"), (".offcpu.svg", "off-cpu", "off-CPU time")] {
+            guard let index = profile.sampleTypeIndex(type) else { continue }
+            var options = graph
+            options.title = (graph.title ?? "sprof") + " (\(what))"
+            options.countName = "ns"
+            let folded = profile.folded(valueIndex: index, perThread: perThread, fullNames: fullNames)
+            out.append((suffix, FlameGraph.renderBytes(folded, options: options)))
+        }
+        if !profile.memory.isEmpty {
+            out.append((memorySuffix, Array(MemoryTimeline.text(profile.memory, names: processNames(profile)).utf8)))
+        }
+        return out
+    }
+
+    /// Process names by pid, from the profile's threads (a process's main thread names it).
+    static func processNames(_ profile: Profile) -> [Int32: String] {
+        var names: [Int32: String] = [:]
+        for t in profile.threads where names[t.pid] == nil || t.tid == t.pid { names[t.pid] = t.processName }
+        return names
+    }
+
+    /// `, off-CPU 1.2 s` for the summary line when the profile has off-CPU time.
+    static func summary(_ profile: Profile) -> String {
+        guard let off = profile.sampleTypeIndex("off-cpu") else { return "" }
+        return ", off-CPU " + oneDecimal(Double(profile.total(off)) / 1e9) + " s"
+    }
 }

@@ -19,6 +19,8 @@ struct ReportCommand: ParsableCommand {
               sprof report --sort dso,sym --format csv
               sprof report --threads
               sprof report --header
+              sprof report --view wall t.pb.gz            # wall-clock time (recorded with --off-cpu)
+              sprof report --memory                       # peak RSS per process, RSS over time
             """
     )
 
@@ -47,7 +49,11 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures).")
     var fullNames = false
 
+    @Flag(help: "Print the memory timeline saved beside the profile (PREFIX.memory.tsv): peak RSS per process and RSS over time.")
+    var memory = false
+
     func run() throws {
+        if memory { return try writeStandardOutput(MemoryReport.text(for: file, limit: limit)) }
         let keys = try sort.split(separator: ",").map { part -> SortKey in
             guard let key = SortKey(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
                 throw fail("--sort \(sort): unknown key '\(part)' (valid: comm, dso, sym, thread)", status: 2)

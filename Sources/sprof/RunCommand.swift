@@ -54,11 +54,20 @@ struct RunCommand: ParsableCommand {
     @Option(name: [.customShort("p"), .customLong("pid")], help: "Attach to a running process (all its threads) instead of starting a command.")
     var pid: Int32?
 
-    @Option(help: "With -p: stop after this many seconds (default: until the process exits or Ctrl-C).")
+    @Option(help: "With -p or -a: stop after this many seconds (default: until the process or command exits, or Ctrl-C).")
     var duration: Double?
 
-    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices or summary line.")
+    @Flag(name: [.customShort("a"), .customLong("all-cpus")], help: "Record every process on every CPU (system-wide) until Ctrl-C, --duration, or the end of the given command. Needs root or kernel.perf_event_paranoid <= 0.")
+    var systemWide = false
+
+    @Flag(name: .customLong("off-cpu"), help: "Also record where threads wait (switch-out stacks, timed to the next switch-in): writes PREFIX.wall.svg and PREFIX.offcpu.svg. Needs root or kernel.perf_event_paranoid <= 1.")
+    var offCPU = false
+
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices, status line or summary line.")
     var quiet = false
+
+    @Option(name: .customLong("progress-fd"), help: "Write live progress to descriptor N as JSON lines (elapsed_ns, samples, lost, processes, threads, peak_rss_bytes; at most 4 a second; a last line with \"done\": true).")
+    var progressFD: Int32?
 
     @Flag(name: .customLong("per-thread"), help: "Root folded stacks and flame graphs at process;thread-TID instead of the process alone.")
     var perThread = false
@@ -73,9 +82,9 @@ struct RunCommand: ParsableCommand {
     var command: [String] = []
 
     func run() throws {
-        let arguments = try commandLine(command, pid: pid, of: self)
-        if let duration, duration <= 0 || pid == nil {
-            throw fail(pid == nil ? "--duration goes with -p PID" : "--duration \(duration): must be a positive number of seconds", status: 2)
+        let arguments = try runTarget()
+        if let duration, duration <= 0 || (pid == nil && !systemWide) {
+            throw fail(pid == nil && !systemWide ? "--duration goes with -p PID or -a" : "--duration \(duration): must be a positive number of seconds", status: 2)
         }
         var options = RunOptions()
         options.event = try parseEvent(event)
@@ -89,30 +98,56 @@ struct RunCommand: ParsableCommand {
             }
             options.ringPages = mmapPages
         }
+        options.offCPU = offCPU
+        if offCPU && !options.event.isClock {
+            throw fail("--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(options.event): wall time adds its nanoseconds to off-CPU time", status: 2)
+        }
 
-        let outputs = try ProfileOutputs(prefix: output)
+        if let progressFD { try ProgressOutput.checkDescriptor(progressFD) }
+        let progress = ProgressOutput(statusLine: !quiet && isatty(2) == 1, jsonFD: progressFD)
+        if progress.isActive { options.progress = { progress.report($0) } }
+        defer { progress.erase() }
+
+        let outputs = try ProfileOutputs(prefix: output, offCPU: offCPU)
         let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
-            if let pid {
+            if systemWide {
+                recorded = try CommandProfiler.systemWide(arguments, options: options, duration: duration, notice: notice)
+            } else if let pid {
                 recorded = try CommandProfiler.attach(to: pid, options: options, duration: duration, notice: notice)
             } else {
                 recorded = try CommandProfiler.profile(arguments, options: options, notice: notice)
             }
         } catch let error as LaunchError {
+            progress.erase()
             throw fail(error.description, status: error.exitStatus)
         } catch let error as SyscallError {
+            progress.erase()
             throw fail(error.description)
         }
+        progress.erase()
         let profile = recorded.profile
-        let status = recorded.exitStatus?.shellStatus ?? 0
+        // Attached: the process goes on; a signal that ended the recording is sprof's status (130
+        // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.
+        let status = (pid != nil || (systemWide && arguments.isEmpty)) && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
+            : recorded.exitStatus?.shellStatus ?? 0
         if let minSamples, profile.statistics.samples < minSamples {
-            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: 2)
+            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
-        let written = try outputs.write(profile, title: title ?? "sprof: " + (pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")),
+        let target = systemWide ? "system-wide" + (arguments.isEmpty ? "" : " while " + arguments.joined(separator: " ")) : pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")
+        let written = try outputs.write(profile, title: title ?? "sprof: " + target,
                                         perThread: perThread, fullNames: fullNames)
         if !quiet { printError(summary(profile, exitStatus: recorded.exitStatus, written: written)) }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// The command to run: none is fine with -a (record until Ctrl-C or --duration).
+    private func runTarget() throws -> [String] {
+        guard systemWide else { return try commandLine(command, pid: pid, of: self) }
+        if pid != nil { throw fail("give either -a (every process) or -p PID, not both", status: 2) }
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
+        return command.first == "--" ? Array(command.dropFirst()) : command
     }
 
     private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
@@ -124,6 +159,8 @@ struct RunCommand: ParsableCommand {
         if let rate = p.metadata.rateText { line += " at " + rate }
         // Lost records may include fork and comm records: the counts are then only lower bounds.
         line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+        line += TimeViews.summary(p)
+        if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
         if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote " + written.joined(separator: ", ")
         return line
@@ -178,4 +215,9 @@ func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGrap
     default:
         throw fail("--call-graph \(text): unknown mode; valid modes: fp, dwarf[,SIZE], none", status: 2)
     }
+}
+
+/// The largest resident set any process reached in a memory timeline, and its pid.
+func peakRSS(_ memory: [Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32)? {
+    memory.max { $0.rss < $1.rss }.map { ($0.rss, $0.pid) }
 }

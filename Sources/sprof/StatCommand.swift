@@ -16,7 +16,7 @@ struct StatCommand: ParsableCommand {
             Default events: task-clock, context-switches, cpu-migrations, page-faults, cycles, \
             instructions, branches, branch-misses. Output goes to stderr (as perf stat's does) \
             unless -o is given. sprof exits with the command's exit status (128+N when killed by \
-            signal N); with --baseline it exits 3 when a checked counter regressed. \
+            signal N); with --baseline it exits 2 when a checked counter regressed. \
             Output fields are documented in docs/stat-output.md.
 
             Examples:
@@ -47,7 +47,7 @@ struct StatCommand: ParsableCommand {
     @Option(name: [.customShort("o"), .customLong("output")], help: "Write the counts to FILE instead of stderr.")
     var output: String?
 
-    @Option(name: .customLong("baseline"), help: "Compare with an earlier --json result; exit 3 on a regression.")
+    @Option(name: .customLong("baseline"), help: "Compare with an earlier --json result; exit 2 on a regression.")
     var baseline: String?
 
     @Option(name: .customLong("threshold"), help: "Regression threshold in percent for --baseline (default 5).")

@@ -8,12 +8,13 @@ struct SprofCLI: ParsableCommand {
         discussion: """
             Exit statuses: 0 success; with a command (run, stat), the command's own status \
             (128+N when it was killed by signal N); 1 sprof failed (events refused, output not \
-            written, input unreadable); 2 usage error (unknown option, bad value; nothing was run); \
-            3 'stat --baseline' found a regression; 126 the command cannot be executed; 127 the \
-            command was not found. A command that itself exits 1, 2, 3, 126 or 127 looks the same: \
+            written, input unreadable); 2 usage error (unknown option, bad value; nothing was run) \
+            or a failed gate ('stat --baseline' found a regression, 'diff --fail-above', \
+            '--min-samples'); 126 the command cannot be executed; 127 the command was not found. \
+            A command that itself exits 1, 2, 126 or 127 looks the same: \
             the error line on stderr (prefixed 'sprof: ') tells them apart.
             """,
-        subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self]
+        subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self, ServeCommand.self]
     )
 }
 

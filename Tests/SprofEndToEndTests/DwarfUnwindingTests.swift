@@ -26,7 +26,8 @@ final class DwarfUnwindingTests: XCTestCase {
     func testDwarfUnwindsProgramWithoutFramePointersDownToMain() throws {
         let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.noFramePointerFlags)
         let shape = try profile([binary, "2.0"], options: ["--call-graph", "dwarf", "-F", "1999"])
-        XCTAssertGreaterThan(shape.total, 1000)
+        // 2 s of the fixture's CPU time at 1999 Hz.
+        XCTAssertEqual(Double(shape.total), 2 * 1999, accuracy: 0.15 * 2 * 1999)
         let reachingMain = shape.samples(withChain: ["__libc_start_call_main", "main"])
         XCTAssertGreaterThanOrEqual(Double(reachingMain), 0.99 * Double(shape.total),
                                     "\(reachingMain) of \(shape.total) samples reach main")
@@ -44,7 +45,7 @@ final class DwarfUnwindingTests: XCTestCase {
         let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.noFramePointerFlags)
         let shape = try profile([binary, "1.0"], options: ["--call-graph", "fp"], name: "fp")
         let inLeaves = leaves.reduce(UInt64(0)) { $0 + shape.samples(containing: $1) }
-        XCTAssertGreaterThan(inLeaves, 300)
+        XCTAssertEqual(Double(inLeaves), 999, accuracy: 0.15 * 999, "1 s of CPU time at 999 Hz")
         // Without frame pointers the kernel's walk cannot get from the leaves back to main.
         XCTAssertLessThan(Double(wholeChains(shape)), 0.5 * Double(inLeaves))
     }
@@ -60,7 +61,8 @@ final class DwarfUnwindingTests: XCTestCase {
             let marked = stack.frames.contains("[truncated]")
             XCTAssertTrue(complete != marked, "neither complete nor marked (or both): \(steps) steps, \(stack.frames.prefix(8))")
         }
-        XCTAssertGreaterThan(bottom, 100)
+        // recurse_bottom spins 0.5 s of CPU time: ~500 samples at 999 Hz.
+        XCTAssertEqual(Double(bottom), 0.5 * 999, accuracy: 0.2 * 0.5 * 999)
     }
 
     func testStackDeeperThanTheCopyIsMarkedTruncated() throws {
@@ -68,7 +70,8 @@ final class DwarfUnwindingTests: XCTestCase {
         // 3000 frames need far more than the 8 KiB copied by default.
         let shape = try profile([binary, "3000", "0.5"], options: ["--call-graph", "dwarf"], name: "deep")
         let bottom = shape.samples(containing: "recurse_bottom")
-        XCTAssertGreaterThan(bottom, 100)
+        // recurse_bottom spins 0.5 s of CPU time: ~500 samples at 999 Hz.
+        XCTAssertEqual(Double(bottom), 0.5 * 999, accuracy: 0.2 * 0.5 * 999)
         XCTAssertGreaterThanOrEqual(Double(shape.samples(withChain: ["[truncated]", "recurse_step"])), 0.99 * Double(bottom))
         XCTAssertEqual(shape.samples(withChain: ["main", "run_recurse"]), 0)
     }
@@ -77,7 +80,8 @@ final class DwarfUnwindingTests: XCTestCase {
         let binary = try TestFixtures.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
         let shape = try profile([binary, "1000", "0.5"], options: ["--call-graph", "dwarf,65528"], name: "big")
         let bottom = shape.samples(containing: "recurse_bottom")
-        XCTAssertGreaterThan(bottom, 100)
+        // recurse_bottom spins 0.5 s of CPU time: ~500 samples at 999 Hz.
+        XCTAssertEqual(Double(bottom), 0.5 * 999, accuracy: 0.2 * 0.5 * 999)
         XCTAssertGreaterThanOrEqual(Double(shape.samples(withChain: ["main", "run_recurse", "recurse_step"])), 0.99 * Double(bottom))
     }
 

@@ -44,8 +44,8 @@ struct ProfileShape {
 
 /// Runs the built `sprof` CLI.
 enum SprofCLI {
-    static func run(_ args: [String], timeout: TimeInterval = 120) throws -> (status: Int32, stdout: String, stderr: String) {
-        try TestFixtures.run(try TestFixtures.sprofPath(), args, timeout: timeout)
+    static func run(_ args: [String], timeout: TimeInterval = 120, input: String? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        try TestFixtures.run(try TestFixtures.sprofPath(), args, timeout: timeout, input: input)
     }
 
     /// A fresh output prefix in a private temporary directory.
@@ -55,12 +55,58 @@ enum SprofCLI {
         return dir.appendingPathComponent(name).path
     }
 
-    /// Skips (saying why) when the kernel refuses perf_event_open here.
+    /// Skips (saying why) only when this machine cannot run perf-event tests at all: no perf events
+    /// in the kernel, or perf_event_open refused (EACCES/EPERM) to a user other than root. The probe
+    /// samples cpu-clock, a software event every kernel has, so any other failure (EINVAL or E2BIG
+    /// from attributes sprof got wrong, any failure as root) is sprof's bug and fails the test.
     static func requirePerfEvents() throws {
         if let reason = perfEventAvailable() { throw XCTSkip("perf events unavailable: \(reason)") }
         let probe = try run(["run", "-q", "-o", outputPrefix("probe"), "--", "/bin/true"])
-        if probe.status != 0, probe.stderr.contains("perf_event_open") {
-            throw XCTSkip("the kernel refuses perf_event_open: \(probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))")
+        guard probe.status != 0 else { return }
+        if let reason = PerfSkipPolicy.skipReason(cliError: probe.stderr, hardwareEvent: false) { throw XCTSkip(reason) }
+        throw FixtureError("`sprof run -- /bin/true` failed (status \(probe.status)) on cpu-clock, which every kernel has: "
+            + probe.stderr.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// A C fixture from Tests/Fixtures/c built with frame pointers (clang, as the fixtures README says).
+    /// A missing compiler skips; a compile failure fails.
+    static func buildC(_ name: String, flags: [String] = TestFixtures.framePointerFlags) throws -> String {
+        guard TestFixtures.findExecutable("clang") != nil else { throw XCTSkip("clang not installed") }
+        return try TestFixtures.buildC(name, flags: flags)
+    }
+}
+
+/// The summary line `sprof run` prints on stderr:
+/// `N samples (M lost[, throttled Kx][, T truncated]) of EVENT at F Hz, …; wrote …`.
+struct RunSummary {
+    var samples: UInt64
+    var lost: UInt64
+    var throttles: UInt64
+    var truncated: UInt64
+    /// The rate in Hz, when sampling by frequency.
+    var hertz: Int?
+    var line: String
+
+    init(stderr: String) throws {
+        guard let line = stderr.split(separator: "\n").last(where: { $0.contains(" samples (") }).map(String.init) else {
+            throw FixtureError("no summary line in: \(stderr)")
         }
+        self.line = line
+        func number(before suffix: String, in text: Substring) -> UInt64? {
+            guard let r = text.range(of: suffix) else { return nil }
+            let digits = text[..<r.lowerBound].reversed().prefix { $0.isNumber || $0 == "," }
+            return UInt64(String(digits.reversed()).replacingOccurrences(of: ",", with: ""))
+        }
+        let body = line.drop { $0 != " " }  // after "sprof:"
+        guard let samples = number(before: " samples (", in: body), let lost = number(before: " lost", in: body) else {
+            throw FixtureError("cannot read the summary line: \(line)")
+        }
+        self.samples = samples
+        self.lost = lost
+        throttles = line.range(of: "throttled ").map { r in
+            UInt64(String(line[r.upperBound...].prefix { $0.isNumber })) ?? 0
+        } ?? 0
+        truncated = number(before: " truncated", in: body) ?? 0
+        hertz = number(before: " Hz", in: body).map { Int($0) }
     }
 }

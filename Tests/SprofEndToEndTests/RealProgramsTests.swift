@@ -40,14 +40,26 @@ final class RealProgramsTests: XCTestCase {
         shape.stacks.filter { $0.frames.count > 1 && roots.contains($0.frames[1]) }.reduce(0) { $0 + $1.count }
     }
 
+    /// At least 99.5% of the samples whose stack copy the kernel delivered reach `_start`.
+    ///
+    /// Left out: stacks cut after their first user frame. There the kernel's copy came back short
+    /// (seen: 80 and 3952 of 32768 bytes): it is taken with page faults disabled and stops at the
+    /// first stack page that is not present at that instant, which a loaded machine's memory
+    /// compaction or reclaim causes now and then (0 to 1.2% of bzip2's samples here); no copy
+    /// size helps. They are bounded separately, so a real unwinding failure cannot hide there.
     private func assertReachesRoot(_ shape: ProfileShape, _ what: String, file: StaticString = #filePath, line: UInt = #line) {
         let complete = rooted(shape)
         let truncated = shape.samples(containing: "[truncated]")
+        let shortCopies = shape.stacks.filter { stack in
+            stack.frames.count > 2 && stack.frames[1] == "[truncated]"
+                && stack.frames.dropFirst(2).filter { !$0.hasSuffix("_[k]") && !$0.hasSuffix("_[i]") }.count == 1
+        }.reduce(UInt64(0)) { $0 + $1.count }
         let detail = shape.stacks.filter { $0.frames.count > 1 && $0.frames[1] != "_start" }
             .sorted { $0.count > $1.count }.prefix(5).map { "\($0.count) \($0.frames.prefix(4).joined(separator: ";"))" }
-        XCTAssertGreaterThanOrEqual(Double(complete), 0.995 * Double(shape.total),
-                                    "\(what): \(complete) of \(shape.total) samples reach _start (\(truncated) truncated); others: \(detail)",
+        XCTAssertGreaterThanOrEqual(Double(complete), 0.995 * Double(shape.total - shortCopies),
+                                    "\(what): \(complete) of \(shape.total) samples reach _start (\(truncated) truncated, \(shortCopies) after one frame); others: \(detail)",
                                     file: file, line: line)
+        XCTAssertLessThanOrEqual(Double(shortCopies), 0.03 * Double(shape.total), "\(what): \(shortCopies) stacks cut after one frame", file: file, line: line)
     }
 
     /// sqlite3 running SQL: perf's 8 KiB stack copy cut 99.9% of these stacks short (deep VDBE

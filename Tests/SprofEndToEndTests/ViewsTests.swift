@@ -84,11 +84,19 @@ final class ViewsTests: XCTestCase {
         // In the SVG, build_index is the reddest frame, parse_input blue.
         let graph = try String(contentsOfFile: svg, encoding: .utf8)
         XCTAssertTrue(graph.contains(">build_index (") || graph.contains("<title>build_index ("), "frame drawn")
+        // The widest frame of each name (a function can also appear in small side paths).
         func fill(of name: String) -> String? {
-            guard let r = graph.range(of: "<title>\(name) (") else { return nil }
-            let rest = graph[r.upperBound...]
-            guard let f = rest.range(of: "fill=\"#") else { return nil }
-            return String(rest[f.upperBound...].prefix(6))
+            var best: (count: Int, fill: String)?
+            var rest = graph[...]
+            while let r = rest.range(of: "<title>\(name) (") {
+                let after = rest[r.upperBound...]
+                let count = Int(after.prefix { $0.isNumber || $0 == "," }.filter(\.isNumber)) ?? 0
+                if let f = after.range(of: "fill=\"#"), count > (best?.count ?? -1) {
+                    best = (count, String(after[f.upperBound...].prefix(6)))
+                }
+                rest = after
+            }
+            return best?.fill
         }
         func channels(_ hex: String?) -> [Int] {
             guard let hex, hex.count == 6 else { return [] }

@@ -5,6 +5,16 @@ import XCTest
 @testable import SprofFormats
 
 final class PprofFormatTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        Tools.setUp()
+    }
+
+    override func tearDown() {
+        Tools.cleanUp()
+        super.tearDown()
+    }
+
     private func message(_ profile: Profile) throws -> Perftools_Profiles_Profile {
         try Perftools_Profiles_Profile(serializedBytes: try PprofFormat.encodeUncompressed(profile))
     }
@@ -36,6 +46,26 @@ final class PprofFormatTests: XCTestCase {
         }
         // Reading accepts the uncompressed message as well.
         XCTAssertEqual(try PprofFormat.encode(PprofFormat.decode(try PprofFormat.encodeUncompressed(profile))), first)
+    }
+
+    /// The direct writer produces the canonical encoding: SwiftProtobuf, re-serializing what it
+    /// parsed, gives the same bytes (field order, defaults left out, packing, lengths).
+    func testWriterOutputIsCanonicalProtobuf() throws {
+        let go = try PprofFormat.decode([UInt8](Data(contentsOf: try Tools.fixture("go-cpu.pb.gz"))))
+        var wide = Synthetic.profile()
+        // Long names make nested messages longer than 127 bytes (multi-byte length prefixes).
+        wide.functions[0].name = String(repeating: "n", count: 300)
+        wide.functions[0].file = String(repeating: "f", count: 20_000)
+        wide.threads[0].name = String(repeating: "t", count: 200)
+        for (name, profile) in [("synthetic", Synthetic.profile()), ("wide", wide), ("go", go), ("empty", Profile()),
+                                ("folded", Profile(folded: [(["a", "b_[k]", "c_[i]"], 1)]))] {
+            let bytes = try PprofFormat.encodeUncompressed(profile)
+            let reserialized: [UInt8] = try Perftools_Profiles_Profile(serializedBytes: bytes).serializedBytes()
+            XCTAssertEqual(reserialized, bytes, name)
+        }
+        let read = try PprofFormat.decode(try PprofFormat.encode(wide))
+        XCTAssertEqual(read.functions[0].file.count, 20_000)
+        XCTAssertEqual(try PprofFormat.encode(read), try PprofFormat.encode(wide))
     }
 
     func testGzipHeaderHasNoTimestampOrName() throws {
@@ -127,6 +157,33 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertEqual(kernel.mapping.map { read.mappings[$0].path }, "[kernel.kallsyms]")
     }
 
+    /// JIT code lives in anonymous mappings (`//anon`), which do not say "JIT": the writer gives
+    /// such locations a `[jit]` copy of their mapping, so that the kind reads back.
+    func testJITAndKernelKindsSurviveMappingsThatDoNotNameThem() throws {
+        var b = ProfileBuilding(sampleTypes: [Profile.ValueType(type: "samples", unit: "count")])
+        let anon = b.mapping(Profile.Mapping(start: 0x7e00_0000_0000, limit: 0x7e00_0100_0000, path: "//anon"))
+        let jitFunction = b.function(named: "LazyCompile:*hot script.js:10")
+        let unknown = b.function(named: "[unknown]")
+        let jit = b.location(Profile.Location(address: 0x7e00_0000_1000, mapping: anon, lines: [.init(function: jitFunction)], kind: .jit))
+        let notJIT = b.location(Profile.Location(address: 0x7e00_0000_2000, mapping: anon, lines: [.init(function: unknown)]))
+        let kernel = b.location(Profile.Location(address: 0xffff_ffff_8100_0000, lines: [.init(function: b.function(named: "schedule"))], kind: .kernel))
+        let t = b.thread(Profile.Thread(pid: 7, tid: 7, name: "node", processName: "node"))
+        b.add(stack: b.stack([jit, kernel]), thread: t, values: [5])
+        b.add(stack: b.stack([notJIT]), thread: t, values: [2])
+        let profile = b.build(metadata: ProfileMetadata())
+
+        let bytes = try PprofFormat.encode(profile)
+        let read = try PprofFormat.decode(bytes)
+        XCTAssertEqual(try PprofFormat.encode(read), bytes)
+        XCTAssertEqual(read.locations.map(\.kind), [.jit, .user, .kernel])
+        XCTAssertEqual(read.locations.map { $0.mapping.map { read.mappings[$0].path } }, ["[jit]", "//anon", "[kernel.kallsyms]"])
+        let jitMapping = try XCTUnwrap(read.locations[0].mapping.map { read.mappings[$0] })
+        XCTAssertEqual(jitMapping.start, 0x7e00_0000_0000, "a copy of the anonymous mapping")
+        let kernelMapping = try XCTUnwrap(read.locations[2].mapping.map { read.mappings[$0] })
+        XCTAssertEqual(kernelMapping.start, 0xffff_ffff_8100_0000, "spans the kernel addresses")
+        XCTAssertEqual(read.aggregatedStacks().map(\.frames), profile.aggregatedStacks().map(\.frames))
+    }
+
     func testReadsGoCPUProfile() throws {
         let bytes = try [UInt8](Data(contentsOf: try Tools.fixture("go-cpu.pb.gz")))
         let profile = try PprofFormat.decode(bytes)
@@ -160,11 +217,18 @@ final class PprofFormatTests: XCTestCase {
             ("folded", Profile(folded: [(["app", "main", "a_[i]", "read_[k]"], 3), (["app", "[truncated]", "b"], 2)])),
             ("empty", Profile()),
             ("go-rewritten", try PprofFormat.decode([UInt8](Data(contentsOf: try Tools.fixture("go-cpu.pb.gz"))))),
+            // Over one gzip piece (Gzip.pieceSize): several deflate pieces in one member.
+            ("large", Synthetic.large(stacks: 20_000, threads: 4, depth: 16, functions: 2000)),
         ]
+        XCTAssertGreaterThan(try PprofFormat.encodeUncompressed(profiles[4].1).count, Gzip.pieceSize)
         for (name, profile) in profiles {
             let file = try Tools.write(try PprofFormat.encode(profile), name: "\(name).pb.gz")
             let raw = try Tools.pprof(["-raw"], file)
             XCTAssertTrue(raw.contains("Samples:"), "\(name): \(raw.prefix(300))")
+            if name == "large" {
+                let top = try Tools.pprof(["-top", "-nodecount=3", "-sample_index=samples"], file)
+                XCTAssertTrue(top.contains("of \(profile.total(0)) total"), top)
+            }
         }
         let raw = try Tools.pprof(["-raw"], try Tools.write(try PprofFormat.encode(Synthetic.profile()), name: "labels.pb.gz"))
         XCTAssertTrue(raw.contains("thread_name:[worker 1]"), raw)
@@ -272,6 +336,16 @@ final class PprofFormatTests: XCTestCase {
         let compressed = try Gzip.compress(input)
         XCTAssertLessThan(compressed.count, input.count)
         XCTAssertEqual(try Gzip.decompress(compressed), input)
+        XCTAssertEqual(try Gzip.compress(input), compressed, "pieces compressed in parallel, same bytes")
+        XCTAssertEqual(Array(compressed.prefix(10)), [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 4, 3])
+        // Another implementation agrees (Python's gzip module, through its own zlib binding).
+        let file = try Tools.write(compressed, name: "pieces.gz")
+        let check = try Tools.run("/usr/bin/python3", ["-c", "import gzip,sys,hashlib; print(hashlib.sha256(gzip.open(sys.argv[1]).read()).hexdigest())", file.path])
+        let expected = try Tools.run("/usr/bin/python3", ["-c", "import sys,hashlib; print(hashlib.sha256(open(sys.argv[1],'rb').read()).hexdigest())",
+                                                           try Tools.write(input, name: "pieces.raw").path])
+        XCTAssertEqual(check.out, expected.out, check.err)
+        XCTAssertEqual(try Gzip.decompress(try Gzip.compress(Array(input.prefix(Gzip.pieceSize + 1)))), Array(input.prefix(Gzip.pieceSize + 1)))
+        XCTAssertEqual(try Gzip.decompress(try Gzip.compress(Array(input.prefix(Gzip.pieceSize)))), Array(input.prefix(Gzip.pieceSize)))
         XCTAssertThrowsError(try Gzip.decompress(compressed, limit: 1 << 20)) { XCTAssertTrue("\($0)".contains("expands beyond")) }
     }
 }

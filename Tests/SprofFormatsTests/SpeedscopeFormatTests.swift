@@ -4,6 +4,16 @@ import XCTest
 @testable import SprofFormats
 
 final class SpeedscopeFormatTests: XCTestCase {
+    override func setUp() {
+        super.setUp()
+        Tools.setUp()
+    }
+
+    override func tearDown() {
+        Tools.cleanUp()
+        super.tearDown()
+    }
+
     private func json(_ bytes: [UInt8]) throws -> [String: Any] {
         try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(bytes)) as? [String: Any])
     }
@@ -114,5 +124,10 @@ final class SpeedscopeFormatTests: XCTestCase {
         var w = JSONWriter()
         w.string("a\"b\\c\nd\u{1}é")
         XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), #""a\"b\\c\nd\u0001é""#)
+        for n: Int64 in [0, 7, 10, -3, 1_234_567_890_123, .max, .min] {
+            var w = JSONWriter()
+            w.int(n)
+            XCTAssertEqual(String(decoding: w.bytes, as: UTF8.self), String(n))
+        }
     }
 }

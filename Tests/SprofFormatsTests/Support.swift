@@ -119,11 +119,12 @@ enum Synthetic {
 /// Runs external tools (`go tool pprof`, Debian's python3 with jsonschema) with a private HOME and
 /// Go caches in a temporary directory, as CI machines give no writable home for them.
 enum Tools {
-    static let scratch: URL = {
-        let url = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-formats-tests-\(getpid())")
-        try? FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        return url
-    }()
+    /// A fresh directory per test (``setUp()``), removed by ``cleanUp()`` in tearDown.
+    nonisolated(unsafe) static var scratch = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-formats-tests")
+
+    static func setUp() {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-formats-tests-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+    }
 
     static func find(_ name: String) -> String? {
         let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
@@ -141,6 +142,7 @@ enum Tools {
     }
 
     static func write(_ bytes: [UInt8], name: String) throws -> URL {
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
         let url = scratch.appendingPathComponent(name)
         try Data(bytes).write(to: url)
         return url
@@ -160,21 +162,20 @@ enum Tools {
         env["GOFLAGS"] = "-mod=mod"
         env["GOTOOLCHAIN"] = "local"
         process.environment = env
-        let out = Pipe(), err = Pipe()
+        // stderr goes to a file so that only one pipe needs draining while the child runs.
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+        let errURL = scratch.appendingPathComponent("stderr-\(UInt64.random(in: 0...UInt64.max))")
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let errHandle = try FileHandle(forWritingTo: errURL)
+        defer { try? FileManager.default.removeItem(at: errURL) }
+        let out = Pipe()
         process.standardOutput = out
-        process.standardError = err
+        process.standardError = errHandle
         try process.run()
-        // Read both pipes before waiting so that a large output cannot block the child.
-        var outData = Data(), errData = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            errData = err.fileHandleForReading.readDataToEndOfFile()
-            group.leave()
-        }
-        outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
+        let outData = out.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
+        try? errHandle.close()
+        let errData = (try? Data(contentsOf: errURL)) ?? Data()
         return (process.terminationStatus, String(decoding: outData, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
@@ -183,6 +184,11 @@ enum Tools {
         let result = try run(try go(), ["tool", "pprof"] + args + [file.path])
         XCTAssertEqual(result.status, 0, "go tool pprof \(args.joined(separator: " ")) failed: \(result.err)", file: testFile, line: line)
         return result.out
+    }
+
+    /// Removes the scratch directory (each test's tearDown).
+    static func cleanUp() {
+        try? FileManager.default.removeItem(at: scratch)
     }
 
     /// The fixtures directory copied into the test bundle.

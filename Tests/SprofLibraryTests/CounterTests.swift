@@ -14,7 +14,7 @@ import SprofTestSupport
 final class CounterTests: XCTestCase {
     /// instructions:u must be countable, else skip with the reason.
     private func requireInstructions() throws -> CounterSet {
-        let set = try skippingWhenRefused { try CounterSet(["instructions:u"]) }
+        let set = try skippingWhenRefused(hardwareEvent: true) { try CounterSet(["instructions:u"]) }
         if case .notSupported(let reason) = set.read()[0].status {
             throw XCTSkip("instructions:u is not supported on this machine: \(reason)")
         }
@@ -54,13 +54,6 @@ final class CounterTests: XCTestCase {
                        "\(one) vs \(two)")
     }
 
-    func testKnownLoopRuns() throws {
-        // The hand-written loop must at least run and return where there is no PMU to count it.
-        guard let loop = KnownLoop() else { throw XCTSkip("needs x86-64 and executable anonymous memory") }
-        loop.run(1)
-        loop.run(1_000_000)
-    }
-
     func testBudgetHelperMachineryWithASoftwareEvent() throws {
         // The same warm-up / minimum / overhead logic, on a counter every machine has.
         let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
@@ -78,11 +71,13 @@ final class CounterTests: XCTestCase {
     func testInstructionCountReportsUnsupportedClearly() throws {
         if let reason = perfEventAvailable() { throw XCTSkip(reason) }
         do {
+            // workloadSpin is 7-8 instructions per iteration in a release build, more at -Onone.
             let count = try instructionCount { workloadSpin(iterations: 1000) }
-            XCTAssertGreaterThan(count.instructions, 0)
+            XCTAssertGreaterThanOrEqual(count.instructions, 5_000, "\(count)")
+            XCTAssertLessThanOrEqual(count.instructions, 200_000, "\(count)")
         } catch let error as SprofError {
             guard case .unsupported(let reason) = error else { return XCTFail("\(error)") }
-            XCTAssertFalse(reason.isEmpty)
+            XCTAssertTrue(reason.contains("no such event"), reason)
         }
     }
 

@@ -8,6 +8,10 @@ import SprofTestSupport
 /// Self-profiling: the process profiles part of itself and finds what it ran.
 final class ProfilerTests: XCTestCase {
     private static let chain = ["workloadOuter", "workloadMiddle", "workloadLeaf"]
+    /// Rounds of `workloadOuter(rounds:)` that take about one second of CPU time in a debug build
+    /// (how `swift test` builds). Sample floors below come from this fixed amount of work, not from
+    /// a wall-clock deadline, so they hold on a loaded machine.
+    static let roundsPerSecond = 10_000
 
     /// True when `frames` contains the workload chain as consecutive frames, outer to leaf.
     private func hasChain(_ frames: [String]) -> Bool {
@@ -18,10 +22,20 @@ final class ProfilerTests: XCTestCase {
 
     func testSelfProfileFindsInlineNeverChain() throws {
         let me = Profiler.currentThreadID
+        var cpu = (start: threadCPUSeconds(), end: 0.0)
         let (_, profile) = try skippingWhenRefused {
-            try Profiler.profile(options: .init(rate: .frequency(499))) { workloadOuter(seconds: 1.0) }
+            try Profiler.profile(options: .init(rate: .frequency(499))) {
+                cpu.start = threadCPUSeconds()
+                workloadOuter(rounds: ProfilerTests.roundsPerSecond)
+                cpu.end = threadCPUSeconds()
+            }
         }
-        XCTAssertGreaterThan(profile.statistics.samples, 0, "no samples at all")
+        // cpu-clock takes one sample per period of CPU time: the workload's own CPU time at 499 Hz,
+        // within a band on both sides (a double count or a lost half fails).
+        let expected = (cpu.end - cpu.start) * 499
+        let chainCount = Double(profile.timedSamples.filter { profile.threadID(of: $0) == me }.count)
+        XCTAssertEqual(chainCount, expected, accuracy: expected * 0.2 + 5,
+                       "\(chainCount) samples for \(cpu.end - cpu.start) s of CPU time at 499 Hz")
         let chainSamples = profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }
         XCTAssertGreaterThanOrEqual(chainSamples.count, 10, "the outer→middle→leaf chain should appear; top:\n\(profile.topTable(10))")
         XCTAssertTrue(chainSamples.allSatisfy { profile.threadID(of: $0) == me }, "the chain ran on the test thread only")
@@ -39,7 +53,7 @@ final class ProfilerTests: XCTestCase {
     func testDwarfCallGraphFindsTheChainToo() throws {
         let (_, profile) = try skippingWhenRefused {
             try Profiler.profile(options: .init(rate: .frequency(499), callGraph: .dwarf(stackSize: 16384))) {
-                workloadOuter(seconds: 0.6)
+                workloadOuter(rounds: ProfilerTests.roundsPerSecond * 6 / 10)
             }
         }
         let chainSamples = profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }
@@ -49,14 +63,14 @@ final class ProfilerTests: XCTestCase {
     func testIdlePriorityProcessingLosesNothing() throws {
         var options = Profiler.Options(rate: .frequency(499))
         options.processAtIdlePriority = true
-        let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(seconds: 0.5) } }
+        let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(rounds: ProfilerTests.roundsPerSecond / 2) } }
         XCTAssertGreaterThanOrEqual(profile.timedSamples.filter { hasChain(profile.frames(of: $0)) }.count, 10,
                                     "deferred processing must still deliver every sample by stop()")
     }
 
     func testHardwareEventFallsBackWithANotice() throws {
         let options = try Profiler.Options(event: "cycles", rate: .frequency(199))
-        let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(seconds: 0.2) } }
+        let (_, profile) = try skippingWhenRefused { try Profiler.profile(options: options) { workloadOuter(rounds: ProfilerTests.roundsPerSecond / 5) } }
         if profile.metadata.event == "cycles" {
             XCTAssertTrue(profile.notices.allSatisfy { !$0.contains("falling back") }, "\(profile.notices)")
         } else {
@@ -68,7 +82,7 @@ final class ProfilerTests: XCTestCase {
 
     func testSprofOwnThreadsAreLeftOut() throws {
         let (_, profile) = try skippingWhenRefused {
-            try Profiler.profile { workloadOuter(seconds: 0.5) }
+            try Profiler.profile { workloadOuter(rounds: ProfilerTests.roundsPerSecond / 2) }
         }
         let names = Set(profile.timedSamples.compactMap { profile.threadNames[profile.threadID(of: $0)] })
         XCTAssertFalse(names.contains("sprof-driver"), "samples from sprof's driver thread: \(names)")
@@ -82,7 +96,7 @@ final class ProfilerTests: XCTestCase {
     func testThreadStartedAfterStartIsProfiled() throws {
         let profiler = Profiler(options: .init(rate: .frequency(499)))
         try skippingWhenRefused { try profiler.start() }
-        let (tid, _) = onNewThread(name: "late-worker") { workloadOuter(seconds: 0.6) }
+        let (tid, _) = onNewThread(name: "late-worker") { workloadOuter(rounds: ProfilerTests.roundsPerSecond * 6 / 10) }
         let profile = try profiler.stop()
         XCTAssertEqual(profile.threadNames[tid], "late-worker")
         let mine = profile.timedSamples.filter { profile.threadID(of: $0) == tid }
@@ -100,7 +114,7 @@ final class ProfilerTests: XCTestCase {
             tid.value = Profiler.currentThreadID
             ready.signal()
             go.wait()
-            workloadOuter(seconds: 0.6)
+            workloadOuter(rounds: ProfilerTests.roundsPerSecond * 6 / 10)
             done.signal()
         }.start()
         ready.wait()
@@ -123,8 +137,8 @@ final class ProfilerTests: XCTestCase {
         try requireProfiling()
         let before = openDescriptors()
         for _ in 0..<3 {
-            let (_, profile) = try Profiler.profile { workloadSpin(iterations: 100_000) }
-            XCTAssertGreaterThanOrEqual(profile.statistics.samples, 0)
+            let (_, profile) = try Profiler.profile { workloadOuter(rounds: 20) }
+            XCTAssertEqual(UInt64(profile.statistics.samples), profile.folded.total, "every sample is aggregated once")
         }
         // One event per thread per CPU plus an eventfd each time: a leak shows at once.
         XCTAssertEqual(openDescriptors(), before, "profiles must close their events when stopped")
@@ -173,11 +187,26 @@ final class ProfilerTests: XCTestCase {
     }
 
     func testRealRefusalOfAKernelOnlyEvent() throws {
-        // Only provable where kernel profiling is forbidden: run the suite as an ordinary user with
-        // kernel.perf_event_paranoid >= 2 (`setpriv --reuid=nobody …`) to exercise it.
+        // Provable only where kernel profiling is forbidden to this process. As root (CI) the same
+        // refusal, built by the same engine, is checked through the CLI as `nobody` instead
+        // (PromiseTests.testKernelOnlyEventIsRefusedToAnUnprivilegedUserWithTheFix).
         if let reason = perfEventAvailable() { throw XCTSkip(reason) }
         let settings = KernelSettings.current()
-        if settings.kernelAllowed { throw XCTSkip("this process may profile the kernel (root, or paranoid \(settings.paranoid) < 2): nothing to refuse") }
+        if settings.kernelAllowed {
+            guard settings.paranoid >= 2 else { throw XCTSkip("perf_event_paranoid is \(settings.paranoid): every user may profile the kernel here") }
+            let sprof = try TestFixtures.sprofPath()
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-nobody-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+            let copy = dir.appendingPathComponent("sprof").path
+            try FileManager.default.copyItem(atPath: sprof, toPath: copy)
+            let setpriv = try XCTUnwrap(TestFixtures.findExecutable("setpriv"), "setpriv (util-linux) is needed to run as nobody")
+            let r = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", copy, "run",
+                                                   "-e", "cpu-clock:k", "-o", dir.appendingPathComponent("k").path, "--", "/bin/true"])
+            XCTAssertNotEqual(r.status, 0, r.stderr)
+            XCTAssertTrue(r.stderr.contains("perf_event_paranoid is \(settings.paranoid)"), r.stderr)
+            XCTAssertTrue(r.stderr.contains("sysctl"), r.stderr)
+            return
+        }
         let profiler = Profiler(options: try .init(event: "cpu-clock:k"))
         XCTAssertThrowsError(try profiler.start()) { error in
             guard case .refused(let reason)? = error as? SprofError else { return XCTFail("expected .refused, got \(error)") }
@@ -222,4 +251,11 @@ final class ProfilerTests: XCTestCase {
 
 extension SprofError {
     var isUnsupported: Bool { if case .unsupported = self { return true } else { return false } }
+}
+
+/// The calling thread's CPU time in seconds.
+func threadCPUSeconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
 }

@@ -3,7 +3,8 @@ import SprofOutput
 import XCTest
 
 /// Compares rendered output with files checked in under `Fixtures/`.
-/// `SPROF_BLESS=1 swift test --filter SprofOutputTests` rewrites the goldens instead (see Fixtures/README.md).
+/// `SPROF_BLESS=1 swift test --filter SprofOutputTests` rewrites the goldens instead, and fails every
+/// test it rewrote, so that bless mode can never pass (see Fixtures/README.md).
 final class GoldenTests: XCTestCase {
     /// The source tree's fixture directory (not the bundle copy), so that blessing edits the checked-in files.
     private static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
@@ -13,7 +14,14 @@ final class GoldenTests: XCTestCase {
     private func check(_ actual: [UInt8], golden name: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let url = Self.fixtures.appendingPathComponent(name)
         if Self.blessing {
+            // Bless mode rewrites the golden and still fails: a stray SPROF_BLESS in CI or a shell
+            // must never turn a real difference into a pass.
+            let changed = FileManager.default.contents(atPath: url.path).map { [UInt8]($0) != actual } ?? true
             try Data(actual).write(to: url)
+            let message = "SPROF_BLESS=1: rewrote \(name) (\(changed ? "CHANGED" : "unchanged")); "
+                + "review `git diff Tests/SprofOutputTests/Fixtures`, then run again without SPROF_BLESS (bless mode always fails)"
+            print("warning: " + message)
+            XCTFail(message, file: file, line: line)
             return
         }
         guard let expected = FileManager.default.contents(atPath: url.path) else {

@@ -119,3 +119,22 @@ final class ProfileModelTests: XCTestCase {
         XCTAssertTrue(m.summaryLine.contains("fell back to cpu-clock"))
     }
 }
+
+extension ProfileModelTests {
+    func testMainBinaryMappingMovesToTheFront() {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let ld = b.mapping(.init(start: 0x1000, limit: 0x2000, path: "/lib64/ld-linux-x86-64.so.2"))
+        let app = b.mapping(.init(start: 0x4000, limit: 0x5000, path: "/opt/qsl-bench"))
+        let l1 = b.location(.init(address: 0x1100, mapping: ld, lines: [.init(function: b.function(named: "_dl_start"))]))
+        let l2 = b.location(.init(address: 0x4100, mapping: app, lines: [.init(function: b.function(named: "main"))]))
+        let t = b.thread(.init(pid: 1, tid: 1, name: "qsl-bench", processName: "qsl-bench"))
+        b.add(stack: b.stack([l2, l1]), thread: t, values: [4])
+        var p = b.build(metadata: .init())
+        XCTAssertEqual(p.mainMappingIndex, app)
+        p.moveMappingToFront(app)
+        XCTAssertEqual(p.mappings.first?.path, "/opt/qsl-bench")
+        XCTAssertEqual(p.frameNames(ofStack: 0), ["_dl_start", "main"], "locations follow their mappings")
+        XCTAssertEqual(p.locations[l1].mapping, 1)
+        XCTAssertEqual(p.locations[l2].mapping, 0)
+    }
+}

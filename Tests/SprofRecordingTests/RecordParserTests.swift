@@ -150,3 +150,86 @@ final class RingBufferTests: XCTestCase {
         XCTAssertEqual(tail, UInt64(recs[0].count + recs[1].count))
     }
 }
+
+/// `--off-cpu` records: switch records and samples that say which event took them.
+final class SwitchRecordTests: XCTestCase {
+    private func parse(_ bytes: [UInt8], layout: SampleLayout) throws -> PerfRecord {
+        try bytes.withUnsafeBytes { try RecordParser(layout: layout).parse($0) }
+    }
+
+    private var offCPULayout: SampleLayout {
+        var options = SamplingOptions(callGraph: .dwarf(stackSize: 64))
+        options.offCPU = true
+        return SampleLayout.sampling(options)
+    }
+
+    func testOffCPULayoutCarriesIdentifier() {
+        XCTAssertNotEqual(offCPULayout.sampleType & SampleBits.identifier, 0)
+        XCTAssertEqual(SampleLayout.sampling(SamplingOptions()).sampleType & SampleBits.identifier, 0)
+    }
+
+    func testSwitchOutPreemptedAndSwitchIn() throws {
+        let layout = offCPULayout
+        let out = SwitchRecord(pid: 10, tid: 11, time: 5_000, cpu: 1, isOut: true, preempted: true)
+        XCTAssertEqual(try parse(RecordBuilder(layout: layout).contextSwitch(out, eventID: 77), layout: layout), .contextSwitch(out))
+        let sleeping = SwitchRecord(pid: 10, tid: 11, time: 6_000, cpu: 0, isOut: true, preempted: false)
+        XCTAssertEqual(try parse(RecordBuilder(layout: layout).contextSwitch(sleeping), layout: layout), .contextSwitch(sleeping))
+        let into = SwitchRecord(pid: 10, tid: 11, time: 9_000, cpu: 1, isOut: false)
+        let parsed = try parse(RecordBuilder(layout: layout).contextSwitch(into), layout: layout)
+        XCTAssertEqual(parsed, .contextSwitch(into))
+        XCTAssertEqual(parsed.time, 9_000)
+    }
+
+    func testCPUWideSwitchNamesTheOtherThread() throws {
+        let layout = SampleLayout.sampling(.framePointer)
+        let r = SwitchRecord(pid: 3, tid: 4, time: 123, cpu: 1, isOut: true, otherPID: 0, otherTID: 0)
+        XCTAssertEqual(try parse(RecordBuilder(layout: layout).contextSwitch(r), layout: layout), .contextSwitch(r))
+    }
+
+    func testSampleIdentifierTellsEventsApart() throws {
+        let layout = offCPULayout
+        var s = SampleRecord()
+        s.eventID = 0xabc; s.ip = 0xffffffff81000000; s.pid = 1; s.tid = 2; s.time = 3; s.period = 1
+        s.callchain = [UInt64(bitPattern: -128), 0xffffffff81000000]
+        s.userRegisters = (0..<UserRegisters.sampled.count).map { UInt64($0) }
+        s.userStack = Array(0..<16)
+        s.cpuMode = .kernel
+        XCTAssertEqual(try parse(RecordBuilder(layout: layout).sample(s, stackCapacity: 64), layout: layout), .sample(s))
+    }
+}
+
+final class OffCPUIntervalTests: XCTestCase {
+    func testSwitchOutToSwitchInWithTheSampledStack() {
+        var t = OffCPUIntervals<String>()
+        t.switchOutSample(tid: 5, stack: "main;sleep_phase;nanosleep")
+        XCTAssertNil(t.apply(SwitchRecord(pid: 4, tid: 5, time: 1_000, isOut: true)))
+        // Another thread's switches do not touch thread 5's interval.
+        XCTAssertNil(t.apply(SwitchRecord(pid: 4, tid: 6, time: 1_500, isOut: false)))
+        let i = t.apply(SwitchRecord(pid: 4, tid: 5, time: 36_000, isOut: false))
+        XCTAssertEqual(i?.nanoseconds, 35_000)
+        XCTAssertEqual(i?.stack, "main;sleep_phase;nanosleep")
+        XCTAssertEqual(i?.preempted, false)
+        XCTAssertEqual(i?.pid, 4)
+        // The sample is used once: a later switch-out without its own sample has no stack.
+        XCTAssertNil(t.apply(SwitchRecord(pid: 4, tid: 5, time: 40_000, isOut: true, preempted: true)))
+        let j = t.apply(SwitchRecord(pid: 4, tid: 5, time: 41_000, isOut: false))
+        XCTAssertNil(j?.stack)
+        XCTAssertEqual(j?.preempted, true)
+        XCTAssertEqual(j?.nanoseconds, 1_000)
+    }
+
+    func testExitAndFinish() {
+        var t = OffCPUIntervals<Int>()
+        t.switchOutSample(tid: 7, stack: 1)
+        _ = t.apply(SwitchRecord(pid: 7, tid: 7, time: 100, isOut: true))
+        t.threadExited(tid: 7)
+        XCTAssertNil(t.apply(SwitchRecord(pid: 7, tid: 7, time: 200, isOut: false)))
+        t.switchOutSample(tid: 9, stack: 2)
+        _ = t.apply(SwitchRecord(pid: 8, tid: 9, time: 100, isOut: true))
+        _ = t.apply(SwitchRecord(pid: 0, tid: 0, time: 100, isOut: true)) // idle task: ignored
+        let rest = t.finish(at: 600)
+        XCTAssertEqual(rest.map(\.tid), [9])
+        XCTAssertEqual(rest.first?.nanoseconds, 500)
+        XCTAssertEqual(rest.first?.stack, 2)
+    }
+}

@@ -185,7 +185,7 @@ final class VdsoAndJitTests: XCTestCase {
                        SymbolizedFrame(name: "LazyCompile:~fib /app/fib.js:3", kind: .jit, module: "[jit]"))
         XCTAssertEqual(symbolizer.symbolizeUnmapped(ProcessAddress(0x7f0000001050), pid: pid).name, "Builtin:Add")
         XCTAssertEqual(symbolizer.symbolizeUnmapped(ProcessAddress(0x7f0000002000), pid: pid),
-                       SymbolizedFrame(name: "[unknown]", kind: .user, module: "[unknown]"))
+                       SymbolizedFrame(name: "[unmapped+0x7f0000002000]", kind: .user, module: "[unmapped]"))
 
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: mapPath))
         handle.seekToEndOfFile()
@@ -197,10 +197,11 @@ final class VdsoAndJitTests: XCTestCase {
         let anon = Mapping(start: ProcessAddress(0x7f0000000000), end: ProcessAddress(0x7f0000010000), fileOffset: 0, path: "//anon")
         XCTAssertEqual(symbolizer.symbolize(ProcessAddress(0x7f0000001000), in: anon, pid: pid),
                        [SymbolizedFrame(name: "LazyCompile:~fib /app/fib.js:3", kind: .jit, module: "[jit]")])
-        XCTAssertEqual(symbolizer.symbolize(ProcessAddress(0x7f0000001000), in: anon, pid: pid + 1).first?.name, "[unknown]")
+        // Not in the map: never a bare [unknown], but the mapping and the offset in it.
+        XCTAssertEqual(symbolizer.symbolize(ProcessAddress(0x7f0000001000), in: anon, pid: pid + 1).first?.name, "[anon+0x1000]")
 
         try FileManager.default.removeItem(atPath: mapPath)
         symbolizer.forgetProcess(pid)
-        XCTAssertEqual(symbolizer.symbolizeUnmapped(ProcessAddress(0x7f0000001000), pid: pid).name, "[unknown]")
+        XCTAssertEqual(symbolizer.symbolizeUnmapped(ProcessAddress(0x7f0000001000), pid: pid).name, "[unmapped+0x7f0000001000]")
     }
 }

@@ -57,3 +57,39 @@ final class WellKnownCodeTests: XCTestCase {
         XCTAssertEqual(symbolizer.symbolize(ProcessAddress(address), in: mapping, pid: getpid()).map(\.name), ["__restore_rt"])
     }
 }
+
+/// Debug sections this libdw cannot read are not lost silently.
+final class CompressedDebugSectionsTests: XCTestCase {
+    func testZstdDebugSectionsGiveOneNoticeNamingTheFile() throws {
+        let bench = try Workbench()
+        let exe = try bench.compile("zdebug", source: """
+        static inline int helper(int x) { return x * 3 + 1; }
+        int work(int n) { int s = 0; for (int i = 0; i < n; i++) s += helper(i ^ s); return s; }
+        int main(int argc, char **argv) { (void)argv; return work(argc * 1000) & 1; }
+        """, flags: ["-O2", "-g"])
+        let zstd = bench.path("zdebug-zstd")
+        do {
+            try bench.run("objcopy", ["--compress-debug-sections=zstd", exe, zstd])
+        } catch {
+            throw XCTSkip("this objcopy cannot write zstd sections: \(error)")
+        }
+        let work = try XCTUnwrap(try bench.symbols(zstd)["work"])
+        let base: UInt64 = 0
+        let mapping = try bench.textMapping(zstd, base: base)
+        let symbolizer = Symbolizer(options: .init(debugDirectories: []))
+        for offset in 0..<work.size {
+            let frames = symbolizer.symbolize(ProcessAddress(base + work.address + offset), in: mapping, pid: 1)
+            XCTAssertEqual(frames.last?.name, "work")
+        }
+        XCTAssertEqual(symbolizer.notices.count, 1, "\(symbolizer.notices)")
+        XCTAssertTrue(symbolizer.notices.first?.contains(zstd) ?? false, "\(symbolizer.notices)")
+        XCTAssertTrue(symbolizer.notices.first?.contains("zstd") ?? false)
+        // The zlib-compressed file, which libdw reads, gives no notice.
+        let zlib = bench.path("zdebug-zlib")
+        try bench.run("objcopy", ["--compress-debug-sections=zlib", exe, zlib])
+        let other = Symbolizer(options: .init(debugDirectories: []))
+        let zlibMapping = try bench.textMapping(zlib, base: base)
+        _ = other.symbolize(ProcessAddress(base + work.address + 1), in: zlibMapping, pid: 1)
+        XCTAssertEqual(other.notices, [])
+    }
+}

@@ -12,10 +12,14 @@
 //               unlike ProfileBuilder), cold (fresh Symbolizer: ELF loading) and warm;
 //    - render:  FlameGraph.renderBytes of a synthetic FoldedStacks with STACKS distinct stacks
 //               (default 100k), plus parsing and serializing its folded text.
+//    - pprof:   PprofFormat.encode (protobuf + gzip) of a profile with those STACKS distinct stacks
+//               (addresses, a mapping, 8 threads, samples/count + cpu/nanoseconds, as a recording
+//               gives), its size against the folded text, reading it back, and speedscope output.
 // 3. Prints a table on stderr and one JSON object on stdout (bench/run reads it).
 //
 // Usage: sprof-stage-bench [--reps N] [--stacks N] --fp-cmd "CMD ARGS" --dwarf-cmd "CMD ARGS"
 //        [--freq HZ]
+//        sprof-stage-bench --formats-only [--reps N] [--stacks N]   (render and pprof only: no recording)
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -25,6 +29,8 @@ import SprofRecording
 import SprofUnwind
 import SprofSymbols
 import SprofOutput
+import SprofProfile
+import SprofFormats
 import SprofTestSupport
 
 // MARK: - Arguments
@@ -34,6 +40,7 @@ var stackCount = 100_000
 var fpCommand: [String] = []
 var dwarfCommand: [String] = []
 var frequency = 4000
+var formatsOnly = false
 do {
     var args = Array(CommandLine.arguments.dropFirst())
     func value(_ name: String) -> String {
@@ -48,8 +55,9 @@ do {
         case "--fp-cmd": fpCommand = value(a).split(separator: " ").map(String.init)
         case "--dwarf-cmd": dwarfCommand = value(a).split(separator: " ").map(String.init)
         case "--freq": frequency = max(1, Int(value(a)) ?? 4000)
+        case "--formats-only": formatsOnly = true
         default:
-            fputs("usage: sprof-stage-bench [--reps N] [--stacks N] [--freq HZ] --fp-cmd 'CMD' --dwarf-cmd 'CMD'\n", stderr)
+            fputs("usage: sprof-stage-bench [--reps N] [--stacks N] [--freq HZ] --fp-cmd 'CMD' --dwarf-cmd 'CMD' | --formats-only\n", stderr)
             exit(2)
         }
     }
@@ -187,92 +195,95 @@ func benchParse(_ c: Capture, name: String) {
 
 // MARK: - Main
 
-guard !fpCommand.isEmpty, !dwarfCommand.isEmpty else {
-    fputs("sprof-stage-bench: give --fp-cmd and --dwarf-cmd\n", stderr)
-    exit(2)
-}
-let fp = capture(fpCommand, callGraph: .framePointer)
-let dwarf = capture(dwarfCommand, callGraph: .dwarf(stackSize: 8192))
-let fpSamples = fp.samples
-let dwarfSamples = dwarf.samples
-lines.append("captured: fp \(fpSamples.count) samples of \(fp.records.count) records; dwarf \(dwarfSamples.count) samples of \(dwarf.records.count) records")
-results["fp_samples"] = fpSamples.count
-results["dwarf_samples"] = dwarfSamples.count
-
-benchParse(fp, name: "fp")
-benchParse(dwarf, name: "dwarf")
-
-// Unwind, fp: the kernel walked the frame pointers; this is sprof's share.
-let fpTable = processTable(fp)
-var fpFrames: [(StackFrame, Int32)] = []
-let tFP = measure(reps) {
-    var n = 0
-    for s in fpSamples { n += Callchain.frames(of: s).frames.count }
-    blackHole(n)
-}
-for s in fpSamples { for f in Callchain.frames(of: s).frames { fpFrames.append((f, s.pid)) } }
-report("unwind_fp", "unwind fp (callchain → frames)", items: fpSamples.count, unit: "samples", tFP)
-
-// Unwind, dwarf: cold = a fresh DwarfUnwinder (Dwfl per process, CFI loading) over all samples.
-let dwarfTable = processTable(dwarf)
-var dwarfFrames: [(StackFrame, Int32)] = []
-var dwarfFrameCount = 0
-var cold: [Double] = []
-var warm: [Double] = []
-for _ in 0..<max(3, reps / 2) {
-    let unwinder = DwarfUnwinder()
-    var t0 = now()
-    var frames = 0
-    for s in dwarfSamples { frames += unwinder.unwindUser(s, process: dwarfTable.process(s.pid, tid: s.tid)).frames.count }
-    cold.append(Double(now() - t0) / 1e9)
-    t0 = now()
-    for s in dwarfSamples { frames += unwinder.unwindUser(s, process: dwarfTable.process(s.pid, tid: s.tid)).frames.count }
-    warm.append(Double(now() - t0) / 1e9)
-    dwarfFrameCount = frames / 2
-}
-do {
-    let unwinder = DwarfUnwinder()
-    for s in dwarfSamples {
-        let p = dwarfTable.process(s.pid, tid: s.tid)
-        for f in unwinder.unwindUser(s, process: p).frames { dwarfFrames.append((f, s.pid)) }
+// Recording-based stages (skipped with --formats-only, which needs no perf_event_open).
+if !formatsOnly {
+    guard !fpCommand.isEmpty, !dwarfCommand.isEmpty else {
+        fputs("sprof-stage-bench: give --fp-cmd and --dwarf-cmd\n", stderr)
+        exit(2)
     }
-}
-report("unwind_dwarf_cold", "unwind dwarf, cold (fresh Dwfl)", items: dwarfSamples.count, unit: "samples", Timing(seconds: cold))
-report("unwind_dwarf_warm", "unwind dwarf, warm", items: dwarfSamples.count, unit: "samples", Timing(seconds: warm))
-let depth = Double(dwarfFrameCount) / Double(max(1, dwarfSamples.count))
-results["dwarf_frames_per_sample"] = depth
-lines.append(String(format: "  dwarf: %.2f user frames per sample (1.0 = leaf only: DWARF unwinding not active)", depth))
+    let fp = capture(fpCommand, callGraph: .framePointer)
+    let dwarf = capture(dwarfCommand, callGraph: .dwarf(stackSize: 8192))
+    let fpSamples = fp.samples
+    let dwarfSamples = dwarf.samples
+    lines.append("captured: fp \(fpSamples.count) samples of \(fp.records.count) records; dwarf \(dwarfSamples.count) samples of \(dwarf.records.count) records")
+    results["fp_samples"] = fpSamples.count
+    results["dwarf_samples"] = dwarfSamples.count
 
-// Symbol lookups: every frame of every fp sample, as a lookup each.
-func lookups(_ symbolizer: Symbolizer, _ frames: [(StackFrame, Int32)], _ table: ProcessTable) -> Int {
-    var n = 0
-    for (f, pid) in frames {
-        if f.isKernel {
-            n += symbolizer.symbolizeKernel(f.lookupAddress).name.count
-        } else if let m = table.process(pid, tid: pid).mapping(containing: f.address) {
-            n += symbolizer.symbolize(f.lookupAddress, in: m, pid: pid).count
-        } else {
-            n += symbolizer.symbolizeUnmapped(f.lookupAddress, pid: pid).name.count
+    benchParse(fp, name: "fp")
+    benchParse(dwarf, name: "dwarf")
+
+    // Unwind, fp: the kernel walked the frame pointers; this is sprof's share.
+    let fpTable = processTable(fp)
+    var fpFrames: [(StackFrame, Int32)] = []
+    let tFP = measure(reps) {
+        var n = 0
+        for s in fpSamples { n += Callchain.frames(of: s).frames.count }
+        blackHole(n)
+    }
+    for s in fpSamples { for f in Callchain.frames(of: s).frames { fpFrames.append((f, s.pid)) } }
+    report("unwind_fp", "unwind fp (callchain → frames)", items: fpSamples.count, unit: "samples", tFP)
+
+    // Unwind, dwarf: cold = a fresh DwarfUnwinder (Dwfl per process, CFI loading) over all samples.
+    let dwarfTable = processTable(dwarf)
+    var dwarfFrames: [(StackFrame, Int32)] = []
+    var dwarfFrameCount = 0
+    var cold: [Double] = []
+    var warm: [Double] = []
+    for _ in 0..<max(3, reps / 2) {
+        let unwinder = DwarfUnwinder()
+        var t0 = now()
+        var frames = 0
+        for s in dwarfSamples { frames += unwinder.unwindUser(s, process: dwarfTable.process(s.pid, tid: s.tid)).frames.count }
+        cold.append(Double(now() - t0) / 1e9)
+        t0 = now()
+        for s in dwarfSamples { frames += unwinder.unwindUser(s, process: dwarfTable.process(s.pid, tid: s.tid)).frames.count }
+        warm.append(Double(now() - t0) / 1e9)
+        dwarfFrameCount = frames / 2
+    }
+    do {
+        let unwinder = DwarfUnwinder()
+        for s in dwarfSamples {
+            let p = dwarfTable.process(s.pid, tid: s.tid)
+            for f in unwinder.unwindUser(s, process: p).frames { dwarfFrames.append((f, s.pid)) }
         }
     }
-    return n
+    report("unwind_dwarf_cold", "unwind dwarf, cold (fresh Dwfl)", items: dwarfSamples.count, unit: "samples", Timing(seconds: cold))
+    report("unwind_dwarf_warm", "unwind dwarf, warm", items: dwarfSamples.count, unit: "samples", Timing(seconds: warm))
+    let depth = Double(dwarfFrameCount) / Double(max(1, dwarfSamples.count))
+    results["dwarf_frames_per_sample"] = depth
+    lines.append(String(format: "  dwarf: %.2f user frames per sample (1.0 = leaf only: DWARF unwinding not active)", depth))
+
+    // Symbol lookups: every frame of every fp sample, as a lookup each.
+    func lookups(_ symbolizer: Symbolizer, _ frames: [(StackFrame, Int32)], _ table: ProcessTable) -> Int {
+        var n = 0
+        for (f, pid) in frames {
+            if f.isKernel {
+                n += symbolizer.symbolizeKernel(f.lookupAddress).name.count
+            } else if let m = table.process(pid, tid: pid).mapping(containing: f.address) {
+                n += symbolizer.symbolize(f.lookupAddress, in: m, pid: pid).count
+            } else {
+                n += symbolizer.symbolizeUnmapped(f.lookupAddress, pid: pid).name.count
+            }
+        }
+        return n
+    }
+    var symCold: [Double] = []
+    var symWarm: [Double] = []
+    for _ in 0..<max(3, reps / 2) {
+        let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: true, inlineFrames: true))
+        var t0 = now()
+        blackHole(lookups(symbolizer, fpFrames, fpTable))
+        symCold.append(Double(now() - t0) / 1e9)
+        t0 = now()
+        blackHole(lookups(symbolizer, fpFrames, fpTable))
+        symWarm.append(Double(now() - t0) / 1e9)
+    }
+    let distinct = Set(fpFrames.map { "\($0.1):\($0.0.lookupAddress.rawValue):\($0.0.isKernel)" }).count
+    results["symbol_distinct_addresses"] = distinct
+    report("symbols_cold", "symbol lookups, cold (fresh)", items: fpFrames.count, unit: "lookups", Timing(seconds: symCold))
+    report("symbols_warm", "symbol lookups, warm", items: fpFrames.count, unit: "lookups", Timing(seconds: symWarm))
+    lines.append("  symbols: \(fpFrames.count) lookups over \(distinct) distinct addresses")
 }
-var symCold: [Double] = []
-var symWarm: [Double] = []
-for _ in 0..<max(3, reps / 2) {
-    let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: true, inlineFrames: true))
-    var t0 = now()
-    blackHole(lookups(symbolizer, fpFrames, fpTable))
-    symCold.append(Double(now() - t0) / 1e9)
-    t0 = now()
-    blackHole(lookups(symbolizer, fpFrames, fpTable))
-    symWarm.append(Double(now() - t0) / 1e9)
-}
-let distinct = Set(fpFrames.map { "\($0.1):\($0.0.lookupAddress.rawValue):\($0.0.isKernel)" }).count
-results["symbol_distinct_addresses"] = distinct
-report("symbols_cold", "symbol lookups, cold (fresh)", items: fpFrames.count, unit: "lookups", Timing(seconds: symCold))
-report("symbols_warm", "symbol lookups, warm", items: fpFrames.count, unit: "lookups", Timing(seconds: symWarm))
-lines.append("  symbols: \(fpFrames.count) lookups over \(distinct) distinct addresses")
 
 // SVG render of STACKS distinct stacks.
 func syntheticStacks(_ count: Int) -> FoldedStacks {
@@ -313,6 +324,87 @@ let tSer = measure(reps) { blackHole(folded.serializedBytes()) }
 reportTime("folded_write", "folded serialize, \(folded.stackCount / 1000)k stacks", tSer, note: "serializedBytes()")
 if let out = ProcessInfo.processInfo.environment["STAGE_BENCH_FOLDED"] {
     _ = FileManager.default.createFile(atPath: out, contents: Data(text))
+}
+
+// pprof: the profile a recording of those stacks gives (each distinct frame one function at one
+// address in one mapping, stacks spread over 8 threads, counts and nanoseconds of a 1 ms period),
+// written as sprof run writes PREFIX.pb.gz, then read back, then written as speedscope.
+// The lead's old Sprof.Profile is also in scope here.
+typealias ModelProfile = SprofProfile.Profile
+func recordedProfile(_ folded: FoldedStacks) -> ModelProfile {
+    let count = ModelProfile.ValueType(type: "samples", unit: "count")
+    let cpu = ModelProfile.ValueType(type: "cpu", unit: "nanoseconds")
+    let period: Int64 = 1_000_000
+    var b = ProfileBuilding(sampleTypes: [count, cpu], defaultSampleType: 1, periodType: cpu, period: period)
+    let exe = b.mapping(ModelProfile.Mapping(start: 0x55_0000_0000, limit: 0x55_1000_0000, path: "/usr/local/bin/qsl-bench",
+                                        buildID: "3f1c0d9e2b7a4c5d6e8f90a1b2c3d4e5f6a7b8c9", hasFilenames: true, hasLineNumbers: true))
+    let threads = (0..<8).map { b.thread(ModelProfile.Thread(pid: 4242, tid: 4242 + Int32($0), name: $0 == 0 ? "qsl-bench" : "worker-\($0)", processName: "qsl-bench")) }
+    var locations: [String: Int] = [:]
+    for (i, entry) in folded.stacks().enumerated() {
+        var stack: [Int] = []
+        for name in entry.frames.dropFirst().reversed() {
+            if let l = locations[name] { stack.append(l); continue }
+            let f = b.function(ModelProfile.Function(name: name, file: "/src/qsl/\(name.prefix(8)).swift", startLine: locations.count % 900 + 1))
+            let l = b.location(ModelProfile.Location(address: 0x55_0000_1000 + UInt64(locations.count) * 48, mapping: exe,
+                                                lines: [ModelProfile.Line(function: f, line: locations.count % 900 + 3)]))
+            locations[name] = l
+            stack.append(l)
+        }
+        let n = Int64(entry.count)
+        b.add(stack: b.stack(stack), thread: threads[i % threads.count], values: [n, n * period])
+    }
+    var m = ProfileMetadata()
+    m.sprofVersion = "stage-bench"
+    m.event = "cpu-clock"
+    m.rate = .frequency(1000)
+    m.callGraph = "dwarf"
+    return b.build(metadata: m)
+}
+/// CPU time of the whole process (the pprof writer compresses on several threads): on this shared
+/// VM wall times of in-process stages swing with the other tenants' load, while the CPU a stage
+/// itself uses swings much less.
+func processCPU() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+func measureBoth(_ count: Int, _ body: () -> Void) -> (wall: Timing, cpu: Timing) {
+    var wall: [Double] = [], cpu: [Double] = []
+    for _ in 0..<count {
+        let (w0, c0) = (now(), processCPU())
+        body()
+        cpu.append(Double(processCPU() - c0) / 1e9)
+        wall.append(Double(now() - w0) / 1e9)
+    }
+    return (Timing(seconds: wall), Timing(seconds: cpu))
+}
+func reportBoth(_ key: String, _ label: String, _ t: (wall: Timing, cpu: Timing), note: String) {
+    reportTime(key, label, t.wall, note: String(format: "CPU %.4f s (%.4f–%.4f); ", t.cpu.median, t.cpu.min, t.cpu.max) + note)
+    results[key + "_cpu"] = ["median_s": t.cpu.median, "min_s": t.cpu.min, "max_s": t.cpu.max]
+}
+do {
+    let profile = recordedProfile(folded)
+    var pbBytes: [UInt8] = []
+    let tEncode = measureBoth(reps) { pbBytes = (try? PprofFormat.encode(profile)) ?? [] }
+    var rawBytes = 0
+    let tProto = measureBoth(reps) { rawBytes = (try? PprofFormat.encodeUncompressed(profile))?.count ?? 0 }
+    let tDecode = measureBoth(reps) { blackHole(try? PprofFormat.decode(pbBytes)) }
+    var speedscopeBytes = 0
+    let tSpeedscope = measureBoth(reps) { speedscopeBytes = SpeedscopeFormat.encode(profile, valueIndex: 1, name: "bench").count }
+    results["pprof_stacks"] = profile.stacks.count
+    results["pprof_samples"] = profile.samples.count
+    results["pprof_gz_bytes"] = pbBytes.count
+    results["pprof_raw_bytes"] = rawBytes
+    results["speedscope_bytes"] = speedscopeBytes
+    let k = profile.stacks.count / 1000
+    if let out = ProcessInfo.processInfo.environment["STAGE_BENCH_PPROF"] {
+        _ = FileManager.default.createFile(atPath: out, contents: Data(pbBytes))
+    }
+    reportBoth("pprof_write", "pprof write, \(k)k stacks", tEncode,
+               note: "PprofFormat.encode: \(rawBytes / 1024) KiB protobuf → \(pbBytes.count / 1024) KiB gzip (folded text \(text.count / 1024) KiB)")
+    reportBoth("pprof_proto", "pprof protobuf only, \(k)k stacks", tProto, note: "encodeUncompressed (no gzip)")
+    reportBoth("pprof_read", "pprof read, \(k)k stacks", tDecode, note: "PprofFormat.decode (gunzip, parse, check, build)")
+    reportBoth("speedscope_write", "speedscope write, \(k)k stacks", tSpeedscope, note: "\(speedscopeBytes / 1024) KiB JSON")
 }
 
 for l in lines { fputs(l + "\n", stderr) }

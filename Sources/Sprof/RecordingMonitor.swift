@@ -1,0 +1,172 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import SprofCore
+import SprofRecording
+import SprofProfile
+
+/// Live figures of a recording, as the engine reports them while it runs (at most 4 times a
+/// second) and once more when it is done: what `sprof run` shows on its status line and writes to
+/// `--progress-fd`, and what the web UI shows live.
+public struct RecordingProgress: Sendable, Equatable {
+    /// Nanoseconds since recording started.
+    public var elapsed: UInt64 = 0
+    /// On-CPU samples read from the ring buffers so far.
+    public var samples = 0
+    /// Records and samples the kernel dropped so far.
+    public var lost: UInt64 = 0
+    /// Processes seen so far.
+    public var processes = 0
+    /// Threads seen so far.
+    public var threads = 0
+    /// The largest resident set size any followed process has had so far, in bytes (VmRSS
+    /// sampled from `/proc/PID/status`); 0 before the first reading.
+    public var peakRSS: UInt64 = 0
+    /// True on the last report, sent after recording stopped.
+    public var done = false
+
+    /// Creates progress figures.
+    public init(elapsed: UInt64 = 0, samples: Int = 0, lost: UInt64 = 0, processes: Int = 0, threads: Int = 0,
+                peakRSS: UInt64 = 0, done: Bool = false) {
+        self.elapsed = elapsed
+        self.samples = samples
+        self.lost = lost
+        self.processes = processes
+        self.threads = threads
+        self.peakRSS = peakRSS
+        self.done = done
+    }
+
+    /// One JSON object on one line (no newline), the `--progress-fd` format:
+    /// `{"elapsed_ns":…,"samples":…,"lost":…,"processes":…,"threads":…,"peak_rss_bytes":…}`,
+    /// with `"done":true` added on the last line.
+    public var jsonLine: String {
+        var s = "{\"elapsed_ns\":\(elapsed),\"samples\":\(samples),\"lost\":\(lost),\"processes\":\(processes),\"threads\":\(threads),\"peak_rss_bytes\":\(peakRSS)"
+        if done { s += ",\"done\":true" }
+        return s + "}"
+    }
+}
+
+/// A sprof thread that, while a session records, samples the resident memory of every process the
+/// session follows (`VmRSS`, `RssAnon`, `RssFile` from `/proc/PID/status`) at a steady rate and
+/// reports ``RecordingProgress`` at most 4 times a second. It reads the session's own counters
+/// (kept by the ring-buffer reader), never the consumer's, so figures stay live even while
+/// unwinding waits for idle CPU.
+final class RecordingMonitor: @unchecked Sendable {
+    private let session: RecordingSession
+    private let interval: UInt64
+    private let progress: (@Sendable (RecordingProgress) -> Void)?
+    private let stopSignal = DispatchSemaphore(value: 0)
+    private let finished = DispatchSemaphore(value: 0)
+    private let start = RecordingMonitor.now()
+    private let lock = NSLock()
+    private var points: [Profile.MemoryPoint] = []
+    private var peak: UInt64 = 0
+    private var thread: Thread?
+
+    /// Starts the thread. `memoryRate` is readings per second (0: no memory timeline, progress
+    /// only); `progress` is called on the monitor's thread.
+    init(session: RecordingSession, memoryRate: Int, progress: (@Sendable (RecordingProgress) -> Void)?) {
+        self.session = session
+        self.progress = progress
+        self.interval = memoryRate > 0 ? 1_000_000_000 / UInt64(min(memoryRate, 1000)) : 250_000_000
+        let sampleMemory = memoryRate > 0
+        let t = Thread { [self] in
+            run(sampleMemory: sampleMemory)
+            finished.signal()
+        }
+        t.name = "sprof-monitor"
+        thread = t
+        t.start()
+    }
+
+    private func run(sampleMemory: Bool) {
+        // A progress reader that goes away (a closed --progress-fd pipe) must give EPIPE, not
+        // kill sprof: SIGPIPE from write(2) goes to the writing thread, so blocking it here is
+        // enough, and unlike SIG_IGN it is not inherited by the profiled command.
+        var pipeMask = sigset_t()
+        sigemptyset(&pipeMask)
+        sigaddset(&pipeMask, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipeMask, nil)
+        var lastReport: UInt64 = 0
+        var next = Self.now()
+        while true {
+            let now = Self.now()
+            var wait = interval
+            if sampleMemory {
+                sampleOnce(at: now)
+                // Reading /proc costs ~20-40 µs per process: system-wide (hundreds of processes)
+                // the rate drops so that it never takes more than ~2% of a CPU.
+                wait = max(interval, (Self.now() - now) * 50)
+            }
+            if progress != nil, now - lastReport >= 250_000_000 || lastReport == 0 {
+                lastReport = now
+                progress?(snapshot(done: false))
+            }
+            next += wait
+            let current = Self.now()
+            if next < current { next = current } // fell behind: do not burst
+            if stopSignal.wait(timeout: .now() + .nanoseconds(Int(next - current))) == .success { break }
+        }
+        progress?(snapshot(done: true))
+    }
+
+    private func sampleOnce(at now: UInt64) {
+        var batch: [Profile.MemoryPoint] = []
+        for pid in session.livePIDs {
+            guard let m = Self.residentMemory(of: pid) else { continue }
+            batch.append(Profile.MemoryPoint(time: now - start, pid: pid, rss: m.rss, anonymous: m.anonymous, file: m.file))
+        }
+        lock.lock()
+        points.append(contentsOf: batch)
+        for p in batch where p.rss > peak { peak = p.rss }
+        lock.unlock()
+    }
+
+    /// The figures now.
+    func snapshot(done: Bool) -> RecordingProgress {
+        let s = session.statistics
+        lock.lock(); defer { lock.unlock() }
+        return RecordingProgress(elapsed: Self.now() - start, samples: s.samples, lost: s.lost, processes: s.processes,
+                                 threads: s.threads, peakRSS: peak, done: done)
+    }
+
+    /// Stops the thread, which sends the final report (`done`), and returns the memory timeline.
+    func stop() -> [Profile.MemoryPoint] {
+        stopSignal.signal()
+        finished.wait()
+        lock.lock(); defer { lock.unlock() }
+        return points
+    }
+
+    /// `VmRSS`, `RssAnon` and `RssFile` of a process in bytes; nil when it is gone or is a kernel
+    /// thread (no VmRSS line).
+    static func residentMemory(of pid: Int32) -> (rss: UInt64, anonymous: UInt64, file: UInt64)? {
+        guard let text = readTextFile("/proc/\(pid)/status") else { return nil }
+        return parseStatus(text)
+    }
+
+    /// The memory lines of a `/proc/PID/status` text (values are in kB there).
+    static func parseStatus(_ text: String) -> (rss: UInt64, anonymous: UInt64, file: UInt64)? {
+        var rss: UInt64?
+        var anon: UInt64 = 0, file: UInt64 = 0
+        for line in text.split(separator: "\n") where line.hasPrefix("Vm") || line.hasPrefix("Rss") {
+            let parts = line.split(omittingEmptySubsequences: true) { $0 == " " || $0 == "\t" }
+            guard parts.count >= 2, let kb = UInt64(parts[1]) else { continue }
+            switch parts[0] {
+            case "VmRSS:": rss = kb * 1024
+            case "RssAnon:": anon = kb * 1024
+            case "RssFile:": file = kb * 1024
+            default: break
+            }
+        }
+        return rss.map { ($0, anon, file) }
+    }
+
+    static func now() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}

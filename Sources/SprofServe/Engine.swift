@@ -1,0 +1,214 @@
+import Foundation
+
+/// How one run of a job ended.
+public struct RunOutcome: Sendable, Equatable {
+    /// The profile was written (the run is browsable even when the command failed).
+    public var profileWritten: Bool
+    /// sprof's exit status: the command's own status passed through, 127 when the command was not
+    /// found, 126 when it could not be executed, 2 for invalid options, 1 for sprof's own errors.
+    public var exitStatus: Int32
+    /// sprof's last `sprof: …` line (its summary, or its error).
+    public var lastMessage: String?
+    /// Samples and lost samples from the summary line, when it was printed.
+    public var samples: UInt64?
+    /// Lost samples from the summary line.
+    public var lost: UInt64?
+
+    /// Creates an outcome.
+    public init(profileWritten: Bool, exitStatus: Int32, lastMessage: String? = nil, samples: UInt64? = nil, lost: UInt64? = nil) {
+        self.profileWritten = profileWritten
+        self.exitStatus = exitStatus
+        self.lastMessage = lastMessage
+        self.samples = samples
+        self.lost = lost
+    }
+}
+
+/// Runs one recording. The server's engine is ``SprofProcessEngine`` (the `sprof` binary as a
+/// child process, so that a crash of a recording never takes the server down); tests can put a
+/// fake behind this seam.
+public protocol JobEngine: Sendable {
+    /// Records `command` with `options` into `directory` (which exists), writing `profile.*` and
+    /// `output.log` there, reporting progress as it comes.
+    func run(command: [String], options: JobOptions, directory: String,
+             progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome
+    /// Stops the recording in progress, if any (Ctrl-C: the profile so far is still written).
+    func cancel()
+}
+
+/// Runs `sprof run -o DIR/profile [--progress-fd 3] [options] -- command…` with stdin from
+/// /dev/null and stdout and stderr (the command's and sprof's) into `DIR/output.log`.
+public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
+    /// The `sprof` executable.
+    public let sprofPath: String
+    /// What it supports.
+    public let capabilities: SprofCapabilities
+    private let lock = NSLock()
+    private var currentPID: pid_t = 0
+
+    /// Creates an engine for the `sprof` at `sprofPath`.
+    public init(sprofPath: String, capabilities: SprofCapabilities) {
+        self.sprofPath = sprofPath
+        self.capabilities = capabilities
+    }
+
+    /// Asks `sprof run --help` what this sprof supports.
+    public static func capabilities(of sprofPath: String) -> SprofCapabilities {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: sprofPath)
+        p.arguments = ["run", "--help"]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = FileHandle.nullDevice
+        do { try p.run() } catch { return SprofCapabilities() }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return SprofCapabilities(helpText: String(decoding: data, as: UTF8.self))
+    }
+
+    /// The `sprof run` arguments for `options` (without the command).
+    public func arguments(options: JobOptions, directory: String, progressFD: Int32?) -> [String] {
+        var args = ["run", "-o", directory + "/profile"]
+        if let fd = progressFD { args += ["--progress-fd", String(fd)] }
+        if let e = options.event { args += ["-e", e] }
+        if let f = options.frequency { args += ["-F", String(f)] }
+        if let c = options.period { args += ["-c", String(c)] }
+        if let g = options.callGraph { args += ["--call-graph", g] }
+        if options.offCPU == true { args.append("--off-cpu") }
+        if options.memory == true && capabilities.memory { args.append("--memory") }
+        return args
+    }
+
+    public func run(command: [String], options: JobOptions, directory: String,
+                    progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome {
+        let progressFD: Int32? = capabilities.progressFD ? 3 : nil
+        let argv = [sprofPath] + arguments(options: options, directory: directory, progressFD: progressFD) + ["--"] + command
+        let logPath = directory + "/output.log"
+        var pipeFDs: [Int32] = [-1, -1]
+        if progressFD != nil, pipe(&pipeFDs) == 0 {
+            // Close-on-exec: only the dup2'd copy (fd 3) reaches sprof.
+            for fd in pipeFDs { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        }
+        let started = DispatchTime.now().uptimeNanoseconds
+
+        var pid: pid_t = 0
+        let spawnError = spawn(argv, logPath: logPath, progressWrite: progressFD != nil ? pipeFDs[1] : nil, pid: &pid)
+        if pipeFDs[1] >= 0 { close(pipeFDs[1]) }
+        if spawnError != 0 {
+            if pipeFDs[0] >= 0 { close(pipeFDs[0]) }
+            return RunOutcome(profileWritten: false, exitStatus: 1,
+                              lastMessage: "cannot start \(sprofPath): \(String(cString: strerror(spawnError)))")
+        }
+        lock.withLock { currentPID = pid }
+        let child = pid
+
+        // Progress: sprof's JSON lines when it has --progress-fd, else the elapsed time from here.
+        let reader: Thread?
+        let ticker: Task<Void, Never>?
+        if progressFD != nil {
+            let fd = pipeFDs[0]
+            reader = Thread {
+                var pending = Data()
+                var buffer = [UInt8](repeating: 0, count: 4096)
+                while true {
+                    let n = read(fd, &buffer, buffer.count)
+                    if n < 0 && errno == EINTR { continue }
+                    if n <= 0 { break }
+                    pending.append(contentsOf: buffer[0..<n])
+                    while let nl = pending.firstIndex(of: 0x0a) {
+                        let line = pending[pending.startIndex..<nl]
+                        pending = Data(pending[(nl + 1)...])
+                        if let p = try? JSONDecoder().decode(JobProgress.self, from: line) { progress(p) }
+                    }
+                }
+                close(fd)
+            }
+            reader?.start()
+            ticker = nil
+        } else {
+            reader = nil
+            ticker = Task {
+                while !Task.isCancelled {
+                    progress(JobProgress(elapsedNs: DispatchTime.now().uptimeNanoseconds - started))
+                    try? await Task.sleep(nanoseconds: 500_000_000)
+                }
+            }
+        }
+
+        let status: Int32 = await withCheckedContinuation { continuation in
+            Thread {
+                var raw: Int32 = 0
+                while waitpid(child, &raw, 0) < 0 && errno == EINTR {}
+                // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as macros.
+                let signal = raw & 0x7f
+                continuation.resume(returning: signal == 0 ? (raw >> 8) & 0xff : 128 + signal)
+            }.start()
+        }
+        lock.withLock { currentPID = 0 }
+        ticker?.cancel()
+        if ticker != nil {
+            progress(JobProgress(elapsedNs: DispatchTime.now().uptimeNanoseconds - started))
+        }
+        return Self.outcome(status: status, directory: directory)
+    }
+
+    public func cancel() {
+        lock.withLock {
+            // sprof forwards SIGINT to the command and still writes the profile gathered so far.
+            if currentPID > 0 { kill(currentPID, SIGINT) }
+        }
+    }
+
+    /// Reads what a finished run left in `directory`: the profile files and sprof's last message.
+    static func outcome(status: Int32, directory: String) -> RunOutcome {
+        let fm = FileManager.default
+        let written = ProfileFiles.kinds.contains { fm.fileExists(atPath: directory + "/profile" + $0) }
+        var outcome = RunOutcome(profileWritten: written, exitStatus: status)
+        if let log = fm.contents(atPath: directory + "/output.log") {
+            let text = String(decoding: log.suffix(64 * 1024), as: UTF8.self)
+            let lines = text.split(separator: "\n").filter { $0.hasPrefix("sprof: ") }
+            if let last = lines.last { outcome.lastMessage = String(last.dropFirst(7)) }
+            for line in lines.reversed() {
+                // "sprof: 1,234 samples (5 lost, …) of cpu-clock at 999 Hz, …"
+                let words = line.dropFirst(7).split(separator: " ")
+                if words.count >= 3, words[1] == "samples", words[2].hasPrefix("("),
+                   let s = UInt64(words[0].filter(\.isNumber)), let l = UInt64(words[2].filter(\.isNumber)) {
+                    outcome.samples = s
+                    outcome.lost = l
+                    break
+                }
+            }
+        }
+        if status == 127 { outcome.lastMessage = outcome.lastMessage ?? "command not found" }
+        return outcome
+    }
+
+    private func spawn(_ argv: [String], logPath: String, progressWrite: Int32?, pid: inout pid_t) -> Int32 {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let w = progressWrite { posix_spawn_file_actions_adddup2(&actions, w, 3) }
+
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        // Its own process group: a Ctrl-C meant for the server does not reach a recording, and
+        // the server stops a recording with SIGINT to sprof alone (which forwards it).
+        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attr, 0)
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGINT, SIGTERM, SIGPIPE, SIGCHLD, SIGHUP] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+
+        var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
+        defer { for p in cArgs { free(p) } }
+        return posix_spawn(&pid, argv[0], &actions, &attr, &cArgs, environ)
+    }
+}

@@ -1,0 +1,429 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import SprofProfile
+
+/// How `sprof serve` listens and whom it trusts.
+public struct ServeConfiguration: Sendable {
+    /// Address to listen on; loopback unless ``allowRemote``.
+    public var host: String
+    /// TCP port.
+    public var port: Int
+    /// Permits a non-loopback ``host`` (the token is still required).
+    public var allowRemote: Bool
+    /// The access token every changing request must carry (`Authorization: Bearer TOKEN`).
+    public var token: String
+    /// Largest request body accepted, in bytes.
+    public var maxBodyBytes: Int
+
+    /// Creates a configuration.
+    public init(host: String = "127.0.0.1", port: Int = 8080, allowRemote: Bool = false, token: String = ServeConfiguration.newToken(),
+                maxBodyBytes: Int = 64 * 1024) {
+        self.host = host
+        self.port = port
+        self.allowRemote = allowRemote
+        self.token = token
+        self.maxBodyBytes = maxBodyBytes
+    }
+
+    /// 32 random hex digits (128 bits from the system's generator).
+    public static func newToken() -> String {
+        var g = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in
+            let s = String(UInt32.random(in: 0 ... .max, using: &g), radix: 16)
+            return String(repeating: "0", count: 8 - s.count) + s
+        }.joined()
+    }
+
+    /// True for 127.0.0.0/8, ::1 and `localhost`.
+    public static func isLoopback(_ host: String) -> Bool {
+        let h = host.lowercased()
+        return h == "localhost" || h == "::1" || h == "[::1]" || h.hasPrefix("127.")
+    }
+
+    /// Checks the host/remote combination.
+    /// - Throws: ``ServeError`` when a non-loopback host is given without `--allow-remote`.
+    public func validate() throws {
+        if !allowRemote && !Self.isLoopback(host) {
+            throw ServeError(400, "--host \(host) is not a loopback address: anyone who reaches it can run commands here; add --allow-remote to mean it (the token is still required)")
+        }
+        guard (0...65535).contains(port) else { throw ServeError(400, "--port \(port): a TCP port is 1 to 65535") }
+    }
+}
+
+/// Refuses what must not reach the handlers: changing requests without the token or from another
+/// site (CSRF), requests for another host name (DNS rebinding), and answers `ServeError`s as JSON.
+struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
+    let configuration: ServeConfiguration
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            try check(request)
+            var response = try await next(request, context)
+            Self.addSecurityHeaders(&response.headers)
+            return response
+        } catch let error as ServeError {
+            return Responses.error(error, path: request.uri.path)
+        } catch let error as HTTPError {
+            let message: String
+            switch error.status.code {
+            case 404: message = "not found: \(request.uri.path)"
+            case 413: message = "request too large: at most \(configuration.maxBodyBytes) bytes"
+            default: message = error.body ?? error.status.reasonPhrase
+            }
+            return Responses.error(ServeError(error.status.code, message), path: request.uri.path)
+        }
+    }
+
+    private func check(_ request: Request) throws {
+        // A page on another site can resolve its own name to 127.0.0.1: answer only our own names.
+        if let host = request.head.authority, !Self.hostAllowed(host, configuration) {
+            throw ServeError(403, "host \(String(host.prefix(100))) refused: this server answers only loopback names")
+        }
+        let method = request.method
+        guard method != .get && method != .head && method != .options else { return }
+        if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site != "same-origin" && site != "none" {
+            throw ServeError(403, "cross-site request refused (Sec-Fetch-Site: \(site))")
+        }
+        if let origin = request.headers[.origin] {
+            let host = request.head.authority ?? ""
+            guard origin == "http://\(host)" else {
+                throw ServeError(403, "origin \(String(origin.prefix(100))) refused: changes are accepted only from this server's own pages")
+            }
+        }
+        guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer "),
+              Self.constantTimeEqual(String(auth.dropFirst(7)), configuration.token) else {
+            throw ServeError(401, "access token missing or wrong: send 'Authorization: Bearer TOKEN' with the token sprof serve printed at start (open the URL it printed)")
+        }
+    }
+
+    /// True when a request naming `authority` (its Host) may be answered.
+    static func hostAllowed(_ authority: String, _ configuration: ServeConfiguration) -> Bool {
+        if configuration.allowRemote { return true }
+        let name = hostName(authority)
+        return ServeConfiguration.isLoopback(name) || name == configuration.host.lowercased()
+    }
+
+    static func hostName(_ authority: String) -> String {
+        let a = authority.lowercased()
+        if a.hasPrefix("["), let close = a.firstIndex(of: "]") { return String(a[...close]) }
+        return String(a.split(separator: ":", maxSplits: 1).first ?? "")
+    }
+
+    static func constantTimeEqual(_ a: String, _ b: String) -> Bool {
+        let x = Array(a.utf8), y = Array(b.utf8)
+        guard x.count == y.count else { return false }
+        var diff: UInt8 = 0
+        for i in x.indices { diff |= x[i] ^ y[i] }
+        return diff == 0
+    }
+
+    static func addSecurityHeaders(_ headers: inout HTTPFields) {
+        // Nothing from the network, nothing inline: the pages' own script and style only.
+        headers[HTTPField.Name("Content-Security-Policy")!] = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+        headers[HTTPField.Name("X-Content-Type-Options")!] = "nosniff"
+        // The token travels in the page URL once; keep it out of Referer headers.
+        headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+    }
+}
+
+/// Building responses.
+enum Responses {
+    static func json<T: Encodable>(_ value: T, status: HTTPResponse.Status = .ok) -> Response {
+        let data = (try? JSON.encode(value)) ?? Data("null".utf8)
+        return Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                        body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func json(bytes: Data, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: "application/json; charset=utf-8", .cacheControl: "no-store"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    static func error(_ error: ServeError, path: String) -> Response {
+        var response: Response
+        if path.hasPrefix("/api/") {
+            response = json(["error": error.message], status: HTTPResponse.Status(code: error.status))
+        } else {
+            response = Response(status: HTTPResponse.Status(code: error.status), headers: [.contentType: "text/html; charset=utf-8"],
+                                body: ResponseBody(byteBuffer: ByteBuffer(string: Pages.errorPage(error.message))))
+        }
+        SecurityMiddleware<BasicRequestContext>.addSecurityHeaders(&response.headers)
+        return response
+    }
+
+    static func text(_ body: String, type: String, status: HTTPResponse.Status = .ok) -> Response {
+        Response(status: status, headers: [.contentType: type, .cacheControl: "no-cache"],
+                 body: ResponseBody(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// Caches loaded runs and the views rendered from them: a profile of 100k stacks takes seconds to
+/// read and turn into a tree, and every tab (and every reload of the page) asks again.
+actor ProfileCache {
+    private final class Entry {
+        var stacks: [(frames: [String], value: Int64)]?
+        var run: LoadedRun?
+        var views: [String: Data] = [:]
+    }
+    private var entries: [(key: String, entry: Entry)] = []
+
+    private func entry(_ dir: String) -> Entry {
+        if let i = entries.firstIndex(where: { $0.key == dir }) {
+            let e = entries.remove(at: i)
+            entries.append(e)
+            return e.entry
+        }
+        let e = Entry()
+        entries.append((dir, e))
+        if entries.count > 4 { entries.removeFirst() }
+        return e
+    }
+
+    /// The run's whole profile (for tables, threads, memory and diffs).
+    func load(_ dir: String) throws -> LoadedRun {
+        let e = entry(dir)
+        if let run = e.run { return run }
+        let run = try ProfileFiles.load(runDirectory: dir)
+        e.run = run
+        return run
+    }
+
+    /// The CPU flame graph's stacks: straight from the folded file when that is the source, which
+    /// skips building the whole profile for the first view.
+    func cpuStacks(_ dir: String) throws -> [(frames: [String], value: Int64)] {
+        let e = entry(dir)
+        if let s = e.stacks { return s }
+        let stacks: [(frames: [String], value: Int64)]
+        if let run = e.run {
+            stacks = run.profile.aggregatedStacks()
+        } else if let folded = try ProfileFiles.foldedStacks(runDirectory: dir) {
+            stacks = folded
+        } else {
+            stacks = try load(dir).profile.aggregatedStacks()
+        }
+        e.stacks = stacks
+        return stacks
+    }
+
+    /// A rendered view, made once per run.
+    func view(_ dir: String, key: String, make: (isolated ProfileCache) throws -> Data) rethrows -> Data {
+        if let d = entry(dir).views[key] { return d }
+        let d = try make(self)
+        entry(dir).views[key] = d
+        return d
+    }
+
+    func forget(prefix: String) {
+        entries.removeAll { $0.key.hasPrefix(prefix) }
+    }
+}
+
+/// The HTTP application of `sprof serve`: pages, assets, the job API and the views.
+public enum ServeApp {
+    /// Builds the router over `store`.
+    public static func router(store: JobStore, validator: JobValidator, configuration: ServeConfiguration) -> Router<BasicRequestContext> {
+        let router = Router(context: BasicRequestContext.self)
+        router.add(middleware: SecurityMiddleware(configuration: configuration))
+        let cache = ProfileCache()
+
+        // Pages and assets.
+        router.get("/") { _, _ in Responses.text(Pages.listPage(), type: "text/html; charset=utf-8") }
+        router.get("/jobs/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            _ = try await store.job(id)
+            return Responses.text(Pages.jobPage(id: id), type: "text/html; charset=utf-8")
+        }
+        router.get("/assets/:name") { _, context in
+            let name = context.parameters.get("name") ?? ""
+            guard let asset = Assets.files[name] else { throw ServeError(404, "no asset \(String(name.prefix(80)))") }
+            return Responses.text(asset.body, type: asset.type)
+        }
+
+        // The job API.
+        router.get("/api/info") { _, _ in
+            Responses.json(["version": SystemInfoReader.sprofVersion,
+                            "off_cpu": validator.capabilities.offCPU ? "yes" : "no",
+                            "memory": validator.capabilities.memory ? "yes" : "no",
+                            "progress": validator.capabilities.progressFD ? "yes" : "no"])
+        }
+        router.get("/api/jobs") { _, _ in Responses.json(await store.list()) }
+        router.post("/api/jobs") { request, _ in
+            var request = request
+            let body = try await request.collectBody(upTo: configuration.maxBodyBytes)
+            let spec = try decodeSpec(Data(buffer: body))
+            let options = try validator.validate(spec)
+            var notices: [String] = []
+            if options.memory == true && !validator.capabilities.memory {
+                notices.append("this sprof has no --memory option: the memory timeline is whatever sprof records by default")
+            }
+            let job = try await store.create(command: spec.command, options: options, notices: notices)
+            return Responses.json(job, status: .created)
+        }
+        router.get("/api/jobs/:id") { _, context in
+            Responses.json(try await store.job(context.parameters.get("id") ?? ""))
+        }
+        router.delete("/api/jobs/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let dir = try await store.directory(of: id)
+            try await store.delete(id)
+            await cache.forget(prefix: dir + "/")
+            return Responses.json(["deleted": id])
+        }
+        router.post("/api/jobs/:id/rerun") { _, context in
+            let old = try await store.job(context.parameters.get("id") ?? "")
+            let options = try validator.validate(JobSpec(command: old.command, options: old.options))
+            return Responses.json(try await store.create(command: old.command, options: options), status: .created)
+        }
+        router.get("/api/jobs/:id/events") { _, context in
+            let stream = try await store.events(context.parameters.get("id") ?? "")
+            return sse(stream)
+        }
+        router.get("/api/events") { _, _ in sse(await store.allEvents()) }
+
+        // Views of run N.
+        router.get("/api/jobs/:id/runs/:run/files/:name") { _, context in
+            let dir = try await runDirectory(store, context)
+            let name = context.parameters.get("name") ?? ""
+            guard ProfileFiles.isDownloadable(name), let data = FileManager.default.contents(atPath: dir + "/" + name) else {
+                throw ServeError(404, "no file \(String(name.prefix(80)).debugDescription) in this run")
+            }
+            let type: String
+            if name.hasSuffix(".svg") { type = "image/svg+xml" }
+            else if name.hasSuffix(".json") { type = "application/json" }
+            else if name.hasSuffix(".gz") { type = "application/gzip" }
+            else { type = "text/plain; charset=utf-8" }
+            var headers: HTTPFields = [.contentType: type]
+            // An SVG flame graph runs its own script: served as a download, it cannot act as this site.
+            headers[.contentDisposition] = "attachment; filename=\"\(name)\""
+            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+        }
+        router.get("/api/jobs/:id/runs/:run/files") { _, context in
+            Responses.json(ProfileFiles.downloads(runDirectory: try await runDirectory(store, context)))
+        }
+        router.get("/api/jobs/:id/system") { _, context in
+            let dir = try await store.directory(of: context.parameters.get("id") ?? "")
+            guard let info = try? DataFiles.readJSON(SystemInfoRecord.self, from: dir + "/system.json") else {
+                throw ServeError(404, "no system info: the job has not started yet")
+            }
+            return Responses.json(info)
+        }
+        router.get("/api/jobs/:id/runs/:run/view/:view") { request, context in
+            let dir = try await runDirectory(store, context)
+            let view = context.parameters.get("view") ?? ""
+            let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)") { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread)
+            }
+            return Responses.json(bytes: data)
+        }
+        router.get("/api/jobs/:id/runs/:run/compare") { request, context in
+            let dir = try await runDirectory(store, context)
+            guard let baseID = request.uri.queryParameters.get("base") else {
+                throw ServeError(400, "give the base job as ?base=ID")
+            }
+            let baseJob = try await store.job(baseID)
+            let baseRun = request.uri.queryParameters.get("base_run").flatMap { Int($0) } ?? max(1, baseJob.runsDone)
+            let baseDir = try await store.directory(of: baseID) + "/runs/\(baseRun)"
+            let new = try await cache.load(dir).profile
+            let base = try await cache.load(baseDir).profile
+            let tree = ProfileViews.flameTree(new.aggregatedStacks(), unit: "samples", base: base.aggregatedStacks())
+            var out = Data("{\"flame\":".utf8)
+            out.append(contentsOf: tree.jsonBytes())
+            out.append(contentsOf: Data(",\"table\":".utf8))
+            out.append((try? JSON.encode(ProfileViews.diff(base: base, new: new))) ?? Data("[]".utf8))
+            out.append(UInt8(ascii: "}"))
+            return Responses.json(bytes: out)
+        }
+        return router
+    }
+
+    struct Empty: Encodable {
+        var empty: String
+    }
+
+    /// The JSON of one view of run `dir`.
+    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?) throws -> Data {
+        func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
+        switch view {
+        case "cpu":
+            if let thread {
+                let p = ProfileViews.only(thread: thread, of: try cache.load(dir).profile)
+                return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true), unit: "samples").jsonBytes())
+            }
+            return Data(ProfileViews.flameTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+        case "wall", "offcpu":
+            let run = try cache.load(dir)
+            guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
+                return try json(Empty(empty: view == "wall"
+                    ? "wall-clock time was not recorded for this job: create it with off-CPU recording on"
+                    : "off-CPU time was not recorded for this job: create it with off-CPU recording on"))
+            }
+            return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index), unit: "nanoseconds").jsonBytes())
+        case "memory":
+            let series = ProfileViews.memory(try cache.load(dir).profile)
+            guard !series.isEmpty else {
+                return try json(Empty(empty: "memory was not sampled for this job: create it with memory sampling on"))
+            }
+            return try json(series)
+        case "top":
+            return try json(ProfileViews.top(try cache.load(dir).profile))
+        case "threads":
+            let rows = ProfileViews.threads(try cache.load(dir).profile)
+            guard !rows.isEmpty else { return try json(Empty(empty: "this profile has no thread information")) }
+            return try json(rows)
+        case "provenance":
+            let run = try cache.load(dir)
+            return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
+        default:
+            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, wall, offcpu, memory, top, threads, provenance")
+        }
+    }
+
+    static func runDirectory(_ store: JobStore, _ context: BasicRequestContext) async throws -> String {
+        let dir = try await store.directory(of: context.parameters.get("id") ?? "")
+        let runText = context.parameters.get("run") ?? ""
+        guard let run = Int(runText), run >= 1, run <= JobOptions.maxRepeat else {
+            throw ServeError(400, "invalid run \(String(runText.prefix(20)).debugDescription): runs are numbered from 1")
+        }
+        return dir + "/runs/\(run)"
+    }
+
+    static func decodeSpec(_ data: Data) throws -> JobSpec {
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ServeError(400, "the body must be a JSON object: {\"command\": [\"prog\", \"arg\"], \"options\": {…}}")
+        }
+        for key in object.keys where key != "command" && key != "options" {
+            throw ServeError(400, "unknown field \(String(key.prefix(40)).debugDescription): the body has \"command\" and \"options\"")
+        }
+        if let options = object["options"] as? [String: Any] {
+            let known = Set(JobOptions.CodingKeys.allCases.map(\.rawValue))
+            for key in options.keys.sorted() where !known.contains(key) {
+                throw ServeError(400, "unknown option \(String(key.prefix(40)).debugDescription); options: \(known.sorted().joined(separator: ", "))")
+            }
+        }
+        do {
+            return try JSONDecoder().decode(JobSpec.self, from: data)
+        } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw ServeError(400, "\(field): wrong type (command is an array of strings; see the README for the options' types)")
+        } catch DecodingError.keyNotFound(let key, _) {
+            throw ServeError(400, "missing \"\(key.stringValue)\": the body is {\"command\": [\"prog\", \"arg\"], \"options\": {…}}")
+        } catch {
+            throw ServeError(400, "invalid job: \(error)")
+        }
+    }
+
+    /// Server-Sent Events: `event: state|progress|deleted` and the job as JSON per message.
+    static func sse(_ stream: AsyncStream<JobEvent>) -> Response {
+        let body = ResponseBody { writer in
+            try await writer.write(ByteBuffer(string: "retry: 2000\n\n"))
+            for await event in stream {
+                let data = JSON.string(event.job)
+                try await writer.write(ByteBuffer(string: "event: \(event.kind)\ndata: \(data)\n\n"))
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
+    }
+}

@@ -1,0 +1,362 @@
+import Foundation
+import SprofOutput
+import SprofProfile
+
+/// The machine a job ran on, captured when it starts (`DIR/jobs/ID/system.json`).
+public struct SystemInfoRecord: Codable, Sendable, Equatable {
+    /// `uname -r` (from /proc/sys/kernel/osrelease).
+    public var kernelRelease: String
+    /// `model name` of /proc/cpuinfo.
+    public var cpuModel: String
+    /// Online CPUs.
+    public var cores: Int
+    /// `MemTotal` of /proc/meminfo, in bytes.
+    public var memoryBytes: UInt64
+    /// `kernel.perf_event_paranoid`; nil when unreadable.
+    public var perfEventParanoid: Int?
+    /// Whether the kernel exposes a hardware PMU (`/sys/bus/event_source/devices/cpu`).
+    public var hardwarePMU: Bool
+    /// The version of sprof that recorded the job.
+    public var sprofVersion: String
+
+    enum CodingKeys: String, CodingKey {
+        case kernelRelease = "kernel_release", cpuModel = "cpu_model", cores
+        case memoryBytes = "memory_bytes", perfEventParanoid = "perf_event_paranoid"
+        case hardwarePMU = "hardware_pmu", sprofVersion = "sprof_version"
+    }
+}
+
+/// Reads ``SystemInfoRecord`` from /proc and /sys.
+public enum SystemInfoReader {
+    /// The version the server reports for sprof (the package has no release numbering yet).
+    public static let sprofVersion = "0.2.0-dev"
+
+    /// The machine now.
+    public static func current() -> SystemInfoRecord {
+        func text(_ path: String) -> String {
+            (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        }
+        let cpuinfo = text("/proc/cpuinfo")
+        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .flatMap { $0.split(separator: ":", maxSplits: 1).last }
+            .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+        let memKB = text("/proc/meminfo").split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
+            .flatMap { UInt64($0.filter(\.isNumber)) } ?? 0
+        return SystemInfoRecord(
+            kernelRelease: text("/proc/sys/kernel/osrelease").trimmingCharacters(in: .whitespacesAndNewlines),
+            cpuModel: model,
+            cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
+            memoryBytes: memKB * 1024,
+            perfEventParanoid: Int(text("/proc/sys/kernel/perf_event_paranoid").trimmingCharacters(in: .whitespacesAndNewlines)),
+            hardwarePMU: FileManager.default.fileExists(atPath: "/sys/bus/event_source/devices/cpu"),
+            sprofVersion: sprofVersion)
+    }
+}
+
+/// One run's profile as the views read it.
+public struct LoadedRun: Sendable {
+    /// The recording (CPU or whatever event was sampled).
+    public var profile: Profile
+    /// The wall-clock profile (nanoseconds) when off-CPU time was recorded.
+    public var wall: (profile: Profile, valueIndex: Int)?
+    /// The off-CPU profile (nanoseconds) when recorded.
+    public var offCPU: (profile: Profile, valueIndex: Int)?
+    /// Which file it came from.
+    public var source: String
+}
+
+/// The files a run leaves and how they are read.
+public enum ProfileFiles {
+    /// Suffixes of `profile` that hold a profile, preferred first.
+    public static let kinds = [".pb.gz", ".folded"]
+
+    /// Decodes a `profile.pb.gz`; nil until the pprof reader (SprofFormats) is linked, in which case
+    /// the folded file beside it is read.
+    nonisolated(unsafe) public static var pprofDecoder: (@Sendable (Data) throws -> Profile)?
+
+    /// Loads run `dir`.
+    /// - Throws: ``ServeError`` 404 when no profile is there, 500 when it cannot be read.
+    public static func load(runDirectory dir: String) throws -> LoadedRun {
+        let fm = FileManager.default
+        if let decode = pprofDecoder, let data = fm.contents(atPath: dir + "/profile.pb.gz") {
+            do {
+                let p = try decode(data)
+                var run = LoadedRun(profile: p, source: "profile.pb.gz")
+                if let w = p.sampleTypeIndex("wall") { run.wall = (p, w) }
+                if let o = p.sampleTypeIndex("off-cpu") { run.offCPU = (p, o) }
+                return run
+            } catch {
+                throw ServeError(500, "cannot read \(dir)/profile.pb.gz: \(error)")
+            }
+        }
+        guard let cpu = try folded(dir + "/profile.folded") else {
+            throw ServeError(404, "this run has no profile (it ended before sprof wrote one)")
+        }
+        var run = LoadedRun(profile: cpu, source: "profile.folded")
+        if let w = try folded(dir + "/profile.wall.folded") { run.wall = (w, 0) }
+        if let o = try folded(dir + "/profile.offcpu.folded") { run.offCPU = (o, 0) }
+        return run
+    }
+
+    static func folded(_ path: String) throws -> Profile? {
+        guard let stacks = try parseFolded(path) else { return nil }
+        return Profile(folded: stacks.map { (frames: $0.frames, count: $0.value) })
+    }
+
+    static func parseFolded(_ path: String) throws -> [(frames: [String], value: Int64)]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            return try FoldedStacks.parse(bytes: [UInt8](data), source: path).stacks().map { (frames: $0.frames, value: Int64(clamping: $0.count)) }
+        } catch {
+            throw ServeError(500, "cannot read \(path): \(error)")
+        }
+    }
+
+    /// The run's CPU stacks from `profile.folded` when that is what the views read (no pprof
+    /// reader, or no pprof file); nil otherwise.
+    public static func foldedStacks(runDirectory dir: String) throws -> [(frames: [String], value: Int64)]? {
+        if pprofDecoder != nil && FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") { return nil }
+        return try parseFolded(dir + "/profile.folded")
+    }
+
+    /// The sample count of a run, from its profile; nil when unreadable.
+    public static func sampleCount(runDirectory dir: String) -> UInt64? {
+        (try? load(runDirectory: dir)).map { UInt64(max(0, $0.profile.total(0))) }
+    }
+
+    /// Files of a run offered for download: profiles, flame graphs, exports and the command's output.
+    public static func downloads(runDirectory dir: String) -> [String] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+        return names.filter(isDownloadable).sorted()
+    }
+
+    /// True for `output.log` and `profile[.VIEW].{folded,svg,pb.gz,json,speedscope.json}`: the only
+    /// names a download request may use (no `/`, no `..`, no dot files).
+    public static func isDownloadable(_ name: String) -> Bool {
+        if name == "output.log" { return true }
+        guard name.hasPrefix("profile."), name.utf8.count <= 64 else { return false }
+        guard name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d }) else { return false }
+        guard !name.contains("..") else { return false }
+        return [".folded", ".svg", ".pb.gz", ".json"].contains { name.hasSuffix($0) }
+    }
+}
+
+/// The JSON views the pages draw: flame graph trees, tables, the memory timeline.
+public enum ProfileViews {
+    /// A flame graph as a flat prefix tree in pre-order, children sorted by name (flamegraph.pl's
+    /// order): `names` (interned frame names), and per node `parent` (index, -1 for roots), `name`
+    /// (index into names) and `value` (total of the node, in `unit`). With a base, `base` holds the
+    /// base profile's totals per node scaled to the new total (differential flame graph).
+    public struct FlameTree: Encodable, Sendable {
+        public var unit: String
+        public var total: Int64
+        public var names: [String]
+        public var parent: [Int32]
+        public var name: [Int32]
+        public var value: [Int64]
+        public var base: [Int64]?
+
+        /// The tree as JSON, written directly: a tree of a million frames is tens of megabytes, which
+        /// a generic encoder writes several times slower. Names are escaped as JSON strings, with
+        /// `<`, `>` and `&` as `\u003c`-style escapes as well.
+        public func jsonBytes() -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(parent.count * 24 + names.reduce(0) { $0 + $1.utf8.count + 3 })
+            out.append(contentsOf: Array(#"{"unit":"#.utf8))
+            JSONWriting.string(unit, into: &out)
+            out.append(contentsOf: Array(#","total":"#.utf8))
+            JSONWriting.int(total, into: &out)
+            out.append(contentsOf: Array(#","names":["#.utf8))
+            for (i, n) in names.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriting.string(n, into: &out)
+            }
+            func array<T: BinaryInteger>(_ key: String, _ values: [T]) {
+                out.append(contentsOf: Array("],\"\(key)\":[".utf8))
+                for (i, v) in values.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONWriting.int(Int64(v), into: &out)
+                }
+            }
+            array("parent", parent)
+            array("name", name)
+            array("value", value)
+            if let base { array("base", base) }
+            out.append(contentsOf: Array("]}".utf8))
+            return out
+        }
+    }
+
+    /// Builds a flame tree from folded-shaped stacks (root first), which need not be sorted; the
+    /// same stack given twice adds up.
+    public static func flameTree(_ stacks: [(frames: [String], value: Int64)], unit: String,
+                                 base: [(frames: [String], value: Int64)]? = nil) -> FlameTree {
+        var tree = FlameTree(unit: unit, total: 0, names: [], parent: [], name: [], value: [], base: base == nil ? nil : [])
+        var nameIDs: [String: Int32] = [:]
+        // Both sides as one list sorted by frames, (frames, new, base): the pre-order sweep below
+        // needs every stack sharing a prefix to be adjacent.
+        var sorted: [(key: [String], value: (Int64, Int64))]
+        var scale = 1.0
+        if let base {
+            var merged: [[String]: (Int64, Int64)] = [:]
+            for s in stacks where s.value > 0 { merged[s.frames, default: (0, 0)].0 += s.value }
+            let newTotal = stacks.reduce(Int64(0)) { $0 + max(0, $1.value) }
+            let baseTotal = base.reduce(Int64(0)) { $0 + max(0, $1.value) }
+            scale = baseTotal > 0 ? Double(newTotal) / Double(baseTotal) : 1
+            for s in base where s.value > 0 { merged[s.frames, default: (0, 0)].1 += s.value }
+            sorted = merged.map { (key: $0.key, value: $0.value) }
+        } else {
+            sorted = stacks.filter { $0.value > 0 }.map { (key: $0.frames, value: ($0.value, Int64(0))) }
+        }
+        sorted.sort { $0.key.lexicographicallyPrecedes($1.key) }
+        var path: [Int32] = []   // node indices of the current path
+        var pathNames: [String] = []
+        for (frames, values) in sorted {
+            var common = 0
+            while common < min(pathNames.count, frames.count) && pathNames[common] == frames[common] { common += 1 }
+            path.removeLast(path.count - common)
+            pathNames.removeLast(pathNames.count - common)
+            for i in common..<frames.count {
+                let f = frames[i]
+                let nid: Int32
+                if let known = nameIDs[f] { nid = known } else {
+                    nid = Int32(tree.names.count)
+                    tree.names.append(f)
+                    nameIDs[f] = nid
+                }
+                tree.parent.append(path.last ?? -1)
+                tree.name.append(nid)
+                tree.value.append(0)
+                tree.base?.append(0)
+                path.append(Int32(tree.parent.count - 1))
+                pathNames.append(f)
+            }
+            let scaledBase = Int64((Double(values.1) * scale).rounded())
+            for n in path {
+                tree.value[Int(n)] += values.0
+                tree.base?[Int(n)] += scaledBase
+            }
+            tree.total += values.0
+        }
+        return tree
+    }
+
+    /// One row of the top-functions table (`sprof report`).
+    public struct TopRow: Encodable, Sendable {
+        public var name: String
+        public var selfValue: Int64
+        public var totalValue: Int64
+        public var selfPercent: Double
+        public var totalPercent: Double
+        enum CodingKeys: String, CodingKey {
+            case name, selfValue = "self", totalValue = "total", selfPercent = "self_percent", totalPercent = "total_percent"
+        }
+    }
+
+    /// The top-functions table by self, at most `limit` rows.
+    public static func top(_ profile: Profile, valueIndex: Int = 0, limit: Int = 500) -> [TopRow] {
+        profile.top(by: [.sym], valueIndex: valueIndex).prefix(limit).map {
+            TopRow(name: $0.name, selfValue: $0.selfValue, totalValue: $0.totalValue,
+                   selfPercent: $0.selfPercent, totalPercent: $0.totalPercent)
+        }
+    }
+
+    /// One thread's total.
+    public struct ThreadRow: Encodable, Sendable {
+        public var index: Int
+        public var pid: Int32
+        public var tid: Int32
+        public var process: String
+        public var name: String
+        public var value: Int64
+        public var percent: Double
+    }
+
+    /// Per-thread totals, largest first; `index` selects the thread's flame graph.
+    public static func threads(_ profile: Profile) -> [ThreadRow] {
+        var indexOf: [Profile.Thread: Int] = [:]
+        for (i, t) in profile.threads.enumerated() { indexOf[t] = i }
+        return profile.threadTotals().map { t in
+            let key = Profile.Thread(pid: t.pid, tid: t.tid, name: t.name, processName: t.processName)
+            return ThreadRow(index: indexOf[key] ?? -1, pid: t.pid, tid: t.tid, process: t.processName, name: t.name,
+                             value: t.value, percent: t.percent)
+        }
+    }
+
+    /// `profile` with only the samples of thread `index`.
+    public static func only(thread index: Int, of profile: Profile) -> Profile {
+        var p = profile
+        p.samples = p.samples.filter { $0.thread == index }
+        return p
+    }
+
+    /// The resident-memory timeline, one series per process.
+    public struct MemorySeries: Encodable, Sendable {
+        public var pid: Int32
+        public var name: String
+        /// `[nanoseconds since start, RSS bytes]` pairs in time order.
+        public var points: [[UInt64]]
+    }
+
+    /// The timeline of `profile.memory`, grouped by process.
+    public static func memory(_ profile: Profile) -> [MemorySeries] {
+        var byPID: [Int32: [[UInt64]]] = [:]
+        for m in profile.memory { byPID[m.pid, default: []].append([m.time, m.rss]) }
+        let names = Dictionary(profile.threads.filter { $0.pid == $0.tid }.map { ($0.pid, $0.processName) }, uniquingKeysWith: { a, _ in a })
+        return byPID.keys.sorted().map { MemorySeries(pid: $0, name: names[$0] ?? "pid \($0)", points: byPID[$0]!) }
+    }
+
+    /// One row of the compare table (`sprof diff`).
+    public struct DiffRowJSON: Encodable, Sendable {
+        public var name: String
+        public var basePercent: Double
+        public var newPercent: Double
+        public var delta: Double
+        enum CodingKeys: String, CodingKey {
+            case name, basePercent = "base_percent", newPercent = "new_percent", delta
+        }
+    }
+
+    /// The delta table of `sprof diff`, largest change first, at most `limit` rows.
+    public static func diff(base: Profile, new: Profile, limit: Int = 200) -> [DiffRowJSON] {
+        ProfileDiff.rows(base: base, new: new).prefix(limit).map {
+            DiffRowJSON(name: $0.name, basePercent: $0.basePercent, newPercent: $0.newPercent, delta: $0.delta)
+        }
+    }
+}
+
+/// Minimal JSON writing for the large arrays of flame trees.
+enum JSONWriting {
+    static func int(_ v: Int64, into out: inout [UInt8]) {
+        if v == 0 { out.append(UInt8(ascii: "0")); return }
+        var n = v.magnitude
+        if v < 0 { out.append(UInt8(ascii: "-")) }
+        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        var count = 0
+        withUnsafeMutableBytes(of: &digits) { d in
+            while n > 0 {
+                d[count] = UInt8(truncatingIfNeeded: n % 10) + 48
+                n /= 10
+                count += 1
+            }
+            for i in stride(from: count - 1, through: 0, by: -1) { out.append(d[i]) }
+        }
+    }
+
+    static func string(_ s: String, into out: inout [UInt8]) {
+        let hex = Array("0123456789abcdef".utf8)
+        out.append(UInt8(ascii: "\""))
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [92, 34])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [92, 92])
+            case 0..<0x20, UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"):
+                out.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(b >> 4)], hex[Int(b & 15)]])
+            default: out.append(b)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}

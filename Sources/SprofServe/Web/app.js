@@ -1,0 +1,447 @@
+// sprof serve: the job list and the job page. Everything comes from the JSON API of the same
+// server; every name is set with textContent (never innerHTML), so profiled names stay text.
+"use strict";
+
+(function () {
+  // The token arrives once in the URL (?token=…); keep it for later requests and drop it from the
+  // address bar, so that it is not bookmarked or shown.
+  const params = new URLSearchParams(location.search);
+  if (params.get("token")) {
+    localStorage.setItem("sprof-token", params.get("token"));
+    params.delete("token");
+    history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : "") + location.hash);
+  }
+  const token = () => localStorage.getItem("sprof-token") || "";
+
+  function el(tag, attrs, ...children) {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (k === "class") e.className = v;
+      else if (k === "text") e.textContent = v;
+      else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+      else e.setAttribute(k, v);
+    }
+    for (const c of children) e.append(c);
+    return e;
+  }
+
+  async function api(method, path, body) {
+    const headers = { "Accept": "application/json" };
+    if (method !== "GET") headers["Authorization"] = "Bearer " + token();
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+    let data = null;
+    try { data = await r.json(); } catch (_) { data = null; }
+    if (!r.ok) {
+      let msg = (data && data.error) || `${r.status} ${r.statusText}`;
+      if (r.status === 401) msg += " (the token changes each time sprof serve starts)";
+      throw new Error(msg);
+    }
+    return data;
+  }
+
+  function showError(node, err) {
+    node.textContent = err ? String(err.message || err) : "";
+    node.hidden = !err;
+  }
+
+  function fmtTime(ms) {
+    if (!ms) return "";
+    const d = new Date(ms);
+    const p = (n) => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+  }
+  function fmtDuration(job) {
+    if (!job.started_ms) return "";
+    const end = job.finished_ms || Date.now();
+    return ((end - job.started_ms) / 1000).toFixed(1) + " s";
+  }
+  const fmtInt = (n) => n == null ? "" : Math.round(n).toLocaleString("en-US");
+  const shellQuote = (a) => /^[\w@%+=:,./-]+$/.test(a) ? a : "'" + a.replace(/'/g, "'\\''") + "'";
+  const commandText = (job) => job.command.map(shellQuote).join(" ");
+
+  function progressText(job) {
+    const p = job.progress;
+    if (!p || job.state !== "running") return "";
+    const parts = [];
+    if (p.run && job.options.repeat > 1) parts.push(`run ${p.run}/${job.options.repeat}`);
+    if (p.elapsed_ns != null) parts.push(`${(p.elapsed_ns / 1e9).toFixed(1)} s`);
+    if (p.samples != null) parts.push(`${fmtInt(p.samples)} samples`);
+    if (p.lost != null) parts.push(`${fmtInt(p.lost)} lost`);
+    if (p.processes != null) parts.push(`${p.processes} processes`);
+    if (p.threads != null) parts.push(`${p.threads} threads`);
+    if (p.peak_rss_bytes != null) parts.push(`peak RSS ${(p.peak_rss_bytes / 1048576).toFixed(1)} MB`);
+    return parts.join(", ");
+  }
+
+  // Splits a command line as a POSIX shell would for words and quotes (no expansion).
+  function splitCommand(s) {
+    const out = []; let cur = ""; let has = false; let q = null;
+    for (let i = 0; i < s.length; i++) {
+      const ch = s[i];
+      if (q === "'") { if (ch === "'") q = null; else cur += ch; continue; }
+      if (q === '"') {
+        if (ch === '"') q = null;
+        else if (ch === "\\" && i + 1 < s.length && '"\\$`'.includes(s[i + 1])) cur += s[++i];
+        else cur += ch;
+        continue;
+      }
+      if (ch === "'" || ch === '"') { q = ch; has = true; }
+      else if (ch === "\\" && i + 1 < s.length) { cur += s[++i]; has = true; }
+      else if (/\s/.test(ch)) { if (has) out.push(cur); cur = ""; has = false; }
+      else { cur += ch; has = true; }
+    }
+    if (q) throw new Error("unterminated quote in the command");
+    if (has) out.push(cur);
+    return out;
+  }
+
+  // ---------------------------------------------------------------- job list
+  function listPage() {
+    const form = document.getElementById("new-job");
+    const formError = document.getElementById("form-error");
+    const tbody = document.querySelector("#jobs tbody");
+    const jobs = new Map();
+
+    function row(job) {
+      const link = el("a", { href: "/jobs/" + encodeURIComponent(job.id), text: commandText(job) });
+      return el("tr", { "data-id": job.id, "data-state": job.state },
+        el("td", {}, el("span", { class: "state " + job.state, text: job.state })),
+        el("td", { class: "cmd" }, link),
+        el("td", { text: fmtTime(job.started_ms) }),
+        el("td", { text: fmtDuration(job) }),
+        el("td", { class: "num", text: job.state === "running" ? fmtInt(job.progress && job.progress.samples) : fmtInt(job.samples) }));
+    }
+    function render() {
+      tbody.textContent = "";
+      const all = [...jobs.values()].sort((a, b) => b.created_ms - a.created_ms || (a.id < b.id ? 1 : -1));
+      for (const j of all) tbody.append(row(j));
+      document.getElementById("no-jobs").hidden = all.length > 0;
+    }
+    api("GET", "/api/jobs").then((list) => { for (const j of list) jobs.set(j.id, j); render(); })
+      .catch((e) => showError(formError, e));
+    const es = new EventSource("/api/events");
+    const onEvent = (ev) => { const j = JSON.parse(ev.data); jobs.set(j.id, j); render(); };
+    es.addEventListener("state", onEvent);
+    es.addEventListener("progress", onEvent);
+    es.addEventListener("deleted", (ev) => { jobs.delete(JSON.parse(ev.data).id); render(); });
+
+    form.addEventListener("submit", async (e) => {
+      e.preventDefault();
+      showError(formError, null);
+      try {
+        const command = splitCommand(document.getElementById("f-command").value);
+        const options = {};
+        const v = (id) => document.getElementById(id).value.trim();
+        if (v("f-event")) options.event = v("f-event");
+        if (v("f-frequency")) options.frequency = Number(v("f-frequency"));
+        if (v("f-period")) options.period = Number(v("f-period"));
+        if (v("f-callgraph")) options.call_graph = v("f-callgraph");
+        if (document.getElementById("f-offcpu").checked) options.off_cpu = true;
+        if (document.getElementById("f-memory").checked) options.memory = true;
+        if (v("f-repeat")) options.repeat = Number(v("f-repeat"));
+        const job = await api("POST", "/api/jobs", { command, options });
+        location.href = "/jobs/" + encodeURIComponent(job.id);
+      } catch (err) { showError(formError, err); }
+    });
+  }
+
+  // ---------------------------------------------------------------- job page
+  function jobPage(id) {
+    const panel = document.getElementById("panel");
+    const runSelect = document.getElementById("run-select");
+    const actionError = document.getElementById("action-error");
+    let job = null;
+    let tab = (location.hash || "#cpu").slice(1);
+    let loadedFor = null;
+
+    function setJob(j) {
+      job = j;
+      document.getElementById("job-command").textContent = commandText(j);
+      const st = document.getElementById("job-state");
+      st.textContent = j.state; st.className = "state " + j.state; st.dataset.state = j.state;
+      document.getElementById("job-progress").textContent = progressText(j) ||
+        (j.state === "done" ? `${fmtInt(j.samples)} samples, ${fmtInt(j.lost)} lost, ${fmtDuration(j)}` : "");
+      const err = document.getElementById("job-error");
+      err.textContent = j.error || ""; err.hidden = !j.error;
+      const notes = document.getElementById("job-notices");
+      notes.textContent = "";
+      for (const n of j.notices || []) notes.append(el("li", { text: n }));
+      const runs = Math.max(1, j.runs_done);
+      if (runSelect.options.length !== runs) {
+        const keep = runSelect.value;
+        runSelect.textContent = "";
+        for (let r = 1; r <= runs; r++) runSelect.append(el("option", { value: String(r), text: `${r} of ${j.options.repeat || 1}` }));
+        runSelect.value = keep && Number(keep) <= runs ? keep : String(runs);
+      }
+      const key = j.state + ":" + j.runs_done;
+      if (loadedFor !== key && (j.state !== "running" || loadedFor === null)) { loadedFor = key; showTab(tab); }
+    }
+
+    function base() { return `/api/jobs/${encodeURIComponent(id)}/runs/${runSelect.value || 1}`; }
+
+    function message(text) { panel.textContent = ""; panel.append(el("p", { class: "empty", text })); }
+
+    function needsProfile() {
+      if (!job) return "loading…";
+      if (job.state === "queued") return "The job is queued: its views appear when it has run.";
+      if (job.state === "running" && job.runs_done === 0) return "The job is running: its views appear when the first run ends.";
+      if (job.runs_done === 0) return `This job has no profile: ${job.error || "it ended before sprof wrote one"}.`;
+      return null;
+    }
+
+    async function flameTab(view, extra) {
+      const why = needsProfile();
+      if (why) return message(why);
+      message("loading…");
+      const data = await api("GET", `${base()}/view/${view}${extra || ""}`);
+      if (data.empty) return message(data.empty);
+      if (!data.parent || data.parent.length === 0) return message("No samples were recorded in this run, so there is nothing to draw.");
+      panel.textContent = "";
+      const holder = el("div", { class: "flame", id: "flame-" + view });
+      panel.append(holder);
+      window.sprofFlame = new window.SprofFlameGraph(holder, data, {});
+    }
+
+    function table(columns, rows, sortable) {
+      const t = el("table", { class: "grid" + (sortable ? " sortable" : "") });
+      const head = el("tr");
+      const body = el("tbody");
+      let sortKey = null, desc = true;
+      function fill() {
+        body.textContent = "";
+        const sorted = sortKey == null ? rows : [...rows].sort((a, b) => {
+          const x = a[sortKey], y = b[sortKey];
+          const c = typeof x === "number" ? x - y : String(x).localeCompare(String(y));
+          return desc ? -c : c;
+        });
+        for (const r of sorted) body.append(el("tr", {}, ...columns.map((c) => el("td", { class: c.num ? "num" : "", text: c.fmt ? c.fmt(r[c.key], r) : String(r[c.key]) }))));
+      }
+      for (const c of columns) {
+        const th = el("th", { text: c.title, "data-key": c.key });
+        if (sortable) th.addEventListener("click", () => {
+          desc = sortKey === c.key ? !desc : c.num !== false;
+          sortKey = c.key;
+          for (const h of head.children) h.removeAttribute("data-sort");
+          th.setAttribute("data-sort", desc ? "desc" : "asc");
+          fill();
+        });
+        head.append(th);
+      }
+      t.append(el("thead", {}, head), body);
+      fill();
+      return t;
+    }
+    const pct = (v) => v.toFixed(2) + "%";
+
+    async function memoryTab() {
+      const why = needsProfile();
+      if (why) return message(why);
+      const data = await api("GET", `${base()}/view/memory`);
+      panel.textContent = "";
+      if (data.empty) {
+        panel.append(el("p", { class: "empty", text: data.empty }));
+      } else {
+        panel.append(memoryChart(data));
+      }
+      if (job.options.event && job.options.event.startsWith("page-faults")) {
+        panel.append(el("h3", { text: "Page-fault flame graph" }));
+        const holder = el("div", { class: "flame" });
+        panel.append(holder);
+        const tree = await api("GET", `${base()}/view/cpu`);
+        window.sprofFlame = new window.SprofFlameGraph(holder, tree, {});
+      } else {
+        panel.append(el("p", { class: "muted", text: "Page faults were not sampled for this job: run it with the event page-faults for a page-fault flame graph." }));
+      }
+    }
+
+    function memoryChart(series) {
+      const NS = "http://www.w3.org/2000/svg";
+      const W = 900, H = 320, L = 60, B = 36, T = 12, R = 12;
+      const svg = document.createElementNS(NS, "svg");
+      svg.setAttribute("viewBox", `0 0 ${W} ${H}`); svg.setAttribute("class", "memory-chart");
+      let tMax = 0, yMax = 0;
+      for (const s of series) for (const [t, rss] of s.points) { tMax = Math.max(tMax, t); yMax = Math.max(yMax, rss); }
+      tMax = Math.max(tMax, 1); yMax = Math.max(yMax, 1);
+      const sx = (t) => L + (W - L - R) * t / tMax, sy = (v) => H - B - (H - B - T) * v / yMax;
+      const line = (x1, y1, x2, y2, cls) => { const l = document.createElementNS(NS, "line"); Object.entries({ x1, y1, x2, y2, class: cls }).forEach(([k, v]) => l.setAttribute(k, v)); svg.append(l); };
+      const text = (x, y, s, anchor) => { const t = document.createElementNS(NS, "text"); t.setAttribute("x", x); t.setAttribute("y", y); t.setAttribute("text-anchor", anchor || "middle"); t.textContent = s; svg.append(t); };
+      line(L, H - B, W - R, H - B, "axis"); line(L, T, L, H - B, "axis");
+      for (let k = 0; k <= 5; k++) {
+        const t = tMax * k / 5, v = yMax * k / 5;
+        text(sx(t), H - B + 16, (t / 1e9).toFixed(2) + " s");
+        text(L - 6, sy(v) + 4, (v / 1048576).toFixed(1) + " MB", "end");
+        line(L, sy(v), W - R, sy(v), "gridline");
+      }
+      text((W + L) / 2, H - 4, "time since start");
+      const palette = ["#d62728", "#1f77b4", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+      series.forEach((s, k) => {
+        const p = document.createElementNS(NS, "polyline");
+        p.setAttribute("points", s.points.map(([t, v]) => `${sx(t).toFixed(1)},${sy(v).toFixed(1)}`).join(" "));
+        p.setAttribute("class", "series"); p.setAttribute("stroke", palette[k % palette.length]);
+        svg.append(p);
+      });
+      const legend = el("ul", { class: "legend" });
+      series.forEach((s, k) => {
+        const peak = Math.max(...s.points.map((p) => p[1]));
+        const swatch = el("span", { class: "swatch" });
+        swatch.style.background = palette[k % palette.length];
+        legend.append(el("li", {}, swatch,
+          document.createTextNode(`${s.name} (pid ${s.pid}): peak ${(peak / 1048576).toFixed(1)} MB`)));
+      });
+      return el("div", { class: "memory" }, svg, legend);
+    }
+
+    async function topTab() {
+      const why = needsProfile();
+      if (why) return message(why);
+      const rows = await api("GET", `${base()}/view/top`);
+      panel.textContent = "";
+      if (rows.length === 0) return message("No samples were recorded in this run.");
+      panel.append(el("p", { class: "muted", text: "Click a column to sort. Self: samples in the function itself; total: samples with the function anywhere on the stack." }));
+      panel.append(table([
+        { key: "self", title: "Self", num: true, fmt: fmtInt }, { key: "self_percent", title: "Self %", num: true, fmt: pct },
+        { key: "total", title: "Total", num: true, fmt: fmtInt }, { key: "total_percent", title: "Total %", num: true, fmt: pct },
+        { key: "name", title: "Function", num: false }], rows, true));
+      panel.querySelector("table").id = "top-table";
+    }
+
+    async function threadsTab() {
+      const why = needsProfile();
+      if (why) return message(why);
+      const rows = await api("GET", `${base()}/view/threads`);
+      panel.textContent = "";
+      if (rows.empty) return message(rows.empty);
+      panel.append(el("p", { class: "muted", text: "Click a thread for its own flame graph." }));
+      const t = table([{ key: "process", title: "Process", num: false }, { key: "name", title: "Thread", num: false },
+        { key: "tid", title: "TID", num: true }, { key: "value", title: "Samples", num: true, fmt: fmtInt },
+        { key: "percent", title: "%", num: true, fmt: pct }], rows, true);
+      t.id = "threads-table";
+      const holder = el("div", { class: "flame", id: "thread-flame" });
+      panel.append(t, holder);
+      t.querySelector("tbody").addEventListener("click", async (e) => {
+        const tr = e.target.closest("tr");
+        if (!tr) return;
+        const idx = [...tr.parentNode.children].indexOf(tr);
+        const sortedRows = [...tr.parentNode.children].map((r) => r.children[2].textContent);
+        const row = rows.find((r) => String(r.tid) === sortedRows[idx] && r.name === tr.children[1].textContent);
+        if (!row) return;
+        const data = await api("GET", `${base()}/view/cpu?thread=${row.index}`);
+        holder.textContent = "";
+        holder.append(el("h3", { text: `${row.name} (tid ${row.tid})` }));
+        const inner = el("div");
+        holder.append(inner);
+        window.sprofFlame = new window.SprofFlameGraph(inner, data, {});
+      });
+    }
+
+    async function systemTab() {
+      panel.textContent = "";
+      let info = null;
+      try { info = await api("GET", `/api/jobs/${encodeURIComponent(id)}/system`); } catch (e) { return message(String(e.message)); }
+      const rows = [
+        ["Kernel", info.kernel_release], ["CPU", info.cpu_model], ["Cores", String(info.cores)],
+        ["Memory", (info.memory_bytes / 1073741824).toFixed(1) + " GiB"], ["sprof", info.sprof_version],
+        ["perf_event_paranoid", info.perf_event_paranoid == null ? "unknown" : String(info.perf_event_paranoid)],
+        ["Hardware PMU", info.hardware_pmu ? "yes" : "no (software events only, e.g. cpu-clock)"]];
+      const t = el("table", { class: "grid kv", id: "system-table" });
+      for (const [k, v] of rows) t.append(el("tr", {}, el("th", { text: k }), el("td", { text: v })));
+      panel.append(t);
+      if (job && job.runs_done > 0) {
+        try {
+          const prov = await api("GET", `${base()}/view/provenance`);
+          if (prov.lines) panel.append(el("h3", { text: "Provenance" }), el("pre", { text: prov.lines }));
+        } catch (_) { /* the run has no profile */ }
+      }
+    }
+
+    async function compareTab() {
+      const why = needsProfile();
+      if (why) return message(why);
+      const list = (await api("GET", "/api/jobs")).filter((j) => j.id !== id && j.runs_done > 0);
+      panel.textContent = "";
+      if (list.length === 0) return message("There is no other finished job to compare with: run another job first.");
+      const select = el("select", { id: "compare-base" }, el("option", { value: "", text: "choose a base job…" }),
+        ...list.map((j) => el("option", { value: j.id, text: `${fmtTime(j.started_ms)}  ${commandText(j)}` })));
+      const out = el("div", { id: "compare-out" });
+      panel.append(el("p", {}, document.createTextNode("Base: "), select,
+        el("span", { class: "muted", text: "  widths from this job; red: self share grew, blue: shrank (base scaled to this job's total)" })), out);
+      select.addEventListener("change", async () => {
+        if (!select.value) return;
+        out.textContent = "loading…";
+        try {
+          const data = await api("GET", `${base()}/compare?base=${encodeURIComponent(select.value)}`);
+          out.textContent = "";
+          const holder = el("div", { class: "flame", id: "flame-diff" });
+          out.append(holder);
+          window.sprofFlame = new window.SprofFlameGraph(holder, data.flame, { diff: true });
+          out.append(el("h3", { text: "Largest changes of self share" }));
+          const t = table([{ key: "name", title: "Function", num: false }, { key: "base_percent", title: "Base %", num: true, fmt: pct },
+            { key: "new_percent", title: "New %", num: true, fmt: pct },
+            { key: "delta", title: "Δ points", num: true, fmt: (v) => (v >= 0 ? "+" : "") + v.toFixed(2) }], data.table, true);
+          t.id = "diff-table";
+          out.append(t);
+        } catch (e) { out.textContent = String(e.message); }
+      });
+    }
+
+    async function filesTab() {
+      const why = needsProfile();
+      if (why) return message(why);
+      const files = await api("GET", `${base()}/files`);
+      panel.textContent = "";
+      const labels = { "profile.pb.gz": "pprof (go tool pprof, Pyroscope, Parca)", "profile.folded": "folded stacks (flamegraph.pl, inferno, speedscope)",
+        "profile.svg": "SVG flame graph", "output.log": "the command's output and sprof's messages" };
+      const ul = el("ul", { id: "downloads" });
+      for (const f of files) {
+        const label = labels[f] || (f.endsWith(".speedscope.json") ? "speedscope" : f.endsWith(".svg") ? "SVG flame graph" : "");
+        ul.append(el("li", {}, el("a", { href: `${base()}/files/${encodeURIComponent(f)}`, download: f, text: f }),
+          document.createTextNode(label ? "  " + label : "")));
+      }
+      panel.append(ul);
+      if (!files.includes("profile.pb.gz")) panel.append(el("p", { class: "muted", text: "No pprof file: this sprof writes folded stacks and SVG only." }));
+      if (!files.some((f) => f.endsWith("speedscope.json"))) panel.append(el("p", { class: "muted", text: "No speedscope file in this run (speedscope also opens profile.folded directly)." }));
+    }
+
+    function showTab(name) {
+      tab = name;
+      for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
+      if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
+      panel.dataset.tab = name;
+      const run = {
+        cpu: () => flameTab("cpu"), wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
+        top: topTab, threads: threadsTab, system: systemTab, compare: compareTab, files: filesTab,
+      }[name] || (() => flameTab("cpu"));
+      run().catch((e) => message(String(e.message || e)));
+    }
+
+    for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+    runSelect.addEventListener("change", () => showTab(tab));
+    document.getElementById("rerun").addEventListener("click", async () => {
+      showError(actionError, null);
+      try { const j = await api("POST", `/api/jobs/${encodeURIComponent(id)}/rerun`); location.href = "/jobs/" + encodeURIComponent(j.id); }
+      catch (e) { showError(actionError, e); }
+    });
+    document.getElementById("delete").addEventListener("click", async () => {
+      showError(actionError, null);
+      if (!confirm("Delete this job and its files?")) return;
+      try { await api("DELETE", `/api/jobs/${encodeURIComponent(id)}`); location.href = "/"; }
+      catch (e) { showError(actionError, e); }
+    });
+
+    // Live updates: the stream starts with the job as it is and ends after a final state.
+    const es = new EventSource(`/api/jobs/${encodeURIComponent(id)}/events`);
+    const onEvent = (ev) => {
+      const j = JSON.parse(ev.data);
+      setJob(j);
+      if (["done", "failed", "interrupted"].includes(j.state)) es.close();
+    };
+    es.addEventListener("state", onEvent);
+    es.addEventListener("progress", onEvent);
+    es.onerror = () => { if (job && ["done", "failed", "interrupted"].includes(job.state)) es.close(); };
+  }
+
+  const page = document.body.dataset.page;
+  if (page === "list") listPage();
+  else if (page === "job") jobPage(document.body.dataset.job);
+})();

@@ -1,0 +1,256 @@
+// sprof serve: an interactive flame graph on a <canvas>.
+//
+// Input is the server's flat prefix tree in pre-order (names, parent, name, value[, base]). A canvas
+// rather than SVG: a profile with 100k distinct stacks has hundreds of thousands of frames, and
+// only those at least half a pixel wide are drawn; a subtree narrower than that is skipped whole.
+// Names are drawn with fillText and shown with textContent: never parsed as HTML.
+"use strict";
+
+(function () {
+  const ROW = 18;
+
+  function hashName(s) {
+    // FNV-1a: the colour is a pure function of the name, so the same frame keeps its colour.
+    let h = 0x811c9dc5;
+    for (let i = 0; i < s.length; i++) { h ^= s.charCodeAt(i); h = Math.imul(h, 0x01000193); }
+    return h >>> 0;
+  }
+
+  function frameColor(name) {
+    const h = hashName(name);
+    const v1 = (h & 0xff) / 255, v2 = ((h >>> 8) & 0xff) / 255, v3 = ((h >>> 16) & 0xff) / 255;
+    if (name.endsWith("_[k]")) return `rgb(${200 + Math.round(55 * v3)},${120 + Math.round(60 * v1)},${40 + Math.round(40 * v2)})`;
+    if (name.endsWith("_[i]")) return `rgb(${80 + Math.round(50 * v1)},${190 + Math.round(50 * v2)},${190 + Math.round(50 * v3)})`;
+    if (name.endsWith("_[j]")) return `rgb(${60 + Math.round(50 * v1)},${180 + Math.round(60 * v2)},${60 + Math.round(50 * v3)})`;
+    if (name.startsWith("[")) return `rgb(${170 + Math.round(40 * v1)},${170 + Math.round(40 * v1)},${170 + Math.round(40 * v1)})`;
+    return `rgb(${205 + Math.round(50 * v3)},${Math.round(230 * v1)},${Math.round(55 * v2)})`;
+  }
+
+  function fmt(n) { return Math.round(n).toLocaleString("en-US"); }
+
+  class FlameGraph {
+    // container: an element to fill; data: the tree; opts: {unit, diff}
+    constructor(container, data, opts) {
+      const t0 = performance.now();
+      this.container = container;
+      this.data = data;
+      this.opts = opts || {};
+      const n = data.parent.length;
+      this.n = n;
+      const parent = Int32Array.from(data.parent);
+      const value = Float64Array.from(data.value);
+      const depth = new Int32Array(n);
+      const x = new Float64Array(n);
+      const next = new Float64Array(n); // next free offset among a node's children
+      const childCount = new Int32Array(n + 1);
+      let rootOffset = 0, maxDepth = 0;
+      for (let i = 0; i < n; i++) {
+        const p = parent[i];
+        if (p < 0) { depth[i] = 0; x[i] = rootOffset; rootOffset += value[i]; }
+        else { depth[i] = depth[p] + 1; x[i] = next[p]; next[p] += value[i]; childCount[p]++; }
+        next[i] = x[i];
+        if (depth[i] > maxDepth) maxDepth = depth[i];
+      }
+      // Children as ranges of one array (CSR), in pre-order, which is also x order.
+      const start = new Int32Array(n + 1);
+      let roots = 0;
+      for (let i = 0; i < n; i++) if (parent[i] < 0) roots++;
+      start[0] = roots;
+      for (let i = 0; i < n; i++) start[i + 1] = start[i] + childCount[i];
+      const fill = Int32Array.from(start.subarray(0, n));
+      const kids = new Int32Array(start[n]);
+      let r = 0;
+      for (let i = 0; i < n; i++) {
+        const p = parent[i];
+        if (p < 0) kids[r++] = i; else kids[fill[p]++] = i;
+      }
+      const selfv = Float64Array.from(value);
+      for (let i = 0; i < n; i++) if (parent[i] >= 0) selfv[parent[i]] -= value[i];
+      Object.assign(this, { parent, value, depth, x, kids, start, roots, selfv, maxDepth });
+      this.total = rootOffset;
+      if (data.base) {
+        const base = Float64Array.from(data.base);
+        const selfb = Float64Array.from(base);
+        for (let i = 0; i < n; i++) if (parent[i] >= 0) selfb[parent[i]] -= base[i];
+        let maxAbs = 0;
+        for (let i = 0; i < n; i++) maxAbs = Math.max(maxAbs, Math.abs(selfv[i] - selfb[i]));
+        this.selfb = selfb; this.base = base; this.maxAbs = maxAbs || 1;
+      }
+      this.colors = data.names.map(frameColor);
+      this.focus = -1;
+      this.matches = null;
+      this.layoutMs = performance.now() - t0;
+
+      container.textContent = "";
+      const bar = document.createElement("div");
+      bar.className = "flame-bar";
+      const reset = document.createElement("button");
+      reset.textContent = "Reset zoom"; reset.className = "flame-reset"; reset.disabled = true;
+      reset.addEventListener("click", () => this.zoom(-1));
+      const search = document.createElement("input");
+      search.type = "search"; search.placeholder = "Search (regex)"; search.className = "flame-search";
+      search.addEventListener("input", () => this.search(search.value));
+      const matched = document.createElement("span");
+      matched.className = "flame-matched muted";
+      const info = document.createElement("span");
+      info.className = "flame-info muted";
+      info.textContent = `${fmt(this.total)} ${data.unit} in ${fmt(n)} frames`;
+      bar.append(reset, search, matched, info);
+      const wrap = document.createElement("div");
+      wrap.className = "flame-wrap";
+      const canvas = document.createElement("canvas");
+      canvas.className = "flame-canvas";
+      const tip = document.createElement("div");
+      tip.className = "flame-tip"; tip.hidden = true;
+      wrap.append(canvas, tip);
+      container.append(bar, wrap);
+      Object.assign(this, { canvas, tip, matchedEl: matched, searchEl: search, resetEl: reset });
+      canvas.addEventListener("mousemove", (e) => this.hover(e));
+      canvas.addEventListener("mouseleave", () => { this.tip.hidden = true; this.hot = -1; });
+      canvas.addEventListener("click", (e) => { const i = this.hit(e); if (i >= 0) this.zoom(i); });
+      this.resizeObserver = new ResizeObserver(() => this.draw());
+      this.resizeObserver.observe(wrap);
+      this.draw();
+    }
+
+    zoom(i) {
+      this.focus = i;
+      this.resetEl.disabled = i < 0;
+      this.draw();
+    }
+
+    // The visible range in value units: the focused frame fills the width; its ancestors span it.
+    range() {
+      if (this.focus < 0) return [0, this.total];
+      return [this.x[this.focus], this.x[this.focus] + this.value[this.focus]];
+    }
+
+    isAncestorOfFocus(i) {
+      for (let f = this.focus; f >= 0; f = this.parent[f]) if (f === i) return true;
+      return false;
+    }
+
+    draw() {
+      const t0 = performance.now();
+      const width = Math.max(200, this.container.clientWidth || 800);
+      const dpr = window.devicePixelRatio || 1;
+      const height = (this.maxDepth + 1) * ROW;
+      const c = this.canvas;
+      c.width = Math.round(width * dpr); c.height = Math.round(height * dpr);
+      c.style.width = width + "px"; c.style.height = height + "px";
+      const g = c.getContext("2d");
+      g.setTransform(dpr, 0, 0, dpr, 0, 0);
+      g.clearRect(0, 0, width, height);
+      g.font = "12px sans-serif";
+      g.textBaseline = "middle";
+      const [lo, hi] = this.range();
+      const scale = width / Math.max(1, hi - lo);
+      const rows = [];
+      for (let d = 0; d <= this.maxDepth; d++) rows.push([]);
+      this.rows = rows;
+      const charWidth = 7;
+      // Depth-first, skipping subtrees narrower than half a pixel or outside the range.
+      const stack = [];
+      for (let k = this.roots - 1; k >= 0; k--) stack.push(this.kids[k]);
+      let drawn = 0;
+      while (stack.length) {
+        const i = stack.pop();
+        let x0, x1;
+        if (this.focus >= 0 && this.depth[i] < this.depth[this.focus]) {
+          if (!this.isAncestorOfFocus(i)) continue;
+          x0 = 0; x1 = width;
+        } else {
+          const a = this.x[i], b = a + this.value[i];
+          if (b <= lo || a >= hi) continue;
+          x0 = (Math.max(a, lo) - lo) * scale; x1 = (Math.min(b, hi) - lo) * scale;
+        }
+        if (x1 - x0 < 0.5) continue;
+        const y = this.depth[i] * ROW;
+        g.fillStyle = this.fill(i);
+        g.fillRect(x0, y, Math.max(0.5, x1 - x0 - 0.5), ROW - 1);
+        drawn++;
+        rows[this.depth[i]].push(x0, x1, i);
+        if (x1 - x0 > 3 * charWidth) {
+          const name = this.data.names[this.data.name[i]];
+          const fit = Math.floor((x1 - x0 - 6) / charWidth);
+          g.fillStyle = "#000";
+          g.fillText(fit >= name.length ? name : name.slice(0, Math.max(0, fit - 2)) + "..", x0 + 3, y + ROW / 2);
+        }
+        for (let k = this.start[i + 1] - 1; k >= this.start[i]; k--) stack.push(this.kids[k]);
+      }
+      this.drawn = drawn;
+      this.drawMs = performance.now() - t0;
+      window.sprofFlameStats = { frames: this.n, drawn, layoutMs: this.layoutMs, drawMs: this.drawMs };
+    }
+
+    fill(i) {
+      if (this.matches && this.matches[this.data.name[i]]) return "rgb(230,0,230)";
+      if (this.base) {
+        const d = (this.selfv[i] - this.selfb[i]) / this.maxAbs;
+        const s = Math.round(255 - 200 * Math.min(1, Math.abs(d)));
+        if (this.selfv[i] > 0 && this.selfb[i] === 0 && d > 0) return `rgb(255,${s},${s})`;
+        return d > 0 ? `rgb(255,${s},${s})` : d < 0 ? `rgb(${s},${s},255)` : "rgb(235,235,235)";
+      }
+      return this.colors[this.data.name[i]];
+    }
+
+    hit(e) {
+      const rect = this.canvas.getBoundingClientRect();
+      const px = e.clientX - rect.left, py = e.clientY - rect.top;
+      const row = this.rows && this.rows[Math.floor(py / ROW)];
+      if (!row) return -1;
+      // Triples (x0, x1, node) in increasing x: binary search.
+      let a = 0, b = row.length / 3 - 1;
+      while (a <= b) {
+        const m = (a + b) >> 1;
+        if (px < row[3 * m]) b = m - 1;
+        else if (px >= row[3 * m + 1]) a = m + 1;
+        else return row[3 * m + 2];
+      }
+      return -1;
+    }
+
+    hover(e) {
+      const i = this.hit(e);
+      if (i < 0) { this.tip.hidden = true; return; }
+      const name = this.data.names[this.data.name[i]];
+      const pct = 100 * this.value[i] / Math.max(1, this.total);
+      let text = `${name}\n${fmt(this.value[i])} ${this.data.unit} (${pct.toFixed(2)}%), self ${fmt(this.selfv[i])}`;
+      if (this.base) {
+        const d = this.selfv[i] - this.selfb[i];
+        text += `\nbase self ${fmt(this.selfb[i])} (scaled), change ${d >= 0 ? "+" : ""}${fmt(d)}`;
+      }
+      this.tip.textContent = text;
+      this.tip.hidden = false;
+      const wrapRect = this.canvas.parentElement.getBoundingClientRect();
+      let left = e.clientX - wrapRect.left + 12;
+      if (left + 320 > wrapRect.width) left = Math.max(0, e.clientX - wrapRect.left - 330);
+      this.tip.style.left = left + "px";
+      this.tip.style.top = (e.clientY - wrapRect.top + 14) + "px";
+    }
+
+    search(text) {
+      if (!text) { this.matches = null; this.matchedEl.textContent = ""; this.draw(); return; }
+      let re;
+      try { re = new RegExp(text); } catch (_) { re = null; }
+      const names = this.data.names;
+      const m = new Uint8Array(names.length);
+      for (let k = 0; k < names.length; k++) m[k] = re ? (re.test(names[k]) ? 1 : 0) : (names[k].includes(text) ? 1 : 0);
+      // Matched share: frames that match, not counting those under a matching ancestor twice.
+      const under = new Uint8Array(this.n);
+      let sum = 0;
+      for (let i = 0; i < this.n; i++) {
+        const p = this.parent[i];
+        const covered = p >= 0 && (under[p] || m[this.data.name[p]]);
+        under[i] = covered ? 1 : 0;
+        if (!covered && m[this.data.name[i]]) sum += this.value[i];
+      }
+      this.matches = m;
+      this.matchedPercent = 100 * sum / Math.max(1, this.total);
+      this.matchedEl.textContent = `Matched: ${this.matchedPercent.toFixed(2)}%`;
+      this.draw();
+    }
+  }
+
+  window.SprofFlameGraph = FlameGraph;
+})();

@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Sprof
+
+/// `sprof report --memory`: the memory timeline saved beside a profile (`PREFIX.memory.tsv`,
+/// see ``MemoryTimeline``): the peak resident memory of each process, then a coarse timeline of
+/// the total.
+enum MemoryReport {
+    /// The timeline file for a profile path: `PREFIX.memory.tsv` beside `PREFIX.pb.gz`,
+    /// `PREFIX.folded` or `PREFIX.svg`, or the path itself when it is a timeline.
+    static func timelinePath(for path: String) -> String {
+        if path.hasSuffix(TimeViews.memorySuffix) { return path }
+        for suffix in [".pb.gz", ".pb", ".folded", ".wall.svg", ".offcpu.svg", ".svg"] where path.hasSuffix(suffix) {
+            return String(path.dropLast(suffix.count)) + TimeViews.memorySuffix
+        }
+        return path + TimeViews.memorySuffix
+    }
+
+    /// The report's text. `rows` is the number of timeline lines.
+    static func text(for path: String, rows: Int = 20, limit: Int = 25) throws -> String {
+        let tsv = timelinePath(for: path)
+        guard let text = readTextFile(tsv) else {
+            throw fail("no memory timeline for \(path): \(tsv) is missing (sprof run writes it beside PREFIX.pb.gz)")
+        }
+        let points: [Profile.MemoryPoint], names: [Int32: String]
+        do {
+            (points, names) = try MemoryTimeline.parse(text)
+        } catch {
+            throw fail("\(tsv): \(error)")
+        }
+        guard !points.isEmpty else { throw fail("\(tsv): the timeline has no readings") }
+        var out = "# \(tsv): \(points.count) readings of \(Set(points.map(\.pid)).count) processes over \(seconds(points.last!.time)) s\n"
+        out += "\(pad("peak RSS", 10)) \(pad("anon", 10)) \(pad("file", 10)) \(pad("at", 8))  process\n"
+        let peaks = MemoryTimeline.peaks(points)
+        for p in limit == 0 ? peaks[...] : peaks.prefix(limit) {
+            out += "\(pad(byteText(p.rss), 10)) \(pad(byteText(p.anonymous), 10)) \(pad(byteText(p.file), 10)) \(pad(seconds(p.time) + " s", 8))  \(names[p.pid] ?? "?") (pid \(p.pid))\n"
+        }
+        let totals = MemoryTimeline.totals(points, buckets: max(1, min(rows, points.count)))
+        let top = max(totals.map(\.rss).max() ?? 1, 1)
+        out += "#\n# total RSS over time (largest in each slice)\n"
+        for t in totals {
+            let width = Int((Double(t.rss) / Double(top) * 50).rounded())
+            out += "\(pad(seconds(t.start) + " s", 8))  \(pad(byteText(t.rss), 10))  " + String(repeating: "#", count: width) + "\n"
+        }
+        return out
+    }
+
+    private static func seconds(_ ns: UInt64) -> String { String(format: "%.2f", Double(ns) / 1e9) }
+}

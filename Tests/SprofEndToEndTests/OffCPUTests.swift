@@ -1,0 +1,291 @@
+import Foundation
+import XCTest
+import Sprof
+import SprofTestSupport
+
+/// `--off-cpu`: the wall-clock view against a fixture with a designed split (Tests/Fixtures/c/offcpu.c).
+final class OffCPUTests: XCTestCase {
+    /// Profiles `offcpu ROUNDS` with off-CPU recording through the library engine (so the test
+    /// reads the `Profile` value itself); the fixture's own measurement of its split is written to
+    /// a file by a shell redirection. Skips only when the kernel refuses.
+    private func recordFixture(rounds: Int) throws -> (profile: Profile, measured: [Double]) {
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("offcpu", flags: TestFixtures.noFramePointerFlags)
+        let report = SprofCLI.outputPrefix("offcpu") + ".out"
+        var options = RunOptions()
+        options.offCPU = true
+        let recorded: RecordedCommand
+        do {
+            recorded = try CommandProfiler.profile(["/bin/sh", "-c", "exec \"$0\" \(rounds) > \"$1\"", binary, report], options: options)
+        } catch let error as SyscallError where error.errno == EACCES || error.errno == EPERM {
+            throw XCTSkip("the kernel refuses off-CPU recording here: \(error)")
+        }
+        XCTAssertEqual(recorded.exitStatus, .exited(0))
+        // "offcpu: rounds=N spin=S sleep=L read=R (ms) share=a/b/c sink=…"
+        let line = try String(contentsOfFile: report, encoding: .utf8)
+        guard let share = line.split(separator: " ").first(where: { $0.hasPrefix("share=") }) else {
+            throw FixtureError("offcpu printed no share: \(line)")
+        }
+        let measured = share.dropFirst("share=".count).split(separator: "/").compactMap { Double($0) }
+        XCTAssertEqual(measured.count, 3, line)
+        return (recorded.profile, measured)
+    }
+
+    func testWallViewGivesTheDesignedSplitAndOffCPUViewNamesTheWaits() throws {
+        let (profile, measured) = try recordFixture(rounds: 20)
+        let types = profile.sampleTypes.map(\.description)
+        XCTAssertEqual(types, ["samples/count", "cpu/nanoseconds", "wall/nanoseconds", "off-cpu/nanoseconds"])
+        let wall = try XCTUnwrap(profile.sampleTypeIndex("wall"))
+        let off = try XCTUnwrap(profile.sampleTypeIndex("off-cpu"))
+
+        // The worker's wall time, split by phase.
+        let worker = profile.aggregatedStacks(valueIndex: wall).filter { $0.frames.contains("worker_main") }
+        func share(_ name: String, of stacks: [(frames: [String], value: Int64)]) -> Double {
+            let total = stacks.reduce(Int64(0)) { $0 + $1.value }
+            let part = stacks.filter { $0.frames.contains(name) }.reduce(Int64(0)) { $0 + $1.value }
+            return total > 0 ? 100 * Double(part) / Double(total) : 0
+        }
+        let split = ["spin_phase", "sleep_phase", "read_phase"].map { share($0, of: worker) }
+        print("offcpu: wall split \(split.map { String(format: "%.1f", $0) }) vs the fixture's own \(measured) (designed 40/35/25)")
+        for (got, truth) in zip(split, measured) {
+            XCTAssertEqual(got, truth, accuracy: 3, "wall split \(split) vs measured \(measured)")
+        }
+        // The fixture's own clock agrees with its design (a sanity check of the fixture, looser).
+        for (truth, designed) in zip(measured, [40.0, 35.0, 25.0]) { XCTAssertEqual(truth, designed, accuracy: 5) }
+
+        // The off-CPU view: nanosleep and read, each under the fixture's function, ending in a marker.
+        let offStacks = profile.aggregatedStacks(valueIndex: off)
+        func offTime(_ chain: [String]) -> Int64 {
+            offStacks.filter { stack in
+                var rest = chain[...]
+                for f in stack.frames where rest.first.map({ f.contains($0) }) ?? false { rest = rest.dropFirst() }
+                return rest.isEmpty && (stack.frames.last?.hasPrefix("[off-cpu: ") ?? false)
+            }.reduce(Int64(0)) { $0 + $1.value }
+        }
+        let sleepNs = offTime(["worker_main", "sleep_phase", "nanosleep", "[off-cpu: sleeping]"])
+        let readNs = offTime(["worker_main", "read_phase", "read", "[off-cpu: sleeping]"])
+        // 20 rounds of 35 ms and 25 ms: at least 80% of it must be found on those paths.
+        XCTAssertGreaterThan(sleepNs, 20 * 35_000_000 * 8 / 10, "nanosleep path: \(offStacks.filter { $0.frames.contains("sleep_phase") })")
+        XCTAssertGreaterThan(readNs, 20 * 25_000_000 * 8 / 10, "read path: \(offStacks.filter { $0.frames.contains("read_phase") })")
+
+        // The CPU view is unchanged: no off-CPU frame carries a sample count.
+        XCTAssertFalse(profile.aggregatedStacks(valueIndex: 0).contains { $0.frames.last?.hasPrefix("[off-cpu") ?? false })
+        XCTAssertEqual(Int64(profile.statistics.samples), profile.total(0))
+    }
+
+    func testCLIWritesWallAndOffCPUFlameGraphs() throws {
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("offcpu", flags: TestFixtures.noFramePointerFlags)
+        let prefix = SprofCLI.outputPrefix("cli")
+        let r = try SprofCLI.run(["run", "--off-cpu", "-o", prefix, "--", binary, "3"])
+        if r.status == 1, r.stderr.contains("--off-cpu needs kernel samples") { throw XCTSkip(r.stderr) }
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("off-CPU "), r.stderr)
+        for suffix in [".svg", ".wall.svg", ".offcpu.svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + suffix), suffix)
+        }
+        let offSVG = try String(contentsOfFile: prefix + ".offcpu.svg", encoding: .utf8)
+        XCTAssertTrue(offSVG.contains("[off-cpu: sleeping]"))
+        XCTAssertTrue(offSVG.contains("sleep_phase"))
+        XCTAssertFalse(try String(contentsOfFile: prefix + ".svg", encoding: .utf8).contains("[off-cpu"))
+
+        // The pprof file carries the sample types; report reads them back by view.
+        let wall = try SprofCLI.run(["report", prefix + ".pb.gz", "--view", "wall", "--format", "csv", "--limit", "0"])
+        XCTAssertEqual(wall.status, 0, wall.stderr)
+        XCTAssertTrue(wall.stdout.contains("spin_phase") && wall.stdout.contains("[off-cpu: sleeping]"), wall.stdout)
+        let off = try SprofCLI.run(["report", prefix + ".pb.gz", "--view", "offcpu", "--limit", "5"])
+        XCTAssertEqual(off.status, 0, off.stderr)
+        XCTAssertTrue(off.stdout.contains("off-cpu/nanoseconds"), off.stdout)
+        XCTAssertTrue(off.stdout.split(separator: "\n").dropFirst(2).first?.contains("[off-cpu: sleeping]") ?? false,
+                      "the top self entry of off-CPU time is the sleeping marker: \(off.stdout)")
+        let cpu = try SprofCLI.run(["report", prefix + ".pb.gz", "--format", "csv", "--limit", "0"])
+        XCTAssertFalse(cpu.stdout.contains("[off-cpu"), "the default view stays the CPU samples: \(cpu.stdout)")
+
+        // go tool pprof reads the extra sample types.
+        guard let go = TestFixtures.findExecutable("go") else {
+            throw XCTSkip("go is not installed (CI installs golang-go): go tool pprof cannot check the file")
+        }
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-go-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: home, withIntermediateDirectories: true)
+        let env = TestFixtures.environment(adding: ["HOME": home, "GOCACHE": home + "/cache", "GOPATH": home + "/go", "GOFLAGS": "-mod=mod"])
+        let top = try TestFixtures.run(go, ["tool", "pprof", "-top", "-sample_index=off-cpu", prefix + ".pb.gz"], environment: env)
+        XCTAssertEqual(top.status, 0, top.stderr)
+        XCTAssertTrue(top.stdout.contains("[off-cpu: sleeping]"), top.stdout)
+        let raw = try TestFixtures.run(go, ["tool", "pprof", "-raw", prefix + ".pb.gz"], environment: env)
+        XCTAssertTrue(raw.stdout.contains("samples/count[dflt] cpu/nanoseconds wall/nanoseconds off-cpu/nanoseconds"), raw.stdout.prefix(2000).description)
+    }
+
+    func testOffCPUNeedsAClockEvent() throws {
+        let r = try SprofCLI.run(["run", "--off-cpu", "-e", "page-faults", "-o", SprofCLI.outputPrefix("pf"), "--", "/bin/true"])
+        XCTAssertEqual(r.status, 2)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("--off-cpu needs a clock event"), r.stderr)
+    }
+
+    func testUnprivilegedUserIsToldWhichSysctl() throws {
+        try Nobody.assertRefused(["run", "--off-cpu", "-o", "PREFIX", "--", "/bin/true"], allowedAtParanoid: 1)
+    }
+}
+
+/// `sprof run -a`: every process on every CPU.
+final class SystemWideTests: XCTestCase {
+    func testSystemWideForADurationAsRoot() throws {
+        guard geteuid() == 0 else { throw XCTSkip("system-wide recording needs root here (the unprivileged case is tested below)") }
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)
+        // A busy process started before sprof, so it must be named from /proc.
+        let busy = Process()
+        busy.executableURL = URL(fileURLWithPath: binary)
+        busy.arguments = ["3"]
+        busy.standardOutput = FileHandle.nullDevice
+        try busy.run()
+        defer { busy.terminate(); busy.waitUntilExit() }
+        let prefix = SprofCLI.outputPrefix("all")
+        // fp stacks (the fixture keeps frame pointers): DWARF-unwinding every process on a busy
+        // machine (compilers with deep stacks) makes the run slow, not more telling.
+        let r = try SprofCLI.run(["run", "-a", "-g", "--duration", "1", "-o", prefix], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let shape = try ProfileShape(foldedFile: prefix + ".folded")
+        XCTAssertGreaterThan(shape.samples(containing: "leaf_sixty"), 20, "the already-running fixture is sampled")
+        XCTAssertTrue(shape.stacks.contains { ($0.frames.first?.hasPrefix("fp_chain") ?? false) && $0.frames.contains { $0.contains("leaf_") } },
+                      "its stacks are rooted at its process name")
+    }
+
+    func testSystemWideWhileACommandRuns() throws {
+        guard geteuid() == 0 else { throw XCTSkip("system-wide recording needs root here") }
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)
+        let prefix = SprofCLI.outputPrefix("allcmd")
+        let r = try SprofCLI.run(["run", "-a", "-g", "-o", prefix, "--", binary, "0.5"], timeout: 600)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let shape = try ProfileShape(foldedFile: prefix + ".folded")
+        XCTAssertGreaterThan(shape.samples(withChain: ["main", "run_all", "do_round"]), 50)
+    }
+
+    func testUnprivilegedUserIsToldWhichSysctl() throws {
+        try Nobody.assertRefused(["run", "-a", "--duration", "1", "-o", "PREFIX"], allowedAtParanoid: 0)
+    }
+}
+
+/// Memory over time: the RSS timeline beside the profile.
+final class MemoryTimelineTests: XCTestCase {
+    func testPeakMatchesWhatTheFixturePrinted() throws {
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("alloc", flags: TestFixtures.noFramePointerFlags)
+        let prefix = SprofCLI.outputPrefix("mem")
+        let r = try SprofCLI.run(["run", "-o", prefix, "--", binary, "96", "400"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let field = r.stdout.split(separator: " ").first(where: { $0.hasPrefix("vmrss_kb=") }),
+              let printedKB = Double(field.dropFirst("vmrss_kb=".count)) else {
+            return XCTFail("alloc printed no vmrss_kb: \(r.stdout)")
+        }
+        let (points, names) = try MemoryTimeline.parse(String(contentsOfFile: prefix + ".memory.tsv", encoding: .utf8))
+        let peak = try XCTUnwrap(MemoryTimeline.peaks(points).first)
+        XCTAssertTrue(names[peak.pid]?.hasPrefix("alloc") ?? false, "\(names)") // buildC names it alloc-…
+        XCTAssertEqual(Double(peak.rss) / 1024, printedKB, accuracy: printedKB * 0.10, "timeline peak vs the fixture's VmRSS")
+        XCTAssertGreaterThan(printedKB, 96 * 1024 * 0.95)
+        XCTAssertTrue(r.stderr.contains("peak RSS"), r.stderr)
+        // Readings come at a steady rate: ~25/s over ≥ 0.4 s.
+        XCTAssertGreaterThanOrEqual(points.filter { $0.pid == peak.pid }.count, 5)
+
+        // sprof report --memory finds the timeline beside the pprof file.
+        let report = try SprofCLI.run(["report", "--memory", prefix + ".pb.gz"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        let lines = report.stdout.split(separator: "\n")
+        XCTAssertTrue(lines.count > 4 && lines[2].contains("alloc") && lines[2].contains("MiB"), report.stdout)
+        XCTAssertTrue(lines.contains { $0.hasSuffix("#") }, "a timeline with bars: \(report.stdout)")
+        let missing = try SprofCLI.run(["report", "--memory", prefix + "-none.pb.gz"])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
+    }
+}
+
+/// Live progress: a status line on a terminal only, JSON lines on --progress-fd.
+final class ProgressTests: XCTestCase {
+    func testProgressFDWritesJSONLinesEndingWithDone() throws {
+        try SprofCLI.requirePerfEvents()
+        guard let sh = TestFixtures.findExecutable("sh") else { throw XCTSkip("no sh") }
+        let fixture = try TestFixtures.swiftFixturePath()
+        let prefix = SprofCLI.outputPrefix("progress")
+        let jsonl = prefix + ".jsonl"
+        let sprof = try TestFixtures.sprofPath()
+        let r = try TestFixtures.run(sh, ["-c", "exec \"$0\" run --progress-fd 3 -o \"$1\" -- \"$2\" split 0.8 3>\"$3\"", sprof, prefix, fixture, jsonl])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertFalse(r.stderr.contains("\u{1b}[K"), "no status line when stderr is not a terminal")
+        let lines = try String(contentsOfFile: jsonl, encoding: .utf8).split(separator: "\n")
+        XCTAssertGreaterThanOrEqual(lines.count, 2)
+        var lastElapsed: UInt64 = 0
+        for (i, line) in lines.enumerated() {
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], String(line))
+            for key in ["elapsed_ns", "samples", "lost", "processes", "threads", "peak_rss_bytes"] {
+                XCTAssertNotNil(object[key] as? NSNumber, "\(key) in \(line)")
+            }
+            let elapsed = (object["elapsed_ns"] as? NSNumber)?.uint64Value ?? 0
+            XCTAssertGreaterThanOrEqual(elapsed, lastElapsed)
+            lastElapsed = elapsed
+            XCTAssertEqual(object["done"] as? Bool, i == lines.count - 1 ? true : nil)
+        }
+        // At most 4 a second (plus the first and the last line).
+        XCTAssertLessThanOrEqual(Double(lines.count - 2), Double(lastElapsed) / 1e9 * 4 + 1)
+        let last = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(lines.last!.utf8)) as? [String: Any])
+        XCTAssertGreaterThan((last["samples"] as? NSNumber)?.intValue ?? 0, 0)
+        XCTAssertGreaterThan((last["peak_rss_bytes"] as? NSNumber)?.intValue ?? 0, 0)
+    }
+
+    func testStatusLineShowsOnATerminalAndIsErased() throws {
+        try SprofCLI.requirePerfEvents()
+        guard let script = TestFixtures.findExecutable("script") else { throw XCTSkip("script(1) not installed") }
+        let fixture = try TestFixtures.swiftFixturePath()
+        let prefix = SprofCLI.outputPrefix("tty")
+        let sprof = try TestFixtures.sprofPath()
+        // script(1) gives sprof a pseudo-terminal as stderr and copies what it wrote to stdout.
+        let command = "\(sprof) run -o \(prefix) -- \(fixture) split 1.2"
+        let r = try TestFixtures.run(script, ["-qec", command, "/dev/null"])
+        XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
+        XCTAssertTrue(r.stdout.contains("\r\u{1b}[Ksprof: "), "status line drawn: \(r.stdout.debugDescription)")
+        XCTAssertTrue(r.stdout.contains(" samples, "), r.stdout)
+        // Erased before the summary: the summary line starts on a cleared line.
+        XCTAssertTrue(r.stdout.contains("\r\u{1b}[Ksprof: ") && r.stdout.contains("wrote \(prefix).folded"), r.stdout)
+        let summaryStart = try XCTUnwrap(r.stdout.range(of: "sprof: ", options: .backwards))
+        XCTAssertTrue(r.stdout[..<summaryStart.lowerBound].hasSuffix("\r\u{1b}[K"), "erased before the summary")
+
+        // -q: nothing at all.
+        let quiet = try TestFixtures.run(script, ["-qec", command.replacingOccurrences(of: " run ", with: " run -q "), "/dev/null"])
+        XCTAssertFalse(quiet.stdout.contains("\u{1b}[K"), quiet.stdout)
+    }
+}
+
+/// Runs the built sprof as `nobody` (setpriv), from a copy readable by that user.
+enum Nobody {
+    /// `kernel.perf_event_paranoid` (2 when unreadable, the usual default).
+    static var paranoid: Int {
+        (try? String(contentsOfFile: "/proc/sys/kernel/perf_event_paranoid", encoding: .utf8))
+            .flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 2
+    }
+
+    /// As `nobody`, `args` must fail with status 1 and one line naming the sysctl setting
+    /// (`kernel.perf_event_paranoid=N`) that would allow it; skips where that is already allowed.
+    static func assertRefused(_ args: [String], allowedAtParanoid level: Int, file: StaticString = #filePath, line: UInt = #line) throws {
+        guard paranoid > level else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may do this here") }
+        let r = try runSprof(args)
+        XCTAssertEqual(r.status, 1, r.stderr, file: file, line: line)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr, file: file, line: line)
+        XCTAssertTrue(r.stderr.contains("sysctl kernel.perf_event_paranoid=\(level)"), r.stderr, file: file, line: line)
+    }
+
+    static func runSprof(_ args: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to switch to an unprivileged user") }
+        guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv not installed") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-nobody-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let localSprof = dir.appendingPathComponent("sprof").path
+        try FileManager.default.copyItem(atPath: try TestFixtures.sprofPath(), toPath: localSprof)
+        let prefix = dir.appendingPathComponent("nobody").path
+        let r = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", localSprof]
+                                         + args.map { $0 == "PREFIX" ? prefix : $0 })
+        if r.status != 0, r.stderr.contains("error while loading shared libraries") {
+            throw XCTSkip("the Swift runtime is not readable by nobody: \(r.stderr)")
+        }
+        return r
+    }
+}

@@ -1,0 +1,358 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import XCTest
+@testable import SprofServe
+
+/// Writes a small folded profile instead of recording: for the tests of the API's rules, which
+/// must not depend on perf_event_open.
+final class FakeEngine: JobEngine, @unchecked Sendable {
+    let folded: String
+    init(folded: String = "app;main;work 30\napp;main;idle 10\n") { self.folded = folded }
+    func run(command: [String], options: JobOptions, directory: String,
+             progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome {
+        progress(JobProgress(elapsedNs: 1_000_000, samples: 40))
+        try? Data(folded.utf8).write(to: URL(fileURLWithPath: directory + "/profile.folded"))
+        try? Data("hello from the command\n".utf8).write(to: URL(fileURLWithPath: directory + "/output.log"))
+        return RunOutcome(profileWritten: true, exitStatus: 0, samples: 40, lost: 0)
+    }
+    func cancel() {}
+}
+
+final class IDBox: @unchecked Sendable {
+    var id = ""
+}
+
+final class ServeAPITests: XCTestCase {
+    var dataDir = ""
+
+    override func setUp() {
+        dataDir = NSTemporaryDirectory() + "sprof-serve-test-\(UUID().uuidString)"
+    }
+
+    override func tearDown() {
+        try? FileManager.default.removeItem(atPath: dataDir)
+    }
+
+    /// The `sprof` built beside the test bundle.
+    static var sprofPath: String {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent + "/sprof"
+    }
+
+    func withServer(engine: any JobEngine, token: String = "secret-token", _ body: @escaping @Sendable (any TestClientProtocol, JobStore) async throws -> Void) async throws {
+        let store = try JobStore(dataDirectory: dataDir, engine: engine)
+        await store.start()
+        var config = ServeConfiguration(token: token)
+        config.maxBodyBytes = 4096
+        let capabilities = engine is SprofProcessEngine ? SprofProcessEngine.capabilities(of: Self.sprofPath) : SprofCapabilities()
+        let router = ServeApp.router(store: store, validator: JobValidator(capabilities: capabilities), configuration: config)
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
+        try await app.test(.live) { client in
+            try await body(client, store)
+        }
+        await store.shutdown()
+    }
+
+    static let auth: HTTPFields = [.authorization: "Bearer secret-token", .contentType: "application/json"]
+
+    static func json(_ response: TestResponse) throws -> Any {
+        try JSONSerialization.jsonObject(with: Data(buffer: response.body))
+    }
+
+    static func getJSON(_ client: any TestClientProtocol, _ uri: String) async throws -> Any {
+        let response = try await client.execute(uri: uri, method: .get)
+        return try json(response)
+    }
+
+    static func create(_ client: any TestClientProtocol, _ body: String) async throws -> TestResponse {
+        try await client.execute(uri: "/api/jobs", method: .post, headers: auth, body: ByteBuffer(string: body))
+    }
+
+    /// Follows the job's event stream to its end and returns the last job state it carried.
+    static func waitForEnd(_ client: any TestClientProtocol, _ id: String) async throws -> [String: Any] {
+        let response = try await client.execute(uri: "/api/jobs/\(id)/events", method: .get)
+        XCTAssertEqual(response.status, .ok)
+        XCTAssertEqual(response.headers[.contentType], "text/event-stream")
+        let text = String(buffer: response.body)
+        let data = text.split(separator: "\n").filter { $0.hasPrefix("data: ") }.last.map { String($0.dropFirst(6)) } ?? "{}"
+        return try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] ?? [:]
+    }
+
+    func testCreateRunsListsAndStreamsARealRecording() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
+            return XCTFail("\(Self.sprofPath) is missing: swift build --build-tests builds it")
+        }
+        let engine = SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath))
+        try await withServer(engine: engine) { client, _ in
+            // An iteration-bounded busy loop in the shell: a known amount of work, not a duration.
+            let loop = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo finished"
+            let created = try await Self.create(client, #"{"command": ["/bin/sh", "-c", "\#(loop)"], "options": {"frequency": 499, "call_graph": "fp"}}"#)
+            XCTAssertEqual(created.status, .created, String(buffer: created.body))
+            let job = try XCTUnwrap(try Self.json(created) as? [String: Any])
+            let id = try XCTUnwrap(job["id"] as? String)
+            XCTAssertEqual(job["state"] as? String, "queued")
+
+            let final = try await Self.waitForEnd(client, id)
+            if final["state"] as? String == "failed", let error = final["error"] as? String, error.contains("refused") || error.contains("paranoid") {
+                throw XCTSkip("perf_event_open refused here: \(error)")
+            }
+            XCTAssertEqual(final["state"] as? String, "done", "\(final)")
+            let samples = try XCTUnwrap(final["samples"] as? Int)
+            XCTAssertGreaterThan(samples, 10, "a 300k-iteration shell loop runs well over 20 ms")
+            XCTAssertEqual(final["runs_done"] as? Int, 1)
+
+            let list = try await client.execute(uri: "/api/jobs", method: .get)
+            let jobs = try XCTUnwrap(try Self.json(list) as? [[String: Any]])
+            XCTAssertEqual(jobs.compactMap { $0["id"] as? String }, [id])
+
+            let cpu = try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get)
+            let tree = try XCTUnwrap(try Self.json(cpu) as? [String: Any])
+            let names = try XCTUnwrap(tree["names"] as? [String])
+            XCTAssertTrue(names.contains("sh") || names.contains("dash"), "root frame is the process: \(names.prefix(5))")
+            XCTAssertEqual(tree["total"] as? Int, samples)
+
+            let files = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files", method: .get)
+            let names2 = try XCTUnwrap(try Self.json(files) as? [String])
+            XCTAssertTrue(names2.contains("profile.folded") && names2.contains("profile.svg") && names2.contains("output.log"), "\(names2)")
+            let log = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/output.log", method: .get)
+            XCTAssertTrue(String(buffer: log.body).contains("finished"), "the command's output is kept")
+
+            let system = try await client.execute(uri: "/api/jobs/\(id)/system", method: .get)
+            let info = try XCTUnwrap(try Self.json(system) as? [String: Any])
+            XCTAssertFalse((info["kernel_release"] as? String ?? "").isEmpty)
+            XCTAssertGreaterThan(info["cores"] as? Int ?? 0, 0)
+        }
+    }
+
+    func testCommandNotFoundAndInvalidOptionsAreRefusedWithJSON() async throws {
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let cases: [(String, HTTPResponse.Status, String)] = [
+                (#"{"command": ["no-such-program-sprof"]}"#, .unprocessableContent, "command not found"),
+                (#"{"command": ["/bin/true"], "options": {"frequency": 0}}"#, .badRequest, "-F 0: the frequency must be a positive number"),
+                (#"{"command": ["/bin/true"], "options": {"frequency": 10, "period": 5}}"#, .badRequest, "use either -F (frequency) or -c (period), not both"),
+                (#"{"command": ["/bin/true"], "options": {"call_graph": "lbr"}}"#, .badRequest, "unknown mode; valid modes: fp, dwarf[,SIZE], none"),
+                (#"{"command": ["/bin/true"], "options": {"event": "no-such-event"}}"#, .badRequest, "unknown event 'no-such-event'"),
+                (#"{"command": ["/bin/true"], "options": {"repeat": 99}}"#, .badRequest, "repeat 99"),
+                (#"{"command": ["/bin/true"], "options": {"colour": 1}}"#, .badRequest, "unknown option \"colour\""),
+                (#"{"command": []}"#, .badRequest, "no command given"),
+                (#"{"command": "ls"}"#, .badRequest, "wrong type"),
+                ("not json", .badRequest, "must be a JSON object"),
+            ]
+            for (body, status, message) in cases {
+                let r = try await Self.create(client, body)
+                XCTAssertEqual(r.status, status, body)
+                let error = (try? Self.json(r) as? [String: Any])?["error"] as? String ?? ""
+                XCTAssertTrue(error.contains(message), "\(body): \(error)")
+            }
+            let big = #"{"command": ["/bin/echo", ""# + String(repeating: "x", count: 8000) + #""]}"#
+            let r = try await Self.create(client, big)
+            XCTAssertEqual(r.status, .contentTooLarge)
+            let unknown = try await client.execute(uri: "/api/jobs/20990101-000000-abcdef", method: .get)
+            XCTAssertEqual(unknown.status, .notFound)
+            XCTAssertTrue(String(buffer: unknown.body).contains("no job 20990101-000000-abcdef"))
+            let page = try await client.execute(uri: "/jobs/20990101-000000-abcdef", method: .get)
+            XCTAssertEqual(page.status, .notFound)
+            XCTAssertTrue(String(buffer: page.body).contains("no job 20990101-000000-abcdef"), "the page says it too")
+        }
+    }
+
+    func testTokenAndOriginAreRequiredForChanges() async throws {
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let body = ByteBuffer(string: #"{"command": ["/bin/true"]}"#)
+            let none = try await client.execute(uri: "/api/jobs", method: .post, headers: [.contentType: "application/json"], body: body)
+            XCTAssertEqual(none.status, .unauthorized)
+            XCTAssertTrue(String(buffer: none.body).contains("access token"))
+            let wrong = try await client.execute(uri: "/api/jobs", method: .post, headers: [.authorization: "Bearer nope"], body: body)
+            XCTAssertEqual(wrong.status, .unauthorized)
+            var crossSite = Self.auth
+            crossSite[.origin] = "http://evil.example"
+            let csrf = try await client.execute(uri: "/api/jobs", method: .post, headers: crossSite, body: body)
+            XCTAssertEqual(csrf.status, .forbidden)
+            var fetchSite = Self.auth
+            fetchSite[HTTPField.Name("Sec-Fetch-Site")!] = "cross-site"
+            do { let status = try await client.execute(uri: "/api/jobs", method: .post, headers: fetchSite, body: body).status; XCTAssertEqual(status, .forbidden) }
+            // DNS rebinding: a page of another site whose name resolves to 127.0.0.1 sends its own name.
+            let config = ServeConfiguration()
+            XCTAssertFalse(SecurityMiddleware<BasicRequestContext>.hostAllowed("attacker.example:8080", config))
+            XCTAssertTrue(SecurityMiddleware<BasicRequestContext>.hostAllowed("localhost:8080", config))
+            XCTAssertTrue(SecurityMiddleware<BasicRequestContext>.hostAllowed("127.0.0.1:8080", config))
+            XCTAssertTrue(SecurityMiddleware<BasicRequestContext>.hostAllowed("[::1]:8080", config))
+            let list = try await client.execute(uri: "/api/jobs", method: .get)
+            XCTAssertEqual(String(buffer: list.body), "[]", "nothing was created")
+
+            var sameOrigin = Self.auth
+            sameOrigin[.origin] = "http://localhost"
+            let ok = try await client.execute(uri: "/api/jobs", method: .post, headers: sameOrigin, body: body)
+            XCTAssertEqual(ok.status, .created, String(buffer: ok.body))
+            let id = try XCTUnwrap((try Self.json(ok) as? [String: Any])?["id"] as? String)
+            _ = try await Self.waitForEnd(client, id)
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)", method: .delete).status; XCTAssertEqual(status, .unauthorized) }
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)/rerun", method: .post).status; XCTAssertEqual(status, .unauthorized) }
+        }
+    }
+
+    func testTraversalIsRefused() async throws {
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/true"]}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            _ = try await Self.waitForEnd(client, id)
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/profile.folded", method: .get).status; XCTAssertEqual(status, .ok) }
+            let attempts = [
+                "/api/jobs/..%2F..%2Fetc/runs/1/files/passwd",
+                "/api/jobs/%2E%2E/runs/1/files/state.json",
+                "/api/jobs/\(id)/runs/1/files/..%2F..%2Fstate.json",
+                "/api/jobs/\(id)/runs/1/files/%2E%2E",
+                "/api/jobs/\(id)/runs/1/files/.profile.folded.tmp",
+                "/api/jobs/\(id)/runs/..%2F..%2F/files/spec.json",
+                "/api/jobs/\(id)/runs/0/files/profile.folded",
+                "/api/jobs/\(id)/runs/1/view/..%2Fspec",
+                "/jobs/..%2F..%2Fetc%2Fpasswd",
+                "/assets/..%2FPackage.swift",
+            ]
+            for uri in attempts {
+                let r = try await client.execute(uri: uri, method: .get)
+                XCTAssertTrue((400..<500).contains(Int(r.status.code)), "\(uri): \(r.status)")
+                XCTAssertFalse(String(buffer: r.body).contains("root:"), uri)
+                XCTAssertFalse(String(buffer: r.body).contains("\"command\""), uri)
+            }
+            do { let status = try await client.execute(uri: "/api/jobs/..%2F..", method: .delete, headers: Self.auth).status; XCTAssertEqual(status, .badRequest) }
+            XCTAssertTrue(FileManager.default.fileExists(atPath: self.dataDir + "/jobs/\(id)/spec.json"))
+        }
+    }
+
+    func testJobsReloadAfterRestartAndARunningJobBecomesInterrupted() async throws {
+        let box = IDBox()
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/echo", "<b>x</b>"], "options": {"repeat": 2}}"#)
+            let doneID = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            box.id = doneID
+            let final = try await Self.waitForEnd(client, doneID)
+            XCTAssertEqual(final["state"] as? String, "done")
+            XCTAssertEqual(final["runs_done"] as? Int, 2, "each run is kept")
+        }
+        let doneID = box.id
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dataDir + "/jobs/\(doneID)/runs/2/profile.folded"))
+        // A job that was running when the server died: state.json says so.
+        let crashedID = "20200101-000000-00c0de"
+        let dir = dataDir + "/jobs/" + crashedID
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        var crashed = Job(id: crashedID, command: ["/bin/sleep", "100"], options: JobOptions(), createdMs: 1_577_836_800_000)
+        crashed.state = .running
+        crashed.startedMs = 1_577_836_800_100
+        try DataFiles.writeJSON(crashed, to: dir + "/state.json")
+
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let list = try await client.execute(uri: "/api/jobs", method: .get)
+            let jobs = try XCTUnwrap(try Self.json(list) as? [[String: Any]])
+            XCTAssertEqual(jobs.compactMap { $0["id"] as? String }, [doneID, crashedID], "newest first, both kept")
+            XCTAssertEqual(jobs.first?["command"] as? [String], ["/bin/echo", "<b>x</b>"], "names come back as they were")
+            let r = try await client.execute(uri: "/api/jobs/\(crashedID)", method: .get)
+            let job = try XCTUnwrap(try Self.json(r) as? [String: Any])
+            XCTAssertEqual(job["state"] as? String, "interrupted")
+            XCTAssertTrue((job["error"] as? String ?? "").hasPrefix("interrupted"))
+            let events = try await Self.waitForEnd(client, crashedID)
+            XCTAssertEqual(events["state"] as? String, "interrupted", "the stream of a finished job ends at once")
+        }
+        let onDisk = try XCTUnwrap(try DataFiles.readJSON(Job.self, from: dir + "/state.json"))
+        XCTAssertEqual(onDisk.state, .interrupted, "the mark is saved")
+    }
+
+    func testDeleteRemovesTheDirectory() async throws {
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/true"]}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            _ = try await Self.waitForEnd(client, id)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: self.dataDir + "/jobs/\(id)"))
+            let deleted = try await client.execute(uri: "/api/jobs/\(id)", method: .delete, headers: Self.auth)
+            XCTAssertEqual(deleted.status, .ok)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: self.dataDir + "/jobs/\(id)"))
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)", method: .get).status; XCTAssertEqual(status, .notFound) }
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)", method: .delete, headers: Self.auth).status; XCTAssertEqual(status, .notFound) }
+        }
+    }
+
+    func testViewsOfAFoldedProfile() async throws {
+        let folded = "app;main;parse 30\napp;main;render;<script>alert(1)</script> 10\napp;main 5\n"
+        try await withServer(engine: FakeEngine(folded: folded)) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/true"]}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            _ = try await Self.waitForEnd(client, id)
+            let cpuAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/view/cpu")
+            let cpu = try XCTUnwrap(cpuAny as? [String: Any])
+            XCTAssertEqual(cpu["total"] as? Int, 45)
+            XCTAssertEqual(cpu["parent"] as? [Int], [-1, 0, 1, 1, 3], "app > main > {parse, render > <script>}")
+            XCTAssertEqual(cpu["value"] as? [Int], [45, 45, 30, 10, 10])
+            let topAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/view/top")
+            let top = try XCTUnwrap(topAny as? [[String: Any]])
+            XCTAssertEqual(top.first?["name"] as? String, "parse")
+            XCTAssertEqual(top.first?["self"] as? Int, 30)
+            let wallAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/view/wall")
+            let wall = try XCTUnwrap(wallAny as? [String: Any])
+            XCTAssertTrue((wall["empty"] as? String ?? "").contains("not recorded"), "a tab without data says why")
+            let memoryAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/view/memory")
+            let memory = try XCTUnwrap(memoryAny as? [String: Any])
+            XCTAssertTrue((memory["empty"] as? String ?? "").contains("memory was not sampled"))
+
+            // Compare with itself: no change anywhere.
+            let cmpAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/compare?base=\(id)")
+            let cmp = try XCTUnwrap(cmpAny as? [String: Any])
+            let flame = try XCTUnwrap(cmp["flame"] as? [String: Any])
+            XCTAssertEqual(flame["value"] as? [Int], flame["base"] as? [Int])
+            let table = try XCTUnwrap(cmp["table"] as? [[String: Any]])
+            XCTAssertTrue(table.allSatisfy { ($0["delta"] as? Double) == 0 })
+
+            // Names are JSON-escaped text; the page's HTML never contains them.
+            let raw = String(buffer: try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get).body)
+            XCTAssertTrue(raw.contains(#""\u003cscript\u003ealert(1)\u003c/script\u003e""#), "markup characters are escaped in JSON")
+            XCTAssertFalse(raw.contains("<script>"))
+            XCTAssertTrue((cpu["names"] as? [String] ?? []).contains("<script>alert(1)</script>"), "and read back as the name")
+            let page = try await client.execute(uri: "/jobs/\(id)", method: .get)
+            XCTAssertFalse(String(buffer: page.body).contains("<script>alert"))
+            XCTAssertTrue(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") ?? false)
+        }
+    }
+
+    func testFlameTreeMergesStacksInOrderAndScalesTheBase() {
+        let new: [(frames: [String], value: Int64)] = [(["a", "c"], 3), (["a", "b"], 1), (["d"], 4)]
+        let base: [(frames: [String], value: Int64)] = [(["a", "b"], 2), (["x"], 2)]
+        let tree = ProfileViews.flameTree(new, unit: "samples", base: base)
+        XCTAssertEqual(tree.parent, [-1, 0, 0, -1, -1])
+        XCTAssertEqual(tree.name.map { tree.names[Int($0)] }, ["a", "b", "c", "d", "x"])
+        XCTAssertEqual(tree.value, [4, 1, 3, 4, 0])
+        XCTAssertEqual(tree.base, [4, 4, 0, 0, 4], "base total 4 scaled to the new total 8")
+        XCTAssertEqual(tree.total, 8)
+    }
+
+    func testUnwritableDataDirectoryAndPortInUseAreOneLine() throws {
+        XCTAssertThrowsError(try JobStore(dataDirectory: "/proc/sprof-serve-test", engine: FakeEngine())) { error in
+            let message = "\(error)"
+            XCTAssertTrue(message.hasPrefix("data directory /proc/sprof-serve-test is not writable"), message)
+            XCTAssertFalse(message.contains("\n"))
+        }
+        // Hold a port, then ask.
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = 0
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) == 0 && listen(fd, 1) == 0 && getsockname(fd, $0, &len) == 0 }
+        }
+        XCTAssertTrue(bound)
+        let port = Int(UInt16(bigEndian: addr.sin_port))
+        let message = ServeMain.portInUse(host: "127.0.0.1", port: port)
+        XCTAssertEqual(message, "port \(port) is already in use on 127.0.0.1: stop the other server or choose another with --port N")
+        XCTAssertThrowsError(try ServeMain.parse(["--host", "0.0.0.0"])) { error in
+            XCTAssertTrue("\(error)".contains("--allow-remote"))
+        }
+        XCTAssertNoThrow(try ServeMain.parse(["--host", "0.0.0.0", "--allow-remote"]))
+        XCTAssertFalse(JobID.isValid(".."))
+        XCTAssertFalse(JobID.isValid("a/b"))
+        XCTAssertFalse(JobID.isValid(""))
+        XCTAssertTrue(JobID.isValid(JobID.make()))
+    }
+}
