@@ -50,7 +50,6 @@ enum Pages {
             <label>or period <input id="f-period" name="period" type="number" min="1" placeholder="events"></label>
             <label>Call graph <select id="f-callgraph" name="call_graph"><option value="">dwarf (default)</option><option value="fp">fp</option><option value="none">none</option></select></label>
             <label class="check"><input id="f-offcpu" name="off_cpu" type="checkbox"> off-CPU and wall time</label>
-            <label class="check"><input id="f-memory" name="memory" type="checkbox"> memory over time</label>
             <label>Repeat <input id="f-repeat" name="repeat" type="number" min="1" max="20" value="1"></label>
             <button id="f-submit" type="submit">Run</button>
           </form>

@@ -138,7 +138,6 @@
         if (v("f-period")) options.period = Number(v("f-period"));
         if (v("f-callgraph")) options.call_graph = v("f-callgraph");
         if (document.getElementById("f-offcpu").checked) options.off_cpu = true;
-        if (document.getElementById("f-memory").checked) options.memory = true;
         if (v("f-repeat")) options.repeat = Number(v("f-repeat"));
         const job = await api("POST", "/api/jobs", { command, options });
         location.href = "/jobs/" + encodeURIComponent(job.id);
