@@ -49,11 +49,7 @@ public struct ProfileBuilding {
 
     /// The index of `function`, adding it if new.
     public mutating func function(_ function: Profile.Function) -> Int {
-        if let id = functionIDs[function] { return id }
-        let id = profile.functions.count
-        profile.functions.append(function)
-        functionIDs[function] = id
-        return id
+        Self.intern(function, &functionIDs, &profile.functions)
     }
 
     /// The index of a function known only by its name.
@@ -63,11 +59,7 @@ public struct ProfileBuilding {
 
     /// The index of `location`, adding it if new.
     public mutating func location(_ location: Profile.Location) -> Int {
-        if let id = locationIDs[location] { return id }
-        let id = profile.locations.count
-        profile.locations.append(location)
-        locationIDs[location] = id
-        return id
+        Self.intern(location, &locationIDs, &profile.locations)
     }
 
     /// A marker location (`[truncated]`, `[off-cpu]`, …): no address, no mapping, one line.
@@ -78,19 +70,20 @@ public struct ProfileBuilding {
 
     /// The index of a stack of location indices, leaf first.
     public mutating func stack(_ locations: [Int]) -> Int {
-        if let id = stackIDs[locations] { return id }
-        let id = profile.stacks.count
-        profile.stacks.append(locations)
-        stackIDs[locations] = id
-        return id
+        Self.intern(locations, &stackIDs, &profile.stacks)
     }
 
     /// The index of `thread`, adding it if new.
     public mutating func thread(_ thread: Profile.Thread) -> Int {
-        if let id = threadIDs[thread] { return id }
-        let id = profile.threads.count
-        profile.threads.append(thread)
-        threadIDs[thread] = id
+        Self.intern(thread, &threadIDs, &profile.threads)
+    }
+
+    /// The index of `value` in `table`, appending it if new.
+    private static func intern<T: Hashable>(_ value: T, _ ids: inout [T: Int], _ table: inout [T]) -> Int {
+        if let id = ids[value] { return id }
+        let id = table.count
+        table.append(value)
+        ids[value] = id
         return id
     }
 
