@@ -135,13 +135,19 @@ final class ProfilerTests: XCTestCase {
     func testStopReleasesEventsAndBuffers() throws {
         func openDescriptors() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
         try requireProfiling()
+        // Symbol tables (and their open ELF files) are cached across profiles on purpose, so a
+        // profile may open a file that stays open when a sample first lands in a new library.
+        // Count from after a warm-up profile and profile eight more times: a leak of even one
+        // descriptor per profile grows the count by eight or more, the cache by a few at most.
+        _ = try Profiler.profile { workloadOuter(rounds: 20) }
         let before = openDescriptors()
-        for _ in 0..<3 {
+        let profiles = 8
+        for _ in 0..<profiles {
             let (_, profile) = try Profiler.profile { workloadOuter(rounds: 20) }
             XCTAssertEqual(UInt64(profile.statistics.samples), profile.folded.total, "every sample is aggregated once")
         }
-        // One event per thread per CPU plus an eventfd each time: a leak shows at once.
-        XCTAssertEqual(openDescriptors(), before, "profiles must close their events when stopped")
+        let grown = openDescriptors() - before
+        XCTAssertLessThan(grown, profiles, "\(grown) descriptors more after \(profiles) profiles: profiles must close their events when stopped")
     }
 
     // MARK: Misuse
