@@ -16,41 +16,63 @@ enum Gzip {
         try input.withUnsafeBufferPointer { try compress($0, level: level) }
     }
 
-    /// Input is compressed in pieces of this many bytes, on as many threads as there are CPUs
-    /// (as pigz does). The pieces are fixed by the input alone, so the output does not depend on
-    /// the number of CPUs; each costs a few bytes of flush and starts without history (under 1%).
+    /// Input is compressed in pieces of at most this many bytes, on as many threads as there are
+    /// CPUs (as pigz does). The pieces are fixed by the input alone (its segments and this size),
+    /// so the output does not depend on the number of CPUs; each costs a few bytes of flush and
+    /// starts without history (under 1%).
     static let pieceSize = 1 << 20
 
     /// ``compress(_:level:)`` of bytes in place (the pprof writer's buffer, without a copy).
     static func compress(_ input: UnsafeBufferPointer<UInt8>, level: Int32 = 1) throws -> [UInt8] {
-        guard input.count > pieceSize, let base = input.baseAddress else { return try compressWhole(input, level: level) }
-        let pieces = (input.count + pieceSize - 1) / pieceSize
+        try compress(segments: [input], level: level)
+    }
+
+    /// One gzip member of the segments' bytes joined in order, without joining them first.
+    /// Pieces are cut at segment ends and every ``pieceSize`` bytes within a segment, so they
+    /// depend on the input alone; up to ``pieceSize`` in all, one zlib call writes the member
+    /// (the same bytes as for the joined input).
+    static func compress(segments: [UnsafeBufferPointer<UInt8>], level: Int32 = 1) throws -> [UInt8] {
+        let total = segments.reduce(0) { $0 + $1.count }
+        if total <= pieceSize {
+            if segments.count == 1 { return try compressWhole(segments[0], level: level) }
+            var joined: [UInt8] = []
+            joined.reserveCapacity(total)
+            for s in segments { joined.append(contentsOf: s) }
+            return try joined.withUnsafeBufferPointer { try compressWhole($0, level: level) }
+        }
+        var pieces: [UnsafeBufferPointer<UInt8>] = []
+        for s in segments where s.count > 0 {
+            var start = 0
+            while start < s.count {
+                let length = min(pieceSize, s.count - start)
+                pieces.append(UnsafeBufferPointer(rebasing: s[start..<start + length]))
+                start += length
+            }
+        }
+        let count = pieces.count
         let bound = csprof_gzip_bound(pieceSize)
-        let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: bound * pieces)
+        let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: bound * count)
         defer { scratch.deallocate() }
-        let results = UnsafeMutablePointer<(written: Int, crc: UInt32)>.allocate(capacity: pieces)
-        results.initialize(repeating: (0, 0), count: pieces)
+        let results = UnsafeMutablePointer<(written: Int, crc: UInt32)>.allocate(capacity: count)
+        results.initialize(repeating: (0, 0), count: count)
         defer { results.deallocate() }
         // Each iteration writes only its own slot of `scratch` and `results`.
-        nonisolated(unsafe) let (scratchOut, resultsOut, inputBase) = (scratch, results, base)
-        let total = input.count
-        DispatchQueue.concurrentPerform(iterations: pieces) { i in
-            let start = i * pieceSize
-            let length = min(pieceSize, total - start)
-            let written = csprof_deflate_piece(inputBase + start, length, scratchOut + i * bound, bound, level, i == pieces - 1 ? 1 : 0)
-            resultsOut[i] = (written, csprof_crc32(inputBase + start, length))
+        nonisolated(unsafe) let (scratchOut, resultsOut, input) = (scratch, results, pieces)
+        DispatchQueue.concurrentPerform(iterations: count) { i in
+            let piece = input[i]
+            let written = csprof_deflate_piece(piece.baseAddress, piece.count, scratchOut + i * bound, bound, level, i == count - 1 ? 1 : 0)
+            resultsOut[i] = (written, csprof_crc32(piece.baseAddress, piece.count))
         }
         var out: [UInt8] = []
-        out.reserveCapacity((0..<pieces).reduce(18) { $0 + max(0, results[$1].written) })
+        out.reserveCapacity((0..<count).reduce(18) { $0 + max(0, results[$1].written) })
         // RFC 1952 header: deflate, no flags, mtime 0, XFL as zlib sets it, OS 3 (Unix).
         out += [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, level >= 9 ? 2 : (level < 2 ? 4 : 0), 3]
         var crc: UInt32 = 0
-        for i in 0..<pieces {
+        for i in 0..<count {
             let r = results[i]
             guard r.written >= 0 else { throw FormatError.compression("zlib deflate failed (error \(r.written))") }
             out.append(contentsOf: UnsafeBufferPointer(start: scratch + i * bound, count: r.written))
-            let length = min(pieceSize, total - i * pieceSize)
-            crc = i == 0 ? r.crc : csprof_crc32_combine(crc, r.crc, length)
+            crc = i == 0 ? r.crc : csprof_crc32_combine(crc, r.crc, pieces[i].count)
         }
         let size = UInt32(truncatingIfNeeded: total)
         for v in [crc, size] {

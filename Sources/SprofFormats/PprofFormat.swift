@@ -47,14 +47,25 @@ public enum PprofFormat {
     ///   ``FormatError/compression(_:)`` if zlib fails.
     public static func encode(_ profile: Profile) throws -> [UInt8] {
         var writer = PprofWriter(profile)
-        return try writer.write().withBytes { try Gzip.compress($0) }
+        let segments = try writer.write()
+        return try withBytes(of: segments) { try Gzip.compress(segments: $0) }
     }
 
     /// The uncompressed protobuf bytes of `profile` (what ``encode(_:)`` gzips).
     /// - Throws: ``FormatError/inconsistent(_:)`` as ``encode(_:)``.
     public static func encodeUncompressed(_ profile: Profile) throws -> [UInt8] {
         var writer = PprofWriter(profile)
-        return try writer.write().bytes
+        let segments = try writer.write()
+        var out: [UInt8] = []
+        out.reserveCapacity(segments.reduce(0) { $0 + $1.count })
+        for segment in segments { segment.withBytes { out.append(contentsOf: $0) } }
+        return out
+    }
+
+    /// Lends the segments' bytes, in order, without copying them.
+    private static func withBytes<R>(of segments: [ProtobufWriter], _ body: ([UnsafeBufferPointer<UInt8>]) throws -> R) rethrows -> R {
+        // The writers own their buffers and are alive for the whole call.
+        try body(segments.map { $0.withBytes { $0 } })
     }
 
     /// Reads a pprof profile, gzip-compressed or plain, from sprof or from another tool (Go's

@@ -326,6 +326,56 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertThrowsError(try PprofFormat.encode(p)) { XCTAssertTrue("\($0)".contains("location 12345"), "\($0)") }
     }
 
+    /// A profile over one sample segment (16,384 samples) and one gzip piece is encoded in
+    /// segments on several threads and compressed piece by piece; joined, it is the same message.
+    func testLargeProfileIsWrittenInSegmentsThatJoinToOneMessage() throws {
+        let profile = Synthetic.large(stacks: 34_000, threads: 4, depth: 12, functions: 2000)
+        XCTAssertGreaterThan(profile.samples.count, 2 * 16_384)
+        let plain = try PprofFormat.encodeUncompressed(profile)
+        XCTAssertGreaterThan(plain.count, Gzip.pieceSize)
+        let compressed = try PprofFormat.encode(profile)
+        XCTAssertEqual(try Gzip.decompress(compressed), plain, "the gzip member holds exactly the uncompressed message")
+        XCTAssertEqual(try PprofFormat.encode(profile), compressed, "same profile, same bytes")
+        let reserialized: [UInt8] = try Perftools_Profiles_Profile(serializedBytes: plain).serializedBytes()
+        XCTAssertEqual(reserialized, plain, "canonical protobuf across segment boundaries")
+        let read = try PprofFormat.decode(compressed)
+        XCTAssertEqual(read.samples.count, profile.samples.count)
+        XCTAssertEqual(read.total(0), profile.total(0))
+        XCTAssertEqual(read.top(valueIndex: 0), profile.top(valueIndex: 0))
+        XCTAssertEqual(try PprofFormat.encode(read), compressed, "write → read → write changed the bytes")
+
+        // An inconsistency in the last segment is found as in the first.
+        var broken = profile
+        broken.samples[broken.samples.count - 1].values = [1]
+        XCTAssertThrowsError(try PprofFormat.encode(broken)) { XCTAssertTrue("\($0)".contains("1 values for 2 sample types"), "\($0)") }
+        broken = profile
+        broken.stacks[broken.samples[broken.samples.count - 1].stack].append(1_000_000)
+        XCTAssertThrowsError(try PprofFormat.encode(broken)) { XCTAssertTrue("\($0)".contains("location 1000000"), "\($0)") }
+        broken = profile
+        broken.samples[20_000].thread = 99
+        XCTAssertThrowsError(try PprofFormat.encode(broken)) { XCTAssertTrue("\($0)".contains("thread 99"), "\($0)") }
+    }
+
+    func testGzipOfSegmentsIsTheGzipOfTheirJoin() throws {
+        var input = [UInt8]()
+        var x: UInt32 = 7
+        for _ in 0..<2_500_000 {
+            x = x &* 1_103_515_245 &+ 12345
+            input.append(UInt8(truncatingIfNeeded: x >> 24) & 0x0f)
+        }
+        try input.withUnsafeBufferPointer { all in
+            // Segment ends away from piece boundaries, an empty segment, a one-byte one.
+            let cuts = [0, 10, 10, 11, 700_000, Gzip.pieceSize + 5, all.count]
+            let segments = zip(cuts, cuts.dropFirst()).map { UnsafeBufferPointer(rebasing: all[$0..<$1]) }
+            let compressed = try Gzip.compress(segments: segments)
+            XCTAssertEqual(try Gzip.decompress(compressed), input)
+            XCTAssertEqual(try Gzip.compress(segments: segments), compressed)
+            // Small inputs in several segments are one zlib call, as if joined.
+            let small = Array(segments.prefix(4))
+            XCTAssertEqual(try Gzip.compress(segments: small), try Gzip.compress(Array(input.prefix(700_000))))
+        }
+    }
+
     func testGzipRoundTripOfLargeInput() throws {
         var input = [UInt8]()
         var x: UInt32 = 1
