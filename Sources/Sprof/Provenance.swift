@@ -6,7 +6,7 @@ import SprofRecording
 import SprofProfile
 
 /// The sprof version written into every profile's provenance.
-public let sprofVersionString = "0.3.0"
+public let sprofVersionString = ProfileMetadata.currentSprofVersion
 
 extension SystemInfo {
     /// This machine, read from uname(2), /proc and /sys (the same sources `perf report --header` uses).

@@ -290,7 +290,12 @@ struct PprofWriter {
         parts.withUnsafeMutableBufferPointer { slots in
           problems.withUnsafeMutableBufferPointer { problems in
             nonisolated(unsafe) let (slots, problems) = (slots, problems)
-            DispatchQueue.concurrentPerform(iterations: segmentCount) { task in
+            // Up to one chunk of samples, handing segments to other threads costs more than
+            // encoding them here.
+            let perform: (Int, (Int) -> Void) -> Void = sampleSegments > 1
+                ? { DispatchQueue.concurrentPerform(iterations: $0, execute: $1) }
+                : { for i in 0..<$0 { $1(i) } }
+            perform(segmentCount) { task in
                 // The three table segments first: they are single tasks, samples spread evenly.
                 switch task {
                 case 0:

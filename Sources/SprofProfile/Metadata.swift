@@ -48,6 +48,10 @@ public struct SystemInfo: Sendable, Equatable {
 /// pprof `comment` strings, `sprof report --header`), so that a profile is never read without
 /// knowing what kind of event and how many losses are behind it.
 public struct ProfileMetadata: Sendable, Equatable {
+    /// This build's sprof version: what `sprof --version` prints, what the server reports and what
+    /// recordings write into ``sprofVersion``. One constant so that they cannot disagree.
+    public static let currentSprofVersion = "0.3.0"
+
     /// The sampling rate.
     public enum Rate: Sendable, Equatable {
         /// Samples per second (perf's `-F`).

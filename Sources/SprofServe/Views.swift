@@ -29,8 +29,8 @@ public struct SystemInfoRecord: Codable, Sendable, Equatable {
 
 /// Reads ``SystemInfoRecord`` from /proc and /sys.
 public enum SystemInfoReader {
-    /// The version the server reports for sprof (the package has no release numbering yet).
-    public static let sprofVersion = "0.2.0-dev"
+    /// The version the server reports for sprof (``ProfileMetadata/currentSprofVersion``).
+    public static let sprofVersion = ProfileMetadata.currentSprofVersion
 
     /// The machine now.
     public static func current() -> SystemInfoRecord {

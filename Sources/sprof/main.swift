@@ -1,4 +1,5 @@
 import ArgumentParser
+import Sprof
 
 /// The `sprof` command: subcommands in their own files.
 struct SprofCLI: ParsableCommand {
@@ -14,6 +15,7 @@ struct SprofCLI: ParsableCommand {
             A command that itself exits 1, 2, 126 or 127 looks the same: \
             the error line on stderr (prefixed 'sprof: ') tells them apart.
             """,
+        version: sprofVersionString,
         subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self, ServeCommand.self]
     )
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import XCTest
+import Sprof
 import SprofTestSupport
 
 /// Issue 12, "never lose a profile, never mislead": failed runs keep earlier outputs, unusual
@@ -270,6 +271,14 @@ final class ReliabilityTests: XCTestCase {
             .deletingLastPathComponent().appendingPathComponent("README.md")
         let text = try String(contentsOf: readme, encoding: .utf8)
         XCTAssertTrue(text.contains("### Exit statuses"), "README lacks the exit statuses")
+    }
+
+    /// `sprof --version` prints the version recordings write into their provenance, and
+    /// nothing else, and exits 0 (scripts compare it).
+    func testVersionIsPrinted() throws {
+        let r = try SprofCLI.run(["--version"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), sprofVersionString)
     }
 
     func testArgvBytesReachTheCommandUnchanged() throws {
