@@ -46,7 +46,8 @@ extension Profile {
     /// Self and total cost grouped by `keys`, sorted by self (then total, then name), as `perf
     /// report --stdio --sort …` and `go tool pprof -top` list them. Function names are those
     /// `go tool pprof` shows: no `_[k]`/`_[i]` suffixes, inlined functions as their own entries.
-    /// `[truncated]` markers are not functions and are left out.
+    /// Markers are rows too, as in `go tool pprof -top`: a `[truncated]` row's total is the
+    /// samples whose stacks were cut short before their root (it has no self value).
     public func top(by keys: [SortKey] = [.sym], valueIndex: Int = 0, fullNames: Bool = false) -> [CostRow] {
         let grandTotal = total(valueIndex)
         var selfValues: [[String]: Int64] = [:]
@@ -93,7 +94,6 @@ extension Profile {
                 names = location.lines.map { fullNames ? functions[$0.function].fullName : functions[$0.function].name }
             }
             for (i, name) in names.enumerated() {
-                if location.kind == .marker && name == "[truncated]" { continue }
                 let key: [String] = keys.map { k in
                     switch k {
                     case .comm: return t.map { $0.processName } ?? ""

@@ -140,12 +140,65 @@ public struct ProfileBuilding {
             for f in p.functions where f.fullName == f.name {
                 if fullNamesByShort[f.name] != nil { fullNamesByShort[f.name]!.insert(f.fullName) }
             }
+            // Swift specializations of one generic share a short name (`specialized
+            // Array.append(_:)` for every element type): tell them apart by their type arguments
+            // (`specialized Array.append(_:) <Order>`) when that separates the whole group, else
+            // fall back to the full names.
+            var fullsByCandidate: [String: Set<String>] = [:]
+            var candidates: [Int: String] = [:]
             for i in p.functions.indices {
                 let f = p.functions[i]
-                if let fulls = fullNamesByShort[f.name], fulls.count > 1 { p.functions[i].name = f.fullName }
+                guard let fulls = fullNamesByShort[f.name], fulls.count > 1 else { continue }
+                if let arguments = Self.specializationArguments(f.fullName) {
+                    candidates[i] = f.name + " " + arguments
+                    fullsByCandidate[candidates[i]!, default: []].insert(f.fullName)
+                }
+            }
+            var groupSeparates: [String: Bool] = [:]
+            for i in p.functions.indices {
+                let f = p.functions[i]
+                guard let fulls = fullNamesByShort[f.name], fulls.count > 1 else { continue }
+                let separates = candidates[i].map { fullsByCandidate[$0]!.count == 1 } ?? false
+                groupSeparates[f.name] = (groupSeparates[f.name] ?? true) && separates
+            }
+            for i in p.functions.indices {
+                let f = p.functions[i]
+                guard let fulls = fullNamesByShort[f.name], fulls.count > 1 else { continue }
+                p.functions[i].name = groupSeparates[f.name] == true ? candidates[i]! : f.fullName
             }
         }
         return p
+    }
+
+    /// `<RestingOrder, Int>` from a full Swift name `generic specialization
+    /// <app.RestingOrder, Swift.Int> of …` (module and outer-type qualifiers dropped, as the
+    /// short names drop them); nil for any other name.
+    static func specializationArguments(_ fullName: String) -> String? {
+        let prefix = "generic specialization <"
+        guard fullName.hasPrefix(prefix) else { return nil }
+        var depth = 1
+        var inner = ""
+        for c in fullName.dropFirst(prefix.count) {
+            if c == "<" { depth += 1 } else if c == ">" { depth -= 1; if depth == 0 { break } }
+            inner.append(c)
+        }
+        guard depth == 0, !inner.isEmpty else { return nil }
+        // Keep the last component of every dotted identifier run: `qsl_bench.RestingOrder` → `RestingOrder`.
+        var out = ""
+        var word = ""
+        for c in inner {
+            if c.isLetter || c.isNumber || c == "_" {
+                word.append(c)
+            } else if c == ".", !word.isEmpty {
+                word = ""
+            } else {
+                out += word
+                word = ""
+                out.append(c)
+            }
+        }
+        out += word
+        return "<" + out + ">"
     }
 }
 

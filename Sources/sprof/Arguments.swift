@@ -110,6 +110,9 @@ struct ArgumentRewriter {
             if word.hasPrefix("--") {
                 let body = word.dropFirst(2)
                 let name = String(body.prefix { $0 != "=" })
+                // The parser lists `--version` for every subcommand but honours it only before
+                // the subcommand; here it would be taken for the command to run.
+                if name == "version" && body == "version" { return ["--version"] }
                 guard let takesValue = spec.long[name] else {
                     throw UsageError(message: unknown("--" + name, spec: spec))
                 }

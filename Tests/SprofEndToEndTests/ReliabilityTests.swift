@@ -276,9 +276,12 @@ final class ReliabilityTests: XCTestCase {
     /// `sprof --version` prints the version recordings write into their provenance, and
     /// nothing else, and exits 0 (scripts compare it).
     func testVersionIsPrinted() throws {
-        let r = try SprofCLI.run(["--version"])
-        XCTAssertEqual(r.status, 0, r.stderr)
-        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), sprofVersionString)
+        // After `run`/`stat` too, where a word the parser does not take starts the command.
+        for args in [["--version"], ["run", "--version"], ["stat", "-x,", "--version"], ["report", "--version"]] {
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), sprofVersionString, "\(args)")
+        }
     }
 
     func testArgvBytesReachTheCommandUnchanged() throws {

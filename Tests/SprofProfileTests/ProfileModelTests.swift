@@ -41,6 +41,18 @@ final class ProfileModelTests: XCTestCase {
         XCTAssertFalse(rows.contains { $0.name == "app" }, "the process root is not a function")
     }
 
+    /// A stack cut short shows as a `[truncated]` row, total only, as `go tool pprof -top` lists it:
+    /// the table then tells how much of the profile has no root.
+    func testTruncatedStacksAreARowWithTotalOnly() {
+        let p = folded([("app;[truncated];decode;crc", 3), ("app;main;decode;crc", 7)])
+        let rows = p.top()
+        XCTAssertEqual(rows.map(\.name), ["crc", "decode", "main", "[truncated]"])
+        let truncated = rows[3]
+        XCTAssertEqual(truncated.selfValue, 0)
+        XCTAssertEqual(truncated.totalValue, 3)
+        XCTAssertEqual(truncated.totalPercent, 30, accuracy: 1e-9)
+    }
+
     func testTopByDsoAndCommUsesMappingsAndThreads() {
         var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
         let libc = b.mapping(.init(start: 0x1000, limit: 0x2000, path: "/usr/lib/x86_64-linux-gnu/libc.so.6"))
@@ -85,6 +97,27 @@ final class ProfileModelTests: XCTestCase {
         }
         let p = b.build(metadata: .init())
         XCTAssertEqual(Set(p.functions.map(\.name)), ["A.Engine.run() -> ()", "B.Engine.run() -> ()", "Book.add(_:)"])
+    }
+
+    /// Specializations of one generic keep a short name with their type arguments; a group that
+    /// the arguments do not separate (or that mixes in an unspecialized function) gets full names.
+    func testSpecializationsThatCollideAreToldApartByTheirTypeArguments() {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let short = "specialized Array.append(_:)"
+        let order = b.function(.init(name: short, fullName: "generic specialization <qsl_bench.RestingOrder> of Swift.Array.append(__owned A) -> ()"))
+        let int = b.function(.init(name: short, fullName: "generic specialization <Swift.Int32> of Swift.Array.append(__owned A) -> ()"))
+        let pair = b.function(.init(name: short, fullName: "generic specialization <Swift.Dictionary<Swift.String, qsl_bench.Level>> of Swift.Array.append(__owned A) -> ()"))
+        let twinA = b.function(.init(name: "specialized Set.insert(_:)", fullName: "generic specialization <A.Key> of Swift.Set.insert(A) -> ()"))
+        let twinB = b.function(.init(name: "specialized Set.insert(_:)", fullName: "generic specialization <B.Key> of Swift.Set.insert(A) -> ()"))
+        for f in [order, int, pair, twinA, twinB] {
+            b.add(stack: b.stack([b.location(.init(lines: [.init(function: f)]))]), thread: nil, values: [1])
+        }
+        let p = b.build(metadata: .init())
+        XCTAssertEqual(Set(p.functions.map(\.name)), [
+            "specialized Array.append(_:) <RestingOrder>", "specialized Array.append(_:) <Int32>",
+            "specialized Array.append(_:) <Dictionary<String, Level>>",
+            "generic specialization <A.Key> of Swift.Set.insert(A) -> ()", "generic specialization <B.Key> of Swift.Set.insert(A) -> ()",
+        ])
     }
 
     func testProvenanceReadsBack() {

@@ -40,6 +40,20 @@ final class NamesTests: XCTestCase {
         XCTAssertNil(Demangler.names(of: "main").fullName)
     }
 
+    /// Specializations (the linkage names of inlined stdlib generics in every optimized Swift
+    /// program) read short too: `specialized Array.append(_:)`, not the full type signature.
+    func testSwiftSpecializationsAreShort() throws {
+        guard Demangler.hasSimplifiedSwiftNames else { throw XCTSkip("no libswiftDemangle.so: full Swift names only") }
+        let cases = [
+            "$sSa21_makeMutableAndUniqueyyF9qsl_bench12RestingOrderV_Tg5": "specialized Array._makeMutableAndUnique()",
+            "$sSayxSiciM9qsl_bench12RestingOrderV_Tg5": "specialized Array.subscript.modify",
+        ]
+        for (mangled, short) in cases {
+            XCTAssertEqual(Demangler.names(of: mangled).name, short)
+            XCTAssertTrue(Demangler.names(of: mangled).fullName?.hasPrefix("generic specialization <qsl_bench.RestingOrder>") ?? false)
+        }
+    }
+
     // MARK: - No mangled name reaches a frame
 
     private static let mangledPrefixes = ["_Z", "_R", "$s", "$S", "_$s", "$e", "_$e", "_T0"]
