@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import ArgumentParser
+import Foundation
 import Sprof
 import SprofFormats
 
@@ -16,10 +17,20 @@ final class ProfileOutputs {
     private var files: [(suffix: String, file: OutputFile)] = []
 
     init(prefix: String, offCPU: Bool = false) throws {
-        self.prefix = prefix
+        self.prefix = Self.resolve(prefix)
         for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix] {
-            files.append((suffix, try OutputFile(path: prefix + suffix)))
+            files.append((suffix, try OutputFile(path: self.prefix + suffix)))
         }
+    }
+
+    /// `-o DIR/` or `-o DIR` naming an existing directory means the default names inside it
+    /// (`DIR/sprof.folded`, …): taken as a prefix it would write `DIR.folded` beside the directory,
+    /// or hidden `DIR/.folded` files.
+    static func resolve(_ prefix: String) -> String {
+        var isDirectory: ObjCBool = false
+        if prefix.hasSuffix("/") { return prefix + "sprof" }
+        if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory), isDirectory.boolValue { return prefix + "/sprof" }
+        return prefix
     }
 
     /// Writes every output; returns the paths written, for the summary line.

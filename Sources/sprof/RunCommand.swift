@@ -36,7 +36,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("call-graph"), help: "Stack mode: dwarf[,SIZE] (the default; SIZE bytes of user stack per sample, 32768 unless given, at most 65528), fp, or none.")
     var callGraph: String?
 
-    @Option(name: [.customShort("o"), .customLong("output")], help: "Output prefix: writes PREFIX.folded and PREFIX.svg.")
+    @Option(name: [.customShort("o"), .customLong("output")], help: "Output prefix: writes PREFIX.folded, PREFIX.svg and PREFIX.pb.gz; a directory (or DIR/) means DIR/sprof.*.")
     var output = "sprof"
 
     @Flag(name: .customLong("no-demangle"), help: "Keep mangled Swift and C++ names.")
@@ -133,7 +133,7 @@ struct RunCommand: ParsableCommand {
         let status = (pid != nil || (systemWide && arguments.isEmpty)) && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
             : recorded.exitStatus?.shellStatus ?? 0
         if let minSamples, profile.statistics.samples < minSamples {
-            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(output).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
+            throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(outputs.prefix).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
         let target = systemWide ? "system-wide" + (arguments.isEmpty ? "" : " while " + arguments.joined(separator: " ")) : pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")
         let written = try outputs.write(profile, title: title ?? "sprof: " + target,

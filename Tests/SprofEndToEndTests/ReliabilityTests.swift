@@ -105,6 +105,23 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains(".sprof-") }, [])
     }
 
+    /// `-o DIR` (an existing directory) and `-o DIR/` write the default names inside it, never
+    /// `DIR.folded` beside it or hidden `DIR/.folded` files.
+    func testAnOutputDirectoryGetsTheDefaultNamesInside() throws {
+        try SprofCLI.requirePerfEvents()
+        let (_, prefix) = try earlierProfile()
+        let dir = prefix + "-dir"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        for spelling in [dir, dir + "/"] {
+            let r = try SprofCLI.run(["run", "-q", "-o", spelling, "--", "/bin/true"])
+            XCTAssertEqual(r.status, 0, r.stderr)
+            // (The memory timeline is written only when memory was sampled: not for /bin/true.)
+            XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0 != "sprof.memory.tsv" }.sorted(),
+                           ["sprof.folded", "sprof.pb.gz", "sprof.svg"], spelling)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + ".folded"), spelling)
+        }
+    }
+
     // MARK: 2. Unusual parents
 
     func testIgnoredSIGCHLDInTheParentDoesNotHideTheExitStatus() throws {
