@@ -108,7 +108,13 @@ public struct ProfileMetadata: Sendable, Equatable {
         }
     }
 
-    /// One line for a subtitle: event (and its kind), rate, samples, lost.
+    /// Whether this describes a sprof recording (``sprofVersion`` set), so that its statistics
+    /// were counted. Profiles read from folded stacks or other tools' pprof files have no such
+    /// counts: their zeros are not shown as "0 lost".
+    public var isRecording: Bool { !sprofVersion.isEmpty }
+
+    /// One line for a subtitle: event (and its kind), rate, samples, lost (the counts only for a
+    /// recording, see ``isRecording``).
     public var summaryLine: String {
         var parts: [String] = []
         if !event.isEmpty {
@@ -117,9 +123,11 @@ public struct ProfileMetadata: Sendable, Equatable {
             parts.append(e)
         }
         if let requestedEvent { parts.append("\(requestedEvent) unavailable, fell back to \(event)") }
-        parts.append("\(statistics.samples) samples")
-        parts.append("\(statistics.lost) lost")
-        if statistics.truncated > 0 { parts.append("\(statistics.truncated) truncated") }
+        if isRecording {
+            parts.append("\(statistics.samples) samples")
+            parts.append("\(statistics.lost) lost")
+            if statistics.truncated > 0 { parts.append("\(statistics.truncated) truncated") }
+        }
         return parts.joined(separator: ", ")
     }
 
@@ -139,12 +147,14 @@ public struct ProfileMetadata: Sendable, Equatable {
         add("rate", rateText)
         add("call graph", callGraph + (stackSize.map { ",\($0)" } ?? ""))
         let s = statistics
-        add("samples", String(s.samples))
-        add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples))")
-        add("throttled", String(s.throttles))
-        add("truncated", String(s.truncated))
-        add("processes", String(s.processes))
-        add("threads", String(s.threads))
+        if isRecording {
+            add("samples", String(s.samples))
+            add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples))")
+            add("throttled", String(s.throttles))
+            add("truncated", String(s.truncated))
+            add("processes", String(s.processes))
+            add("threads", String(s.threads))
+        }
         add("start", startTime == 0 ? nil : "\(startTime) ns since the epoch (\(Self.utcText(startTime)))")
         add("duration", duration == 0 ? nil : "\(duration) ns (\(Self.seconds(duration)) s)")
         add("exit status", exitStatus)
@@ -154,7 +164,7 @@ public struct ProfileMetadata: Sendable, Equatable {
         add("memory", system.memoryBytes == 0 ? nil : "\(system.memoryBytes) bytes (\(Self.seconds(system.memoryBytes >> 20, scale: 1024)) GiB)")
         add("perf_event_paranoid", system.perfEventParanoid.map(String.init))
         add("hardware pmu", system.cores == 0 ? nil : (system.hasHardwarePMU ? "yes" : "no"))
-        add("kernel frames", kernelExcluded ? "excluded" : "included")
+        if isRecording { add("kernel frames", kernelExcluded ? "excluded" : "included") }
         for notice in notices { add("notice", notice) }
         lines.append(contentsOf: extra)
         return lines

@@ -89,7 +89,7 @@ struct ReportCommand: ParsableCommand {
         default:
             if header { out += profile.metadata.provenanceLines.map { "# " + $0 }.joined(separator: "\n") + "\n#\n" }
             out += "# \(file): \(formatValue(total, type)) \(type.type == "samples" ? "samples" : type.description)"
-            out += ", \(profile.metadata.statistics.lost) lost"
+            if profile.metadata.isRecording { out += ", \(profile.metadata.statistics.lost) lost" }
             if let event = profile.metadata.event.isEmpty ? nil : profile.metadata.event { out += ", event \(event)" }
             out += "\n"
             if threads {

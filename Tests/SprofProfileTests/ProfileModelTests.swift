@@ -120,6 +120,19 @@ final class ProfileModelTests: XCTestCase {
         ])
     }
 
+    /// A profile that sprof did not record (folded input, another tool's pprof) has no counts of
+    /// lost or truncated samples: its provenance and summary must not claim zeros.
+    func testForeignProfilesClaimNoCounts() {
+        var m = ProfileMetadata()
+        m.event = "cpu-clock"
+        XCTAssertFalse(m.isRecording)
+        XCTAssertFalse(m.provenanceLines.contains { $0.hasPrefix("lost") || $0.hasPrefix("samples") || $0.hasPrefix("kernel frames") }, "\(m.provenanceLines)")
+        XCTAssertFalse(m.summaryLine.contains("lost"), m.summaryLine)
+        m.sprofVersion = "0.3.0"
+        XCTAssertTrue(m.provenanceLines.contains("lost: 0 (records 0, samples 0)"), "a recording that lost nothing says so")
+        XCTAssertTrue(m.summaryLine.contains("0 lost"), m.summaryLine)
+    }
+
     func testProvenanceReadsBack() {
         var m = ProfileMetadata()
         m.sprofVersion = "0.3.0"
