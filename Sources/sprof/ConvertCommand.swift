@@ -21,7 +21,7 @@ struct ConvertCommand: ParsableCommand {
     @Option(help: "Output format: folded, pprof or speedscope.")
     var to: String
 
-    @Option(name: [.short, .long], help: "Output file.")
+    @Option(name: [.short, .long], help: "Output file ('-' for standard output).")
     var output: String
 
     @Option(name: [.customLong("view"), .customLong("sample-type")], help: "Values for folded and speedscope: samples (default), cpu, wall, off-cpu.")
@@ -34,7 +34,8 @@ struct ConvertCommand: ParsableCommand {
         guard ["folded", "pprof", "speedscope"].contains(to) else {
             throw fail("--to \(to): unknown format (valid: folded, pprof, speedscope)", status: 2)
         }
-        let outputFile = try OutputFile(path: output)
+        // OutputFile writes /dev/stdout in place (no temporary file to rename).
+        let outputFile = try OutputFile(path: output == "-" ? "/dev/stdout" : output)
         let profile = try readProfile(file)
         let index = try valueIndex(profile, named: view)
         let bytes: [UInt8]

@@ -105,7 +105,7 @@ struct FlamegraphCommand: ParsableCommand {
                 provenance = profile.metadata.provenanceLines
             } catch {
                 outputFile?.discard()
-                fail("\(source): not a readable pprof profile: \(error)")
+                fail("\(source): \(error)")
             }
         } else if perThread {
             outputFile?.discard()

@@ -32,14 +32,16 @@ func readProfile(_ path: String) throws -> Profile {
         do {
             return try PprofFormat.decode(bytes)
         } catch {
-            throw fail("\(source): not a readable pprof profile: \(error)")
+            // FormatError's own text already says "not a … pprof file/profile".
+            throw fail("\(source): \(error)")
         }
     }
     do {
         let stacks = try FoldedStacks.parse(bytes: bytes, source: source)
         return Profile(folded: stacks.stacks().map { (frames: $0.frames, count: Int64(clamping: $0.count)) })
     } catch let error as FoldedParseError {
-        throw fail(error.description + " (expected folded stacks 'a;b;c COUNT' or a pprof file)")
+        // The folded parser's own message already names the expected form when that is the problem.
+        throw fail(error.description.contains("(expected") ? error.description : error.description + " (expected folded stacks 'a;b;c COUNT' or a pprof file)")
     }
 }
 
@@ -56,5 +58,6 @@ func valueIndex(_ profile: Profile, named name: String?) throws -> Int {
     let wanted = name == "offcpu" ? "off-cpu" : name
     if let i = profile.sampleTypeIndex(wanted) { return i }
     let known = profile.sampleTypes.map(\.type).joined(separator: ", ")
-    throw fail("this profile has no '\(name)' values (it has: \(known)); record with --off-cpu for wall and off-cpu", status: 2)
+    let advice = ["wall", "off-cpu"].contains(wanted) ? "; record with --off-cpu for wall and off-cpu" : ""
+    throw fail("this profile has no '\(name)' values (it has: \(known))\(advice)", status: 2)
 }

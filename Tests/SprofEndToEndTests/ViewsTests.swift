@@ -209,5 +209,26 @@ final class ViewsTests: XCTestCase {
             XCTAssertTrue(r.stderr.contains(args[1]), r.stderr)
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + ".svg"), "no diff SVG from unreadable input")
+        // The file's problem is said once, not "not a readable pprof profile: not a readable pprof file".
+        let r = try SprofCLI.run(["report", junk])
+        XCTAssertEqual(r.stderr.components(separatedBy: "pprof").count - 1, 1, r.stderr)
+        // A view the profile lacks: no off-CPU advice unless wall or off-CPU was asked for.
+        let folded = dir + ".folded"
+        FileManager.default.createFile(atPath: folded, contents: Data("app;main 3\n".utf8))
+        let bogus = try SprofCLI.run(["report", folded, "--view", "bogus"])
+        XCTAssertEqual(bogus.status, 2, bogus.stderr)
+        XCTAssertFalse(bogus.stderr.contains("--off-cpu"), bogus.stderr)
+        XCTAssertTrue(try SprofCLI.run(["report", folded, "--view", "wall"]).stderr.contains("--off-cpu"))
+    }
+
+    /// `convert -o -` writes to standard output, as `flamegraph -o -` does (never a file named "-").
+    func testConvertToStandardOutput() throws {
+        let dir = SprofCLI.outputPrefix("stdout")
+        let folded = dir + ".folded"
+        FileManager.default.createFile(atPath: folded, contents: Data("app;main;work 3\napp;main 1\n".utf8))
+        let r = try SprofCLI.run(["convert", folded, "--to", "folded", "-o", "-"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "app;main 1\napp;main;work 3\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: "-"))
     }
 }
