@@ -231,8 +231,12 @@ extension SprofCLI {
             let code = exitCode(for: error)
             if code == .success || error is CleanExit { exit(withError: error) }  // --help and friends
             let first = message(for: error).split(separator: "\n").first.map(String.init) ?? "invalid arguments"
-            let sub = arguments.first.map { " " + $0 } ?? ""
-            printError(first.replacingOccurrences(of: "Error: ", with: "") + " (see sprof\(sub) --help)")
+            // Point at the subcommand's help only when the first word is one (not `sprof -V`).
+            let subcommands = SprofCLI.configuration.subcommands.flatMap { [$0.configuration.commandName ?? ""] + $0.configuration.aliases }
+            let sub = arguments.first.flatMap { subcommands.contains($0) ? " " + $0 : nil } ?? ""
+            var line = first.replacingOccurrences(of: "Error: ", with: "")
+            if let c = line.first, c.isUppercase { line = c.lowercased() + line.dropFirst() }  // as the rewriter's: "unknown option …"
+            printError(line + " (see sprof\(sub) --help)")
             Glibc.exit(ExitStatusCode.usage)
         }
         do {

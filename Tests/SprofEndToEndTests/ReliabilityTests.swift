@@ -209,6 +209,18 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// Before any subcommand, a usage error points at `sprof --help`, never at `sprof -V --help`.
+    func testTopLevelUsageErrorsPointAtTheTopLevelHelp() throws {
+        for args in [["-V"], ["bogus"], ["--versio"]] {
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasSuffix("(see sprof --help)\n"), r.stderr)
+        }
+        let r = try SprofCLI.run(["report", "--bogus"])
+        XCTAssertTrue(r.stderr.contains("unknown option '--bogus' (see sprof report --help)"), r.stderr)
+    }
+
     func testBadNumbersGetOneLineAndStatus2() throws {
         for args in [["-F", "-5"], ["-c", "-5"], ["-F", "abc"], ["-c", "x"], ["-m", "-3"], ["-F"]] {
             let r = try SprofCLI.run(["run"] + args + ["--", "/bin/true"])
