@@ -62,7 +62,9 @@ extension Profile {
     /// The `n` most expensive functions by sample count (see ``Profile/top(by:valueIndex:fullNames:)``,
     /// which `sprof report` prints and which agrees with `go tool pprof -top`).
     public func topFunctions(_ n: Int = 20, by ranking: Ranking = .selfSamples) -> [FunctionCost] {
-        let rows = top().map {
+        // Functions only: the `[truncated]` marker row that `sprof report` shows (as pprof does)
+        // is a count of cut-short stacks, not a function to rank.
+        let rows = top().filter { $0.name != "[truncated]" }.map {
             FunctionCost(name: $0.name, selfSamples: UInt64($0.selfValue), totalSamples: UInt64($0.totalValue),
                          selfPercent: $0.selfPercent, totalPercent: $0.totalPercent)
         }
