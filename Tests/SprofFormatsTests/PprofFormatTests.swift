@@ -359,13 +359,20 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertThrowsError(try PprofFormat.encode(broken)) { XCTAssertTrue("\($0)".contains("thread 99"), "\($0)") }
     }
 
-    func testGzipOfSegmentsIsTheGzipOfTheirJoin() throws {
+    /// Compressible but not trivially so: 4 random bits a byte from a linear congruential generator.
+    private func nibbles(_ count: Int, seed: UInt32) -> [UInt8] {
         var input = [UInt8]()
-        var x: UInt32 = 7
-        for _ in 0..<2_500_000 {
+        input.reserveCapacity(count)
+        var x = seed
+        for _ in 0..<count {
             x = x &* 1_103_515_245 &+ 12345
             input.append(UInt8(truncatingIfNeeded: x >> 24) & 0x0f)
         }
+        return input
+    }
+
+    func testGzipOfSegmentsIsTheGzipOfTheirJoin() throws {
+        let input = nibbles(2_500_000, seed: 7)
         try input.withUnsafeBufferPointer { all in
             // Segment ends away from piece boundaries, an empty segment, a one-byte one.
             let cuts = [0, 10, 10, 11, 700_000, Gzip.pieceSize + 5, all.count]
@@ -380,12 +387,7 @@ final class PprofFormatTests: XCTestCase {
     }
 
     func testGzipRoundTripOfLargeInput() throws {
-        var input = [UInt8]()
-        var x: UInt32 = 1
-        for _ in 0..<3_000_000 {
-            x = x &* 1_103_515_245 &+ 12345
-            input.append(UInt8(truncatingIfNeeded: x >> 24) & 0x0f)
-        }
+        let input = nibbles(3_000_000, seed: 1)
         let compressed = try Gzip.compress(input)
         XCTAssertLessThan(compressed.count, input.count)
         XCTAssertEqual(try Gzip.decompress(compressed), input)
