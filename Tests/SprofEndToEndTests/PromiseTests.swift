@@ -158,13 +158,21 @@ final class PromiseTests: XCTestCase {
         // them, and sprof must say how many.
         let busy = try SprofCLI.buildC("busy")
         let prefix = SprofCLI.outputPrefix("lost")
-        let r = try SprofCLI.run(["run", "-m", "1", "-F", "20000", "-o", prefix, "--", busy, "600"])
+        // A fixed period (-c; cpu-clock counts nanoseconds: 50,000 ns is 20 kHz), so the
+        // expected count is CPU time / period rather than what frequency mode's re-estimated
+        // periods add up to. Pinned to one CPU: the kernel reports a ring buffer's losses in a
+        // LOST record written before the next record that fits, and no sample fits here, so the
+        // count a CPU's buffer accumulated after its last small record (EXIT, COMM, MMAP) is
+        // never reported. A task that migrates under load leaves such counts behind (measured:
+        // 2-90% reported; pinned, 99.4-99.8%). Reading them with PERF_FORMAT_LOST is a known gap.
+        guard let taskset = TestFixtures.findExecutable("taskset") else { throw XCTSkip("taskset (util-linux) not installed") }
+        let period = 50_000
+        let r = try SprofCLI.run(["run", "-m", "1", "-c", String(period), "-o", prefix, "--", taskset, "-c", "0", busy, "600"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try RunSummary(stderr: r.stderr)
         XCTAssertGreaterThan(summary.lost, 0, "nothing reported lost: \(summary.line)")
-        let hertz = try XCTUnwrap(summary.hertz, summary.line)
         // Taken or lost, every period of CPU time is accounted for, once.
-        assertSamples(summary.samples + summary.lost, cpuSeconds: try cpuSeconds(r.stdout), hertz: hertz, tolerance: 0.2, summary.line)
+        assertSamples(summary.samples + summary.lost, cpuSeconds: try cpuSeconds(r.stdout), hertz: 1_000_000_000 / period, tolerance: 0.05, summary.line)
         let (shape, _) = try files(prefix)
         XCTAssertEqual(shape.total, summary.samples, summary.line)
     }
