@@ -23,14 +23,13 @@ final class ProfileOutputs {
         }
     }
 
-    /// `-o DIR/` or `-o DIR` naming an existing directory means the default names inside it
+    /// `-o DIR` or `-o DIR/` naming an existing directory means the default names inside it
     /// (`DIR/sprof.folded`, …): taken as a prefix it would write `DIR.folded` beside the directory,
     /// or hidden `DIR/.folded` files.
     static func resolve(_ prefix: String) -> String {
         var isDirectory: ObjCBool = false
-        if prefix.hasSuffix("/") { return prefix + "sprof" }
-        if FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory), isDirectory.boolValue { return prefix + "/sprof" }
-        return prefix
+        guard FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory), isDirectory.boolValue else { return prefix }
+        return (prefix.hasSuffix("/") ? prefix : prefix + "/") + "sprof"
     }
 
     /// Writes every output; returns the paths written, for the summary line.
