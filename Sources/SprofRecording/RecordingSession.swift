@@ -34,7 +34,10 @@ public final class RecordingSession: @unchecked Sendable {
         public var samples = 0
         /// Switch-out samples of the `context-switches` event read so far (`--off-cpu`).
         public var offCPUSamples = 0
-        /// Records and samples the kernel dropped so far (PERF_RECORD_LOST + LOST_SAMPLES).
+        /// Records and samples the kernel dropped so far (PERF_RECORD_LOST + LOST_SAMPLES). Once
+        /// recording ends, the larger of the LOST records' sum and the events' own lost counts
+        /// (read with PERF_FORMAT_LOST, Linux 6.0+), which also covers losses no LOST record
+        /// reported because no record fitted in that buffer afterwards.
         public var lost: UInt64 = 0
         /// Processes seen so far (the target's at the start, then every FORK of a new process).
         public var processes = 0
@@ -91,7 +94,7 @@ public final class RecordingSession: @unchecked Sendable {
             switch target {
             case .command(let command):
                 for cpu in cpus {
-                    let fd = try Self.open(&attr, pid: command.pid, cpu: cpu, event: options.event)
+                    let fd = try open(&attr, pid: command.pid, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
                     if options.offCPU { try addOffCPU(&csAttr, pid: command.pid, cpu: cpu, output: fd) }
                 }
@@ -102,7 +105,7 @@ public final class RecordingSession: @unchecked Sendable {
                     var first: Int32 = -1
                     for tid in tids {
                         let fd: Int32
-                        do { fd = try Self.open(&attr, pid: tid, cpu: cpu, event: options.event) } catch let e where e.errno == ESRCH {
+                        do { fd = try open(&attr, pid: tid, cpu: cpu, event: options.event) } catch let e where e.errno == ESRCH {
                             continue // the thread exited meanwhile
                         }
                         if cpu == cpus[0] { opened.append(tid) }
@@ -119,7 +122,7 @@ public final class RecordingSession: @unchecked Sendable {
                 noteStart(pids: [pid], tids: opened)
             case .systemWide(let command):
                 for cpu in cpus {
-                    let fd = try Self.open(&attr, pid: -1, cpu: cpu, event: options.event)
+                    let fd = try open(&attr, pid: -1, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
                     if options.offCPU { try addOffCPU(&csAttr, pid: -1, cpu: cpu, output: fd) }
                 }
@@ -140,7 +143,7 @@ public final class RecordingSession: @unchecked Sendable {
     /// Opens the `context-switches` event for `pid` on `cpu`, writing into `output`'s buffer.
     private func addOffCPU(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, output: Int32) throws(SyscallError) {
         let fd: Int32
-        do { fd = try Self.open(&attr, pid: pid, cpu: cpu, event: .contextSwitches) } catch let e where e.errno == ESRCH {
+        do { fd = try open(&attr, pid: pid, cpu: cpu, event: .contextSwitches) } catch let e where e.errno == ESRCH {
             return
         }
         extraFDs.append(fd)
@@ -187,6 +190,23 @@ public final class RecordingSession: @unchecked Sendable {
     public func closeEvents() {
         lock.lock(); defer { lock.unlock() }
         closeAll()
+    }
+
+    /// Whether every event was opened with PERF_FORMAT_LOST (cleared when the kernel is older).
+    private var readsLost = true
+
+    /// ``open(_:pid:cpu:event:)`` on a kernel that may predate PERF_FORMAT_LOST (Linux 6.0): on
+    /// EINVAL it retries without the bit, and `attr` keeps it cleared for the events after.
+    private func open(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, event: EventSpec) throws(SyscallError) -> Int32 {
+        let lostBit = UInt64(PERF_FORMAT_LOST.rawValue)
+        do {
+            return try Self.open(&attr, pid: pid, cpu: cpu, event: event)
+        } catch let e where e.errno == EINVAL && attr.read_format & lostBit != 0 {
+            attr.read_format &= ~lostBit
+            let fd = try Self.open(&attr, pid: pid, cpu: cpu, event: event)
+            readsLost = false
+            return fd
+        }
     }
 
     /// perf_event_open with the hints a user needs when it fails.
@@ -337,6 +357,7 @@ public final class RecordingSession: @unchecked Sendable {
         var outbox: [PerfRecord] = []
         var sequence = 0
         var stopping = false
+        var lostInRecords: UInt64 = 0
         var local = mailbox.withLock { mailbox.statistics }
         // The reader's own copies; `live` is published (under liveLock, which the consumer never
         // takes) when it changed.
@@ -368,7 +389,10 @@ public final class RecordingSession: @unchecked Sendable {
                         switch record {
                         case .sample(let s):
                             if isOffCPU(s) { local.offCPUSamples += 1 } else { local.samples += 1 }
-                        case .lost(let n, _), .lostSamples(let n, _):
+                        case .lost(let n, _):
+                            local.lost += n
+                            lostInRecords += n
+                        case .lostSamples(let n, _):
                             local.lost += n
                         case .fork(let t):
                             if seenThreads.insert(t.tid).inserted { local.threads += 1 }
@@ -409,6 +433,26 @@ public final class RecordingSession: @unchecked Sendable {
         }
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
+        if let counted = eventLostCount(), counted > lostInRecords {
+            mailbox.withLock { mailbox.statistics.lost += counted - lostInRecords }
+        }
+    }
+
+    /// The records the kernel could not write into any of our buffers, summed over every event
+    /// (`read()` with PERF_FORMAT_LOST gives `{ u64 value; u64 lost; }`, perf_event.h). An
+    /// inherited event's children count into the event we opened, because the kernel writes their
+    /// output through it (kernel/events/ring_buffer.c, __perf_output_begin). nil when the kernel
+    /// predates the field or a read fails.
+    private func eventLostCount() -> UInt64? {
+        guard readsLost else { return nil }
+        var total: UInt64 = 0
+        for fd in buffers.map(\.fd) + extraFDs {
+            var values: (value: UInt64, lost: UInt64) = (0, 0)
+            let n = withUnsafeMutableBytes(of: &values) { read(fd, $0.baseAddress, $0.count) }
+            guard n == MemoryLayout<(UInt64, UInt64)>.size else { return nil }
+            total += values.lost
+        }
+        return total
     }
 
     static func monotonicNow() -> UInt64 {

@@ -213,6 +213,11 @@ enum AttrBuilder {
             attr.build_id = 1
         }
         attr.sample_id_all = 1
+        // read() then also gives the event's count of records the kernel could not write (Linux
+        // 6.0+, perf_event.h). LOST records alone under-count: the kernel writes one only ahead of
+        // the next record that fits, so a buffer's last losses are never reported that way.
+        // Kernels before 6.0 reject the bit with EINVAL; RecordingSession.open retries without it.
+        attr.read_format = UInt64(PERF_FORMAT_LOST.rawValue)
         attr.use_clockid = 1
         attr.clockid = CLOCK_MONOTONIC
         if options.excludeKernel || options.event.excludeKernel {
