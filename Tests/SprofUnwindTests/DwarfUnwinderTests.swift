@@ -22,6 +22,7 @@ private let captureSource = #"""
 /* Captures its own registers and stack the way perf would (perf register order, stack from sp),
    plus glibc backtrace() as the reference, the load bias of every object, and /proc/self/maps. */
 static FILE *out;
+int level3(int x);
 static int print_bias(struct dl_phdr_info *info, size_t size, void *data) {
   (void)size; (void)data;
   fprintf(out, "bias %llx %s\n", (unsigned long long)info->dlpi_addr, info->dlpi_name);
@@ -39,6 +40,9 @@ __attribute__((noinline)) void capture(void) {
   out = stdout;
   for (int i = 0; i < 17; i++) printf("reg %llx\n", (unsigned long long)regs[i]);
   for (int i = 0; i < n; i++) printf("bt %llx\n", (unsigned long long)(uintptr_t)bt[i]);
+  printf("level3 %llx", (unsigned long long)(uintptr_t)&level3);
+  for (int i = 0; i < 64; i++) printf(" %02x", ((unsigned char *)(uintptr_t)&level3)[i]);
+  printf("\n");
   dl_iterate_phdr(print_bias, NULL);
   char line[4096];
   uint64_t stack_end = 0;
@@ -68,6 +72,9 @@ private struct Capture {
     var maps: [String] = []
     var stack: [UInt8] = []
     var binary = ""
+    /// level3's address and its first 64 bytes of code.
+    var level3: UInt64 = 0
+    var level3Code: [UInt8] = []
 
     init(binary: String, output: String) {
         self.binary = binary
@@ -83,6 +90,10 @@ private struct Capture {
                 biases.append((UInt64(f[0], radix: 16)!, f.count > 1 ? String(f[1]) : ""))
             case "map": maps.append(String(rest))
             case "stack": stack = rest.split(separator: " ").map { UInt8($0, radix: 16)! }
+            case "level3":
+                let f = rest.split(separator: " ")
+                level3 = UInt64(f[0], radix: 16)!
+                level3Code = f.dropFirst().map { UInt8($0, radix: 16)! }
             default: break
             }
         }
@@ -227,6 +238,65 @@ final class DwarfUnwinderTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(stack.frames.count, 1)
         XCTAssertLessThan(stack.frames.count, c.backtrace.count)
         XCTAssertEqual(unwinder.statistics.stackExhausted, 1)
+    }
+
+    /// The state at level3's `ret`, as a sample taken there would have it: the epilogue has
+    /// restored rbx and rbp and left rsp at the return address, so the slots they were saved in
+    /// are below rsp, outside the copied stack.
+    private func sampleAtReturn(_ c: Capture) throws -> SampleRecord {
+        let bytes = c.level3Code
+        guard let epilogue = (0..<bytes.count - 1).first(where: { (bytes[$0] == 0xc9 || bytes[$0] == 0x5d) && bytes[$0 + 1] == 0xc3 }) else {
+            throw FixtureError("no 'leave; ret' or 'pop %rbp; ret' in level3: \(bytes)")
+        }
+        func word(_ address: UInt64) -> UInt64 {
+            let at = Int(address - c.registers[UserRegisters.spIndex])
+            return c.stack[at..<at + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) }
+        }
+        // The slot holding level3's return address into level2 (backtrace()[2]): the highest
+        // copy, since capture()'s own `bt` array below it holds the same value.
+        let sp = c.registers[UserRegisters.spIndex]
+        guard let slot = stride(from: sp, to: sp + UInt64(c.stack.count - 8), by: 8).reversed().first(where: { word($0) == c.backtrace[2] }) else {
+            throw FixtureError("level3's return address is not on the captured stack")
+        }
+        var regs = c.registers
+        regs[UserRegisters.ipIndex] = c.level3 + UInt64(epilogue + 1)
+        regs[UserRegisters.spIndex] = slot
+        regs[6] = word(slot - 8) // rbp: level2's, pushed by level3 right under its return address
+        var s = c.sample()
+        s.ip = regs[UserRegisters.ipIndex]
+        s.userRegisters = regs
+        s.userStack = Array(c.stack[Int(slot - sp)...])
+        return s
+    }
+
+    func testLeafAtReturnUnwindsThroughRbpBasedCallers() throws {
+        // With frame pointers level2 finds its CFA from rbp. At level3's `ret` the CFI still says
+        // rbp is saved at CFA-16, a slot below rsp that the kernel does not copy; the unwinder
+        // must take the register's current (restored) value instead of ending the stack there.
+        let c = try capture(flags: ["-O2", "-fno-omit-frame-pointer"])
+        let sample = try sampleAtReturn(c)
+        let unwinder = DwarfUnwinder()
+        let stack = unwinder.unwindUser(sample, process: c.process())
+        let frames = stack.frames.map(\.address.rawValue)
+        XCTAssertEqual(frames.first, sample.ip)
+        XCTAssertEqual(Array(frames.dropFirst()), Array(c.backtrace.dropFirst(2)), "\(unwinder.statistics)")
+        XCTAssertFalse(stack.truncated, "\(unwinder.statistics)")
+    }
+
+    func testOnlyPopsThenReturnCountAsAnEpilogue() {
+        XCTAssertTrue(UnwindContext.isEpilogue([0xc3]))
+        XCTAssertTrue(UnwindContext.isEpilogue([0x5d, 0xc3]))
+        XCTAssertTrue(UnwindContext.isEpilogue([0x5b, 0x41, 0x5c, 0x41, 0x5d, 0x41, 0x5e, 0x41, 0x5f, 0x5d, 0xc3]))
+        XCTAssertTrue(UnwindContext.isEpilogue([0xf3, 0xc3]))
+        XCTAssertTrue(UnwindContext.isEpilogue([0xc2, 0x08, 0x00]))
+        // add $2,%eax; ret: not only pops, so a register may already hold something else.
+        XCTAssertFalse(UnwindContext.isEpilogue([0x83, 0xc0, 0x02, 0xc3]))
+        // pop %rax is not a callee-saved register's restore.
+        XCTAssertFalse(UnwindContext.isEpilogue([0x58, 0xc3]))
+        XCTAssertFalse(UnwindContext.isEpilogue([0x41, 0x58, 0xc3]))
+        XCTAssertFalse(UnwindContext.isEpilogue([0x5d]))
+        XCTAssertFalse(UnwindContext.isEpilogue([]))
+        XCTAssertFalse(UnwindContext.isEpilogue(nil))
     }
 
     func testDepthCapTruncates() throws {
