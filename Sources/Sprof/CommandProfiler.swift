@@ -144,7 +144,7 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status.description
-        var profile = builder.profile(metadata: metadata)
+        var profile = builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: status)
     }
@@ -184,7 +184,7 @@ public enum CommandProfiler {
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
-        var profile = builder.profile(metadata: metadata)
+        var profile = builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: nil)
     }
@@ -248,7 +248,7 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status?.description
-        var profile = builder.profile(metadata: metadata)
+        var profile = builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: status)
     }

@@ -393,8 +393,10 @@ final class ProfileBuilder {
     }
 
     /// The finished profile (symbolizes what is not yet resolved). `metadata` gets the final
-    /// statistics.
-    func profile(metadata: ProfileMetadata) -> Profile {
+    /// statistics; `lostWithoutRecord` adds the losses no LOST record reported
+    /// (``RecordingSession/Statistics/lostWithoutRecord``).
+    func profile(metadata: ProfileMetadata, lostWithoutRecord: UInt64 = 0) -> Profile {
+        statistics.lostRecords += lostWithoutRecord
         let offCPU = !offCPUEvents.isEmpty
         let offCPUEntries = offCPU ? finishOffCPU() : []
         resolve()

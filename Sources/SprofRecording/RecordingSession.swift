@@ -39,6 +39,10 @@ public final class RecordingSession: @unchecked Sendable {
         /// (read with PERF_FORMAT_LOST, Linux 6.0+), which also covers losses no LOST record
         /// reported because no record fitted in that buffer afterwards.
         public var lost: UInt64 = 0
+        /// Of ``lost``, the records no PERF_RECORD_LOST reported: the events' own lost counts
+        /// (PERF_FORMAT_LOST) minus the LOST records' sum, known once recording has ended (0 on
+        /// kernels before 6.0). A profile built from the records adds these to what they say.
+        public var lostWithoutRecord: UInt64 = 0
         /// Processes seen so far (the target's at the start, then every FORK of a new process).
         public var processes = 0
         /// Threads seen so far.
@@ -434,7 +438,10 @@ public final class RecordingSession: @unchecked Sendable {
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
         if let counted = eventLostCount(), counted > lostInRecords {
-            mailbox.withLock { mailbox.statistics.lost += counted - lostInRecords }
+            mailbox.withLock {
+                mailbox.statistics.lost += counted - lostInRecords
+                mailbox.statistics.lostWithoutRecord = counted - lostInRecords
+            }
         }
     }
 

@@ -160,16 +160,16 @@ final class PromiseTests: XCTestCase {
         let prefix = SprofCLI.outputPrefix("lost")
         // A fixed period (-c; cpu-clock counts nanoseconds: 50,000 ns is 20 kHz), so the
         // expected count is CPU time / period rather than what frequency mode's re-estimated
-        // periods add up to. Not pinned to a CPU, on purpose: the kernel reports a ring buffer's
-        // losses in a LOST record written before the next record that fits, and no sample fits
-        // here, so a task that migrates leaves its old CPU's count unreported. sprof reads each
-        // event's own count (PERF_FORMAT_LOST) at the end; with LOST records alone this run
-        // accounted for 2-90% of the periods, pinned 99.4-99.8%.
+        // periods add up to. The workload hops to another CPU every round, on purpose: the
+        // kernel reports a ring buffer's losses in a LOST record written before the next record
+        // that fits, and no sample fits here, so a task that migrates leaves its old CPU's count
+        // unreported. sprof reads each event's own count (PERF_FORMAT_LOST) at the end. With
+        // LOST records alone this run accounted for 48-49% of the periods; with both, 98.8-98.9%.
         guard try KernelLimits.hasFormatLost() else {
             throw XCTSkip("kernel \(KernelLimits.release()) predates PERF_FORMAT_LOST (Linux 6.0): only LOST records count, which miss a migrating task's losses")
         }
         let period = 50_000
-        let r = try SprofCLI.run(["run", "-m", "1", "-c", String(period), "-o", prefix, "--", busy, "600"])
+        let r = try SprofCLI.run(["run", "-m", "1", "-c", String(period), "-o", prefix, "--", busy, "600", "migrate"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try RunSummary(stderr: r.stderr)
         XCTAssertGreaterThan(summary.lost, 0, "nothing reported lost: \(summary.line)")

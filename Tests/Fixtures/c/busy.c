@@ -2,7 +2,9 @@
 //
 //   main → busy_run → busy_outer → busy_leaf (all the CPU time is in busy_leaf)
 //
-// Usage: busy [ROUNDS=1000]   (0 = spin until killed)
+// Usage: busy [ROUNDS=1000] [migrate]   (0 = spin until killed)
+// With "migrate" it moves itself to the next CPU it may run on before every round
+// (sched_setaffinity), so that each CPU's ring buffer sees the process come and go.
 // Each round is 200,000 steps of a serial xorshift chain (~0.3-0.5 ms). At the end it prints
 //   busy: rounds=N cpu_ns=T sink=…
 // where T is this process's user + system CPU time (getrusage), so a test can compare the samples
@@ -12,6 +14,8 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sched.h>
+#include <string.h>
 #include <sys/resource.h>
 
 volatile uint64_t sink;
@@ -33,9 +37,30 @@ __attribute__((noinline)) uint64_t busy_outer(uint64_t round) {
     return r ^ (round * 3); // work after the call: no tail call
 }
 
+static cpu_set_t allowed;
+static int migrate;
+
+// Pins the process to the allowed CPU after the one it is on.
+static void hop(void) {
+    int ncpu = CPU_COUNT(&allowed), here = sched_getcpu(), next = -1, first = -1;
+    if (ncpu < 2) return;
+    for (int c = 0; c < CPU_SETSIZE; c++) {
+        if (!CPU_ISSET(c, &allowed)) continue;
+        if (first < 0) first = c;
+        if (c > here) { next = c; break; }
+    }
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(next >= 0 ? next : first, &one);
+    sched_setaffinity(0, sizeof one, &one);
+}
+
 __attribute__((noinline)) uint64_t busy_run(uint64_t rounds) {
     uint64_t h = 0, round = 0;
-    while (rounds == 0 || round < rounds) h ^= busy_outer(round++);
+    while (rounds == 0 || round < rounds) {
+        if (migrate) hop();
+        h ^= busy_outer(round++);
+    }
     sink ^= h;
     return round;
 }
@@ -43,10 +68,12 @@ __attribute__((noinline)) uint64_t busy_run(uint64_t rounds) {
 int main(int argc, char **argv) {
     char *end = NULL;
     long long rounds = argc > 1 ? strtoll(argv[1], &end, 10) : 1000;
-    if (argc > 2 || (end && *end) || rounds < 0) {
-        fprintf(stderr, "usage: busy [ROUNDS]\n");
+    migrate = argc > 2 && strcmp(argv[2], "migrate") == 0;
+    if (argc > 3 || (argc > 2 && !migrate) || (end && *end) || rounds < 0) {
+        fprintf(stderr, "usage: busy [ROUNDS] [migrate]\n");
         return 2;
     }
+    sched_getaffinity(0, sizeof allowed, &allowed);
     uint64_t done = busy_run((uint64_t)rounds);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
