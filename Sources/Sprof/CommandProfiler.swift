@@ -139,6 +139,7 @@ public enum CommandProfiler {
         if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
+        builder.stackCopyAdvice.map(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -180,6 +181,7 @@ public enum CommandProfiler {
         try session.record { builder.consume($0) }
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
+        builder.stackCopyAdvice.map(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -244,6 +246,7 @@ public enum CommandProfiler {
         if let launchError { throw launchError }
         let status = command?.wait()
         say("recorded system-wide (-a): every process on every CPU")
+        builder.stackCopyAdvice.map(say)
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments

@@ -424,6 +424,19 @@ final class ProfileBuilder {
         return profile
     }
 
+    /// A notice when at least 1% of the DWARF stacks were cut short because the copied user stack
+    /// ran out (deep recursion, big frames), naming a larger copy; nil otherwise. The kernel
+    /// copies at most 65528 bytes per sample (`sample_stack_user`, perf_event_open(2)).
+    var stackCopyAdvice: String? {
+        guard case .dwarf(let size) = callGraph else { return nil }
+        let cut = unwinder.statistics.stackExhausted
+        guard cut > 0, cut * 100 >= statistics.samples else { return nil }
+        let share = "\(cut) of \(statistics.samples) stacks were cut short because the \(size)-byte stack copy ran out"
+        let limit: UInt32 = 65528
+        guard size < limit else { return share + " (the kernel copies at most \(limit) bytes)" }
+        return share + "; copy more with --call-graph dwarf,\(min(limit, max(32768, size * 4)))"
+    }
+
     /// Final statistics, including the process and thread counts.
     func finish() -> ProfileStatistics {
         var s = statistics

@@ -182,8 +182,8 @@ final class PromiseTests: XCTestCase {
     func testTruncatedStacksAreMarkedAndCountedInTheSummary() throws {
         let recurse = try SprofCLI.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
         let prefix = SprofCLI.outputPrefix("truncated")
-        // 3000 frames need far more than the 8 KiB of stack copied by default.
-        let r = try SprofCLI.run(["run", "-o", prefix, "--", recurse, "3000", "0.5"])
+        // 3000 frames need far more than a 4 KiB stack copy.
+        let r = try SprofCLI.run(["run", "--call-graph", "dwarf,4096", "-o", prefix, "--", recurse, "3000", "0.5"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try RunSummary(stderr: r.stderr)
         let (shape, _) = try files(prefix)
@@ -191,6 +191,10 @@ final class PromiseTests: XCTestCase {
         XCTAssertGreaterThan(marked, 0, "no [truncated] root in the folded file")
         XCTAssertEqual(summary.truncated, marked, "the summary's truncated count must match the marked stacks: \(summary.line)")
         XCTAssertTrue(summary.line.contains("\(summary.truncated) truncated"), summary.line)
+        // The cause and the fix, once: the copy ran out, and a larger one exists.
+        let advice = r.stderr.split(separator: "\n").filter { $0.contains("stack copy ran out") }
+        XCTAssertEqual(advice.count, 1, r.stderr)
+        XCTAssertTrue(advice.first?.contains("the 4096-byte stack copy ran out; copy more with --call-graph dwarf,32768") == true, r.stderr)
     }
 
     func testThrottlingIsCountedInTheSummary() throws {
