@@ -57,6 +57,15 @@ public enum ArgumentBytes {
         String(decoding: bytes(string), as: UTF8.self)
     }
 
+    /// Calls `body` with the original bytes of `path`, NUL-terminated, for open(2), stat(2),
+    /// rename(2) and the like: a file name given on the command line in another encoding than
+    /// UTF-8 names that file, not one with U+10FExx characters in its name.
+    public static func withPath<T>(_ path: String, _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
+        var raw = bytes(path).map { CChar(bitPattern: $0) }
+        raw.append(0)
+        return try raw.withUnsafeBufferPointer { try body($0.baseAddress!) }
+    }
+
     /// A NUL-terminated copy of the original bytes for exec and open, allocated with malloc (free it).
     public static func cString(_ string: String) -> UnsafeMutablePointer<CChar> {
         let raw = bytes(string)

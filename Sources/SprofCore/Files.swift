@@ -19,7 +19,7 @@ public func readWholeFile(_ path: String, chunkSize: Int = 1 << 16) -> [UInt8]? 
 /// opened or read. `chunkSize` bounds one read(2), as in ``readWholeFile(_:chunkSize:)``.
 @discardableResult
 public func readFileInChunks(_ path: String, chunkSize: Int, _ body: (UnsafeBufferPointer<UInt8>) -> Void) -> Bool {
-    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    let fd = ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_CLOEXEC) }
     guard fd >= 0 else { return false }
     defer { close(fd) }
     var chunk = [UInt8](repeating: 0, count: chunkSize)

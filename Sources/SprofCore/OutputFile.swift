@@ -17,7 +17,7 @@ public struct OutputFileError: Error, Equatable, Sendable, CustomStringConvertib
     }
 
     /// `cannot write out.svg: Is a directory`.
-    public var description: String { "cannot write \(path): \(String(cString: strerror(errno)))" }
+    public var description: String { "cannot write \(ArgumentBytes.displayed(path)): \(String(cString: strerror(errno)))" }
 }
 
 /// An output file that either appears complete or not at all: a failed or interrupted run never
@@ -57,17 +57,19 @@ public final class OutputFile: @unchecked Sendable {
         guard !path.isEmpty else { throw OutputFileError(path: path, errno: ENOENT) }
         var target = path
         var st = stat()
-        if lstat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK, let resolved = realpath(path, nil) {
-            target = String(cString: resolved)
+        // Paths are opened by their original bytes (ArgumentBytes: -o may not be UTF-8).
+        if ArgumentBytes.withPath(path, { lstat($0, &st) }) == 0 && (st.st_mode & S_IFMT) == S_IFLNK,
+           let resolved = ArgumentBytes.withPath(path, { realpath($0, nil) }) {
+            target = ArgumentBytes.string(UnsafeRawBufferPointer(start: resolved, count: strlen(resolved)))
             free(resolved)
         }
         self.target = target
-        if stat(target, &st) == 0 {
+        if ArgumentBytes.withPath(target, { stat($0, &st) }) == 0 {
             let kind = st.st_mode & S_IFMT
             if kind == S_IFDIR { throw OutputFileError(path: path, errno: EISDIR) }
-            if access(target, W_OK) != 0 { throw OutputFileError(path: path, errno: errno) }
+            if ArgumentBytes.withPath(target, { access($0, W_OK) }) != 0 { throw OutputFileError(path: path, errno: errno) }
             if kind != S_IFREG {
-                let fd = open(target, O_WRONLY | O_CLOEXEC)
+                let fd = ArgumentBytes.withPath(target) { open($0, O_WRONLY | O_CLOEXEC) }
                 if fd < 0 { throw OutputFileError(path: path, errno: errno) }
                 self.fd = fd
                 self.temporary = nil
@@ -79,7 +81,7 @@ public final class OutputFile: @unchecked Sendable {
         let name = slash.map { String(target[target.index(after: $0)...]) } ?? target
         while true {
             let candidate = directory + "." + name + ".sprof-\(getpid())-\(OutputFile.nextSerial())"
-            let fd = open(candidate, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+            let fd = ArgumentBytes.withPath(candidate) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666) }
             if fd >= 0 {
                 self.fd = fd
                 self.temporary = candidate
@@ -131,13 +133,13 @@ public final class OutputFile: @unchecked Sendable {
             return
         }
         if closed != 0 {
-            unlink(temporary)
+            ArgumentBytes.withPath(temporary) { _ = unlink($0) }
             self.temporary = nil
             throw OutputFileError(path: path, errno: closeErrno)
         }
-        if rename(temporary, target) != 0 {
+        if ArgumentBytes.withPath(temporary, { from in ArgumentBytes.withPath(target) { rename(from, $0) } }) != 0 {
             let saved = errno
-            unlink(temporary)
+            ArgumentBytes.withPath(temporary) { _ = unlink($0) }
             self.temporary = nil
             throw OutputFileError(path: path, errno: saved)
         }
@@ -160,7 +162,10 @@ public final class OutputFile: @unchecked Sendable {
     /// `deinit` calls it for an output never committed.
     public func discard() {
         if fd >= 0 { close(fd); fd = -1 }
-        if let temporary { unlink(temporary); self.temporary = nil }
+        if let temporary {
+            ArgumentBytes.withPath(temporary) { _ = unlink($0) }
+            self.temporary = nil
+        }
     }
 
     // Distinguishes several outputs of one process in one directory (PREFIX.folded, PREFIX.svg

@@ -93,7 +93,8 @@ struct ArgumentRewriter {
     /// `arguments` without the program name, rewritten for the parser. Subcommands that do not
     /// capture a command are left to the parser.
     func rewrite(_ arguments: [String]) throws(UsageError) -> [String] {
-        guard let sub = arguments.first, let spec = specs[sub], spec.capturesCommand else { return arguments }
+        guard let sub = arguments.first, let spec = specs[sub] else { return arguments }
+        guard spec.capturesCommand else { return Self.joiningNegativeValues(arguments, spec: spec) }
         var out = [sub]
         var i = 1
         func value(for option: String) throws(UsageError) -> String {
@@ -150,6 +151,31 @@ struct ArgumentRewriter {
         return out
     }
 
+    /// For subcommands without a command: an option that takes a value followed by a negative
+    /// number (`--limit -1`) gets it joined (`--limit=-1`), so that the subcommand's own check
+    /// says what is wrong with the value instead of the parser reporting it missing.
+    static func joiningNegativeValues(_ arguments: [String], spec: Spec) -> [String] {
+        var out: [String] = []
+        var i = 0
+        while i < arguments.count {
+            let word = arguments[i]
+            if word == "--" {
+                out += arguments[i...]
+                break
+            }
+            let takesValue = word.hasPrefix("--") ? spec.long[String(word.dropFirst(2))] == true
+                : word.count == 2 && word.hasPrefix("-") && spec.short[word.last!]?.value == true
+            if takesValue, i + 1 < arguments.count, Double(arguments[i + 1]) != nil, arguments[i + 1].hasPrefix("-") {
+                out.append(word + "=" + arguments[i + 1])
+                i += 2
+                continue
+            }
+            out.append(word)
+            i += 1
+        }
+        return out
+    }
+
     /// "unknown option '--frq' (did you mean '--freq'?) …", perf's message with the closest name.
     private func unknown(_ option: String, spec: Spec, whole: String? = nil) -> String {
         let candidates = spec.long.keys.map { "--" + $0 } + spec.short.keys.map { "-" + String($0) }
@@ -185,9 +211,11 @@ struct ArgumentRewriter {
 enum ProcessSetup {
     static func prepare() {
         // A closed 0, 1 or 2 would be reused by the first file sprof opens, and notices written
-        // to "stderr" would land in a profile.
+        // to "stderr" would land in a profile. /dev/null read-only keeps the slot: writing to it
+        // still fails (EBADF) as writing to the closed descriptor would, so `sprof report >&-`
+        // says it cannot write instead of succeeding with the output gone.
         for fd: Int32 in 0 ... 2 where fcntl(fd, F_GETFD) < 0 {
-            let null = open("/dev/null", O_RDWR)
+            let null = open("/dev/null", O_RDONLY)
             if null >= 0 && null != fd { dup2(null, fd); close(null) }
         }
         // An inherited SIG_IGN for SIGCHLD makes the kernel reap the command at once, so waitpid
@@ -239,6 +267,7 @@ extension SprofCLI {
             printError(line + " (see sprof\(sub) --help)")
             Glibc.exit(ExitStatusCode.usage)
         }
+        currentSubcommand = type(of: command).configuration.commandName ?? ""
         do {
             try command.run()
             Glibc.exit(0)

@@ -3,10 +3,12 @@ import Glibc
 #endif
 import ArgumentParser
 import Sprof
+import SprofCore
 
-/// Prints one line to stderr, prefixed `sprof: `.
+/// Prints one line to stderr, prefixed `sprof: `. Bytes of the command line that are not UTF-8
+/// (carried as ArgumentBytes escapes, e.g. in a path) show as U+FFFD, as a terminal shows them.
 func printError(_ message: String) {
-    var line = "sprof: " + message + "\n"
+    var line = "sprof: " + ArgumentBytes.displayed(message) + "\n"
     line.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
 }
 
@@ -14,6 +16,15 @@ func printError(_ message: String) {
 func fail(_ message: String, status: Int32 = 1) -> ExitCode {
     printError(message)
     return ExitCode(status)
+}
+
+/// The subcommand being run (`run`, `report`, …), for usage errors' pointer to its help.
+nonisolated(unsafe) var currentSubcommand = ""
+
+/// A usage error (status 2, nothing was run): the problem, then where the options are described,
+/// as the argument parser's own errors end (README "Exit statuses").
+func usage(_ message: String) -> ExitCode {
+    fail(message + " (see sprof\(currentSubcommand.isEmpty ? "" : " " + currentSubcommand) --help)", status: ExitStatusCode.usage)
 }
 
 /// An output file of a subcommand: checked (and its temporary created) when constructed, before
@@ -37,10 +48,13 @@ final class OutputFile {
     }
 
     /// Writes `bytes` as the file's whole content and renames it into place. One call per file.
+    /// A pipe whose reader stopped early (`-o - | head`, `grep -q`) ends sprof quietly with status
+    /// 0, as `sprof report | head` does: the reader had what it wanted.
     func write(_ bytes: [UInt8]) throws(ExitCode) {
         do {
             try file.commit(bytes)
         } catch {
+            if error.errno == EPIPE { throw ExitCode(0) }
             throw fail(error.description)
         }
     }
@@ -59,10 +73,10 @@ func commandLine(_ captured: [String], pid: Int32?, of subcommand: ParsableComma
     let arguments = captured.first == "--" ? Array(captured.dropFirst()) : captured
     let name = type(of: subcommand).configuration.commandName ?? "run"
     if pid != nil && !arguments.isEmpty {
-        throw fail("give either -p PID or a command, not both", status: 2)
+        throw usage("give either -p PID or a command, not both")
     }
     guard pid != nil || !arguments.isEmpty else {
-        throw fail("no command given; usage: sprof \(name) [options] [--] COMMAND [ARGS...] or sprof \(name) -p PID", status: 2)
+        throw usage("no command given; usage: sprof \(name) [options] [--] COMMAND [ARGS...] or sprof \(name) -p PID")
     }
     return arguments
 }

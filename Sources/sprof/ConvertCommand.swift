@@ -32,10 +32,10 @@ struct ConvertCommand: ParsableCommand {
 
     func run() throws {
         guard ["folded", "pprof", "speedscope"].contains(to) else {
-            throw fail("--to \(to): unknown format (valid: folded, pprof, speedscope)", status: 2)
+            throw usage("--to \(to): unknown format (valid: folded, pprof, speedscope)")
         }
-        // OutputFile writes /dev/stdout in place (no temporary file to rename).
-        let outputFile = try OutputFile(path: output == "-" ? "/dev/stdout" : output)
+        // Checked before reading the input; `-o -` writes descriptor 1 itself.
+        let outputFile = output == "-" ? nil : try OutputFile(path: output)
         let profile = try readProfile(file)
         let index = try valueIndex(profile, named: view)
         let bytes: [UInt8]
@@ -47,6 +47,6 @@ struct ConvertCommand: ParsableCommand {
         default:
             bytes = profile.folded(valueIndex: index, perThread: perThread).serializedBytes()
         }
-        try outputFile.write(bytes)
+        if let outputFile { try outputFile.write(bytes) } else { try writeStandardOutput(bytes) }
     }
 }

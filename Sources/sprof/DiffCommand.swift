@@ -46,8 +46,8 @@ struct DiffCommand: ParsableCommand {
     var view: String?
 
     func run() throws {
-        if let failAbove, !(failAbove >= 0) { throw fail("--fail-above \(failAbove): must be a number of percentage points, 0 or more", status: 2) }
-        guard limit >= 0 else { throw fail("--limit \(limit): must be 0 or more", status: 2) }
+        if let failAbove, !(failAbove >= 0) { throw usage("--fail-above \(failAbove): must be a number of percentage points, 0 or more") }
+        guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
         let outputFile = try OutputFile(path: output)
         let baseProfile = try readProfile(base)
         let newProfile = try readProfile(new)

@@ -1,6 +1,7 @@
 import ArgumentParser
 import SprofOutput
 import SprofFormats
+import SprofProfile
 import SprofCore
 #if canImport(Glibc)
 import Glibc
@@ -68,13 +69,13 @@ struct FlamegraphCommand: ParsableCommand {
 
     func run() throws {
         guard let palette = FlameGraphPalette(rawValue: colors) else {
-            fail("unknown palette '\(colors)' (valid: \(FlameGraphPalette.names))")
+            throw usage("unknown palette '\(colors)' (valid: \(FlameGraphPalette.names))")
         }
         guard (16 ... 1_000_000).contains(width) else {
-            fail("--width must be between 16 and 1000000 pixels, got \(width)")
+            throw usage("--width must be between 16 and 1000000 pixels, got \(width)")
         }
         guard minWidth.isFinite, minWidth >= 0 else {
-            fail("--minwidth must be a non-negative number of pixels, got \(minWidth)")
+            throw usage("--minwidth must be a non-negative number of pixels, got \(minWidth)")
         }
 
         // Checked before reading (stdin may take long); replaced only once the SVG exists.
@@ -96,31 +97,37 @@ struct FlamegraphCommand: ParsableCommand {
             fail("cannot read \(source): \(error.reason)")
         }
 
-        let stacks: FoldedStacks
+        var stacks = FoldedStacks()
         var provenance: [String] = []
-        if looksBinary(input) {
+        let kind = inputKind(input)
+        var decoded: Profile?
+        if kind == .pprof {
             do {
-                let profile = try PprofFormat.decode(input)
-                stacks = profile.folded(perThread: perThread)
-                provenance = profile.metadata.provenanceLines
+                decoded = try PprofFormat.decode(input)
             } catch {
                 outputFile?.discard()
                 fail("\(source): \(error)")
             }
+        } else if kind == .either {
+            decoded = try? PprofFormat.decode(input)
+        }
+        if let profile = decoded {
+            stacks = profile.folded(perThread: perThread)
+            provenance = profile.metadata.provenanceLines
         } else if perThread {
             outputFile?.discard()
-            fail("--per-thread needs a pprof input (folded stacks carry no threads)")
+            fail("--per-thread needs a pprof input (folded stacks carry no threads)", status: ExitStatusCode.usage)
         } else {
             do {
                 stacks = try FoldedStacks.parse(bytes: input, source: source)
             } catch let error as FoldedParseError {
                 outputFile?.discard()
-                fail(error.description, prefixed: false)
+                fail(error.description)
             }
         }
         if let minSamples, stacks.total < minSamples {
             outputFile?.discard()
-            fail("\(source): \(stacks.total) samples, fewer than --min-samples \(minSamples); the output was not written", status: 2)
+            fail("\(source): \(stacks.total) samples, fewer than --min-samples \(minSamples); the output was not written", status: ExitStatusCode.gateFailed)
         }
         if stacks.total == 0 && !allowEmpty {
             outputFile?.discard()
@@ -140,13 +147,15 @@ struct FlamegraphCommand: ParsableCommand {
         do {
             try Self.writeAll(fd: STDOUT_FILENO, svg)
         } catch let error as POSIXFailure {
+            // A reader that stopped early (`| head`) had what it wanted, as with `sprof report`.
+            if error.code == EPIPE { Self.exit() }
             fail("cannot write <stdout>: \(error.reason)")
         }
     }
 
-    /// Prints one line on stderr and exits with status 1.
-    private func fail(_ message: String, prefixed: Bool = true, status: Int32 = 1) -> Never {
-        fputs((prefixed ? "sprof: " : "") + message + "\n", stderr)
+    /// Prints one line on stderr and exits with `status`.
+    private func fail(_ message: String, status: Int32 = 1) -> Never {
+        printError(message)
         Self.exit(withError: ExitCode(status))
     }
 
@@ -154,12 +163,16 @@ struct FlamegraphCommand: ParsableCommand {
     // ("No such file or directory", "Is a directory", "Permission denied").
 
     private struct POSIXFailure: Error {
+        var code: Int32
         var reason: String
-        init(errno code: Int32) { reason = String(cString: strerror(code)) }
+        init(errno code: Int32) {
+            self.code = code
+            reason = String(cString: strerror(code))
+        }
     }
 
     private static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_CLOEXEC) }
         if fd < 0 { throw POSIXFailure(errno: errno) }
         defer { close(fd) }
         return try readAll(fd: fd)

@@ -24,7 +24,7 @@ struct ListCommand: ParsableCommand {
         let pmus = PMUEvents.available()
         if !pmus.isEmpty { out += "  PMUs on this machine: \(pmus.joined(separator: ", "))\n" }
         out += "\nModifiers: :u user space only, :k kernel only (e.g. cycles:u)\n"
-        print(out, terminator: "")
+        try writeStandardOutput(out)
     }
 }
 

@@ -12,9 +12,9 @@ import SprofFormats
 ///   a folded line without a count, a corrupt pprof message.
 func readProfile(_ path: String) throws -> Profile {
     let fromStdin = path == "-"
-    let source = fromStdin ? "<stdin>" : path
+    let source = fromStdin ? "<stdin>" : ArgumentBytes.displayed(path)
     var bytes: [UInt8] = []
-    let fd = fromStdin ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC)
+    let fd = fromStdin ? STDIN_FILENO : ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_CLOEXEC) }
     guard fd >= 0 else { throw fail("cannot read \(source): \(String(cString: strerror(errno)))") }
     defer { if !fromStdin { close(fd) } }
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
@@ -28,13 +28,18 @@ func readProfile(_ path: String) throws -> Profile {
         bytes.append(contentsOf: chunk[0..<n])
     }
     if bytes.isEmpty { throw fail("\(source): empty file, not a profile (expected pprof or folded stacks)") }
-    if looksBinary(bytes) {
+    switch inputKind(bytes) {
+    case .pprof:
         do {
             return try PprofFormat.decode(bytes)
         } catch {
             // FormatError's own text already says "not a … pprof file/profile".
             throw fail("\(source): \(error)")
         }
+    case .either:
+        if let profile = try? PprofFormat.decode(bytes) { return profile }
+    case .folded:
+        break
     }
     do {
         let stacks = try FoldedStacks.parse(bytes: bytes, source: source)
@@ -45,10 +50,16 @@ func readProfile(_ path: String) throws -> Profile {
     }
 }
 
-/// gzip (1f 8b), or a NUL / control byte that folded text never has.
-func looksBinary(_ bytes: [UInt8]) -> Bool {
-    if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return true }
-    return bytes.prefix(4096).contains { $0 == 0 || ($0 < 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09) }
+/// What input bytes are: pprof when gzip (1f 8b) or with a NUL byte, which folded text never
+/// has; folded when every byte of the first 4 KiB is text; otherwise (another control byte, say
+/// ESC in a frame name) pprof if they decode as one, else folded stacks.
+enum InputKind { case pprof, folded, either }
+
+func inputKind(_ bytes: [UInt8]) -> InputKind {
+    if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return .pprof }
+    let head = bytes.prefix(4096)
+    if head.contains(0) { return .pprof }
+    return head.contains { $0 < 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09 } ? .either : .folded
 }
 
 /// The sample type a view reads: `--sample-type`/`--view` names (`samples`, `cpu`, `wall`,
@@ -59,5 +70,5 @@ func valueIndex(_ profile: Profile, named name: String?) throws -> Int {
     if let i = profile.sampleTypeIndex(wanted) { return i }
     let known = profile.sampleTypes.map(\.type).joined(separator: ", ")
     let advice = ["wall", "off-cpu"].contains(wanted) ? "; record with --off-cpu for wall and off-cpu" : ""
-    throw fail("this profile has no '\(name)' values (it has: \(known))\(advice)", status: 2)
+    throw usage("this profile has no '\(name)' values (it has: \(known))\(advice)")
 }

@@ -27,8 +27,8 @@ final class ProfileOutputs {
     /// (`DIR/sprof.folded`, …): taken as a prefix it would write `DIR.folded` beside the directory,
     /// or hidden `DIR/.folded` files.
     static func resolve(_ prefix: String) -> String {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: prefix, isDirectory: &isDirectory), isDirectory.boolValue else { return prefix }
+        var st = stat()
+        guard ArgumentBytes.withPath(prefix, { stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFDIR else { return prefix }
         return (prefix.hasSuffix("/") ? prefix : prefix + "/") + "sprof"
     }
 

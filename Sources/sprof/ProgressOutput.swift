@@ -26,7 +26,7 @@ final class ProgressOutput: @unchecked Sendable {
     static func checkDescriptor(_ fd: Int32) throws {
         let flags = fcntl(fd, F_GETFL)
         guard fd > 2, flags >= 0, flags & O_ACCMODE != O_RDONLY else {
-            throw fail("--progress-fd \(fd): not an open descriptor for writing (e.g. sprof run --progress-fd 3 -- cmd 3>progress.jsonl)", status: 2)
+            throw usage("--progress-fd \(fd): not an open descriptor for writing (e.g. sprof run --progress-fd 3 -- cmd 3>progress.jsonl)")
         }
     }
 

@@ -56,14 +56,14 @@ struct ReportCommand: ParsableCommand {
         if memory { return try writeStandardOutput(MemoryReport.text(for: file, limit: limit)) }
         let keys = try sort.split(separator: ",").map { part -> SortKey in
             guard let key = SortKey(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
-                throw fail("--sort \(sort): unknown key '\(part)' (valid: comm, dso, sym, thread)", status: 2)
+                throw usage("--sort \(sort): unknown key '\(part)' (valid: comm, dso, sym, thread)")
             }
             return key
         }
         guard ["text", "csv", "json"].contains(format) else {
-            throw fail("--format \(format): unknown format (valid: text, csv, json)", status: 2)
+            throw usage("--format \(format): unknown format (valid: text, csv, json)")
         }
-        guard limit >= 0 else { throw fail("--limit \(limit): must be 0 or more", status: 2) }
+        guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
         let profile = try readProfile(file)
         let index = try valueIndex(profile, named: view)
         let type = profile.sampleTypes[index]
@@ -179,7 +179,13 @@ func formatValue(_ value: Int64, _ type: Profile.ValueType) -> String {
 
 /// Writes all of `text` to standard output; a closed pipe (`| head`) ends quietly.
 func writeStandardOutput(_ text: String) throws {
-    var bytes = Array(text.utf8)
+    try writeStandardOutput(Array(text.utf8))
+}
+
+/// Writes all of `bytes` to standard output (descriptor 1 itself, never a reopened
+/// /dev/stdout, so a closed stdout is an error); a closed pipe (`| head`) ends quietly.
+func writeStandardOutput(_ bytes: [UInt8]) throws {
+    var bytes = bytes
     var offset = 0
     while offset < bytes.count {
         let n = bytes.withUnsafeMutableBytes { write(STDOUT_FILENO, $0.baseAddress! + offset, $0.count - offset) }

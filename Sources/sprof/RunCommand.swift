@@ -84,8 +84,9 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         let arguments = try runTarget()
         if let duration, duration <= 0 || (pid == nil && !systemWide) {
-            throw fail(pid == nil && !systemWide ? "--duration goes with -p PID or -a" : "--duration \(duration): must be a positive number of seconds", status: 2)
+            throw usage(pid == nil && !systemWide ? "--duration goes with -p PID or -a" : "--duration \(duration): must be a positive number of seconds")
         }
+        if let minSamples, minSamples < 0 { throw usage("--min-samples \(minSamples): must be 0 or more") }
         var options = RunOptions()
         options.event = try parseEvent(event)
         options.rate = try parseRate(frequency: frequency, period: period)
@@ -94,13 +95,13 @@ struct RunCommand: ParsableCommand {
         options.inlineFrames = inline
         if let mmapPages {
             guard mmapPages > 0, mmapPages & (mmapPages - 1) == 0 else {
-                throw fail("-m \(mmapPages): the page count must be a power of two, e.g. 64 or 128", status: 2)
+                throw usage("-m \(mmapPages): the page count must be a power of two, e.g. 64 or 128")
             }
             options.ringPages = mmapPages
         }
         options.offCPU = offCPU
         if offCPU && !options.event.isClock {
-            throw fail("--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(options.event): wall time adds its nanoseconds to off-CPU time", status: 2)
+            throw usage("--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(options.event): wall time adds its nanoseconds to off-CPU time")
         }
 
         if let progressFD { try ProgressOutput.checkDescriptor(progressFD) }
@@ -138,21 +139,41 @@ struct RunCommand: ParsableCommand {
         let target = systemWide ? "system-wide" + (arguments.isEmpty ? "" : " while " + arguments.joined(separator: " ")) : pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")
         let written = try outputs.write(profile, title: title ?? "sprof: " + target,
                                         perThread: perThread, fullNames: fullNames)
-        if !quiet { printError(summary(profile, exitStatus: recorded.exitStatus, written: written)) }
+        if !quiet {
+            printError(summary(profile, exitStatus: recorded.exitStatus, written: written))
+            if let advice = lossAdvice(profile.statistics, options: options) { printError(advice) }
+        }
         if status != 0 { throw ExitCode(status) }
     }
 
     /// The command to run: none is fine with -a (record until Ctrl-C or --duration).
     private func runTarget() throws -> [String] {
         guard systemWide else { return try commandLine(command, pid: pid, of: self) }
-        if pid != nil { throw fail("give either -a (every process) or -p PID, not both", status: 2) }
+        if pid != nil { throw usage("give either -a (every process) or -p PID, not both") }
         if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         return command.first == "--" ? Array(command.dropFirst()) : command
     }
 
+    /// What to change when the ring buffers overflowed: 5% or more of the samples lost, or all.
+    /// A sample with a DWARF stack copy that is larger than the whole ring buffer never fits.
+    private func lossAdvice(_ s: ProfileStatistics, options: RunOptions) -> String? {
+        let total = UInt64(s.samples) + s.lost
+        guard s.lost > 0, s.lost * 20 >= total else { return nil }
+        let share = s.samples == 0 ? "every sample was lost" : "\(s.lost * 100 / total)% of the samples were lost"
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        if case .dwarf(let size) = options.callGraph, let pages = options.ringPages, Int(size) + 1024 > pages * page {
+            var fits = 1
+            while fits * page < 4 * Int(size) { fits *= 2 }
+            return "\(share): a sample carries \(size) bytes of stack, more than the \(pages)-page ring buffer holds; raise -m (e.g. -m \(fits)) or copy less stack (--call-graph dwarf,SIZE or -g)"
+        }
+        let buffer = options.ringPages.map { "the \($0)-page ring buffers" } ?? "the ring buffers"
+        let stack: String = if case .dwarf = options.callGraph { ", or copy less stack (--call-graph dwarf,8192 or -g)" } else { "" }
+        return "\(share): \(buffer) filled faster than sprof read them; raise -m (e.g. -m 256) or lower -F\(stack)"
+    }
+
     private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
         let s = p.statistics
-        var line = "\(grouped(s.samples)) samples (\(grouped(s.lost)) lost"
+        var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.metadata.event)"
@@ -178,25 +199,25 @@ func parseEvent(_ text: String) throws -> EventSpec {
     do {
         return try EventCatalog.parse(text)
     } catch {
-        throw fail(error.description, status: 2)
+        throw usage(error.description)
     }
 }
 
 func parseRate(frequency: Int?, period: UInt64?) throws -> SamplingOptions.Rate {
     switch (frequency, period) {
-    case (.some, .some): throw fail("use either -F (frequency) or -c (period), not both", status: 2)
+    case (.some, .some): throw usage("use either -F (frequency) or -c (period), not both")
     case (.some(let hz), nil):
-        guard hz > 0 else { throw fail("-F \(hz): the frequency must be a positive number of samples per second", status: 2) }
+        guard hz > 0 else { throw usage("-F \(hz): the frequency must be a positive number of samples per second") }
         return .frequency(hz)
     case (nil, .some(let n)):
-        guard n > 0 else { throw fail("-c 0: the period must be at least 1", status: 2) }
+        guard n > 0 else { throw usage("-c 0: the period must be at least 1") }
         return .period(n)
     case (nil, nil): return .frequency(999)
     }
 }
 
 func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGraph {
-    if g && text != nil { throw fail("use either -g or --call-graph, not both", status: 2) }
+    if g && text != nil { throw usage("use either -g or --call-graph, not both") }
     if g { return .framePointer }
     guard let text else { return .dwarf(stackSize: SamplingOptions.defaultDwarfStackSize) }
     let parts = text.split(separator: ",", maxSplits: 1)
@@ -207,13 +228,13 @@ func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGrap
         var size = SamplingOptions.defaultDwarfStackSize
         if parts.count == 2 {
             guard let n = UInt32(parts[1]), n > 0, n % 8 == 0, n <= SamplingOptions.maxDwarfStackSize else {
-                throw fail("--call-graph dwarf,\(parts[1]): the stack size must be a multiple of 8 from 8 to \(SamplingOptions.maxDwarfStackSize)", status: 2)
+                throw usage("--call-graph dwarf,\(parts[1]): the stack size must be a multiple of 8 from 8 to \(SamplingOptions.maxDwarfStackSize)")
             }
             size = n
         }
         return .dwarf(stackSize: size)
     default:
-        throw fail("--call-graph \(text): unknown mode; valid modes: fp, dwarf[,SIZE], none", status: 2)
+        throw usage("--call-graph \(text): unknown mode; valid modes: fp, dwarf[,SIZE], none")
     }
 }
 

@@ -65,17 +65,17 @@ struct StatCommand: ParsableCommand {
 
     func run() throws {
         let arguments = try commandLine(command, pid: pid, of: self)
-        guard repeats >= 1 else { throw fail("-r \(repeats): the repeat count must be at least 1", status: 2) }
-        if pid != nil && repeats > 1 { throw fail("-r cannot be used with -p: an attached process runs once", status: 2) }
-        if json && separator != nil { throw fail("use either -x (CSV) or --json, not both", status: 2) }
-        if let separator, separator.isEmpty { throw fail("-x needs a non-empty separator, e.g. -x ,", status: 2) }
-        guard threshold >= 0, threshold.isFinite else { throw fail("--threshold \(threshold): give a percentage of 0 or more", status: 2) }
+        guard repeats >= 1 else { throw usage("-r \(repeats): the repeat count must be at least 1") }
+        if pid != nil && repeats > 1 { throw usage("-r cannot be used with -p: an attached process runs once") }
+        if json && separator != nil { throw usage("use either -x (CSV) or --json, not both") }
+        if let separator, separator.isEmpty { throw usage("-x needs a non-empty separator, e.g. -x ,") }
+        guard threshold >= 0, threshold.isFinite else { throw usage("--threshold \(threshold): give a percentage of 0 or more") }
 
         var groups: [CounterGroup] = []
         do {
             for list in events { groups += try CounterEvents.parse(list) }
         } catch {
-            throw fail(error.description, status: 2)
+            throw usage(error.description)
         }
         if groups.isEmpty { groups = CounterEvents.defaultGroups }
         let restricted = CounterEvents.restrictedToUserSpace(groups, settings: KernelSettings.current())
@@ -129,7 +129,7 @@ struct StatCommand: ParsableCommand {
             let chosen = gate.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
             let verdict = RegressionGate(thresholdPercent: threshold, events: chosen).compare(current: report, baseline: baselineReport)
             if verdict.comparisons.isEmpty {
-                throw fail("--baseline \(baseline!): no counter to compare (counted in both: none of \(verdict.missing.joined(separator: ", ")))", status: 2)
+                throw usage("--baseline \(baseline!): no counter to compare (counted in both: none of \(verdict.missing.joined(separator: ", ")))")
             }
             for line in RegressionGate.describe(verdict, thresholdPercent: threshold) { printError(line) }
             gateFailed = verdict.failed
@@ -142,12 +142,12 @@ struct StatCommand: ParsableCommand {
 
     private func loadBaseline(_ path: String) throws -> StatReport {
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw fail("--baseline \(path): cannot read the file (\(String(cString: strerror(errno))))", status: 2)
+            throw usage("--baseline \(path): cannot read the file (\(String(cString: strerror(errno))))")
         }
         do {
             return try StatReport.decode(data)
         } catch {
-            throw fail("--baseline \(path): not a 'sprof stat --json' result (\(shortReason(error)))", status: 2)
+            throw usage("--baseline \(path): not a 'sprof stat --json' result (\(shortReason(error)))")
         }
     }
 

@@ -88,7 +88,8 @@ struct RunSummary {
     var line: String
 
     init(stderr: String) throws {
-        guard let line = stderr.split(separator: "\n").last(where: { $0.contains(" samples (") }).map(String.init) else {
+        // "1 sample (…", "0 samples (…": the summary is the last line with either.
+        guard let line = stderr.split(separator: "\n").last(where: { $0.contains(" samples (") || $0.contains(" sample (") }).map(String.init) else {
             throw FixtureError("no summary line in: \(stderr)")
         }
         self.line = line
@@ -98,7 +99,8 @@ struct RunSummary {
             return UInt64(String(digits.reversed()).replacingOccurrences(of: ",", with: ""))
         }
         let body = line.drop { $0 != " " }  // after "sprof:"
-        guard let samples = number(before: " samples (", in: body), let lost = number(before: " lost", in: body) else {
+        guard let samples = number(before: " samples (", in: body) ?? number(before: " sample (", in: body),
+              let lost = number(before: " lost", in: body) else {
             throw FixtureError("cannot read the summary line: \(line)")
         }
         self.samples = samples

@@ -173,6 +173,8 @@ final class PromiseTests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try RunSummary(stderr: r.stderr)
         XCTAssertGreaterThan(summary.lost, 0, "nothing reported lost: \(summary.line)")
+        // And why, with the fix: no 32 KiB stack copy fits in one page.
+        XCTAssertTrue(r.stderr.contains("every sample was lost: a sample carries 32768 bytes of stack, more than the 1-page ring buffer holds; raise -m (e.g. -m 32)"), r.stderr)
         // Taken or lost, every period of CPU time is accounted for, once.
         assertSamples(summary.samples + summary.lost, cpuSeconds: try cpuSeconds(r.stdout), hertz: 1_000_000_000 / period, tolerance: 0.05, summary.line)
         let (shape, _) = try files(prefix)

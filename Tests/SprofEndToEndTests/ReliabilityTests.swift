@@ -222,14 +222,71 @@ final class ReliabilityTests: XCTestCase {
     }
 
     func testBadNumbersGetOneLineAndStatus2() throws {
-        for args in [["-F", "-5"], ["-c", "-5"], ["-F", "abc"], ["-c", "x"], ["-m", "-3"], ["-F"]] {
+        for args in [["-F", "-5"], ["-c", "-5"], ["-F", "abc"], ["-c", "x"], ["-m", "-3"], ["-F"], ["--min-samples", "-3"]] {
             let r = try SprofCLI.run(["run"] + args + ["--", "/bin/true"])
             XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
             XCTAssertEqual(lines(r.stderr).count, 1, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasSuffix("(see sprof run --help)\n"), "\(args): \(r.stderr)")
         }
         let r = try SprofCLI.run(["stat", "-r", "-2", "--", "/bin/true"])
         XCTAssertEqual(r.status, 2, r.stderr)
         XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        // Subcommands without a command: a negative value reaches the subcommand's own check,
+        // which names the option and the rule (not the parser's "missing value").
+        for (args, says) in [(["report", "--limit", "-1", "x.pb.gz"], "--limit -1: must be 0 or more (see sprof report --help)"),
+                             (["diff", "--fail-above", "-1", "a", "b"], "--fail-above -1.0: must be a number of percentage points"),
+                             (["flamegraph", "--width", "-5", "x.folded"], "--width must be between 16 and 1000000 pixels, got -5 (see sprof flamegraph --help)")] {
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
+            XCTAssertEqual(lines(r.stderr).count, 1, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(says), "\(args): \(r.stderr)")
+        }
+    }
+
+    func testStandardOutputFailuresAreReportedAndAnEarlyReaderIsNot() throws {
+        let folded = SprofCLI.outputPrefix("stdout") + ".folded"
+        try "main;work 5\nmain;idle 2\n".write(toFile: folded, atomically: true, encoding: .utf8)
+        let sprof = try TestFixtures.sprofPath()
+        for sub in ["report \(folded)", "flamegraph \(folded)", "convert \(folded) --to pprof -o -", "list"] {
+            // Closed: sprof must not write into a /dev/null it put there and say it succeeded.
+            let closed = try TestFixtures.run("/bin/sh", ["-c", "\"$0\" \(sub) >&-", sprof])
+            XCTAssertEqual(closed.status, 1, "\(sub) >&-: \(closed.stderr)")
+            XCTAssertTrue(closed.stderr.hasPrefix("sprof: cannot write <stdout>: Bad file descriptor"), "\(sub) >&-: \(closed.stderr)")
+            let full = try TestFixtures.run("/bin/sh", ["-c", "\"$0\" \(sub) >/dev/full", sprof])
+            XCTAssertEqual(full.status, 1, "\(sub) >/dev/full: \(full.stderr)")
+            XCTAssertTrue(full.stderr.contains("No space left on device"), "\(sub) >/dev/full: \(full.stderr)")
+            // A reader that stops after a few bytes had what it wanted: quiet, status 0.
+            let early = try TestFixtures.run("/bin/bash", ["-c", "\"$0\" \(sub) | head -c 1 >/dev/null; exit ${PIPESTATUS[0]}", sprof])
+            XCTAssertEqual(early.status, 0, "\(sub) | head -c 1: \(early.stderr)")
+            XCTAssertEqual(early.stderr, "", "\(sub) | head -c 1")
+        }
+    }
+
+    func testFoldedInputWithAControlByteIsStillFolded() throws {
+        let folded = SprofCLI.outputPrefix("ctl") + ".folded"
+        try "main;ctl\u{1b}x 3\nmain;plain 1\n".write(toFile: folded, atomically: true, encoding: .utf8)
+        let svg = try SprofCLI.run(["flamegraph", folded, "-o", folded + ".svg"])
+        XCTAssertEqual(svg.status, 0, svg.stderr)
+        let report = try SprofCLI.run(["report", folded])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.stdout.contains("# \(folded): 4 samples"), report.stdout)
+        // A folded file that does not parse says so with sprof's prefix, like every failure.
+        try "garbage\n".write(toFile: folded, atomically: true, encoding: .utf8)
+        let bad = try SprofCLI.run(["flamegraph", folded, "-o", folded + ".svg"])
+        XCTAssertEqual(bad.status, 1, bad.stderr)
+        XCTAssertTrue(bad.stderr.hasPrefix("sprof: \(folded):1: missing count"), bad.stderr)
+    }
+
+    func testAnOutputPathThatIsNotUTF8IsWrittenByItsBytes() throws {
+        try SprofCLI.requirePerfEvents()
+        let dir = (SprofCLI.outputPrefix("bytes") as NSString).deletingLastPathComponent
+        // The shell builds the bytes (no Swift String carries \xff to sprof), then lists what exists.
+        let sh = "\"$0\" run -q -o \"$(printf '\(dir)/p\\377')\" -- /bin/true && mkdir \"$(printf '\(dir)/d\\377')\" "
+            + "&& \"$0\" run -q -o \"$(printf '\(dir)/d\\377/')\" -- /bin/true "
+            + "&& \"$0\" report \"$(printf '\(dir)/p\\377.pb.gz')\" >/dev/null "
+            + "&& ls \"$(printf '\(dir)/p\\377.pb.gz')\" \"$(printf '\(dir)/d\\377/sprof.pb.gz')\" >/dev/null"
+        let r = try TestFixtures.run("/bin/sh", ["-c", sh, try TestFixtures.sprofPath()])
+        XCTAssertEqual(r.status, 0, r.stderr)
     }
 
     func testPerfsJoinedOptionValuesAreAccepted() throws {
