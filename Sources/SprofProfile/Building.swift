@@ -170,20 +170,39 @@ public struct ProfileBuilding {
         return p
     }
 
-    /// `<RestingOrder, Int>` from a full Swift name `generic specialization
-    /// <app.RestingOrder, Swift.Int> of …` (module and outer-type qualifiers dropped, as the
-    /// short names drop them); nil for any other name.
+    /// What tells one Swift specialization from another of the same function, from its full
+    /// name's chain of specializations: `<RestingOrder, Int>` for `generic specialization
+    /// <app.RestingOrder, Swift.Int> of …` (module and outer-type qualifiers dropped, as the short
+    /// names drop them); `<Exploded, Exploded> <Dead>` for `function signature specialization
+    /// <Arg[0] = Exploded, Arg[1] = Exploded> of function signature specialization <Arg[2] =
+    /// Dead> of …` (the swift-demangle spelling of what was done to the arguments). nil for a
+    /// name that is not a specialization.
     static func specializationArguments(_ fullName: String) -> String? {
-        let prefix = "generic specialization <"
-        guard fullName.hasPrefix(prefix) else { return nil }
-        var depth = 1
-        var inner = ""
-        for c in fullName.dropFirst(prefix.count) {
-            if c == "<" { depth += 1 } else if c == ">" { depth -= 1; if depth == 0 { break } }
-            inner.append(c)
+        var rest = Substring(fullName)
+        var parts: [String] = []
+        while true {
+            let generic = rest.hasPrefix("generic specialization <")
+            let signature = rest.hasPrefix("function signature specialization <")
+            guard generic || signature else { break }
+            rest = rest.drop { $0 != "<" }.dropFirst()
+            var depth = 1
+            var inner = ""
+            while let c = rest.first {
+                rest = rest.dropFirst()
+                if c == "<" { depth += 1 } else if c == ">" { depth -= 1; if depth == 0 { break } }
+                inner.append(c)
+            }
+            guard depth == 0, !inner.isEmpty else { return nil }
+            parts.append("<" + (generic ? shortTypes(inner) : argumentChanges(inner)) + ">")
+            guard rest.hasPrefix(" of ") else { break }
+            rest = rest.dropFirst(4)
         }
-        guard depth == 0, !inner.isEmpty else { return nil }
-        // Keep the last component of every dotted identifier run: `qsl_bench.RestingOrder` → `RestingOrder`.
+        return parts.isEmpty ? nil : parts.joined(separator: " ")
+    }
+
+    /// `qsl_bench.RestingOrder, Swift.Int` → `RestingOrder, Int`: the last component of every
+    /// dotted identifier run.
+    private static func shortTypes(_ inner: String) -> String {
         var out = ""
         var word = ""
         for c in inner {
@@ -197,8 +216,14 @@ public struct ProfileBuilding {
                 out.append(c)
             }
         }
-        out += word
-        return "<" + out + ">"
+        return out + word
+    }
+
+    /// `Arg[0] = Exploded, Arg[2] = Dead` → `Exploded, Dead`.
+    private static func argumentChanges(_ inner: String) -> String {
+        inner.split(separator: ", Arg[").map { part in
+            part.firstRange(of: "] = ").map { String(part[$0.upperBound...]) } ?? String(part)
+        }.joined(separator: ", ")
     }
 }
 

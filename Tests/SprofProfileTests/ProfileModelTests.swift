@@ -109,7 +109,12 @@ final class ProfileModelTests: XCTestCase {
         let pair = b.function(.init(name: short, fullName: "generic specialization <Swift.Dictionary<Swift.String, qsl_bench.Level>> of Swift.Array.append(__owned A) -> ()"))
         let twinA = b.function(.init(name: "specialized Set.insert(_:)", fullName: "generic specialization <A.Key> of Swift.Set.insert(A) -> ()"))
         let twinB = b.function(.init(name: "specialized Set.insert(_:)", fullName: "generic specialization <B.Key> of Swift.Set.insert(A) -> ()"))
-        for f in [order, int, pair, twinA, twinB] {
+        // Two clones of one function whose arguments were changed differently (qsl-bench).
+        let audit = "specialized static BookAuditor.auditLadder(_:pool:)"
+        let ladder = "static qsl_bench.BookAuditor.auditLadder(_: qsl_bench.PriceLadder, pool: qsl_bench.OrderPool) -> (orders: Swift.Int, shares: Swift.UInt64, errors: Swift.Int)"
+        let dead = b.function(.init(name: audit, fullName: "function signature specialization <Arg[2] = Dead> of " + ladder))
+        let exploded = b.function(.init(name: audit, fullName: "function signature specialization <Arg[0] = Exploded, Arg[1] = Exploded> of function signature specialization <Arg[2] = Dead> of " + ladder))
+        for f in [order, int, pair, twinA, twinB, dead, exploded] {
             b.add(stack: b.stack([b.location(.init(lines: [.init(function: f)]))]), thread: nil, values: [1])
         }
         let p = b.build(metadata: .init())
@@ -117,6 +122,8 @@ final class ProfileModelTests: XCTestCase {
             "specialized Array.append(_:) <RestingOrder>", "specialized Array.append(_:) <Int32>",
             "specialized Array.append(_:) <Dictionary<String, Level>>",
             "generic specialization <A.Key> of Swift.Set.insert(A) -> ()", "generic specialization <B.Key> of Swift.Set.insert(A) -> ()",
+            "specialized static BookAuditor.auditLadder(_:pool:) <Dead>",
+            "specialized static BookAuditor.auditLadder(_:pool:) <Exploded, Exploded> <Dead>",
         ])
     }
 
