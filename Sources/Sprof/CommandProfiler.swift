@@ -150,6 +150,13 @@ public enum CommandProfiler {
         return RecordedCommand(profile: profile, exitStatus: status)
     }
 
+    /// Whether `pid` is a zombie: state `Z` in /proc/PID/stat (after the parenthesized comm,
+    /// which may itself contain spaces and parentheses; proc(5)).
+    static func isZombie(_ pid: Int32) -> Bool {
+        guard let stat = readTextFile("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return false }
+        return stat[stat.index(after: close)...].drop { $0 == " " }.first == "Z"
+    }
+
     /// Attaches to a running process (every thread it has now and creates later) until it exits,
     /// `duration` seconds pass, or SIGINT/SIGTERM arrives: the engine behind `sprof run -p PID`.
     public static func attach(to pid: Int32, options: RunOptions, duration: Double? = nil,
@@ -164,6 +171,11 @@ public enum CommandProfiler {
         let tids = RecordingSession.threads(of: pid)
         guard !tids.isEmpty else {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
+        }
+        // A zombie still has its /proc entries, and the kernel lets events attach to it, but it
+        // never runs again: the recording would end at once with 0 samples and no reason given.
+        if Self.isZombie(pid) {
+            throw SyscallError(call: "attach", errno: ESRCH, hint: "process \(pid) has exited (a zombie its parent has not reaped); nothing to profile")
         }
         let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
         session.stopOnInterrupt()

@@ -262,6 +262,18 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    func testAttachingToAZombieSaysItHasExited() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("zombie")
+        // The subshell starts `true` and becomes `sleep`, which never reaps it: a zombie.
+        let sh = "(true & echo $! > '\(prefix).pid'; exec sleep 3) & sleep 0.5; \"$0\" run -p \"$(cat '\(prefix).pid')\" -o '\(prefix)'"
+        let r = try TestFixtures.run("/bin/sh", ["-c", sh, try TestFixtures.sprofPath()])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("has exited (a zombie its parent has not reaped)"), r.stderr)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".folded"))
+    }
+
     func testFoldedInputWithAControlByteIsStillFolded() throws {
         let folded = SprofCLI.outputPrefix("ctl") + ".folded"
         try "main;ctl\u{1b}x 3\nmain;plain 1\n".write(toFile: folded, atomically: true, encoding: .utf8)
