@@ -99,13 +99,20 @@ public struct ProfileMetadata: Sendable, Equatable {
     /// Creates empty metadata.
     public init() {}
 
-    /// The rate as perf users read it: `999 Hz` or `every 10,000 events`.
+    /// The rate as perf users read it: `999 Hz`, `every 10000 events`, or for the clock events,
+    /// whose count is nanoseconds of CPU time (perf_event_open(2)), `every 50000 ns`.
     public var rateText: String? {
         switch rate {
         case .frequency(let hz): return "\(hz) Hz"
-        case .period(let n): return "every \(n) events"
+        case .period(let n): return "every \(n) \(Self.countsNanoseconds(event) ? "ns" : "events")"
         case nil: return nil
         }
+    }
+
+    /// cpu-clock and task-clock (with or without `:u`/`:k`) count nanoseconds.
+    static func countsNanoseconds(_ event: String) -> Bool {
+        let name = event.prefix { $0 != ":" }
+        return name == "cpu-clock" || name == "task-clock"
     }
 
     /// Whether this describes a sprof recording (``sprofVersion`` set), so that its statistics
@@ -119,7 +126,7 @@ public struct ProfileMetadata: Sendable, Equatable {
         var parts: [String] = []
         if !event.isEmpty {
             var e = event + (eventIsHardware ? " (hardware)" : " (software)")
-            if let rateText { e += " at " + rateText }
+            if let rateText { e += (rateText.hasPrefix("every") ? " " : " at ") + rateText }
             parts.append(e)
         }
         if let requestedEvent { parts.append("\(requestedEvent) unavailable, fell back to \(event)") }

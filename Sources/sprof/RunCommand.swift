@@ -177,7 +177,7 @@ struct RunCommand: ParsableCommand {
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.metadata.event)"
-        if let rate = p.metadata.rateText { line += " at " + rate }
+        if let rate = p.metadata.rateText { line += (rate.hasPrefix("every") ? " " : " at ") + rate }
         // Lost records may include fork and comm records: the counts are then only lower bounds.
         line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         line += TimeViews.summary(p)
@@ -185,13 +185,6 @@ struct RunCommand: ParsableCommand {
         if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote " + written.joined(separator: ", ")
         return line
-    }
-}
-
-func rateText(_ rate: SamplingOptions.Rate) -> String {
-    switch rate {
-    case .frequency(let hz): return "at \(hz) Hz"
-    case .period(let n): return "every \(grouped(n)) events"
     }
 }
 

@@ -127,6 +127,20 @@ final class ProfileModelTests: XCTestCase {
         ])
     }
 
+    func testAClockPeriodIsInNanoseconds() {
+        var m = ProfileMetadata()
+        m.event = "cpu-clock"
+        m.rate = .period(50000)
+        XCTAssertEqual(m.rateText, "every 50000 ns")
+        m.event = "task-clock:u"
+        XCTAssertEqual(m.rateText, "every 50000 ns")
+        m.event = "page-faults"
+        XCTAssertEqual(m.rateText, "every 50000 events")
+        XCTAssertTrue(m.summaryLine.hasPrefix("page-faults (software) every 50000 events"), m.summaryLine)
+        m.rate = .frequency(999)
+        XCTAssertEqual(m.rateText, "999 Hz")
+    }
+
     /// A profile that sprof did not record (folded input, another tool's pprof) has no counts of
     /// lost or truncated samples: its provenance and summary must not claim zeros.
     func testForeignProfilesClaimNoCounts() {
