@@ -579,7 +579,8 @@ final class UnwindContext {
         return false
     }
 
-    /// When the leaf pc is in an epilogue (only pops of callee-saved registers, then `ret`), the
+    /// When the leaf pc is in an epilogue (``Epilogue/reachesReturn(_:)``: nothing but pops and
+    /// scratch-register work before `ret`), the
     /// slots below the stack pointer where the leaf's CFI says a register is saved, each with the
     /// register's current value; otherwise none.
     ///
@@ -589,10 +590,11 @@ final class UnwindContext {
     /// (`sample_stack_user`), so that slot is missing, libdw leaves rbp undefined, and the caller's
     /// rbp-based CFA cannot be computed: the stack ends after two frames (1.4% of qsl-bench's
     /// samples, nearly all at a `ret`). A popped register holds exactly what its slot held, so
-    /// its current value is the answer. Only pops then `ret` count as an epilogue: a function
-    /// that spills registers into the red zone with `mov` keeps a different value in the register.
+    /// its current value is the answer. Code that still writes a callee-saved register before
+    /// its `ret` is not taken for an epilogue: a leaf that spilled a register into the red zone
+    /// with `mov` holds another value until it restores it.
     func poppedSlots(_ dwfl: OpaquePointer) -> [(address: UInt64, value: UInt64)] {
-        guard Self.isEpilogue(code(dwfl, at: pc, count: 16)) else { return [] }
+        guard let bytes = code(dwfl, at: pc, count: 64), Epilogue.reachesReturn(bytes) else { return [] }
         guard let mod = dwfl_addrmodule(dwfl, pc) else { return [] }
         var bias: Dwarf_Addr = 0
         guard let cfi = dwfl_module_eh_cfi(mod, &bias) ?? dwfl_module_dwarf_cfi(mod, &bias) else { return [] }
@@ -623,23 +625,6 @@ final class UnwindContext {
             if slot < sp { slots.append((slot, dwarfRegisters[register])) }
         }
         return slots
-    }
-
-    /// Whether `code` starts with pops of callee-saved registers (rbx, rbp, r12-r15) followed by
-    /// `ret` (`c3`, `c2 imm16`, or `f3 c3`): what is left of an x86-64 epilogue.
-    static func isEpilogue(_ code: [UInt8]?) -> Bool {
-        guard let code else { return false }
-        var i = 0
-        while i < code.count {
-            switch code[i] {
-            case 0x5b, 0x5d: i += 1 // pop %rbx, pop %rbp
-            case 0x41 where i + 1 < code.count && (0x5c...0x5f).contains(code[i + 1]): i += 2 // pop %r12-%r15
-            case 0xc3, 0xc2: return true
-            case 0xf3 where i + 1 < code.count && code[i + 1] == 0xc3: return true
-            default: return false
-            }
-        }
-        return false
     }
 
     /// `count` bytes of the file mapped at `address`, or nil.

@@ -22,6 +22,7 @@ private let captureSource = #"""
 /* Captures its own registers and stack the way perf would (perf register order, stack from sp),
    plus glibc backtrace() as the reference, the load bias of every object, and /proc/self/maps. */
 static FILE *out;
+int level2(int x);
 int level3(int x);
 static int print_bias(struct dl_phdr_info *info, size_t size, void *data) {
   (void)size; (void)data;
@@ -42,6 +43,8 @@ __attribute__((noinline)) void capture(void) {
   for (int i = 0; i < n; i++) printf("bt %llx\n", (unsigned long long)(uintptr_t)bt[i]);
   printf("level3 %llx", (unsigned long long)(uintptr_t)&level3);
   for (int i = 0; i < 64; i++) printf(" %02x", ((unsigned char *)(uintptr_t)&level3)[i]);
+  printf("\nlevel2 %llx", (unsigned long long)(uintptr_t)&level2);
+  for (int i = 0; i < 64; i++) printf(" %02x", ((unsigned char *)(uintptr_t)&level2)[i]);
   printf("\n");
   dl_iterate_phdr(print_bias, NULL);
   char line[4096];
@@ -72,9 +75,8 @@ private struct Capture {
     var maps: [String] = []
     var stack: [UInt8] = []
     var binary = ""
-    /// level3's address and its first 64 bytes of code.
-    var level3: UInt64 = 0
-    var level3Code: [UInt8] = []
+    /// level2's and level3's addresses and their first 64 bytes of code.
+    var code: [String: (address: UInt64, bytes: [UInt8])] = [:]
 
     init(binary: String, output: String) {
         self.binary = binary
@@ -90,10 +92,9 @@ private struct Capture {
                 biases.append((UInt64(f[0], radix: 16)!, f.count > 1 ? String(f[1]) : ""))
             case "map": maps.append(String(rest))
             case "stack": stack = rest.split(separator: " ").map { UInt8($0, radix: 16)! }
-            case "level3":
+            case "level2", "level3":
                 let f = rest.split(separator: " ")
-                level3 = UInt64(f[0], radix: 16)!
-                level3Code = f.dropFirst().map { UInt8($0, radix: 16)! }
+                code[String(fields[0])] = (UInt64(f[0], radix: 16)!, f.dropFirst().map { UInt8($0, radix: 16)! })
             default: break
             }
         }
@@ -240,28 +241,38 @@ final class DwarfUnwinderTests: XCTestCase {
         XCTAssertEqual(unwinder.statistics.stackExhausted, 1)
     }
 
-    /// The state at level3's `ret`, as a sample taken there would have it: the epilogue has
-    /// restored rbx and rbp and left rsp at the return address, so the slots they were saved in
-    /// are below rsp, outside the copied stack.
-    private func sampleAtReturn(_ c: Capture) throws -> SampleRecord {
-        let bytes = c.level3Code
-        guard let epilogue = (0..<bytes.count - 1).first(where: { (bytes[$0] == 0xc9 || bytes[$0] == 0x5d) && bytes[$0 + 1] == 0xc3 }) else {
-            throw FixtureError("no 'leave; ret' or 'pop %rbp; ret' in level3: \(bytes)")
+    /// The state in `function`'s epilogue just after it restored rbp (`pop %rbp` or `leave`), as a
+    /// sample taken there would have it: rsp at the return address, rbp the caller's, and the
+    /// slots the registers were saved in below rsp, outside the copied stack. `returnAddress` is
+    /// what the function returns to (its backtrace() entry).
+    private func sampleInEpilogue(_ c: Capture, function: String, returnAddress: UInt64) throws -> SampleRecord {
+        guard let (address, code) = c.code[function] else { throw FixtureError("no code of \(function)") }
+        // The function's own bytes only (nm -S gives its size), so the search cannot end in the next one.
+        let nm = try run("/usr/bin/env", ["nm", "-S", "--defined-only", c.binary])
+        guard let size = nm.split(separator: "\n").map({ $0.split(separator: " ") })
+            .first(where: { $0.count == 4 && $0[3] == function }).flatMap({ Int($0[1], radix: 16) }) else {
+            throw FixtureError("nm gives no size for \(function)")
+        }
+        let bytes = Array(code.prefix(size))
+        // The function ends in its one ret; the last `pop %rbp` (5d) or `leave` (c9) before it
+        // restores rbp (found without the unwinder's own decoder, which is under test).
+        guard let ret = bytes.lastIndex(of: 0xc3), let restored = bytes[..<ret].lastIndex(where: { $0 == 0x5d || $0 == 0xc9 }) else {
+            throw FixtureError("no 'pop %rbp' or 'leave' before the ret of \(function): \(bytes)")
         }
         func word(_ address: UInt64) -> UInt64 {
             let at = Int(address - c.registers[UserRegisters.spIndex])
             return c.stack[at..<at + 8].reversed().reduce(0) { $0 << 8 | UInt64($1) }
         }
-        // The slot holding level3's return address into level2 (backtrace()[2]): the highest
-        // copy, since capture()'s own `bt` array below it holds the same value.
+        // The slot holding the return address: the highest copy, since capture()'s own `bt`
+        // array below it holds the same value.
         let sp = c.registers[UserRegisters.spIndex]
-        guard let slot = stride(from: sp, to: sp + UInt64(c.stack.count - 8), by: 8).reversed().first(where: { word($0) == c.backtrace[2] }) else {
-            throw FixtureError("level3's return address is not on the captured stack")
+        guard let slot = stride(from: sp, to: sp + UInt64(c.stack.count - 8), by: 8).reversed().first(where: { word($0) == returnAddress }) else {
+            throw FixtureError("\(function)'s return address is not on the captured stack")
         }
         var regs = c.registers
-        regs[UserRegisters.ipIndex] = c.level3 + UInt64(epilogue + 1)
+        regs[UserRegisters.ipIndex] = address + UInt64(restored + 1)
         regs[UserRegisters.spIndex] = slot
-        regs[6] = word(slot - 8) // rbp: level2's, pushed by level3 right under its return address
+        regs[6] = word(slot - 8) // rbp: the caller's, pushed right under the return address
         var s = c.sample()
         s.ip = regs[UserRegisters.ipIndex]
         s.userRegisters = regs
@@ -269,34 +280,54 @@ final class DwarfUnwinderTests: XCTestCase {
         return s
     }
 
-    func testLeafAtReturnUnwindsThroughRbpBasedCallers() throws {
-        // With frame pointers level2 finds its CFA from rbp. At level3's `ret` the CFI still says
-        // rbp is saved at CFA-16, a slot below rsp that the kernel does not copy; the unwinder
-        // must take the register's current (restored) value instead of ending the stack there.
+    func testLeafInItsEpilogueUnwindsThroughRbpBasedCallers() throws {
+        // With frame pointers the callers find their CFA from rbp. After `pop %rbp` / `leave` the
+        // CFI still says rbp is saved at CFA-16, a slot below rsp that the kernel does not copy;
+        // the unwinder must take the register's current (restored) value instead of ending the
+        // stack there. level3 ends in `leave; ret`; gcc's level2 in `pop %rbp; add $0x2,%eax; ret`.
         let c = try capture(flags: ["-O2", "-fno-omit-frame-pointer"])
-        let sample = try sampleAtReturn(c)
-        let unwinder = DwarfUnwinder()
-        let stack = unwinder.unwindUser(sample, process: c.process())
-        let frames = stack.frames.map(\.address.rawValue)
-        XCTAssertEqual(frames.first, sample.ip)
-        XCTAssertEqual(Array(frames.dropFirst()), Array(c.backtrace.dropFirst(2)), "\(unwinder.statistics)")
-        XCTAssertFalse(stack.truncated, "\(unwinder.statistics)")
+        for (function, depth) in [("level3", 2), ("level2", 3)] {
+            let sample = try sampleInEpilogue(c, function: function, returnAddress: c.backtrace[depth])
+            let unwinder = DwarfUnwinder()
+            let stack = unwinder.unwindUser(sample, process: c.process())
+            let frames = stack.frames.map(\.address.rawValue)
+            XCTAssertEqual(frames.first, sample.ip, function)
+            XCTAssertEqual(Array(frames.dropFirst()), Array(c.backtrace.dropFirst(depth)), "\(function): \(unwinder.statistics)")
+            XCTAssertFalse(stack.truncated, "\(function): \(unwinder.statistics)")
+        }
     }
 
-    func testOnlyPopsThenReturnCountAsAnEpilogue() {
-        XCTAssertTrue(UnwindContext.isEpilogue([0xc3]))
-        XCTAssertTrue(UnwindContext.isEpilogue([0x5d, 0xc3]))
-        XCTAssertTrue(UnwindContext.isEpilogue([0x5b, 0x41, 0x5c, 0x41, 0x5d, 0x41, 0x5e, 0x41, 0x5f, 0x5d, 0xc3]))
-        XCTAssertTrue(UnwindContext.isEpilogue([0xf3, 0xc3]))
-        XCTAssertTrue(UnwindContext.isEpilogue([0xc2, 0x08, 0x00]))
-        // add $2,%eax; ret: not only pops, so a register may already hold something else.
-        XCTAssertFalse(UnwindContext.isEpilogue([0x83, 0xc0, 0x02, 0xc3]))
-        // pop %rax is not a callee-saved register's restore.
-        XCTAssertFalse(UnwindContext.isEpilogue([0x58, 0xc3]))
-        XCTAssertFalse(UnwindContext.isEpilogue([0x41, 0x58, 0xc3]))
-        XCTAssertFalse(UnwindContext.isEpilogue([0x5d]))
-        XCTAssertFalse(UnwindContext.isEpilogue([]))
-        XCTAssertFalse(UnwindContext.isEpilogue(nil))
+    func testEpiloguesAreRecognizedUpToTheirReturn() {
+        let yes: [[UInt8]] = [
+            [0xc3], [0xf3, 0xc3], [0xc2, 0x08, 0x00],
+            [0x5d, 0xc3], // pop %rbp; ret
+            [0x5b, 0x41, 0x5c, 0x41, 0x5d, 0x41, 0x5e, 0x41, 0x5f, 0x5d, 0xc3], // pop rbx, r12-r15, rbp
+            [0x5d, 0x83, 0xc0, 0x02, 0xc3], // pop %rbp; add $0x2,%eax; ret (GCC)
+            [0x5d, 0x8d, 0x04, 0x40, 0xc3], // pop %rbp; lea (%rax,%rax,2),%eax; ret (GCC)
+            [0x89, 0xd8, 0xc3], // mov %ebx,%eax: reads rbx, writes rax
+            [0x48, 0x8b, 0x44, 0x24, 0x10, 0xc3], // mov 0x10(%rsp),%rax: a load into a scratch register
+            [0xc5, 0xf8, 0x77, 0x5d, 0xc3], // vzeroupper; pop %rbp; ret
+            [0xb8, 0x01, 0x00, 0x00, 0x00, 0xc3], // mov $1,%eax
+            [0x58, 0xc3], // pop %rax
+            [0x0f, 0xb6, 0xc0, 0x5d, 0xc3], // movzbl %al,%eax
+            [0x0f, 0x1f, 0x44, 0x00, 0x00, 0xc3], // nopl 0x0(%rax,%rax,1)
+        ]
+        for code in yes { XCTAssertTrue(Epilogue.reachesReturn(code), "\(code)") }
+        let no: [[UInt8]] = [
+            [], [0x5d], [0x83, 0xc0, 0x02], // no ret
+            [0x48, 0x8b, 0x5c, 0x24, 0xf8, 0xc3], // mov -8(%rsp),%rbx: restores rbx from the red zone
+            [0x89, 0xc3, 0xc3], // mov %eax,%ebx
+            [0x4c, 0x89, 0xc5, 0xc3], // mov %r8,%rbp
+            [0x41, 0xbc, 0x01, 0x00, 0x00, 0x00, 0xc3], // mov $1,%r12d
+            [0x48, 0x83, 0xc4, 0x08, 0xc3], // add $8,%rsp
+            [0x55, 0xc3], // push %rbp
+            [0xe8, 0x00, 0x00, 0x00, 0x00, 0xc3], // call
+            [0xeb, 0x00, 0xc3], // jmp
+            [0xc9, 0xc3], // leave: writes rbp and rsp
+        ]
+        for code in no { XCTAssertFalse(Epilogue.reachesReturn(code), "\(code)") }
+        // Bounded: a long run of harmless instructions is not followed to a distant ret.
+        XCTAssertFalse(Epilogue.reachesReturn([UInt8](repeating: 0x90, count: 40) + [0xc3]))
     }
 
     func testDepthCapTruncates() throws {
