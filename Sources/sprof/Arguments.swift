@@ -93,6 +93,18 @@ struct ArgumentRewriter {
     /// `arguments` without the program name, rewritten for the parser. Subcommands that do not
     /// capture a command are left to the parser.
     func rewrite(_ arguments: [String]) throws(UsageError) -> [String] {
+        // `perf -v` and `perf --version` print the version; `-V` is the other common spelling.
+        if arguments == ["-v"] || arguments == ["-V"] { return ["--version"] }
+        if let first = arguments.first, first.hasPrefix("-"), specs[first] == nil,
+           !["--help", "-h", "--version", "--generate-completion-script"].contains(first) {
+            // A mistyped top-level option: name the closest, as for a subcommand's options.
+            let names = ["--help", "--version"]
+            let typed = String(first.prefix { $0 != "=" })
+            if let best = names.min(by: { Self.editDistance(typed, $0) < Self.editDistance(typed, $1) }),
+               Self.editDistance(typed, best) <= 2 {
+                throw UsageError(message: "unknown option '\(typed)' (did you mean '\(best)'?) (see sprof --help)")
+            }
+        }
         guard let sub = arguments.first, let spec = specs[sub] else { return arguments }
         guard spec.capturesCommand else { return Self.joiningNegativeValues(arguments, spec: spec) }
         var out = [sub]

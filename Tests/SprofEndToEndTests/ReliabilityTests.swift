@@ -211,12 +211,14 @@ final class ReliabilityTests: XCTestCase {
 
     /// Before any subcommand, a usage error points at `sprof --help`, never at `sprof -V --help`.
     func testTopLevelUsageErrorsPointAtTheTopLevelHelp() throws {
-        for args in [["-V"], ["bogus"], ["--versio"]] {
+        for args in [["-X"], ["bogus"], ["--versio"], ["--hlp"]] {
             let r = try SprofCLI.run(args)
             XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
             XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
             XCTAssertTrue(r.stderr.hasSuffix("(see sprof --help)\n"), r.stderr)
         }
+        XCTAssertTrue(try SprofCLI.run(["--hlp"]).stderr.contains("(did you mean '--help'?)"))
+        XCTAssertTrue(try SprofCLI.run(["--versio"]).stderr.contains("(did you mean '--version'?)"))
         let r = try SprofCLI.run(["report", "--bogus"])
         XCTAssertTrue(r.stderr.contains("unknown option '--bogus' (see sprof report --help)"), r.stderr)
     }
@@ -375,7 +377,7 @@ final class ReliabilityTests: XCTestCase {
     /// nothing else, and exits 0 (scripts compare it).
     func testVersionIsPrinted() throws {
         // After `run`/`stat` too, where a word the parser does not take starts the command.
-        for args in [["--version"], ["run", "--version"], ["stat", "-x,", "--version"], ["report", "--version"]] {
+        for args in [["--version"], ["-v"], ["-V"], ["run", "--version"], ["stat", "-x,", "--version"], ["report", "--version"]] {
             let r = try SprofCLI.run(args)
             XCTAssertEqual(r.status, 0, "\(args): \(r.stderr)")
             XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines), sprofVersionString, "\(args)")
