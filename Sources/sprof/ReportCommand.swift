@@ -87,7 +87,9 @@ struct ReportCommand: ParsableCommand {
                 }
             }
         default:
-            if header { out += profile.metadata.provenanceLines.map { "# " + $0 }.joined(separator: "\n") + "\n#\n" }
+            // A profile without provenance (folded input) has no header to print.
+            let provenance = profile.metadata.provenanceLines
+            if header && !provenance.isEmpty { out += provenance.map { "# " + $0 }.joined(separator: "\n") + "\n#\n" }
             out += "# \(file): \(formatValue(total, type)) \(type.type == "samples" ? "samples" : type.description)"
             if profile.metadata.isRecording { out += ", \(profile.metadata.statistics.lost) lost" }
             if let event = profile.metadata.event.isEmpty ? nil : profile.metadata.event { out += ", event \(event)" }

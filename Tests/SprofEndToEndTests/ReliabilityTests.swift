@@ -284,6 +284,9 @@ final class ReliabilityTests: XCTestCase {
         let report = try SprofCLI.run(["report", folded])
         XCTAssertEqual(report.status, 0, report.stderr)
         XCTAssertTrue(report.stdout.contains("# \(folded): 4 samples"), report.stdout)
+        // Folded stacks carry no provenance: --header adds nothing, not an empty block.
+        let header = try SprofCLI.run(["report", "--header", folded])
+        XCTAssertTrue(header.stdout.hasPrefix("# \(folded): 4 samples"), header.stdout)
         // A folded file that does not parse says so with sprof's prefix, like every failure.
         try "garbage\n".write(toFile: folded, atomically: true, encoding: .utf8)
         let bad = try SprofCLI.run(["flamegraph", folded, "-o", folded + ".svg"])
