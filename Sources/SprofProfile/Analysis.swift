@@ -84,6 +84,12 @@ extension Profile {
         var all = Set<[String]>()
         var leaf: [String]?
         let t = thread.map { threads[$0] }
+        // Grouped by process or thread only, every sample counts, also one without frames (a
+        // folded line `main 5`); sym and dso rows need a frame, as in `go tool pprof -top`.
+        if !keys.contains(.sym) && !keys.contains(.dso) {
+            let key: [String] = keys.map { $0 == .comm ? t.map { $0.processName } ?? "" : t.map { "\($0.name)-\($0.tid)" } ?? "" }
+            return (key, [key])
+        }
         for (depth, locationIndex) in stacks[stack].enumerated() {
             let location = locations[locationIndex]
             let dso = location.mapping.map { mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")

@@ -273,7 +273,11 @@ extension Profile {
             b.add(stack: b.stack(leafFirst), thread: thread, values: [count])
         }
         var m = metadata
-        m.statistics.samples = Int(stacks.reduce(Int64(0)) { $0 + max(0, $1.count) })
+        // Saturating: counts near Int64.max must not trap (the CLI rejects such input first).
+        m.statistics.samples = Int(stacks.reduce(Int64(0)) { sum, s in
+            let (next, overflow) = sum.addingReportingOverflow(max(0, s.count))
+            return overflow ? Int64.max : next
+        })
         self = b.build(metadata: m)
     }
 }

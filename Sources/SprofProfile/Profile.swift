@@ -270,7 +270,12 @@ public struct Profile: Sendable, Equatable {
 
     /// The sum of value `index` over all samples (e.g. the total sample count for index 0).
     public func total(_ index: Int = 0) -> Int64 {
-        samples.reduce(0) { $0 + $1.values[index] }
+        // Saturating, not trapping: a profile built from outside data (a folded file edited by
+        // hand) may hold values whose sum does not fit; pprof input is checked when decoded.
+        samples.reduce(0) { sum, sample in
+            let (next, overflow) = sum.addingReportingOverflow(sample.values[index])
+            return overflow ? (sample.values[index] > 0 ? .max : .min) : next
+        }
     }
 
     /// The names of one location's frames with the folded format's kind suffixes, root-most

@@ -36,7 +36,11 @@ public enum Advice {
     public static func ringBuffer(dataPages: Int, pageSize: Int, settings: KernelSettings, privileged: Bool) -> String {
         let kib = dataPages * pageSize / 1024
         if privileged {
-            return "the kernel could not allocate a ring buffer of \(kib) KiB per CPU: memory is short; use fewer pages, e.g. -m \(Swift.max(1, dataPages / 4))"
+            // The kernel keeps a buffer's page pointers in one allocation of at most 4 MiB
+            // (kernel/events/ring_buffer.c, rb_alloc: order <= MAX_PAGE_ORDER), so 2^18 pages is
+            // the most one buffer can have with 4 KiB pages whatever the memory.
+            let kernelLimit = 1 << 18
+            return "the kernel could not allocate a ring buffer of \(kib) KiB per CPU: memory is short or the buffer is over the kernel's size limit; use fewer pages, e.g. -m \(Swift.max(1, Swift.min(dataPages / 4, kernelLimit)))"
         }
         let needed = (dataPages + 1) * pageSize / 1024
         var fits = 0

@@ -93,7 +93,8 @@ public final class RecordingSession: @unchecked Sendable {
         var csAttr = AttrBuilder.contextSwitches(options, enableOnExec: onExec, inherit: !systemWide)
         // Wake the reader when a quarter of a buffer is full; the poll timeout covers the rest.
         attr.watermark = 1
-        attr.wakeup_watermark = UInt32(options.ringPages * page / 4)
+        // Clamped: a huge -m (the kernel then refuses the buffer, with advice) must not trap here.
+        attr.wakeup_watermark = UInt32(clamping: options.ringPages * page / 4)
         do {
             switch target {
             case .command(let command):

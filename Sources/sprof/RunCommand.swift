@@ -83,7 +83,7 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         let arguments = try runTarget()
-        if let duration, duration <= 0 || (pid == nil && !systemWide) {
+        if let duration, !(duration > 0 && duration.isFinite) || (pid == nil && !systemWide) {
             throw usage(pid == nil && !systemWide ? "--duration goes with -p PID or -a" : "--duration \(duration): must be a positive number of seconds")
         }
         if let minSamples, minSamples < 0 { throw usage("--min-samples \(minSamples): must be 0 or more") }

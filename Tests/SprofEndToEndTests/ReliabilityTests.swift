@@ -237,7 +237,8 @@ final class ReliabilityTests: XCTestCase {
         // which names the option and the rule (not the parser's "missing value").
         for (args, says) in [(["report", "--limit", "-1", "x.pb.gz"], "--limit -1: must be 0 or more (see sprof report --help)"),
                              (["diff", "--fail-above", "-1", "a", "b"], "--fail-above -1.0: must be a number of percentage points"),
-                             (["flamegraph", "--width", "-5", "x.folded"], "--width must be between 16 and 1000000 pixels, got -5 (see sprof flamegraph --help)")] {
+                             (["flamegraph", "--width", "-5", "x.folded"], "--width must be between 16 and 1000000 pixels, got -5 (see sprof flamegraph --help)"),
+                             (["run", "--duration", "nan", "-p", "1"], "--duration nan: must be a positive number of seconds (see sprof run --help)")] {
             let r = try SprofCLI.run(args)
             XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
             XCTAssertEqual(lines(r.stderr).count, 1, "\(args): \(r.stderr)")
@@ -274,6 +275,56 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("has exited (a zombie its parent has not reaped)"), r.stderr)
         XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".folded"))
+    }
+
+    func testFoldedCountsPastInt64AreRefusedNotCrashedOn() throws {
+        let folded = SprofCLI.outputPrefix("int64") + ".folded"
+        let prefix = SprofCLI.outputPrefix("int64-out")
+        for text in ["a;b 9223372036854775807\na;c 1\n", "a;b 18446744073709551615\n"] {
+            try text.write(toFile: folded, atomically: true, encoding: .utf8)
+            for args in [["report", folded], ["convert", folded, "--to", "pprof", "-o", prefix + ".pb.gz"],
+                         ["diff", folded, folded, "-o", prefix + ".svg"]] {
+                let r = try SprofCLI.run(args)
+                XCTAssertEqual(r.status, 1, "\(args): \(r.stderr)")
+                XCTAssertTrue(r.stderr.hasPrefix("sprof: \(folded): the counts add up to more than 9,223,372,036,854,775,807"), "\(args): \(r.stderr)")
+                XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+            }
+        }
+        // Nothing half-written is left behind.
+        let dir = (prefix as NSString).deletingLastPathComponent
+        let left = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.contains("int64-out") }
+        XCTAssertEqual(left, [], "\(left)")
+    }
+
+    func testFoldedInputWithoutSamplesIsRefusedByEveryView() throws {
+        let folded = SprofCLI.outputPrefix("nosamples") + ".folded"
+        for text in ["  \n\n", "a;b 0\n"] {
+            try text.write(toFile: folded, atomically: true, encoding: .utf8)
+            for args in [["report", folded], ["convert", folded, "--to", "pprof", "-o", folded + ".pb.gz"], ["flamegraph", folded, "-o", folded + ".svg"]] {
+                let r = try SprofCLI.run(args)
+                XCTAssertEqual(r.status, 1, "\(args): \(r.stderr)")
+                XCTAssertTrue(r.stderr.contains("no samples (an empty profile?)"), "\(args): \(r.stderr)")
+            }
+        }
+    }
+
+    func testProcessAndThreadRowsCountSamplesWithoutFrames() throws {
+        let folded = SprofCLI.outputPrefix("rootonly") + ".folded"
+        try "main 5\nmain;foo 2\n".write(toFile: folded, atomically: true, encoding: .utf8)
+        let comm = try SprofCLI.run(["report", "--sort", "comm", "--format", "csv", folded])
+        XCTAssertEqual(comm.status, 0, comm.stderr)
+        XCTAssertTrue(comm.stdout.contains("\n7,100.0000,7,100.0000,main\n"), comm.stdout)
+        // Functions: only `foo` has a frame, as `go tool pprof -top` lists it.
+        let sym = try SprofCLI.run(["report", "--format", "csv", folded])
+        XCTAssertTrue(sym.stdout.contains("\n2,28.5714,2,28.5714,foo\n"), sym.stdout)
+    }
+
+    func testAHugeRingBufferRequestFailsWithAdviceThatWorks() throws {
+        try SprofCLI.requirePerfEvents()
+        let r = try SprofCLI.run(["run", "-m", "4194304", "-o", SprofCLI.outputPrefix("hugem"), "--", "/bin/true"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("-m 262144") || r.stderr.contains("perf_event_mlock_kb"), r.stderr)
     }
 
     func testFoldedInputWithAControlByteIsStillFolded() throws {

@@ -18,6 +18,9 @@ final class AdviceTests: XCTestCase {
         let text = Advice.ringBuffer(dataPages: 65536, pageSize: 4096, settings: KernelSettings(paranoid: 2, mlockKB: 516), privileged: true)
         XCTAssertFalse(text.contains("perf_event_mlock_kb"), text)
         XCTAssertTrue(text.contains("-m 16384"), text)
+        // Never more than one buffer can have (2^18 pages): the advice must be a value that works.
+        let huge = Advice.ringBuffer(dataPages: 1 << 21, pageSize: 4096, settings: KernelSettings(paranoid: 2, mlockKB: 516), privileged: true)
+        XCTAssertTrue(huge.contains("-m 262144"), huge)
     }
 
     func testAForeignProcessIsNamedOnlyWhenItIsForeign() {
