@@ -145,7 +145,7 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status.description
-        var profile = builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
+        var profile = builder.profile(metadata: metadata)
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: status)
     }
@@ -198,7 +198,7 @@ public enum CommandProfiler {
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
-        var profile = builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
+        var profile = builder.profile(metadata: metadata)
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: nil)
     }
@@ -263,7 +263,7 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status?.description
-        var profile = builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
+        var profile = builder.profile(metadata: metadata)
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: status)
     }

@@ -393,10 +393,8 @@ final class ProfileBuilder {
     }
 
     /// The finished profile (symbolizes what is not yet resolved). `metadata` gets the final
-    /// statistics; `lostWithoutRecord` adds the losses no LOST record reported
-    /// (``RecordingSession/Statistics/lostWithoutRecord``).
-    func profile(metadata: ProfileMetadata, lostWithoutRecord: UInt64 = 0) -> Profile {
-        statistics.lostRecords += lostWithoutRecord
+    /// statistics.
+    func profile(metadata: ProfileMetadata) -> Profile {
         let offCPU = !offCPUEvents.isEmpty
         let offCPUEntries = offCPU ? finishOffCPU() : []
         resolve()

@@ -396,7 +396,7 @@ private final class ActiveRun: @unchecked Sendable {
         session.closeEvents()
         let metadata = ProfileMetadata.recording(sampling, requested: requestedEvent, settings: settings, startTime: wallStart,
                                                  duration: Self.monotonicNow() - startTime, notices: notices)
-        return builder.profile(metadata: metadata, lostWithoutRecord: session.statistics.lostWithoutRecord)
+        return builder.profile(metadata: metadata)
     }
 
     /// Opens one event per thread and CPU for every thread but `driverTID`, falling back to

@@ -37,12 +37,9 @@ public final class RecordingSession: @unchecked Sendable {
         /// Records and samples the kernel dropped so far (PERF_RECORD_LOST + LOST_SAMPLES). Once
         /// recording ends, the larger of the LOST records' sum and the events' own lost counts
         /// (read with PERF_FORMAT_LOST, Linux 6.0+), which also covers losses no LOST record
-        /// reported because no record fitted in that buffer afterwards.
+        /// reported because no record fitted in that buffer afterwards: the difference arrives
+        /// as one last `.lost` record.
         public var lost: UInt64 = 0
-        /// Of ``lost``, the records no PERF_RECORD_LOST reported: the events' own lost counts
-        /// (PERF_FORMAT_LOST) minus the LOST records' sum, known once recording has ended (0 on
-        /// kernels before 6.0). A profile built from the records adds these to what they say.
-        public var lostWithoutRecord: UInt64 = 0
         /// Processes seen so far (the target's at the start, then every FORK of a new process).
         public var processes = 0
         /// Threads seen so far.
@@ -434,16 +431,17 @@ public final class RecordingSession: @unchecked Sendable {
             // Never wait for the consumer: it may run at SCHED_IDLE, and a consumer preempted while
             // holding the mailbox kept the reader off the buffers for as long as every CPU was busy
             // (722 ms seen in a make -j2 on 2 CPUs: full buffers, lost samples). Try again next round.
+            // The events' own counts cover losses no LOST record reported; they go downstream as
+            // one more LOST record, so every consumer counts them as it counts the others.
+            if stopping, let counted = eventLostCount(), counted > lostInRecords {
+                local.lost += counted - lostInRecords
+                outbox.append(.lost(count: counted - lostInRecords, time: outbox.last?.time ?? 0))
+                lostInRecords = counted
+            }
             if mailbox.offer(&outbox, statistics: local, finished: stopping, wait: stopping) && stopping { break }
         }
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
-        if let counted = eventLostCount(), counted > lostInRecords {
-            mailbox.withLock {
-                mailbox.statistics.lost += counted - lostInRecords
-                mailbox.statistics.lostWithoutRecord = counted - lostInRecords
-            }
-        }
     }
 
     /// The records the kernel could not write into any of our buffers, summed over every event

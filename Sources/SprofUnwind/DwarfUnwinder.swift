@@ -548,8 +548,6 @@ final class UnwindContext {
     /// The leaf's restored-register slots below the stack pointer (``poppedSlots(_:)``), worked
     /// out at the first read below it; nil until then. Reset for every sample.
     var popped: [(address: UInt64, value: UInt64)]?
-    /// Reads served from ``popped``, for diagnostics and tests.
-    var epilogueReads = 0
 
     init() { dwarfRegisters.initialize(repeating: 0, count: DwarfRegisters.count) }
     deinit { dwarfRegisters.deallocate() }
@@ -566,7 +564,6 @@ final class UnwindContext {
             if popped == nil { popped = poppedSlots(dwfl) }
             if let hit = popped!.first(where: { $0.address == addr }) {
                 result.pointee = hit.value
-                epilogueReads += 1
                 return true
             }
         }

@@ -144,13 +144,7 @@ struct FlamegraphCommand: ParsableCommand {
             if let failure { fail(failure) }
             return
         }
-        do {
-            try Self.writeAll(fd: STDOUT_FILENO, svg)
-        } catch let error as POSIXFailure {
-            // A reader that stopped early (`| head`) had what it wanted, as with `sprof report`.
-            if error.code == EPIPE { Self.exit() }
-            fail("cannot write <stdout>: \(error.reason)")
-        }
+        try writeStandardOutput(svg)
     }
 
     /// Prints one line on stderr and exits with `status`.
@@ -163,12 +157,8 @@ struct FlamegraphCommand: ParsableCommand {
     // ("No such file or directory", "Is a directory", "Permission denied").
 
     private struct POSIXFailure: Error {
-        var code: Int32
         var reason: String
-        init(errno code: Int32) {
-            self.code = code
-            reason = String(cString: strerror(code))
-        }
+        init(errno code: Int32) { reason = String(cString: strerror(code)) }
     }
 
     private static func readFile(_ path: String) throws -> [UInt8] {
@@ -189,20 +179,6 @@ struct FlamegraphCommand: ParsableCommand {
                 throw POSIXFailure(errno: errno)
             }
             data.append(contentsOf: chunk[0 ..< n])
-        }
-    }
-
-    private static func writeAll(fd: Int32, _ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw POSIXFailure(errno: errno)
-                }
-                offset += n
-            }
         }
     }
 }

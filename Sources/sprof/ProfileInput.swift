@@ -42,11 +42,11 @@ func readProfile(_ path: String) throws -> Profile {
         break
     }
     do {
-        let stacks = try FoldedStacks.parse(bytes: bytes, source: source)
+        let stacks = try FoldedStacks.parse(bytes: bytes, source: source).stacks()
         // A profile's values are pprof's int64s: counts that add up past that cannot be one
         // (clamping them would make this view disagree with `sprof flamegraph` of the same file).
         var total: UInt64 = 0
-        for stack in stacks.stacks() {
+        for stack in stacks {
             let (sum, overflow) = total.addingReportingOverflow(stack.count)
             guard !overflow, sum <= UInt64(Int64.max) else {
                 throw fail("\(source): the counts add up to more than \(grouped(Int64.max)), the most a profile (pprof's int64 values) holds")
@@ -55,7 +55,7 @@ func readProfile(_ path: String) throws -> Profile {
         }
         // Blank lines or only zero counts: as `sprof flamegraph` says of them, not a profile.
         if total == 0 { throw fail("\(source): no samples (an empty profile?)") }
-        return Profile(folded: stacks.stacks().map { (frames: $0.frames, count: Int64($0.count)) })
+        return Profile(folded: stacks.map { (frames: $0.frames, count: Int64($0.count)) })
     } catch let error as FoldedParseError {
         // The folded parser's own message already names the expected form when that is the problem.
         throw fail(error.description.contains("(expected") ? error.description : error.description + " (expected folded stacks 'a;b;c COUNT' or a pprof file)")

@@ -2,7 +2,6 @@
 import Glibc
 #endif
 import ArgumentParser
-import Foundation
 import Sprof
 import SprofFormats
 

@@ -127,6 +127,14 @@ final class ProfileModelTests: XCTestCase {
         ])
     }
 
+    func testATotalThatDoesNotFitSaturatesInsteadOfTrapping() {
+        // A profile built from outside data (a hand-edited folded file in a serve job) may hold
+        // values whose sum passes Int64.max.
+        let p = Profile(folded: [(frames: ["a", "b"], count: Int64.max / 2 + 1), (frames: ["a", "c"], count: Int64.max / 2 + 1)])
+        XCTAssertEqual(p.total(), Int64.max)
+        XCTAssertEqual(p.metadata.statistics.samples, Int(Int64.max))
+    }
+
     func testAClockPeriodIsInNanoseconds() {
         var m = ProfileMetadata()
         m.event = "cpu-clock"
