@@ -48,13 +48,12 @@ final class OutputFile {
     }
 
     /// Writes `bytes` as the file's whole content and renames it into place. One call per file.
-    /// A pipe whose reader stopped early (`-o - | head`, `grep -q`) ends sprof quietly with status
-    /// 0, as `sprof report | head` does: the reader had what it wanted.
+    /// (Standard output, `-o -`, goes through `writeStandardOutput`, which ends quietly when the
+    /// reader stopped early.)
     func write(_ bytes: [UInt8]) throws(ExitCode) {
         do {
             try file.commit(bytes)
         } catch {
-            if error.errno == EPIPE { throw ExitCode(0) }
             throw fail(error.description)
         }
     }
