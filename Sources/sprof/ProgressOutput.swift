@@ -13,10 +13,26 @@ final class ProgressOutput: @unchecked Sendable {
     private let jsonFD: Int32?
     private let lock = NSLock()
     private var shown = false
+    /// JSON lines waiting for the writer thread, and what became of the others.
+    private let queue = NSCondition()
+    private var pending: [String] = []
+    private var dropped = 0
+    private var closing = false
+    private var writerDone = false
+    /// Lines that may wait for a slow reader (about 4 s of progress) before new ones are dropped.
+    static let queueLimit = 16
 
     init(statusLine: Bool, jsonFD: Int32?) {
         self.statusLine = statusLine
         self.jsonFD = jsonFD
+        if let jsonFD {
+            // The descriptor is the caller's: a pipe nobody reads, or a terminal stopped with
+            // Ctrl-S, would block write(2) for good. Only this thread ever waits on it, so neither
+            // recording nor the memory timeline nor Ctrl-C can be held up by the reader.
+            let t = Thread { [self] in writeLines(to: jsonFD) }
+            t.name = "sprof-progress"
+            t.start()
+        }
     }
 
     /// Whether anything is to be reported (else the engine need not be asked for progress).
@@ -30,12 +46,90 @@ final class ProgressOutput: @unchecked Sendable {
         }
     }
 
+    /// Never blocks: a JSON line that finds ``queueLimit`` lines still waiting for the reader is
+    /// dropped (and counted), except the last one (`done`), which replaces the oldest waiting line.
     func report(_ p: RecordingProgress) {
+        if jsonFD != nil {
+            queue.lock()
+            if abandoned {
+                dropped += 1
+            } else if pending.count >= Self.queueLimit {
+                dropped += 1
+                if p.done { pending.removeFirst() }
+            }
+            if !abandoned && pending.count < Self.queueLimit { pending.append(p.jsonLine + "\n") }
+            queue.signal()
+            queue.unlock()
+        }
         lock.lock(); defer { lock.unlock() }
-        if let jsonFD { Self.writeAll(jsonFD, p.jsonLine + "\n") }
         if statusLine && !p.done {
             Self.writeAll(2, "\r\u{1b}[K" + Self.text(p))
             shown = true
+        }
+    }
+
+    /// Gives the reader up to `seconds` to take the lines still waiting, then stops writing;
+    /// returns how many lines were dropped in all (0 when the reader kept up).
+    func finish(within seconds: Double = 2) -> Int {
+        guard jsonFD != nil else { return 0 }
+        queue.lock(); defer { queue.unlock() }
+        closing = true
+        queue.broadcast()
+        let deadline = Date(timeIntervalSinceNow: seconds)
+        while !writerDone && queue.wait(until: deadline) {}
+        // The reader did not keep up (or went away): what it has not taken is lost, and the
+        // writer stops.
+        dropped += pending.count + (!writerDone && inFlight ? 1 : 0)
+        pending.removeAll()
+        abandoned = true
+        return dropped
+    }
+
+    private var inFlight = false
+    private var abandoned = false
+
+    private func writeLines(to fd: Int32) {
+        // A reader that goes away gives EPIPE, not a SIGPIPE that would end sprof (blocked for
+        // this thread only: the profiled command does not inherit it).
+        var pipeMask = sigset_t()
+        sigemptyset(&pipeMask)
+        sigaddset(&pipeMask, SIGPIPE)
+        pthread_sigmask(SIG_BLOCK, &pipeMask, nil)
+        while true {
+            queue.lock()
+            while pending.isEmpty && !closing { queue.wait() }
+            if pending.isEmpty || abandoned {
+                writerDone = true
+                queue.broadcast()
+                queue.unlock()
+                return
+            }
+            let line = pending.removeFirst()
+            inFlight = true
+            queue.unlock()
+            // Waits for room in slices, so that `finish` can give up on a reader that never
+            // reads. A line is shorter than PIPE_BUF: a pipe that polls writable takes it whole.
+            var ready = false
+            while !ready {
+                var p = pollfd(fd: fd, events: Int16(POLLOUT), revents: 0)
+                let n = poll(&p, 1, 100)
+                if n > 0 { ready = true; break }
+                if n < 0 && errno != EINTR { break }
+                queue.lock()
+                let giveUp = abandoned
+                queue.unlock()
+                if giveUp { break }
+            }
+            let written = ready && Self.writeAll(fd, line)
+            queue.lock()
+            inFlight = false
+            if !written {
+                // The reader went away (EPIPE) or never reads: progress is optional.
+                if !abandoned { dropped += 1 + pending.count }
+                pending.removeAll()
+                abandoned = true
+            }
+            queue.unlock()
         }
     }
 
@@ -55,15 +149,17 @@ final class ProgressOutput: @unchecked Sendable {
         return line
     }
 
-    private static func writeAll(_ fd: Int32, _ text: String) {
+    @discardableResult
+    private static func writeAll(_ fd: Int32, _ text: String) -> Bool {
         var bytes = Array(text.utf8)
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeMutableBytes { write(fd, $0.baseAddress! + offset, $0.count - offset) }
             if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return } // the reader went away: progress is optional
+            if n <= 0 { return false }
             offset += n
         }
+        return true
     }
 }
 

@@ -128,6 +128,10 @@ struct RunCommand: ParsableCommand {
             throw fail(error.description)
         }
         progress.erase()
+        let droppedProgress = progress.finish()
+        if droppedProgress > 0 && !quiet, let progressFD {
+            printError("\(grouped(droppedProgress)) progress line\(droppedProgress == 1 ? " was" : "s were") dropped: the reader of --progress-fd \(progressFD) did not keep up (or went away)")
+        }
         let profile = recorded.profile
         // Attached: the process goes on; a signal that ended the recording is sprof's status (130
         // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.

@@ -232,6 +232,45 @@ final class ProgressTests: XCTestCase {
         XCTAssertGreaterThan((last["peak_rss_bytes"] as? NSNumber)?.intValue ?? 0, 0)
     }
 
+    /// A --progress-fd pipe that is full and never read (issue 20): recording, the memory
+    /// timeline and the outputs go on; the dropped lines are counted on stderr.
+    func testFullProgressPipeNeverBlocksRecording() throws {
+        try SprofCLI.requirePerfEvents()
+        let fixture = try TestFixtures.swiftFixturePath()
+        let prefix = SprofCLI.outputPrefix("blocked")
+        let sprof = try TestFixtures.sprofPath()
+        let script = "mkfifo \"$2.fifo\" && exec 3<>\"$2.fifo\" && head -c 65536 /dev/zero >&3 && exec \"$0\" run --progress-fd 3 -o \"$2\" -- \"$1\" split 1.5"
+        let p = try BackgroundProcess("/bin/sh", ["-c", script, sprof, fixture, prefix])
+        // A safety limit, not a measurement: before the fix sprof never returned.
+        XCTAssertEqual(p.wait(timeout: 60), 0, p.stderr)
+        XCTAssertTrue(p.stderr.contains("progress lines were dropped: the reader of --progress-fd 3 did not keep up"), p.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".pb.gz"), p.stderr)
+        // The memory timeline is sampled 25 times a second all through the 1.5 s run.
+        let timeline = try String(contentsOfFile: prefix + ".memory.tsv", encoding: .utf8)
+        XCTAssertGreaterThan(timeline.split(separator: "\n").count, 15, timeline)
+    }
+
+    /// SIGTERM while the progress pipe is full ends recording with the profile written and no
+    /// temporary file left behind.
+    func testSIGTERMWithFullProgressPipeWritesTheProfile() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("blocked-term")
+        let directory = (prefix as NSString).deletingLastPathComponent
+        let sprof = try TestFixtures.sprofPath()
+        let script = "mkfifo \"$1.fifo\" && exec 3<>\"$1.fifo\" && head -c 65536 /dev/zero >&3 && exec \"$0\" run --progress-fd 3 -o \"$1\" -- sleep 60"
+        let p = try BackgroundProcess("/bin/sh", ["-c", script, sprof, prefix])
+        // Signal once the command runs and at least one progress line was due (0.25 s).
+        XCTAssertTrue(ProcInfo.waitUntil { ProcInfo.children(of: p.pid).contains { ProcInfo.comm($0) == "sleep" } })
+        usleep(600_000)
+        p.send(SIGTERM)
+        XCTAssertEqual(p.wait(timeout: 60), 128 + SIGTERM, p.stderr)
+        for suffix in [".folded", ".svg", ".pb.gz"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + suffix), suffix + ": " + p.stderr)
+        }
+        let left = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.contains(".sprof-") }
+        XCTAssertEqual(left, [], "temporary files left behind")
+    }
+
     func testStatusLineShowsOnATerminalAndIsErased() throws {
         try SprofCLI.requirePerfEvents()
         guard let script = TestFixtures.findExecutable("script") else { throw XCTSkip("script(1) not installed") }
