@@ -38,12 +38,15 @@ final class ProgressOutput: @unchecked Sendable {
     /// Whether anything is to be reported (else the engine need not be asked for progress).
     var isActive: Bool { statusLine || jsonFD != nil }
 
-    /// Checks `--progress-fd N` at start: the descriptor must be open for writing.
+    /// Checks `--progress-fd N` at start: the descriptor must be open for writing. Then marks it
+    /// close-on-exec: it is sprof's, and a command that inherited it (a daemon it starts, say)
+    /// would keep the stream open after sprof ends, or write into it.
     static func checkDescriptor(_ fd: Int32) throws {
         let flags = fcntl(fd, F_GETFL)
         guard fd > 2, flags >= 0, flags & O_ACCMODE != O_RDONLY else {
             throw usage("--progress-fd \(fd): not an open descriptor for writing (e.g. sprof run --progress-fd 3 -- cmd 3>progress.jsonl)")
         }
+        _ = fcntl(fd, F_SETFD, fcntl(fd, F_GETFD) | FD_CLOEXEC)
     }
 
     /// Never blocks: a JSON line that finds ``queueLimit`` lines still waiting for the reader is

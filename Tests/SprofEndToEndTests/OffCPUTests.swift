@@ -250,6 +250,39 @@ final class ProgressTests: XCTestCase {
         XCTAssertGreaterThan(timeline.split(separator: "\n").count, 15, timeline)
     }
 
+    /// The profiled command inherits no descriptor of sprof's: not --progress-fd, not a perf
+    /// event, eventfd or ring buffer, not a temporary output file (issue 20). The command lists its
+    /// own descriptors; what the test runner itself may leak is not sprof's and is not looked at.
+    func testCommandInheritsNoDescriptorOfSprofs() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("fds")
+        let sprof = try TestFixtures.sprofPath()
+        // ls, not $(readlink): a command substitution holds a pipe of the shell's own.
+        let list = "ls -l /proc/$$/fd"
+        // The shell first lists what it got from the test runner (a runner may leak a pipe or
+        // two): those descriptors are passed on by sprof unchanged, as any exec does.
+        let r = try TestFixtures.run("/bin/sh", ["-c", "ls -l /proc/$$/fd >\"$1.outer\"; exec \"$0\" run --progress-fd 3 -o \"$1\" -- sh -c \"$2\" 3>\"$1.jsonl\"", sprof, prefix, list])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        // `lrwx------ 1 root root 64 Dec  6 04:07 3 -> /tmp/x.jsonl` as `fd 3 /tmp/x.jsonl`.
+        func descriptors(_ text: String) -> [(name: String, target: String)] {
+            text.split(separator: "\n").compactMap { line in
+                guard let arrow = line.range(of: " -> ") else { return nil }
+                return (String(line[..<arrow.lowerBound].split(separator: " ").last ?? ""), String(line[arrow.upperBound...]))
+            }
+        }
+        let runners = Set(descriptors(try String(contentsOfFile: prefix + ".outer", encoding: .utf8)).filter { Int($0.name)! > 2 }.map(\.target))
+        let fds = descriptors(r.stdout).filter { (Int($0.name) ?? 3) <= 2 || !runners.contains($0.target) }.map { "fd \($0.name) \($0.target)" }
+        XCTAssertTrue(fds.contains { $0.hasPrefix("fd 0 ") } && fds.contains { $0.hasPrefix("fd 1 ") }, r.stdout)
+        for line in fds {
+            XCTAssertFalse(line.hasPrefix("fd 3 "), "the --progress-fd descriptor: \(line)")
+            // Pipes beyond 0-2: the launcher's go and exec-error pipes.
+            let standard = line.hasPrefix("fd 0 ") || line.hasPrefix("fd 1 ") || line.hasPrefix("fd 2 ")
+            for owned in [".jsonl", "perf_event", "eventfd", ".sprof-"] + (standard ? [] : ["pipe:"]) where line.contains(owned) {
+                XCTFail("a descriptor of sprof's reached the command: \(line)")
+            }
+        }
+    }
+
     /// SIGTERM while the progress pipe is full ends recording with the profile written and no
     /// temporary file left behind.
     func testSIGTERMWithFullProgressPipeWritesTheProfile() throws {
