@@ -106,8 +106,8 @@ extension Profile {
 
     /// Writes the folded text, the SVG and/or the pprof file (gzip-compressed profile.proto, for
     /// `go tool pprof`, Pyroscope, Parca and `sprof report`), creating or replacing the files
-    /// atomically: every path is checked before anything is written, and each file appears
-    /// complete or not at all (an earlier file at the path survives a failure).
+    /// atomically: every path is checked before anything is written, and the files appear together
+    /// once all are complete, or none does (the earlier files at the paths survive a failure).
     ///
     /// - Throws: `OutputFileError` naming the path and errno (EISDIR, EACCES, ENOENT, ENOSPC, …);
     ///   `FormatError` if the profile cannot be encoded as pprof.
@@ -117,10 +117,12 @@ extension Profile {
         let svgFile = try svgPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
         let pprofFile = try pprofPath.map { (p) throws(OutputFileError) in try OutputFile(path: p) }
         let pprof = try pprofFile.map { _ in try PprofFormat.encode(self) }
-        try foldedFile?.commit(folded.serializedBytes())
+        try foldedFile?.write(folded.serializedBytes())
         var options = FlameGraphOptions(title: title, subtitle: metadata.summaryLine)
         options.details = metadata.provenanceLines
-        try svgFile?.commit(FlameGraph.renderBytes(folded, options: options))
-        if let pprof { try pprofFile?.commit(pprof) }
+        try svgFile?.write(FlameGraph.renderBytes(folded, options: options))
+        if let pprof { try pprofFile?.write(pprof) }
+        // All or none: every file complete before any replaces what was at its path.
+        try OutputFile.commitAll([foldedFile, svgFile, pprofFile].compactMap { $0 })
     }
 }

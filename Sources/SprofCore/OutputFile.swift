@@ -123,28 +123,7 @@ public final class OutputFile: @unchecked Sendable {
     /// - Throws: ``OutputFileError`` when flushing or renaming fails; the temporary file is then
     ///   removed and the path left as it was.
     public func commit() throws(OutputFileError) {
-        precondition(!committed && fd >= 0, "OutputFile \(path): commit after commit or discard")
-        let closed = close(fd)
-        let closeErrno = errno
-        fd = -1
-        guard let temporary else {
-            committed = true
-            if closed != 0 { throw OutputFileError(path: path, errno: closeErrno) }
-            return
-        }
-        if closed != 0 {
-            ArgumentBytes.withPath(temporary) { _ = unlink($0) }
-            self.temporary = nil
-            throw OutputFileError(path: path, errno: closeErrno)
-        }
-        if ArgumentBytes.withPath(temporary, { from in ArgumentBytes.withPath(target) { rename(from, $0) } }) != 0 {
-            let saved = errno
-            ArgumentBytes.withPath(temporary) { _ = unlink($0) }
-            self.temporary = nil
-            throw OutputFileError(path: path, errno: saved)
-        }
-        self.temporary = nil
-        committed = true
+        try Self.commitAll([self])
     }
 
     /// Writes `bytes` as the whole content and commits it.
@@ -181,5 +160,71 @@ public final class OutputFile: @unchecked Sendable {
         defer { pthread_mutex_unlock(serialLock) }
         serial += 1
         return serial
+    }
+}
+
+extension OutputFile {
+    /// Makes several outputs appear together: every file's content is flushed first, and only when
+    /// all of them are complete are they renamed into place. A failure before the renames (ENOSPC
+    /// on close, say) discards every file and leaves every path as it was; a rename that fails
+    /// afterwards (rare: the directory changed under sprof) puts back the files already replaced,
+    /// from hard links made beforehand, so that the paths never hold outputs of two runs.
+    ///
+    /// Write each file's whole content with ``write(_:)-(UnsafeRawBufferPointer)`` first.
+    ///
+    /// - Throws: the first ``OutputFileError``; no file is committed then, and all are discarded.
+    public static func commitAll(_ files: [OutputFile]) throws(OutputFileError) {
+        var failure: OutputFileError?
+        for file in files where failure == nil {
+            precondition(!file.committed && file.fd >= 0, "OutputFile \(file.path): commit after commit or discard")
+            if file.temporary == nil { continue } // written in place: nothing to rename
+            if close(file.fd) != 0 { failure = OutputFileError(path: file.path, errno: errno) }
+            file.fd = -1
+        }
+        if let failure {
+            for file in files { file.discard() }
+            throw failure
+        }
+        // Hard links to the files about to be replaced, to undo a partial commit.
+        var backups: [(target: String, backup: String)] = []
+        var absent: Set<String> = []
+        defer { for b in backups { ArgumentBytes.withPath(b.backup) { _ = unlink($0) } } }
+        for file in files {
+            guard let temporary = file.temporary else { continue }
+            let backup = temporary + ".old"
+            if ArgumentBytes.withPath(file.target, { from in ArgumentBytes.withPath(backup) { link(from, $0) } }) == 0 {
+                backups.append((file.target, backup))
+            } else if errno == ENOENT {
+                absent.insert(file.target)
+            }
+        }
+        var renamed: [OutputFile] = []
+        for file in files {
+            guard let temporary = file.temporary else {
+                if close(file.fd) != 0 && failure == nil { failure = OutputFileError(path: file.path, errno: errno) }
+                file.fd = -1
+                file.committed = true
+                continue
+            }
+            if ArgumentBytes.withPath(temporary, { from in ArgumentBytes.withPath(file.target) { rename(from, $0) } }) != 0 {
+                failure = OutputFileError(path: file.path, errno: errno)
+                break
+            }
+            file.temporary = nil
+            renamed.append(file)
+        }
+        guard let failure else {
+            for file in files { file.committed = true }
+            return
+        }
+        for file in renamed {
+            if let b = backups.first(where: { $0.target == file.target }) {
+                ArgumentBytes.withPath(b.backup) { from in ArgumentBytes.withPath(file.target) { _ = rename(from, $0) } }
+            } else if absent.contains(file.target) {
+                ArgumentBytes.withPath(file.target) { _ = unlink($0) } // there was no file before
+            }
+        }
+        for file in files { file.discard() }
+        throw failure
     }
 }

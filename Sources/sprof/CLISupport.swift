@@ -58,6 +58,27 @@ final class OutputFile {
         }
     }
 
+    /// Writes `bytes` as the file's whole content without making it visible yet: see
+    /// ``commitAll(_:)``, for a command that writes several files.
+    func stage(_ bytes: [UInt8]) throws(ExitCode) {
+        do {
+            try file.write(bytes)
+        } catch {
+            discard()
+            throw fail(error.description)
+        }
+    }
+
+    /// Renames every staged file into place together, only once all of them are complete: on
+    /// any failure none replaces what was at its path (`SprofCore.OutputFile.commitAll`).
+    static func commitAll(_ files: [OutputFile]) throws(ExitCode) {
+        do {
+            try SprofCore.OutputFile.commitAll(files.map(\.file))
+        } catch {
+            throw fail(error.description)
+        }
+    }
+
     /// Leaves the path as it was (for paths that exit without unwinding, e.g. `exit(2)`).
     func discard() { file.discard() }
 }

@@ -9,8 +9,9 @@ import SprofFormats
 /// `PREFIX.pb.gz`), all made from the one ``Profile`` value.
 ///
 /// Created before recording starts, so an unwritable prefix fails at once; each file is written
-/// to a temporary name and renamed into place only once the profile exists (``OutputFile``), so a
-/// failed or too-short run never destroys an earlier profile.
+/// to a temporary name, and all are renamed into place together only once every one is complete
+/// (``OutputFile/commitAll(_:)``), so a failed or too-short run never destroys an earlier profile,
+/// nor leaves files of two runs side by side.
 final class ProfileOutputs {
     let prefix: String
     private var files: [(suffix: String, file: OutputFile)] = []
@@ -42,13 +43,21 @@ final class ProfileOutputs {
         ]
         for (suffix, bytes) in try extraOutputs(profile) { contents[suffix] = bytes }
         for (suffix, bytes) in TimeViews.outputs(profile, graph: graph, perThread: perThread, fullNames: fullNames) { contents[suffix] = bytes }
-        var written: [String] = []
-        for (suffix, file) in files {
-            guard let bytes = contents[suffix] else { file.discard(); continue }
-            try file.write(bytes)
-            written.append(file.path)
+        // Every file complete before any is renamed: a failure (a full disk at the SVG) leaves
+        // all of PREFIX.* from the previous run, never a mix of two runs.
+        var staged: [OutputFile] = []
+        do {
+            for (suffix, file) in files {
+                guard let bytes = contents[suffix] else { file.discard(); continue }
+                try file.stage(bytes)
+                staged.append(file)
+            }
+            try OutputFile.commitAll(staged)
+        } catch {
+            discard()
+            throw error
         }
-        return written
+        return staged.map(\.path)
     }
 
     /// Leaves every path as it was.

@@ -10,6 +10,31 @@ import SprofTestSupport
 /// parents (ignored SIGCHLD, a closed stderr pipe) do not change the exit status, argument
 /// mistakes are one-line usage errors, and argv bytes reach the command unchanged.
 final class ReliabilityTests: XCTestCase {
+    /// A write that fails at the SVG (here: the file-size limit, as a full disk would) leaves all
+    /// of PREFIX.* from the previous run: none of the new files replaces its old one (issue 20).
+    func testAFailedOutputReplacesNoneOfThem() throws {
+        try SprofCLI.requirePerfEvents()
+        let fixture = try TestFixtures.swiftFixturePath()
+        let sprof = try TestFixtures.sprofPath()
+        let prefix = SprofCLI.outputPrefix("allornone")
+        let first = try TestFixtures.run(sprof, ["run", "-q", "-o", prefix, "--", fixture, "split", "0.3"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let suffixes = [".folded", ".svg", ".pb.gz", ".memory.tsv"]
+        let before = suffixes.map { FileManager.default.contents(atPath: prefix + $0) }
+        XCTAssertTrue(before.allSatisfy { $0 != nil })
+        // 16 KiB per file: the folded text fits, the SVG (with its script, > 20 KiB) does not.
+        // SIGXFSZ ignored, so the write fails with EFBIG instead of killing sprof.
+        let second = try TestFixtures.run("/bin/sh", ["-c", "trap '' XFSZ; ulimit -f 32; exec \"$0\" run -q -o \"$1\" -- \"$2\" split 0.5", sprof, prefix, fixture])
+        XCTAssertEqual(second.status, 1, second.stderr)
+        XCTAssertTrue(second.stderr.contains("cannot write \(prefix).svg"), second.stderr)
+        XCTAssertEqual(second.stderr.split(separator: "\n").filter { $0.hasPrefix("sprof:") }.count, 1, second.stderr)
+        for (suffix, old) in zip(suffixes, before) {
+            XCTAssertEqual(FileManager.default.contents(atPath: prefix + suffix), old, "\(suffix) was replaced")
+        }
+        let directory = (prefix as NSString).deletingLastPathComponent
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasPrefix(".") }, [])
+    }
+
     private let old = "previous profile\n"
 
     private func lines(_ s: String) -> [Substring] { s.split(separator: "\n") }

@@ -102,6 +102,30 @@ final class OutputFileTests: XCTestCase {
         XCTAssertTrue(read(dir + "/ok.svg")?.contains("<svg") == true)
     }
 
+    /// Several outputs are renamed together or not at all (issue 20): a rename that fails after
+    /// others succeeded puts the replaced files back, and a file that was not there goes again.
+    func testCommitAllReplacesEveryPathOrNone() throws {
+        try "old a".write(toFile: dir + "/x.a", atomically: false, encoding: .utf8)
+        try "old b".write(toFile: dir + "/x.b", atomically: false, encoding: .utf8)
+        let files = try ["a", "b", "new", "c"].map { try OutputFile(path: dir + "/x." + $0) }
+        for (file, text) in zip(files, ["new a", "new b", "new", "new c"]) { try file.write(Array(text.utf8)) }
+        // A directory gets in the way of the last output after it was checked.
+        try FileManager.default.createDirectory(atPath: dir + "/x.c/sub", withIntermediateDirectories: true)
+        XCTAssertThrowsError(try OutputFile.commitAll(files)) { error in
+            XCTAssertEqual((error as? OutputFileError)?.path, dir + "/x.c")
+        }
+        XCTAssertEqual(read(dir + "/x.a"), "old a")
+        XCTAssertEqual(read(dir + "/x.b"), "old b")
+        XCTAssertEqual(try entries(), ["x.a", "x.b", "x.c"], "no new file, no temporary or backup left")
+
+        let again = try ["a", "b"].map { try OutputFile(path: dir + "/x." + $0) }
+        for (file, text) in zip(again, ["new a", "new b"]) { try file.write(Array(text.utf8)) }
+        try OutputFile.commitAll(again)
+        XCTAssertEqual(read(dir + "/x.a"), "new a")
+        XCTAssertEqual(read(dir + "/x.b"), "new b")
+        XCTAssertEqual(try entries(), ["x.a", "x.b", "x.c"])
+    }
+
     func testArgumentBytesRoundTripEveryByteSequence() {
         let samples: [[UInt8]] = [
             Array("plain ascii".utf8), Array("größe ✓ 🎉".utf8), [0x61, 0xFF, 0x62], [0xC3], [0xED, 0xA0, 0x80],
