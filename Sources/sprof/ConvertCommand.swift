@@ -34,6 +34,7 @@ struct ConvertCommand: ParsableCommand {
         guard ["folded", "pprof", "speedscope"].contains(to) else {
             throw usage("--to \(to): unknown format (valid: folded, pprof, speedscope)")
         }
+        try refuseOutputOverInput([output], inputs: [file])
         // Checked before reading the input; `-o -` writes descriptor 1 itself.
         let outputFile = output == "-" ? nil : try OutputFile(path: output)
         let profile = try readProfile(file)

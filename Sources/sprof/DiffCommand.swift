@@ -48,6 +48,7 @@ struct DiffCommand: ParsableCommand {
     func run() throws {
         if let failAbove, !(failAbove >= 0) { throw usage("--fail-above \(failAbove): must be a number of percentage points, 0 or more") }
         guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
+        try refuseOutputOverInput([output], inputs: [base, new])
         let outputFile = try OutputFile(path: output)
         let baseProfile = try readProfile(base)
         let newProfile = try readProfile(new)

@@ -84,3 +84,26 @@ func valueIndex(_ profile: Profile, named name: String?) throws -> Int {
     let advice = ["wall", "off-cpu"].contains(wanted) ? "; record with --off-cpu for wall and off-cpu" : ""
     throw usage("this profile has no '\(name)' values (it has: \(known))\(advice)")
 }
+
+/// Refuses, before anything is read or written, an output that is the same file as an input (same
+/// device and inode, so also through a symbolic link, a hard link or `./`): replacing it would
+/// destroy the only copy of the input (`sprof flamegraph -o x.folded x.folded`). Standard input
+/// and output (`-`) and paths that do not exist yet are never the same file.
+///
+/// - Throws: a one-line usage error (status 2) naming both paths.
+func refuseOutputOverInput(_ outputs: [String?], inputs: [String?], option: String = "-o") throws {
+    func identity(_ path: String?) -> (dev: UInt64, ino: UInt64)? {
+        guard let path, path != "-" else { return nil }
+        var st = stat()
+        guard ArgumentBytes.withPath(path, { stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFREG else { return nil }
+        return (UInt64(st.st_dev), UInt64(st.st_ino))
+    }
+    for output in outputs {
+        guard let out = identity(output) else { continue }
+        for input in inputs {
+            guard let inp = identity(input), inp == out else { continue }
+            let same = input == output ? "" : " (the same file as \(ArgumentBytes.displayed(input!)))"
+            throw usage("\(option) \(ArgumentBytes.displayed(output!)) is the input file\(same): writing it would destroy the input; choose another output name")
+        }
+    }
+}

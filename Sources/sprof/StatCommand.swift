@@ -82,6 +82,7 @@ struct StatCommand: ParsableCommand {
         groups = restricted.groups
         if let notice = restricted.notice, !quiet { printError(notice) }
 
+        try refuseOutputOverInput([output], inputs: [baseline])
         let baselineReport = try baseline.map(loadBaseline)
         let outputFile = try output.map { try OutputFile(path: $0) }
 

@@ -10,6 +10,34 @@ import SprofTestSupport
 /// parents (ignored SIGCHLD, a closed stderr pipe) do not change the exit status, argument
 /// mistakes are one-line usage errors, and argv bytes reach the command unchanged.
 final class ReliabilityTests: XCTestCase {
+    /// An output that is an input is refused with one line, and the input survives (issue 20):
+    /// by name, through a hard link, and for every subcommand that reads and writes files.
+    func testOutputThatIsAnInputIsRefused() throws {
+        let sprof = try TestFixtures.sprofPath()
+        let prefix = SprofCLI.outputPrefix("sameio")
+        let folded = prefix + ".folded", linked = prefix + "-link.folded", pprof = prefix + ".pb.gz"
+        try "main;work 5\nmain;idle 3\n".write(toFile: folded, atomically: false, encoding: .utf8)
+        XCTAssertEqual(link(folded, linked), 0)
+        XCTAssertEqual(try SprofCLI.run(["convert", folded, "--to", "pprof", "-o", pprof]).status, 0)
+        let cases: [[String]] = [
+            ["flamegraph", "-o", folded, folded],
+            ["flamegraph", "-o", linked, folded],
+            ["diff", folded, pprof, "-o", pprof],
+            ["diff", pprof, folded, "-o", folded],
+            ["convert", pprof, "--to", "speedscope", "-o", pprof],
+            ["convert", folded, "--to", "folded", "-o", linked],
+            ["stat", "--json", "-o", folded, "--baseline", folded, "--", "true"],
+        ]
+        let before = [folded, pprof].map { FileManager.default.contents(atPath: $0) }
+        for arguments in cases {
+            let r = try TestFixtures.run(sprof, arguments)
+            XCTAssertEqual(r.status, 2, "\(arguments): \(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.contains("is the input file"), r.stderr)
+            XCTAssertEqual([folded, pprof].map { FileManager.default.contents(atPath: $0) }, before, "\(arguments) changed an input")
+        }
+    }
+
     /// A write that fails at the SVG (here: the file-size limit, as a full disk would) leaves all
     /// of PREFIX.* from the previous run: none of the new files replaces its old one (issue 20).
     func testAFailedOutputReplacesNoneOfThem() throws {
