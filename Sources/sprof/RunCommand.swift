@@ -87,6 +87,11 @@ struct RunCommand: ParsableCommand {
             throw usage(pid == nil && !systemWide ? "--duration goes with -p PID or -a" : "--duration \(duration): must be a positive number of seconds")
         }
         if let minSamples, minSamples < 0 { throw usage("--min-samples \(minSamples): must be 0 or more") }
+        // Not a pprof stream on stdout: the command writes to the same stdout, which would corrupt
+        // it, and `run` writes several files. A prefix, then convert, gives the stream.
+        if output == "-" {
+            throw usage("-o -: run writes several files (PREFIX.folded, PREFIX.svg, PREFIX.pb.gz) and the command's own output goes to standard output; give a prefix, then stream the pprof with 'sprof convert PREFIX.pb.gz --to pprof -o -'")
+        }
         var options = RunOptions()
         options.event = try parseEvent(event)
         options.rate = try parseRate(frequency: frequency, period: period)

@@ -10,6 +10,17 @@ import SprofTestSupport
 /// parents (ignored SIGCHLD, a closed stderr pipe) do not change the exit status, argument
 /// mistakes are one-line usage errors, and argv bytes reach the command unchanged.
 final class ReliabilityTests: XCTestCase {
+    /// `run -o -` is refused with one line pointing at convert, and creates no `-.folded` (issue 20).
+    func testRunToStandardOutputIsRefused() throws {
+        let dir = (SprofCLI.outputPrefix("dash") as NSString).deletingLastPathComponent
+        let sprof = try TestFixtures.sprofPath()
+        let r = try TestFixtures.run("/bin/sh", ["-c", "cd \"$1\" && exec \"$0\" run -o - -- true", sprof, dir])
+        XCTAssertEqual(r.status, 2, r.stderr)
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("sprof convert PREFIX.pb.gz --to pprof -o -"), r.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [])
+    }
+
     /// An output that is an input is refused with one line, and the input survives (issue 20):
     /// by name, through a hard link, and for every subcommand that reads and writes files.
     func testOutputThatIsAnInputIsRefused() throws {
