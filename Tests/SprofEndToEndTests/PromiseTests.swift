@@ -151,6 +151,49 @@ final class PromiseTests: XCTestCase {
         XCTAssertTrue(svg.contains("busy_leaf"))
     }
 
+    /// The recording's duration as the profile states it (`duration` in `report --header`), in seconds.
+    private func recordedSeconds(_ prefix: String) throws -> Double {
+        let r = try SprofCLI.run(["report", "--header", prefix + ".pb.gz"])
+        let line = try XCTUnwrap(r.stdout.split(separator: "\n").first { $0.hasPrefix("# duration: ") }, r.stdout + r.stderr)
+        return Double(try XCTUnwrap(Int(line.split(separator: " ")[2]))) / 1e9
+    }
+
+    /// --duration with -p ends the recording itself: the profile says it lasted about 1 s, where
+    /// a sprof that ignored it would follow the target to its end 20 s later (issue 20).
+    func testAttachDurationIsTheRecordedDuration() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("duration-p")
+        let target = try BackgroundProcess("/bin/sleep", ["20"])
+        defer { target.send(SIGKILL) }
+        let r = try SprofCLI.run(["run", "-q", "-o", prefix, "-p", String(target.pid), "--duration", "1"], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let seconds = try recordedSeconds(prefix)
+        XCTAssertGreaterThanOrEqual(seconds, 0.9)
+        XCTAssertLessThan(seconds, 10, "--duration 1 was not what ended the recording")
+    }
+
+    /// Ctrl-C and SIGTERM end `-p` and `-a --duration 60` recordings with 128+N, as the README
+    /// says, with the profile written (issue 20).
+    func testSignalsEndAttachedAndSystemWideRecordingsWith128PlusN() throws {
+        try SprofCLI.requirePerfEvents()
+        let target = try BackgroundProcess("/bin/sleep", ["60"])
+        defer { target.send(SIGKILL) }
+        var runs: [(String, [String], Int32)] = [("attached-term", ["-p", String(target.pid)], SIGTERM)]
+        if getuid() == 0 {
+            runs += [("all-int", ["-a", "--duration", "60"], SIGINT), ("all-term", ["-a", "--duration", "60"], SIGTERM)]
+        }
+        for (name, arguments, signal) in runs {
+            let prefix = SprofCLI.outputPrefix(name)
+            let sprof = try BackgroundProcess(try TestFixtures.sprofPath(), ["run", "-q", "-o", prefix] + arguments)
+            XCTAssertTrue(ProcInfo.waitUntil { ProcInfo.perfEventCount(sprof.pid) > 0 }, "\(name): no events opened: \(sprof.stderr)")
+            sprof.send(signal)
+            XCTAssertEqual(sprof.wait(timeout: 60), 128 + signal, "\(name): \(sprof.stderr)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".pb.gz"), "\(name): \(sprof.stderr)")
+            XCTAssertLessThan(try recordedSeconds(prefix), 30, "\(name): the signal did not end the recording")
+        }
+        if getuid() != 0 { throw XCTSkip("-a needs root: only -p was checked") }
+    }
+
     // MARK: - Losses, truncation, throttling, clamping
 
     func testLostSamplesAreReported() throws {
