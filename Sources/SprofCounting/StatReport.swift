@@ -125,9 +125,13 @@ public struct StatReport: Codable, Sendable, Equatable {
     public var systemSeconds: Series?
     /// The counters.
     public var counters: [Counter]
+    /// What `sprof stat` would otherwise print as notice lines beside the counts (a restricted
+    /// event list, a counter's reason for `not supported`, the `--baseline` verdict), so that with
+    /// `--json` the output is JSON alone; nil (absent from the JSON) when there is none.
+    public var notices: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case format, version, command, pid, repeats, counters
+        case format, version, command, pid, repeats, counters, notices
         case exitStatus = "exit_status"
         case elapsedSeconds = "elapsed_seconds"
         case userSeconds = "user_seconds"

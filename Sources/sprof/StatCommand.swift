@@ -80,7 +80,13 @@ struct StatCommand: ParsableCommand {
         if groups.isEmpty { groups = CounterEvents.defaultGroups }
         let restricted = CounterEvents.restrictedToUserSpace(groups, settings: KernelSettings.current())
         groups = restricted.groups
-        if let notice = restricted.notice, !quiet { printError(notice) }
+        // With --json nothing but JSON is printed (as perf stat -j): notices go into it.
+        var notices: [String] = []
+        func notice(_ line: String) {
+            if quiet { return }
+            if json { notices.append(line) } else { printError(line) }
+        }
+        if let line = restricted.notice { notice(line) }
 
         try refuseOutputOverInput([output], inputs: [baseline])
         let baselineReport = try baseline.map(loadBaseline)
@@ -103,13 +109,31 @@ struct StatCommand: ParsableCommand {
             throw fail(error.description)
         }
 
-        let report = StatReport(runs: runs, groups: groups, command: pid == nil ? arguments : nil, pid: pid)
-        if !quiet && !events.isEmpty {
+        var report = StatReport(runs: runs, groups: groups, command: pid == nil ? arguments : nil, pid: pid)
+        if !quiet && !events.isEmpty && !json {
             // The rows say <not supported>; the reason is worth one line for events asked by name.
+            // (The JSON has it in each counter's `reason`.)
             for c in report.counters where c.status == "not supported" {
-                printError("\(c.event): \(c.reason ?? "not supported")")
+                notice("\(c.event): \(c.reason ?? "not supported")")
             }
         }
+
+        var gateFailed = false
+        if let baselineReport {
+            let chosen = gate.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
+            let verdict = RegressionGate(thresholdPercent: threshold, events: chosen).compare(current: report, baseline: baselineReport)
+            if verdict.comparisons.isEmpty {
+                throw usage("--baseline \(baseline!): no counter to compare (counted in both: none of \(verdict.missing.joined(separator: ", ")))")
+            }
+            // The verdict is shown even with -q: it is the gate's answer, not a notice.
+            for line in RegressionGate.describe(verdict, thresholdPercent: threshold) { if json { notices.append(line) } else { printError(line) } }
+            gateFailed = verdict.failed
+            if gateFailed {
+                let line = "regression past \(String(format: "%g", threshold))% against \(baseline!)"
+                if json { notices.append(line) } else { printError(line) }
+            }
+        }
+        if json && !notices.isEmpty { report.notices = notices }
         let rendered: String
         if json {
             rendered = String(decoding: try report.jsonData(), as: UTF8.self) + "\n"
@@ -123,18 +147,6 @@ struct StatCommand: ParsableCommand {
         } else {
             var text = rendered
             text.withUTF8 { _ = fwrite($0.baseAddress, 1, $0.count, stderr) }
-        }
-
-        var gateFailed = false
-        if let baselineReport {
-            let chosen = gate.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-            let verdict = RegressionGate(thresholdPercent: threshold, events: chosen).compare(current: report, baseline: baselineReport)
-            if verdict.comparisons.isEmpty {
-                throw usage("--baseline \(baseline!): no counter to compare (counted in both: none of \(verdict.missing.joined(separator: ", ")))")
-            }
-            for line in RegressionGate.describe(verdict, thresholdPercent: threshold) { printError(line) }
-            gateFailed = verdict.failed
-            if gateFailed { printError("regression past \(String(format: "%g", threshold))% against \(baseline!)") }
         }
 
         if let status = report.exitStatus, status != 0 { throw ExitCode(status) }

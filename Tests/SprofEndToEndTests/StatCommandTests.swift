@@ -18,6 +18,27 @@ final class StatCommandTests: XCTestCase {
     /// Page faults of `faults PAGES` beyond PAGES: ld.so, libc and the stack (about 60 here).
     private let startupFaults = 0.0...250.0
 
+    /// With --json, stderr is JSON and nothing else, even with an unsupported counter asked by
+    /// name and a --baseline verdict: those go into the JSON (issue 20).
+    func testJSONOutputIsOnlyJSON() throws {
+        try SprofCLI.requirePerfEvents()
+        let base = SprofCLI.outputPrefix("statjson") + ".json"
+        let events = "task-clock,cycles:u,page-faults"
+        let first = try SprofCLI.run(["stat", "-e", events, "--json", "-o", base, "--", "true"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let r = try SprofCLI.run(["stat", "-e", events, "--json", "--baseline", base, "--threshold", "1000", "--", "true"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        let object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.stderr.utf8)) as? [String: Any], "stderr is not JSON alone: \(r.stderr)")
+        let counters = try XCTUnwrap(object["counters"] as? [[String: Any]])
+        XCTAssertEqual(counters.count, 3)
+        for c in counters where c["status"] as? String == "not supported" {
+            XCTAssertNotNil(c["reason"] as? String, "\(c)")
+        }
+        let notices = try XCTUnwrap(object["notices"] as? [String], "the baseline verdict goes into the JSON: \(r.stderr)")
+        XCTAssertTrue(notices.contains { $0.contains("task-clock") }, "\(notices)")
+    }
+
     private func json(_ path: String) throws -> [String: Any] {
         let data = try Data(contentsOf: URL(fileURLWithPath: path))
         return try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any], "not a JSON object: \(path)")
