@@ -37,7 +37,11 @@ struct ConvertCommand: ParsableCommand {
         try refuseOutputOverInput([output], inputs: [file])
         // Checked before reading the input; `-o -` writes descriptor 1 itself.
         let outputFile = output == "-" ? nil : try OutputFile(path: output)
-        let profile = try readProfile(file)
+        let (profile, folded) = try readProfileInput(file)
+        // Folded stacks carry no threads: a thread frame would be invented (as flamegraph refuses).
+        if perThread && folded {
+            throw usage("--per-thread needs a pprof input (folded stacks carry no threads)")
+        }
         let index = try valueIndex(profile, named: view)
         let bytes: [UInt8]
         switch to {

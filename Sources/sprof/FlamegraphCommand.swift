@@ -107,7 +107,7 @@ struct FlamegraphCommand: ParsableCommand {
                 decoded = try PprofFormat.decode(input)
             } catch {
                 outputFile?.discard()
-                fail("\(source): \(error)")
+                fail(pprofFailure(input, source: source, error: error))
             }
         } else if kind == .either {
             decoded = try? PprofFormat.decode(input)

@@ -10,7 +10,11 @@ import SprofFormats
 ///
 /// - Throws: one-line `ExitCode` failures (status 1) naming the file: unreadable, not a profile,
 ///   a folded line without a count, a corrupt pprof message.
-func readProfile(_ path: String) throws -> Profile {
+func readProfile(_ path: String) throws -> Profile { try readProfileInput(path).profile }
+
+/// ``readProfile(_:)``, and whether the input was folded stacks (which carry no threads: the
+/// profile's threads are then only the stacks' root frames).
+func readProfileInput(_ path: String) throws -> (profile: Profile, folded: Bool) {
     let fromStdin = path == "-"
     let source = fromStdin ? "<stdin>" : ArgumentBytes.displayed(path)
     var bytes: [UInt8] = []
@@ -31,13 +35,12 @@ func readProfile(_ path: String) throws -> Profile {
     switch inputKind(bytes) {
     case .pprof:
         do {
-            return try PprofFormat.decode(bytes)
+            return (try PprofFormat.decode(bytes), false)
         } catch {
-            // FormatError's own text already says "not a … pprof file/profile".
-            throw fail("\(source): \(error)")
+            throw fail(pprofFailure(bytes, source: source, error: error))
         }
     case .either:
-        if let profile = try? PprofFormat.decode(bytes) { return profile }
+        if let profile = try? PprofFormat.decode(bytes) { return (profile, false) }
     case .folded:
         break
     }
@@ -55,7 +58,7 @@ func readProfile(_ path: String) throws -> Profile {
         }
         // Blank lines or only zero counts: as `sprof flamegraph` says of them, not a profile.
         if total == 0 { throw fail("\(source): no samples (an empty profile?)") }
-        return Profile(folded: stacks.map { (frames: $0.frames, count: Int64($0.count)) })
+        return (Profile(folded: stacks.map { (frames: $0.frames, count: Int64($0.count)) }), true)
     } catch let error as FoldedParseError {
         // The folded parser's own message already names the expected form when that is the problem.
         throw fail(error.description.contains("(expected") ? error.description : error.description + " (expected folded stacks 'a;b;c COUNT' or a pprof file)")
@@ -106,4 +109,18 @@ func refuseOutputOverInput(_ outputs: [String?], inputs: [String?], option: Stri
             throw usage("\(option) \(ArgumentBytes.displayed(output!)) is the input file\(same): writing it would destroy the input; choose another output name")
         }
     }
+}
+
+/// The one line for input taken as pprof (gzip or a NUL byte) that does not decode, the same in
+/// every subcommand that reads profiles. Text with a NUL byte in it is a damaged folded file, not
+/// a pprof one: the line names where the byte is, rather than protobuf's complaint.
+func pprofFailure(_ bytes: [UInt8], source: String, error: Error) -> String {
+    if let nul = bytes.firstIndex(of: 0), nul > 0,
+       !bytes[..<nul].contains(where: { $0 < 0x20 && $0 != 0x0a && $0 != 0x0d && $0 != 0x09 }) {
+        let line = bytes[..<nul].reduce(1) { $1 == 0x0a ? $0 + 1 : $0 }
+        let lineStart = bytes[..<nul].lastIndex(of: 0x0a).map { $0 + 1 } ?? 0
+        return "\(source):\(line): a NUL byte (0x00) at byte \(nul - lineStart + 1) of the line; folded stacks are text (remove the byte, or give a pprof file)"
+    }
+    // FormatError's own text already says "not a … pprof file/profile".
+    return "\(source): \(error)"
 }

@@ -54,7 +54,11 @@ struct ReportCommand: ParsableCommand {
 
     func run() throws {
         if memory { return try writeStandardOutput(MemoryReport.text(for: file, limit: limit)) }
-        let keys = try sort.split(separator: ",").map { part -> SortKey in
+        // Every comma-separated part must name a key: '' or ',' would give one nameless row.
+        let keys = try sort.split(separator: ",", omittingEmptySubsequences: false).map { part -> SortKey in
+            if part.trimmingCharacters(in: .whitespaces).isEmpty {
+                throw usage("--sort '\(sort)': an empty key; give keys separated by commas (valid: comm, dso, sym, thread)")
+            }
             guard let key = SortKey(rawValue: part.trimmingCharacters(in: .whitespaces)) else {
                 throw usage("--sort \(sort): unknown key '\(part)' (valid: comm, dso, sym, thread)")
             }

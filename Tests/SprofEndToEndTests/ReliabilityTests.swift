@@ -10,6 +10,46 @@ import SprofTestSupport
 /// parents (ignored SIGCHLD, a closed stderr pipe) do not change the exit status, argument
 /// mistakes are one-line usage errors, and argv bytes reach the command unchanged.
 final class ReliabilityTests: XCTestCase {
+    /// Small argument and input mistakes of issue 20: each one line and a documented status.
+    func testEmptySortKeysPerThreadFoldedAndNULBytesAreRefused() throws {
+        let prefix = SprofCLI.outputPrefix("small")
+        let folded = prefix + ".folded"
+        try "main;work 5\nmain;idle 3\n".write(toFile: folded, atomically: false, encoding: .utf8)
+        for sort in ["", ",", "sym,"] {
+            let r = try SprofCLI.run(["report", "--sort", sort, folded])
+            XCTAssertEqual(r.status, 2, "--sort '\(sort)': \(r.stdout)\(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertEqual(r.stdout, "")
+        }
+        let perThread = try SprofCLI.run(["convert", folded, "--to", "folded", "--per-thread", "-o", prefix + ".out"])
+        XCTAssertEqual(perThread.status, 2, perThread.stdout + perThread.stderr)
+        XCTAssertTrue(perThread.stderr.contains("--per-thread needs a pprof input"), perThread.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".out"))
+
+        // A NUL byte on line 2, the 7th byte of the line: every reader names it the same way.
+        let nul = prefix + "-nul.folded"
+        FileManager.default.createFile(atPath: nul, contents: Data("main;a 5\nmain;b\u{0}x 3\n".utf8))
+        for arguments in [["report", nul], ["flamegraph", nul], ["convert", nul, "--to", "folded", "-o", "-"], ["diff", folded, nul, "-o", prefix + ".svg"]] {
+            let r = try SprofCLI.run(arguments)
+            XCTAssertEqual(r.status, 1, "\(arguments): \(r.stderr)")
+            XCTAssertEqual(r.stderr, "sprof: \(nul):2: a NUL byte (0x00) at byte 7 of the line; folded stacks are text (remove the byte, or give a pprof file)\n", "\(arguments)")
+        }
+    }
+
+    /// --min-samples at its boundary: a run that has 0 samples (one sample every 10^15 events)
+    /// fails with 1 and passes with 0 (issue 20).
+    func testMinSamplesBoundary() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("minsamples")
+        let none = try SprofCLI.run(["run", "-q", "-c", "1000000000000000", "--min-samples", "1", "-o", prefix, "--", "true"])
+        XCTAssertEqual(none.status, 2, none.stderr)
+        XCTAssertTrue(none.stderr.contains("0 samples, fewer than --min-samples 1"), none.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".folded"))
+        let exact = try SprofCLI.run(["run", "-q", "-c", "1000000000000000", "--min-samples", "0", "-o", prefix, "--", "true"])
+        XCTAssertEqual(exact.status, 0, exact.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".pb.gz"))
+    }
+
     /// `run -o -` is refused with one line pointing at convert, and creates no `-.folded` (issue 20).
     func testRunToStandardOutputIsRefused() throws {
         let dir = (SprofCLI.outputPrefix("dash") as NSString).deletingLastPathComponent
