@@ -67,8 +67,10 @@ public final class ProcessTable {
 
     /// Processes seen (including exited ones).
     public var processCount: Int { processes.count }
-    /// Threads seen.
-    public var threadCount: Int { seenThreads.count }
+    /// Threads seen: those that sampled, forked or named themselves, and each process's main
+    /// thread (its tid is the pid), which exists for every process seen even when only an MMAP
+    /// record named it (system-wide, processes already running): never fewer than processes.
+    public var threadCount: Int { seenThreads.union(processes.keys).count }
 
     /// Applies a side-band record; samples are ignored here.
     public func apply(_ record: PerfRecord) {

@@ -68,6 +68,20 @@ final class ProcessTableTests: XCTestCase {
         XCTAssertEqual(p.mapping(containing: ProcessAddress(0x5100))?.fileOffset, 0x1000)
     }
 
+    /// Processes that only an MMAP record named (already running under -a) still count their
+    /// main thread: a summary never says "126 processes, 63 threads" (issue 20).
+    func testEveryProcessCountsItsMainThread() {
+        let t = ProcessTable()
+        t.readProcForUnknown = false
+        t.apply(mmap(10, 0x1000, 0x1000, "/bin/a"))
+        t.apply(mmap(20, 0x1000, 0x1000, "/bin/b"))
+        t.apply(.comm(CommRecord(pid: 30, tid: 31, name: "worker", isExec: false, time: 0)))
+        _ = t.process(30, tid: 30)
+        _ = t.process(40, tid: 41)
+        XCTAssertEqual(t.processCount, 4)
+        XCTAssertEqual(t.threadCount, 6, "10, 20, 30, 31, 40 and 41")
+    }
+
     func testForkCopiesAndExecClears() {
         let t = ProcessTable()
         t.readProcForUnknown = false
