@@ -43,6 +43,13 @@ public enum Advice {
             return "the kernel could not allocate a ring buffer of \(kib) KiB per CPU: memory is short or the buffer is over the kernel's size limit; use fewer pages, e.g. -m \(Swift.max(1, Swift.min(dataPages / 4, kernelLimit)))"
         }
         let needed = (dataPages + 1) * pageSize / 1024
+        if needed <= settings.mlockKB {
+            // The request fits the per-CPU limit in effect: the kernel counts every perf buffer of
+            // the user against one budget (perf_event_mlock_kb × CPUs, then RLIMIT_MEMLOCK), so
+            // another recording that is running holds it. Raising the sysctl to what it already
+            // is would not help.
+            return "the ring buffer (\(kib) KiB per CPU) fits kernel.perf_event_mlock_kb = \(settings.mlockKB) KiB, but another recording of this user (sprof, perf) holds the locked memory; wait for it to end, use fewer pages (-m \(Swift.max(1, dataPages / 4))), or raise the limit (sudo sysctl kernel.perf_event_mlock_kb=\(settings.mlockKB * 2))"
+        }
         var fits = 0
         var p = 1
         while (p + 1) * pageSize / 1024 <= settings.mlockKB { fits = p; p *= 2 }

@@ -14,6 +14,15 @@ final class AdviceTests: XCTestCase {
         XCTAssertFalse(small.contains("-m 0"), small)
     }
 
+    /// A request within the limit in effect fails only because another recording holds the
+    /// user's locked-memory budget: say so, and never advise the value already set (issue 20).
+    func testRingBufferAdviceWhenAnotherRecordingHoldsTheBudget() {
+        let text = Advice.ringBuffer(dataPages: 64, pageSize: 4096, settings: KernelSettings(paranoid: 2, mlockKB: 516), privileged: false)
+        XCTAssertTrue(text.contains("another recording"), text)
+        XCTAssertFalse(text.contains("perf_event_mlock_kb=260"), text)
+        XCTAssertFalse(text.contains("perf_event_mlock_kb=516"), text)
+    }
+
     func testRingBufferAdviceForRootIsAboutMemoryNotTheSysctl() {
         let text = Advice.ringBuffer(dataPages: 65536, pageSize: 4096, settings: KernelSettings(paranoid: 2, mlockKB: 516), privileged: true)
         XCTAssertFalse(text.contains("perf_event_mlock_kb"), text)
