@@ -184,6 +184,18 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
 #endif
 static inline int csprof_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
+// An unlinked temporary file in `dir`, close-on-exec (records spilled past the memory budget).
+// O_TMPFILE is GNU-only, so Swift cannot see it; its generic value is used where the headers
+// hide it. -1 with errno (EOPNOTSUPP, EISDIR on old kernels) when the filesystem lacks it.
+#ifdef O_TMPFILE
+#define CSPROF_O_TMPFILE O_TMPFILE
+#else
+#define CSPROF_O_TMPFILE (020000000 | O_DIRECTORY)
+#endif
+static inline int csprof_open_tmpfile(const char *dir) {
+    return open(dir, CSPROF_O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+}
+
 // Signal forwarding: Ctrl-C and friends must reach the profiled command while the profiler
 // survives to write what it gathered. The handler may only call kill(2), hence C.
 // The state is static in a header, so each importing module gets its own copy: only

@@ -33,6 +33,10 @@ public struct RunOptions: Sendable {
     /// `off-cpu`/`nanoseconds` sample types besides the on-CPU ones (see
     /// `SamplingOptions.offCPU`). Needs a clock event (cpu-clock, task-clock) and kernel samples.
     public var offCPU = false
+    /// The most bytes of records that wait in memory for unwinding (`--max-memory`; see
+    /// `RecordingSession.memoryBudget`): 256 MiB by default. Beyond it, records go to an unlinked
+    /// temporary file in `$TMPDIR` and come back in order, so nothing is lost.
+    public var maxMemory = RecordingSession.defaultMemoryBudget
 
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
@@ -119,10 +123,14 @@ public enum CommandProfiler {
             throw error
         }
         session.consumeAtIdlePriority = true
-        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
+        session.memoryBudget = options.maxMemory
         command.forwardSignals()
         defer { command.stopForwardingSignals() }
         try command.start()
+        // From the exec on: before it, the child is sprof's own fork, and its resident memory
+        // (sprof's) would be reported as the program's peak.
+        session.commandStarted()
+        let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
 
         let startTime = realtimeNow(), started = monotonicNow()
         let builder = options.builder(for: session.options, settings: settings)
@@ -140,12 +148,14 @@ public enum CommandProfiler {
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
+        session.budgetNotice.map(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status.description
         var profile = builder.profile(metadata: metadata)
+        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: status)
     }
@@ -178,6 +188,7 @@ public enum CommandProfiler {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "process \(pid) has exited (a zombie its parent has not reaped); nothing to profile")
         }
         let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
+        session.memoryBudget = options.maxMemory
         session.stopOnInterrupt()
         defer { session.restoreSignals() }
         if let duration {
@@ -194,11 +205,13 @@ public enum CommandProfiler {
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
+        session.budgetNotice.map(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
         var profile = builder.profile(metadata: metadata)
+        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: nil)
     }
@@ -230,6 +243,7 @@ public enum CommandProfiler {
             throw error
         }
         session.consumeAtIdlePriority = true
+        session.memoryBudget = options.maxMemory
         if let command { command.forwardSignals() } else { session.stopOnInterrupt() }
         defer { if let command { command.stopForwardingSignals() } else { session.restoreSignals() } }
         let builder = options.builder(for: session.options, settings: settings)
@@ -246,7 +260,10 @@ public enum CommandProfiler {
                 DispatchQueue.global().asyncAfter(deadline: DispatchTime.now() + duration) { session.requestStop() }
             }
             // The events are on before the command starts, so its exec is seen too.
-            do throws(LaunchError) { try command?.start() } catch {
+            do throws(LaunchError) {
+                try command?.start()
+                session.commandStarted()
+            } catch {
                 launchError = error
                 session.requestStop()
             }
@@ -259,11 +276,13 @@ public enum CommandProfiler {
         let status = command?.wait()
         say("recorded system-wide (-a): every process on every CPU")
         builder.stackCopyAdvice.map(say)
+        session.budgetNotice.map(say)
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status?.description
         var profile = builder.profile(metadata: metadata)
+        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
         profile.memory = memory
         return RecordedCommand(profile: profile, exitStatus: status)
     }

@@ -98,6 +98,10 @@ public final class Profiler: @unchecked Sendable {
         /// kernel samples (root, CAP_PERFMON or `perf_event_paranoid` <= 1); ``Profiler/start()``
         /// throws otherwise.
         public var offCPU = false
+        /// The most bytes of records that wait in memory for unwinding (see
+        /// `RecordingSession.memoryBudget`): 256 MiB by default; beyond it they go to an unlinked
+        /// temporary file in `$TMPDIR` and come back in order.
+        public var maxMemory = RecordingSession.defaultMemoryBudget
 
         /// cpu-clock at 999 Hz with frame-pointer stacks: the cheapest stacks, whole in debug builds
         /// (`sprof run` defaults to DWARF stacks instead, which also cross code without frame pointers).
@@ -340,6 +344,7 @@ private final class ActiveRun: @unchecked Sendable {
             throw SprofError(error)
         }
         session.consumeAtIdlePriority = options.processAtIdlePriority
+        session.memoryBudget = options.maxMemory
         // After a hardware-event fallback the session knows which event is really in force.
         self.sampling = session.options
         self.notices = notices
@@ -396,7 +401,9 @@ private final class ActiveRun: @unchecked Sendable {
         session.closeEvents()
         let metadata = ProfileMetadata.recording(sampling, requested: requestedEvent, settings: settings, startTime: wallStart,
                                                  duration: Self.monotonicNow() - startTime, notices: notices)
-        return builder.profile(metadata: metadata)
+        var profile = builder.profile(metadata: metadata)
+        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        return profile
     }
 
     /// Opens one event per thread and CPU for every thread but `driverTID`, falling back to

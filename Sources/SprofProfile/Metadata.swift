@@ -19,6 +19,11 @@ public struct ProfileStatistics: Sendable, Equatable {
     /// Threads seen.
     public var threads = 0
 
+    /// Of ``lost``, the `context-switches` event's (`--off-cpu` switch-outs); the rest are the
+    /// sampled event's samples and side-band records. nil when not recorded with `--off-cpu` or
+    /// when the kernel cannot tell (before Linux 6.0).
+    public var lostOffCPU: UInt64?
+
     /// Everything lost, as one number for summaries.
     public var lost: UInt64 { lostRecords + lostSamples }
 
@@ -156,7 +161,8 @@ public struct ProfileMetadata: Sendable, Equatable {
         let s = statistics
         if isRecording {
             add("samples", String(s.samples))
-            add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples))")
+            let split = s.lostOffCPU.map { "; on-cpu \(s.lost - min($0, s.lost)), off-cpu \($0)" } ?? ""
+            add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples)\(split))")
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
             add("processes", String(s.processes))
@@ -203,9 +209,10 @@ public struct ProfileMetadata: Sendable, Equatable {
                 stackSize = parts.count == 2 ? Int(parts[1]) : nil
             case "samples": statistics.samples = Int(firstNumber() ?? 0)
             case "lost":
-                // "N (records R, samples S)"
+                // "N (records R, samples S)", "N (records R, samples S; on-cpu A, off-cpu B)"
                 let numbers = value.split(whereSeparator: { !$0.isNumber }).compactMap { UInt64($0) }
-                if numbers.count == 3 { statistics.lostRecords = numbers[1]; statistics.lostSamples = numbers[2] }
+                if numbers.count == 3 || numbers.count == 5 { statistics.lostRecords = numbers[1]; statistics.lostSamples = numbers[2] }
+                if numbers.count == 5 { statistics.lostOffCPU = numbers[4] }
                 else if let n = numbers.first { statistics.lostRecords = n }
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)

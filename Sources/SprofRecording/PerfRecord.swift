@@ -181,6 +181,22 @@ public struct RecordParser: Sendable {
 
     /// Parses one whole record (header included). The bytes may be a scratch copy.
     public func parse(_ bytes: UnsafeRawBufferPointer) throws(RecordParseError) -> PerfRecord {
+        try parse(bytes, copyingStack: true).record
+    }
+
+    /// Where a sample's user-stack copy lies in its record: the offset of its `size` field, that
+    /// size, the bytes the kernel really copied (`dyn_size`), and the offset just past `dyn_size`.
+    struct StackSpan: Equatable {
+        var sizeField: Int
+        var size: Int
+        var copied: Int
+        var end: Int
+    }
+
+    /// ``parse(_:)`` that, without `copyingStack`, leaves `userStack` empty (the reader thread
+    /// needs a sample's time, thread and event, not its 32 KiB stack copy), and also tells where
+    /// the stack copy lies, for ``compacted(_:stack:)``.
+    func parse(_ bytes: UnsafeRawBufferPointer, copyingStack: Bool) throws(RecordParseError) -> (record: PerfRecord, stack: StackSpan?) {
         var r = ByteReader(bytes)
         let type = try r.u32()
         let misc = try r.u16()
@@ -191,7 +207,9 @@ public struct RecordParser: Sendable {
         r.limit = size
         switch type {
         case Self.typeSample:
-            return .sample(try parseSample(&r, misc: misc))
+            var stack: StackSpan?
+            let sample = try parseSample(&r, misc: misc, copyingStack: copyingStack, stack: &stack)
+            return (.sample(sample), stack)
         case Self.typeMmap, Self.typeMmap2:
             let pid = try r.i32(), tid = try r.i32()
             let start = try r.u64(), length = try r.u64(), pgoff = try r.u64()
@@ -212,38 +230,38 @@ public struct RecordParser: Sendable {
             let trailer = trailerSize
             let path = try r.cString(end: size - trailer)
             let time = try sampleIDTime(bytes, size: size)
-            return .mmap(MmapRecord(pid: pid, tid: tid, start: start, length: length, pageOffset: pgoff,
-                                    path: path, buildID: buildID, protection: prot, time: time))
+            return (.mmap(MmapRecord(pid: pid, tid: tid, start: start, length: length, pageOffset: pgoff,
+                                    path: path, buildID: buildID, protection: prot, time: time)), nil)
         case Self.typeComm:
             let pid = try r.i32(), tid = try r.i32()
             let name = try r.cString(end: size - trailerSize)
-            return .comm(CommRecord(pid: pid, tid: tid, name: name, isExec: misc & Self.miscCommExec != 0,
-                                    time: try sampleIDTime(bytes, size: size)))
+            return (.comm(CommRecord(pid: pid, tid: tid, name: name, isExec: misc & Self.miscCommExec != 0,
+                                    time: try sampleIDTime(bytes, size: size))), nil)
         case Self.typeFork, Self.typeExit:
             let pid = try r.i32(), ppid = try r.i32(), tid = try r.i32(), ptid = try r.i32()
             let time = try r.u64()
             let task = TaskRecord(pid: pid, parentPID: ppid, tid: tid, parentTID: ptid, time: time)
-            return type == Self.typeFork ? .fork(task) : .exit(task)
+            return (type == Self.typeFork ? .fork(task) : .exit(task), nil)
         case Self.typeLost:
             _ = try r.u64()
             let lost = try r.u64()
-            return .lost(count: lost, time: try sampleIDTime(bytes, size: size))
+            return (.lost(count: lost, time: try sampleIDTime(bytes, size: size)), nil)
         case Self.typeLostSamples:
             let lost = try r.u64()
-            return .lostSamples(count: lost, time: try sampleIDTime(bytes, size: size))
+            return (.lostSamples(count: lost, time: try sampleIDTime(bytes, size: size)), nil)
         case Self.typeSwitch, Self.typeSwitchCPUWide:
             var other: (Int32, Int32)?
             if type == Self.typeSwitchCPUWide { other = (try r.i32(), try r.i32()) }
             let id = try sampleID(bytes, size: size)
             let out = misc & Self.miscSwitchOut != 0
-            return .contextSwitch(SwitchRecord(pid: id.pid, tid: id.tid, time: id.time, cpu: id.cpu, isOut: out,
+            return (.contextSwitch(SwitchRecord(pid: id.pid, tid: id.tid, time: id.time, cpu: id.cpu, isOut: out,
                                                preempted: out && misc & Self.miscSwitchOutPreempt != 0,
-                                               otherPID: other?.0, otherTID: other?.1))
+                                               otherPID: other?.0, otherTID: other?.1)), nil)
         case Self.typeThrottle, Self.typeUnthrottle:
             let time = try r.u64()
-            return .throttle(type == Self.typeThrottle, time: time)
+            return (.throttle(type == Self.typeThrottle, time: time), nil)
         default:
-            return .other(type: type, time: (try? sampleIDTime(bytes, size: size)) ?? 0)
+            return (.other(type: type, time: (try? sampleIDTime(bytes, size: size)) ?? 0), nil)
         }
     }
 
@@ -286,7 +304,8 @@ public struct RecordParser: Sendable {
         return id
     }
 
-    private func parseSample(_ r: inout ByteReader, misc: UInt16) throws(RecordParseError) -> SampleRecord {
+    private func parseSample(_ r: inout ByteReader, misc: UInt16, copyingStack: Bool,
+                             stack: inout StackSpan?) throws(RecordParseError) -> SampleRecord {
         let t = layout.sampleType
         var s = SampleRecord()
         s.cpuMode = CPUMode(rawValue: misc & 7) ?? .unknown
@@ -312,15 +331,38 @@ public struct RecordParser: Sendable {
             if abi != 0 { s.userRegisters = try r.u64Array(regCount) }
         }
         if t & SampleBits.stackUser != 0 {
+            let sizeField = r.offset
             let size = try r.length()
             if size != 0 {
                 let start = r.offset
                 try r.skip(size)
-                let dyn = try r.length()
-                s.userStack = Array(r.buffer[start..<(start + min(dyn, size))])
+                let dyn = min(try r.length(), size)
+                if copyingStack { s.userStack = Array(r.buffer[start..<(start + dyn)]) }
+                stack = StackSpan(sizeField: sizeField, size: size, copied: dyn, end: r.offset)
             }
         }
         return s
+    }
+}
+
+extension RecordParser {
+    /// The record's bytes, with a sample's user-stack copy cut to the bytes the kernel really
+    /// copied (`dyn_size`, rounded up to 8 as the kernel pads it): the same record to ``parse(_:)``,
+    /// often a tenth of the size (a shallow stack in a 32 KiB copy). Records whose stack copy is
+    /// not their last field are returned whole. Pure: bytes in, bytes out.
+    static func compacted(_ bytes: UnsafeRawBufferPointer, stack: StackSpan?) -> [UInt8] {
+        guard let stack, stack.end == bytes.count else { return Array(bytes) }
+        let kept = (stack.copied + 7) & ~7
+        guard kept < stack.size else { return Array(bytes) }
+        let dataStart = stack.sizeField + 8
+        var out = [UInt8](repeating: 0, count: dataStart + kept + 8)
+        out.withUnsafeMutableBytes { o in
+            o.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<(dataStart + kept)]))
+            o.storeBytes(of: UInt16(o.count).littleEndian, toByteOffset: 6, as: UInt16.self)
+            o.storeBytes(of: UInt64(kept).littleEndian, toByteOffset: stack.sizeField, as: UInt64.self)
+            o.storeBytes(of: UInt64(stack.copied).littleEndian, toByteOffset: dataStart + kept, as: UInt64.self)
+        }
+        return out
     }
 }
 

@@ -40,11 +40,35 @@ public final class RecordingSession: @unchecked Sendable {
         /// reported because no record fitted in that buffer afterwards: the difference arrives
         /// as one last `.lost` record.
         public var lost: UInt64 = 0
+        /// Of ``lost``, the `context-switches` event's (`--off-cpu` switch-outs), read from the
+        /// events' own lost counts once recording ends; nil without `--off-cpu`, while recording,
+        /// or on kernels before 6.0 (no PERF_FORMAT_LOST). LOST records cannot tell it: the kernel
+        /// writes one for every event sharing the buffer, with the id of whichever wrote next.
+        public var lostOffCPU: UInt64?
         /// Processes seen so far (the target's at the start, then every FORK of a new process).
         public var processes = 0
         /// Threads seen so far.
         public var threads = 0
+        /// Bytes of records written to the temporary file so far because the consumer fell behind
+        /// by more than ``RecordingSession/memoryBudget`` (read back in order; nothing is lost).
+        public var spilledBytes = 0
+        /// Records kept neither within the memory budget nor in the temporary file (it could not
+        /// be created or written: disk full, no writable `$TMPDIR`); counted in ``lost`` too.
+        public var dropped: UInt64 = 0
+        /// The most bytes of records that waited for the consumer at once.
+        public var peakPendingBytes = 0
     }
+
+    /// The default ``memoryBudget``: 256 MiB.
+    public static let defaultMemoryBudget = 256 << 20
+
+    /// The most bytes of records that may wait in memory for the consumer (unwinding and
+    /// symbolizing), which may fall behind when it runs at idle priority on a busy machine: beyond
+    /// it, records go to an unlinked temporary file in `$TMPDIR` (else /tmp) and come back in
+    /// order, so nothing is lost. Records that fit neither are counted in ``Statistics/lost`` and
+    /// ``Statistics/dropped``. The ring buffers, the profile being built and the symbol tables are
+    /// outside it. Set before ``record(consume:)``; at least 64 KiB.
+    public var memoryBudget = RecordingSession.defaultMemoryBudget
 
     /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
     /// never takes CPU from the program being measured (it catches up after). Off by default.
@@ -59,6 +83,8 @@ public final class RecordingSession: @unchecked Sendable {
 
     private var buffers: [CPUBuffer] = []
     private var extraFDs: [Int32] = []
+    /// The `context-switches` events (also in ``extraFDs``), whose lost counts are told apart.
+    private var offCPUFDs: Set<Int32> = []
     /// Ids (PERF_EVENT_IOC_ID) of the `context-switches` events; their samples are switch-outs.
     public private(set) var offCPUEventIDs: Set<UInt64> = []
     /// Processes alive as far as the records tell (start set, plus FORK, minus EXIT); read by the
@@ -101,6 +127,9 @@ public final class RecordingSession: @unchecked Sendable {
                     if options.offCPU { try addOffCPU(&csAttr, pid: command.pid, cpu: cpu, output: fd) }
                 }
                 noteStart(pids: [command.pid], tids: [command.pid])
+                // Not followed for memory before its exec (``commandStarted()``): until then it is
+                // sprof's own forked child, whose resident memory is not the program's.
+                live = []
             case .threads(let pid, let tids):
                 var opened: [Int32] = []
                 for cpu in cpus {
@@ -131,6 +160,7 @@ public final class RecordingSession: @unchecked Sendable {
                 var pids = Self.processIDs()
                 if let command { pids.append(command.pid) }
                 noteStart(pids: pids, tids: pids)
+                if let command { live.remove(command.pid) }  // until its exec: see commandStarted()
             }
         } catch {
             closeAll()
@@ -149,6 +179,7 @@ public final class RecordingSession: @unchecked Sendable {
             return
         }
         extraFDs.append(fd)
+        offCPUFDs.insert(fd)
         _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, output) }
         var id: UInt64 = 0
         _ = try sysCall("ioctl(PERF_EVENT_IOC_ID)") { csprof_ioctl_id(fd, &id) }
@@ -165,7 +196,21 @@ public final class RecordingSession: @unchecked Sendable {
         }
     }
 
-    /// The processes alive now as far as the records read so far tell (for sampling their memory).
+    /// For a target with a command: the command has exec'd (``WaitingCommand/start()`` returned), so
+    /// its memory is the program's from now on and ``livePIDs`` lists it.
+    public func commandStarted() {
+        let pid: Int32
+        switch target {
+        case .command(let command), .systemWide(let command?): pid = command.pid
+        default: return
+        }
+        liveLock.lock()
+        live.insert(pid)
+        liveLock.unlock()
+    }
+
+    /// The processes alive now as far as the records read so far tell (for sampling their memory);
+    /// a command's process only once it has exec'd (``commandStarted()``).
     public var livePIDs: [Int32] {
         liveLock.lock(); defer { liveLock.unlock() }
         return live.sorted()
@@ -181,6 +226,7 @@ public final class RecordingSession: @unchecked Sendable {
         buffers.removeAll()
         for fd in extraFDs { close(fd) }
         extraFDs.removeAll()
+        offCPUFDs.removeAll()
         if stopFD >= 0 { close(stopFD) }
         stopFD = -1
     }
@@ -321,17 +367,40 @@ public final class RecordingSession: @unchecked Sendable {
         // symbolizing) can wait for idle CPU and catch up when the target is done.
         var idle = consumeAtIdlePriority && csprof_set_thread_idle(1) == 0
         defer { if idle { _ = csprof_set_thread_idle(0) } }
+        // A bounded batch: its parsed records are about as large as its bytes again.
+        let limit = max(1 << 16, min(memoryBudget / 8, 8 << 20))
         while true {
-            let (batch, done) = mailbox.take()
+            let (chunks, bytes, lost, done) = mailbox.take(limit: limit)
             if done && idle {
                 _ = csprof_set_thread_idle(0)
                 idle = false
             }
+            var batch = Self.parse(chunks, parser: parser)
+            if lost > 0 { batch.append(.lost(count: lost, time: batch.last?.time ?? 0)) }
             if !batch.isEmpty { consume(batch) }
-            if done && batch.isEmpty { break }
+            mailbox.release(bytes)
+            if done { break }
         }
         readerDone.wait()
         if exitFD >= 0 { close(exitFD) }
+    }
+
+    /// The records in chunks of whole raw records (the reader parsed each once already; one that
+    /// did not parse never got here).
+    static func parse(_ chunks: [[UInt8]], parser: RecordParser) -> [PerfRecord] {
+        var records: [PerfRecord] = []
+        for chunk in chunks {
+            chunk.withUnsafeBytes { all in
+                var at = 0
+                while at + 8 <= all.count {
+                    let size = Int(all.loadUnaligned(fromByteOffset: at + 6, as: UInt16.self))
+                    guard size >= 8, at + size <= all.count else { break }
+                    if let r = try? parser.parse(UnsafeRawBufferPointer(rebasing: all[at..<(at + size)])) { records.append(r) }
+                    at += size
+                }
+            }
+        }
+        return records
     }
 
     private func enableAll() throws(SyscallError) {
@@ -339,15 +408,23 @@ public final class RecordingSession: @unchecked Sendable {
         for fd in extraFDs { _ = try sysCall("ioctl(PERF_EVENT_IOC_ENABLE)") { csprof_ioctl_enable(fd, 0) } }
     }
 
+    /// One line when records were lost to the memory budget (see ``memoryBudget``), else nil.
+    public var budgetNotice: String? {
+        let s = statistics
+        guard s.dropped > 0 else { return nil }
+        return "\(s.dropped) records lost: unwinding fell more than \(memoryBudget >> 20) MiB behind (--max-memory) and the temporary file in \(PendingRecords.temporaryDirectory()) could not take the rest; free space there, set TMPDIR, or raise --max-memory"
+    }
+
     /// Statistics so far.
     public var statistics: Statistics {
         mailbox.withLock { mailbox.statistics }
     }
 
-    /// Records held back until no CPU can still deliver an earlier one.
+    /// Records held back until no CPU can still deliver an earlier one: raw, with their time.
     private struct Pending {
-        var record: PerfRecord
+        var time: UInt64
         var sequence: Int
+        var bytes: [UInt8]
     }
 
     private func readLoop(exitFD: Int32) {
@@ -355,19 +432,20 @@ public final class RecordingSession: @unchecked Sendable {
         pollFDs.append(pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0))
         if exitFD >= 0 { pollFDs.append(pollfd(fd: exitFD, events: Int16(POLLIN), revents: 0)) }
         var pending: [Pending] = []
-        // Records released but not yet handed over, because the consumer held the mailbox.
-        var outbox: [PerfRecord] = []
+        var pendingBytes = 0
+        // Records released but not yet handed over: in memory within the budget, else on disk.
+        let work = PendingRecords(budget: memoryBudget)
         var sequence = 0
         var stopping = false
         var lostInRecords: UInt64 = 0
+        var reportedDropped: UInt64 = 0
         var local = mailbox.withLock { mailbox.statistics }
-        // The reader's own copies; `live` is published (under liveLock, which the consumer never
+        // `live` is changed under liveLock (which the consumer never takes) as soon as a FORK
+        // or EXIT is read, so that the memory sampler follows a child from its first moments.
         // takes) when it changed.
         liveLock.lock()
-        var live = self.live
         liveLock.unlock()
         var seenProcesses = self.seenProcesses, seenThreads = self.seenThreads
-        var liveChanged = false
         // A record's timestamp is taken just before it is written; anything older than the start of
         // a full drain round, minus this margin, can no longer be preceded by an unread record.
         let margin: UInt64 = 5_000_000
@@ -387,7 +465,7 @@ public final class RecordingSession: @unchecked Sendable {
                     local.records += 1
                     local.bytes += bytes.count
                     do {
-                        let record = try parser.parse(bytes)
+                        let (record, stack) = try parser.parse(bytes, copyingStack: false)
                         switch record {
                         case .sample(let s):
                             if isOffCPU(s) { local.offCPUSamples += 1 } else { local.samples += 1 }
@@ -399,46 +477,60 @@ public final class RecordingSession: @unchecked Sendable {
                         case .fork(let t):
                             if seenThreads.insert(t.tid).inserted { local.threads += 1 }
                             if t.pid == t.tid, t.pid != t.parentPID {
-                                liveChanged = live.insert(t.pid).inserted || liveChanged
+                                liveLock.lock()
+                                live.insert(t.pid)
+                                liveLock.unlock()
                                 if seenProcesses.insert(t.pid).inserted { local.processes += 1 }
                             }
                         case .exit(let t):
-                            if t.pid == t.tid, live.remove(t.pid) != nil { liveChanged = true }
+                            if t.pid == t.tid {
+                                liveLock.lock()
+                                live.remove(t.pid)
+                                liveLock.unlock()
+                            }
                         default:
                             break
                         }
-                        pending.append(Pending(record: record, sequence: sequence))
+                        let raw = RecordParser.compacted(bytes, stack: stack)
+                        pendingBytes += raw.count
+                        pending.append(Pending(time: record.time, sequence: sequence, bytes: raw))
                         sequence += 1
                     } catch {
                         local.malformed += 1
                     }
                 }
             }
-            pending.sort { $0.record.time != $1.record.time ? $0.record.time < $1.record.time : $0.sequence < $1.sequence }
+            pending.sort { $0.time != $1.time ? $0.time < $1.time : $0.sequence < $1.sequence }
             var releaseCount = pending.count
             if !stopping {
                 let limit = roundStart > margin ? roundStart - margin : 0
-                releaseCount = pending.firstIndex { $0.record.time > limit } ?? pending.count
+                releaseCount = pending.firstIndex { $0.time > limit } ?? pending.count
             }
-            outbox.append(contentsOf: pending.prefix(releaseCount).map(\.record))
+            for p in pending.prefix(releaseCount) {
+                pendingBytes -= p.bytes.count
+                work.append(p.bytes, window: pendingBytes)
+            }
             pending.removeFirst(releaseCount)
-            if liveChanged {
-                liveLock.lock()
-                self.live = live
-                liveLock.unlock()
-                liveChanged = false
+            if work.dropped > reportedDropped {
+                // Kept neither in memory nor on disk: lost, and counted as such.
+                local.lost += work.dropped - reportedDropped
+                reportedDropped = work.dropped
             }
             // Never wait for the consumer: it may run at SCHED_IDLE, and a consumer preempted while
             // holding the mailbox kept the reader off the buffers for as long as every CPU was busy
             // (722 ms seen in a make -j2 on 2 CPUs: full buffers, lost samples). Try again next round.
             // The events' own counts cover losses no LOST record reported; they go downstream as
             // one more LOST record, so every consumer counts them as it counts the others.
-            if stopping, let counted = eventLostCount(), counted > lostInRecords {
-                local.lost += counted - lostInRecords
-                outbox.append(.lost(count: counted - lostInRecords, time: outbox.last?.time ?? 0))
-                lostInRecords = counted
+            if stopping, let counted = eventLostCount() {
+                if counted.total > lostInRecords {
+                    local.lost += counted.total - lostInRecords
+                    work.addLost(counted.total - lostInRecords)
+                    lostInRecords = counted.total
+                }
+                if options.offCPU { local.lostOffCPU = counted.offCPU }
             }
-            if mailbox.offer(&outbox, statistics: local, finished: stopping, wait: stopping) && stopping { break }
+            work.handOver(to: mailbox, statistics: local, finishing: stopping)
+            if stopping { break }
         }
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
@@ -448,17 +540,18 @@ public final class RecordingSession: @unchecked Sendable {
     /// (`read()` with PERF_FORMAT_LOST gives `{ u64 value; u64 lost; }`, perf_event.h). An
     /// inherited event's children count into the event we opened, because the kernel writes their
     /// output through it (kernel/events/ring_buffer.c, __perf_output_begin). nil when the kernel
-    /// predates the field or a read fails.
-    private func eventLostCount() -> UInt64? {
+    /// predates the field or a read fails. `offCPU`: the `context-switches` events' part.
+    private func eventLostCount() -> (total: UInt64, offCPU: UInt64)? {
         guard readsLost else { return nil }
-        var total: UInt64 = 0
+        var total: UInt64 = 0, offCPU: UInt64 = 0
         for fd in buffers.map(\.fd) + extraFDs {
             var values: (value: UInt64, lost: UInt64) = (0, 0)
             let n = withUnsafeMutableBytes(of: &values) { read(fd, $0.baseAddress, $0.count) }
             guard n == MemoryLayout<(UInt64, UInt64)>.size else { return nil }
             total += values.lost
+            if offCPUFDs.contains(fd) { offCPU += values.lost }
         }
-        return total
+        return (total, offCPU)
     }
 
     static func monotonicNow() -> UInt64 {
@@ -484,13 +577,20 @@ final class CPUBuffer {
 }
 
 /// The reader's hand-off to the consumer: a mutex and condition variable the reader can *try*, so
-/// that it never blocks behind a consumer that holds the lock at idle priority.
+/// that it never blocks behind a consumer that holds the lock at idle priority. Holds chunks of raw
+/// records (see ``PendingRecords``) and counts their bytes, including the chunks the consumer has
+/// taken and not yet released, so that the reader can keep the total within the budget.
 final class Mailbox: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
-    private var ready: [PerfRecord] = []
+    private var ready: [[UInt8]] = []
+    private var readyBytes = 0
+    private var takenBytes = 0
+    private var lost: UInt64 = 0
     private var finished = false
     var statistics = RecordingSession.Statistics()
+    /// The most bytes held at once (ready plus taken), for tests and the bench.
+    private(set) var peakBytes = 0
 
     init() {
         pthread_mutex_init(mutex, nil)
@@ -510,27 +610,58 @@ final class Mailbox: @unchecked Sendable {
         return body()
     }
 
-    /// Moves `records` (emptied on success) and the reader's counters in. Without `wait`, gives up
-    /// at once when the consumer holds the lock and returns false.
-    func offer(_ records: inout [PerfRecord], statistics: RecordingSession.Statistics, finished: Bool, wait: Bool) -> Bool {
-        if wait { pthread_mutex_lock(mutex) } else if pthread_mutex_trylock(mutex) != 0 { return false }
-        if ready.isEmpty { swap(&ready, &records) } else { ready.append(contentsOf: records); records.removeAll() }
+    /// Moves `chunks` (`bytes` in all; emptied on success), the reader's counters and `lost`
+    /// (records to count as lost beyond the LOST records in the chunks) in. Without `wait`, gives
+    /// up at once when the consumer holds the lock and returns nil; else the bytes held now.
+    func offer(_ chunks: inout [[UInt8]], bytes: Int, statistics: RecordingSession.Statistics, lost: UInt64 = 0,
+               finished: Bool, wait: Bool) -> Int? {
+        if wait { pthread_mutex_lock(mutex) } else if pthread_mutex_trylock(mutex) != 0 { return nil }
+        if ready.isEmpty { swap(&ready, &chunks) } else { ready.append(contentsOf: chunks); chunks.removeAll() }
+        readyBytes += bytes
+        self.lost += lost
         self.statistics = statistics
         if finished { self.finished = true }
-        if !ready.isEmpty || finished { pthread_cond_signal(condition) }
+        let held = readyBytes + takenBytes
+        peakBytes = max(peakBytes, held)
+        if !ready.isEmpty || finished || self.lost > 0 { pthread_cond_signal(condition) }
         pthread_mutex_unlock(mutex)
-        return true
+        return held
     }
 
-    /// Waits for records or the end; returns what is there and whether the reader has finished
-    /// (then nothing more will come once the returned batch is consumed).
-    func take() -> (batch: [PerfRecord], done: Bool) {
-        var batch: [PerfRecord] = []
+    /// Waits for records or the end; returns chunks of at most about `limit` bytes (at least one
+    /// chunk), records to count as lost, and whether the reader has finished and everything was
+    /// taken. The consumer calls ``release(_:)`` with `bytes` once it is done with them.
+    func take(limit: Int = .max) -> (chunks: [[UInt8]], bytes: Int, lost: UInt64, done: Bool) {
         pthread_mutex_lock(mutex)
-        while ready.isEmpty && !finished { pthread_cond_wait(condition, mutex) }
-        swap(&batch, &ready)
-        let done = finished
+        defer { pthread_mutex_unlock(mutex) }
+        while ready.isEmpty && !finished && lost == 0 { pthread_cond_wait(condition, mutex) }
+        var count = 0, bytes = 0
+        while count < ready.count, count == 0 || bytes + ready[count].count <= limit {
+            bytes += ready[count].count
+            count += 1
+        }
+        let chunks = Array(ready.prefix(count))
+        ready.removeFirst(count)
+        readyBytes -= bytes
+        takenBytes += bytes
+        let lost = self.lost
+        self.lost = 0
+        return (chunks, bytes, lost, finished && ready.isEmpty)
+    }
+
+    /// The consumer is done with `bytes` taken earlier.
+    func release(_ bytes: Int) {
+        pthread_mutex_lock(mutex)
+        takenBytes -= bytes
+        pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
-        return (batch, done)
+    }
+
+    /// Waits until fewer than `limit` bytes are held (or nothing is), and returns the bytes held.
+    func waitForRoom(below limit: Int) -> Int {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        while readyBytes + takenBytes >= limit, readyBytes + takenBytes > 0 { pthread_cond_wait(condition, mutex) }
+        return readyBytes + takenBytes
     }
 }

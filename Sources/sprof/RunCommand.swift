@@ -75,11 +75,32 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures) in folded stacks and flame graphs.")
     var fullNames = false
 
+    @Option(name: .customLong("max-memory"), help: "Most memory for records waiting to be unwound: SIZE in bytes or with K, M or G (binary units; default 256M, at least 1M). Beyond it they go to an unlinked temporary file in $TMPDIR and come back in order, so nothing is lost.")
+    var maxMemory: String?
+
     @Option(name: .customLong("min-samples"), help: "Fail (exit 2, previous outputs kept) when fewer samples than this were taken.")
     var minSamples: Int?
 
     @Argument(parsing: .captureForPassthrough, help: "The command to profile, with its arguments.")
     var command: [String] = []
+
+    /// `1048576`, `512K`, `256M`, `2G` (also `256MiB`, `256MB`: binary units either way); nil
+    /// when it is not a size or overflows.
+    static func parseMemorySize(_ text: String) -> Int? {
+        var digits = Substring(text.uppercased())
+        for suffix in ["IB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count {
+            digits = digits.dropLast(suffix.count)
+            break
+        }
+        var shift = 0
+        if let last = digits.last, let s = ["K": 10, "M": 20, "G": 30, "T": 40][String(last)] {
+            shift = s
+            digits = digits.dropLast()
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let n = Int(digits), n >= 0 else { return nil }
+        let (bytes, overflow) = n.multipliedReportingOverflow(by: 1 << shift)
+        return overflow ? nil : bytes
+    }
 
     func run() throws {
         let arguments = try runTarget()
@@ -103,6 +124,12 @@ struct RunCommand: ParsableCommand {
                 throw usage("-m \(mmapPages): the page count must be a power of two, e.g. 64 or 128")
             }
             options.ringPages = mmapPages
+        }
+        if let maxMemory {
+            guard let bytes = Self.parseMemorySize(maxMemory), bytes >= 1 << 20 else {
+                throw usage("--max-memory \(maxMemory): give a size of at least 1M, in bytes or with K, M or G (e.g. 256M, 2G)")
+            }
+            options.maxMemory = bytes
         }
         options.offCPU = offCPU
         if offCPU && !options.event.isClock {
@@ -183,6 +210,10 @@ struct RunCommand: ParsableCommand {
     private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
         let s = p.statistics
         var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
+        // With --off-cpu one buffer takes both events: say whose losses they were.
+        if let off = s.lostOffCPU, s.lost > 0 {
+            line += ": \(grouped(s.lost - min(off, s.lost))) of \(p.metadata.event), \(grouped(off)) of context-switches"
+        }
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         line += ") of \(p.metadata.event)"

@@ -115,6 +115,33 @@ final class OffCPUTests: XCTestCase {
         XCTAssertTrue(raw.stdout.contains("samples/count[dflt] cpu/nanoseconds wall/nanoseconds off-cpu/nanoseconds"), raw.stdout.prefix(2000).description)
     }
 
+    /// One buffer takes both events' records, so a single lost count said nothing about either:
+    /// the summary line and the provenance split it by event. A 32 KiB stack copy never fits a
+    /// 32 KiB buffer, so both the on-CPU samples and the switch-outs are lost here.
+    func testLossesAreReportedPerEvent() throws {
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("offcpu", flags: TestFixtures.noFramePointerFlags)
+        let prefix = SprofCLI.outputPrefix("offcpu-lost")
+        let r = try SprofCLI.run(["run", "--off-cpu", "--call-graph", "dwarf,32768", "-m", "8", "-o", prefix, "--", binary, "3"])
+        if r.status == 1, r.stderr.contains("--off-cpu needs kernel samples") { throw XCTSkip(r.stderr) }
+        guard let summary = r.stderr.split(separator: "\n").first(where: { $0.contains(" lost") && $0.contains("wrote") }) else {
+            return XCTFail("no summary line: \(r.stderr)")
+        }
+        // "N samples (T lost: A of cpu-clock, B of context-switches) of cpu-clock …"
+        func number(before suffix: String) -> UInt64? {
+            guard let range = summary.range(of: suffix) else { return nil }
+            return UInt64(summary[..<range.lowerBound].split(separator: " ").last?.filter(\.isNumber) ?? "")
+        }
+        let total = try XCTUnwrap(number(before: " lost: "), String(summary))
+        let onCPU = try XCTUnwrap(number(before: " of cpu-clock, "), String(summary))
+        let offCPU = try XCTUnwrap(number(before: " of context-switches)"), String(summary))
+        XCTAssertEqual(onCPU + offCPU, total, String(summary))
+        XCTAssertGreaterThan(onCPU, 0, String(summary))
+        XCTAssertGreaterThan(offCPU, 0, String(summary))
+        let header = try SprofCLI.run(["report", "--header", prefix + ".pb.gz"])
+        XCTAssertTrue(header.stdout.contains("; on-cpu \(onCPU), off-cpu \(offCPU))"), header.stdout)
+    }
+
     func testOffCPUNeedsAClockEvent() throws {
         let r = try SprofCLI.run(["run", "--off-cpu", "-e", "page-faults", "-o", SprofCLI.outputPrefix("pf"), "--", "/bin/true"])
         XCTAssertEqual(r.status, 2)
@@ -169,17 +196,25 @@ final class SystemWideTests: XCTestCase {
 
 /// Memory over time: the RSS timeline beside the profile.
 final class MemoryTimelineTests: XCTestCase {
-    func testPeakMatchesWhatTheFixturePrinted() throws {
+    /// `sprof run -o PREFIX -- alloc MIB HOLD_MS`: the run, the VmRSS the fixture printed (kB)
+    /// and the timeline sprof wrote.
+    private func runAlloc(_ prefix: String, mib: Int, holdMS: Int) throws
+        -> (run: (status: Int32, stdout: String, stderr: String), printedKB: Double, points: [Profile.MemoryPoint], names: [Int32: String]) {
         try SprofCLI.requirePerfEvents()
         let binary = try TestFixtures.buildC("alloc", flags: TestFixtures.noFramePointerFlags)
-        let prefix = SprofCLI.outputPrefix("mem")
-        let r = try SprofCLI.run(["run", "-o", prefix, "--", binary, "96", "400"])
+        let r = try SprofCLI.run(["run", "-o", prefix, "--", binary, String(mib), String(holdMS)])
         XCTAssertEqual(r.status, 0, r.stderr)
         guard let field = r.stdout.split(separator: " ").first(where: { $0.hasPrefix("vmrss_kb=") }),
               let printedKB = Double(field.dropFirst("vmrss_kb=".count)) else {
-            return XCTFail("alloc printed no vmrss_kb: \(r.stdout)")
+            throw FixtureError("alloc printed no vmrss_kb: \(r.stdout)")
         }
         let (points, names) = try MemoryTimeline.parse(String(contentsOfFile: prefix + ".memory.tsv", encoding: .utf8))
+        return (r, printedKB, points, names)
+    }
+
+    func testPeakMatchesWhatTheFixturePrinted() throws {
+        let prefix = SprofCLI.outputPrefix("mem")
+        let (r, printedKB, points, names) = try runAlloc(prefix, mib: 96, holdMS: 400)
         let peak = try XCTUnwrap(MemoryTimeline.peaks(points).first)
         XCTAssertTrue(names[peak.pid]?.hasPrefix("alloc") ?? false, "\(names)") // buildC names it alloc-…
         XCTAssertEqual(Double(peak.rss) / 1024, printedKB, accuracy: printedKB * 0.10, "timeline peak vs the fixture's VmRSS")
@@ -197,6 +232,19 @@ final class MemoryTimelineTests: XCTestCase {
         let missing = try SprofCLI.run(["report", "--memory", prefix + "-none.pb.gz"])
         XCTAssertEqual(missing.status, 1)
         XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
+    }
+}
+
+extension MemoryTimelineTests {
+    /// Before its exec the command is sprof's forked child, with sprof's resident memory (several
+    /// MiB, more with DWARF buffers): a reading then was reported as a small program's peak.
+    func testASmallProgramsPeakIsItsOwnNotSprofsChildBeforeExec() throws {
+        let (_, printedKB, points, _) = try runAlloc(SprofCLI.outputPrefix("mem-small"), mib: 1, holdMS: 300)
+        XCTAssertFalse(points.isEmpty)
+        let peak = try XCTUnwrap(points.map(\.rss).max())
+        // The program's own peak is the VmRSS it printed while holding its block (ld.so and libc
+        // pages: ~2.5 MiB); allow 512 KiB for a reading taken as it frees.
+        XCTAssertLessThanOrEqual(Double(peak) / 1024, printedKB + 512, "timeline peak \(peak) bytes vs the program's \(printedKB) kB: \(points.prefix(3))")
     }
 }
 

@@ -48,17 +48,18 @@ final class BufferSizingTests: XCTestCase {
         }
         holder.start()
         held.wait()
-        var records: [PerfRecord] = [.lost(count: 1, time: 0)]
+        var records: [[UInt8]] = [[8, 0, 0, 0, 0, 0, 8, 0]]
         // Should offer block, the holder lets go after a while and offer then returns true: the
         // test fails instead of hanging.
         DispatchQueue.global().asyncAfter(deadline: .now() + 2) { release.signal() }
-        XCTAssertFalse(mailbox.offer(&records, statistics: .init(), finished: false, wait: false), "offer waited for the lock")
+        XCTAssertNil(mailbox.offer(&records, bytes: 8, statistics: .init(), finished: false, wait: false), "offer waited for the lock")
         XCTAssertEqual(records.count, 1, "records stay with the reader for the next round")
         // Once the consumer lets go, the same records go through, and take() hands them over.
-        while !mailbox.offer(&records, statistics: .init(), finished: true, wait: false) { usleep(1000) }
+        while mailbox.offer(&records, bytes: 8, statistics: .init(), finished: true, wait: false) == nil { usleep(1000) }
         XCTAssertTrue(records.isEmpty)
-        let (batch, done) = mailbox.take()
+        let (batch, bytes, _, done) = mailbox.take()
         XCTAssertEqual(batch.count, 1)
+        XCTAssertEqual(bytes, 8)
         XCTAssertTrue(done)
     }
 }

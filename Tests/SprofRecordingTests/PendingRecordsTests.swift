@@ -1,0 +1,91 @@
+import Foundation
+import XCTest
+@testable import SprofRecording
+import SprofTestSupport
+
+/// The reader's records wait for a consumer that may be far slower (unwinding at SCHED_IDLE on a
+/// busy machine): they must stay within the memory budget, spill to a temporary file beyond it,
+/// and all arrive, in order.
+final class PendingRecordsTests: XCTestCase {
+    let layout = SampleLayout.sampling(.dwarf(stackSize: 8192))
+
+    /// A DWARF sample numbered `n` (its time), with `copied` of its 8 KiB stack copy filled.
+    func sample(_ n: Int, copied: Int = 2000) -> (record: SampleRecord, bytes: [UInt8]) {
+        var s = SampleRecord()
+        s.ip = 0x401000; s.pid = 7; s.tid = 7; s.time = UInt64(n); s.period = 1; s.cpuMode = .user
+        s.callchain = [UInt64(bitPattern: -512), 0x401000]
+        s.userRegisters = (0..<UserRegisters.sampled.count).map { UInt64($0) }
+        s.userStack = (0..<copied).map { UInt8(truncatingIfNeeded: $0 &+ n) }
+        return (s, RecordBuilder(layout: layout).sample(s, stackCapacity: 8192))
+    }
+
+    /// The reader side as readLoop drives it, against a consumer that sleeps on every batch.
+    func run(records: Int, budget: Int, directory: String? = nil)
+        -> (delivered: [UInt64], lost: UInt64, work: PendingRecords, mailbox: Mailbox) {
+        let mailbox = Mailbox()
+        let work = PendingRecords(budget: budget, directory: directory)
+        let parser = RecordParser(layout: layout)
+        final class Received: @unchecked Sendable { var times: [UInt64] = []; var lost: UInt64 = 0 }
+        let received = Received()  // written by the consumer thread, read after it is done
+        let consumerDone = DispatchSemaphore(value: 0)
+        let consumer = Thread {
+            while true {
+                let (chunks, bytes, l, done) = mailbox.take(limit: work.chunkBytes)
+                for r in RecordingSession.parse(chunks, parser: parser) {
+                    if case .sample(let s) = r { received.times.append(s.time) }
+                }
+                received.lost += l
+                usleep(20_000)  // slow: unwinding at idle priority
+                mailbox.release(bytes)
+                if done { break }
+            }
+            consumerDone.signal()
+        }
+        consumer.start()
+        for n in 0..<records {
+            let (s, bytes) = sample(n)
+            let (parsed, stack) = bytes.withUnsafeBytes { try! parser.parse($0, copyingStack: false) }
+            XCTAssertEqual(parsed.time, s.time)
+            work.append(bytes.withUnsafeBytes { RecordParser.compacted($0, stack: stack) }, window: 0)
+            if n % 16 == 15 { work.handOver(to: mailbox, statistics: .init(), finishing: false) }
+        }
+        work.handOver(to: mailbox, statistics: .init(), finishing: true)
+        consumerDone.wait()
+        return (received.times, received.lost, work, mailbox)
+    }
+
+    func testSlowConsumerKeepsPendingBytesWithinTheBudgetAndGetsEveryRecordInOrder() {
+        // 3,000 records of ~2.2 KiB (compacted from 8 KiB copies): ~6.6 MiB against 256 KiB.
+        let budget = 256 << 10
+        let (delivered, lost, work, mailbox) = run(records: 3000, budget: budget)
+        XCTAssertEqual(delivered, (0..<3000).map { UInt64($0) }, "every record, in order")
+        XCTAssertEqual(lost, 0)
+        XCTAssertEqual(work.dropped, 0)
+        XCTAssertGreaterThan(work.spilledBytes, 1 << 20, "the consumer fell behind: records went to the file")
+        XCTAssertLessThanOrEqual(work.peakBytes, budget)
+        XCTAssertLessThanOrEqual(mailbox.peakBytes, budget)
+    }
+
+    func testRecordsThatFitNeitherMemoryNorDiskAreCountedAsLost() {
+        let (delivered, lost, work, _) = run(records: 500, budget: 64 << 10, directory: "/nonexistent/sprof-test")
+        XCTAssertNotNil(work.spillError)
+        XCTAssertGreaterThan(work.dropped, 0)
+        XCTAssertEqual(UInt64(delivered.count) + lost, 500, "every record delivered or counted as lost")
+        XCTAssertEqual(lost, work.dropped)
+        XCTAssertEqual(delivered, delivered.sorted())
+    }
+
+    func testCompactedSampleParsesToTheSameRecord() throws {
+        let parser = RecordParser(layout: layout)
+        for copied in [0, 1, 7, 8, 100, 8191, 8192] {
+            let (s, bytes) = sample(3, copied: copied)
+            let compact = try bytes.withUnsafeBytes { raw in
+                let (_, stack) = try parser.parse(raw, copyingStack: false)
+                return RecordParser.compacted(raw, stack: stack)
+            }
+            XCTAssertEqual(compact.count % 8, 0)
+            XCTAssertLessThanOrEqual(compact.count, bytes.count - (8192 - ((copied + 7) & ~7)), "copied \(copied)")
+            XCTAssertEqual(try compact.withUnsafeBytes { try parser.parse($0) }, .sample(s), "copied \(copied)")
+        }
+    }
+}
