@@ -104,13 +104,13 @@ struct FlamegraphCommand: ParsableCommand {
         var decoded: Profile?
         if kind == .pprof {
             do {
-                decoded = try PprofFormat.decode(input)
+                decoded = withoutNegativeValues(try PprofFormat.decode(input), source: source)
             } catch {
                 outputFile?.discard()
                 fail(pprofFailure(input, source: source, error: error))
             }
         } else if kind == .either {
-            decoded = try? PprofFormat.decode(input)
+            decoded = (try? PprofFormat.decode(input)).map { withoutNegativeValues($0, source: source) }
         }
         if let profile = decoded {
             stacks = profile.folded(perThread: perThread)

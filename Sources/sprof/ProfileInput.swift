@@ -35,12 +35,12 @@ func readProfileInput(_ path: String) throws -> (profile: Profile, folded: Bool)
     switch inputKind(bytes) {
     case .pprof:
         do {
-            return (try PprofFormat.decode(bytes), false)
+            return (withoutNegativeValues(try PprofFormat.decode(bytes), source: source), false)
         } catch {
             throw fail(pprofFailure(bytes, source: source, error: error))
         }
     case .either:
-        if let profile = try? PprofFormat.decode(bytes) { return (profile, false) }
+        if let profile = try? PprofFormat.decode(bytes) { return (withoutNegativeValues(profile, source: source), false) }
     case .folded:
         break
     }
@@ -123,4 +123,21 @@ func pprofFailure(_ bytes: [UInt8], source: String, error: Error) -> String {
     }
     // FormatError's own text already says "not a … pprof file/profile".
     return "\(source): \(error)"
+}
+
+/// The one rule for negative sample values, which pprof allows (`pprof -diff_base` output) but a
+/// cost view cannot show (a −100% row, a frame of negative width): every view counts them as 0,
+/// so report, flamegraph, speedscope, folded and diff agree, and a notice on stderr says how many
+/// samples that touched. `sprof diff BASE NEW` is the view for differences.
+func withoutNegativeValues(_ profile: Profile, source: String) -> Profile {
+    var clamped = 0
+    var result = profile
+    for i in result.samples.indices where result.samples[i].values.contains(where: { $0 < 0 }) {
+        clamped += 1
+        result.samples[i].values = result.samples[i].values.map { max(0, $0) }
+    }
+    if clamped > 0 {
+        printError("\(source): \(grouped(clamped)) sample\(clamped == 1 ? " has" : "s have") negative values, counted as 0 (sprof's views show costs; compare two profiles with sprof diff BASE NEW)")
+    }
+    return result
 }

@@ -5,6 +5,32 @@ import SprofTestSupport
 
 /// `--off-cpu`: the wall-clock view against a fixture with a designed split (Tests/Fixtures/c/offcpu.c).
 final class OffCPUTests: XCTestCase {
+    /// One more CPU-bound spinner than there are CPUs: the scheduler preempts them, and the
+    /// kernel's PREEMPT flag on their switch-outs must put that off-CPU time under
+    /// `[off-cpu: preempted]` (issue 20: a build that ignored the flag put 0% there).
+    func testPreemptedSpinnersEndInThePreemptedLeaf() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("preempt")
+        let spinners = ProcessInfo.processInfo.activeProcessorCount + 1
+        let spin = "i=0; while [ $i -lt 600000 ]; do i=$((i+1)); done"
+        let script = "for n in $(seq \(spinners)); do sh -c '\(spin)' & done; wait"
+        let r = try SprofCLI.run(["run", "-q", "-g", "--off-cpu", "-o", prefix, "--", "sh", "-c", script], timeout: 300)
+        if r.status == 1, r.stderr.contains("--off-cpu needs") || r.stderr.contains("perf_event_paranoid") {
+            throw XCTSkip("off-CPU recording needs root or kernel.perf_event_paranoid <= 1: \(r.stderr)")
+        }
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let folded = try SprofCLI.run(["convert", prefix + ".pb.gz", "--view", "off-cpu", "--to", "folded", "-o", "-"])
+        var total: UInt64 = 0, preempted: UInt64 = 0
+        for line in folded.stdout.split(separator: "\n") {
+            guard let space = line.lastIndex(of: " "), let value = UInt64(line[line.index(after: space)...]) else { continue }
+            total += value
+            if line[..<space].hasSuffix(";[off-cpu: preempted]") { preempted += value }
+        }
+        XCTAssertGreaterThan(total, 0, folded.stderr)
+        // Measured: about a third to a half of the off-CPU time; 5% leaves room for a busy machine.
+        XCTAssertGreaterThan(Double(preempted), 0.05 * Double(total), "preempted \(preempted) of \(total) ns off CPU")
+    }
+
     /// Profiles `offcpu ROUNDS` with off-CPU recording through the library engine (so the test
     /// reads the `Profile` value itself); the fixture's own measurement of its split is written to
     /// a file by a shell redirection. Skips only when the kernel refuses.

@@ -10,6 +10,31 @@ import SprofTestSupport
 /// parents (ignored SIGCHLD, a closed stderr pipe) do not change the exit status, argument
 /// mistakes are one-line usage errors, and argv bytes reach the command unchanged.
 final class ReliabilityTests: XCTestCase {
+    /// Negative sample values (pprof allows them): one rule for every view, counted as 0 with a
+    /// notice; report, folded, speedscope and the flame graph agree on the total (issue 20).
+    func testNegativeValuesCountAsZeroInEveryView() throws {
+        let prefix = SprofCLI.outputPrefix("negative")
+        let pprof = prefix + ".pb.gz"
+        // Profile(folded:) keeps positive counts only: the negative value is set afterwards.
+        var profile = Profile(folded: [(["main", "grew"], 300), (["main", "shrank"], 50), (["main", "same"], 100)])
+        let shrank = try XCTUnwrap(profile.samples.firstIndex { $0.values == [50] })
+        profile.samples[shrank].values = [-100]
+        FileManager.default.createFile(atPath: pprof, contents: Data(try PprofFormat.encode(profile)))
+        let report = try SprofCLI.run(["report", "--format", "csv", pprof])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.stderr.contains("1 sample has negative values, counted as 0"), report.stderr)
+        XCTAssertFalse(report.stdout.contains("-"), "no negative row or share: \(report.stdout)")
+        XCTAssertTrue(report.stdout.contains("300,75.0000"), "300 of 400: \(report.stdout)")
+        let folded = try SprofCLI.run(["convert", pprof, "--to", "folded", "-o", "-"])
+        XCTAssertEqual(folded.stdout.split(separator: "\n").sorted(), ["main;grew 300", "main;same 100"])
+        XCTAssertTrue(folded.stderr.contains("counted as 0"), folded.stderr)
+        let svg = try SprofCLI.run(["flamegraph", pprof])
+        XCTAssertTrue(svg.stderr.contains("counted as 0"), svg.stderr)
+        XCTAssertTrue(svg.stdout.contains("400 samples"), "the graph's total: 400")
+        let speedscope = try SprofCLI.run(["convert", pprof, "--to", "speedscope", "-o", "-"])
+        XCTAssertTrue(speedscope.stdout.contains("\"endValue\":400") || speedscope.stdout.contains("\"endValue\" : 400"), speedscope.stdout)
+    }
+
     /// Small argument and input mistakes of issue 20: each one line and a documented status.
     func testEmptySortKeysPerThreadFoldedAndNULBytesAreRefused() throws {
         let prefix = SprofCLI.outputPrefix("small")

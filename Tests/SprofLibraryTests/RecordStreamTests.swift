@@ -86,4 +86,39 @@ final class RecordStreamTests: XCTestCase {
         XCTAssertEqual(marked.first?.frames.dropFirst().first, "[truncated]", "the mark is the root, right under the process")
         XCTAssertEqual(stacks.reduce(0) { $0 + $1.count }, 2)
     }
+
+    /// A switch-out with the PREEMPT flag ends its off-CPU interval in `[off-cpu: preempted]`, one
+    /// without it in `[off-cpu: sleeping]`: the flag read from the record's bytes reaches the leaf
+    /// (issue 20: ignoring it passed every other test).
+    func testPreemptedSwitchOutsEndInThePreemptedLeaf() throws {
+        var options = SamplingOptions(callGraph: .framePointer)
+        options.offCPU = true
+        let layout = SampleLayout.sampling(options)
+        let b = RecordBuilder(layout: layout)
+        func switchSample(_ time: UInt64) -> SampleRecord {
+            var s = sample(time: time, callchain: [0x1000, 0x2000])
+            s.eventID = 77
+            return s
+        }
+        let chunks: [[UInt8]] = [
+            b.comm(pid: 4242, tid: 4242, name: "synthetic", exec: true, time: 1),
+            b.sample(switchSample(10)),
+            b.contextSwitch(SwitchRecord(pid: 4242, tid: 4242, time: 10, isOut: true, preempted: true), eventID: 77),
+            b.contextSwitch(SwitchRecord(pid: 4242, tid: 4242, time: 1_010, isOut: false), eventID: 77),
+            b.sample(switchSample(2_000)),
+            b.contextSwitch(SwitchRecord(pid: 4242, tid: 4242, time: 2_000, isOut: true, preempted: false), eventID: 77),
+            b.contextSwitch(SwitchRecord(pid: 4242, tid: 4242, time: 5_000, isOut: false), eventID: 77),
+        ]
+        let parser = RecordParser(layout: layout)
+        let stream = try chunks.map { bytes in try bytes.withUnsafeBytes { try parser.parse($0) } }
+        let builder = builder()
+        builder.enableOffCPU(eventIDs: [77])
+        builder.consume(stream)
+        _ = builder.finish()
+        let profile = builder.profile(metadata: ProfileMetadata())
+        let offCPU = try XCTUnwrap(profile.sampleTypeIndex("off-cpu"))
+        var byLeaf: [String: UInt64] = [:]
+        for stack in profile.folded(valueIndex: offCPU).stacks() { byLeaf[stack.frames.last ?? "", default: 0] += stack.count }
+        XCTAssertEqual(byLeaf, ["[off-cpu: preempted]": 1_000, "[off-cpu: sleeping]": 3_000])
+    }
 }
