@@ -191,6 +191,23 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         return outcome
     }
 
+    /// `posix_spawn_file_actions_addclosefrom_np` (glibc 2.34) is a GNU extension the Glibc
+    /// module does not import: found with dlsym. Without it, every descriptor from `lowest` up is
+    /// marked close-on-exec here instead (a descriptor opened by another thread meanwhile can
+    /// still slip through, which closefrom in the child rules out).
+    static func closeFrom(_ actions: inout posix_spawn_file_actions_t, _ lowest: Int32) {
+        typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "posix_spawn_file_actions_addclosefrom_np"),
+           unsafeBitCast(symbol, to: AddCloseFrom.self)(&actions, lowest) == 0 {
+            return
+        }
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        for fd in names.compactMap({ Int32($0) }) where fd >= lowest {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
+    }
+
     private func spawn(_ argv: [String], logPath: String, progressWrite: Int32?, pid: inout pid_t) -> Int32 {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -199,6 +216,11 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         if let w = progressWrite { posix_spawn_file_actions_adddup2(&actions, w, 3) }
+        // sprof gets 0, 1, 2 (and 3 for progress), nothing else: SwiftNIO's listening socket,
+        // epoll descriptors and socketpairs are not close-on-exec, and a job that inherits the
+        // listening socket can accept() the server's requests (tokens included) or keep the port
+        // after the server ends.
+        Self.closeFrom(&actions, progressWrite != nil ? 4 : 3)
 
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)

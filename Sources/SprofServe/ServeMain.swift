@@ -8,17 +8,20 @@ import UnixSignals
 /// Ctrl-C or SIGTERM.
 public enum ServeMain {
     static let usage = """
-        usage: sprof serve [--data DIR] [--port 8080] [--host 127.0.0.1] [--allow-remote] [--sprof PATH]
+        usage: sprof serve [--data DIR] [--port 8080] [--host 127.0.0.1] [--allow-remote] [--allow-host NAME]… [--sprof PATH]
 
         A local web UI to run profiling jobs and browse their CPU, wall-clock, off-CPU and memory views.
         Jobs are kept in DIR (default: $XDG_DATA_HOME/sprof/serve or ~/.local/share/sprof/serve) and
-        survive restarts. The URL printed at start carries the access token that creating, re-running
-        and deleting jobs require.
+        survive restarts. The URL printed at start carries the access token that every API request
+        (reading jobs as well as creating, re-running and deleting them) requires.
 
           --data DIR       where jobs are kept
           --port N         TCP port (default 8080)
           --host ADDR      address to listen on (default 127.0.0.1)
           --allow-remote   allow a non-loopback --host (anyone who can reach it and has the token can run commands)
+          --allow-host NAME  a host name (or address) the browser may use besides loopback addresses and
+                           localhost, e.g. the machine's name with --allow-remote; repeat it or separate
+                           names with commas. Requests naming any other host are refused (DNS rebinding)
           --sprof PATH     the sprof binary that records (default: the one beside sprof-serve)
         """
 
@@ -52,6 +55,13 @@ public enum ServeMain {
                 o.configuration.port = p
             case "--host": o.configuration.host = try value(a)
             case "--allow-remote": o.configuration.allowRemote = true
+            case "--allow-host":
+                let v = try value(a)
+                let names = v.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+                guard !names.isEmpty, names.allSatisfy({ !$0.isEmpty && !$0.contains(":") || ServeConfiguration.address($0) != nil }) else {
+                    throw ServeError(400, "--allow-host \(v): give host names or addresses without a port, e.g. --allow-host myhost.lan")
+                }
+                o.configuration.allowedHosts += names
             case "--sprof": o.sprofPath = try value(a)
             default: throw ServeError(400, "unknown option \(a); see sprof serve --help")
             }

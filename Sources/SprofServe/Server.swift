@@ -12,17 +12,22 @@ public struct ServeConfiguration: Sendable {
     public var port: Int
     /// Permits a non-loopback ``host`` (the token is still required).
     public var allowRemote: Bool
-    /// The access token every changing request must carry (`Authorization: Bearer TOKEN`).
+    /// Host names (or addresses) besides the loopback ones that requests may name in `Host`
+    /// (`--allow-host`), lowercased. Nothing else is answered: a DNS-rebinding page sends its own name.
+    public var allowedHosts: [String]
+    /// The access token every API request must carry (`Authorization: Bearer TOKEN`, or `?token=`
+    /// where a browser cannot set a header: event streams and download links).
     public var token: String
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes: Int
 
     /// Creates a configuration.
-    public init(host: String = "127.0.0.1", port: Int = 8080, allowRemote: Bool = false, token: String = ServeConfiguration.newToken(),
-                maxBodyBytes: Int = 64 * 1024) {
+    public init(host: String = "127.0.0.1", port: Int = 8080, allowRemote: Bool = false, allowedHosts: [String] = [],
+                token: String = ServeConfiguration.newToken(), maxBodyBytes: Int = 64 * 1024) {
         self.host = host
         self.port = port
         self.allowRemote = allowRemote
+        self.allowedHosts = allowedHosts.map { $0.lowercased() }
         self.token = token
         self.maxBodyBytes = maxBodyBytes
     }
@@ -36,10 +41,41 @@ public struct ServeConfiguration: Sendable {
         }.joined()
     }
 
-    /// True for 127.0.0.0/8, ::1 and `localhost`.
+    /// True for `localhost` and for literal loopback addresses: 127.0.0.0/8 in dotted-quad form,
+    /// `::1` and `::ffff:127.x.y.z` (with or without brackets). Parsed with `inet_pton`, never
+    /// compared as text: `127.evil.example` and `127.0.0.1.nip.io` are names, not addresses.
     public static func isLoopback(_ host: String) -> Bool {
         let h = host.lowercased()
-        return h == "localhost" || h == "::1" || h == "[::1]" || h.hasPrefix("127.")
+        if h == "localhost" { return true }
+        guard let bytes = address(h) else { return false }
+        if bytes.count == 4 { return bytes[0] == 127 }
+        if bytes[0..<15].allSatisfy({ $0 == 0 }) && bytes[15] == 1 { return true }
+        return bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff && bytes[12] == 127
+    }
+
+    /// The bytes of a literal IPv4 (4) or IPv6 (16, brackets allowed) address; nil for a name.
+    public static func address(_ text: String) -> [UInt8]? {
+        var t = Substring(text)
+        if t.hasPrefix("["), t.hasSuffix("]") { t = t.dropFirst().dropLast() }
+        var v4 = in_addr()
+        if inet_pton(AF_INET, String(t), &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }
+        var v6 = in6_addr()
+        if inet_pton(AF_INET6, String(t), &v6) == 1 { return withUnsafeBytes(of: &v6) { Array($0) } }
+        return nil
+    }
+
+    /// True when a request whose `Host` names `name` (without the port) may be answered: a
+    /// loopback address or `localhost`, the address given with `--host` when it is one (not the
+    /// wildcard), or a name given with `--allow-host` (addresses compared as addresses).
+    public func hostAllowed(_ name: String) -> Bool {
+        let n = name.lowercased()
+        if Self.isLoopback(n) { return true }
+        let given = Self.address(n)
+        if let given, let own = Self.address(host), own.contains(where: { $0 != 0 }), own == given { return true }
+        return allowedHosts.contains { other in
+            if let given, let o = Self.address(other) { return given == o }
+            return given == nil && other == n
+        }
     }
 
     /// Checks the host/remote combination.
@@ -79,10 +115,18 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
     private func check(_ request: Request) throws {
         // A page on another site can resolve its own name to 127.0.0.1: answer only our own names.
         if let host = request.head.authority, !Self.hostAllowed(host, configuration) {
-            throw ServeError(403, "host \(String(host.prefix(100))) refused: this server answers only loopback names")
+            throw ServeError(403, "host \(String(host.prefix(100))) refused: this server answers only loopback addresses, localhost and the names given with --allow-host")
         }
         let method = request.method
-        guard method != .get && method != .head && method != .options else { return }
+        let path = request.uri.path
+        // Job data is read with the token too: command lines, profiles and the commands' output
+        // can hold secrets. The pages and assets carry none, so a bookmark of a page still opens.
+        if method == .get || method == .head || method == .options {
+            if path.hasPrefix("/api/") && !Self.hasToken(request, configuration) {
+                throw ServeError(401, "access token missing or wrong: send 'Authorization: Bearer TOKEN' (or ?token=TOKEN) with the token sprof serve printed at start (open the URL it printed)")
+            }
+            return
+        }
         if let site = request.headers[HTTPField.Name("Sec-Fetch-Site")!], site != "same-origin" && site != "none" {
             throw ServeError(403, "cross-site request refused (Sec-Fetch-Site: \(site))")
         }
@@ -98,11 +142,19 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         }
     }
 
-    /// True when a request naming `authority` (its Host) may be answered.
+    /// The token as a bearer header, or as `?token=` (EventSource and download links cannot send headers).
+    static func hasToken(_ request: Request, _ configuration: ServeConfiguration) -> Bool {
+        if let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") {
+            return constantTimeEqual(String(auth.dropFirst(7)), configuration.token)
+        }
+        if let t = request.uri.queryParameters.get("token") { return constantTimeEqual(t, configuration.token) }
+        return false
+    }
+
+    /// True when a request naming `authority` (its Host) may be answered; `--allow-remote` changes
+    /// where the server listens, not which names it answers.
     static func hostAllowed(_ authority: String, _ configuration: ServeConfiguration) -> Bool {
-        if configuration.allowRemote { return true }
-        let name = hostName(authority)
-        return ServeConfiguration.isLoopback(name) || name == configuration.host.lowercased()
+        configuration.hostAllowed(hostName(authority))
     }
 
     static func hostName(_ authority: String) -> String {

@@ -11,8 +11,8 @@ struct ServeCommand: ParsableCommand {
         abstract: "A local web UI to run profiling jobs and browse their views (runs sprof-serve).",
         discussion: """
             Jobs run one at a time, each as 'sprof run', and are kept in the data directory across \
-            restarts. Open the URL it prints: it carries the access token that creating, re-running \
-            and deleting jobs require.
+            restarts. Open the URL it prints: it carries the access token that every API request \
+            (reading jobs too) requires.
             """
     )
 
@@ -27,6 +27,9 @@ struct ServeCommand: ParsableCommand {
 
     @Flag(help: "Allow a non-loopback --host: anyone who reaches it and has the token can run commands.")
     var allowRemote = false
+
+    @Option(name: .customLong("allow-host"), help: "A host name the browser may use besides loopback addresses and localhost (repeatable); other Host names are refused.")
+    var allowHost: [String] = []
 
     @Option(help: "The sprof binary that records (default: this one).")
     var sprof: String?
@@ -45,6 +48,7 @@ struct ServeCommand: ParsableCommand {
         if let port { argv += ["--port", String(port)] }
         if let host { argv += ["--host", host] }
         if allowRemote { argv.append("--allow-remote") }
+        for name in allowHost { argv += ["--allow-host", name] }
         argv += ["--sprof", sprof ?? exe]
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         execv(server, &cArgs)

@@ -62,7 +62,7 @@ final class ServeAPITests: XCTestCase {
     }
 
     static func getJSON(_ client: any TestClientProtocol, _ uri: String) async throws -> Any {
-        let response = try await client.execute(uri: uri, method: .get)
+        let response = try await client.execute(uri: uri, method: .get, headers: Self.auth)
         return try json(response)
     }
 
@@ -72,7 +72,7 @@ final class ServeAPITests: XCTestCase {
 
     /// Follows the job's event stream to its end and returns the last job state it carried.
     static func waitForEnd(_ client: any TestClientProtocol, _ id: String) async throws -> [String: Any] {
-        let response = try await client.execute(uri: "/api/jobs/\(id)/events", method: .get)
+        let response = try await client.execute(uri: "/api/jobs/\(id)/events", method: .get, headers: Self.auth)
         XCTAssertEqual(response.status, .ok)
         XCTAssertEqual(response.headers[.contentType], "text/event-stream")
         let text = String(buffer: response.body)
@@ -103,23 +103,23 @@ final class ServeAPITests: XCTestCase {
             XCTAssertGreaterThan(samples, 10, "a 300k-iteration shell loop runs well over 20 ms")
             XCTAssertEqual(final["runs_done"] as? Int, 1)
 
-            let list = try await client.execute(uri: "/api/jobs", method: .get)
+            let list = try await client.execute(uri: "/api/jobs", method: .get, headers: Self.auth)
             let jobs = try XCTUnwrap(try Self.json(list) as? [[String: Any]])
             XCTAssertEqual(jobs.compactMap { $0["id"] as? String }, [id])
 
-            let cpu = try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get)
+            let cpu = try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get, headers: Self.auth)
             let tree = try XCTUnwrap(try Self.json(cpu) as? [String: Any])
             let names = try XCTUnwrap(tree["names"] as? [String])
             XCTAssertTrue(names.contains("sh") || names.contains("dash"), "root frame is the process: \(names.prefix(5))")
             XCTAssertEqual(tree["total"] as? Int, samples)
 
-            let files = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files", method: .get)
+            let files = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files", method: .get, headers: Self.auth)
             let names2 = try XCTUnwrap(try Self.json(files) as? [String])
             XCTAssertTrue(names2.contains("profile.folded") && names2.contains("profile.svg") && names2.contains("output.log"), "\(names2)")
-            let log = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/output.log", method: .get)
+            let log = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/output.log", method: .get, headers: Self.auth)
             XCTAssertTrue(String(buffer: log.body).contains("finished"), "the command's output is kept")
 
-            let system = try await client.execute(uri: "/api/jobs/\(id)/system", method: .get)
+            let system = try await client.execute(uri: "/api/jobs/\(id)/system", method: .get, headers: Self.auth)
             let info = try XCTUnwrap(try Self.json(system) as? [String: Any])
             XCTAssertFalse((info["kernel_release"] as? String ?? "").isEmpty)
             XCTAssertGreaterThan(info["cores"] as? Int ?? 0, 0)
@@ -172,10 +172,10 @@ final class ServeAPITests: XCTestCase {
             let big = #"{"command": ["/bin/echo", ""# + String(repeating: "x", count: 8000) + #""]}"#
             let r = try await Self.create(client, big)
             XCTAssertEqual(r.status, .contentTooLarge)
-            let unknown = try await client.execute(uri: "/api/jobs/20990101-000000-abcdef", method: .get)
+            let unknown = try await client.execute(uri: "/api/jobs/20990101-000000-abcdef", method: .get, headers: Self.auth)
             XCTAssertEqual(unknown.status, .notFound)
             XCTAssertTrue(String(buffer: unknown.body).contains("no job 20990101-000000-abcdef"))
-            let page = try await client.execute(uri: "/jobs/20990101-000000-abcdef", method: .get)
+            let page = try await client.execute(uri: "/jobs/20990101-000000-abcdef", method: .get, headers: Self.auth)
             XCTAssertEqual(page.status, .notFound)
             XCTAssertTrue(String(buffer: page.body).contains("no job 20990101-000000-abcdef"), "the page says it too")
         }
@@ -202,7 +202,7 @@ final class ServeAPITests: XCTestCase {
             XCTAssertTrue(SecurityMiddleware<BasicRequestContext>.hostAllowed("localhost:8080", config))
             XCTAssertTrue(SecurityMiddleware<BasicRequestContext>.hostAllowed("127.0.0.1:8080", config))
             XCTAssertTrue(SecurityMiddleware<BasicRequestContext>.hostAllowed("[::1]:8080", config))
-            let list = try await client.execute(uri: "/api/jobs", method: .get)
+            let list = try await client.execute(uri: "/api/jobs", method: .get, headers: Self.auth)
             XCTAssertEqual(String(buffer: list.body), "[]", "nothing was created")
 
             var sameOrigin = Self.auth
@@ -216,12 +216,128 @@ final class ServeAPITests: XCTestCase {
         }
     }
 
+    /// Sends one raw HTTP/1.1 GET to 127.0.0.1:`port` with `Host: host` (the test client always
+    /// sends `localhost`) and returns the status code and body.
+    static func rawGet(port: Int, host: String, path: String, token: String? = "secret-token") -> (Int, String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        addr.sin_port = UInt16(port).bigEndian
+        let connected = withUnsafePointer(to: &addr) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+        }
+        guard connected else { return (0, "connect failed") }
+        var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
+        if let token { request += "Authorization: Bearer \(token)\r\n" }
+        request += "\r\n"
+        _ = request.withCString { write(fd, $0, strlen($0)) }
+        var reply = [UInt8]()
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            reply += buffer[0..<n]
+        }
+        let text = String(decoding: reply, as: UTF8.self)
+        let status = text.split(separator: " ", maxSplits: 2).dropFirst().first.flatMap { Int($0) } ?? 0
+        let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+        return (status, body)
+    }
+
+    func testRebindingHostNamesAreRefusedAndLoopbackAddressesAnswered() async throws {
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/echo", "secret"]}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            _ = try await Self.waitForEnd(client, id)
+            let port = try XCTUnwrap(client.port)
+            // Names an attacker's DNS can point at 127.0.0.1: refused, however they start.
+            for name in ["127.evil.example", "127.0.0.1.nip.io", "evil.example", "localhost.evil.example", "127.1", "0x7f.0.0.1", "[::2]"] {
+                for path in ["/api/jobs", "/api/jobs/\(id)/runs/1/files/output.log"] {
+                    let (status, body) = Self.rawGet(port: port, host: "\(name):\(port)", path: path)
+                    XCTAssertEqual(status, 403, "\(name) \(path): \(body)")
+                    XCTAssertFalse(body.contains("hello from the command") || body.contains("secret\""), name)
+                }
+            }
+            for name in ["127.0.0.1", "127.3.4.5", "[::1]", "localhost", "LOCALHOST", "[::ffff:127.0.0.1]"] {
+                let (status, body) = Self.rawGet(port: port, host: "\(name):\(port)", path: "/api/jobs/\(id)/runs/1/files/output.log")
+                XCTAssertEqual(status, 200, "\(name): \(body)")
+                XCTAssertTrue(body.contains("hello from the command"), name)
+            }
+        }
+        // --allow-remote changes where the server listens, not which names it answers.
+        var remote = ServeConfiguration(host: "0.0.0.0", allowRemote: true)
+        XCTAssertFalse(remote.hostAllowed("evil.example"))
+        XCTAssertFalse(remote.hostAllowed("0.0.0.0"))
+        XCTAssertTrue(remote.hostAllowed("127.0.0.1"))
+        remote.allowedHosts = ["build-box.lan", "192.168.1.5"]
+        XCTAssertTrue(remote.hostAllowed("Build-Box.lan"))
+        XCTAssertTrue(remote.hostAllowed("192.168.1.5"))
+        XCTAssertFalse(remote.hostAllowed("build-box.lan.evil.example"))
+        XCTAssertFalse(remote.hostAllowed("192.168.1.6"))
+        XCTAssertTrue(ServeConfiguration(host: "10.0.0.7", allowRemote: true).hostAllowed("10.0.0.7"), "the address it listens on")
+        let parsed = try XCTUnwrap(try ServeMain.parse(["--host", "0.0.0.0", "--allow-remote", "--allow-host", "a.lan,B.lan", "--allow-host", "::2"]))
+        XCTAssertEqual(parsed.configuration.allowedHosts, ["a.lan", "b.lan", "::2"])
+        XCTAssertThrowsError(try ServeMain.parse(["--allow-host", "a.lan:8080"])) { XCTAssertTrue("\($0)".contains("without a port")) }
+    }
+
+    func testReadingJobDataNeedsTheToken() async throws {
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/echo", "secret"]}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            _ = try await Self.waitForEnd(client, id)
+            let reads = ["/api/info", "/api/jobs", "/api/jobs/\(id)", "/api/jobs/\(id)/events", "/api/events", "/api/jobs/\(id)/system",
+                         "/api/jobs/\(id)/runs/1/files", "/api/jobs/\(id)/runs/1/files/output.log", "/api/jobs/\(id)/runs/1/files/profile.folded",
+                         "/api/jobs/\(id)/runs/1/view/cpu", "/api/jobs/\(id)/runs/1/view/top", "/api/jobs/\(id)/runs/1/compare?base=\(id)"]
+            for uri in reads {
+                let none = try await client.execute(uri: uri, method: .get)
+                XCTAssertEqual(none.status, .unauthorized, uri)
+                XCTAssertFalse(String(buffer: none.body).contains("secret") || String(buffer: none.body).contains("hello from"), uri)
+                let wrong = try await client.execute(uri: uri + (uri.contains("?") ? "&" : "?") + "token=nope", method: .get)
+                XCTAssertEqual(wrong.status, .unauthorized, uri)
+            }
+            // The query form, for EventSource and download links.
+            let log = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/output.log?token=secret-token", method: .get)
+            XCTAssertEqual(log.status, .ok)
+            XCTAssertTrue(String(buffer: log.body).contains("hello from the command"))
+            // The pages carry no data and open without it (the token comes in their URL once).
+            do { let status = try await client.execute(uri: "/", method: .get).status; XCTAssertEqual(status, .ok) }
+            do { let status = try await client.execute(uri: "/assets/app.js", method: .get).status; XCTAssertEqual(status, .ok) }
+        }
+    }
+
+    func testAJobsCommandInheritsOnlyStandardDescriptors() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
+            return XCTFail("\(Self.sprofPath) is missing: swift build --build-tests builds it")
+        }
+        // A descriptor of ours without close-on-exec, as SwiftNIO's sockets are.
+        let leaky = open("/dev/null", O_RDONLY)
+        defer { close(leaky) }
+        XCTAssertEqual(fcntl(leaky, F_GETFD) & FD_CLOEXEC, 0)
+        let engine = SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath))
+        XCTAssertTrue(engine.capabilities.progressFD, "the progress pipe is part of what is checked")
+        try await withServer(engine: engine) { client, _ in
+            // The shell lists its own descriptors ($$ is the shell; ls itself would add its directory's).
+            // (Not through $(…), whose pipe the shell holds open while it runs.)
+            let created = try await Self.create(client, #"{"command": ["/bin/sh", "-c", "echo fds-begin; ls /proc/$$/fd; echo fds-end"], "options": {"call_graph": "fp"}}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            let final = try await Self.waitForEnd(client, id)
+            if final["state"] as? String == "failed" { throw XCTSkip("the recording could not start here: \(final["error"] ?? "")") }
+            let log = String(buffer: try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/output.log", method: .get, headers: Self.auth).body)
+            let lines = log.split(separator: "\n").map(String.init)
+            let begin = try XCTUnwrap(lines.firstIndex(of: "fds-begin"), log)
+            let end = try XCTUnwrap(lines.firstIndex(of: "fds-end"), log)
+            XCTAssertEqual(Array(lines[(begin + 1)..<end]), ["0", "1", "2"], "the command gets stdin, stdout and stderr only")
+        }
+    }
+
     func testTraversalIsRefused() async throws {
         try await withServer(engine: FakeEngine()) { client, _ in
             let created = try await Self.create(client, #"{"command": ["/bin/true"]}"#)
             let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
             _ = try await Self.waitForEnd(client, id)
-            do { let status = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/profile.folded", method: .get).status; XCTAssertEqual(status, .ok) }
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)/runs/1/files/profile.folded", method: .get, headers: Self.auth).status; XCTAssertEqual(status, .ok) }
             let attempts = [
                 "/api/jobs/..%2F..%2Fetc/runs/1/files/passwd",
                 "/api/jobs/%2E%2E/runs/1/files/state.json",
@@ -235,7 +351,7 @@ final class ServeAPITests: XCTestCase {
                 "/assets/..%2FPackage.swift",
             ]
             for uri in attempts {
-                let r = try await client.execute(uri: uri, method: .get)
+                let r = try await client.execute(uri: uri, method: .get, headers: Self.auth)
                 XCTAssertTrue((400..<500).contains(Int(r.status.code)), "\(uri): \(r.status)")
                 XCTAssertFalse(String(buffer: r.body).contains("root:"), uri)
                 XCTAssertFalse(String(buffer: r.body).contains("\"command\""), uri)
@@ -267,11 +383,11 @@ final class ServeAPITests: XCTestCase {
         try DataFiles.writeJSON(crashed, to: dir + "/state.json")
 
         try await withServer(engine: FakeEngine()) { client, _ in
-            let list = try await client.execute(uri: "/api/jobs", method: .get)
+            let list = try await client.execute(uri: "/api/jobs", method: .get, headers: Self.auth)
             let jobs = try XCTUnwrap(try Self.json(list) as? [[String: Any]])
             XCTAssertEqual(jobs.compactMap { $0["id"] as? String }, [doneID, crashedID], "newest first, both kept")
             XCTAssertEqual(jobs.first?["command"] as? [String], ["/bin/echo", "<b>x</b>"], "names come back as they were")
-            let r = try await client.execute(uri: "/api/jobs/\(crashedID)", method: .get)
+            let r = try await client.execute(uri: "/api/jobs/\(crashedID)", method: .get, headers: Self.auth)
             let job = try XCTUnwrap(try Self.json(r) as? [String: Any])
             XCTAssertEqual(job["state"] as? String, "interrupted")
             XCTAssertTrue((job["error"] as? String ?? "").hasPrefix("interrupted"))
@@ -291,7 +407,7 @@ final class ServeAPITests: XCTestCase {
             let deleted = try await client.execute(uri: "/api/jobs/\(id)", method: .delete, headers: Self.auth)
             XCTAssertEqual(deleted.status, .ok)
             XCTAssertFalse(FileManager.default.fileExists(atPath: self.dataDir + "/jobs/\(id)"))
-            do { let status = try await client.execute(uri: "/api/jobs/\(id)", method: .get).status; XCTAssertEqual(status, .notFound) }
+            do { let status = try await client.execute(uri: "/api/jobs/\(id)", method: .get, headers: Self.auth).status; XCTAssertEqual(status, .notFound) }
             do { let status = try await client.execute(uri: "/api/jobs/\(id)", method: .delete, headers: Self.auth).status; XCTAssertEqual(status, .notFound) }
         }
     }
@@ -327,11 +443,11 @@ final class ServeAPITests: XCTestCase {
             XCTAssertTrue(table.allSatisfy { ($0["delta"] as? Double) == 0 })
 
             // Names are JSON-escaped text; the page's HTML never contains them.
-            let raw = String(buffer: try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get).body)
+            let raw = String(buffer: try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get, headers: Self.auth).body)
             XCTAssertTrue(raw.contains(#""\u003cscript\u003ealert(1)\u003c/script\u003e""#), "markup characters are escaped in JSON")
             XCTAssertFalse(raw.contains("<script>"))
             XCTAssertTrue((cpu["names"] as? [String] ?? []).contains("<script>alert(1)</script>"), "and read back as the name")
-            let page = try await client.execute(uri: "/jobs/\(id)", method: .get)
+            let page = try await client.execute(uri: "/jobs/\(id)", method: .get, headers: Self.auth)
             XCTAssertFalse(String(buffer: page.body).contains("<script>alert"))
             XCTAssertTrue(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") ?? false)
         }

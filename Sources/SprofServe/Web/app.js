@@ -12,6 +12,8 @@
     history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : "") + location.hash);
   }
   const token = () => localStorage.getItem("sprof-token") || "";
+  // For what cannot send a header (EventSource, download links): the token as ?token=.
+  const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token());
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
@@ -26,8 +28,8 @@
   }
 
   async function api(method, path, body) {
-    const headers = { "Accept": "application/json" };
-    if (method !== "GET") headers["Authorization"] = "Bearer " + token();
+    // Every API request carries the token, reads too: job data can hold secrets.
+    const headers = { "Accept": "application/json", "Authorization": "Bearer " + token() };
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
@@ -120,7 +122,7 @@
     }
     api("GET", "/api/jobs").then((list) => { for (const j of list) jobs.set(j.id, j); render(); })
       .catch((e) => showError(formError, e));
-    const es = new EventSource("/api/events");
+    const es = new EventSource(withToken("/api/events"));
     const onEvent = (ev) => { const j = JSON.parse(ev.data); jobs.set(j.id, j); render(); };
     es.addEventListener("state", onEvent);
     es.addEventListener("progress", onEvent);
@@ -397,7 +399,7 @@
         const ul = el("ul", { id: "downloads" });
         for (const f of files) {
           const label = labels[f] || (f.endsWith(".speedscope.json") ? "speedscope" : f.endsWith(".svg") ? "SVG flame graph" : "");
-          ul.append(el("li", {}, el("a", { href: `${base()}/files/${encodeURIComponent(f)}`, download: f, text: f }),
+          ul.append(el("li", {}, el("a", { href: withToken(`${base()}/files/${encodeURIComponent(f)}`), download: f, text: f }),
             document.createTextNode(label ? "  " + label : "")));
         }
         panel.append(ul);
@@ -438,7 +440,7 @@
     });
 
     // Live updates: the stream starts with the job as it is and ends after a final state.
-    const es = new EventSource(`/api/jobs/${encodeURIComponent(id)}/events`);
+    const es = new EventSource(withToken(`/api/jobs/${encodeURIComponent(id)}/events`));
     const onEvent = (ev) => {
       const j = JSON.parse(ev.data);
       setJob(j);
