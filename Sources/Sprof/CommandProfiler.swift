@@ -37,6 +37,11 @@ public struct RunOptions: Sendable {
     /// `RecordingSession.memoryBudget`): 256 MiB by default. Beyond it, records go to an unlinked
     /// temporary file in `$TMPDIR` and come back in order, so nothing is lost.
     public var maxMemory = RecordingSession.defaultMemoryBudget
+    /// How many times ``CommandProfiler/profile(_:options:notice:)`` runs the command (`sprof run
+    /// -r N`, perf stat's spelling), one after another, into one profile whose samples carry
+    /// their run number (``Profile/Sample/run``, the pprof label `run`). 1: a single recording,
+    /// without run numbers. Only for a command sprof starts (not `attach` nor `systemWide`).
+    public var repeats = 1
 
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
@@ -83,8 +88,25 @@ public struct RunOptions: Sendable {
 public struct RecordedCommand: Sendable {
     /// The profile (its ``Profile/metadata`` holds the provenance).
     public var profile: Profile
-    /// How the command ended; nil when attached to a process sprof did not start.
+    /// How the command ended; nil when attached to a process sprof did not start. With repeated
+    /// runs: the first run that did not exit 0, else the last run.
     public var exitStatus: ExitStatus?
+    /// With ``RunOptions/repeats`` above 1, each run in order; empty for a single recording.
+    public var runs: [RecordedRun] = []
+}
+
+/// One run of a repeated recording.
+public struct RecordedRun: Sendable, Equatable {
+    /// The run number, from 1 (the samples' `run` label).
+    public var number: Int
+    /// How the command ended.
+    public var exitStatus: ExitStatus
+    /// Samples taken in this run.
+    public var samples: Int
+    /// Samples lost in this run.
+    public var lost: UInt64
+    /// Recording time of this run, in nanoseconds.
+    public var duration: UInt64
 }
 
 /// Profiles a command from exec to exit: the engine behind `sprof run`.
@@ -103,10 +125,35 @@ public enum CommandProfiler {
     /// Runs `arguments` under the profiler and returns what was gathered. Notices (fallbacks,
     /// clamping, kernel exclusion) go to `notice`, one line each.
     ///
+    /// With ``RunOptions/repeats`` N above 1, runs the command N times, one after another, and
+    /// merges the recordings (``Profile/init(runs:)``); a run that exits non-zero does not stop
+    /// the others, a run ended by a signal sprof forwarded (Ctrl-C, SIGTERM) does: the runs so far
+    /// are returned. Notices repeated by every run are given once.
+    ///
     /// - Throws: ``LaunchError`` when the command cannot be run (its `exitStatus` is 127 or 126),
     ///   `SyscallError` when the kernel refuses the events.
     public static func profile(_ arguments: [String], options: RunOptions,
                                notice: (String) -> Void = { _ in }) throws -> RecordedCommand {
+        guard options.repeats > 1 else { return try profileOnce(arguments, options: options, notice: notice) }
+        var said = Set<String>()
+        var recordings: [RecordedCommand] = []
+        for _ in 1...options.repeats {
+            let recorded = try profileOnce(arguments, options: options) { message in
+                if said.insert(message).inserted { notice(message) }
+            }
+            recordings.append(recorded)
+            if InterruptForwarding.lastSignal > 0 { break }
+        }
+        let runs = recordings.enumerated().map { i, r in
+            RecordedRun(number: i + 1, exitStatus: r.exitStatus ?? .exited(0), samples: r.profile.statistics.samples,
+                        lost: r.profile.statistics.lost, duration: r.profile.metadata.duration)
+        }
+        let status = runs.first { $0.exitStatus != .exited(0) }?.exitStatus ?? runs.last?.exitStatus
+        return RecordedCommand(profile: Profile(runs: recordings.map(\.profile)), exitStatus: status, runs: runs)
+    }
+
+    private static func profileOnce(_ arguments: [String], options: RunOptions,
+                                    notice: (String) -> Void) throws -> RecordedCommand {
         var notices: [String] = []
         func say(_ message: String) {
             notices.append(message)

@@ -109,4 +109,92 @@ public enum StatMath {
         let p = regularizedIncompleteBeta(df / (df + t * t), a: df / 2, b: 0.5)
         return WelchResult(t: t, degreesOfFreedom: df, pValue: min(1, max(0, p)))
     }
+
+    /// The sample skewness (adjusted Fisher–Pearson, as spreadsheets compute it); 0 for fewer
+    /// than three values or no spread.
+    public static func skewness(_ xs: [Double]) -> Double {
+        let n = Double(xs.count)
+        guard xs.count > 2 else { return 0 }
+        let m = mean(xs)
+        let m2 = xs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / n
+        guard m2 > 0 else { return 0 }
+        let m3 = xs.reduce(0) { $0 + ($1 - m) * ($1 - m) * ($1 - m) } / n
+        return (n * (n - 1)).squareRoot() / (n - 2) * m3 / (m2 * m2.squareRoot())
+    }
+
+    /// Whether a sample is far from normal for the t-test: its skewness beyond ±1 (a sample
+    /// mostly at 0 with a few larger values, as small functions' per-run shares are).
+    public static func isFarFromNormal(_ xs: [Double]) -> Bool {
+        abs(skewness(xs)) > 1
+    }
+
+    /// The `p` quantile of Student's t with `df` degrees of freedom (by bisection on
+    /// ``studentTCDF(_:degreesOfFreedom:)``), e.g. 2.262 for p = 0.975, df = 9.
+    public static func studentTQuantile(_ p: Double, degreesOfFreedom df: Double) -> Double {
+        precondition(p > 0 && p < 1 && df > 0, "quantile needs 0 < p < 1 and df > 0")
+        var low = -1e6, high = 1e6
+        for _ in 0..<200 {
+            let mid = (low + high) / 2
+            if studentTCDF(mid, degreesOfFreedom: df) < p { low = mid } else { high = mid }
+            if high - low < 1e-12 { break }
+        }
+        return (low + high) / 2
+    }
+
+    /// Half the width of the 95% confidence interval of the mean (t-based); nil for fewer than
+    /// two values.
+    public static func confidenceHalfWidth95(_ xs: [Double]) -> Double? {
+        guard xs.count > 1 else { return nil }
+        let n = Double(xs.count)
+        return studentTQuantile(0.975, degreesOfFreedom: n - 1) * standardDeviation(xs) / n.squareRoot()
+    }
+
+    /// The result of the Mann–Whitney U (Wilcoxon rank-sum) test.
+    public struct MannWhitneyResult: Sendable, Equatable {
+        /// U of the first sample: pairs (x from the first, y from the second) with x > y, ties half.
+        public var u: Double
+        /// The two-sided p-value from the normal approximation with tie and continuity corrections.
+        public var pValue: Double
+    }
+
+    /// The Mann–Whitney U test between two samples (no assumption of normality), or nil when
+    /// either has fewer than two values. All values equal: p = 1.
+    public static func mannWhitney(_ first: [Double], _ second: [Double]) -> MannWhitneyResult? {
+        guard first.count > 1, second.count > 1 else { return nil }
+        let n1 = Double(first.count), n2 = Double(second.count), n = n1 + n2
+        let all = (first.map { ($0, 0) } + second.map { ($0, 1) }).sorted { $0.0 < $1.0 }
+        var ranks = [Double](repeating: 0, count: all.count)
+        var tieTerm = 0.0
+        var i = 0
+        while i < all.count {
+            var j = i
+            while j + 1 < all.count && all[j + 1].0 == all[i].0 { j += 1 }
+            let rank = Double(i + j + 2) / 2
+            for k in i...j { ranks[k] = rank }
+            let t = Double(j - i + 1)
+            tieTerm += t * t * t - t
+            i = j + 1
+        }
+        let r1 = zip(all, ranks).reduce(0.0) { $0 + ($1.0.1 == 0 ? $1.1 : 0) }
+        let u = r1 - n1 * (n1 + 1) / 2
+        let mu = n1 * n2 / 2
+        let variance = n1 * n2 / 12 * ((n + 1) - tieTerm / (n * (n - 1)))
+        guard variance > 0 else { return MannWhitneyResult(u: u, pValue: 1) }
+        let z = max(0, abs(u - mu) - 0.5) / variance.squareRoot()
+        return MannWhitneyResult(u: u, pValue: min(1, erfc(z / 2.0.squareRoot())))
+    }
+
+    /// Benjamini–Hochberg adjusted p-values (q-values), in the order given: a change is kept as a
+    /// discovery when its q ≤ the false discovery rate wanted (e.g. 0.05).
+    public static func benjaminiHochberg(_ pValues: [Double]) -> [Double] {
+        let m = Double(pValues.count)
+        let order = pValues.indices.sorted { pValues[$0] < pValues[$1] }
+        var q = [Double](repeating: 1, count: pValues.count)
+        var running = 1.0
+        for (rank, index) in order.enumerated().reversed() {
+            running = min(running, pValues[index] * m / Double(rank + 1))
+            q[index] = min(1, running)
+        }
+        return q
+    }
 }

@@ -119,7 +119,7 @@ struct PprofDecoder {
                 }
                 stack.append(l)
             }
-            var pid: Int64?, tid: Int64?, threadName: Int64 = 0, processName: Int64 = 0
+            var pid: Int64?, tid: Int64?, threadName: Int64 = 0, processName: Int64 = 0, run: Int?
             for label in s.label {
                 let key: String
                 if let known = labelKeys[label.key] {
@@ -133,6 +133,7 @@ struct PprofDecoder {
                 case PprofFormat.tidLabel: tid = label.num
                 case PprofFormat.threadNameLabel: threadName = label.str
                 case PprofFormat.processNameLabel: processName = label.str
+                case PprofFormat.runLabel where label.num > 0 && label.num <= Int64(Int32.max): run = Int(label.num)
                 default: continue // other labels (Go's pprof.Labels, …) have no place in the model
                 }
             }
@@ -151,7 +152,7 @@ struct PprofDecoder {
                     threadIndex[key] = thread
                 }
             }
-            b.add(stack: b.stack(stack), thread: thread, values: s.value)
+            b.add(stack: b.stack(stack), thread: thread, run: run, values: s.value)
         }
 
         let comments = try m.comment.enumerated().map { try string($1, "comment[\($0)]") }

@@ -13,7 +13,8 @@ import SwiftProtobuf
 ///   mapping, so that every kernel frame sits in a kernel mapping and the kind reads back.
 ///   Markers (`[truncated]`, `[unknown]`, …) are explicit locations with no mapping and address 0.
 /// - Each sample of a thread carries the labels `pid` and `tid` (numbers), `thread_name` and
-///   `process_name` (strings); samples without a thread carry none.
+///   `process_name` (strings); samples without a thread carry none. A sample of a repeated
+///   recording also carries `run` (a number from 1, ``Profile/Sample/run``).
 /// - `time_nanos`/`duration_nanos` are the metadata's start and duration; the provenance
 ///   (``ProfileMetadata/provenanceLines``) is written as `comment` strings.
 ///
@@ -35,6 +36,9 @@ public enum PprofFormat {
     public static let threadNameLabel = "thread_name"
     /// Process name label (a string).
     public static let processNameLabel = "process_name"
+    /// Run number label (a number, from 1) on every sample of a profile of repeated runs
+    /// (`sprof run -r N`): `go tool pprof -tagfocus=run=3` keeps the third run.
+    public static let runLabel = "run"
 
     /// Mapping path given to kernel locations (perf's name for the kernel image).
     public static let kernelMappingPath = "[kernel.kallsyms]"

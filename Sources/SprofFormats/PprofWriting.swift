@@ -219,6 +219,7 @@ struct PprofWriter {
             defaultType = strings(p.sampleTypes[p.defaultSampleType].type)
         }
         let (order, threadLabels) = try sampleOrderAndLabels()
+        let runKey = p.samples.contains { $0.run != nil } ? strings(PprofFormat.runLabel) : 0
 
         // A reader learns a location's kind from its mapping's path (``PprofFormat/decode(_:)``).
         // Kernel and JIT locations whose mapping does not say so (none at all, or the anonymous
@@ -315,7 +316,7 @@ struct PprofWriter {
                     let i = task - 3
                     let range = i * chunk..<min(order.count, (i + 1) * chunk)
                     let w = ProtobufWriter(capacity: 64 * range.count + 256)
-                    problems[i] = Self.writeSamples(profile, order: order, range, labels: threadLabels, into: w)
+                    problems[i] = Self.writeSamples(profile, order: order, range, labels: threadLabels, runKey: runKey, into: w)
                     slots[i] = w
                 }
             }
@@ -340,7 +341,7 @@ struct PprofWriter {
     /// before it is read. Arrays are read by index through pointers, with no closure in the
     /// loop: a closure over an element (`withUnsafeBufferPointer`) makes Swift retain and release
     /// it, and at 100k samples that reference counting was a third of the encoding time.
-    private static func writeSamples(_ p: Profile, order: [Int], _ range: Range<Int>, labels: [[UInt8]], into w: ProtobufWriter) -> String? {
+    private static func writeSamples(_ p: Profile, order: [Int], _ range: Range<Int>, labels: [[UInt8]], runKey: Int64, into w: ProtobufWriter) -> String? {
         let (stackCount, locationCount, threadCount, typeCount) = (p.stacks.count, p.locations.count, p.threads.count, p.sampleTypes.count)
         return p.samples.withUnsafeBufferPointer { samples in
             p.stacks.withUnsafeBufferPointer { stacks in
@@ -377,6 +378,9 @@ struct PprofWriter {
                                 let n = label.pointee.count
                                 w.reserve(n)
                                 for j in 0..<n { w.byte(label.pointee[j]) }
+                            }
+                            if let run = sample.pointee.run {
+                                w.delimited(3) { w.field(1, runKey); w.field(3, Int64(run)) }
                             }
                             w.endDelimited(at)
                         }

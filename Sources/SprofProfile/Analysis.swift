@@ -136,24 +136,69 @@ public struct DiffRow: Sendable, Hashable {
     public var basePercent: Double
     /// Its self share of the new profile, in percent.
     public var newPercent: Double
-    /// `newPercent - basePercent`, in percentage points.
+    /// Its total share (anywhere on the stack) of the base profile, in percent.
+    public var baseTotalPercent: Double
+    /// Its total share of the new profile, in percent.
+    public var newTotalPercent: Double
+    /// `newPercent - basePercent`: the change of the self share, in percentage points.
     public var delta: Double { newPercent - basePercent }
+    /// `newTotalPercent - baseTotalPercent`: the change of the total share, in percentage points.
+    public var totalDelta: Double { newTotalPercent - baseTotalPercent }
+
+    /// Creates a row.
+    public init(name: String, basePercent: Double, newPercent: Double, baseTotalPercent: Double = 0, newTotalPercent: Double = 0) {
+        self.name = name
+        self.basePercent = basePercent
+        self.newPercent = newPercent
+        self.baseTotalPercent = baseTotalPercent
+        self.newTotalPercent = newTotalPercent
+    }
 }
 
-/// Compares two profiles by each function's self share (shares, not counts, so that profiles of
-/// different lengths compare; `go tool pprof -top -diff_base` with `-normalize` reads the same way).
+/// Compares two profiles by each function's self and total share (shares, not counts, so that
+/// profiles of different lengths compare; `go tool pprof -top -diff_base` with `-normalize`
+/// reads the same way, and prints flat and cum as these rows do).
 public enum ProfileDiff {
-    /// Rows for every function in either profile, largest absolute change first (ties by name).
-    public static func rows(base: Profile, new: Profile, baseValue: Int = 0, newValue: Int = 0) -> [DiffRow] {
-        let b = Dictionary(uniqueKeysWithValues: base.top(valueIndex: baseValue).map { ($0.name, $0.selfPercent) })
-        let n = Dictionary(uniqueKeysWithValues: new.top(valueIndex: newValue).map { ($0.name, $0.selfPercent) })
+    /// Which change ranks the rows.
+    public enum Order: String, Sendable, CaseIterable {
+        /// The larger of the self and the total change (the default: a shift between callers of
+        /// one leaf changes the callers' totals only).
+        case either
+        /// The self-share change.
+        case `self`
+        /// The total-share change.
+        case total
+    }
+
+    /// Rows for every function in either profile, largest absolute change (by `order`) first,
+    /// ties by name.
+    public static func rows(base: Profile, new: Profile, baseValue: Int = 0, newValue: Int = 0, order: Order = .either) -> [DiffRow] {
+        let b = Dictionary(uniqueKeysWithValues: base.top(valueIndex: baseValue).map { ($0.name, $0) })
+        let n = Dictionary(uniqueKeysWithValues: new.top(valueIndex: newValue).map { ($0.name, $0) })
         let names = Set(b.keys).union(n.keys)
-        return names.map { DiffRow(name: $0, basePercent: b[$0] ?? 0, newPercent: n[$0] ?? 0) }
-            .filter { $0.basePercent != 0 || $0.newPercent != 0 }
-            .sorted { x, y in
-                let (ax, ay) = (abs(x.delta), abs(y.delta))
-                if ax != ay { return ax > ay }
-                return x.name < y.name
-            }
+        return sorted(names.map {
+            DiffRow(name: $0, basePercent: b[$0]?.selfPercent ?? 0, newPercent: n[$0]?.selfPercent ?? 0,
+                    baseTotalPercent: b[$0]?.totalPercent ?? 0, newTotalPercent: n[$0]?.totalPercent ?? 0)
+        }.filter { $0.baseTotalPercent != 0 || $0.newTotalPercent != 0 }, order: order)
+    }
+
+    /// The size of a row's change that `order` ranks by, in percentage points.
+    public static func change(_ row: DiffRow, _ order: Order) -> Double {
+        switch order {
+        case .either: return max(abs(row.delta), abs(row.totalDelta))
+        case .self: return abs(row.delta)
+        case .total: return abs(row.totalDelta)
+        }
+    }
+
+    /// `rows` by ``change(_:_:)``, largest first, then by the other change, then by name.
+    public static func sorted(_ rows: [DiffRow], order: Order) -> [DiffRow] {
+        rows.sorted { x, y in
+            let (ax, ay) = (change(x, order), change(y, order))
+            if ax != ay { return ax > ay }
+            let (bx, by) = (change(x, .either), change(y, .either))
+            if bx != by { return bx > by }
+            return x.name < y.name
+        }
     }
 }

@@ -22,6 +22,7 @@ public struct ProfileBuilding {
     private struct SampleKey: Hashable {
         var stack: Int
         var thread: Int?
+        var run: Int?
     }
 
     /// Starts a profile with the given measures (the first should be `samples`/`count`).
@@ -87,15 +88,16 @@ public struct ProfileBuilding {
         return id
     }
 
-    /// Adds `values` (one per sample type) to the aggregate of (stack, thread).
-    public mutating func add(stack: Int, thread: Int?, values: [Int64]) {
+    /// Adds `values` (one per sample type) to the aggregate of (stack, thread, run); `run` is
+    /// the run number (from 1) of a repeated recording, nil for a single one.
+    public mutating func add(stack: Int, thread: Int?, run: Int? = nil, values: [Int64]) {
         precondition(values.count == profile.sampleTypes.count, "one value per sample type")
-        let key = SampleKey(stack: stack, thread: thread)
+        let key = SampleKey(stack: stack, thread: thread, run: run)
         if let id = sampleIDs[key] {
             for i in values.indices { profile.samples[id].values[i] += values[i] }
         } else {
             sampleIDs[key] = profile.samples.count
-            profile.samples.append(Profile.Sample(stack: stack, thread: thread, values: values))
+            profile.samples.append(Profile.Sample(stack: stack, thread: thread, values: values, run: run))
         }
     }
 
@@ -129,7 +131,8 @@ public struct ProfileBuilding {
         p.metadata = metadata
         p.samples.sort { a, b in
             if a.thread != b.thread { return (a.thread ?? -1) < (b.thread ?? -1) }
-            return a.stack < b.stack
+            if a.stack != b.stack { return a.stack < b.stack }
+            return (a.run ?? 0) < (b.run ?? 0)
         }
         var fullNamesByShort: [String: Set<String>] = [:]
         for f in p.functions where f.fullName != f.name {

@@ -167,11 +167,15 @@ public struct Profile: Sendable, Equatable {
         public var thread: Int?
         /// One value per ``Profile/sampleTypes`` entry (e.g. sample count, then nanoseconds of period).
         public var values: [Int64]
+        /// The run it was taken in, from 1, when the profile holds repeated runs of one command
+        /// (`sprof run -r N`, pprof label `run`); nil for a single recording.
+        public var run: Int?
         /// Creates a sample.
-        public init(stack: Int, thread: Int?, values: [Int64]) {
+        public init(stack: Int, thread: Int?, values: [Int64], run: Int? = nil) {
             self.stack = stack
             self.thread = thread
             self.values = values
+            self.run = run
         }
     }
 
@@ -234,7 +238,7 @@ public struct Profile: Sendable, Equatable {
     public var stacks: [[Int]]
     /// Threads referenced by samples.
     public var threads: [Thread]
-    /// Samples aggregated by (stack, thread), sorted by (thread, stack) so output is deterministic.
+    /// Samples aggregated by (stack, thread, run), sorted by (thread, stack, run) so output is deterministic.
     public var samples: [Sample]
     /// Every sample with its time, in time order; empty unless kept.
     public var timedSamples: [TimedSample]

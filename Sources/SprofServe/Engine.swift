@@ -1,4 +1,6 @@
 import Foundation
+import SprofFormats
+import SprofProfile
 
 /// How one run of a job ended.
 public struct RunOutcome: Sendable, Equatable {
@@ -149,7 +151,27 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         if ticker != nil {
             progress(JobProgress(elapsedNs: DispatchTime.now().uptimeNanoseconds - started))
         }
+        // A repeat job's last run: its runs also become one profile with `run` labels, the kind
+        // `sprof run -r N` writes, next to runs/ (jobs/ID/profile.pb.gz) for `sprof diff`.
+        let parts = directory.split(separator: "/", omittingEmptySubsequences: false)
+        if options.runs > 1, parts.count >= 3, parts[parts.count - 2] == "runs", Int(parts[parts.count - 1]) == options.runs {
+            Self.mergeRuns(jobDirectory: parts.dropLast(2).joined(separator: "/"), runs: options.runs)
+        }
         return Self.outcome(status: status, directory: directory)
+    }
+
+    /// Merges `runs/1…N/profile.pb.gz` of a job into `jobDirectory/profile.pb.gz`, whose samples
+    /// carry their run number (pprof label `run`), as `sprof run -r N` writes one. Runs without
+    /// a readable profile are left out (the others keep their numbers' order); nothing is
+    /// written when none is readable. Returns whether the file was written.
+    @discardableResult
+    static func mergeRuns(jobDirectory: String, runs: Int) -> Bool {
+        let profiles = (1...max(1, runs)).compactMap { run -> Profile? in
+            guard let data = FileManager.default.contents(atPath: "\(jobDirectory)/runs/\(run)/profile.pb.gz") else { return nil }
+            return try? PprofFormat.decode([UInt8](data))
+        }
+        guard !profiles.isEmpty, let bytes = try? PprofFormat.encode(Profile(runs: profiles)) else { return false }
+        return (try? DataFiles.writeAtomically(Data(bytes), to: jobDirectory + "/profile.pb.gz")) != nil
     }
 
     public func cancel() {

@@ -14,6 +14,11 @@ struct RunCommand: ParsableCommand {
             Ctrl-C stops the command; the profile gathered so far is still written. sprof exits \
             with the command's exit status (128+N when it was killed by signal N).
 
+            With -r N the command runs N times, one after another, into one profile whose samples \
+            carry their run number (pprof label `run`; `go tool pprof -tagfocus=run=3` keeps run 3), \
+            for `sprof diff` to test changes against run-to-run noise. A run that fails does not stop \
+            the others (Ctrl-C does); sprof exits with the status of the first run that did not exit 0.
+
             Examples:
               sprof run ./qsl-bench
               sprof run -e cycles:u -F 4000 -o cycles -- make -j2
@@ -77,6 +82,8 @@ struct RunCommand: ParsableCommand {
 
     @Option(name: .customLong("max-memory"), help: "Most memory for records waiting to be unwound: SIZE in bytes or with K, M or G (binary units; default 256M, at least 1M). Beyond it they go to an unlinked temporary file in $TMPDIR and come back in order, so nothing is lost.")
     var maxMemory: String?
+    @Option(name: [.customShort("r"), .customLong("repeat")], help: "Run the command N times into one profile, each sample labelled with its run (default 1).")
+    var repeats = 1
 
     @Option(name: .customLong("min-samples"), help: "Fail (exit 2, previous outputs kept) when fewer samples than this were taken.")
     var minSamples: Int?
@@ -113,7 +120,10 @@ struct RunCommand: ParsableCommand {
         if output == "-" {
             throw usage("-o -: run writes several files (PREFIX.folded, PREFIX.svg, PREFIX.pb.gz) and the command's own output goes to standard output; give a prefix, then stream the pprof with 'sprof convert PREFIX.pb.gz --to pprof -o -'")
         }
+        if !(1...10_000).contains(repeats) { throw usage("-r \(repeats): the number of runs must be from 1 to 10000") }
+        if repeats > 1 && (pid != nil || systemWide) { throw usage("-r repeats a command sprof starts; it does not go with -p or -a") }
         var options = RunOptions()
+        options.repeats = repeats
         options.event = try parseEvent(event)
         options.rate = try parseRate(frequency: frequency, period: period)
         options.callGraph = try parseCallGraph(callGraph, g: framePointerCallGraph)
@@ -181,6 +191,7 @@ struct RunCommand: ParsableCommand {
                                         perThread: perThread, fullNames: fullNames)
         if !quiet {
             printError(summary(profile, exitStatus: recorded.exitStatus, written: written))
+            if !recorded.runs.isEmpty { printError(runsSummary(recorded.runs)) }
             if let advice = lossAdvice(profile.statistics, options: options) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }
@@ -209,6 +220,23 @@ struct RunCommand: ParsableCommand {
         let buffer = options.ringPages.map { "the \($0)-page ring buffers" } ?? "the ring buffers"
         let stack: String = if case .dwarf = options.callGraph { ", or copy less stack (--call-graph dwarf,8192 or -g)" } else { "" }
         return "\(share): \(buffer) filled faster than sprof read them; raise -m (e.g. -m 256) or lower -F\(stack)"
+    }
+
+    /// One line with each run's figures, for a repeated recording: samples, seconds, how it ended.
+    private func runsSummary(_ runs: [RecordedRun]) -> String {
+        let samples = runs.map { Double($0.samples) }
+        var line = "\(runs.count) run\(runs.count == 1 ? "" : "s")\(runs.count < repeats ? " of \(repeats) (interrupted)" : "")"
+        if let spread = StatMath.relativeStandardDeviationPercent(samples) {
+            line += ", samples per run \(grouped(Int(StatMath.mean(samples).rounded()))) ± \(Int((spread * 10).rounded()) / 10).\(Int((spread * 10).rounded()) % 10)%"
+        }
+        line += ": " + runs.map { r in
+            var text = "#\(r.number) \(grouped(r.samples)) samples"
+            if r.lost > 0 { text += " (\(grouped(r.lost)) lost)" }
+            text += " \(r.duration / 1_000_000_000).\(String(1000 + r.duration / 1_000_000 % 1000).dropFirst()) s"
+            if r.exitStatus != .exited(0) { text += " \(r.exitStatus)" }
+            return text
+        }.joined(separator: ", ")
+        return line
     }
 
     private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {

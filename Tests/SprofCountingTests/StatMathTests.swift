@@ -44,4 +44,24 @@ final class StatMathTests: XCTestCase {
         XCTAssertEqual(StatMath.welch([5, 5], [5, 5])?.pValue, 1)
         XCTAssertEqual(StatMath.welch([5, 5], [6, 6])?.pValue, 0)
     }
+
+    /// Reference values from scipy.stats (mannwhitneyu, asymptotic, continuity-corrected;
+    /// t.ppf; skew with bias=False; false_discovery_control).
+    func testMannWhitneyQuantileSkewnessAndBenjaminiHochberg() throws {
+        let a = [1.1, 2.2, 3.3, 4.4, 5.5], b = [3.0, 6.0, 7.0, 8.0, 9.0, 10.0]
+        let mw = try XCTUnwrap(StatMath.mannWhitney(a, b))
+        XCTAssertEqual(mw.u, 3)
+        XCTAssertEqual(mw.pValue, 0.03576376659097789, accuracy: 1e-9)
+        // With ties (the tie correction).
+        XCTAssertEqual(StatMath.mannWhitney([1, 1, 2, 2, 3], [2, 3, 3, 4, 4])?.pValue ?? 0, 0.05241162867102868, accuracy: 1e-9)
+        XCTAssertEqual(StatMath.mannWhitney([2, 2], [2, 2])?.pValue, 1)
+        XCTAssertNil(StatMath.mannWhitney([1], [2, 3]))
+        XCTAssertEqual(StatMath.studentTQuantile(0.975, degreesOfFreedom: 9), 2.262157162798205, accuracy: 1e-6)
+        XCTAssertEqual(StatMath.skewness([1, 2, 3, 10]), 1.763632614803888, accuracy: 1e-9)
+        XCTAssertTrue(StatMath.isFarFromNormal([0, 0, 0, 0, 0, 0, 0, 0, 0, 4]))
+        XCTAssertFalse(StatMath.isFarFromNormal([49, 50, 51, 50, 49, 51, 50, 50.5, 49.5, 50]))
+        let q = StatMath.benjaminiHochberg([0.01, 0.04, 0.03, 0.2])
+        for (x, y) in zip(q, [0.04, 0.05333333, 0.05333333, 0.2]) { XCTAssertEqual(x, y, accuracy: 1e-6) }
+        XCTAssertEqual(StatMath.confidenceHalfWidth95([1, 2, 3, 4, 5]) ?? 0, 2.7764451051977987 * (2.5).squareRoot() / (5.0).squareRoot(), accuracy: 1e-6)
+    }
 }

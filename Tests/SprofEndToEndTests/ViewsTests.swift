@@ -73,8 +73,8 @@ final class ViewsTests: XCTestCase {
         XCTAssertEqual(d.status, 0, d.stderr)
         let rows: [(name: String, delta: Double)] = d.stdout.split(separator: "\n").dropFirst().compactMap { line in
             let f = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard f.count >= 4, let delta = Double(f[2]) else { return nil }
-            return (f[3...].joined(separator: " "), delta)
+            guard f.count >= 7, let delta = Double(f[2]) else { return nil }
+            return (f[6...].joined(separator: " "), delta)
         }
         XCTAssertEqual(Set(rows.prefix(2).map(\.name)), ["build_index", "parse_input"], "largest changes first:\n\(d.stdout)")
         let grew = rows.max { $0.delta < $1.delta }

@@ -157,6 +157,26 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertEqual(kernel.mapping.map { read.mappings[$0].path }, "[kernel.kallsyms]")
     }
 
+    /// Repeated runs: every sample carries a numeric `run` label, which reads back and which
+    /// `go tool pprof -tagfocus=run=N` filters on.
+    func testRunLabelsRoundTripAndGoToolPprofFocusesOnOneRun() throws {
+        let runs = (1...5).map { r in Profile(folded: [(["app", "main", "a"], Int64(r)), (["app", "main", "b"], 10)]) }
+        let merged = Profile(runs: runs)
+        let m = try message(merged)
+        let key = Int64(try XCTUnwrap(m.stringTable.firstIndex(of: "run")))
+        XCTAssertTrue(m.sample.allSatisfy { $0.label.contains { $0.key == key && (1...5).contains($0.num) } }, "every sample labelled")
+        let bytes = try PprofFormat.encode(merged)
+        let read = try PprofFormat.decode(bytes)
+        XCTAssertEqual(read.runs, [1, 2, 3, 4, 5])
+        XCTAssertEqual(read.onlyRun(3).total(), 13)
+        XCTAssertEqual(try PprofFormat.encode(read), bytes, "write → read → write keeps the bytes")
+        XCTAssertFalse(try message(runs[0]).stringTable.contains("run"), "no runs, no label")
+        _ = try Tools.go()
+        let file = try Tools.write(bytes, name: "runs.pb.gz")
+        let top = try Tools.pprof(["-top", "-tagfocus=run=3", "-sample_index=samples"], file)
+        XCTAssertTrue(top.contains("accounting for 13, "), "run 3 alone: 3 + 10 samples\n\(top)")
+    }
+
     /// JIT code lives in anonymous mappings (`//anon`), which do not say "JIT": the writer gives
     /// such locations a `[jit]` copy of their mapping, so that the kind reads back.
     func testJITAndKernelKindsSurviveMappingsThatDoNotNameThem() throws {

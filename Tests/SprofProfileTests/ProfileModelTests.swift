@@ -81,10 +81,51 @@ final class ProfileModelTests: XCTestCase {
         let base = folded([("app;main;parse", 70), ("app;main;index", 30)])
         let new = folded([("app;main;parse", 300), ("app;main;index", 700)])
         let rows = ProfileDiff.rows(base: base, new: new)
-        XCTAssertEqual(rows.map(\.name), ["index", "parse"])
+        XCTAssertEqual(rows.prefix(2).map(\.name), ["index", "parse"])
         XCTAssertEqual(rows[0].delta, 40, accuracy: 1e-9)
         XCTAssertEqual(rows[1].delta, -40, accuracy: 1e-9)
-        XCTAssertFalse(rows.contains { $0.name == "main" }, "no self share, no row")
+        let main = rows.first { $0.name == "main" }
+        XCTAssertEqual(main?.delta, 0, "no self share")
+        XCTAssertEqual(main?.totalDelta ?? -1, 0, accuracy: 1e-9, "100% of both in total")
+    }
+
+    /// Two callers of one leaf whose hot spots move 75/25 → 25/75: the leaf's self share does
+    /// not change, the callers' totals move by 50 points and lead the table.
+    func testDiffRowsShowAShiftBetweenCallersOfOneLeafInTotals() {
+        let base = folded([("app;main;a;spin", 75), ("app;main;b;spin", 25)])
+        let new = folded([("app;main;a;spin", 25), ("app;main;b;spin", 75)])
+        let rows = ProfileDiff.rows(base: base, new: new)
+        XCTAssertEqual(rows.prefix(2).map(\.name), ["a", "b"], "the callers lead: \(rows)")
+        XCTAssertEqual(rows[0].totalDelta, -50, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].totalDelta, 50, accuracy: 1e-9)
+        XCTAssertEqual(rows.first { $0.name == "spin" }?.delta ?? -1, 0, accuracy: 1e-9)
+        // --sort self ranks by the self change alone: the callers have none.
+        let bySelf = ProfileDiff.rows(base: base, new: new, order: .self)
+        XCTAssertTrue(bySelf.allSatisfy { $0.delta == 0 })
+        XCTAssertEqual(ProfileDiff.rows(base: base, new: new, order: .total).first?.name, "a")
+    }
+
+    /// Repeated runs: one profile whose samples carry their run number; functions interned once.
+    func testMergingRunsLabelsEverySampleWithItsRun() {
+        var first = folded([("app;main;a;spin", 3), ("app;main;b;spin", 1)])
+        first.metadata.exitStatus = "exit 0"
+        first.metadata.statistics.samples = 4
+        var second = folded([("app;main;b;spin", 5), ("app;main;c", 2)])
+        second.metadata.exitStatus = "exit 3"
+        second.metadata.statistics.samples = 7
+        var third = folded([("app;main;a;spin", 1)])
+        third.metadata.exitStatus = "exit 4"
+        let merged = Profile(runs: [first, second, third])
+        XCTAssertEqual(merged.runs, [1, 2, 3])
+        XCTAssertEqual(merged.total(), 12)
+        XCTAssertEqual(merged.onlyRun(2).total(), 7)
+        XCTAssertEqual(merged.onlyRun(2).top().first { $0.name == "b" }?.totalValue, 5)
+        XCTAssertEqual(merged.functions.filter { $0.name == "spin" }.count, 1, "one function across runs")
+        XCTAssertEqual(merged.metadata.exitStatus, "exit 3", "the first run that failed")
+        XCTAssertEqual(merged.metadata.statistics.samples, 12)
+        XCTAssertTrue(merged.samples.allSatisfy { $0.run != nil })
+        XCTAssertEqual(Profile(runs: [first]).runs, [1])
+        XCTAssertEqual(first.runs, [], "a single recording has no runs")
     }
 
     func testShortNamesThatCollideFallBackToFullNames() {
