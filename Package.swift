@@ -13,6 +13,9 @@ let package = Package(
         // The web UI (`sprof serve` execs it): a product of its own so that `swift build --product
         // sprof` and scripts/demo.sh never build Hummingbird and SwiftNIO.
         .executable(name: "sprof-serve", targets: ["sprof-serve"]),
+        // The allocation sampler `sprof run --heap` preloads into the command (libsprof-heap.so,
+        // found beside the sprof binary). Nothing links it: it would interpose sprof's own malloc.
+        .library(name: "sprof-heap", type: .dynamic, targets: ["SprofHeap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -45,6 +48,11 @@ let package = Package(
         ),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).
         .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
+        // The preload library's C code (see Sources/SprofHeap/heap.c); -O2 even in debug builds,
+        // since it runs in every allocation of the profiled command. No sibling calls: a `malloc`
+        // that tail-called into the sampler would vanish from the stacks it is the leaf of.
+        .target(name: "SprofHeap", cSettings: [.unsafeFlags(["-O2", "-fvisibility=hidden", "-fno-optimize-sibling-calls"])],
+                linkerSettings: [.linkedLibrary("m")]),
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",

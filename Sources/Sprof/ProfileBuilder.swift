@@ -90,6 +90,11 @@ final class ProfileBuilder {
     private var offCPUStacks: [OffCPUKey: Int64] = [:]
     private var lastRecordTime: UInt64 = 0
 
+    // Heap state (`--heap`); see "Heap profiles" below.
+    private var heap: HeapAccounting<StackKey>?
+    /// Samples of these events are left out (the CPU profile's builder skips the heap probes).
+    var ignoredEvents: Set<UInt64> = []
+
     init(symbolizer: Symbolizer, callGraph: SamplingOptions.CallGraph, maxStack: Int, event: EventSpec = .cpuClock,
          rate: SamplingOptions.Rate = .frequency(999)) {
         self.symbolizer = symbolizer
@@ -138,6 +143,7 @@ final class ProfileBuilder {
             case .comm(let c):
                 processes.apply(record)
                 if c.isExec {
+                    heap?.processExecuted(c.pid)
                     symbolizer.forgetProcess(c.pid)
                     unwinder.forgetProcess(c.pid)
                 }
@@ -190,6 +196,38 @@ final class ProfileBuilder {
 
     private func add(_ sample: SampleRecord) {
         if excludedThreads.contains(sample.tid) { return }
+        if !ignoredEvents.isEmpty && ignoredEvents.contains(sample.eventID) { return }
+        // Heap probes: the size and pointer of a sampled allocation, or a free, a return, an
+        // unsampled entry, none of which needs a stack.
+        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0
+        if let heap {
+            guard let role = heap.roles[sample.eventID] else { return }
+            let di = Self.register(5, of: sample) ?? 0, si = Self.register(4, of: sample) ?? 0
+            switch role {
+            case .sampled:
+                (heapPointer, heapSize) = (di, si)
+            case .freed:
+                if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
+                return
+            case .returned:
+                heap.returned(pid: sample.pid, tid: sample.tid, address: Self.register(0, of: sample) ?? 0, time: sample.time)
+                return
+            case .entry(let argument):
+                if heap.enterNested(tid: sample.tid) { return }
+                switch argument {
+                case .first: heapSize = di
+                case .second: heapSize = si
+                case .product: heapSize = di.multipliedReportingOverflow(by: si).overflow ? 0 : di &* si
+                case .realloc:
+                    heapSize = si
+                    if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
+                }
+                guard heap.draw(pid: sample.pid, size: heapSize) else {
+                    heap.enter(tid: sample.tid, size: heapSize, key: nil)
+                    return
+                }
+            }
+        }
         let process = processes.process(sample.pid, tid: sample.tid)
         var unwound: UnwoundStack
         switch callGraph {
@@ -207,6 +245,7 @@ final class ProfileBuilder {
         default:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
         }
+        if heap != nil { Self.trimHeapProbe(&unwound, process: process) }
         scratch.removeAll(keepingCapacity: true)
         if unwound.truncated {
             scratch.append(truncatedID)
@@ -237,6 +276,15 @@ final class ProfileBuilder {
         }
         let period = Int64(clamping: sample.period)
         let stackKey = StackKey(refs: scratch, thread: thread)
+        if let heap {
+            if heap.roles[sample.eventID] == .sampled {
+                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time)
+            } else {
+                heap.enter(tid: sample.tid, size: heapSize, key: stackKey)
+            }
+            statistics.samples += 1
+            return
+        }
         if let old = stacks[stackKey] {
             stacks[stackKey] = (old.count + 1, old.period + period)
         } else {
@@ -405,6 +453,7 @@ final class ProfileBuilder {
         let ordered = stacks.map { (key: $0.key, value: $0.value) }.sorted { a, b in
             a.key.thread != b.key.thread ? a.key.thread < b.key.thread : a.key.refs.lexicographicallyPrecedes(b.key.refs)
         }
+        if let heap { addHeapSamples(heap) }
         for (key, value) in ordered {
             // With --off-cpu, on-CPU time (the clock's period, ns) is wall time too.
             let values = offCPU ? [value.count, value.period, value.period, 0] : [value.count, value.period]
@@ -420,6 +469,47 @@ final class ProfileBuilder {
         var profile = building.build(metadata: m)
         if let main = profile.mainMappingIndex { profile.moveMappingToFront(main) }
         return profile
+    }
+
+    // MARK: Heap profiles (`--heap`, issue 19)
+
+    /// Turns this builder into a heap-profile builder: samples of the events in `roles` are
+    /// allocations, frees, or allocator entries and returns (see ``HeapRole``), every other
+    /// sample is left out, and the profile's sample types are Go's four heap measures with period
+    /// type `space`/`bytes` and the sampling rate as period.
+    func enableHeap(rate: Int, roles: [UInt64: HeapRole]) {
+        heap = HeapAccounting(rate: rate, roles: roles)
+        building = ProfileBuilding(sampleTypes: HeapOptions.sampleTypes, defaultSampleType: 1,
+                                   periodType: Profile.ValueType(type: "space", unit: "bytes"), period: Int64(max(rate, 1)))
+    }
+
+    /// Estimated in-use bytes over time (CLOCK_MONOTONIC ns), at most one point per 10 ms; empty
+    /// unless heap profiling.
+    var heapTimeline: [(time: UInt64, bytes: Double)] { heap?.timeline ?? [] }
+
+    /// A user register of a DWARF-mode sample by perf register number (DI = 5, SI = 4).
+    private static func register(_ number: Int, of sample: SampleRecord) -> UInt64? {
+        guard let i = UserRegisters.sampled.firstIndex(of: number), i < sample.userRegisters.count else { return nil }
+        return sample.userRegisters[i]
+    }
+
+    /// Drops the probe point (`sprof_heap_sampled`) and anything else of the preload library
+    /// below the interposed function, so that stacks end in `malloc`, `calloc`, … as called.
+    private static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) {
+        func inLibrary(_ frame: StackFrame) -> Bool {
+            !frame.isKernel && process.mapping(containing: frame.address)?.path.hasSuffix("/" + HeapOptions.libraryName) == true
+        }
+        var drop = 0
+        while drop + 1 < unwound.frames.count, inLibrary(unwound.frames[drop]), inLibrary(unwound.frames[drop + 1]) { drop += 1 }
+        if drop > 0 { unwound.frames.removeFirst(drop) }
+    }
+
+    /// Adds the heap samples, in the same fixed order as the CPU samples.
+    private func addHeapSamples(_ heap: HeapAccounting<StackKey>) {
+        let ordered = heap.values().map { (key: $0.key, value: $0.value) }.sorted { a, b in
+            a.key.thread != b.key.thread ? a.key.thread < b.key.thread : a.key.refs.lexicographicallyPrecedes(b.key.refs)
+        }
+        for (key, values) in ordered { building.add(stack: stackIndex(key.refs), thread: key.thread, values: values) }
     }
 
     /// A notice when at least 1% of the DWARF stacks were cut short because the copied user stack

@@ -109,7 +109,7 @@ public struct ProfileMetadata: Sendable, Equatable {
     public var rateText: String? {
         switch rate {
         case .frequency(let hz): return "\(hz) Hz"
-        case .period(let n): return "every \(n) \(Self.countsNanoseconds(event) ? "ns" : "events")"
+        case .period(let n): return "every \(n) \(Self.countsNanoseconds(event) ? "ns" : event == "heap" ? "bytes" : "events")"
         case nil: return nil
         }
     }

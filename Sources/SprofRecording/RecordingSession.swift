@@ -34,6 +34,8 @@ public final class RecordingSession: @unchecked Sendable {
         public var samples = 0
         /// Switch-out samples of the `context-switches` event read so far (`--off-cpu`).
         public var offCPUSamples = 0
+        /// Samples of the ``SamplingOptions/companions`` events read so far.
+        public var companionSamples = 0
         /// Records and samples the kernel dropped so far (PERF_RECORD_LOST + LOST_SAMPLES). Once
         /// recording ends, the larger of the LOST records' sum and the events' own lost counts
         /// (read with PERF_FORMAT_LOST, Linux 6.0+), which also covers losses no LOST record
@@ -87,6 +89,8 @@ public final class RecordingSession: @unchecked Sendable {
     private var offCPUFDs: Set<Int32> = []
     /// Ids (PERF_EVENT_IOC_ID) of the `context-switches` events; their samples are switch-outs.
     public private(set) var offCPUEventIDs: Set<UInt64> = []
+    /// Ids (PERF_EVENT_IOC_ID) of each ``SamplingOptions/companions`` event, in the same order.
+    public private(set) var companionEventIDs: [Set<UInt64>] = []
     /// Processes alive as far as the records tell (start set, plus FORK, minus EXIT); read by the
     /// memory sampler, which must not wait for the consumer.
     private var live: Set<Int32> = []
@@ -114,6 +118,8 @@ public final class RecordingSession: @unchecked Sendable {
         let systemWide: Bool = { if case .systemWide = target { return true } else { return false } }()
         var attr = AttrBuilder.sampling(options, enableOnExec: onExec, inherit: !systemWide)
         var csAttr = AttrBuilder.contextSwitches(options, enableOnExec: onExec, inherit: !systemWide)
+        var companionAttrs = options.companions.map { AttrBuilder.companion(options, event: $0, enableOnExec: onExec, inherit: !systemWide) }
+        companionEventIDs = options.companions.map { _ in [] }
         // Wake the reader when a quarter of a buffer is full; the poll timeout covers the rest.
         attr.watermark = 1
         // Clamped: a huge -m (the kernel then refuses the buffer, with advice) must not trap here.
@@ -125,6 +131,7 @@ public final class RecordingSession: @unchecked Sendable {
                     let fd = try open(&attr, pid: command.pid, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
                     if options.offCPU { try addOffCPU(&csAttr, pid: command.pid, cpu: cpu, output: fd) }
+                    try addCompanions(&companionAttrs, pid: command.pid, cpu: cpu, output: fd)
                 }
                 noteStart(pids: [command.pid], tids: [command.pid])
                 // Not followed for memory before its exec (``commandStarted()``): until then it is
@@ -148,6 +155,7 @@ public final class RecordingSession: @unchecked Sendable {
                             extraFDs.append(fd)
                         }
                         if options.offCPU { try addOffCPU(&csAttr, pid: tid, cpu: cpu, output: first) }
+                        try addCompanions(&companionAttrs, pid: tid, cpu: cpu, output: first)
                     }
                 }
                 noteStart(pids: [pid], tids: opened)
@@ -186,6 +194,21 @@ public final class RecordingSession: @unchecked Sendable {
         offCPUEventIDs.insert(id)
     }
 
+    /// Opens each companion event for `pid` on `cpu`, writing into `output`'s buffer.
+    private func addCompanions(_ attrs: inout [perf_event_attr], pid: Int32, cpu: Int32, output: Int32) throws(SyscallError) {
+        for i in attrs.indices {
+            let fd: Int32
+            do { fd = try open(&attrs[i], pid: pid, cpu: cpu, event: options.companions[i]) } catch let e where e.errno == ESRCH {
+                continue
+            }
+            extraFDs.append(fd)
+            _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, output) }
+            var id: UInt64 = 0
+            _ = try sysCall("ioctl(PERF_EVENT_IOC_ID)") { csprof_ioctl_id(fd, &id) }
+            companionEventIDs[i].insert(id)
+        }
+    }
+
     private func noteStart(pids: [Int32], tids: [Int32]) {
         live = Set(pids)
         seenProcesses = live
@@ -219,6 +242,11 @@ public final class RecordingSession: @unchecked Sendable {
     /// Whether `sample` is a switch-out of the `--off-cpu` event rather than an on-CPU sample.
     public func isOffCPU(_ sample: SampleRecord) -> Bool {
         !offCPUEventIDs.isEmpty && offCPUEventIDs.contains(sample.eventID)
+    }
+
+    /// Whether `sample` comes from one of the ``SamplingOptions/companions`` events.
+    public func isCompanion(_ sample: SampleRecord) -> Bool {
+        !companionEventIDs.isEmpty && companionEventIDs.contains { $0.contains(sample.eventID) }
     }
 
     private func closeAll() {
@@ -468,7 +496,7 @@ public final class RecordingSession: @unchecked Sendable {
                         let (record, stack) = try parser.parse(bytes, copyingStack: false)
                         switch record {
                         case .sample(let s):
-                            if isOffCPU(s) { local.offCPUSamples += 1 } else { local.samples += 1 }
+                            if isOffCPU(s) { local.offCPUSamples += 1 } else if isCompanion(s) { local.companionSamples += 1 } else { local.samples += 1 }
                         case .lost(let n, _):
                             local.lost += n
                             lostInRecords += n

@@ -41,6 +41,11 @@ public struct SamplingOptions: Sendable {
     /// The switch-out sample is taken in kernel context, so it needs kernel profiling (root,
     /// CAP_PERFMON or `perf_event_paranoid` <= 1).
     public var offCPU = false
+    /// Events opened beside the sampled one on the same CPUs and tasks, each sampled at every
+    /// occurrence (period 1) with the same stack mode, writing into the sampled event's buffers
+    /// (heap profiles: uprobes on the allocation probe points). Their samples carry
+    /// PERF_SAMPLE_IDENTIFIER; ``RecordingSession/companionEventIDs`` tells them apart.
+    public var companions: [EventSpec] = []
 
     /// Creates options.
     public init(event: EventSpec = .cpuClock, rate: Rate = .frequency(999), callGraph: CallGraph = .framePointer) {
@@ -140,7 +145,7 @@ public struct SampleLayout: Sendable, Equatable {
     /// PERF_SAMPLE_IDENTIFIER added when two events share a buffer (`offCPU`).
     public static func sampling(_ options: SamplingOptions) -> SampleLayout {
         var layout = sampling(options.callGraph)
-        if options.offCPU { layout.sampleType |= SampleBits.identifier }
+        if options.offCPU || !options.companions.isEmpty { layout.sampleType |= SampleBits.identifier }
         return layout
     }
 
@@ -238,6 +243,20 @@ enum AttrBuilder {
         cs.event = EventSpec.contextSwitches
         cs.rate = .period(1)
         return sampling(cs, enableOnExec: enableOnExec, inherit: inherit, sideBand: false)
+    }
+
+    /// A companion event (``SamplingOptions/companions``): every occurrence sampled, the on-CPU
+    /// event's layout and stack mode, no side-band records (the sampled event delivers them into
+    /// the same buffer).
+    static func companion(_ options: SamplingOptions, event: EventSpec, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+        var c = options
+        c.event = event
+        c.rate = .period(1)
+        c.offCPU = false
+        var attr = sampling(c, enableOnExec: enableOnExec, inherit: inherit, sideBand: false)
+        // The probed task's own registers and stack: a uprobe's kernel part is the trap handler.
+        attr.exclude_callchain_kernel = 1
+        return attr
     }
 
     /// The common part: type, config, size.

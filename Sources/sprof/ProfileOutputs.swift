@@ -16,9 +16,9 @@ final class ProfileOutputs {
     let prefix: String
     private var files: [(suffix: String, file: OutputFile)] = []
 
-    init(prefix: String, offCPU: Bool = false) throws {
+    init(prefix: String, offCPU: Bool = false, heap: Bool = false) throws {
         self.prefix = Self.resolve(prefix)
-        for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix] {
+        for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix] + (heap ? HeapViews.suffixes : []) {
             files.append((suffix, try OutputFile(path: self.prefix + suffix)))
         }
     }
@@ -33,16 +33,24 @@ final class ProfileOutputs {
     }
 
     /// Writes every output; returns the paths written, for the summary line.
-    func write(_ profile: Profile, title: String, perThread: Bool, fullNames: Bool) throws -> [String] {
-        let folded = profile.folded(perThread: perThread, fullNames: fullNames)
+    func write(_ profile: Profile, title: String, perThread: Bool, fullNames: Bool,
+               heap: Profile? = nil, heapTimeline: [(time: UInt64, bytes: UInt64)] = []) throws -> [String] {
+        // A heap profile (`-e none`) shows its default measure, alloc_space; CPU profiles sample counts.
+        let folded = profile.folded(valueIndex: profile.defaultSampleType, perThread: perThread, fullNames: fullNames)
         var graph = FlameGraphOptions(title: title, subtitle: profile.metadata.summaryLine + dateSuffix(profile.metadata.startTime))
         graph.details = profile.metadata.provenanceLines
+        if profile.sampleTypes[profile.defaultSampleType].unit == "bytes" { graph.countName = "bytes" }
         var contents: [String: [UInt8]] = [
             ".folded": folded.serializedBytes(),
             ".svg": FlameGraph.renderBytes(folded, options: graph),
         ]
         for (suffix, bytes) in try extraOutputs(profile) { contents[suffix] = bytes }
         for (suffix, bytes) in TimeViews.outputs(profile, graph: graph, perThread: perThread, fullNames: fullNames) { contents[suffix] = bytes }
+        if let heap {
+            for (suffix, bytes) in try HeapViews.outputs(heap, timeline: heapTimeline, graph: graph, perThread: perThread, fullNames: fullNames) {
+                contents[suffix] = bytes
+            }
+        }
         // Every file complete before any is renamed: a failure (a full disk at the SVG) leaves
         // all of PREFIX.* from the previous run, never a mix of two runs.
         var staged: [OutputFile] = []

@@ -68,6 +68,12 @@ struct RunCommand: ParsableCommand {
     @Flag(name: .customLong("off-cpu"), help: "Also record where threads wait (switch-out stacks, timed to the next switch-in): writes PREFIX.wall.svg and PREFIX.offcpu.svg. Needs root or kernel.perf_event_paranoid <= 1.")
     var offCPU = false
 
+    @Flag(name: .customLong("heap"), help: "Also record a heap profile: allocations sampled by bytes, in use and leaked at exit, by stack (writes PREFIX.alloc.svg, PREFIX.inuse.svg, PREFIX.heap.pb.gz, PREFIX.heap.tsv). With -e none, only the heap. Needs CAP_SYS_ADMIN (root).")
+    var heap = false
+
+    @Option(name: .customLong("heap-rate"), help: "With --heap: one sample per BYTES allocated on average, drawn at random (default 524288; 1 records every allocation).")
+    var heapRate: Int?
+
     @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No notices, status line or summary line.")
     var quiet = false
 
@@ -124,7 +130,13 @@ struct RunCommand: ParsableCommand {
         if repeats > 1 && (pid != nil || systemWide) { throw usage("-r repeats a command sprof starts; it does not go with -p or -a") }
         var options = RunOptions()
         options.repeats = repeats
-        options.event = try parseEvent(event)
+        options.event = event == "none" ? HeapOptions.noCPUEvent : try parseEvent(event)
+        if event == "none" && !heap { throw usage("-e none records nothing without --heap") }
+        if let heapRate, !heap || heapRate < 1 { throw usage(heap ? "--heap-rate \(heapRate): must be at least 1 byte" : "--heap-rate goes with --heap") }
+        if heap {
+            if systemWide { throw usage("--heap goes with a command or -p PID, not -a") }
+            options.heap = HeapOptions(rate: heapRate ?? 512 * 1024)
+        }
         options.rate = try parseRate(frequency: frequency, period: period)
         options.callGraph = try parseCallGraph(callGraph, g: framePointerCallGraph)
         options.demangle = !noDemangle
@@ -155,7 +167,7 @@ struct RunCommand: ParsableCommand {
         if progress.isActive { options.progress = { progress.report($0) } }
         defer { progress.erase() }
 
-        let outputs = try ProfileOutputs(prefix: output, offCPU: offCPU)
+        let outputs = try ProfileOutputs(prefix: output, offCPU: offCPU, heap: heap)
         let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
@@ -187,11 +199,17 @@ struct RunCommand: ParsableCommand {
             throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(outputs.prefix).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
         let target = systemWide ? "system-wide" + (arguments.isEmpty ? "" : " while " + arguments.joined(separator: " ")) : pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")
+        if heap, recorded.heap == nil || recorded.heap?.statistics.samples == 0 {
+            outputs.discard()
+            throw fail("no allocation was sampled: the heap probes saw nothing (a static binary, or one that clears LD_PRELOAD, is not covered); previous outputs under \(outputs.prefix).* were kept")
+        }
         let written = try outputs.write(profile, title: title ?? "sprof: " + target,
-                                        perThread: perThread, fullNames: fullNames)
+                                        perThread: perThread, fullNames: fullNames,
+                                        heap: recorded.heap, heapTimeline: recorded.heapTimeline)
         if !quiet {
             printError(summary(profile, exitStatus: recorded.exitStatus, written: written))
             if !recorded.runs.isEmpty { printError(runsSummary(recorded.runs)) }
+            if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
             if let advice = lossAdvice(profile.statistics, options: options) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }

@@ -1,0 +1,249 @@
+// The allocation sampler sprof preloads into a command (`sprof run --heap`).
+//
+// Why a preload library: a uprobe on libc's malloc traps on every call (1.3-1.6 us here), whatever
+// the sample period. Drawing the samples here keeps unsampled calls at a countdown subtraction
+// and makes only sampled allocations (one per SPROF_HEAP_RATE bytes on average) reach
+// sprof_heap_sampled, the function sprof probes.
+//
+// Sampling is Go's and tcmalloc's: each thread counts down a byte budget drawn from an
+// exponential distribution with mean `rate`; an allocation that exhausts it is sampled and a new
+// budget is drawn. An allocation of s bytes is then sampled with probability 1 - exp(-s/rate),
+// independent of the sizes before it, so periodic size patterns do not alias, and sprof scales
+// each sample by the inverse (Go's scaleHeapSample).
+//
+// Frees: sampled pointers go into a lock-free open-addressing set, so an unsampled free costs one
+// hash and (usually) one load of an empty slot; only a free of a sampled pointer calls
+// sprof_heap_freed. At rate 1 every allocation is sampled, so every free is reported and the set
+// is not used.
+//
+// The real allocator is glibc's, through its __libc_* entry points: no dlsym (which allocates)
+// and no recursion.
+#define _GNU_SOURCE
+#include "sprof_heap.h"
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void __libc_free(void *);
+extern void *__libc_memalign(size_t, size_t);
+
+#define EXPORT __attribute__((visibility("default")))
+#define TLS __thread __attribute__((tls_model("initial-exec")))
+
+// --- the probe points ----------------------------------------------------------------------
+// noinline and an asm barrier: the call must stay, with its arguments in DI and SI.
+
+static unsigned long sampled_total, freed_total;
+
+EXPORT __attribute__((noinline)) void sprof_heap_sampled(void *ptr, size_t size) {
+    __atomic_fetch_add(&sampled_total, 1, __ATOMIC_RELAXED);
+    __asm__ volatile("" ::"r"(ptr), "r"(size) : "memory");
+}
+
+EXPORT __attribute__((noinline)) void sprof_heap_freed(void *ptr) {
+    __atomic_fetch_add(&freed_total, 1, __ATOMIC_RELAXED);
+    __asm__ volatile("" ::"r"(ptr) : "memory");
+}
+
+EXPORT unsigned long sprof_heap_sample_count(void) { return __atomic_load_n(&sampled_total, __ATOMIC_RELAXED); }
+EXPORT unsigned long sprof_heap_freed_count(void) { return __atomic_load_n(&freed_total, __ATOMIC_RELAXED); }
+
+// --- the rate --------------------------------------------------------------------------------
+
+static size_t rate_value;  // 0 until read
+
+static size_t rate(void) {
+    size_t r = __atomic_load_n(&rate_value, __ATOMIC_RELAXED);
+    if (r) return r;
+    // getenv does not allocate. Several threads may race here; they all compute the same value.
+    const char *text = getenv("SPROF_HEAP_RATE");
+    r = 512 * 1024;
+    if (text && *text) {
+        char *end = 0;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (end && *end == 0 && v > 0) r = (size_t)v;
+    }
+    __atomic_store_n(&rate_value, r, __ATOMIC_RELAXED);
+    return r;
+}
+
+EXPORT size_t sprof_heap_rate(void) { return rate(); }
+
+// --- per-thread countdown --------------------------------------------------------------------
+
+static TLS int64_t countdown;  // bytes left before the next sample; <= 0 means "draw"
+static TLS int drawn;          // whether this thread drew its first budget
+static TLS uint64_t rng;
+
+static uint64_t next_random(void) {
+    if (!rng) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        rng = ((uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15ull) ^ (uint64_t)(uintptr_t)&countdown ^ ((uint64_t)getpid() << 32);
+        if (!rng) rng = 1;
+    }
+    // xorshift64*
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545F4914F6CDD1Dull;
+}
+
+static int64_t draw(size_t mean) {
+    // u in (0, 1]: -log(u) is exponential with mean 1.
+    double u = ((double)(next_random() >> 11) + 1.0) * (1.0 / 9007199254740992.0);
+    double bytes = -log(u) * (double)mean;
+    return bytes >= 9.0e18 ? INT64_MAX : (int64_t)bytes + 1;
+}
+
+// Whether an allocation of `size` bytes is sampled: a memoryless test, so the chance is
+// 1 - exp(-size/rate) whatever came before.
+static inline int should_sample(size_t size) {
+    size_t r = rate();
+    if (r == 1) return 1;
+    if (__builtin_expect(!drawn, 0)) {
+        drawn = 1;
+        countdown = draw(r);
+    }
+    if ((int64_t)size < countdown) {
+        countdown -= (int64_t)size;
+        return 0;
+    }
+    countdown = draw(r);
+    return 1;
+}
+
+// --- the set of sampled pointers -------------------------------------------------------------
+
+#define SLOTS (1u << 20)
+#define TOMB ((uintptr_t)1)
+#define PROBES 128
+static uintptr_t *slots;   // mmap'd on first sample: untouched pages cost nothing
+static long live_sampled;  // entries, so that a process with no sample skips the lookup
+
+static inline size_t slot_of(uintptr_t p) { return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> 44) & (SLOTS - 1); }
+
+static uintptr_t *table(void) {
+    uintptr_t *t = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
+    if (t) return t;
+    void *m = mmap(0, SLOTS * sizeof(uintptr_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (m == MAP_FAILED) return 0;
+    uintptr_t *expected = 0;
+    if (!__atomic_compare_exchange_n(&slots, &expected, (uintptr_t *)m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        munmap(m, SLOTS * sizeof(uintptr_t));
+        return expected;
+    }
+    return (uintptr_t *)m;
+}
+
+static void remember(void *ptr) {
+    uintptr_t *t = table();
+    if (!t) return;
+    uintptr_t p = (uintptr_t)ptr;
+    size_t i = slot_of(p);
+    for (int n = 0; n < PROBES; n++, i = (i + 1) & (SLOTS - 1)) {
+        uintptr_t old = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+        if ((old == 0 || old == TOMB) &&
+            __atomic_compare_exchange_n(&t[i], &old, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+            __atomic_fetch_add(&live_sampled, 1, __ATOMIC_RELAXED);
+            return;
+        }
+    }
+    // Full neighbourhood: the free of this pointer will not be seen (it stays in use in the profile).
+}
+
+// Removes `ptr` if it was sampled; returns whether it was.
+static inline int forget(void *ptr) {
+    if (__atomic_load_n(&live_sampled, __ATOMIC_RELAXED) == 0) return 0;
+    uintptr_t *t = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
+    if (!t) return 0;
+    uintptr_t p = (uintptr_t)ptr;
+    size_t i = slot_of(p);
+    for (int n = 0; n < PROBES; n++, i = (i + 1) & (SLOTS - 1)) {
+        uintptr_t v = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
+        if (v == 0) return 0;
+        if (v == p) {
+            // Only the thread freeing p can remove it: p cannot be allocated again before.
+            __atomic_store_n(&t[i], TOMB, __ATOMIC_RELEASE);
+            __atomic_fetch_sub(&live_sampled, 1, __ATOMIC_RELAXED);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+// A macro, not an inline function: the call to sprof_heap_sampled must sit in `malloc` itself,
+// or the probe's stacks would end in an inline frame of this helper below it.
+#define allocated(ptr, size)                                  \
+    ({                                                        \
+        void *p_ = (ptr);                                     \
+        size_t s_ = (size);                                   \
+        if (p_ && should_sample(s_)) {                        \
+            if (rate() != 1) remember(p_);                    \
+            sprof_heap_sampled(p_, s_);                       \
+        }                                                     \
+        p_;                                                   \
+    })
+
+// Before the memory goes back to libc: another thread may get the same address right after.
+__attribute__((always_inline)) static inline void releasing(void *ptr) {
+    if (!ptr) return;
+    if (rate() == 1 || forget(ptr)) sprof_heap_freed(ptr);
+}
+
+// --- the interposed family -------------------------------------------------------------------
+
+EXPORT void *malloc(size_t size) { return allocated(__libc_malloc(size), size); }
+
+EXPORT void free(void *ptr) {
+    releasing(ptr);
+    __libc_free(ptr);
+}
+
+EXPORT void *calloc(size_t n, size_t size) {
+    size_t total;
+    if (__builtin_mul_overflow(n, size, &total)) {
+        errno = ENOMEM;
+        return 0;
+    }
+    return allocated(__libc_calloc(n, size), total);
+}
+
+// A free of the old block plus an allocation of the new one (as bcc's memleak counts it).
+EXPORT void *realloc(void *ptr, size_t size) {
+    if (!ptr) return malloc(size);
+    if (size == 0) {
+        free(ptr);
+        return 0;
+    }
+    releasing(ptr);
+    return allocated(__libc_realloc(ptr, size), size);
+}
+
+EXPORT void *memalign(size_t alignment, size_t size) { return allocated(__libc_memalign(alignment, size), size); }
+
+EXPORT void *aligned_alloc(size_t alignment, size_t size) { return allocated(__libc_memalign(alignment, size), size); }
+
+EXPORT int posix_memalign(void **out, size_t alignment, size_t size) {
+    if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
+    void *p = __libc_memalign(alignment, size);
+    if (!p) return ENOMEM;
+    *out = allocated(p, size);
+    return 0;
+}
+
+EXPORT void *valloc(size_t size) { return allocated(__libc_memalign((size_t)sysconf(_SC_PAGESIZE), size), size); }
+
+EXPORT void *pvalloc(size_t size) {
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    size_t rounded = (size + page - 1) & ~(page - 1);
+    return allocated(__libc_memalign(page, rounded ? rounded : page), rounded ? rounded : page);
+}

@@ -1,0 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import Sprof
+import SprofTestSupport
+
+/// `sprof run --heap` (issue 19): the preload library's byte sampling, then whole recordings of
+/// `heap_split.c`, whose allocations are known by construction (it prints its own totals).
+final class HeapProfileTests: XCTestCase {
+    /// The built preload library, beside the other products.
+    static func library() throws -> String {
+        let path = try TestFixtures.productsDirectory().appendingPathComponent(HeapOptions.libraryName).path
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw FixtureError("\(path) is not built; run `swift build --product sprof-heap`")
+        }
+        return path
+    }
+
+    /// Skips without CAP_SYS_ADMIN, which uprobes need.
+    static func requireUprobes() throws {
+        try SprofCLI.requirePerfEvents()
+        guard HeapOptions.uprobesAllowed else { throw XCTSkip("uprobes need CAP_SYS_ADMIN, which this test process lacks") }
+        guard Uprobes.pmuType != nil else { throw XCTSkip("this kernel has no uprobe PMU") }
+    }
+
+    /// Expected sampled allocations of heap_rate.c's patterns: each allocation of s bytes is
+    /// sampled with probability 1 - exp(-s/rate); every 7th is reallocated (one more allocation).
+    private func expectedSamples(pattern: String, n: Int, rate: Double) -> Double {
+        var expected = 0.0
+        for i in 0..<n {
+            let size: Double = pattern == "periodic" ? Double(16 + 16 * (i % 4)) : pattern == "mixed" ? Double(8 + (i * 7919) % 20000) : 4096
+            let chance = rate <= 1 ? 1 : 1 - exp(-size / rate)
+            expected += chance * (i % 7 == 0 ? 2 : 1)
+        }
+        return expected
+    }
+
+    /// The library alone (no probes, no privilege): the number of sampled allocations follows the
+    /// sampling law for fixed, periodic and mixed sizes, every sampled pointer's free is reported,
+    /// and rate 1 samples every allocation.
+    func testPreloadLibrarySamplesByBytes() throws {
+        let library = try Self.library()
+        let binary = try SprofCLI.buildC("heap_rate", flags: ["-O2"])
+        for (pattern, rate, n) in [("fixed4096", 65536, 200_000), ("periodic", 1024, 200_000), ("mixed", 65536, 100_000), ("mixed", 1, 20_000)] {
+            let env = TestFixtures.environment(adding: ["LD_PRELOAD": library, "SPROF_HEAP_RATE": String(rate)])
+            let result = try TestFixtures.run(binary, [pattern, String(n)], environment: env)
+            XCTAssertEqual(result.status, 0, result.stdout + result.stderr)
+            let fields = Dictionary(uniqueKeysWithValues: result.stdout.split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { part -> (String, Double)? in
+                let kv = part.split(separator: "=")
+                return kv.count == 2 ? (String(kv[0]), Double(kv[1]) ?? -1) : nil
+            })
+            let sampled = try XCTUnwrap(fields["sampled"], result.stdout)
+            XCTAssertEqual(fields["rate"], Double(rate))
+            XCTAssertEqual(fields["freed"], sampled, "every sampled pointer's free is reported (\(pattern))")
+            let expected = expectedSamples(pattern: pattern, n: n, rate: Double(rate))
+            if rate == 1 {
+                XCTAssertEqual(sampled, expected, "rate 1 samples every allocation")
+            } else {
+                // Binomial: the standard deviation is below sqrt(expected); 5 of them.
+                XCTAssertEqual(sampled, expected, accuracy: 5 * expected.squareRoot() + 1, "\(pattern) at rate \(rate)")
+            }
+        }
+    }
+
+    /// The fixture's own totals: `site_sixty objects=N bytes=B`.
+    private func fixtureTotals(_ stdout: String) -> [String: (objects: Double, bytes: Double)] {
+        var out: [String: (Double, Double)] = [:]
+        for line in stdout.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            guard parts.count >= 3 else { continue }
+            let value = { (key: String) in parts.first { $0.hasPrefix(key + "=") }.flatMap { Double($0.dropFirst(key.count + 1)) } ?? 0 }
+            out[String(parts[0])] = (value("objects"), value("bytes"))
+        }
+        return out
+    }
+
+    /// Sum of `type` over the stacks with a frame named `name`.
+    private func total(_ profile: Profile, _ type: String, containing name: String) throws -> Double {
+        let index = try XCTUnwrap(profile.sampleTypeIndex(type))
+        return Double(profile.aggregatedStacks(valueIndex: index).filter { $0.frames.contains { $0 == name } }.reduce(Int64(0)) { $0 + $1.value })
+    }
+
+    private func record(_ args: [String], scale: Int) throws -> (profile: Profile, stdout: String, stderr: String, prefix: String) {
+        let binary = try SprofCLI.buildC("heap_split", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
+        let prefix = SprofCLI.outputPrefix("heap")
+        let result = try SprofCLI.run(["run", "--heap", "-o", prefix] + args + ["--", binary, String(scale)], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)
+        return (try PprofFormat.decode(Array(bytes)), result.stdout, result.stderr, prefix)
+    }
+
+    /// At the default rate (512 KiB), alloc_space splits 60/30/10 within 2 points over about
+    /// 1.3 GB (some 2,500 samples), whatever the sizes (one site allocates in a periodic pattern).
+    func testDefaultRateGivesTheDesignedSplit() throws {
+        try Self.requireUprobes()
+        let run = try record(["-e", "none"], scale: 100)
+        let names = ["site_sixty", "site_thirty", "site_ten"]
+        let bytes = try names.map { try total(run.profile, "alloc_space", containing: $0) }
+        let sum = bytes.reduce(0, +)
+        XCTAssertGreaterThan(sum, 0, run.stderr)
+        for (share, want) in zip(bytes.map { 100 * $0 / sum }, [60.0, 30.0, 10.0]) {
+            XCTAssertEqual(share, want, accuracy: 2, "alloc_space split \(bytes) \(run.stderr)")
+        }
+        XCTAssertEqual(run.profile.periodType.description, "space/bytes")
+        XCTAssertEqual(run.profile.period, 512 * 1024)
+        XCTAssertEqual(run.profile.sampleTypes.map(\.description), ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"])
+        // The estimate of all bytes is near the fixture's own total too (1.3 GB, ~2,500 samples).
+        let totals = fixtureTotals(run.stdout)
+        let truth = names.map { totals[$0]?.bytes ?? 0 }.reduce(0, +)
+        XCTAssertEqual(sum, truth, accuracy: truth * 0.06, run.stdout)
+        for suffix in [".alloc.svg", ".inuse.svg", ".svg", ".folded"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: run.prefix + suffix), suffix)
+        }
+    }
+
+    /// With --heap-rate 1 every allocation is recorded: alloc_objects per site and the leaked
+    /// bytes within 1% of the fixture's own counts, and what is in use at exit is the three leak
+    /// sites, 3:2:1 MiB, reported as leaks in the summary.
+    func testRateOneCountsEveryAllocationAndTheLeaks() throws {
+        try Self.requireUprobes()
+        // Beside CPU sampling this time; a small stack copy keeps 100,000 probe samples within the buffers.
+        let run = try record(["--heap-rate", "1", "--call-graph", "dwarf,8192", "-m", "1024"], scale: 1)
+        let totals = fixtureTotals(run.stdout)
+        for name in ["site_sixty", "site_thirty", "site_ten"] {
+            let truth = try XCTUnwrap(totals[name]).objects
+            XCTAssertEqual(try total(run.profile, "alloc_objects", containing: name), truth, accuracy: truth * 0.01, "\(name): \(run.stderr)")
+            XCTAssertEqual(try total(run.profile, "inuse_space", containing: name), 0, "\(name) frees everything")
+        }
+        let mib = 1024.0 * 1024
+        let leaks = try ["leak_three", "leak_two", "leak_one"].map { try total(run.profile, "inuse_space", containing: $0) }
+        for (leak, want) in zip(leaks, [3 * mib, 2 * mib, 1 * mib]) { XCTAssertEqual(leak, want, accuracy: want * 0.01, "\(leaks)") }
+        let inUse = try XCTUnwrap(run.profile.sampleTypeIndex("inuse_space"))
+        XCTAssertEqual(Double(run.profile.total(inUse)), 6 * mib, accuracy: 6 * mib * 0.01, "in use at exit is the leak sites (stdio's buffer aside)")
+        XCTAssertTrue(run.stderr.contains("leaks"), run.stderr)
+        XCTAssertTrue(run.stderr.contains("leak_three"), run.stderr)
+        // The CPU profile is still written beside it.
+        XCTAssertTrue(FileManager.default.fileExists(atPath: run.prefix + ".pb.gz"))
+    }
+
+    /// `go tool pprof -sample_index=alloc_space -top -diff_base` reads two sprof heap profiles.
+    func testGoPprofDiffsTwoHeapProfiles() throws {
+        try Self.requireUprobes()
+        guard let go = TestFixtures.findExecutable("go") else { throw XCTSkip("go is not installed") }
+        let a = try record(["-e", "none", "--heap-rate", "65536"], scale: 5)
+        let b = try record(["-e", "none", "--heap-rate", "65536"], scale: 10)
+        let home = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-go-\(getpid())").path
+        let env = TestFixtures.environment(adding: ["HOME": home, "GOPATH": home + "/go", "GOCACHE": home + "/cache", "GOFLAGS": "-mod=mod"])
+        let result = try TestFixtures.run(go, ["tool", "pprof", "-sample_index=alloc_space", "-top", "-diff_base", a.prefix + ".heap.pb.gz", b.prefix + ".heap.pb.gz"],
+                                          environment: env, timeout: 300)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("site_sixty"), result.stdout + result.stderr)
+        XCTAssertTrue(result.stdout.contains("alloc_space"), result.stdout + result.stderr)
+    }
+
+    /// Without CAP_SYS_ADMIN: one line naming what is needed, exit 1, and no heap profile.
+    func testWithoutCapSysAdminOneLineAndNoProfile() throws {
+        try SprofCLI.requirePerfEvents()
+        guard getuid() == 0, let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("needs root and setpriv to drop privileges") }
+        let dir = "/tmp/sprof-heap-nobody-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        let result = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", try TestFixtures.sprofPath(),
+                                                    "run", "--heap", "-o", dir + "/p", "--", "/bin/true"])
+        if result.stderr.contains("Permission denied") && !result.stderr.contains("CAP_SYS_ADMIN") {
+            throw XCTSkip("nobody cannot run the sprof binary here: \(result.stderr)")
+        }
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("CAP_SYS_ADMIN"), result.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/p.heap.pb.gz"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/p.alloc.svg"))
+    }
+}
