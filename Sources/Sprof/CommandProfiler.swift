@@ -140,6 +140,7 @@ public enum CommandProfiler {
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
+        builder.unwindNotices.forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -194,6 +195,7 @@ public enum CommandProfiler {
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
+        builder.unwindNotices.forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -259,6 +261,7 @@ public enum CommandProfiler {
         let status = command?.wait()
         say("recorded system-wide (-a): every process on every CPU")
         builder.stackCopyAdvice.map(say)
+        builder.unwindNotices.forEach(say)
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
