@@ -196,6 +196,27 @@ static inline int csprof_open_tmpfile(const char *dir) {
     return open(dir, CSPROF_O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
 }
 
+// process_vm_readv(2) is GNU-only (not declared without _GNU_SOURCE, see above) and syscall(2) is
+// variadic. The DWARF unwinder reads the rest of a thread's stack beyond the kernel's copy. The
+// remote range is split at page boundaries (at most 256 pages) because the kernel never splits
+// one iovec: a single range running past the stack's end would fail whole, while page-sized
+// pieces stop at the first unmapped page. Returns the bytes read or -1.
+static inline long csprof_read_process_memory(pid_t pid, void *local, size_t len, uint64_t remote) {
+    struct piece { void *base; size_t len; } l = { local, len }, r[256];
+    unsigned long n = 0;
+    uint64_t at = remote, end = remote + len;
+    while (at < end && n < 256) {
+        uint64_t next = (at | 4095) + 1;
+        if (next > end) next = end;
+        r[n].base = (void *)(uintptr_t)at;
+        r[n].len = (size_t)(next - at);
+        n++;
+        at = next;
+    }
+    l.len = (size_t)(at - remote);
+    return syscall(SYS_process_vm_readv, pid, &l, 1UL, r, n, 0UL);
+}
+
 // Signal forwarding: Ctrl-C and friends must reach the profiled command while the profiler
 // survives to write what it gathered. The handler may only call kill(2), hence C.
 // The state is static in a header, so each importing module gets its own copy: only

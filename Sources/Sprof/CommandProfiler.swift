@@ -230,6 +230,7 @@ public enum CommandProfiler {
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
+        builder.unwindNotices.forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -329,6 +330,7 @@ public enum CommandProfiler {
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
+        builder.unwindNotices.forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -402,6 +404,7 @@ public enum CommandProfiler {
         say("recorded system-wide (-a): every process on every CPU")
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
+        builder.unwindNotices.forEach(say)
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments

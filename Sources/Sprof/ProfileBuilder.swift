@@ -525,11 +525,29 @@ final class ProfileBuilder {
         return share + "; copy more with --call-graph dwarf,\(min(limit, max(32768, size * 4)))"
     }
 
+    /// Notices about DWARF stacks cut short for reasons other than the copy's size: one per file
+    /// whose unwind information elfutils cannot read (a zstd-compressed `.debug_frame`).
+    var unwindNotices: [String] {
+        guard case .dwarf = callGraph else { return [] }
+        var notices: [String] = []
+        let abi32 = unwinder.statistics.abi32
+        if abi32 > 0 {
+            notices.append("\(abi32) sample\(abi32 == 1 ? "" : "s") of 32-bit (i386) code: sprof unwinds x86-64 stacks only, "
+                + "so their stacks are the sampled function alone, marked [truncated]")
+        }
+        return notices + unwinder.unreadableUnwindInfo.map { entry in
+            "\(entry.path): its unwind information (.debug_frame) is zstd-compressed, which elfutils \(DwarfUnwinder.elfutilsVersion) cannot read: "
+                + "\(entry.stacks) stack\(entry.stacks == 1 ? "" : "s") through it end there, marked [truncated]; "
+                + "objcopy --decompress-debug-sections makes it readable"
+        }
+    }
+
     /// Final statistics, including the process and thread counts.
     func finish() -> ProfileStatistics {
         var s = statistics
         s.processes = processes.processCount
         s.threads = processes.threadCount
+        s.stacksReadPastCopy = unwinder.statistics.readPastCopy
         return s
     }
 }

@@ -14,6 +14,10 @@ public struct ProfileStatistics: Sendable, Equatable {
     public var throttles = 0
     /// Stacks known to be incomplete (marked `[truncated]`).
     public var truncated = 0
+    /// DWARF stacks unwound past the kernel's stack copy with the rest of the thread's stack,
+    /// read from the live process once the copy ran out (kept only where the bytes read at the
+    /// copy's end equal the copied ones).
+    public var stacksReadPastCopy = 0
     /// Processes seen.
     public var processes = 0
     /// Threads seen.
@@ -165,6 +169,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples)\(split))")
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
+            add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
             add("processes", String(s.processes))
             add("threads", String(s.threads))
         }
@@ -216,6 +221,7 @@ public struct ProfileMetadata: Sendable, Equatable {
                 else if let n = numbers.first { statistics.lostRecords = n }
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)
+            case "read past the stack copy": statistics.stacksReadPastCopy = Int(firstNumber() ?? 0)
             case "processes": statistics.processes = Int(firstNumber() ?? 0)
             case "threads": statistics.threads = Int(firstNumber() ?? 0)
             case "start": startTime = firstNumber() ?? 0

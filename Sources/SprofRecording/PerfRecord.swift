@@ -58,6 +58,9 @@ public struct SampleRecord: Sendable, Equatable {
     /// Sampled user registers in ``UserRegisters/sampled`` order; empty when the sample hit a
     /// kernel thread (ABI none).
     public var userRegisters: [UInt64] = []
+    /// The ABI of ``userRegisters`` (`PERF_SAMPLE_REGS_ABI_*`): 0 none, 1 a 32-bit task (i386
+    /// code: the registers hold 32-bit values), 2 a 64-bit task.
+    public var userRegistersABI: UInt64 = 0
     /// The copied user stack, starting at the sampled stack pointer; only the bytes the kernel
     /// really copied (`dyn_size`).
     public var userStack: [UInt8] = []
@@ -328,6 +331,7 @@ public struct RecordParser: Sendable {
         if t & SampleBits.branchStack != 0 { throw RecordParseError(description: "PERF_SAMPLE_BRANCH_STACK is not supported") }
         if t & SampleBits.regsUser != 0 {
             let abi = try r.u64()
+            s.userRegistersABI = abi
             if abi != 0 { s.userRegisters = try r.u64Array(regCount) }
         }
         if t & SampleBits.stackUser != 0 {

@@ -140,24 +140,7 @@ final class ElfFile {
         if let dwarf = dwfl_module_getdwarf(module, &bias), let debugElf = dwarf_getelf(dwarf), debugElf != elf {
             elves.append(debugElf)
         }
-        var names: [String] = []
-        for e in elves {
-            var shstrndx = 0
-            guard elf_getshdrstrndx(e, &shstrndx) == 0 else { continue }
-            var scn = elf_nextscn(e, nil)
-            while let section = scn {
-                scn = elf_nextscn(e, section)
-                var shdr = GElf_Shdr()
-                guard gelf_getshdr(section, &shdr) != nil, shdr.sh_flags & UInt64(SHF_COMPRESSED) != 0,
-                      let cname = elf_strptr(e, shstrndx, Int(shdr.sh_name)) else { continue }
-                let name = String(cString: cname)
-                // Elf64_Chdr starts with its u32 ch_type; ELFCOMPRESS_ZSTD is 2.
-                guard name.hasPrefix(".debug_"), let raw = elf_rawdata(section, nil), let bytes = raw.pointee.d_buf,
-                      raw.pointee.d_size >= 4, bytes.loadUnaligned(as: UInt32.self) == 2 else { continue }
-                names.append(name)
-            }
-        }
-        return names
+        return elves.flatMap { CompressedSections.zstdDebugSections($0) }
     }()
 
     private static func readLoads(_ elf: OpaquePointer) -> [LoadSegment] {

@@ -27,8 +27,17 @@ public final class DwarfUnwinder {
         public var stackExhausted = 0
         /// Stopped by the depth cap.
         public var depthCapped = 0
+        /// Stopped before a frame whose stack pointer was not above the previous frame's within
+        /// the copied stack (it would have been read from memory no live frame owns).
+        public var leftStack = 0
         /// Stopped by another libdw error after some frames (no CFI for a pc, bad CFA, ...).
         public var otherErrors = 0
+        /// Stacks whose walk used the thread's live stack beyond the kernel's copy.
+        public var readPastCopy = 0
+        /// Reads of the live stack refused because the bytes at the copy's end had changed.
+        public var liveStackChanged = 0
+        /// Samples of 32-bit (i386) tasks: their stacks are the sampled pc alone, marked truncated.
+        public var abi32 = 0
         /// `Dwfl` sessions created (one per process, again after exec).
         public var sessions = 0
         /// Modules reported to libdwfl.
@@ -41,8 +50,24 @@ public final class DwarfUnwinder {
         public init() {}
     }
 
-    /// Frames per stack at most (loops in broken CFI cannot run away).
-    public var maxFrames = 1024
+    /// Frames per stack at most, beyond what the copy allows. A walk cannot loop (each frame's
+    /// stack pointer must lie above the last one's, within the copy), so the copy itself bounds
+    /// it: one frame per 8 bytes, a return address each. The default follows the copy to its end.
+    public var maxFrames = Int.max
+    /// Whether a walk that runs out of the copied stack continues with the rest of the thread's
+    /// stack read from the live process (`process_vm_readv`), as far as 1 MiB beyond the copy.
+    ///
+    /// The kernel copies at most 65528 bytes per sample; threads with big frames (GNU sort's
+    /// workers) need more. By the time a sample is unwound the thread has moved on, but frames
+    /// further out than the copy's end belong to callers that are still running only if nothing
+    /// there changed: the read starts ``UnwindContext/overlap`` bytes below the copy's end, and
+    /// the bytes beyond are used only when those equal the copied ones. A thread that returned
+    /// past that point, or exited, or a process that is gone, fails the check or the read, and
+    /// the stack stays truncated as before.
+    ///
+    /// On unless the environment says `SPROF_LIVE_STACK=0` (for measuring what it adds:
+    /// bench/deep-stacks).
+    public var readsLiveStack = getenv("SPROF_LIVE_STACK").map { String(cString: $0) != "0" } ?? true
     /// Counters since creation.
     public var statistics: Statistics {
         var s = stats
@@ -130,6 +155,14 @@ public final class DwarfUnwinder {
         let pc = regs[UserRegisters.ipIndex]
         let leafOnly = UnwoundStack(frames: [StackFrame(address: ProcessAddress(pc), isReturnAddress: false, isKernel: false)],
                                     truncated: true)
+        // An i386 task (PERF_SAMPLE_REGS_ABI_32): the unwinder drives libdw with x86-64
+        // registers and 8-byte stack words, which would read i386 frames wrongly.
+        if sample.userRegistersABI == 1 {
+            stats.abi32 += 1
+            stats.truncated += 1
+            stats.frames += 1
+            return leafOnly
+        }
         guard let session = session(for: process), session.attached else {
             stats.truncated += 1
             stats.otherErrors += 1
@@ -142,17 +175,29 @@ public final class DwarfUnwinder {
         ctx.pc = pc
         ctx.sp = regs[UserRegisters.spIndex]
         ctx.frames.removeAll(keepingCapacity: true)
-        ctx.maxFrames = max(maxFrames, 1)
+        ctx.maxFrames = max(1, min(maxFrames, (sample.userStack.count + (readsLiveStack ? UnwindContext.beyondLimit : 0)) / 8 + 2))
         ctx.hitCap = false
         ctx.stackExhausted = false
         ctx.threadHandedOut = false
+        ctx.leftStack = false
+        ctx.switchedStack = false
+        ctx.stackSwitches = session.stackSwitches
+        ctx.mappings = process.mappings
         ctx.popped = nil
+        ctx.pid = process.pid
+        ctx.readsLiveStack = readsLiveStack
+        ctx.beyond.removeAll(keepingCapacity: true)
+        ctx.beyondRequested = 0
+        ctx.beyondRefused = false
+        ctx.usedBeyond = false
         let rc: Int32 = sample.userStack.withUnsafeBytes { bytes in
             ctx.stack = bytes
             defer { ctx.stack = UnsafeRawBufferPointer(start: nil, count: 0) }
             return dwfl_getthread_frames(session.dwfl, process.pid, dwarfFrameCallback, Unmanaged.passUnretained(ctx).toOpaque())
         }
 
+        if ctx.usedBeyond { stats.readPastCopy += 1 }
+        if ctx.beyondRefused { stats.liveStackChanged += 1 }
         var result = UnwoundStack(frames: ctx.frames, truncated: false)
         if result.frames.isEmpty {
             // set_initial_registers or the first frame failed: keep the sampled pc.
@@ -167,6 +212,12 @@ public final class DwarfUnwinder {
             result.truncated = true
         } else if let last = result.frames.last, isRoot(last, session) {
             // complete
+        } else if ctx.leftStack || ctx.switchedStack {
+            stats.leftStack += 1
+            result.truncated = true
+            if debugErrors {
+                debugLog("sprof dwarf: pid \(process.pid): stopped after \(result.frames.count) frames: the next frame's stack pointer is not above the last one within the copied stack")
+            }
         } else if ctx.stackExhausted {
             stats.stackExhausted += 1
             result.truncated = true
@@ -176,6 +227,7 @@ public final class DwarfUnwinder {
         } else {
             stats.otherErrors += 1
             result.truncated = true
+            if let last = result.frames.last { noteUnreadableUnwindInfo(at: last, session) }
             if debugErrors {
                 let msg = rc != 0 ? dwfl_errmsg(-1).map { String(cString: $0) } ?? "?" : "ended outside any known root"
                 let last = result.frames.last.map { $0.address.description } ?? "-"
@@ -188,6 +240,88 @@ public final class DwarfUnwinder {
     }
 
     private let debugErrors = getenv("SPROF_DEBUG_DWARF") != nil
+
+    /// Files whose only unwind information is a `.debug_frame` compressed with zstd, which
+    /// elfutils 0.188 cannot read (zstd support came in 0.189), with the number of stacks that
+    /// ended in them; sorted by path. Without it a stack through such a file ends at its frame.
+    public var unreadableUnwindInfo: [(path: String, stacks: Int)] {
+        zstdStops.map { (path: $0.key, stacks: $0.value) }.sorted { $0.path < $1.path }
+    }
+    private var zstdStops: [String: Int] = [:]
+    /// The version of the elfutils libdw in use (`dwfl_version`), e.g. "0.188".
+    public static var elfutilsVersion: String { dwfl_version(nil).map { String(cString: $0) } ?? "?" }
+    /// Per module file: whether its `.debug_frame` is zstd-compressed.
+    private var zstdDebugFrame: [String: Bool] = [:]
+
+    /// Counts a stack that ended at `frame` against its file when the file has no CFI libdw can
+    /// read for the frame's pc and its `.debug_frame` is zstd-compressed.
+    private func noteUnreadableUnwindInfo(at frame: StackFrame, _ session: Session) {
+        let pc = frame.lookupAddress.rawValue
+        guard let mod = dwfl_addrmodule(session.dwfl, pc) else { return }
+        var bias: Dwarf_Addr = 0
+        if let cfi = dwfl_module_eh_cfi(mod, &bias) {
+            var cfiFrame: OpaquePointer?
+            if dwarf_cfi_addrframe(cfi, pc &- bias, &cfiFrame) == 0 {
+                free(UnsafeMutableRawPointer(cfiFrame))
+                return
+            }
+        }
+        guard let elf = dwfl_module_getelf(mod, &bias) else { return }
+        var mainfile: UnsafePointer<CChar>?
+        _ = dwfl_module_info(mod, nil, nil, nil, nil, nil, &mainfile, nil)
+        guard let mainfile else { return }
+        let path = String(cString: mainfile)
+        let zstd: Bool
+        if let known = zstdDebugFrame[path] {
+            zstd = known
+        } else {
+            zstd = CompressedSections.zstdDebugSections(elf).contains(".debug_frame")
+            zstdDebugFrame[path] = zstd
+        }
+        if zstd { zstdStops[path, default: 0] += 1 }
+    }
+
+    /// Go functions that run their callee on another stack than their own caller's: the
+    /// goroutine's frames are on the goroutine stack, the callee's on the thread's g0 (signal,
+    /// system) stack, and the CFI does not describe the switch. Go's own traceback stops there
+    /// too (`funcID_systemstack`, `funcID_mcall`, `funcID_morestack`).
+    private static let goStackSwitchNames: Set<String> = [
+        "runtime.systemstack", "runtime.systemstack.abi0", "runtime.mcall", "runtime.mcall.abi0",
+        "runtime.morestack", "runtime.morestack.abi0", "runtime.asmcgocall", "runtime.asmcgocall.abi0",
+        // vDSO calls: the clock is read on the g0 stack.
+        "time.now", "time.now.abi0", "runtime.nanotime1", "runtime.nanotime1.abi0", "runtime.walltime",
+        "runtime.walltime.abi0", "runtime.walltime1", "runtime.walltime1.abi0",
+    ]
+
+    /// The address ranges of `mod`'s Go stack-switching functions; empty for a module that is
+    /// not a Go program (no `.gopclntab` section), so other modules cost one section scan.
+    private static func goStackSwitches(_ mod: OpaquePointer) -> [Range<UInt64>] {
+        var bias: Dwarf_Addr = 0
+        guard let elf = dwfl_module_getelf(mod, &bias) else { return [] }
+        var shstrndx = 0
+        guard elf_getshdrstrndx(elf, &shstrndx) == 0 else { return [] }
+        var isGo = false
+        var scn = elf_nextscn(elf, nil)
+        while let section = scn, !isGo {
+            scn = elf_nextscn(elf, section)
+            var shdr = GElf_Shdr()
+            if gelf_getshdr(section, &shdr) != nil, let name = elf_strptr(elf, shstrndx, Int(shdr.sh_name)) {
+                isGo = strcmp(name, ".gopclntab") == 0
+            }
+        }
+        guard isGo else { return [] }
+        var ranges: [Range<UInt64>] = []
+        let count = dwfl_module_getsymtab(mod)
+        guard count > 0 else { return [] }
+        for i in 0 ..< count {
+            var sym = GElf_Sym()
+            var address: GElf_Addr = 0
+            guard let cname = dwfl_module_getsym_info(mod, Int32(i), &sym, &address, nil, nil, nil),
+                  sym.st_size > 0, goStackSwitchNames.contains(String(cString: cname)) else { continue }
+            ranges.append(address ..< address &+ sym.st_size)
+        }
+        return ranges
+    }
 
     /// Whether `frame`, the outermost frame of a stack, is where a thread's stack begins, so that
     /// the stack is complete. Works without symbols or debug files (Debian's libc is stripped):
@@ -351,6 +485,8 @@ public final class DwarfUnwinder {
         var entryFunctions: [OpaquePointer: Range<UInt64>?] = [:]
         /// Whether a frame ends a stack, by lookup address (the top bit set for non-return addresses).
         var roots: [UInt64: Bool] = [:]
+        /// Address ranges of Go's stack-switching functions in the reported modules.
+        var stackSwitches: [Range<UInt64>] = []
         init(dwfl: OpaquePointer) { self.dwfl = dwfl }
     }
 
@@ -403,6 +539,7 @@ public final class DwarfUnwinder {
                 var start: Dwarf_Addr = 0, end: Dwarf_Addr = 0
                 _ = dwfl_module_info(mod, nil, &start, &end, nil, nil, nil, nil)
                 s.modules.append((start, end, path, bias))
+                s.stackSwitches += Self.goStackSwitches(mod)
                 if debugErrors { debugLog("sprof dwarf: pid \(process.pid) gen \(process.generation): map \(String(m.start.rawValue, radix: 16))-\(String(m.end.rawValue, radix: 16)) off \(String(m.fileOffset, radix: 16)) \(path) bias \(String(bias, radix: 16)) [\(String(start, radix: 16)), \(String(end, radix: 16)))") }
                 stats.modules += 1
             }
@@ -544,6 +681,33 @@ final class UnwindContext {
     var hitCap = false
     var stackExhausted = false
     var threadHandedOut = false
+    /// Set when the walk was stopped because an unwound frame's stack pointer did not lie above
+    /// the previous one within the copied stack (``acceptsFrame(_:)``).
+    var leftStack = false
+    /// The stack pointer of the last frame kept.
+    var lastSP: UInt64 = 0
+    /// The process's executable mappings: a return address outside all of them was not written
+    /// by a call.
+    var mappings: [Mapping] = []
+    /// Go's stack-switching functions in the process (``DwarfUnwinder``'s session), and whether
+    /// the walk stopped after one of them.
+    var stackSwitches: [Range<UInt64>] = []
+    var switchedStack = false
+    /// The process being unwound (for reads beyond the copy).
+    var pid: Int32 = 0
+    var readsLiveStack = true
+    /// The thread's stack beyond the copy, read from the live process, starting at the copy's end.
+    var beyond: [UInt8] = []
+    /// Bytes beyond the copy asked of the process so far for this sample.
+    var beyondRequested = 0
+    /// The live bytes at the copy's end differed from the copy: nothing beyond is used.
+    var beyondRefused = false
+    /// A word beyond the copy served this walk.
+    var usedBeyond = false
+    /// Bytes below the copy's end that the live read must match.
+    static let overlap = 512
+    /// How far beyond the copy the live stack is read at most.
+    static let beyondLimit = 1 << 20
     var fileReads = 0
     /// The leaf's restored-register slots below the stack pointer (``poppedSlots(_:)``), worked
     /// out at the first read below it; nil until then. Reset for every sample.
@@ -566,6 +730,12 @@ final class UnwindContext {
                 result.pointee = hit.value
                 return true
             }
+        }
+        let end = sp &+ UInt64(stack.count)
+        if readsLiveStack, addr >= end, addr - end < UInt64(Self.beyondLimit), let word = readBeyond(Int(addr - end)) {
+            result.pointee = word
+            usedBeyond = true
+            return true
         }
         if readFileWord(dwfl, addr, result) {
             fileReads += 1
@@ -622,6 +792,72 @@ final class UnwindContext {
             if slot < sp { slots.append((slot, dwarfRegisters[register])) }
         }
         return slots
+    }
+
+    /// The word `offset` bytes beyond the copy's end, from the live thread's stack
+    /// (``DwarfUnwinder/readsLiveStack``), or nil. Reads grow by factors of 4 from 64 KiB; each
+    /// read starts ``overlap`` bytes below the copy's end and is refused unless those bytes are
+    /// the copied ones.
+    func readBeyond(_ offset: Int) -> UInt64? {
+        let need = offset + 8
+        if need > beyond.count {
+            guard !beyondRefused, beyondRequested < Self.beyondLimit, stack.count >= Self.overlap, pid > 0 else { return nil }
+            var size = max(64 << 10, beyondRequested * 4)
+            while size < need { size *= 4 }
+            size = min(size, Self.beyondLimit)
+            beyondRequested = size
+            let start = sp &+ UInt64(stack.count - Self.overlap)
+            var buffer = [UInt8](repeating: 0, count: Self.overlap + size)
+            let n = buffer.withUnsafeMutableBytes { csprof_read_process_memory(pid, $0.baseAddress, $0.count, start) }
+            guard n > Self.overlap else { return nil }
+            let same = buffer.withUnsafeBytes { live in
+                memcmp(live.baseAddress!, stack.baseAddress! + (stack.count - Self.overlap), Self.overlap) == 0
+            }
+            guard same else {
+                beyondRefused = true
+                beyond.removeAll()
+                return nil
+            }
+            beyond = Array(buffer[Self.overlap ..< n])
+            guard need <= beyond.count else { return nil }
+        }
+        return beyond.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
+    }
+
+    /// Whether the frame libdw unwound to lies on the thread's stack above the frame before it.
+    ///
+    /// A caller's stack pointer (its CFA) is above its callee's, and a frame whose return address
+    /// was read from the copied stack has its stack pointer within the copy. When the CFI does not
+    /// describe a stack switch, libdw keeps computing frames from whatever lies there: under Go's
+    /// `runtime.systemstack`, the code runs on the thread's g0 stack, and the words above its
+    /// frames are left over from earlier calls (`runtime.newproc`, an address in no mapping).
+    /// libdw's frame-pointer fallback (no CFI for a pc) can likewise follow rbp anywhere. Such a
+    /// frame and everything after it would be invented, so the walk stops before it and the stack
+    /// is marked truncated. Where libdw cannot tell the stack pointer, the frame is kept.
+    func acceptsFrame(_ state: OpaquePointer) -> Bool {
+        var sp: Dwarf_Word = 0
+        guard dwfl_frame_reg(state, 7, &sp) == 0 else { return true }
+        if frames.isEmpty {
+            lastSP = sp
+            return true
+        }
+        let end = self.sp &+ UInt64(stack.count + beyond.count)
+        guard sp > lastSP, sp <= end else {
+            leftStack = true
+            return false
+        }
+        lastSP = sp
+        return true
+    }
+
+    /// Whether `address` lies in one of the process's executable mappings (sorted, disjoint).
+    func isExecutable(_ address: UInt64) -> Bool {
+        var lo = 0, hi = mappings.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if mappings[mid].end.rawValue <= address { lo = mid + 1 } else { hi = mid }
+        }
+        return lo < mappings.count && mappings[lo].start.rawValue <= address
     }
 
     /// `count` bytes of the file mapped at `address`, or nil.
@@ -700,7 +936,21 @@ private let dwarfFrameCallback: @convention(c) (OpaquePointer?, UnsafeMutableRaw
     var pc: Dwarf_Addr = 0
     var isActivation = false
     guard dwfl_frame_pc(state!, &pc, &isActivation) else { return Int32(DWARF_CB_ABORT) }
+    guard ctx.acceptsFrame(state!) else { return Int32(DWARF_CB_ABORT) }
+    if !isActivation, !ctx.frames.isEmpty, !ctx.isExecutable(pc &- 1) {
+        // Not an address after a call: a word of stale memory taken for a return address.
+        ctx.leftStack = true
+        return Int32(DWARF_CB_ABORT)
+    }
     ctx.frames.append(StackFrame(address: ProcessAddress(pc), isReturnAddress: !isActivation, isKernel: false))
+    if !ctx.stackSwitches.isEmpty {
+        let lookup = isActivation ? pc : pc &- 1
+        if ctx.stackSwitches.contains(where: { $0.contains(lookup) }) {
+            // The caller is on another stack: what lies above this frame belongs to no live call.
+            ctx.switchedStack = true
+            return Int32(DWARF_CB_ABORT)
+        }
+    }
     if ctx.frames.count >= ctx.maxFrames {
         ctx.hitCap = true
         return Int32(DWARF_CB_ABORT)

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+internal import CSprof
 import SprofCore
 import SprofRecording
 
@@ -58,6 +59,7 @@ public final class ProcessTable {
     private var processes: [Int32: ProcessState] = [:]
     private var nextGeneration = 1
     private var seenThreads = Set<Int32>()
+    private let buildIDs = FileBuildIDs()
     /// Whether to fill in processes first seen through a sample from /proc/PID/maps (they existed
     /// before recording started, e.g. when attaching).
     public var readProcForUnknown = true
@@ -119,7 +121,7 @@ public final class ProcessTable {
         seenThreads.insert(tid)
         if let p = processes[pid] { return p }
         var p = ProcessState(pid: pid, name: "", mappings: [], generation: bumpGeneration(), threads: [:])
-        if readProcForUnknown { Self.loadFromProc(&p) }
+        if readProcForUnknown { loadFromProc(&p) }
         if p.name.isEmpty { p.name = "pid-\(pid)" }
         processes[pid] = p
         return p
@@ -128,7 +130,7 @@ public final class ProcessTable {
     /// Seeds a process from /proc (attach mode).
     public func seedFromProc(_ pid: Int32) {
         var p = processes[pid] ?? ProcessState(pid: pid, name: "", mappings: [], generation: bumpGeneration(), threads: [:])
-        Self.loadFromProc(&p)
+        loadFromProc(&p)
         processes[pid] = p
     }
 
@@ -147,7 +149,7 @@ public final class ProcessTable {
     }
 
     /// Reads executable mappings and the name from /proc/PID.
-    static func loadFromProc(_ p: inout ProcessState) {
+    func loadFromProc(_ p: inout ProcessState) {
         if let comm = readTextFile("/proc/\(p.pid)/comm") {
             p.name = String(comm.prefix { $0 != "\n" })
         }
@@ -160,8 +162,55 @@ public final class ProcessTable {
             guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
                   let offset = UInt64(fields[2], radix: 16) else { continue }
             let path = fields.count == 6 ? String(fields[5]).trimmingCharacters(in: " ") : "//anon"
-            p.insert(Mapping(start: ProcessAddress(start), end: ProcessAddress(end), fileOffset: offset, path: path))
+            var mapping = Mapping(start: ProcessAddress(start), end: ProcessAddress(end), fileOffset: offset, path: path)
+            mapping.buildID = buildIDs.buildID(of: mapping, pid: p.pid)
+            p.insert(mapping)
         }
+    }
+}
+
+/// GNU build-ids read from the files behind mappings, for processes whose MMAP2 records (which
+/// carry the id, `build_id=1`) came before the recording: `-p`, and the processes already running
+/// under `-a`. Without them such mappings had no build-id in the pprof, and a library mapped at
+/// the same range by a process seen through MMAP2 appeared twice (once with, once without).
+///
+/// The file is read where the process sees it: its path, else `/proc/PID/map_files/START-END`
+/// when the path is gone or replaced (``MappedFiles``). Ids are cached by device and inode, so
+/// that `-a` reads libc once, not once per process.
+final class FileBuildIDs {
+    /// One cache per ``ProcessTable``, which is used from one thread.
+    private struct FileKey: Hashable {
+        var device: UInt64
+        var inode: UInt64
+        var modified: Int
+    }
+    private var cache: [FileKey: [UInt8]] = [:]
+
+    /// The build-id of the file behind `mapping` in process `pid`, or empty (no file, no note).
+    func buildID(of mapping: Mapping, pid: Int32) -> [UInt8] {
+        guard MappedFiles.isFileMapping(MappedFiles.filePath(mapping.path)),
+              let path = MappedFiles.readablePath(mapping, pid: pid) else { return [] }
+        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { return [] }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else { return [] }
+        let key = FileKey(device: UInt64(st.st_dev), inode: UInt64(st.st_ino), modified: st.st_mtim.tv_sec)
+        if let known = cache[key] { return known }
+        let id = Self.read(fd)
+        cache[key] = id
+        return id
+    }
+
+    /// The NT_GNU_BUILD_ID note of the ELF file open at `fd`, or empty.
+    static func read(_ fd: Int32) -> [UInt8] {
+        _ = elf_version(UInt32(EV_CURRENT))
+        guard let elf = elf_begin(fd, ELF_C_READ_MMAP, nil) else { return [] }
+        defer { elf_end(elf) }
+        var bits: UnsafeRawPointer?
+        let n = dwelf_elf_gnu_build_id(elf, &bits)
+        guard n > 0, let bits else { return [] }
+        return Array(UnsafeRawBufferPointer(start: bits, count: n))
     }
 }
 

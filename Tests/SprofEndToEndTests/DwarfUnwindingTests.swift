@@ -67,8 +67,9 @@ final class DwarfUnwindingTests: XCTestCase {
 
     func testStackDeeperThanTheCopyIsMarkedTruncated() throws {
         let binary = try TestFixtures.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
-        // 3000 frames need far more than the 8 KiB copied by default.
-        let shape = try profile([binary, "3000", "0.5"], options: ["--call-graph", "dwarf"], name: "deep")
+        // 3000 frames need far more than the 8 KiB copied by default. Without the reads of the
+        // live stack past the copy (SPROF_LIVE_STACK=0), which would reach main.
+        let shape = try SprofCLI.runCopyOnly(SprofCLI.outputPrefix("deep"), ["--call-graph", "dwarf"], [binary, "3000", "0.5"]).shape
         let bottom = shape.samples(containing: "recurse_bottom")
         // recurse_bottom spins 0.5 s of CPU time: ~500 samples at 999 Hz.
         XCTAssertEqual(Double(bottom), 0.5 * 999, accuracy: 0.2 * 0.5 * 999)

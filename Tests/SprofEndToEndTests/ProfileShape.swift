@@ -48,6 +48,15 @@ enum SprofCLI {
         try TestFixtures.run(try TestFixtures.sprofPath(), args, timeout: timeout, input: input)
     }
 
+    /// `sprof run -o PREFIX OPTIONS -- COMMAND` without reading the live stack past the kernel's
+    /// copy (`SPROF_LIVE_STACK=0`): what the copy alone gives. Returns the folded stacks and stderr.
+    static func runCopyOnly(_ prefix: String, _ options: [String], _ command: [String]) throws -> (shape: ProfileShape, stderr: String) {
+        let r = try TestFixtures.run(try TestFixtures.sprofPath(), ["run", "-o", prefix] + options + ["--"] + command,
+                                     environment: TestFixtures.environment(adding: ["SPROF_LIVE_STACK": "0"]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return (try ProfileShape(foldedFile: prefix + ".folded"), r.stderr)
+    }
+
     /// A fresh output prefix in a private temporary directory.
     static func outputPrefix(_ name: String) -> String {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-e2e-\(UUID().uuidString)")
