@@ -15,6 +15,9 @@ public struct RunOutcome: Sendable, Equatable {
     public var samples: UInt64?
     /// Lost samples from the summary line.
     public var lost: UInt64?
+    /// sprof's notices worth showing with the job (an event it replaced, e.g. `cycles` by
+    /// `cpu-clock` on a machine without a hardware PMU).
+    public var notices: [String] = []
 
     /// Creates an outcome.
     public init(profileWritten: Bool, exitStatus: Int32, lastMessage: String? = nil, samples: UInt64? = nil, lost: UInt64? = nil) {
@@ -198,6 +201,7 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
             let text = String(decoding: log.suffix(64 * 1024), as: UTF8.self)
             let lines = text.split(separator: "\n").filter { $0.hasPrefix("sprof: ") }
             if let last = lines.last { outcome.lastMessage = String(last.dropFirst(7)) }
+            outcome.notices = lines.filter { $0.contains("falling back to") }.map { String($0.dropFirst(7)) }
             for line in lines.reversed() {
                 // "sprof: 1,234 samples (5 lost, …) of cpu-clock at 999 Hz, …"
                 let words = line.dropFirst(7).split(separator: " ")

@@ -23,6 +23,7 @@ public actor JobStore {
     private var queue: [String] = []
     private var runningID: String?
     private var deleting: Set<String> = []
+    private var stopping: Set<String> = []
     private var subscribers: [String: [UUID: AsyncStream<JobEvent>.Continuation]] = [:]
     private var listSubscribers: [UUID: AsyncStream<JobEvent>.Continuation] = [:]
     private var worker: Task<Void, Never>?
@@ -48,6 +49,7 @@ public actor JobStore {
                 job.finishedMs = job.finishedMs ?? nowMs()
                 try? DataFiles.writeJSON(job, to: dir + "/state.json")
             }
+            if Self.adoptOrphanedRuns(&job, directory: dir) { try? DataFiles.writeJSON(job, to: dir + "/state.json") }
             loaded[name] = job
         }
         jobs = loaded
@@ -83,7 +85,8 @@ public actor JobStore {
 
     /// All jobs, newest first.
     public func list() -> [Job] {
-        jobs.values.sorted { ($0.createdMs, $0.id) > ($1.createdMs, $1.id) }
+        for (id, job) in jobs where job.state == .interrupted { adopt(id, job) }
+        return jobs.values.sorted { ($0.createdMs, $0.id) > ($1.createdMs, $1.id) }
     }
 
     /// One job.
@@ -91,6 +94,52 @@ public actor JobStore {
     public func job(_ id: String) throws -> Job {
         guard JobID.isValid(id) else { throw ServeError(400, "invalid job id \(String(id.prefix(80)).debugDescription): ids are lowercase letters, digits and '-'") }
         guard let job = jobs[id] else { throw ServeError(404, "no job \(id): it does not exist or was deleted") }
+        if job.state == .interrupted { adopt(id, job) }
+        return jobs[id] ?? job
+    }
+
+    private func adopt(_ id: String, _ job: Job) {
+        var j = job
+        let dir = "\(dataDirectory)/jobs/\(id)"
+        if Self.adoptOrphanedRuns(&j, directory: dir) {
+            jobs[id] = j
+            try? DataFiles.writeJSON(j, to: dir + "/state.json")
+            publish(JobEvent(kind: "state", job: j))
+        }
+    }
+
+    /// The note on a job whose recording outlived the server.
+    static let adoptedNotice = "the recording outlived the server: its profile was picked up from the job directory"
+
+    /// Counts the runs of an interrupted job whose profiles are on disk after all. A crash of the
+    /// server does not end its `sprof run` (its own process group), which still writes a complete
+    /// profile, atomically, maybe after the next server has started: so this is checked again
+    /// whenever the job is read, until every run is accounted for.
+    static func adoptOrphanedRuns(_ job: inout Job, directory: String) -> Bool {
+        guard job.state == .interrupted, job.runsDone < job.options.runs else { return false }
+        let fm = FileManager.default
+        var n = job.runsDone
+        while n < job.options.runs, ProfileFiles.kinds.contains(where: { fm.fileExists(atPath: "\(directory)/runs/\(n + 1)/profile\($0)") }) {
+            n += 1
+        }
+        guard n > job.runsDone else { return false }
+        job.runsDone = n
+        job.samples = ProfileFiles.sampleCount(runDirectory: "\(directory)/runs/\(n)")
+        if !job.notices.contains(adoptedNotice) { job.notices.append(adoptedNotice) }
+        return true
+    }
+
+    /// Stops the running job `id` the way Ctrl-C stops `sprof run`: SIGINT, so that the profile
+    /// recorded so far is written and kept, and the job ends `done` (later runs of a repeat job
+    /// are not started).
+    /// - Throws: ``ServeError`` 404 for an unknown job, 409 for a job that is not running.
+    public func stop(_ id: String) throws -> Job {
+        let job = try job(id)
+        guard job.state == .running, runningID == id else {
+            throw ServeError(409, "job \(id) is \(job.state.rawValue), not running: only a running job can be stopped (delete a queued one)")
+        }
+        stopping.insert(id)
+        engine.cancel()
         return job
     }
 
@@ -230,6 +279,10 @@ public actor JobStore {
                 Task { await self?.progress(id, p) }
             }
             if deleting.contains(id) || shuttingDown { return }
+            let notices = last.notices
+            if !notices.isEmpty {
+                update(id) { j in for n in notices where !j.notices.contains(n) { j.notices.append(n) } }
+            }
             if !last.profileWritten { break }
             let samples = last.samples ?? ProfileFiles.sampleCount(runDirectory: runDir)
             update(id) {
@@ -238,13 +291,17 @@ public actor JobStore {
                 $0.samples = samples
                 $0.lost = last.lost
             }
+            if stopping.contains(id) { break }
         }
+        let stopped = stopping.remove(id) != nil
         let finalOutcome = last
         update(id) { j in
             j.finishedMs = nowMs()
             if finalOutcome.profileWritten {
                 j.state = .done
-                if finalOutcome.exitStatus != 0 {
+                if stopped {
+                    j.notices.append("stopped with Stop (SIGINT) after \(j.runsDone) of \(j.options.runs) run\(j.options.runs == 1 ? "" : "s"): the profile holds what was recorded until then")
+                } else if finalOutcome.exitStatus != 0 {
                     j.notices.append("the command exited with status \(finalOutcome.exitStatus)")
                 }
             } else {

@@ -244,6 +244,10 @@ public struct JobValidator: Sendable {
         }
         if o.repeat == nil { o.repeat = 1 }
         guard resolve(program) != nil else {
+            var st = stat()
+            if program.contains("/"), stat(program, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
+                throw ServeError(422, "\(program): is a directory, not a program")
+            }
             throw ServeError(422, "\(program): command not found (give a path, or a program on the server's PATH)")
         }
         return o
@@ -251,7 +255,11 @@ public struct JobValidator: Sendable {
 
     /// The executable `program` names: itself when it contains a `/`, else the first match on the path.
     public func resolve(_ program: String) -> String? {
-        if program.contains("/") { return access(program, X_OK) == 0 ? program : nil }
+        if program.contains("/") {
+            // A directory passes access(X_OK) but cannot be executed.
+            var st = stat()
+            return stat(program, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(program, X_OK) == 0 ? program : nil
+        }
         for dir in searchPath.split(separator: ":") where !dir.isEmpty {
             let candidate = "\(dir)/\(program)"
             var st = stat()

@@ -57,8 +57,10 @@ enum Pages {
         </section>
         <section class="card">
           <h2>Jobs</h2>
-          <table id="jobs" class="grid"><thead><tr><th>State</th><th>Command</th><th>Started</th><th>Duration</th><th>Samples</th></tr></thead><tbody></tbody></table>
+          <table id="jobs" class="grid"><thead><tr><th></th><th>State</th><th>Command</th><th>Options</th><th>Started</th><th>Duration</th><th>Samples</th></tr></thead><tbody></tbody></table>
           <p id="no-jobs" class="muted" hidden>No jobs yet: run one with the form above.</p>
+          <p class="actions"><button id="delete-selected" class="danger" disabled>Delete selected</button></p>
+          <p id="list-error" class="error" role="alert" hidden></p>
         </section>
         """)
     }
@@ -68,9 +70,11 @@ enum Pages {
         <section class="card">
           <h2 id="job-command"></h2>
           <p><span id="job-state" class="state"></span> <span id="job-progress" class="muted"></span></p>
+          <p id="job-options" class="muted"></p>
           <p id="job-error" class="error" hidden></p>
           <ul id="job-notices" class="muted"></ul>
           <p class="actions">Run <select id="run-select"></select>
+            <button id="stop" hidden title="End the recording like Ctrl-C (SIGINT): the profile so far is kept">Stop</button>
             <button id="rerun">Re-run</button> <button id="delete" class="danger">Delete</button></p>
           <p id="action-error" class="error" role="alert" hidden></p>
         </section>

@@ -101,12 +101,14 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             return response
         } catch let error as ServeError {
             return Responses.error(error, path: request.uri.path)
-        } catch let error as HTTPError {
+        } catch let error as any HTTPResponseError {
+            // HTTPError, and NIO's too-many-bytes error of collectBody(upTo:) (a 413 that had
+            // no body before).
             let message: String
             switch error.status.code {
             case 404: message = "not found: \(request.uri.path)"
             case 413: message = "request too large: at most \(configuration.maxBodyBytes) bytes"
-            default: message = error.body ?? error.status.reasonPhrase
+            default: message = (error as? HTTPError)?.body ?? error.status.reasonPhrase
             }
             return Responses.error(ServeError(error.status.code, message), path: request.uri.path)
         }
@@ -319,6 +321,9 @@ public enum ServeApp {
             await cache.forget(prefix: dir + "/")
             return Responses.json(["deleted": id])
         }
+        router.post("/api/jobs/:id/stop") { _, context in
+            Responses.json(try await store.stop(context.parameters.get("id") ?? ""))
+        }
         router.post("/api/jobs/:id/rerun") { _, context in
             let old = try await store.job(context.parameters.get("id") ?? "")
             let options = try validator.validate(JobSpec(command: old.command, options: old.options))
@@ -391,7 +396,7 @@ public enum ServeApp {
             var out = Data("{\"flame\":".utf8)
             out.append(contentsOf: tree.jsonBytes())
             out.append(contentsOf: Data(",\"table\":".utf8))
-            out.append((try? JSON.encode(ProfileViews.diff(base: base, new: new))) ?? Data("[]".utf8))
+            out.append((try? JSON.encode(ProfileViews.compare(base: base, new: new))) ?? Data("[]".utf8))
             out.append(UInt8(ascii: "}"))
             return Responses.json(bytes: out)
         }
@@ -461,6 +466,12 @@ public enum ServeApp {
             let known = Set(JobOptions.CodingKeys.allCases.map(\.rawValue))
             for key in options.keys.sorted() where !known.contains(key) {
                 throw ServeError(400, "unknown option \(String(key.prefix(40)).debugDescription); options: \(known.sorted().joined(separator: ", "))")
+            }
+            // JSONDecoder reports `"period": -1` as invalid JSON, without the field: say which.
+            for key in ["frequency", "period", "repeat"] {
+                if let n = options[key] as? NSNumber, n.doubleValue.rounded() != n.doubleValue || n.doubleValue < 0 {
+                    throw ServeError(400, "options.\(key): must be a positive whole number, not \(n)")
+                }
             }
         }
         do {

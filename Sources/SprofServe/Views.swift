@@ -151,14 +151,14 @@ public enum ProfileFiles {
     /// The speedscope file, made from the profile when asked for.
     public static let speedscopeName = "profile.speedscope.json"
 
-    /// True for `output.log` and `profile[.VIEW].{folded,svg,pb.gz,json,speedscope.json}`: the only
+    /// True for `output.log` and `profile[.VIEW].{folded,svg,pb.gz,json,speedscope.json,tsv}`: the only
     /// names a download request may use (no `/`, no `..`, no dot files).
     public static func isDownloadable(_ name: String) -> Bool {
         if name == "output.log" { return true }
         guard name.hasPrefix("profile."), name.utf8.count <= 64 else { return false }
         guard name.utf8.allSatisfy({ ($0 >= 0x61 && $0 <= 0x7a) || ($0 >= 0x30 && $0 <= 0x39) || $0 == 0x2e || $0 == 0x2d }) else { return false }
         guard !name.contains("..") else { return false }
-        return [".folded", ".svg", ".pb.gz", ".json"].contains { name.hasSuffix($0) }
+        return [".folded", ".svg", ".pb.gz", ".json", ".tsv"].contains { name.hasSuffix($0) }
     }
 }
 
@@ -329,22 +329,47 @@ public enum ProfileViews {
         return byPID.keys.sorted().map { MemorySeries(pid: $0, name: names[$0] ?? "pid \($0)", points: byPID[$0]!) }
     }
 
-    /// One row of the compare table (`sprof diff`).
-    public struct DiffRowJSON: Encodable, Sendable {
+    /// One row of the Compare tab's table: a function's self and total shares (percent of each
+    /// profile's total) in base and new, and their changes in percentage points.
+    public struct CompareRow: Encodable, Sendable {
+        /// The function (as `sprof report` names it).
         public var name: String
-        public var basePercent: Double
-        public var newPercent: Double
-        public var delta: Double
+        /// Self share in the base, percent of the base's total.
+        public var baseSelf: Double
+        /// Self share in the new profile, percent of its total.
+        public var newSelf: Double
+        /// `newSelf - baseSelf`, percentage points.
+        public var deltaSelf: Double
+        /// Total (inclusive) share in the base, percent.
+        public var baseTotal: Double
+        /// Total share in the new profile, percent.
+        public var newTotal: Double
+        /// `newTotal - baseTotal`, percentage points.
+        public var deltaTotal: Double
         enum CodingKeys: String, CodingKey {
-            case name, basePercent = "base_percent", newPercent = "new_percent", delta
+            case name, baseSelf = "base_self", newSelf = "new_self", deltaSelf = "delta_self"
+            case baseTotal = "base_total", newTotal = "new_total", deltaTotal = "delta_total"
         }
     }
 
-    /// The delta table of `sprof diff`, largest change first, at most `limit` rows.
-    public static func diff(base: Profile, new: Profile, limit: Int = 200) -> [DiffRowJSON] {
-        ProfileDiff.rows(base: base, new: new).prefix(limit).map {
-            DiffRowJSON(name: $0.name, basePercent: $0.basePercent, newPercent: $0.newPercent, delta: $0.delta)
+    /// Self and total shares per function in both profiles, the largest change (of self or
+    /// total) first, at most `limit` rows. Total catches what self misses: work that moved
+    /// between two callers of one shared helper changes the callers' totals, not their self.
+    public static func compare(base: Profile, new: Profile, limit: Int = 200) -> [CompareRow] {
+        func shares(_ p: Profile) -> [String: (Double, Double)] {
+            var out: [String: (Double, Double)] = [:]
+            for r in p.top(by: [.sym]) where out[r.name] == nil { out[r.name] = (r.selfPercent, r.totalPercent) }
+            return out
         }
+        let b = shares(base), n = shares(new)
+        let rows = Set(b.keys).union(n.keys).map { name -> CompareRow in
+            let (bs, bt) = b[name] ?? (0, 0), (ns, nt) = n[name] ?? (0, 0)
+            return CompareRow(name: name, baseSelf: bs, newSelf: ns, deltaSelf: ns - bs, baseTotal: bt, newTotal: nt, deltaTotal: nt - bt)
+        }
+        return rows.sorted {
+            let a = max(abs($0.deltaSelf), abs($0.deltaTotal)), c = max(abs($1.deltaSelf), abs($1.deltaTotal))
+            return a != c ? a > c : $0.name < $1.name
+        }.prefix(limit).map { $0 }
     }
 }
 

@@ -6,12 +6,16 @@ chromium-driver and python3-selenium).
   serve_browser_test.py BIN_DIR --screenshot F   also save a screenshot of the job page to F
   serve_browser_test.py BIN_DIR --bench          time the flame graph on 100k distinct stacks
 
-It creates a job from the form and watches it finish through the live stream (the page is never
+It creates a job from the form and watches it finish through live updates (the page is never
 reloaded), opens every tab, hovers a frame and reads the tooltip, clicks to zoom, searches,
-compares two jobs, restarts the server and finds the job again. It skips (exit 0, with the reason)
-only when Chromium cannot start.
+compares two jobs and two runs of one job, stops a job, restarts the server and finds the job
+again, picks up the profile of a recording that outlived a killed server, keeps seven tabs open,
+and checks the security rules (Host names, the token for reads). It skips (exit 0, with the
+reason) only when Chromium cannot start.
 """
+import http.client
 import json
+import re
 import os
 import shutil
 import signal
@@ -59,7 +63,14 @@ class Server:
         self.base = self.url.split("/?", 1)[0]
         self.token = self.url.split("token=", 1)[1]
 
+    def kill(self):
+        """A crash: SIGKILL, nothing cleaned up."""
+        self.proc.kill()
+        self.proc.wait()
+
     def stop(self):
+        if self.proc.poll() is not None:
+            return
         self.proc.send_signal(signal.SIGINT)
         try:
             self.proc.wait(timeout=30)
@@ -74,6 +85,64 @@ class Server:
                                      headers={"Authorization": "Bearer " + self.token, "Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as r:
             return json.loads(r.read())
+
+
+def raw_get(server, path, host=None, token=True):
+    """A GET with a chosen Host header (urllib always sends the URL's); returns (status, body)."""
+    port = int(server.base.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Host": host or f"127.0.0.1:{port}"}
+    if token:
+        headers["Authorization"] = "Bearer " + server.token
+    conn.request("GET", path, headers=headers)
+    r = conn.getresponse()
+    body = r.read().decode("utf-8", "replace")
+    conn.close()
+    return r.status, body
+
+
+def security_checks(server, job_id):
+    """DNS rebinding: only loopback addresses and localhost are answered; reads need the token."""
+    port = int(server.base.rsplit(":", 1)[1])
+    for name in ["127.evil.example", "127.0.0.1.nip.io", "evil.example"]:
+        for path in ["/api/jobs", f"/api/jobs/{job_id}/runs/1/files/output.log"]:
+            status, body = raw_get(server, path, host=f"{name}:{port}")
+            assert status == 403, f"Host {name} {path}: {status} {body[:200]}"
+    for name in ["127.0.0.1", "[::1]", "localhost"]:
+        status, body = raw_get(server, "/api/jobs", host=f"{name}:{port}")
+        assert status == 200 and job_id in body, f"Host {name}: {status} {body[:200]}"
+    for path in ["/api/jobs", f"/api/jobs/{job_id}", f"/api/jobs/{job_id}/runs/1/files/output.log", f"/api/jobs/{job_id}/runs/1/view/cpu"]:
+        status, body = raw_get(server, path, token=False)
+        assert status == 401, f"{path} without the token: {status} {body[:200]}"
+    print("security: rebinding names refused (403), loopback answered, reads without the token refused (401)")
+
+
+def write_job(data, job, folded, command, options=None, state="done"):
+    """A job as the server leaves it on disk, with a folded profile (synthetic names and shapes)."""
+    run = os.path.join(data, "jobs", job, "runs", "1")
+    os.makedirs(run)
+    if folded is not None:
+        with open(os.path.join(run, "profile.folded"), "w") as f:
+            f.write(folded)
+    samples = sum(int(line.rsplit(" ", 1)[1]) for line in (folded or "").splitlines() if line)
+    st = {"id": job, "command": command, "options": options or {"repeat": 1}, "state": state, "created_ms": 1577836800000,
+          "started_ms": 1577836800000, "finished_ms": 1577836801000, "runs_done": 1 if state == "done" else 0,
+          "samples": samples, "notices": []}
+    with open(os.path.join(data, "jobs", job, "state.json"), "w") as f:
+        json.dump(st, f)
+
+
+def tip_in_viewport(driver):
+    return driver.execute_script("""
+        const t = document.querySelector('#panel .flame-tip'), r = t.getBoundingClientRect();
+        return {fixed: getComputedStyle(t).position === 'fixed', left: r.left, top: r.top, right: r.right, bottom: r.bottom,
+                vw: document.documentElement.clientWidth, vh: window.innerHeight, text: t.textContent};""")
+
+
+def assert_tip_inside(driver, what):
+    t = tip_in_viewport(driver)
+    assert t["fixed"] and t["left"] >= 0 and t["top"] >= 0 and t["right"] <= t["vw"] and t["bottom"] <= t["vh"], f"{what}: tooltip {t}"
+    return t
 
 
 def start_browser():
@@ -166,6 +235,9 @@ def e2e(bin_dir, screenshot):
         print(f"job {job_id}: states seen on the page {sorted(seen)}")
         progress = driver.find_element(By.ID, "job-progress").text
         assert "samples" in progress, progress
+        options = driver.find_element(By.ID, "job-options").text
+        assert "-F 1999" in options, f"the job's options are shown in its header: {options!r}"
+        security_checks(server, job_id)
 
         # CPU: hover, zoom, search.
         wait(driver, "the CPU flame graph", flame_ready)
@@ -195,7 +267,10 @@ def e2e(bin_dir, screenshot):
             open_tab(driver, name)
             if off_cpu:
                 wait(driver, f"the {name} flame graph", lambda d: d.find_elements(By.CSS_SELECTOR, "#panel canvas") and flame_ready(d))
-                assert "nanoseconds" in driver.find_element(By.CSS_SELECTOR, "#panel .flame-info").text
+                info = driver.find_element(By.CSS_SELECTOR, "#panel .flame-info").text
+                assert re.match(r"^[0-9.]+ (s|ms|µs|ns) in total in ", info), f"time in human units: {info!r}"
+                tip = hover_frame(driver, 0)
+                assert re.search(r"\n[0-9.]+ (s|ms|µs|ns) \(", tip), f"time in human units: {tip!r}"
             else:
                 assert "not recorded" in driver.find_element(By.ID, "panel").text
         open_tab(driver, "memory")
@@ -203,7 +278,15 @@ def e2e(bin_dir, screenshot):
         charts = driver.find_elements(By.CSS_SELECTOR, "svg.memory-chart polyline")
         assert charts, f"sprof samples RSS while recording: a memory chart is expected; panel: {text!r}"
         assert "peak" in text and "MB" in text, text
+        link = driver.find_element(By.ID, "memory-download").get_attribute("href")
+        with urllib.request.urlopen(link, timeout=30) as r:
+            first = r.read().decode().splitlines()[0]
+        assert first.startswith("# sprof memory timeline"), f"the memory timeline downloads: {first!r}"
         print(f"memory: {text.splitlines()[-2] if len(text.splitlines()) > 1 else text!r}")
+        # A tab named in the URL is shown, also when only the #fragment changes.
+        driver.execute_script("location.hash = '#top'")
+        wait(driver, "the tab named in the URL", lambda d: d.find_element(By.ID, "panel").get_attribute("data-tab") == "top"
+             and d.find_elements(By.CSS_SELECTOR, "#top-table tbody tr"))
         open_tab(driver, "top")
         rows = driver.find_elements(By.CSS_SELECTOR, "#top-table tbody tr")
         assert len(rows) > 5, len(rows)
@@ -222,27 +305,38 @@ def e2e(bin_dir, screenshot):
         assert "Kernel" in text and "perf_event_paranoid" in text and "Hardware PMU" in text, text
         open_tab(driver, "files")
         links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a")]
-        assert "profile.folded" in links and "profile.svg" in links, links
+        assert "profile.folded" in links and "profile.svg" in links and "profile.memory.tsv" in links, links
 
         # Compare: a second job (the Re-run button), then the first as its base.
         open_tab(driver, "compare")
-        assert "no other finished job" in driver.find_element(By.ID, "panel").text
+        assert "nothing to compare with" in driver.find_element(By.ID, "panel").text
         driver.find_element(By.ID, "rerun").click()
         wait(driver, "the re-run's page", lambda d: job_id not in d.current_url)
         wait(driver, "the re-run to finish", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done", timeout=300)
         open_tab(driver, "compare")
-        driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{job_id}"]').click()
+        driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{job_id}:1"]').click()
         wait(driver, "the diff table", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr"))
         wait(driver, "the differential flame graph", flame_ready)
+        heads = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#diff-table th")]
+        assert "Δ self" in heads and "Δ total" in heads, heads
+        base_text = driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{job_id}:1"]').text
+        assert "-F 1999" in base_text, f"the base list shows the options: {base_text!r}"
         print(f"compare: {len(driver.find_elements(By.CSS_SELECTOR, '#diff-table tbody tr'))} rows in the delta table")
+
+        repeat_job_checks(driver, server)
+        stop_and_delete_checks(driver, server)
+        seven_tabs_check(driver, server)
+        form_refuses_a_directory(driver, server)
 
         # Restart the server: the job is still there, done, with its views.
         server.stop()
+        write_synthetic_jobs(data)
         server = Server(bin_dir, data, free_port())
         driver.get(server.url)
         wait(driver, "the job list after restart", lambda d: d.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-id="{job_id}"]'))
         row = driver.find_element(By.CSS_SELECTOR, f'#jobs tr[data-id="{job_id}"]')
         assert row.get_attribute("data-state") == "done", row.text
+        assert "-F 1999" in row.text, f"the list shows the options: {row.text!r}"
         row.find_element(By.TAG_NAME, "a").click()
         wait(driver, "the job's flame graph after restart", flame_ready)
         if screenshot:
@@ -257,6 +351,9 @@ def e2e(bin_dir, screenshot):
                     continue
             driver.save_screenshot(screenshot)
             print(f"screenshot: {screenshot}")
+        synthetic_checks(driver, server)
+        bulk_delete_check(driver, server)
+        server = orphan_check(driver, server, bin_dir, data)
         print("serve browser test: OK")
     finally:
         driver.quit()
@@ -265,6 +362,160 @@ def e2e(bin_dir, screenshot):
         except Exception as e:
             print(f"stopping the server: {e}")
         shutil.rmtree(data, ignore_errors=True)
+
+
+def job_page(driver, server, job):
+    driver.get(f"{server.base}/jobs/{job}#cpu")
+    wait(driver, f"the page of {job}", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state"))
+
+
+def create(server, command, options):
+    return server.api("/api/jobs", "POST", {"command": command, "options": options})["id"]
+
+
+def repeat_job_checks(driver, server):
+    """A repeat job: its views appear when run 1 ends (run 2 still recording); its runs compare."""
+    work = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 3"
+    job = create(server, ["/bin/sh", "-c", work], {"repeat": 2, "call_graph": "fp"})
+    job_page(driver, server, job)
+    wait(driver, "run 1 to end", lambda d: server.api(f"/api/jobs/{job}")["runs_done"] >= 1, timeout=300)
+    if server.api(f"/api/jobs/{job}")["state"] == "running":
+        wait(driver, "run 1's flame graph while run 2 records", lambda d: flame_ready(d) and "first run ends" not in d.find_element(By.ID, "panel").text)
+        print("repeat job: run 1's views shown while run 2 records")
+    wait(driver, "the repeat job to finish", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done", timeout=300)
+    open_tab(driver, "compare")
+    option = driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{job}:1"]')
+    assert "this job, run 1 of 2" in option.text and "repeat 2" in option.text, option.text
+    option.click()
+    wait(driver, "run 2 against run 1", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d))
+
+
+def stop_and_delete_checks(driver, server):
+    """Stop ends a never-ending job with SIGINT and keeps its profile; a fallback of the event and
+    the job's deletion elsewhere show on the page."""
+    no_pmu = not os.path.exists("/sys/bus/event_source/devices/cpu")
+    job = create(server, ["/bin/sh", "-c", "while :; do :; done"], {"event": "cycles", "call_graph": "fp"})
+    job_page(driver, server, job)
+    wait(driver, "the endless job to record", lambda d: d.find_element(By.ID, "stop").is_displayed()
+         and (server.api(f"/api/jobs/{job}").get("progress") or {}).get("samples", 0) > 0, timeout=300)
+    driver.find_element(By.ID, "stop").click()
+    wait(driver, "the stopped job", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done", timeout=60)
+    wait(driver, "the stopped job's flame graph", flame_ready)
+    notices = driver.find_element(By.ID, "job-notices").text
+    assert "stopped with Stop (SIGINT)" in notices, notices
+    assert not driver.find_element(By.ID, "stop").is_displayed()
+    if no_pmu:
+        assert "falling back to cpu-clock" in notices, f"the fallback is shown: {notices!r}"
+        driver.get(server.base + "/")
+        wait(driver, "the list", lambda d: "falling back to cpu-clock" in d.find_element(By.CSS_SELECTOR, f'#jobs tr[data-id="{job}"]').text)
+    print("stop: the endless job ended done with its profile" + ("; cycles → cpu-clock shown" if no_pmu else ""))
+    # Deleted elsewhere: the open page says so.
+    job_page(driver, server, job)
+    server.api(f"/api/jobs/{job}", "DELETE")
+    wait(driver, "the page to see the deletion", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "deleted", timeout=30)
+
+
+def seven_tabs_check(driver, server):
+    """Seven open pages of one server (the browser allows six connections per host)."""
+    first = driver.current_window_handle
+    job = create(server, ["/bin/sleep", "30"], {"call_graph": "fp"})
+    for k in range(6):
+        driver.switch_to.new_window("tab")
+        driver.get(f"{server.base}/jobs/{job}" if k % 2 else server.base + "/")
+        wait(driver, f"tab {k + 2}", lambda d: d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr") or
+             d.find_element(By.ID, "job-state").get_attribute("data-state"), timeout=30)
+    driver.switch_to.new_window("tab")
+    driver.get(server.base + "/")
+    wait(driver, "the 8th tab's job list", lambda d: d.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-id="{job}"]'), timeout=30)
+    for h in driver.window_handles:
+        if h != first:
+            driver.switch_to.window(h)
+            driver.close()
+    driver.switch_to.window(first)
+    server.api(f"/api/jobs/{job}", "DELETE")
+    print("eight tabs open at once: all load")
+
+
+def form_refuses_a_directory(driver, server):
+    driver.get(server.base + "/")
+    wait(driver, "the form", lambda d: d.find_element(By.ID, "f-command"))
+    driver.find_element(By.ID, "f-command").send_keys("/tmp")
+    driver.find_element(By.ID, "f-submit").click()
+    wait(driver, "the form's error", lambda d: "is a directory" in d.find_element(By.ID, "form-error").text)
+
+
+LONG = "ns::" + "VeryLongTemplateArgument<" * 60 + "int" + ">" * 60 + "::run()"
+RTL = "invoice\u202Efdp.exe"
+
+
+def write_synthetic_jobs(data):
+    # Shallow, with a long name and a right-to-left override in names.
+    write_job(data, "20200101-000000-00000a", f"app;main;{LONG} 50\napp;main;{RTL} 30\napp;main;short 20\n", ["app"])
+    # One 129-frame stack of 1 sample beside 10,000 samples two frames deep.
+    deep = ";".join(["app"] + [f"f{k}" for k in range(128)])
+    write_job(data, "20200101-000000-00000b", f"app;main 10000\n{deep} 1\n", ["deep"])
+    write_job(data, "20200101-000000-00000c", "app;main 1\n", ["bulk1"])
+    write_job(data, "20200101-000000-00000d", "app;main 1\n", ["bulk2"])
+
+
+def synthetic_checks(driver, server):
+    job_page(driver, server, "20200101-000000-00000a")
+    wait(driver, "the shallow flame graph", flame_ready)
+    # The bottom row (the leaves) of a shallow graph, at the right edge: the tooltip stays inside.
+    depth = driver.execute_script("return window.sprofFlame.maxDepth")
+    hover_frame(driver, depth, 0.55)
+    t = assert_tip_inside(driver, "the bottom row")
+    assert "…" in t["text"] and "samples (" in t["text"], f"a long name is cut, the numbers stay: {t['text'][:300]!r}"
+    assert t["right"] - t["left"] <= 440, t
+    hover_frame(driver, depth, 0.98)
+    assert_tip_inside(driver, "the bottom-right corner")
+    # Right-to-left override: shown escaped, in the tooltip and the tables.
+    hover_frame(driver, depth, 0.15)
+    t = tip_in_viewport(driver)
+    assert "\\u{202E}" in t["text"] and "\u202e" not in t["text"], t["text"]
+    open_tab(driver, "top")
+    top = driver.find_element(By.ID, "top-table").text
+    assert "invoice\\u{202E}fdp.exe" in top and "\u202e" not in top, top
+    # The 129-frame stack is too narrow to draw: the canvas is as tall as what is drawn.
+    job_page(driver, server, "20200101-000000-00000b")
+    wait(driver, "the deep job's flame graph", flame_ready)
+    height = driver.execute_script("return document.querySelector('#panel canvas.flame-canvas').getBoundingClientRect().height")
+    assert height <= 3 * ROW, f"canvas {height} px tall for two drawn rows"
+    print(f"synthetic: tooltip kept inside the viewport, long names cut, RTL escaped, canvas {height:.0f} px for a 129-frame stack")
+
+
+def bulk_delete_check(driver, server):
+    driver.get(server.base + "/")
+    for job in ["20200101-000000-00000c", "20200101-000000-00000d"]:
+        wait(driver, f"row {job}", lambda d: d.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-id="{job}"] input.pick'))
+        driver.find_element(By.CSS_SELECTOR, f'#jobs tr[data-id="{job}"] input.pick').click()
+    button = driver.find_element(By.ID, "delete-selected")
+    assert button.is_enabled() and "(2)" in button.text, button.text
+    button.click()
+    driver.switch_to.alert.accept()
+    wait(driver, "both rows gone", lambda d: not d.find_elements(By.CSS_SELECTOR, '#jobs tr[data-id="20200101-000000-00000c"]')
+         and not d.find_elements(By.CSS_SELECTOR, '#jobs tr[data-id="20200101-000000-00000d"]'))
+    ids = [j["id"] for j in server.api("/api/jobs")]
+    assert "20200101-000000-00000c" not in ids and "20200101-000000-00000d" not in ids, ids
+    print("bulk delete: two jobs deleted at once")
+
+
+def orphan_check(driver, server, bin_dir, data):
+    """The server is killed while a job records; the recording goes on and writes its profile,
+    which the next server shows."""
+    work = "i=0; while [ $i -lt 600000 ]; do i=$((i+1)); done"
+    job = create(server, ["/bin/sh", "-c", work], {"call_graph": "fp"})
+    wait(driver, "the job to start", lambda d: server.api(f"/api/jobs/{job}")["state"] == "running", timeout=300)
+    server.kill()
+    server = Server(bin_dir, data, free_port())
+    driver.get(server.url)
+    job_page(driver, server, job)
+    assert driver.find_element(By.ID, "job-state").get_attribute("data-state") == "interrupted"
+    wait(driver, "the orphaned recording's flame graph", flame_ready, timeout=300)
+    notices = driver.find_element(By.ID, "job-notices").text
+    assert "picked up" in notices, notices
+    print("crash: the profile of a recording that outlived the server is shown")
+    return server
 
 
 def make_bench_data(data, job):
@@ -302,7 +553,7 @@ def bench(bin_dir):
     server = Server(bin_dir, data, free_port())
     try:
         t0 = time.time()
-        driver.get(f"{server.base}/jobs/{job}#cpu")
+        driver.get(f"{server.base}/jobs/{job}?token={server.token}#cpu")
         wait(driver, "the flame graph", flame_ready, timeout=600)
         load = time.time() - t0
         stats = driver.execute_script("return window.sprofFlameStats")

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import SprofProfile
 import XCTest
 @testable import SprofServe
 
@@ -161,6 +162,9 @@ final class ServeAPITests: XCTestCase {
                 (#"{"command": ["/bin/true"], "options": {"colour": 1}}"#, .badRequest, "unknown option \"colour\""),
                 (#"{"command": []}"#, .badRequest, "no command given"),
                 (#"{"command": "ls"}"#, .badRequest, "wrong type"),
+                (#"{"command": ["/bin/true"], "options": {"period": -1}}"#, .badRequest, "options.period: must be a positive whole number"),
+                (#"{"command": ["/bin/true"], "options": {"repeat": 1.5}}"#, .badRequest, "options.repeat: must be a positive whole number"),
+                (#"{"command": ["/tmp"]}"#, .unprocessableContent, "/tmp: is a directory, not a program"),
                 ("not json", .badRequest, "must be a JSON object"),
             ]
             for (body, status, message) in cases {
@@ -172,6 +176,7 @@ final class ServeAPITests: XCTestCase {
             let big = #"{"command": ["/bin/echo", ""# + String(repeating: "x", count: 8000) + #""]}"#
             let r = try await Self.create(client, big)
             XCTAssertEqual(r.status, .contentTooLarge)
+            XCTAssertTrue(String(buffer: r.body).contains("request too large: at most 4096 bytes"), "413 says why: \(String(buffer: r.body))")
             let unknown = try await client.execute(uri: "/api/jobs/20990101-000000-abcdef", method: .get, headers: Self.auth)
             XCTAssertEqual(unknown.status, .notFound)
             XCTAssertTrue(String(buffer: unknown.body).contains("no job 20990101-000000-abcdef"))
@@ -440,7 +445,9 @@ final class ServeAPITests: XCTestCase {
             let flame = try XCTUnwrap(cmp["flame"] as? [String: Any])
             XCTAssertEqual(flame["value"] as? [Int], flame["base"] as? [Int])
             let table = try XCTUnwrap(cmp["table"] as? [[String: Any]])
-            XCTAssertTrue(table.allSatisfy { ($0["delta"] as? Double) == 0 })
+            XCTAssertFalse(table.isEmpty)
+            XCTAssertTrue(table.allSatisfy { ($0["delta_self"] as? Double) == 0 && ($0["delta_total"] as? Double) == 0 })
+            XCTAssertTrue(ProfileFiles.isDownloadable("profile.memory.tsv"), "the memory timeline can be downloaded")
 
             // Names are JSON-escaped text; the page's HTML never contains them.
             let raw = String(buffer: try await client.execute(uri: "/api/jobs/\(id)/runs/1/view/cpu", method: .get, headers: Self.auth).body)
@@ -450,6 +457,96 @@ final class ServeAPITests: XCTestCase {
             let page = try await client.execute(uri: "/jobs/\(id)", method: .get, headers: Self.auth)
             XCTAssertFalse(String(buffer: page.body).contains("<script>alert"))
             XCTAssertTrue(page.headers[HTTPField.Name("Content-Security-Policy")!]?.contains("default-src 'none'") ?? false)
+        }
+    }
+
+    func testCompareTableHasSelfAndTotalDeltas() throws {
+        // 60/30/10 → 30/60/10 through a shared helper: self shares do not move, totals do.
+        let base = Profile(folded: [(frames: ["main", "a", "helper"], count: 60), (frames: ["main", "b", "helper"], count: 30), (frames: ["main", "c"], count: 10)])
+        let new = Profile(folded: [(frames: ["main", "a", "helper"], count: 30), (frames: ["main", "b", "helper"], count: 60), (frames: ["main", "c"], count: 10)])
+        let rows = ProfileViews.compare(base: base, new: new)
+        XCTAssertEqual(rows.prefix(2).map(\.name), ["a", "b"])
+        XCTAssertEqual(rows[0].deltaTotal, -30, accuracy: 1e-9)
+        XCTAssertEqual(rows[1].deltaTotal, 30, accuracy: 1e-9)
+        XCTAssertEqual(rows[0].deltaSelf, 0)
+        let helper = try XCTUnwrap(rows.first { $0.name == "helper" })
+        XCTAssertEqual(helper.baseSelf, 90, accuracy: 1e-9)
+        XCTAssertEqual(helper.deltaSelf, 0, accuracy: 1e-9)
+    }
+
+    func testAnOrphanedRecordingsProfileIsPickedUp() async throws {
+        // Two jobs that were running when the server crashed; their `sprof run` went on. One wrote
+        // its profile before the restart, the other writes it after.
+        let early = "20200101-000000-0000aa", late = "20200101-000000-0000bb"
+        for id in [early, late] {
+            let dir = dataDir + "/jobs/" + id
+            try FileManager.default.createDirectory(atPath: dir + "/runs/1", withIntermediateDirectories: true)
+            var job = Job(id: id, command: ["/bin/sleep", "1"], options: JobOptions(repeat: 1), createdMs: 1_577_836_800_000)
+            job.state = .running
+            job.startedMs = 1_577_836_800_100
+            try DataFiles.writeJSON(job, to: dir + "/state.json")
+        }
+        try Data("sleep;main 5\n".utf8).write(to: URL(fileURLWithPath: dataDir + "/jobs/\(early)/runs/1/profile.folded"))
+        try await withServer(engine: FakeEngine()) { client, _ in
+            let aAny = try await Self.getJSON(client, "/api/jobs/\(early)")
+            let a = try XCTUnwrap(aAny as? [String: Any])
+            XCTAssertEqual(a["state"] as? String, "interrupted")
+            XCTAssertEqual(a["runs_done"] as? Int, 1, "the profile on disk is picked up")
+            XCTAssertEqual(a["samples"] as? Int, 5)
+            XCTAssertTrue((a["notices"] as? [String] ?? []).contains(JobStore.adoptedNotice))
+            let cpuAny = try await Self.getJSON(client, "/api/jobs/\(early)/runs/1/view/cpu")
+            let cpu = try XCTUnwrap(cpuAny as? [String: Any])
+            XCTAssertEqual(cpu["total"] as? Int, 5)
+            let bAny = try await Self.getJSON(client, "/api/jobs/\(late)")
+            let b = try XCTUnwrap(bAny as? [String: Any])
+            XCTAssertEqual(b["runs_done"] as? Int, 0)
+            try Data("sleep;main 7\n".utf8).write(to: URL(fileURLWithPath: self.dataDir + "/jobs/\(late)/runs/1/profile.folded"))
+            let listAny = try await Self.getJSON(client, "/api/jobs")
+            let list = try XCTUnwrap(listAny as? [[String: Any]])
+            XCTAssertEqual(list.first { $0["id"] as? String == late }?["runs_done"] as? Int, 1, "and so is one written after the restart")
+        }
+        let onDisk = try XCTUnwrap(try DataFiles.readJSON(Job.self, from: dataDir + "/jobs/\(late)/state.json"))
+        XCTAssertEqual(onDisk.runsDone, 1, "the pick-up is saved")
+    }
+
+    func testAFallbackOfTheEventIsANotice() throws {
+        let dir = dataDir + "/run"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data("hello\nsprof: cycles is not supported on this machine; falling back to cpu-clock\nsprof: 12 samples (0 lost) of cpu-clock at 999 Hz\n".utf8)
+            .write(to: URL(fileURLWithPath: dir + "/output.log"))
+        let outcome = SprofProcessEngine.outcome(status: 0, directory: dir)
+        XCTAssertEqual(outcome.notices, ["cycles is not supported on this machine; falling back to cpu-clock"])
+        XCTAssertEqual(outcome.samples, 12)
+    }
+
+    func testStopEndsTheRecordingAndKeepsTheProfile() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
+            return XCTFail("\(Self.sprofPath) is missing: swift build --build-tests builds it")
+        }
+        let engine = SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath))
+        try await withServer(engine: engine) { client, _ in
+            let created = try await Self.create(client, #"{"command": ["/bin/sh", "-c", "while :; do :; done"], "options": {"call_graph": "fp", "repeat": 3}}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            var job: [String: Any] = [:]
+            for _ in 0..<600 {
+                let jobAny = try await Self.getJSON(client, "/api/jobs/\(id)")
+                job = try XCTUnwrap(jobAny as? [String: Any])
+                if job["state"] as? String != "queued", ((job["progress"] as? [String: Any])?["samples"] as? Int ?? 0) > 0 { break }
+                if job["state"] as? String == "failed" { throw XCTSkip("the recording could not start here: \(job["error"] ?? "")") }
+                try await Task.sleep(nanoseconds: 50_000_000)
+            }
+            XCTAssertEqual(job["state"] as? String, "running")
+            let stop = try await client.execute(uri: "/api/jobs/\(id)/stop", method: .post, headers: Self.auth)
+            XCTAssertEqual(stop.status, .ok, String(buffer: stop.body))
+            let final = try await Self.waitForEnd(client, id)
+            XCTAssertEqual(final["state"] as? String, "done", "\(final)")
+            XCTAssertEqual(final["runs_done"] as? Int, 1, "runs 2 and 3 are not started")
+            XCTAssertGreaterThan(final["samples"] as? Int ?? 0, 0)
+            XCTAssertTrue((final["notices"] as? [String] ?? []).contains { $0.hasPrefix("stopped with Stop (SIGINT) after 1 of 3 runs") }, "\(final)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: self.dataDir + "/jobs/\(id)/runs/1/profile.folded"))
+            let again = try await client.execute(uri: "/api/jobs/\(id)/stop", method: .post, headers: Self.auth)
+            XCTAssertEqual(again.status, .conflict)
+            XCTAssertTrue(String(buffer: again.body).contains("not running"))
         }
     }
 

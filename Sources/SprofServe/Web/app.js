@@ -12,14 +12,14 @@
     history.replaceState(null, "", location.pathname + (params.toString() ? "?" + params : "") + location.hash);
   }
   const token = () => localStorage.getItem("sprof-token") || "";
-  // For what cannot send a header (EventSource, download links): the token as ?token=.
+  // For what cannot send a header (download links): the token as ?token=.
   const withToken = (path) => path + (path.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token());
 
   function el(tag, attrs, ...children) {
     const e = document.createElement(tag);
     for (const [k, v] of Object.entries(attrs || {})) {
       if (k === "class") e.className = v;
-      else if (k === "text") e.textContent = v;
+      else if (k === "text") e.textContent = window.sprofSafeText(v);
       else if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
       else e.setAttribute(k, v);
     }
@@ -37,7 +37,9 @@
     if (!r.ok) {
       let msg = (data && data.error) || `${r.status} ${r.statusText}`;
       if (r.status === 401) msg += " (the token changes each time sprof serve starts)";
-      throw new Error(msg);
+      const err = new Error(msg);
+      err.status = r.status;
+      throw err;
     }
     return data;
   }
@@ -61,6 +63,19 @@
   const fmtInt = (n) => n == null ? "" : Math.round(n).toLocaleString("en-US");
   const shellQuote = (a) => /^[\w@%+=:,./-]+$/.test(a) ? a : "'" + a.replace(/'/g, "'\\''") + "'";
   const commandText = (job) => job.command.map(shellQuote).join(" ");
+  // The job's recording options as `sprof run` spells them; "defaults" when none was changed.
+  function optionsText(job) {
+    const o = job.options || {}, parts = [];
+    if (o.event) parts.push("-e " + o.event);
+    if (o.frequency != null) parts.push("-F " + o.frequency);
+    if (o.period != null) parts.push("-c " + o.period);
+    if (o.call_graph) parts.push("--call-graph " + o.call_graph);
+    if (o.off_cpu) parts.push("--off-cpu");
+    if (o.memory) parts.push("--memory");
+    if ((o.repeat || 1) > 1) parts.push(`repeat ${o.repeat}`);
+    return parts.length ? parts.join(" ") : "defaults";
+  }
+  const isFinal = (state) => ["done", "failed", "interrupted"].includes(state);
 
   function progressText(job) {
     const p = job.progress;
@@ -104,29 +119,61 @@
     const formError = document.getElementById("form-error");
     const tbody = document.querySelector("#jobs tbody");
     const jobs = new Map();
+    const selected = new Set();
+    const bulk = document.getElementById("delete-selected");
+    const listError = document.getElementById("list-error");
 
     function row(job) {
       const link = el("a", { href: "/jobs/" + encodeURIComponent(job.id), text: commandText(job) });
+      const box = el("input", { type: "checkbox", class: "pick", "aria-label": "select job " + job.id });
+      box.checked = selected.has(job.id);
+      box.addEventListener("change", () => { if (box.checked) selected.add(job.id); else selected.delete(job.id); updateBulk(); });
+      const notes = (job.notices || []).filter((n) => n.includes("falling back"));
       return el("tr", { "data-id": job.id, "data-state": job.state },
+        el("td", {}, box),
         el("td", {}, el("span", { class: "state " + job.state, text: job.state })),
         el("td", { class: "cmd" }, link),
+        el("td", { class: "opts", text: optionsText(job) + (notes.length ? " (" + notes.join("; ") + ")" : "") }),
         el("td", { text: fmtTime(job.started_ms) }),
         el("td", { text: fmtDuration(job) }),
         el("td", { class: "num", text: job.state === "running" ? fmtInt(job.progress && job.progress.samples) : fmtInt(job.samples) }));
+    }
+    function updateBulk() {
+      for (const k of [...selected]) if (!jobs.has(k)) selected.delete(k);
+      bulk.disabled = selected.size === 0;
+      bulk.textContent = selected.size ? `Delete selected (${selected.size})` : "Delete selected";
     }
     function render() {
       tbody.textContent = "";
       const all = [...jobs.values()].sort((a, b) => b.created_ms - a.created_ms || (a.id < b.id ? 1 : -1));
       for (const j of all) tbody.append(row(j));
       document.getElementById("no-jobs").hidden = all.length > 0;
+      updateBulk();
     }
-    api("GET", "/api/jobs").then((list) => { for (const j of list) jobs.set(j.id, j); render(); })
-      .catch((e) => showError(formError, e));
-    const es = new EventSource(withToken("/api/events"));
-    const onEvent = (ev) => { const j = JSON.parse(ev.data); jobs.set(j.id, j); render(); };
-    es.addEventListener("state", onEvent);
-    es.addEventListener("progress", onEvent);
-    es.addEventListener("deleted", (ev) => { jobs.delete(JSON.parse(ev.data).id); render(); });
+    // Polling, not an event stream: a held stream per open page used up the browser's six
+    // connections per host, and the seventh tab stayed blank.
+    async function refresh() {
+      try {
+        const list = await api("GET", "/api/jobs");
+        jobs.clear();
+        for (const j of list) jobs.set(j.id, j);
+        render();
+        showError(listError, null);
+      } catch (e) { showError(listError, e); }
+      const busy = [...jobs.values()].some((j) => !isFinal(j.state));
+      setTimeout(refresh, busy ? 1000 : 3000);
+    }
+    refresh();
+    bulk.addEventListener("click", async () => {
+      const ids = [...selected];
+      if (!ids.length || !confirm(`Delete ${ids.length} job${ids.length > 1 ? "s" : ""} and their files?`)) return;
+      showError(listError, null);
+      for (const jid of ids) {
+        try { await api("DELETE", `/api/jobs/${encodeURIComponent(jid)}`); jobs.delete(jid); selected.delete(jid); }
+        catch (e) { if (e.status === 404) { jobs.delete(jid); selected.delete(jid); } else showError(listError, e); }
+      }
+      render();
+    });
 
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -151,6 +198,7 @@
   function jobPage(id) {
     const outerPanel = document.getElementById("panel");
     const runSelect = document.getElementById("run-select");
+    let runPicked = false;
     const actionError = document.getElementById("action-error");
     let job = null;
     let tab = (location.hash || "#cpu").slice(1);
@@ -158,7 +206,9 @@
 
     function setJob(j) {
       job = j;
-      document.getElementById("job-command").textContent = commandText(j);
+      document.getElementById("job-command").textContent = window.sprofSafeText(commandText(j));
+      document.getElementById("job-options").textContent = "Options: " + optionsText(j);
+      document.getElementById("stop").hidden = j.state !== "running";
       const st = document.getElementById("job-state");
       st.textContent = j.state; st.className = "state " + j.state; st.dataset.state = j.state;
       document.getElementById("job-progress").textContent = progressText(j) ||
@@ -173,10 +223,23 @@
         const keep = runSelect.value;
         runSelect.textContent = "";
         for (let r = 1; r <= runs; r++) runSelect.append(el("option", { value: String(r), text: `${r} of ${j.options.repeat || 1}` }));
-        runSelect.value = keep && Number(keep) <= runs ? keep : String(runs);
+        // The newest run, unless the user picked one.
+        runSelect.value = runPicked && Number(keep) <= runs ? keep : String(runs);
       }
+      // Shown again when the state or the number of finished runs changes (run 1 of a repeat
+      // job ending makes the views appear while run 2 records), not for progress.
       const key = j.state + ":" + j.runs_done;
-      if (loadedFor !== key && (j.state !== "running" || loadedFor === null)) { loadedFor = key; showTab(tab); }
+      if (loadedFor !== key) { loadedFor = key; showTab(tab); }
+    }
+
+    function setDeleted() {
+      const st = document.getElementById("job-state");
+      st.textContent = "deleted"; st.className = "state failed"; st.dataset.state = "deleted";
+      document.getElementById("job-progress").textContent = "";
+      const err = document.getElementById("job-error");
+      err.textContent = "This job was deleted (on another page or by another client): its data is gone."; err.hidden = false;
+      for (const b of ["stop", "rerun", "delete"]) document.getElementById(b).disabled = true;
+      job = null;
     }
 
     function base() { return `/api/jobs/${encodeURIComponent(id)}/runs/${runSelect.value || 1}`; }
@@ -247,6 +310,11 @@
           panel.append(el("p", { class: "empty", text: data.empty }));
         } else {
           panel.append(memoryChart(data));
+          const files = await api("GET", `${base()}/files`);
+          if (files.includes("profile.memory.tsv")) {
+            panel.append(el("p", {}, el("a", { id: "memory-download", href: withToken(`${base()}/files/profile.memory.tsv`),
+              download: "profile.memory.tsv", text: "Download the memory timeline (TSV)" })));
+          }
         }
         if (job.options.event && job.options.event.startsWith("page-faults")) {
           panel.append(el("h3", { text: "Page-fault flame graph" }));
@@ -328,7 +396,7 @@
           if (!tr) return;
           const idx = [...tr.parentNode.children].indexOf(tr);
           const sortedRows = [...tr.parentNode.children].map((r) => r.children[2].textContent);
-          const row = rows.find((r) => String(r.tid) === sortedRows[idx] && r.name === tr.children[1].textContent);
+          const row = rows.find((r) => String(r.tid) === sortedRows[idx] && window.sprofSafeText(r.name) === tr.children[1].textContent);
           if (!row) return;
           const data = await api("GET", `${base()}/view/cpu?thread=${row.index}`);
           holder.textContent = "";
@@ -362,27 +430,40 @@
       async function compareTab() {
         const why = needsProfile();
         if (why) return message(why);
-        const list = (await api("GET", "/api/jobs")).filter((j) => j.id !== id && j.runs_done > 0);
+        // Every finished run of every job is a possible base, this job's other runs included.
+        const choices = [];
+        for (const j of await api("GET", "/api/jobs")) {
+          for (let r = j.runs_done; r >= 1; r--) {
+            if (j.id === id && String(r) === (runSelect.value || "1")) continue;
+            const runs = (j.options && j.options.repeat) || 1;
+            const which = j.id === id ? `this job, run ${r} of ${runs}` : runs > 1 ? `run ${r} of ${runs}` : "";
+            choices.push(el("option", { value: `${j.id}:${r}`,
+              text: [fmtTime(j.started_ms), which, commandText(j), `[${optionsText(j)}]`].filter((s) => s).join("  ") }));
+          }
+        }
         panel.textContent = "";
-        if (list.length === 0) return message("There is no other finished job to compare with: run another job first.");
-        const select = el("select", { id: "compare-base" }, el("option", { value: "", text: "choose a base job…" }),
-          ...list.map((j) => el("option", { value: j.id, text: `${fmtTime(j.started_ms)}  ${commandText(j)}` })));
+        if (choices.length === 0) return message("There is nothing to compare with yet: run another job, or this one with repeat 2 or more.");
+        const select = el("select", { id: "compare-base" }, el("option", { value: "", text: "choose a base run…" }), ...choices);
         const out = el("div", { id: "compare-out" });
         panel.append(el("p", {}, document.createTextNode("Base: "), select,
-          el("span", { class: "muted", text: "  widths from this job; red: self share grew, blue: shrank (base scaled to this job's total)" })), out);
+          el("span", { class: "muted", text: "  widths from this run; red: self share grew, blue: shrank (base scaled to this run's total)" })), out);
         select.addEventListener("change", async () => {
           if (!select.value) return;
           out.textContent = "loading…";
           try {
-            const data = await api("GET", `${base()}/compare?base=${encodeURIComponent(select.value)}`);
+            const [baseID, baseRun] = select.value.split(":");
+            const data = await api("GET", `${base()}/compare?base=${encodeURIComponent(baseID)}&base_run=${encodeURIComponent(baseRun)}`);
             out.textContent = "";
             const holder = el("div", { class: "flame", id: "flame-diff" });
             out.append(holder);
             window.sprofFlame = newFlame(holder, data.flame, { diff: true });
-            out.append(el("h3", { text: "Largest changes of self share" }));
-            const t = table([{ key: "name", title: "Function", num: false }, { key: "base_percent", title: "Base %", num: true, fmt: pct },
-              { key: "new_percent", title: "New %", num: true, fmt: pct },
-              { key: "delta", title: "Δ points", num: true, fmt: (v) => (v >= 0 ? "+" : "") + v.toFixed(2) }], data.table, true);
+            out.append(el("h3", { text: "Largest changes of self and total share (percentage points)" }));
+            const signed = (v) => (v >= 0 ? "+" : "") + v.toFixed(2);
+            const t = table([{ key: "name", title: "Function", num: false },
+              { key: "base_self", title: "Base self %", num: true, fmt: pct }, { key: "new_self", title: "New self %", num: true, fmt: pct },
+              { key: "delta_self", title: "Δ self", num: true, fmt: signed },
+              { key: "base_total", title: "Base total %", num: true, fmt: pct }, { key: "new_total", title: "New total %", num: true, fmt: pct },
+              { key: "delta_total", title: "Δ total", num: true, fmt: signed }], data.table, true);
             t.id = "diff-table";
             out.append(t);
           } catch (e) { out.textContent = String(e.message); }
@@ -395,7 +476,8 @@
         const files = await api("GET", `${base()}/files`);
         panel.textContent = "";
         const labels = { "profile.pb.gz": "pprof (go tool pprof, Pyroscope, Parca)", "profile.folded": "folded stacks (flamegraph.pl, inferno, speedscope)",
-          "profile.svg": "SVG flame graph", "output.log": "the command's output and sprof's messages" };
+          "profile.svg": "SVG flame graph", "output.log": "the command's output and sprof's messages",
+          "profile.memory.tsv": "the memory timeline (time, pid, RSS) as tab-separated values" };
         const ul = el("ul", { id: "downloads" });
         for (const f of files) {
           const label = labels[f] || (f.endsWith(".speedscope.json") ? "speedscope" : f.endsWith(".svg") ? "SVG flame graph" : "");
@@ -416,6 +498,7 @@
     }
 
     function showTab(name) {
+      if (!document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`)) name = "cpu";
       tab = name;
       for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
       if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
@@ -426,7 +509,14 @@
     }
 
     for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
-    runSelect.addEventListener("change", () => showTab(tab));
+    // A tab named in the URL by hand (or by the back button) is shown.
+    window.addEventListener("hashchange", () => { const t = location.hash.slice(1); if (t && t !== tab) showTab(t); });
+    document.getElementById("stop").addEventListener("click", async () => {
+      showError(actionError, null);
+      try { setJob(await api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`)); }
+      catch (e) { showError(actionError, e); }
+    });
+    runSelect.addEventListener("change", () => { runPicked = true; showTab(tab); });
     document.getElementById("rerun").addEventListener("click", async () => {
       showError(actionError, null);
       try { const j = await api("POST", `/api/jobs/${encodeURIComponent(id)}/rerun`); location.href = "/jobs/" + encodeURIComponent(j.id); }
@@ -439,16 +529,22 @@
       catch (e) { showError(actionError, e); }
     });
 
-    // Live updates: the stream starts with the job as it is and ends after a final state.
-    const es = new EventSource(withToken(`/api/jobs/${encodeURIComponent(id)}/events`));
-    const onEvent = (ev) => {
-      const j = JSON.parse(ev.data);
-      setJob(j);
-      if (["done", "failed", "interrupted"].includes(j.state)) es.close();
-    };
-    es.addEventListener("state", onEvent);
-    es.addEventListener("progress", onEvent);
-    es.onerror = () => { if (job && ["done", "failed", "interrupted"].includes(job.state)) es.close(); };
+    // Live updates by polling (no connection held open: see the list page). A finished job is
+    // still watched, slowly: it can be deleted elsewhere, and the profile of a recording that
+    // outlived a crashed server appears later (the server picks it up).
+    async function poll() {
+      let delay = 500;
+      try {
+        const j = await api("GET", `/api/jobs/${encodeURIComponent(id)}`);
+        setJob(j);
+        if (isFinal(j.state)) delay = 3000;
+      } catch (e) {
+        if (e.status === 404) return setDeleted();
+        delay = 2000;
+      }
+      setTimeout(poll, delay);
+    }
+    poll();
   }
 
   // A flame graph; the last one drawn in a shown tab is window.sprofFlame (tests and the console use it).

@@ -28,6 +28,30 @@
 
   function fmt(n) { return Math.round(n).toLocaleString("en-US"); }
 
+  // Nanoseconds (wall and off-CPU time) in the unit a person reads: 1.25 s, 340 ms, 12 µs.
+  function fmtNs(v) {
+    const a = Math.abs(v);
+    if (a >= 1e9) return (v / 1e9).toFixed(a >= 1e11 ? 0 : 2) + " s";
+    if (a >= 1e6) return (v / 1e6).toFixed(a >= 1e8 ? 0 : 1) + " ms";
+    if (a >= 1e3) return (v / 1e3).toFixed(1) + " µs";
+    return Math.round(v) + " ns";
+  }
+  function fmtValue(v, unit) { return unit === "nanoseconds" ? fmtNs(v) : `${fmt(v)} ${unit}`; }
+
+  // Bidirectional controls (U+202A-202E, U+2066-2069, U+200E, U+200F, U+061C) shown as \u{…}: a
+  // right-to-left override in a profiled name would otherwise reorder what is shown after it.
+  const BIDI = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/g, HAS_BIDI = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/;
+  function safeText(s) {
+    s = String(s);
+    return HAS_BIDI.test(s) ? s.replace(BIDI, (c) => "\\u{" + c.charCodeAt(0).toString(16).toUpperCase() + "}") : s;
+  }
+  window.sprofSafeText = safeText;
+
+  // A name too long for a tooltip keeps its start and end (where the function's own name is).
+  function cutName(s, max) {
+    return s.length <= max ? s : s.slice(0, Math.floor(max * 0.6)) + " … " + s.slice(s.length - Math.floor(max * 0.4));
+  }
+
   class FlameGraph {
     // container: an element to fill; data: the tree; opts: {unit, diff}
     constructor(container, data, opts) {
@@ -77,6 +101,7 @@
         this.selfb = selfb; this.base = base; this.maxAbs = maxAbs || 1;
       }
       this.colors = data.names.map(frameColor);
+      this.shown = data.names.map(safeText);
       this.focus = -1;
       this.matches = null;
       this.layoutMs = performance.now() - t0;
@@ -94,7 +119,7 @@
       matched.className = "flame-matched muted";
       const info = document.createElement("span");
       info.className = "flame-info muted";
-      info.textContent = `${fmt(this.total)} ${data.unit} in ${fmt(n)} frames`;
+      info.textContent = `${fmtValue(this.total, data.unit)}${data.unit === "nanoseconds" ? " in total" : ""} in ${fmt(n)} frames`;
       bar.append(reset, search, matched, info);
       const wrap = document.createElement("div");
       wrap.className = "flame-wrap";
@@ -130,19 +155,12 @@
       return false;
     }
 
+    // Two passes: first what is visible (at least half a pixel wide), then a canvas as tall as
+    // the deepest visible frame, so one deep but narrow stack does not leave it mostly blank.
     draw() {
       const t0 = performance.now();
       const width = Math.max(200, this.container.clientWidth || 800);
       const dpr = window.devicePixelRatio || 1;
-      const height = (this.maxDepth + 1) * ROW;
-      const c = this.canvas;
-      c.width = Math.round(width * dpr); c.height = Math.round(height * dpr);
-      c.style.width = width + "px"; c.style.height = height + "px";
-      const g = c.getContext("2d");
-      g.setTransform(dpr, 0, 0, dpr, 0, 0);
-      g.clearRect(0, 0, width, height);
-      g.font = "12px sans-serif";
-      g.textBaseline = "middle";
       const [lo, hi] = this.range();
       const scale = width / Math.max(1, hi - lo);
       const rows = [];
@@ -165,18 +183,34 @@
           x0 = (Math.max(a, lo) - lo) * scale; x1 = (Math.min(b, hi) - lo) * scale;
         }
         if (x1 - x0 < 0.5) continue;
-        const y = this.depth[i] * ROW;
-        g.fillStyle = this.fill(i);
-        g.fillRect(x0, y, Math.max(0.5, x1 - x0 - 0.5), ROW - 1);
         drawn++;
         rows[this.depth[i]].push(x0, x1, i);
-        if (x1 - x0 > 3 * charWidth) {
-          const name = this.data.names[this.data.name[i]];
-          const fit = Math.floor((x1 - x0 - 6) / charWidth);
-          g.fillStyle = "#000";
-          g.fillText(fit >= name.length ? name : name.slice(0, Math.max(0, fit - 2)) + "..", x0 + 3, y + ROW / 2);
-        }
         for (let k = this.start[i + 1] - 1; k >= this.start[i]; k--) stack.push(this.kids[k]);
+      }
+      let deepest = 0;
+      for (let d = 0; d < rows.length; d++) if (rows[d].length) deepest = d;
+      const height = (deepest + 1) * ROW;
+      const c = this.canvas;
+      c.width = Math.round(width * dpr); c.height = Math.round(height * dpr);
+      c.style.width = width + "px"; c.style.height = height + "px";
+      const g = c.getContext("2d");
+      g.setTransform(dpr, 0, 0, dpr, 0, 0);
+      g.clearRect(0, 0, width, height);
+      g.font = "12px sans-serif";
+      g.textBaseline = "middle";
+      for (let d = 0; d <= deepest; d++) {
+        const row = rows[d], y = d * ROW;
+        for (let k = 0; k < row.length; k += 3) {
+          const x0 = row[k], x1 = row[k + 1], i = row[k + 2];
+          g.fillStyle = this.fill(i);
+          g.fillRect(x0, y, Math.max(0.5, x1 - x0 - 0.5), ROW - 1);
+          if (x1 - x0 > 3 * charWidth) {
+            const name = this.shown[this.data.name[i]];
+            const fit = Math.floor((x1 - x0 - 6) / charWidth);
+            g.fillStyle = "#000";
+            g.fillText(fit >= name.length ? name : name.slice(0, Math.max(0, fit - 2)) + "..", x0 + 3, y + ROW / 2);
+          }
+        }
       }
       this.drawn = drawn;
       this.drawMs = performance.now() - t0;
@@ -213,20 +247,25 @@
     hover(e) {
       const i = this.hit(e);
       if (i < 0) { this.tip.hidden = true; return; }
-      const name = this.data.names[this.data.name[i]];
+      const name = cutName(this.shown[this.data.name[i]], 240);
       const pct = 100 * this.value[i] / Math.max(1, this.total);
-      let text = `${name}\n${fmt(this.value[i])} ${this.data.unit} (${pct.toFixed(2)}%), self ${fmt(this.selfv[i])}`;
+      const unit = this.data.unit, v = (x) => unit === "nanoseconds" ? fmtNs(x) : fmt(x);
+      let text = `${name}\n${fmtValue(this.value[i], unit)} (${pct.toFixed(2)}%), self ${v(this.selfv[i])}`;
       if (this.base) {
         const d = this.selfv[i] - this.selfb[i];
-        text += `\nbase self ${fmt(this.selfb[i])} (scaled), change ${d >= 0 ? "+" : ""}${fmt(d)}`;
+        text += `\nbase self ${v(this.selfb[i])} (scaled), change ${d >= 0 ? "+" : ""}${v(d)}`;
       }
       this.tip.textContent = text;
       this.tip.hidden = false;
-      const wrapRect = this.canvas.parentElement.getBoundingClientRect();
-      let left = e.clientX - wrapRect.left + 12;
-      if (left + 320 > wrapRect.width) left = Math.max(0, e.clientX - wrapRect.left - 330);
+      // Fixed to the viewport and kept inside it: below-right of the pointer, flipped left or
+      // above where it would not fit (the bottom row holds the hottest leaves).
+      const w = this.tip.offsetWidth, h = this.tip.offsetHeight;
+      const vw = document.documentElement.clientWidth, vh = window.innerHeight;
+      let left = e.clientX + 12, top = e.clientY + 14;
+      if (left + w > vw - 4) left = Math.max(4, e.clientX - w - 12);
+      if (top + h > vh - 4) top = Math.max(4, e.clientY - h - 10);
       this.tip.style.left = left + "px";
-      this.tip.style.top = (e.clientY - wrapRect.top + 14) + "px";
+      this.tip.style.top = top + "px";
     }
 
     search(text) {
