@@ -59,3 +59,24 @@ final class ProfileComparisonTests: XCTestCase {
         XCTAssertEqual(single.grew(by: 2, gate: .total).map(\.diff.name), ["a"])
     }
 }
+
+/// `RunOptions.repeats`: the library's `sprof run -r N`.
+final class RepeatedRunTests: XCTestCase {
+    func testRepeatsRecordEveryRunIntoOneProfileWithTheFirstFailingStatus() throws {
+        var options = RunOptions()
+        options.repeats = 3
+        options.callGraph = .framePointer
+        // Run 2 exits 3, run 3 exits 4: the status is run 2's.
+        let counter = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-repeat-\(UUID().uuidString)").path
+        let script = "i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; n=$(cat \(counter) 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(counter); [ $n -eq 1 ] || exit $((n+1))"
+        let recorded = try skippingWhenRefused { try CommandProfiler.profile(["/bin/sh", "-c", script], options: options) }
+        XCTAssertEqual(recorded.runs.map(\.number), [1, 2, 3])
+        XCTAssertEqual(recorded.runs.map(\.exitStatus), [.exited(0), .exited(3), .exited(4)])
+        XCTAssertEqual(recorded.exitStatus, .exited(3))
+        XCTAssertEqual(recorded.profile.runs, [1, 2, 3], "every run has samples, labelled with its number")
+        XCTAssertEqual(recorded.profile.statistics.samples, recorded.runs.map(\.samples).reduce(0, +))
+        for run in recorded.runs {
+            XCTAssertEqual(Int(recorded.profile.onlyRun(run.number).total()), run.samples, "run \(run.number)")
+        }
+    }
+}

@@ -92,17 +92,18 @@ final class ProfileModelTests: XCTestCase {
     /// Two callers of one leaf whose hot spots move 75/25 → 25/75: the leaf's self share does
     /// not change, the callers' totals move by 50 points and lead the table.
     func testDiffRowsShowAShiftBetweenCallersOfOneLeafInTotals() {
-        let base = folded([("app;main;a;spin", 75), ("app;main;b;spin", 25)])
-        let new = folded([("app;main;a;spin", 25), ("app;main;b;spin", 75)])
+        // Names chosen so that alphabetical order would not put the callers first.
+        let base = folded([("app;main;parse;apply", 75), ("app;main;render;apply", 25)])
+        let new = folded([("app;main;parse;apply", 25), ("app;main;render;apply", 75)])
         let rows = ProfileDiff.rows(base: base, new: new)
-        XCTAssertEqual(rows.prefix(2).map(\.name), ["a", "b"], "the callers lead: \(rows)")
+        XCTAssertEqual(rows.prefix(2).map(\.name), ["parse", "render"], "the callers lead: \(rows)")
         XCTAssertEqual(rows[0].totalDelta, -50, accuracy: 1e-9)
         XCTAssertEqual(rows[1].totalDelta, 50, accuracy: 1e-9)
-        XCTAssertEqual(rows.first { $0.name == "spin" }?.delta ?? -1, 0, accuracy: 1e-9)
+        XCTAssertEqual(rows.first { $0.name == "apply" }?.delta ?? -1, 0, accuracy: 1e-9)
         // --sort self ranks by the self change alone: the callers have none.
         let bySelf = ProfileDiff.rows(base: base, new: new, order: .self)
         XCTAssertTrue(bySelf.allSatisfy { $0.delta == 0 })
-        XCTAssertEqual(ProfileDiff.rows(base: base, new: new, order: .total).first?.name, "a")
+        XCTAssertEqual(ProfileDiff.rows(base: base, new: new, order: .total).first?.name, "parse")
     }
 
     /// Repeated runs: one profile whose samples carry their run number; functions interned once.
