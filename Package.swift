@@ -26,6 +26,8 @@ let package = Package(
     targets: [
         // Header-only C shim: perf_event_open, ioctls, ring-buffer atomics, fork/exec, libdw/libelf.
         .systemLibrary(name: "CSprof", path: "include"),
+        // Capstone (libcapstone-dev), the disassembler behind `sprof annotate --asm`.
+        .systemLibrary(name: "CCapstone", path: "Sources/CCapstone"),
 
         // Shared vocabulary: address kinds, the one syscall helper, file reading, the load-bias
         // rule and the vdso image (the last needs the shim's ELF types).
@@ -53,6 +55,8 @@ let package = Package(
         // that tail-called into the sampler would vanish from the stacks it is the leaf of.
         .target(name: "SprofHeap", cSettings: [.unsafeFlags(["-O2", "-fvisibility=hidden", "-fno-optimize-sibling-calls"])],
                 linkerSettings: [.linkedLibrary("m")]),
+        // `sprof annotate`: per-line and per-instruction costs, sources (disk, debuginfod), disassembly.
+        .target(name: "SprofAnnotate", dependencies: ["SprofProfile", "SprofSymbols", "SprofCore", "CCapstone"]),
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
         .target(
             name: "Sprof",
@@ -61,7 +65,7 @@ let package = Package(
         // Thin CLI: one file per subcommand.
         .executableTarget(
             name: "sprof",
-            dependencies: ["Sprof", "SprofOutput", "SprofFormats", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["Sprof", "SprofOutput", "SprofFormats", "SprofAnnotate", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
 
         // `sprof serve`: job store, queue (runs the `sprof` binary), views, HTTP API and pages.
@@ -85,6 +89,7 @@ let package = Package(
         .executableTarget(name: "sprof-stage-bench", dependencies: ["Sprof", "SprofRecording", "SprofUnwind", "SprofSymbols", "SprofOutput", "SprofProfile", "SprofFormats", "SprofTestSupport"], path: "bench/stages"),
 
         .testTarget(name: "SprofProfileTests", dependencies: ["SprofProfile"]),
+        .testTarget(name: "SprofAnnotateTests", dependencies: ["SprofAnnotate", "SprofProfile"]),
         .testTarget(name: "SprofRecordingTests", dependencies: ["SprofRecording", "SprofTestSupport"]),
         .testTarget(name: "SprofOutputTests", dependencies: ["SprofOutput", "SprofTestSupport"],
                     resources: [.copy("Fixtures")]),

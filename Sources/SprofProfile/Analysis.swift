@@ -10,6 +10,17 @@ public enum SortKey: String, Sendable, CaseIterable {
     case thread
 }
 
+/// How finely ``Profile/top(by:valueIndex:fullNames:granularity:)`` tells `sym` rows apart:
+/// pprof's `-functions`, `-lines` and `-addresses`.
+public enum Granularity: String, Sendable, CaseIterable {
+    /// One row per function.
+    case functions
+    /// One row per function and source line: `name file:line`.
+    case lines
+    /// One row per sampled address (a location), with its function and line: `0xADDRESS name file:line`.
+    case addresses
+}
+
 /// One row of a top table: a function (or another grouping) with its self and total cost.
 public struct CostRow: Sendable, Hashable {
     /// The grouping's values, one per sort key (e.g. `["qsl-bench", "libc.so.6", "memmove"]`).
@@ -48,7 +59,9 @@ extension Profile {
     /// `go tool pprof` shows: no `_[k]`/`_[i]` suffixes, inlined functions as their own entries.
     /// Markers are rows too, as in `go tool pprof -top`: a `[truncated]` row's total is the
     /// samples whose stacks were cut short before their root (it has no self value).
-    public func top(by keys: [SortKey] = [.sym], valueIndex: Int = 0, fullNames: Bool = false) -> [CostRow] {
+    /// `granularity` splits `sym` rows by source line or by address, as pprof's `-lines` and `-addresses` do.
+    public func top(by keys: [SortKey] = [.sym], valueIndex: Int = 0, fullNames: Bool = false,
+                    granularity: Granularity = .functions) -> [CostRow] {
         let grandTotal = total(valueIndex)
         var selfValues: [[String]: Int64] = [:]
         var totalValues: [[String]: Int64] = [:]
@@ -58,11 +71,11 @@ extension Profile {
             guard value != 0 else { continue }
             let keysOfStack: (leaf: [String]?, all: Set<[String]>)
             if keys.contains(.comm) || keys.contains(.thread) {
-                keysOfStack = groupKeys(stack: sample.stack, thread: sample.thread, keys: keys, fullNames: fullNames)
+                keysOfStack = groupKeys(stack: sample.stack, thread: sample.thread, keys: keys, fullNames: fullNames, granularity: granularity)
             } else if let known = stackKeys[sample.stack] {
                 keysOfStack = known
             } else {
-                keysOfStack = groupKeys(stack: sample.stack, thread: nil, keys: keys, fullNames: fullNames)
+                keysOfStack = groupKeys(stack: sample.stack, thread: nil, keys: keys, fullNames: fullNames, granularity: granularity)
                 stackKeys[sample.stack] = keysOfStack
             }
             if let leaf = keysOfStack.leaf { selfValues[leaf, default: 0] += value }
@@ -80,7 +93,8 @@ extension Profile {
         }
     }
 
-    private func groupKeys(stack: Int, thread: Int?, keys: [SortKey], fullNames: Bool) -> (leaf: [String]?, all: Set<[String]>) {
+    private func groupKeys(stack: Int, thread: Int?, keys: [SortKey], fullNames: Bool,
+                           granularity: Granularity) -> (leaf: [String]?, all: Set<[String]>) {
         var all = Set<[String]>()
         var leaf: [String]?
         let t = thread.map { threads[$0] }
@@ -93,11 +107,21 @@ extension Profile {
         for (depth, locationIndex) in stacks[stack].enumerated() {
             let location = locations[locationIndex]
             let dso = location.mapping.map { mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")
-            let names: [String]
+            var names: [String]
             if location.lines.isEmpty {
                 names = frameNames(ofLocation: locationIndex)
             } else {
-                names = location.lines.map { fullNames ? functions[$0.function].fullName : functions[$0.function].name }
+                names = location.lines.map { line in
+                    let f = functions[line.function]
+                    let name = fullNames ? f.fullName : f.name
+                    // Without line information (kernel, stripped code) the row is the function, as in pprof.
+                    guard granularity != .functions, !f.file.isEmpty || line.line > 0 else { return name }
+                    return name + " " + (f.file.isEmpty ? "?" : f.file) + ":" + (line.line > 0 ? String(line.line) : "?")
+                }
+            }
+            if granularity == .addresses && location.kind != .marker {
+                let address = "0x" + String(location.address, radix: 16) + " "
+                names = names.map { $0.hasPrefix("[") && location.lines.isEmpty ? $0 : address + $0 }
             }
             for (i, name) in names.enumerated() {
                 let key: [String] = keys.map { k in

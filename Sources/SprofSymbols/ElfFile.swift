@@ -11,6 +11,7 @@ final class DwflContext {
     /// directory, `.debug` its subdirectory, and each absolute root serves both
     /// `<root>/.build-id/xx/rest.debug` and `<root>/<binary's dir>/<debuglink>`.
     init(debugDirectories: [String]) {
+        if DebuginfodClient.configuredURLs != nil { DebuginfodClient.boundTimeout() }
         let path = ([""] + [".debug"] + debugDirectories).joined(separator: ":")
         pathSlot = .allocate(capacity: 1)
         pathSlot.initialize(to: strdup(path))
@@ -101,6 +102,17 @@ final class ElfFile {
     }
 
     deinit { dwfl_end(dwfl) }
+
+    /// The file has a `.symtab` of its own (it was not stripped of it).
+    lazy var hasOwnSymbolTable: Bool = {
+        var scn = elf_nextscn(elf, nil)
+        while let section = scn {
+            var shdr = GElf_Shdr()
+            if gelf_getshdr(section, &shdr) != nil, shdr.sh_type == UInt32(SHT_SYMTAB) { return true }
+            scn = elf_nextscn(elf, section)
+        }
+        return false
+    }()
 
     private static func readProgramEntry(_ elf: OpaquePointer, moduleName: String) -> UInt64? {
         var ehdr = GElf_Ehdr()

@@ -25,8 +25,16 @@ public final class Symbolizer {
     private var vdsoFile: ElfFile??
 
     /// One line per problem that cost names or frames without failing a lookup (a file whose
-    /// debug sections this libdw cannot read), in the order met; for the caller to show once.
-    public private(set) var notices: [String] = []
+    /// debug sections this libdw cannot read, a debuginfod server that cannot be reached), in the
+    /// order met, then how many debug files came from debuginfod servers; for the caller to show once.
+    public var notices: [String] {
+        problems + (debuginfodFiles > 0 ? ["debuginfod: debug info for \(debuginfodFiles) file\(debuginfodFiles == 1 ? "" : "s") from \(DebuginfodClient.configuredURLs ?? "DEBUGINFOD_URLS")"] : [])
+    }
+    private var problems: [String] = []
+    /// Files whose debug file a debuginfod server supplied (now or earlier, through the cache).
+    public private(set) var debuginfodFiles = 0
+    private var debuginfodUnreachable = false
+    private var debuginfod: DebuginfodClient?
     private var noticedFiles = Set<String>()
 
     /// How many ELF files have been opened; lets tests check that nothing is re-opened per lookup.
@@ -190,7 +198,30 @@ public final class Symbolizer {
         // A file rebuilt since it was mapped would give confidently wrong names: better none.
         if let f = file, !buildID.isEmpty, !f.buildID.isEmpty, f.buildID != buildID { file = nil }
         files[key] = file
+        if let file { noteDebuginfod(file) }
         return file
+    }
+
+    /// Counts the debug files of stripped files that a debuginfod server supplied, and notices
+    /// when the servers cannot be reached: then one notice, and no more queries, libdw's included
+    /// (each would wait out the timeout again). libdw has already asked by the time a file is open
+    /// (its symbol table comes from the debug file) but does not say where its debug file came
+    /// from, so the same query is asked here: answered from libdebuginfod's cache when libdw got it.
+    private func noteDebuginfod(_ file: ElfFile) {
+        guard !debuginfodUnreachable, DebuginfodClient.configuredURLs != nil, !file.buildID.isEmpty,
+              !file.hasOwnSymbolTable else { return }
+        if debuginfod == nil { debuginfod = DebuginfodClient() }
+        guard let client = debuginfod else { return }
+        switch client.findDebuginfo(buildID: hex(file.buildID)) {
+        case .found:
+            debuginfodFiles += 1
+        case .notFound:
+            break
+        case .unreachable(let reason):
+            debuginfodUnreachable = true
+            problems.append("debuginfod: cannot reach \(client.urls) (\(reason)): stripped files keep [module+0x…] frames")
+            DebuginfodClient.disable()
+        }
     }
 
     private func vdso() -> ElfFile? {
@@ -228,7 +259,7 @@ public final class Symbolizer {
         let info = file.debugInfo(at: address.rawValue, inlines: options.inlineFrames,
                                   lines: options.sourceLines, naming: naming)
         if !file.missingDebugInfo.isEmpty, noticedFiles.insert(file.path).inserted {
-            notices.append("\(file.path): its debug sections (\(file.missingDebugInfo.joined(separator: ", "))) are zstd-compressed, "
+            problems.append("\(file.path): its debug sections (\(file.missingDebugInfo.joined(separator: ", "))) are zstd-compressed, "
                 + "which this elfutils cannot read: no inline frames or source lines for it; "
                 + "objcopy --decompress-debug-sections makes them readable")
         }

@@ -19,6 +19,7 @@ struct ReportCommand: ParsableCommand {
               sprof report --sort dso,sym --format csv
               sprof report --threads
               sprof report --header
+              sprof report --lines                        # per source line, as pprof -lines
               sprof report --view wall t.pb.gz            # wall-clock time (recorded with --off-cpu)
               sprof report --memory                       # peak RSS per process, RSS over time
             """
@@ -49,6 +50,12 @@ struct ReportCommand: ParsableCommand {
     @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures).")
     var fullNames = false
 
+    @Flag(help: "One row per function and source line (pprof's -lines): `name file:line`.")
+    var lines = false
+
+    @Flag(help: "One row per sampled address (pprof's -addresses): `0xADDRESS name file:line`.")
+    var addresses = false
+
     @Flag(help: "Print the memory timeline saved beside the profile (PREFIX.memory.tsv): peak RSS per process and RSS over time.")
     var memory = false
 
@@ -68,6 +75,8 @@ struct ReportCommand: ParsableCommand {
             throw usage("--format \(format): unknown format (valid: text, csv, json)")
         }
         guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
+        if lines && addresses { throw usage("--lines and --addresses: choose one granularity") }
+        let granularity: Granularity = addresses ? .addresses : (lines ? .lines : .functions)
         let profile = try readProfile(file)
         let index = try valueIndex(profile, named: view)
         let type = profile.sampleTypes[index]
@@ -76,7 +85,7 @@ struct ReportCommand: ParsableCommand {
         var out = ""
         switch format {
         case "json":
-            out = try json(profile, index: index, keys: headerNames)
+            out = try json(profile, index: index, keys: headerNames, granularity: granularity)
         case "csv":
             if threads {
                 out = "value,percent,pid,tid,process,thread\n"
@@ -85,7 +94,7 @@ struct ReportCommand: ParsableCommand {
                 }
             } else {
                 out = "self,self_percent,total,total_percent," + headerNames.joined(separator: ",") + "\n"
-                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames)) {
+                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames, granularity: granularity)) {
                     out += "\(r.selfValue),\(csvNumber(r.selfPercent)),\(r.totalValue),\(csvNumber(r.totalPercent)),"
                     out += r.key.map(csvField).joined(separator: ",") + "\n"
                 }
@@ -105,7 +114,7 @@ struct ReportCommand: ParsableCommand {
                 }
             } else {
                 out += "\(pad("self", 12)) \(pad("self%", 7)) \(pad("total", 12)) \(pad("total%", 7))  \(headerNames.joined(separator: " "))\n"
-                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames)) {
+                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames, granularity: granularity)) {
                     out += "\(pad(formatValue(r.selfValue, type), 12)) \(pad(percent(r.selfPercent), 7)) \(pad(formatValue(r.totalValue, type), 12)) \(pad(percent(r.totalPercent), 7))  \(r.key.joined(separator: "  "))\n"
                 }
             }
@@ -141,7 +150,7 @@ struct ReportCommand: ParsableCommand {
         var threads: [ThreadRow]?
     }
 
-    private func json(_ profile: Profile, index: Int, keys: [String]) throws -> String {
+    private func json(_ profile: Profile, index: Int, keys: [String], granularity: Granularity) throws -> String {
         var report = JSONReport(file: file, sampleType: profile.sampleTypes[index].type, unit: profile.sampleTypes[index].unit,
                                 total: profile.total(index), sortKeys: keys, provenance: profile.metadata.provenanceLines)
         if threads {
@@ -150,7 +159,7 @@ struct ReportCommand: ParsableCommand {
                                      percent: rounded($0.percent))
             }
         } else {
-            report.functions = limited(profile.top(by: keys.compactMap(SortKey.init), valueIndex: index, fullNames: fullNames)).map {
+            report.functions = limited(profile.top(by: keys.compactMap(SortKey.init), valueIndex: index, fullNames: fullNames, granularity: granularity)).map {
                 JSONReport.Row(key: $0.key, selfValue: $0.selfValue, selfPercent: rounded($0.selfPercent),
                                totalValue: $0.totalValue, totalPercent: rounded($0.totalPercent))
             }

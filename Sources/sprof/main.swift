@@ -16,7 +16,7 @@ struct SprofCLI: ParsableCommand {
             the error line on stderr (prefixed 'sprof: ') tells them apart.
             """,
         version: sprofVersionString,
-        subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self, ServeCommand.self]
+        subcommands: [RunCommand.self, StatCommand.self, ReportCommand.self, AnnotateCommand.self, DiffCommand.self, FlamegraphCommand.self, ConvertCommand.self, ListCommand.self, ServeCommand.self]
     )
 }
 

@@ -1,0 +1,238 @@
+import SprofProfile
+import SprofSymbols
+
+/// What `sprof annotate` shows and where it looks.
+public struct AnnotateOptions: Sendable {
+    /// Which ``Profile/sampleTypes`` entry to count.
+    public var valueIndex: Int
+    /// Disassemble each function's code with per-instruction samples (`--asm`), instead of its source.
+    public var assembly: Bool
+    /// Rewrites for moved source trees, first match wins.
+    public var sourcePrefixes: [SourcePrefix]
+    /// Roots searched for separate debug files (for `--asm`'s source lines).
+    public var debugDirectories: [String]
+
+    /// Creates options: source view of the default measure.
+    public init(valueIndex: Int = 0, assembly: Bool = false, sourcePrefixes: [SourcePrefix] = [],
+                debugDirectories: [String] = ["/usr/lib/debug"]) {
+        self.valueIndex = valueIndex
+        self.assembly = assembly
+        self.sourcePrefixes = sourcePrefixes
+        self.debugDirectories = debugDirectories
+    }
+}
+
+/// The result of ``Annotator/annotate(_:pattern:options:)``.
+public struct Annotation: Sendable {
+    /// The listing, one block per function (`ROUTINE ===…`), ending with a newline.
+    public var text: String
+    /// Problems that cost text without failing (a source file not found, debuginfod unreachable), once each.
+    public var notices: [String]
+    /// Functions listed.
+    public var annotated: Int
+    /// Functions refused because their binary on disk is not the one recorded (build-id mismatch).
+    public var changedBinaries: Int
+    /// Source files a debuginfod server supplied.
+    public var fetchedSources: Int
+}
+
+/// Why nothing could be annotated.
+public enum AnnotateError: Error, CustomStringConvertible, Sendable {
+    /// The pattern is not a regular expression.
+    case badPattern(String, String)
+    /// No function of the profile matches.
+    case noMatch(String)
+
+    public var description: String {
+        switch self {
+        case .badPattern(let p, let why): return "'\(p)' is not a regular expression (\(why))"
+        case .noMatch(let p): return "no function in the profile matches '\(p)'; `sprof report` lists its functions"
+        }
+    }
+}
+
+/// `sprof annotate`: a function's source (or disassembly) with the samples of each line (or
+/// instruction), as `go tool pprof -list` (and `-disasm`, `perf annotate --stdio`) show them.
+public enum Annotator {
+    /// Annotates every function whose name or full name contains a match of `pattern` (a regular
+    /// expression, unanchored), largest total first.
+    /// - Throws: ``AnnotateError`` for a bad pattern or when nothing matches.
+    public static func annotate(_ profile: Profile, pattern: String, options: AnnotateOptions = .init()) throws -> Annotation {
+        let regex: Regex<AnyRegexOutput>
+        do { regex = try Regex(pattern) } catch { throw AnnotateError.badPattern(pattern, "\(error)") }
+        let costs = profile.functionCosts(valueIndex: options.valueIndex) { f in
+            f.name.contains(regex) || f.fullName.contains(regex)
+        }
+        guard !costs.isEmpty else { throw AnnotateError.noMatch(pattern) }
+        var writer = Writer(profile: profile, options: options)
+        for function in costs { writer.write(function) }
+        var notices = writer.notices + writer.sources.notices
+        var seen = Set<String>()
+        notices = notices.filter { seen.insert($0).inserted }
+        return Annotation(text: writer.out, notices: notices, annotated: writer.annotated,
+                          changedBinaries: writer.changed, fetchedSources: writer.sources.fetched)
+    }
+}
+
+private struct Writer {
+    let profile: Profile
+    let options: AnnotateOptions
+    let sources: SourceFiles
+    var out = ""
+    var notices: [String] = []
+    var annotated = 0
+    var changed = 0
+    private var binaries: [String: BinaryCode?] = [:]
+    private let grandTotal: Int64
+
+    init(profile: Profile, options: AnnotateOptions) {
+        self.profile = profile
+        self.options = options
+        self.sources = SourceFiles(prefixes: options.sourcePrefixes)
+        self.grandTotal = profile.total(options.valueIndex)
+    }
+
+    mutating func write(_ function: FunctionCosts) {
+        // The function's own code and every location naming it: any of their files rebuilt since
+        // recording would put the samples on the wrong lines or instructions.
+        var buildID = ""
+        for m in function.mappings {
+            let mapping = profile.mappings[m]
+            if buildID.isEmpty { buildID = mapping.buildID }
+            guard let binary = binary(mapping.path), !mapping.buildID.isEmpty, !binary.buildID.isEmpty,
+                  binary.buildID != mapping.buildID else { continue }
+            out += "\(function.name): \(mapping.path) has changed since it was recorded (build-id \(binary.buildID) on disk, "
+                + "\(mapping.buildID) in the profile): not annotated\n"
+            changed += 1
+            return
+        }
+        annotated += 1
+        if options.assembly {
+            writeAssembly(function)
+        } else {
+            writeSource(function, buildID: buildID)
+        }
+    }
+
+    private mutating func binary(_ path: String) -> BinaryCode? {
+        if let known = binaries[path] { return known }
+        let code = path.hasPrefix("/") ? BinaryCode(path: path, debugDirectories: options.debugDirectories) : nil
+        binaries[path] = .some(code)
+        return code
+    }
+
+    private func value(_ v: Int64) -> String { v == 0 ? "." : String(v) }
+    private func share(_ v: Int64) -> String {
+        v == 0 || grandTotal == 0 ? "" : String(format2(100 * Double(v) / Double(grandTotal))) + "%"
+    }
+
+    private mutating func writeSource(_ function: FunctionCosts, buildID: String) {
+        let byFile = Dictionary(grouping: function.lines, by: \.file)
+        let files = byFile.keys.sorted { a, b in
+            let ta = byFile[a]!.reduce(0) { $0 + $1.totalValue }, tb = byFile[b]!.reduce(0) { $0 + $1.totalValue }
+            return ta != tb ? ta > tb : a < b
+        }
+        let type = profile.sampleTypes[options.valueIndex]
+        for file in files {
+            let rows = byFile[file]!
+            out += "ROUTINE ======================== \(function.name) in \(file.isEmpty ? "(unknown file)" : file)\n"
+            out += "\(pad(value(function.selfValue), 10)) \(pad(share(function.selfValue), 7)) "
+                + "\(pad(value(function.totalValue), 10)) \(pad(share(function.totalValue), 7))  (\(type.type == "samples" ? "samples" : type.description), self and total, of \(grandTotal))\n"
+            let known = rows.filter { $0.line > 0 }
+            let byLine = Dictionary(uniqueKeysWithValues: known.map { ($0.line, $0) })
+            let text = file.isEmpty ? nil : sources.lines(of: file, buildID: buildID)
+            if let first = known.map(\.line).min(), let last = known.map(\.line).max() {
+                // Lines without samples between the function's sampled lines stay, for context, and
+                // a few around them.
+                let lo = max(1, first - Self.context)
+                var hi = last + Self.context
+                if let text { hi = min(hi, max(last, text.count)) }
+                for n in lo...hi {
+                    let row = byLine[n]
+                    let source = text.flatMap { n <= $0.count ? String($0[n - 1]) : nil } ?? ""
+                    out += "\(pad(value(row?.selfValue ?? 0), 10)) \(pad(share(row?.selfValue ?? 0), 7)) "
+                        + "\(pad(value(row?.totalValue ?? 0), 10)) \(pad(share(row?.totalValue ?? 0), 7)) \(pad(String(n), 6))  \(source)\n"
+                }
+            }
+            for row in rows where row.line <= 0 {
+                out += "\(pad(value(row.selfValue), 10)) \(pad(share(row.selfValue), 7)) "
+                    + "\(pad(value(row.totalValue), 10)) \(pad(share(row.totalValue), 7)) \(pad("?", 6))  (no line information)\n"
+            }
+        }
+    }
+
+    /// Lines of context shown before the first and after the last sampled line.
+    static let context = 2
+
+    private mutating func writeAssembly(_ function: FunctionCosts) {
+        let byMapping = Dictionary(grouping: function.addresses.filter { $0.mapping != nil }, by: { $0.mapping! })
+        if byMapping.isEmpty {
+            out += "\(function.name): no code of its own in the profile (inlined everywhere, or not in a mapped file); "
+                + "annotate the functions it was inlined into\n"
+            return
+        }
+        for m in byMapping.keys.sorted() {
+            let mapping = profile.mappings[m]
+            guard let binary = binary(mapping.path) else {
+                out += "\(function.name): cannot read \(mapping.path): no disassembly\n"
+                continue
+            }
+            var selfByAddress: [UInt64: Int64] = [:]
+            for a in byMapping[m]! where a.selfValue != 0 {
+                selfByAddress[binary.fileAddress(of: a.address, mappingStart: mapping.start, fileOffset: mapping.fileOffset), default: 0] += a.selfValue
+            }
+            let anchor = selfByAddress.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
+                ?? binary.fileAddress(of: byMapping[m]!.max { $0.totalValue < $1.totalValue }!.address,
+                                      mappingStart: mapping.start, fileOffset: mapping.fileOffset)
+            guard let symbol = binary.function(containing: anchor), symbol.end > symbol.start, symbol.end - symbol.start <= Self.maxCode,
+                  let code = binary.bytes(at: symbol.start, count: Int(symbol.end - symbol.start)),
+                  let instructions = Disassembler.x86_64(code, address: symbol.start) else {
+                out += "\(function.name): no code at 0x\(String(anchor, radix: 16)) in \(mapping.path): no disassembly\n"
+                continue
+            }
+            let inRange = selfByAddress.filter { $0.key >= symbol.start && $0.key < symbol.end }
+            let functionSelf = inRange.values.reduce(0, +)
+            let hottest = inRange.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
+            out += "ROUTINE ======================== \(symbol.name) in \(mapping.path)"
+                + (binary.buildID.isEmpty ? "" : " [build-id \(binary.buildID)]") + "\n"
+            out += "\(pad(String(functionSelf), 10)) samples in its \(instructions.count) instructions"
+                + " (>> the hottest, > at least \(Self.markPercent)%)\n"
+            out += " Percent    samples          address  instruction\n"
+            var lastPosition: SourcePosition?
+            for insn in instructions {
+                if let position = binary.sourcePositions(at: insn.address).first, position.line != nil, position != lastPosition {
+                    lastPosition = position
+                    let line = position.line!
+                    let text = position.file.flatMap { sources.lines(of: $0, buildID: binary.buildID) }
+                        .flatMap { line <= $0.count ? String($0[line - 1]) : nil } ?? ""
+                    let base = position.file.map { String($0.split(separator: "/").last ?? "") } ?? "?"
+                    let inlined = position.function == symbol.name || position.function == function.name ? "" : " [\(position.function)]"
+                    out += "\(String(repeating: " ", count: 29)):  \(base):\(line)\(inlined)  \(text)\n"
+                }
+                let samples = inRange[insn.address] ?? 0
+                let pct = functionSelf == 0 ? 0 : 100 * Double(samples) / Double(functionSelf)
+                let mark = insn.address == hottest ? ">>" : (pct >= Double(Self.markPercent) ? " >" : "  ")
+                out += "\(pad(samples == 0 ? "" : format2(pct), 8)) \(pad(samples == 0 ? "." : String(samples), 10)) \(mark) "
+                    + "\(pad(String(insn.address, radix: 16), 12)):  \(insn.text)\n"
+            }
+            let outside = selfByAddress.values.reduce(0, +) - functionSelf
+            if outside > 0 {
+                notices.append("\(function.name): \(outside) samples lie outside \(symbol.name) (another copy of the function) and are not shown")
+            }
+        }
+    }
+
+    /// The most code disassembled for one function; a symbol this large is a data blob or a bad size.
+    static let maxCode: UInt64 = 4 << 20
+    /// Instructions with at least this share of the function's samples are marked.
+    static let markPercent = 5
+}
+
+private func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
+
+/// Two decimals, without Foundation.
+func format2(_ x: Double) -> String {
+    let hundredths = Int((x * 100).rounded())
+    let frac = hundredths % 100
+    return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)"
+}

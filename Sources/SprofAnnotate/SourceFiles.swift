@@ -1,0 +1,76 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SprofCore
+import SprofSymbols
+
+/// A moved source tree: paths starting with ``old`` are read from ``new`` instead
+/// (`--source-prefix OLD=NEW`).
+public struct SourcePrefix: Sendable, Hashable {
+    /// The prefix the debug info records.
+    public var old: String
+    /// Where those files are now.
+    public var new: String
+    /// Creates a rewrite.
+    public init(old: String, new: String) {
+        self.old = old
+        self.new = new
+    }
+    /// Parses `OLD=NEW`; nil without an `=` or with an empty OLD.
+    public init?(argument: String) {
+        guard let eq = argument.firstIndex(of: "="), eq != argument.startIndex else { return nil }
+        self.init(old: String(argument[..<eq]), new: String(argument[argument.index(after: eq)...]))
+    }
+}
+
+/// Source files read for annotation, each once: from the path DWARF gives (after the first
+/// matching ``SourcePrefix``), else from a debuginfod server's `/buildid/ID/source/PATH` when
+/// `DEBUGINFOD_URLS` is set (through libdebuginfod, which keeps its cache in
+/// `DEBUGINFOD_CACHE_PATH` or `~/.cache/debuginfod_client` and honours `DEBUGINFOD_TIMEOUT`).
+final class SourceFiles {
+    private let prefixes: [SourcePrefix]
+    private var cache: [String: [Substring]?] = [:]
+    private lazy var debuginfod: DebuginfodClient? = DebuginfodClient()
+    /// Files a debuginfod server supplied.
+    private(set) var fetched = 0
+    /// One line per problem, for the caller to print once.
+    private(set) var notices: [String] = []
+    private var debuginfodFailed = false
+
+    init(prefixes: [SourcePrefix]) {
+        self.prefixes = prefixes
+    }
+
+    /// The lines of `path` (index 0 is line 1), or nil when it cannot be found anywhere.
+    func lines(of path: String, buildID: String) -> [Substring]? {
+        if let known = cache[path] { return known }
+        var local = path
+        if let p = prefixes.first(where: { path.hasPrefix($0.old) }) { local = p.new + path.dropFirst(p.old.count) }
+        var text = Self.read(local)
+        if text == nil, !buildID.isEmpty, let client = debuginfod, !debuginfodFailed {
+            switch client.findSource(buildID: buildID, path: path) {
+            case .found(let file):
+                text = Self.read(file)
+                if text != nil { fetched += 1 }
+            case .notFound:
+                break
+            case .unreachable(let reason):
+                // One notice, and no more attempts: every further file would wait out the same timeout.
+                debuginfodFailed = true
+                notices.append("debuginfod: cannot reach \(client.urls) (\(reason)): sources only from disk")
+            }
+        }
+        if text == nil {
+            notices.append("cannot read source \(local)\(local != path ? " (recorded as \(path))" : ""): line numbers only; "
+                + "--source-prefix OLD=NEW reads a moved tree")
+        }
+        let lines = text.map { $0.split(separator: "\n", omittingEmptySubsequences: false) }
+        cache[path] = .some(lines)
+        return lines
+    }
+
+    private static func read(_ path: String) -> String? {
+        readWholeFile(path).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+

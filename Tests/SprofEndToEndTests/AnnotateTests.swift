@@ -1,0 +1,163 @@
+import Foundation
+import XCTest
+import SprofTestSupport
+
+/// `sprof annotate`: per-line and per-instruction samples against a fixture whose split is known
+/// by design (Tests/Fixtures/c/lines.c: 60/30/10 iterations of the same dependent chain).
+final class AnnotateTests: XCTestCase {
+    /// -O1 keeps each statement's loop a loop (no unrolling), and the linker's build-id lets a
+    /// rebuilt binary be told from the recorded one.
+    static let lineFlags = ["-O1", "-g", "-fno-omit-frame-pointer", "-Wl,--build-id"]
+
+    private func record(_ binary: String, rounds: String = "15000000") throws -> String {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("lines")
+        let r = try SprofCLI.run(["run", "-q", "-o", prefix, "--", binary, rounds], timeout: 300)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        return prefix + ".pb.gz"
+    }
+
+    /// The self samples of the source row whose text contains `marker`.
+    private func selfSamples(_ listing: String, _ marker: String) -> Int? {
+        guard let row = listing.split(separator: "\n").first(where: { $0.contains(marker) && !$0.contains("ROUTINE") }) else { return nil }
+        let first = row.split(separator: " ", omittingEmptySubsequences: true).first.map(String.init)
+        return first == "." ? 0 : first.flatMap { Int($0) }
+    }
+
+    func testAnnotateSplitsTheLoopSixtyThirtyTen() throws {
+        let binary = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let profile = try record(binary)
+        let r = try SprofCLI.run(["annotate", "hot_lines", profile])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("ROUTINE ======================== hot_lines in "), r.stdout)
+        // Lines without samples stay for context: the function's opening and closing lines.
+        XCTAssertTrue(r.stdout.contains("for (unsigned long r = 0; r < rounds; r++) {"), r.stdout)
+        let sixty = try XCTUnwrap(selfSamples(r.stdout, "LINE_SIXTY"), r.stdout)
+        let thirty = try XCTUnwrap(selfSamples(r.stdout, "LINE_THIRTY"), r.stdout)
+        let ten = try XCTUnwrap(selfSamples(r.stdout, "LINE_TEN"), r.stdout)
+        let sum = Double(sixty + thirty + ten)
+        XCTAssertGreaterThan(sum, 300, "too few samples for a split:\n\(r.stdout)")
+        XCTAssertEqual(Double(sixty) / sum * 100, 60, accuracy: 3, r.stdout)
+        XCTAssertEqual(Double(thirty) / sum * 100, 30, accuracy: 3, r.stdout)
+        XCTAssertEqual(Double(ten) / sum * 100, 10, accuracy: 3, r.stdout)
+    }
+
+    func testAsmMarksTheHottestInstructionInsideTheSixtyLoop() throws {
+        let binary = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let profile = try record(binary, rounds: "8000000")
+        let r = try SprofCLI.run(["annotate", "hot_lines", profile, "--asm"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = r.stdout.split(separator: "\n")
+        XCTAssertTrue(rows.contains { $0.contains("imul") }, r.stdout)
+        // The mark column of instruction rows (source rows hold `x >> 17` too).
+        func marked(_ row: Substring) -> Bool { row.count > 22 && Array(row)[20..<22] == [">", ">"] }
+        let hottest = try XCTUnwrap(rows.firstIndex(where: marked), r.stdout)
+        XCTAssertEqual(rows.filter(marked).count, 1, r.stdout)
+        // The nearest source line above the hottest instruction is the 60% statement.
+        let source = try XCTUnwrap(rows[..<hottest].last { $0.contains("lines.c:") }, r.stdout)
+        XCTAssertTrue(source.contains("LINE_SIXTY"), "hottest instruction under \(source):\n\(r.stdout)")
+    }
+
+    func testInlinedCodeIsAttributedToItsOwnLines() throws {
+        let binary = try SprofCLI.buildC("inline")
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("inline")
+        let rec = try SprofCLI.run(["run", "-q", "-o", prefix, "--", binary, "1500"], timeout: 300)
+        XCTAssertEqual(rec.status, 0, rec.stderr)
+        let inlined = try SprofCLI.run(["annotate", "^inlined_hot$", prefix + ".pb.gz"])
+        XCTAssertEqual(inlined.status, 0, inlined.stderr)
+        XCTAssertTrue(inlined.stdout.contains("ROUTINE ======================== inlined_hot in "), inlined.stdout)
+        let bodyRows = inlined.stdout.split(separator: "\n").filter { $0.contains("x ^= x") }
+        XCTAssertEqual(bodyRows.count, 3, inlined.stdout)
+        XCTAssertGreaterThan(bodyRows.compactMap { Int($0.split(separator: " ").first ?? "") }.reduce(0, +), 0, inlined.stdout)
+        // Its caller shows the same samples at the call site, as total, not self.
+        let caller = try SprofCLI.run(["annotate", "^outer_caller$", prefix + ".pb.gz"])
+        XCTAssertEqual(caller.status, 0, caller.stderr)
+        XCTAssertFalse(caller.stdout.contains("x ^= x << 13"), "the inlined body belongs to inlined_hot:\n\(caller.stdout)")
+        let call = try XCTUnwrap(caller.stdout.split(separator: "\n").first { $0.contains("inlined_hot(") }, caller.stdout)
+        let row = Array(call)
+        let own = Int(String(row[0..<10]).trimmingCharacters(in: .whitespaces)) ?? 0
+        let total = try XCTUnwrap(Int(String(row[19..<29]).trimmingCharacters(in: .whitespaces)), caller.stdout)
+        XCTAssertLessThan(own * 10, total, "the call site's samples are the inlined code's, total not self:\n\(caller.stdout)")
+    }
+
+    func testRebuiltBinaryIsNotAnnotated() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-annotate-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let original = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let other = try SprofCLI.buildC("lines", flags: ["-O2", "-g", "-Wl,--build-id"])
+        let binary = dir.appendingPathComponent("lines").path
+        try FileManager.default.copyItem(atPath: original, toPath: binary)
+        let profile = try record(binary, rounds: "2000000")
+        try FileManager.default.removeItem(atPath: binary)
+        try FileManager.default.copyItem(atPath: other, toPath: binary)
+        for extra in [[], ["--asm"]] {
+            let r = try SprofCLI.run(["annotate", "hot_lines", profile] + extra)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            let lines = r.stdout.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, r.stdout)
+            XCTAssertTrue(lines.first?.contains("has changed since it was recorded") ?? false, r.stdout)
+            XCTAssertFalse(r.stdout.contains("ROUTINE"), r.stdout)
+        }
+    }
+
+    func testMovedSourcesAreFoundWithSourcePrefix() throws {
+        guard let clang = TestFixtures.findExecutable("clang") else { throw XCTSkip("clang not installed") }
+        let fm = FileManager.default
+        let root = fm.temporaryDirectory.appendingPathComponent("sprof-annotate-\(UUID().uuidString)")
+        let old = root.appendingPathComponent("build/src"), new = root.appendingPathComponent("moved/src")
+        try fm.createDirectory(at: old, withIntermediateDirectories: true)
+        try fm.createDirectory(at: new.deletingLastPathComponent(), withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: root) }
+        try fm.copyItem(at: TestFixtures.cFixturesDirectory.appendingPathComponent("lines.c"), to: old.appendingPathComponent("lines.c"))
+        let binary = root.appendingPathComponent("lines").path
+        let cc = try TestFixtures.run(clang, Self.lineFlags + [old.appendingPathComponent("lines.c").path, "-o", binary])
+        XCTAssertEqual(cc.status, 0, cc.stderr)
+        let profile = try record(binary, rounds: "2000000")
+        try fm.moveItem(at: old, to: new)
+        let lost = try SprofCLI.run(["annotate", "hot_lines", profile])
+        XCTAssertEqual(lost.status, 0, lost.stderr)
+        XCTAssertFalse(lost.stdout.contains("LINE_SIXTY"), lost.stdout)
+        XCTAssertEqual(lost.stderr.components(separatedBy: "cannot read source").count - 1, 1, "one notice:\n\(lost.stderr)")
+        let found = try SprofCLI.run(["annotate", "hot_lines", profile, "--source-prefix", old.path + "=" + new.path])
+        XCTAssertEqual(found.status, 0, found.stderr)
+        XCTAssertTrue(found.stdout.contains("LINE_SIXTY"), found.stdout)
+        XCTAssertFalse(found.stderr.contains("cannot read source"), found.stderr)
+    }
+
+    func testBadPatternAndNoMatchAreOneLineErrors() throws {
+        let binary = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let profile = try record(binary, rounds: "500000")
+        let bad = try SprofCLI.run(["annotate", "([", profile])
+        XCTAssertEqual(bad.status, 2, bad.stderr)
+        XCTAssertEqual(bad.stderr.split(separator: "\n").count, 1, bad.stderr)
+        let none = try SprofCLI.run(["annotate", "no_such_function_anywhere", profile])
+        XCTAssertEqual(none.status, 1, none.stderr)
+        XCTAssertTrue(none.stderr.hasPrefix("sprof: ") && none.stderr.contains("no function"), none.stderr)
+        let prefix = try SprofCLI.run(["annotate", "hot_lines", profile, "--source-prefix", "nothing"])
+        XCTAssertEqual(prefix.status, 2, prefix.stderr)
+    }
+}
+
+/// `sprof report --lines` / `--addresses` on the same fixture.
+final class ReportGranularityTests: XCTestCase {
+    func testReportLinesGivesTheDesignedSplit() throws {
+        let binary = try SprofCLI.buildC("lines", flags: AnnotateTests.lineFlags)
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("lines")
+        let rec = try SprofCLI.run(["run", "-q", "-o", prefix, "--", binary, "8000000"], timeout: 300)
+        XCTAssertEqual(rec.status, 0, rec.stderr)
+        let r = try SprofCLI.run(["report", prefix + ".pb.gz", "--lines", "--format", "csv", "--limit", "3"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let rows = r.stdout.split(separator: "\n").dropFirst()
+        XCTAssertEqual(rows.map { $0.split(separator: ",").last.map { String($0.split(separator: ":").last ?? "") } ?? "" }, ["11", "12", "13"], r.stdout)
+        XCTAssertTrue(rows.allSatisfy { $0.contains("hot_lines ") && $0.contains("lines.c:") }, r.stdout)
+        let a = try SprofCLI.run(["report", prefix + ".pb.gz", "--addresses", "--limit", "3"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        let first = try XCTUnwrap(a.stdout.split(separator: "\n").dropFirst(2).first, a.stdout)
+        XCTAssertTrue(first.contains("  0x") && first.contains("hot_lines ") && first.contains("lines.c:11"), a.stdout)
+        let both = try SprofCLI.run(["report", prefix + ".pb.gz", "--addresses", "--lines"])
+        XCTAssertEqual(both.status, 2, both.stderr)
+    }
+}
