@@ -54,14 +54,14 @@ public enum AnnotateError: Error, CustomStringConvertible, Sendable {
 /// `sprof annotate`: a function's source (or disassembly) with the samples of each line (or
 /// instruction), as `go tool pprof -list` (and `-disasm`, `perf annotate --stdio`) show them.
 public enum Annotator {
-    /// Annotates every function whose name or full name contains a match of `pattern` (a regular
-    /// expression, unanchored), largest total first.
+    /// Annotates every function whose name, full name or linkage (mangled) name contains a match of
+    /// `pattern` (a regular expression, unanchored), largest total first.
     /// - Throws: ``AnnotateError`` for a bad pattern or when nothing matches.
     public static func annotate(_ profile: Profile, pattern: String, options: AnnotateOptions = .init()) throws -> Annotation {
         let regex: Regex<AnyRegexOutput>
         do { regex = try Regex(pattern) } catch { throw AnnotateError.badPattern(pattern, "\(error)") }
         let costs = profile.functionCosts(valueIndex: options.valueIndex) { f in
-            f.name.contains(regex) || f.fullName.contains(regex)
+            f.name.contains(regex) || f.fullName.contains(regex) || f.systemName.contains(regex)
         }
         guard !costs.isEmpty else { throw AnnotateError.noMatch(pattern) }
         var writer = Writer(profile: profile, options: options)

@@ -46,7 +46,7 @@ public struct RecordBuilder {
             if s.userRegisters.isEmpty {
                 b.append(le: UInt64(0))
             } else {
-                b.append(le: UInt64(2)) // PERF_SAMPLE_REGS_ABI_64
+                b.append(le: s.userRegistersABI == 0 ? UInt64(2) : s.userRegistersABI) // PERF_SAMPLE_REGS_ABI_64 unless set
                 for v in s.userRegisters { b.append(le: v) }
             }
         }

@@ -25,6 +25,7 @@ final class RecordParserTests: XCTestCase {
         s.ip = 0x1234; s.pid = 7; s.tid = 8; s.time = 5; s.cpu = 0; s.period = 1
         s.callchain = [UInt64(bitPattern: -128), 0xffffffff81000000]
         s.userRegisters = (0..<UserRegisters.sampled.count).map { UInt64($0) * 0x10 }
+        s.userRegistersABI = 2
         s.userStack = Array(0..<40)
         s.cpuMode = .kernel
         // The kernel reserves `sample_stack_user` bytes and reports the copied part as dyn_size.
@@ -192,6 +193,7 @@ final class SwitchRecordTests: XCTestCase {
         s.eventID = 0xabc; s.ip = 0xffffffff81000000; s.pid = 1; s.tid = 2; s.time = 3; s.period = 1
         s.callchain = [UInt64(bitPattern: -128), 0xffffffff81000000]
         s.userRegisters = (0..<UserRegisters.sampled.count).map { UInt64($0) }
+        s.userRegistersABI = 2
         s.userStack = Array(0..<16)
         s.cpuMode = .kernel
         XCTAssertEqual(try parse(RecordBuilder(layout: layout).sample(s, stackCapacity: 64), layout: layout), .sample(s))
