@@ -353,7 +353,7 @@ final class ReliabilityTests: XCTestCase {
     }
 
     func testBadNumbersGetOneLineAndStatus2() throws {
-        for args in [["-F", "-5"], ["-c", "-5"], ["-F", "abc"], ["-c", "x"], ["-m", "-3"], ["-F"], ["--min-samples", "-3"]] {
+        for args in [["-F", "-5"], ["-c", "-5"], ["-F", "abc"], ["-c", "x"], ["-m", "-3"], ["-F"], ["--min-samples", "-3"], ["--max-memory", "10x"], ["--max-memory", "512K"]] {
             let r = try SprofCLI.run(["run"] + args + ["--", "/bin/true"])
             XCTAssertEqual(r.status, 2, "\(args): \(r.stderr)")
             XCTAssertEqual(lines(r.stderr).count, 1, "\(args): \(r.stderr)")
