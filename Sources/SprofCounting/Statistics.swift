@@ -2,8 +2,8 @@
 import Glibc
 #endif
 
-/// The few statistics `sprof stat -r` and the regression gate need, written out so that their
-/// behaviour is fixed and tested here rather than borrowed.
+/// The few statistics `sprof stat -r`, the regression gate and `sprof diff`'s significance test
+/// need, written out so that their behaviour is fixed and tested here rather than borrowed.
 public enum StatMath {
     /// The arithmetic mean (0 for no values).
     public static func mean(_ xs: [Double]) -> Double {

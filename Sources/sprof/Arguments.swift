@@ -13,7 +13,7 @@ enum ExitStatusCode {
     /// A usage error: unknown option, bad value, missing command. Nothing was run.
     static let usage: Int32 = 2
     /// A CI gate failed (`stat --baseline`: a counter regressed; `diff --fail-above`: a function's
-    /// self share grew; `--min-samples`: too few samples). 2, as the gate issues and earlier
+    /// total or self share grew, significantly when both sides hold repeated runs; `--min-samples`: too few samples). 2, as the gate issues and earlier
     /// releases promised; it shares the value with usage errors, which the stderr line tells apart.
     static let gateFailed: Int32 = 2
     /// The command could not be executed (not executable, a directory), as shells report it.
