@@ -79,7 +79,7 @@ enum Pages {
           <p id="action-error" class="error" role="alert" hidden></p>
         </section>
         <nav id="tabs" class="tabs">
-          <button data-tab="cpu" class="active">CPU</button><button data-tab="wall">Wall</button><button data-tab="offcpu">Off-CPU</button><button data-tab="memory">Memory</button><button data-tab="top">Top functions</button><button data-tab="threads">Threads</button><button data-tab="system">System info</button><button data-tab="compare">Compare</button><button data-tab="files">Downloads</button>
+          <button data-tab="cpu" class="active">CPU</button><button data-tab="inverted">Inverted</button><button data-tab="callers">Callers/callees</button><button data-tab="wall">Wall</button><button data-tab="offcpu">Off-CPU</button><button data-tab="memory">Memory</button><button data-tab="top">Top functions</button><button data-tab="threads">Threads</button><button data-tab="system">System info</button><button data-tab="compare">Compare</button><button data-tab="files">Downloads</button>
         </nav>
         <section id="panel" class="card panel"></section>
         """)

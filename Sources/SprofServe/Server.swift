@@ -377,8 +377,9 @@ public enum ServeApp {
             let dir = try await runDirectory(store, context)
             let view = context.parameters.get("view") ?? ""
             let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
-            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)") { cache in
-                try render(view: view, dir: dir, cache: cache, thread: thread)
+            let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")") { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread, function: function)
             }
             return Responses.json(bytes: data)
         }
@@ -408,7 +409,7 @@ public enum ServeApp {
     }
 
     /// The JSON of one view of run `dir`.
-    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?) throws -> Data {
+    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil) throws -> Data {
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         switch view {
         case "cpu":
@@ -417,6 +418,11 @@ public enum ServeApp {
                 return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true), unit: "samples").jsonBytes())
             }
             return Data(ProfileViews.flameTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+        case "inverted":
+            return Data(ProfileViews.invertedTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+        case "callers":
+            guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
+            return try json(ProfileViews.callersCallees(try cache.cpuStacks(dir), function: function, unit: "samples"))
         case "wall", "offcpu":
             let run = try cache.load(dir)
             guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
@@ -442,7 +448,7 @@ public enum ServeApp {
             let run = try cache.load(dir)
             return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
-            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, wall, offcpu, memory, top, threads, provenance")
+            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, wall, offcpu, memory, top, threads, provenance")
         }
     }
 

@@ -282,6 +282,73 @@ public enum ProfileViews {
         }
     }
 
+    /// The inverted (bottom-up) tree: every stack read from its leaf, so the roots are the
+    /// functions samples were in (each root's value is that function's self value) and their
+    /// children are the callers.
+    public static func invertedTree(_ stacks: [(frames: [String], value: Int64)], unit: String) -> FlameTree {
+        flameTree(stacks.map { (frames: Array($0.frames.reversed()), value: $0.value) }, unit: unit)
+    }
+
+    /// One neighbour of a function in the callers/callees view.
+    public struct Neighbour: Encodable, Sendable {
+        /// The caller's or callee's name.
+        public var name: String
+        /// Value of the samples in which this caller calls the function (or the function calls
+        /// this callee), counted once per sample.
+        public var total: Int64
+        /// Of that, the value where the callee itself is the leaf (callees only; 0 for callers).
+        public var selfValue: Int64
+        enum CodingKeys: String, CodingKey { case name, total, selfValue = "self" }
+    }
+
+    /// Who calls `function` and what it calls (pprof's peek, the Firefox Profiler's butterfly).
+    public struct CallersCallees: Encodable, Sendable {
+        /// The function.
+        public var name: String
+        /// Its self value (samples with it as the leaf).
+        public var selfValue: Int64
+        /// Its total value (samples with it anywhere on the stack, once per sample).
+        public var total: Int64
+        /// The profile's total.
+        public var grandTotal: Int64
+        /// The unit of the values.
+        public var unit: String
+        /// Callers, largest total first.
+        public var callers: [Neighbour]
+        /// Callees, largest total first.
+        public var callees: [Neighbour]
+        enum CodingKeys: String, CodingKey {
+            case name, selfValue = "self", total, grandTotal = "grand_total", unit, callers, callees
+        }
+    }
+
+    /// The callers and callees of `function` over `stacks` (root first). Recursion counts a
+    /// sample once per caller or callee, as total values do.
+    public static func callersCallees(_ stacks: [(frames: [String], value: Int64)], function: String, unit: String) -> CallersCallees {
+        var result = CallersCallees(name: function, selfValue: 0, total: 0, grandTotal: 0, unit: unit, callers: [], callees: [])
+        var callers: [String: Int64] = [:], callees: [String: (Int64, Int64)] = [:]
+        for s in stacks where s.value > 0 {
+            result.grandTotal += s.value
+            guard s.frames.contains(function) else { continue }
+            result.total += s.value
+            if s.frames.last == function { result.selfValue += s.value }
+            var up = Set<String>(), down = Set<String>()
+            for (i, f) in s.frames.enumerated() where f == function {
+                if i > 0 { up.insert(s.frames[i - 1]) }
+                if i + 1 < s.frames.count { down.insert(s.frames[i + 1]) }
+            }
+            for c in up { callers[c, default: 0] += s.value }
+            for c in down {
+                callees[c, default: (0, 0)].0 += s.value
+                if s.frames.last == c && s.frames[s.frames.count - 2] == function { callees[c, default: (0, 0)].1 += s.value }
+            }
+        }
+        func order(_ a: Neighbour, _ b: Neighbour) -> Bool { a.total != b.total ? a.total > b.total : a.name < b.name }
+        result.callers = callers.map { Neighbour(name: $0.key, total: $0.value, selfValue: 0) }.sorted(by: order)
+        result.callees = callees.map { Neighbour(name: $0.key, total: $0.value.0, selfValue: $0.value.1) }.sorted(by: order)
+        return result
+    }
+
     /// One thread's total.
     public struct ThreadRow: Encodable, Sendable {
         public var index: Int

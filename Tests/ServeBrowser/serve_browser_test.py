@@ -295,6 +295,7 @@ def e2e(bin_dir, screenshot):
         driver.find_element(By.CSS_SELECTOR, '#top-table th[data-key="total"]').click()
         totals = [int(r.find_elements(By.TAG_NAME, "td")[2].text.replace(",", "")) for r in driver.find_elements(By.CSS_SELECTOR, "#top-table tbody tr")]
         assert totals == sorted(totals, reverse=True), "sorted by total, largest first"
+        analyzer_checks(driver, bin_dir, data, job_id)
         open_tab(driver, "threads")
         trs = driver.find_elements(By.CSS_SELECTOR, "#threads-table tbody tr")
         assert trs, "one thread at least"
@@ -362,6 +363,48 @@ def e2e(bin_dir, screenshot):
         except Exception as e:
             print(f"stopping the server: {e}")
         shutil.rmtree(data, ignore_errors=True)
+
+
+def analyzer_checks(driver, bin_dir, data, job_id):
+    """The inverted tree and callers/callees, against `sprof report` on the same profile."""
+    prof = os.path.join(data, "jobs", job_id, "runs", "1", "profile.pb.gz")
+    report = json.loads(subprocess.check_output([os.path.join(bin_dir, "sprof"), "report", "--format", "json", "--limit", "0", prof]))
+    rows = {r["key"][0]: r for r in report["functions"]}
+    open_tab(driver, "inverted")
+    wait(driver, "the inverted tree", flame_ready)
+    roots = driver.execute_script("""const d = window.sprofFlame.data, o = {};
+        d.parent.forEach((p, i) => { if (p < 0) o[d.names[d.name[i]]] = d.value[i]; }); return o;""")
+    same = [n for n in roots if n in rows]
+    assert len(same) >= 3, (list(roots)[:10], list(rows)[:10])
+    for n in same:
+        assert roots[n] == rows[n]["selfValue"], f"inverted root {n}: {roots[n]} vs report self {rows[n]['selfValue']}"
+    names = set(driver.execute_script("return window.sprofFlame.data.names"))
+    # The largest by total below the entry chain (_start, main…), so both lists have rows.
+    picks = [r["key"][0] for r in sorted(report["functions"], key=lambda r: -r["totalValue"])
+             if r["key"][0] in names and r["totalValue"] < 0.9 * report["total"]][:3]
+    assert picks, "functions of the report are in the tree"
+    open_tab(driver, "callers")
+    for n in picks:
+        # The old summary is marked; the tab renders a new one for the new function.
+        driver.execute_script("""document.getElementById('callers-summary').dataset.stale = '1';
+            const i = document.getElementById('callers-fn'); i.value = arguments[0]; i.dispatchEvent(new Event('change'));""", n)
+        wait(driver, f"callers of {n}", lambda d: d.find_elements(By.CSS_SELECTOR, "#callers-summary:not([data-stale])")
+             and d.find_element(By.ID, "callers-fn").get_attribute("value") == n)
+        summary = driver.find_element(By.ID, "callers-summary")
+        got = (int(summary.get_attribute("data-self")), int(summary.get_attribute("data-total")))
+        want = (rows[n]["selfValue"], rows[n]["totalValue"])
+        assert got == want, f"callers/callees of {n}: self/total {got}, sprof report {want}"
+        callers = driver.find_elements(By.CSS_SELECTOR, "#callers-table tbody tr")
+        callees = driver.find_elements(By.CSS_SELECTOR, "#callees-table tbody tr")
+        assert callers or callees, n
+    # A row of the Top table opens its function.
+    open_tab(driver, "top")
+    first = driver.find_element(By.CSS_SELECTOR, "#top-table tbody tr")
+    fn = first.find_elements(By.TAG_NAME, "td")[-1].text
+    first.click()
+    wait(driver, "the callers tab from Top", lambda d: d.find_element(By.ID, "panel").get_attribute("data-tab") == "callers"
+         and d.find_element(By.ID, "callers-fn").get_attribute("value") == fn)
+    print(f"analyzer: inverted roots = report self for {len(same)} functions; callers/callees self/total = report for {picks}")
 
 
 def job_page(driver, server, job):

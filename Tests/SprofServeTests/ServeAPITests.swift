@@ -234,6 +234,9 @@ final class ServeAPITests: XCTestCase {
             p.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
         }
         guard connected else { return (0, "connect failed") }
+        // A server that keeps the connection open must fail the test, not hang it.
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n"
         if let token { request += "Authorization: Bearer \(token)\r\n" }
         request += "\r\n"
@@ -472,6 +475,31 @@ final class ServeAPITests: XCTestCase {
         let helper = try XCTUnwrap(rows.first { $0.name == "helper" })
         XCTAssertEqual(helper.baseSelf, 90, accuracy: 1e-9)
         XCTAssertEqual(helper.deltaSelf, 0, accuracy: 1e-9)
+    }
+
+    func testCallersCalleesAndTheInvertedTree() {
+        let stacks: [(frames: [String], value: Int64)] = [
+            (["app", "main", "a", "helper"], 60), (["app", "main", "b", "helper"], 30), (["app", "main", "helper"], 5),
+            (["app", "main", "a"], 10), (["app", "rec", "rec", "helper"], 4),
+        ]
+        let h = ProfileViews.callersCallees(stacks, function: "helper", unit: "samples")
+        XCTAssertEqual(h.selfValue, 99)
+        XCTAssertEqual(h.total, 99)
+        XCTAssertEqual(h.grandTotal, 109)
+        XCTAssertEqual(h.callers.map(\.name), ["a", "b", "main", "rec"])
+        XCTAssertEqual(h.callers.map(\.total), [60, 30, 5, 4])
+        XCTAssertTrue(h.callees.isEmpty)
+        let main = ProfileViews.callersCallees(stacks, function: "main", unit: "samples")
+        XCTAssertEqual(main.callees.map(\.name), ["a", "b", "helper"])
+        XCTAssertEqual(main.callees.map(\.total), [70, 30, 5])
+        XCTAssertEqual(main.callees.map(\.selfValue), [10, 0, 5], "self: the callee is the leaf")
+        let rec = ProfileViews.callersCallees(stacks, function: "rec", unit: "samples")
+        XCTAssertEqual(rec.total, 4, "recursion counts a sample once")
+        XCTAssertEqual(rec.callers.map(\.total), [4, 4], "app and rec itself, once each")
+        let inverted = ProfileViews.invertedTree(stacks, unit: "samples")
+        let roots = inverted.parent.indices.filter { inverted.parent[$0] < 0 }
+        XCTAssertEqual(roots.map { inverted.names[Int(inverted.name[$0])] }, ["a", "helper"])
+        XCTAssertEqual(roots.map { inverted.value[$0] }, [10, 99], "a root's value is the function's self")
     }
 
     func testAnOrphanedRecordingsProfileIsPickedUp() async throws {

@@ -199,6 +199,7 @@
     const outerPanel = document.getElementById("panel");
     const runSelect = document.getElementById("run-select");
     let runPicked = false;
+    let calleesOf = null;  // the function the Callers/callees tab shows
     const actionError = document.getElementById("action-error");
     let job = null;
     let tab = (location.hash || "#cpu").slice(1);
@@ -376,6 +377,14 @@
           { key: "total", title: "Total", num: true, fmt: fmtInt }, { key: "total_percent", title: "Total %", num: true, fmt: pct },
           { key: "name", title: "Function", num: false }], rows, true));
         panel.querySelector("table").id = "top-table";
+        // A row opens its function's callers and callees.
+        panel.querySelector("tbody").addEventListener("click", (e) => {
+          const tr = e.target.closest("tr");
+          if (!tr) return;
+          const shown = tr.lastChild.textContent;
+          const row = rows.find((r) => window.sprofSafeText(r.name) === shown);
+          if (row) { calleesOf = row.name; showTab("callers"); }
+        });
       }
 
       async function threadsTab() {
@@ -470,6 +479,39 @@
         });
       }
 
+      // pprof's peek, the Firefox Profiler's butterfly: who calls a function, what it calls.
+      async function callersTab() {
+        const why = needsProfile();
+        if (why) return message(why);
+        const top = await api("GET", `${base()}/view/top`);
+        if (top.length === 0) return message("No samples were recorded in this run.");
+        const name = calleesOf || [...top].sort((a, b) => b.total - a.total || b.self - a.self)[0].name;
+        const d = await api("GET", `${base()}/view/callers?fn=${encodeURIComponent(name)}`);
+        panel.textContent = "";
+        const input = el("input", { id: "callers-fn", list: "callers-names", value: name, size: 60 });
+        const names = el("datalist", { id: "callers-names" }, ...top.map((r) => el("option", { value: r.name })));
+        input.addEventListener("change", () => { calleesOf = input.value; showTab("callers"); });
+        const share = (v) => `${fmtInt(v)} (${(100 * v / Math.max(1, d.grand_total)).toFixed(2)}%)`;
+        panel.append(el("p", {}, document.createTextNode("Function: "), input, names),
+          el("p", { id: "callers-summary", "data-self": String(d.self), "data-total": String(d.total),
+            text: `self ${share(d.self)}, total ${share(d.total)} of ${fmtInt(d.grand_total)} ${d.unit}. Click a row to follow it.` }));
+        function list(id, title, rows, withSelf) {
+          const cols = [{ key: "total", title: "Total", num: true, fmt: share }];
+          if (withSelf) cols.push({ key: "self", title: "Self (as the leaf)", num: true, fmt: share });
+          cols.push({ key: "name", title: "Function", num: false });
+          const t = table(cols, rows, true);
+          t.id = id;
+          t.querySelector("tbody").addEventListener("click", (e) => {
+            const tr = e.target.closest("tr");
+            const row = tr && rows.find((r) => window.sprofSafeText(r.name) === tr.lastChild.textContent);
+            if (row) { calleesOf = row.name; showTab("callers"); }
+          });
+          panel.append(el("h3", { text: title }), rows.length ? t : el("p", { class: "muted", text: "none" }));
+        }
+        list("callers-table", "Callers (who calls it)", d.callers, false);
+        list("callees-table", "Callees (what it calls)", d.callees, true);
+      }
+
       async function filesTab() {
         const why = needsProfile();
         if (why) return message(why);
@@ -491,7 +533,7 @@
 
       message("loading…");
       const run = {
-        cpu: () => flameTab("cpu"), wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
+        cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab, wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
         top: topTab, threads: threadsTab, system: systemTab, compare: compareTab, files: filesTab,
       }[name] || (() => flameTab("cpu"));
       run().catch((e) => message(String(e.message || e)));
