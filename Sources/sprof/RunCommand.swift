@@ -158,11 +158,7 @@ struct RunCommand: ParsableCommand {
             throw usage("--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(options.event): wall time adds its nanoseconds to off-CPU time")
         }
 
-        if let progressFD {
-            try ProgressOutput.checkDescriptor(progressFD)
-            // The progress stream is sprof's, not the profiled command's (which would inherit it).
-            _ = fcntl(progressFD, F_SETFD, fcntl(progressFD, F_GETFD) | FD_CLOEXEC)
-        }
+        if let progressFD { try ProgressOutput.checkDescriptor(progressFD) }
         let progress = ProgressOutput(statusLine: !quiet && isatty(2) == 1, jsonFD: progressFD)
         if progress.isActive { options.progress = { progress.report($0) } }
         defer { progress.erase() }
