@@ -184,8 +184,11 @@ final class PromiseTests: XCTestCase {
         }
         for (name, arguments, signal) in runs {
             let prefix = SprofCLI.outputPrefix(name)
-            let sprof = try BackgroundProcess(try TestFixtures.sprofPath(), ["run", "-q", "-o", prefix] + arguments)
-            XCTAssertTrue(ProcInfo.waitUntil { ProcInfo.perfEventCount(sprof.pid) > 0 }, "\(name): no events opened: \(sprof.stderr)")
+            // Signalled once recording runs: the first progress line comes after the signal
+            // handling is in place (opening events system-wide takes a while before that).
+            let sprof = try BackgroundProcess("/bin/sh", ["-c", "j=$1; shift; exec \"$@\" 3>\"$j\"", "sh", prefix + ".jsonl", try TestFixtures.sprofPath(), "run", "-q", "--progress-fd", "3", "-o", prefix] + arguments)
+            XCTAssertTrue(ProcInfo.waitUntil { ((try? String(contentsOfFile: prefix + ".jsonl", encoding: .utf8)) ?? "").contains("\n") },
+                          "\(name): recording never started: \(sprof.stderr)")
             sprof.send(signal)
             XCTAssertEqual(sprof.wait(timeout: 60), 128 + signal, "\(name): \(sprof.stderr)")
             XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".pb.gz"), "\(name): \(sprof.stderr)")
