@@ -82,10 +82,10 @@ final class HeapProfileTests: XCTestCase {
         return Double(profile.aggregatedStacks(valueIndex: index).filter { $0.frames.contains { $0 == name } }.reduce(Int64(0)) { $0 + $1.value })
     }
 
-    private func record(_ args: [String], scale: Int) throws -> (profile: Profile, stdout: String, stderr: String, prefix: String) {
+    private func record(_ args: [String], scale: String) throws -> (profile: Profile, stdout: String, stderr: String, prefix: String) {
         let binary = try SprofCLI.buildC("heap_split", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
         let prefix = SprofCLI.outputPrefix("heap")
-        let result = try SprofCLI.run(["run", "--heap", "-o", prefix] + args + ["--", binary, String(scale)], timeout: 600)
+        let result = try SprofCLI.run(["run", "--heap", "-o", prefix] + args + ["--", binary, scale], timeout: 600)
         XCTAssertEqual(result.status, 0, result.stderr)
         let bytes = try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)
         return (try PprofFormat.decode(Array(bytes)), result.stdout, result.stderr, prefix)
@@ -95,7 +95,7 @@ final class HeapProfileTests: XCTestCase {
     /// 1.3 GB (some 2,500 samples), whatever the sizes (one site allocates in a periodic pattern).
     func testDefaultRateGivesTheDesignedSplit() throws {
         try Self.requireUprobes()
-        let run = try record(["-e", "none"], scale: 100)
+        let run = try record(["-e", "none", "--call-graph", "dwarf,8192"], scale: "100")
         let names = ["site_sixty", "site_thirty", "site_ten"]
         let bytes = try names.map { try total(run.profile, "alloc_space", containing: $0) }
         let sum = bytes.reduce(0, +)
@@ -120,8 +120,11 @@ final class HeapProfileTests: XCTestCase {
     /// sites, 3:2:1 MiB, reported as leaks in the summary.
     func testRateOneCountsEveryAllocationAndTheLeaks() throws {
         try Self.requireUprobes()
-        // Beside CPU sampling this time; a small stack copy keeps 100,000 probe samples within the buffers.
-        let run = try record(["--heap-rate", "1", "--call-graph", "dwarf,8192", "-m", "1024"], scale: 1)
+        // Beside CPU sampling this time. Every allocation and free is a probe record with a stack
+        // copy: a tenth of a percent of the fixture (about 4,300 allocations, 1.3 MB) with small
+        // copies and 64 MiB buffers, so that nothing is lost even when the reader gets no CPU.
+        let run = try record(["--heap-rate", "1", "--call-graph", "dwarf,4096", "-m", "16384"], scale: "0.1")
+        XCTAssertTrue(run.stderr.contains("(0 lost"), "a lost free would count as in use: \(run.stderr)")
         let totals = fixtureTotals(run.stdout)
         for name in ["site_sixty", "site_thirty", "site_ten"] {
             let truth = try XCTUnwrap(totals[name]).objects
@@ -143,8 +146,8 @@ final class HeapProfileTests: XCTestCase {
     func testGoPprofDiffsTwoHeapProfiles() throws {
         try Self.requireUprobes()
         guard let go = TestFixtures.findExecutable("go") else { throw XCTSkip("go is not installed") }
-        let a = try record(["-e", "none", "--heap-rate", "65536"], scale: 5)
-        let b = try record(["-e", "none", "--heap-rate", "65536"], scale: 10)
+        let a = try record(["-e", "none", "--heap-rate", "65536", "--call-graph", "dwarf,8192"], scale: "5")
+        let b = try record(["-e", "none", "--heap-rate", "65536", "--call-graph", "dwarf,8192"], scale: "10")
         let home = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-go-\(getpid())").path
         let env = TestFixtures.environment(adding: ["HOME": home, "GOPATH": home + "/go", "GOCACHE": home + "/cache", "GOFLAGS": "-mod=mod"])
         let result = try TestFixtures.run(go, ["tool", "pprof", "-sample_index=alloc_space", "-top", "-diff_base", a.prefix + ".heap.pb.gz", b.prefix + ".heap.pb.gz"],
