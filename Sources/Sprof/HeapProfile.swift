@@ -91,7 +91,7 @@ struct HeapProbes {
         }
         library = path
         allocation = try Uprobes.event(path: path, offset: allocOffset, name: "sprof_heap_sampled")
-        free = try Uprobes.event(path: path, offset: freeOffset, name: "sprof_heap_freed")
+        free = try Uprobes.event(path: path, offset: freeOffset, name: "sprof_heap_freed", copiesUserStack: false)
     }
 
     /// Runs `body` (which forks the command) with the library first in `LD_PRELOAD` and the rate
@@ -165,9 +165,9 @@ struct AllocatorProbes {
             guard let offset = ElfSymbolTable.fileOffset(of: name, in: bytes), probed.insert(offset).inserted else { continue }
             if let argument {
                 events.append((try Uprobes.event(path: path, offset: offset, name: name), .entry(argument)))
-                events.append((try Uprobes.event(path: path, offset: offset, name: name + "%return", returnProbe: true), .returned))
+                events.append((try Uprobes.event(path: path, offset: offset, name: name + "%return", returnProbe: true, copiesUserStack: false), .returned))
             } else {
-                events.append((try Uprobes.event(path: path, offset: offset, name: name), .freed))
+                events.append((try Uprobes.event(path: path, offset: offset, name: name, copiesUserStack: false), .freed))
             }
         }
         self.events = events

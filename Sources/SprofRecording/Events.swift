@@ -21,6 +21,10 @@ public struct EventSpec: Hashable, Sendable, CustomStringConvertible {
     public var excludeHypervisor = false
     /// The modifier letters as the user wrote them (`u`, `k`, `uk`), kept for display.
     public var modifiers: String = ""
+    /// Whether samples of this event copy the user stack (when the stack mode copies one). A
+    /// probe whose samples are only read for a register (a heap profile's `free` and return
+    /// probes) turns it off: a copied stack per call would fill the ring buffer for nothing.
+    public var copiesUserStack = true
 
     /// Creates an event.
     public init(name: String, type: UInt32, config: UInt64) {

@@ -256,6 +256,10 @@ enum AttrBuilder {
         var attr = sampling(c, enableOnExec: enableOnExec, inherit: inherit, sideBand: false)
         // The probed task's own registers and stack: a uprobe's kernel part is the trap handler.
         attr.exclude_callchain_kernel = 1
+        // The record layout stays the buffer's (one parser for every event in it), so the stack
+        // field stays, at its smallest: 8 bytes. 0 is not used because the kernel then still
+        // writes the dyn_size word it did not count in the record's size.
+        if !event.copiesUserStack && attr.sample_stack_user > 0 { attr.sample_stack_user = 8 }
         return attr
     }
 

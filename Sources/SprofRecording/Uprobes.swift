@@ -27,7 +27,8 @@ public enum Uprobes {
     /// ELF file at `path`. User-space only: the registers and stack are the probed thread's.
     ///
     /// - Throws: `SyscallError` (ENOENT) when this kernel has no uprobe PMU.
-    public static func event(path: String, offset: UInt64, name: String, returnProbe: Bool = false) throws(SyscallError) -> EventSpec {
+    public static func event(path: String, offset: UInt64, name: String, returnProbe: Bool = false,
+                             copiesUserStack: Bool = true) throws(SyscallError) -> EventSpec {
         guard let type = pmuType else {
             throw SyscallError(call: "perf_event_open", errno: ENOENT, hint: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe); heap profiles need CONFIG_UPROBE_EVENTS")
         }
@@ -40,6 +41,7 @@ public enum Uprobes {
         spec.config2 = offset
         spec.excludeKernel = true
         spec.excludeHypervisor = true
+        spec.copiesUserStack = copiesUserStack
         return spec
     }
 
