@@ -548,6 +548,7 @@ final class ProfileBuilder {
         s.processes = processes.processCount
         s.threads = processes.threadCount
         s.stacksReadPastCopy = unwinder.statistics.readPastCopy
+        s.debuginfodFiles = symbolizer.debuginfodFiles
         return s
     }
 }

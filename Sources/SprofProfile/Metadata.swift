@@ -18,6 +18,8 @@ public struct ProfileStatistics: Sendable, Equatable {
     /// read from the live process once the copy ran out (kept only where the bytes read at the
     /// copy's end equal the copied ones).
     public var stacksReadPastCopy = 0
+    /// Files whose debug info a debuginfod server supplied (`DEBUGINFOD_URLS`), by build-id.
+    public var debuginfodFiles = 0
     /// Processes seen.
     public var processes = 0
     /// Threads seen.
@@ -170,6 +172,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
             add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
+            add("debuginfod", s.debuginfodFiles > 0 ? "\(s.debuginfodFiles) files" : nil)
             add("processes", String(s.processes))
             add("threads", String(s.threads))
         }
@@ -222,6 +225,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)
             case "read past the stack copy": statistics.stacksReadPastCopy = Int(firstNumber() ?? 0)
+            case "debuginfod": statistics.debuginfodFiles = Int(firstNumber() ?? 0)
             case "processes": statistics.processes = Int(firstNumber() ?? 0)
             case "threads": statistics.threads = Int(firstNumber() ?? 0)
             case "start": startTime = firstNumber() ?? 0

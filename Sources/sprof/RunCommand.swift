@@ -266,6 +266,7 @@ struct RunCommand: ParsableCommand {
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
         if s.stacksReadPastCopy > 0 { line += ", \(grouped(s.stacksReadPastCopy)) read past the stack copy" }
+        if s.debuginfodFiles > 0 { line += ", debug info of \(s.debuginfodFiles) file\(s.debuginfodFiles == 1 ? "" : "s") from debuginfod" }
         line += ") of \(p.metadata.event)"
         if let rate = p.metadata.rateText { line += (rate.hasPrefix("every") ? " " : " at ") + rate }
         // Lost records may include fork and comm records: the counts are then only lower bounds.

@@ -108,6 +108,8 @@ final class DebuginfodTests: XCTestCase {
         let folded = try String(contentsOfFile: prefix + ".folded", encoding: .utf8)
         XCTAssertTrue(folded.contains("outer_caller;inlined_hot_[i]"), "names and inline frames from the server:\n\(folded.prefix(800))")
         XCTAssertTrue(run.stderr.contains("debuginfod: debug info for 1 file"), run.stderr)
+        // The summary line counts the fetched files too, and so does the provenance it is saved with.
+        XCTAssertTrue(run.stderr.contains("debug info of 1 file from debuginfod"), run.stderr)
         // Sources: the tree is not where the debug info says (the prefix points nowhere), so the
         // server's /buildid/ID/source/PATH supplies it.
         let sources = fixture.root.appendingPathComponent("src").path
