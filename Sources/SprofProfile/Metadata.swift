@@ -219,9 +219,13 @@ public struct ProfileMetadata: Sendable, Equatable {
             case "lost":
                 // "N (records R, samples S)", "N (records R, samples S; on-cpu A, off-cpu B)"
                 let numbers = value.split(whereSeparator: { !$0.isNumber }).compactMap { UInt64($0) }
-                if numbers.count == 3 || numbers.count == 5 { statistics.lostRecords = numbers[1]; statistics.lostSamples = numbers[2] }
-                if numbers.count == 5 { statistics.lostOffCPU = numbers[4] }
-                else if let n = numbers.first { statistics.lostRecords = n }
+                if numbers.count == 3 || numbers.count == 5 {
+                    statistics.lostRecords = numbers[1]
+                    statistics.lostSamples = numbers[2]
+                    if numbers.count == 5 { statistics.lostOffCPU = numbers[4] }
+                } else if let n = numbers.first {
+                    statistics.lostRecords = n
+                }
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)
             case "read past the stack copy": statistics.stacksReadPastCopy = Int(firstNumber() ?? 0)

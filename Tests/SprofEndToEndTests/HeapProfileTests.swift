@@ -135,7 +135,12 @@ final class HeapProfileTests: XCTestCase {
         let leaks = try ["leak_three", "leak_two", "leak_one"].map { try total(run.profile, "inuse_space", containing: $0) }
         for (leak, want) in zip(leaks, [3 * mib, 2 * mib, 1 * mib]) { XCTAssertEqual(leak, want, accuracy: want * 0.01, "\(leaks)") }
         let inUse = try XCTUnwrap(run.profile.sampleTypeIndex("inuse_space"))
-        XCTAssertEqual(Double(run.profile.total(inUse)), 6 * mib, accuracy: 6 * mib * 0.01, "in use at exit is the leak sites (stdio's buffer aside)")
+        // Besides the leak sites, what the C runtime keeps for the whole run is still in use at
+        // exit: stdio's buffer, and libstdc++'s 72 KiB exception pool (the preload library is
+        // linked by SwiftPM against the Swift runtime, which loads libstdc++). Nothing else.
+        let other = Double(run.profile.total(inUse)) - leaks.reduce(0, +)
+        XCTAssertGreaterThanOrEqual(other, 0)
+        XCTAssertLessThan(other, 128 * 1024, "in use at exit is the leak sites and the runtime's own buffers: \(run.stderr)")
         XCTAssertTrue(run.stderr.contains("leaks"), run.stderr)
         XCTAssertTrue(run.stderr.contains("leak_three"), run.stderr)
         // The CPU profile is still written beside it.

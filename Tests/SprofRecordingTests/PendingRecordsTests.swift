@@ -15,6 +15,7 @@ final class PendingRecordsTests: XCTestCase {
         s.ip = 0x401000; s.pid = 7; s.tid = 7; s.time = UInt64(n); s.period = 1; s.cpuMode = .user
         s.callchain = [UInt64(bitPattern: -512), 0x401000]
         s.userRegisters = (0..<UserRegisters.sampled.count).map { UInt64($0) }
+        s.userRegistersABI = 2 // PERF_SAMPLE_REGS_ABI_64, as the kernel writes for a 64-bit task
         s.userStack = (0..<copied).map { UInt8(truncatingIfNeeded: $0 &+ n) }
         return (s, RecordBuilder(layout: layout).sample(s, stackCapacity: 8192))
     }
