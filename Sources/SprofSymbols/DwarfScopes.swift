@@ -70,8 +70,11 @@ enum DwarfScopes {
         return AddressRanges(entries)
     }
 
-    /// The concrete (code-bearing) functions of a CU by their ranges, in the CU's own addresses.
-    /// Nested concrete functions are found too; the innermost one wins a lookup.
+    /// The concrete (code-bearing) functions of a CU by their ranges, in the CU's own addresses,
+    /// that hold inlined calls (with every function nested inside such a function): the others
+    /// have no inline chain to find, and a CU of 100,000 functions built without inlining would
+    /// otherwise index them all. Nested concrete functions are found too; the innermost one wins
+    /// a lookup.
     static func functionRanges(_ cu: UnsafeMutablePointer<Dwarf_Die>) -> AddressRanges<Dwarf_Die> {
         var entries: [(start: UInt64, end: UInt64, value: Dwarf_Die)] = []
         collectFunctions(under: cu.pointee, depth: 0, into: &entries)
@@ -125,10 +128,12 @@ enum DwarfScopes {
         while true {
             let tag = dwarf_tag(&child)
             if tag == Int32(DW_TAG_subprogram) {
-                let die = child
-                forEachRange(&child) { start, end in entries.append((start, end, die)) }
-                // Nested functions (GNU C) live inside their parent, possibly in blocks.
-                collectFunctions(under: child, depth: depth + 1, into: &entries)
+                if containsInlinedCall(child, depth: depth + 1) {
+                    let die = child
+                    forEachRange(&child) { start, end in entries.append((start, end, die)) }
+                    // Nested functions (GNU C) live inside their parent, possibly in blocks.
+                    collectFunctions(under: child, depth: depth + 1, into: &entries)
+                }
             } else if tag == Int32(DW_TAG_lexical_block) || containerTags.contains(tag) {
                 collectFunctions(under: child, depth: depth + 1, into: &entries)
             } else if tag == Int32(DW_TAG_imported_unit) {
@@ -141,6 +146,21 @@ enum DwarfScopes {
             }
             var sibling = Dwarf_Die()
             guard dwarf_siblingof(&child, &sibling) == 0 else { return }
+            child = sibling
+        }
+    }
+
+    /// Whether an inlined subroutine is anywhere below `parent` (nested functions included).
+    private static func containsInlinedCall(_ parent: Dwarf_Die, depth: Int) -> Bool {
+        guard depth < maxDepth else { return false }
+        var parent = parent
+        var child = Dwarf_Die()
+        guard dwarf_child(&parent, &child) == 0 else { return false }
+        while true {
+            if dwarf_tag(&child) == Int32(DW_TAG_inlined_subroutine) { return true }
+            if dwarf_haschildren(&child) > 0, containsInlinedCall(child, depth: depth + 1) { return true }
+            var sibling = Dwarf_Die()
+            guard dwarf_siblingof(&child, &sibling) == 0 else { return false }
             child = sibling
         }
     }

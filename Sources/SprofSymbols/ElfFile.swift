@@ -49,8 +49,9 @@ final class ElfFile {
     let path: String
     /// Frames already worked out, by file address: after warm-up, every lookup is this hit.
     var frameCache: [UInt64: [SymbolizedFrame]] = [:]
-    /// Demangled (or raw) display names by symbol index, filled on first use.
-    var displayNames: [FunctionName?]
+    /// Demangled (or raw) display names by symbol index, filled on first use: a profile hits a
+    /// few hundred of a large program's symbols, so not an array sized by the table.
+    var displayNames: [Int: FunctionName] = [:]
 
     private let context: DwflContext
     private let dwfl: OpaquePointer
@@ -96,9 +97,10 @@ final class ElfFile {
         self.path = path
         self.loads = Self.readLoads(elf)
         self.buildID = Self.readBuildID(mod)
-        self.symbols = SymbolTable(Self.readSymbols(mod, dwflBias: bias) + Self.readPLTEntries(elf))
+        var candidates = Self.readSymbols(mod, dwflBias: bias)
+        candidates += Self.readPLTEntries(elf)
+        self.symbols = SymbolTable(consume candidates)
         self.programEntry = Self.readProgramEntry(elf, moduleName: moduleName)
-        self.displayNames = Array(repeating: nil, count: symbols.count)
     }
 
     deinit { dwfl_end(dwfl) }
@@ -352,17 +354,13 @@ final class ElfFile {
         let pc = fileAddress &+ dwflBias &- unit.bias
         var file: String?
         var line: Int?
-        if lines, let l = dwarf_getsrc_die(cu, pc) {
-            var n: Int32 = 0
-            if dwarf_lineno(l, &n) == 0, n > 0 { line = Int(n) }
-            if let src = dwarf_linesrc(l, nil, nil) { file = String(cString: src) }
+        if lines, let row = lineTable(of: cu)?.lookup(pc) {
+            line = row.line
+            file = row.file
         }
         var inlined: [(name: FunctionName, file: String?, line: Int?)] = []
         guard inlines else { return ([], file, line) }
         guard let function = functions(in: cu).lookup(pc) else { return ([], file, line) }
-        var files: OpaquePointer?
-        var fileCount = 0
-        var haveFiles = false
         for var die in DwarfScopes.inlinedChain(in: function, pc: pc) {
             inlined.append((dieName(&die, naming: naming) ?? FunctionName(name: "[inlined]"), file, line))
             // The caller continues at the call site recorded on the inlined subroutine.
@@ -373,13 +371,9 @@ final class ElfFile {
                 line = Int(value)
             }
             file = nil
-            if dwarf_attr(&die, UInt32(DW_AT_call_file), &attr) != nil, dwarf_formudata(&attr, &value) == 0 {
-                if !haveFiles {
-                    haveFiles = dwarf_getsrcfiles(cu, &files, &fileCount) == 0
-                }
-                if haveFiles, Int(value) < fileCount, let src = dwarf_filesrc(files, Int(value), nil, nil) {
-                    file = String(cString: src)
-                }
+            if dwarf_attr(&die, UInt32(DW_AT_call_file), &attr) != nil, dwarf_formudata(&attr, &value) == 0,
+               let files = lineTable(of: cu)?.files, value < UInt64(files.count) {
+                file = files[Int(value)]
             }
             if !lines { file = nil; line = nil }
         }
@@ -395,6 +389,44 @@ final class ElfFile {
         if cuRanges == nil { cuRanges = DwarfScopes.compileUnitRanges(module) }
         return cuRanges!.lookup(address)
     }
+
+    /// The line table of a CU, decoded on first use (see `LineTable` for why not libdw's).
+    private func lineTable(of cu: UnsafeMutablePointer<Dwarf_Die>) -> LineTable? {
+        let key = UnsafeRawPointer(cu.pointee.addr)
+        if let known = lineTables[key] { return known }
+        var table: LineTable?
+        if let dwarf = dwarf_cu_getdwarf(cu.pointee.cu) {
+            let dwarfKey = UnsafeRawPointer(dwarf)
+            if lineSections[dwarfKey] == nil { lineSections[dwarfKey] = .some(LineTable.Sections(dwarf)) }
+            if let sections = lineSections[dwarfKey]! { table = LineTable.read(cu: cu, sections: sections) }
+        }
+        lineTables[key] = .some(table)
+        return table
+    }
+
+    /// The source line at `fileAddress` from `LineTable` (`libdw: false`) or from libdw's own
+    /// `dwarf_getsrc_die` (`libdw: true`, which keeps every row of the CU in memory): for tests
+    /// that check the two agree. Nil when no CU or no row covers the address.
+    func sourceLine(at fileAddress: UInt64, libdw: Bool) -> (file: String?, line: Int?)? {
+        guard let unit = compileUnit(at: fileAddress &+ dwflBias) else { return nil }
+        let pc = fileAddress &+ dwflBias &- unit.bias
+        guard libdw else { return lineTable(of: unit.die)?.lookup(pc) }
+        guard let l = dwarf_getsrc_die(unit.die, pc) else { return nil }
+        var n: Int32 = 0
+        let line = dwarf_lineno(l, &n) == 0 && n > 0 ? Int(n) : nil
+        return (dwarf_linesrc(l, nil, nil).map { String(cString: $0) }, line)
+    }
+
+    /// Rows kept in the line table of the CU at `fileAddress` (for tests).
+    func lineTableRowCount(at fileAddress: UInt64) -> Int? {
+        guard let unit = compileUnit(at: fileAddress &+ dwflBias) else { return nil }
+        return lineTable(of: unit.die)?.rowCount
+    }
+
+    /// Line tables by CU DIE address; nil records a CU without one.
+    private var lineTables: [UnsafeRawPointer?: LineTable?] = [:]
+    /// The sections line tables read, per `Dwarf` (a separate debug file has its own).
+    private var lineSections: [UnsafeRawPointer: LineTable.Sections?] = [:]
 
     /// The concrete functions of a CU by address, indexed on first use.
     private func functions(in cu: UnsafeMutablePointer<Dwarf_Die>) -> AddressRanges<Dwarf_Die> {

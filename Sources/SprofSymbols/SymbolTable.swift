@@ -27,23 +27,28 @@ struct SymbolTable {
 
     init() {}
 
-    init(_ candidates: [SymbolCandidate], openEndedReach: UInt64 = SymbolTable.openEndedReach) {
-        let sorted = candidates.sorted { a, b in
+    init(_ candidates: consuming [SymbolCandidate], openEndedReach: UInt64 = SymbolTable.openEndedReach) {
+        // Sorted and merged in place: a program's table can hold hundreds of thousands of
+        // symbols, and every copy of it would add to the peak.
+        var chosen = consume candidates
+        chosen.sort { a, b in
             if a.start != b.start { return a.start < b.start }
             return Self.isBetter(a, than: b)
         }
-        var chosen: [SymbolCandidate] = []
-        chosen.reserveCapacity(sorted.count)
-        for c in sorted {
-            if let last = chosen.last, last.start == c.start {
+        var kept = 0
+        for i in chosen.indices {
+            let c = chosen[i]
+            if kept > 0, chosen[kept - 1].start == c.start {
                 // Aliases: keep the best name but the widest extent, so that a sized alias is not
                 // shadowed by a zero-size one.
-                chosen[chosen.count - 1].size = max(last.size, c.size)
-                chosen[chosen.count - 1].limit = min(last.limit, c.limit)
+                chosen[kept - 1].size = max(chosen[kept - 1].size, c.size)
+                chosen[kept - 1].limit = min(chosen[kept - 1].limit, c.limit)
                 continue
             }
-            chosen.append(c)
+            chosen[kept] = c
+            kept += 1
         }
+        chosen.removeLast(chosen.count - kept)
         starts.reserveCapacity(chosen.count)
         ends.reserveCapacity(chosen.count)
         names.reserveCapacity(chosen.count)
