@@ -182,7 +182,13 @@ public final class DwarfUnwinder {
         ctx.leftStack = false
         ctx.switchedStack = false
         ctx.stackSwitches = session.stackSwitches
-        ctx.mappings = process.mappings
+        if !session.writesJitMap && session.samplesSinceJitLookup >= 4096 {
+            session.writesJitMap = access("/tmp/perf-\(process.pid).map", F_OK) == 0
+            session.samplesSinceJitLookup = 0
+        }
+        session.samplesSinceJitLookup &+= 1
+        // Empty: every return address is taken (see UnwindContext.isExecutable).
+        ctx.mappings = session.writesJitMap ? [] : process.mappings
         ctx.popped = nil
         ctx.pid = process.pid
         ctx.readsLiveStack = readsLiveStack
@@ -487,6 +493,12 @@ public final class DwarfUnwinder {
         var roots: [UInt64: Bool] = [:]
         /// Address ranges of Go's stack-switching functions in the reported modules.
         var stackSwitches: [Range<UInt64>] = []
+        /// Whether the process writes a JIT map (`/tmp/perf-PID.map`): its generated code lives in
+        /// anonymous memory made executable with mprotect, which no MMAP record announces, so a
+        /// return address outside the known mappings is no sign of stale memory there. Looked up
+        /// again every 4,096 samples until found (a runtime writes it once it starts compiling).
+        var writesJitMap = false
+        var samplesSinceJitLookup = Int.max
         init(dwfl: OpaquePointer) { self.dwfl = dwfl }
     }
 
@@ -937,7 +949,7 @@ private let dwarfFrameCallback: @convention(c) (OpaquePointer?, UnsafeMutableRaw
     var isActivation = false
     guard dwfl_frame_pc(state!, &pc, &isActivation) else { return Int32(DWARF_CB_ABORT) }
     guard ctx.acceptsFrame(state!) else { return Int32(DWARF_CB_ABORT) }
-    if !isActivation, !ctx.frames.isEmpty, !ctx.isExecutable(pc &- 1) {
+    if !isActivation, !ctx.frames.isEmpty, !ctx.mappings.isEmpty, !ctx.isExecutable(pc &- 1) {
         // Not an address after a call: a word of stale memory taken for a return address.
         ctx.leftStack = true
         return Int32(DWARF_CB_ABORT)
