@@ -397,8 +397,10 @@ final class ReliabilityTests: XCTestCase {
     func testAttachingToAZombieSaysItHasExited() throws {
         try SprofCLI.requirePerfEvents()
         let prefix = SprofCLI.outputPrefix("zombie")
-        // The subshell starts `true` and becomes `sleep`, which never reaps it: a zombie.
-        let sh = "(true & echo $! > '\(prefix).pid'; exec sleep 3) & sleep 0.5; \"$0\" run -p \"$(cat '\(prefix).pid')\" -o '\(prefix)'"
+        // The subshell starts `true` and becomes `sleep`, which never reaps it: a zombie. The
+        // sleep outlasts a slow start of sprof on a loaded machine (3 s did not), and is ended
+        // once sprof has answered.
+        let sh = "(true & echo $! > '\(prefix).pid'; exec sleep 60 >/dev/null 2>&1) & holder=$!; sleep 0.5; \"$0\" run -p \"$(cat '\(prefix).pid')\" -o '\(prefix)'; rc=$?; kill $holder; exit $rc"
         let r = try TestFixtures.run("/bin/sh", ["-c", sh, try TestFixtures.sprofPath()])
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("has exited (a zombie its parent has not reaped)"), r.stderr)
