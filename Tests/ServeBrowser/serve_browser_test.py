@@ -31,6 +31,7 @@ try:
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.actions.action_builder import ActionBuilder
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 except ImportError as e:  # a missing tool: skip, saying why
@@ -182,19 +183,31 @@ def flame_ready(driver):
 
 def hover_frame(driver, depth, frac=0.5):
     """Moves the mouse over the flame graph at row `depth`, `frac` of the way across; returns the tooltip."""
-    for attempt in range(4):
+    for attempt in range(6):
         canvas = driver.find_element(By.CSS_SELECTOR, "#panel canvas.flame-canvas")
-        w, h = canvas.size["width"], canvas.size["height"]
-        # Offsets are from the element's centre; each attempt moves a little, so a mousemove fires
-        # even when a redraw (the page growing a scrollbar) came between finding and moving.
-        ActionChains(driver).move_to_element_with_offset(canvas, int(w * frac - w / 2) + 3 * attempt,
-                                                         int(depth * ROW + ROW / 2 - h / 2)).perform()
+        # Viewport coordinates from the canvas's own rectangle, scrolling only when the row is out
+        # of view. An element-relative move is measured from the centre of the element's *visible*
+        # part, which is not the canvas's centre when a deep stack makes it taller than the window.
+        left, top, width = driver.execute_script("""
+            const c = arguments[0], y = arguments[1];
+            let r = c.getBoundingClientRect();
+            if (r.top + y < 0 || r.top + y >= window.innerHeight - 2) {
+              window.scrollBy(0, r.top + y - window.innerHeight / 2);
+              r = c.getBoundingClientRect();
+            }
+            return [r.left, r.top, r.width];""", canvas, depth * ROW + ROW / 2)
+        # Each attempt moves a little, so a mousemove fires even when a redraw came between.
+        x = int(left + width * frac) + [0, 3, -3, 6, -6, 9][attempt]
+        y = int(top + depth * ROW + ROW / 2)
+        actions = ActionBuilder(driver)
+        actions.pointer_action.move_to_location(x, y)
+        actions.perform()
         tip = driver.find_element(By.CSS_SELECTOR, "#panel .flame-tip")
         try:
             wait(driver, "the tooltip", lambda d: tip.is_displayed() and tip.text.strip() != "", timeout=5)
             return tip.text
         except AssertionError:
-            if attempt == 3:
+            if attempt == 5:
                 raise
 
 
