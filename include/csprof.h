@@ -238,10 +238,13 @@ static inline void csprof_forward_handler(int sig) {
 // pid > 0: forward SIGINT/SIGTERM/SIGHUP/SIGQUIT to pid. notify_fd >= 0: also write 8 bytes to it
 // (an eventfd the recording loop polls), which is how an attached recording learns of Ctrl-C.
 // Handlers, unlike SIG_IGN, are reset by exec in the child.
-static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
+// Returns the signal caught since the last csprof_install_signal_forwarding (0 if none) and
+// keeps it: a recording that caught signals from before it opened its events (which takes a
+// while with -p on many threads, or -a) points them at its stop eventfd once it has one, and a
+// signal that came in between must still end it (a handler cannot be re-aimed from Swift).
+static inline int csprof_route_signals(pid_t pid, int notify_fd) {
     csprof_forward_pid = pid;
     csprof_notify_fd = notify_fd;
-    csprof_forwarded_signal = 0;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = csprof_forward_handler;
@@ -251,6 +254,11 @@ static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
     sigaction(SIGQUIT, &sa, NULL);
+    return (int)csprof_forwarded_signal;
+}
+static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
+    csprof_forwarded_signal = 0;
+    (void)csprof_route_signals(pid, notify_fd);
 }
 static inline void csprof_restore_default_signals(void) {
     csprof_forward_pid = 0;

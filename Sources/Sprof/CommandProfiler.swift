@@ -185,6 +185,9 @@ public enum CommandProfiler {
             notices.append(message)
             notice(message)
         }
+        // Caught from here on, so that Ctrl-C while the events open still ends in a profile.
+        InterruptForwarding.install()
+        defer { InterruptForwarding.restore() }
         let settings = KernelSettings.current()
         let probes = try options.heap.map { heap throws(SyscallError) in try HeapProbes(heap) }
         var sampling = try options.sampling(settings: settings, notice: say)
@@ -273,6 +276,12 @@ public enum CommandProfiler {
         if recorded.profile.metadata.event == HeapOptions.noCPUEvent.description { recorded.profile = profile }
     }
 
+    /// The notice for a signal that arrived while the events were being opened: the recording
+    /// stops as soon as it begins, and the profile written holds next to nothing (but is written).
+    static func earlySignalNotice(_ signal: Int32) -> String {
+        "signal \(signal) (\(String(cString: strsignal(signal)))) arrived while the events were being opened: recording stopped as soon as it began (the profile holds next to nothing)"
+    }
+
     /// Whether `pid` is a zombie: state `Z` in /proc/PID/stat (after the parenthesized comm,
     /// which may itself contain spaces and parentheses; proc(5)).
     static func isZombie(_ pid: Int32) -> Bool {
@@ -289,6 +298,10 @@ public enum CommandProfiler {
             notices.append(message)
             notice(message)
         }
+        // Caught before the events open (one per CPU and thread: a while for a process with many
+        // threads), so that Ctrl-C or SIGTERM meanwhile ends the recording at once, with a profile.
+        InterruptForwarding.install()
+        defer { InterruptForwarding.restore() }
         let settings = KernelSettings.current()
         var sampling = try options.sampling(settings: settings, notice: say)
         let probes = try options.heap.map { _ throws(SyscallError) in try AllocatorProbes(pid: pid) }
@@ -307,8 +320,8 @@ public enum CommandProfiler {
         }
         let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
         session.memoryBudget = options.maxMemory
-        session.stopOnInterrupt()
-        defer { session.restoreSignals() }
+        let early = session.stopOnInterrupt()
+        if early != 0 { say(Self.earlySignalNotice(early)) }
         if let duration {
             let deadline = DispatchTime.now() + duration
             DispatchQueue.global().asyncAfter(deadline: deadline) { session.requestStop() }
@@ -356,6 +369,10 @@ public enum CommandProfiler {
             notices.append(message)
             notice(message)
         }
+        // Caught before the events open and the running processes are read (a while), so that
+        // Ctrl-C or SIGTERM meanwhile ends the recording at once, with a profile.
+        InterruptForwarding.install()
+        defer { InterruptForwarding.restore() }
         let settings = KernelSettings.current()
         guard settings.systemWideAllowed else {
             throw SyscallError(call: "perf_event_open", errno: EACCES, hint: settings.systemWideHint)
@@ -371,8 +388,12 @@ public enum CommandProfiler {
         }
         session.consumeAtIdlePriority = true
         session.memoryBudget = options.maxMemory
-        if let command { command.forwardSignals() } else { session.stopOnInterrupt() }
-        defer { if let command { command.stopForwardingSignals() } else { session.restoreSignals() } }
+        if let command {
+            command.forwardCaughtSignals()
+        } else {
+            let early = session.stopOnInterrupt()
+            if early != 0 { say(Self.earlySignalNotice(early)) }
+        }
         let builder = options.builder(for: session.options, settings: settings)
         if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         for pid in RecordingSession.processIDs() { builder.processes.seedFromProc(pid) }

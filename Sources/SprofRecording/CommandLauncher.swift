@@ -129,6 +129,15 @@ public final class WaitingCommand: @unchecked Sendable {
     /// so Ctrl-C stops the command while the profiler lives on to write what it gathered.
     public func forwardSignals() { InterruptForwarding.install(forwardingTo: pid) }
 
+    /// ``forwardSignals()`` for a caller that has caught signals since
+    /// ``InterruptForwarding/install(forwardingTo:notifying:)`` (while it opened its events): one
+    /// that already arrived is passed on now, so it ends the command (before its exec, it ends
+    /// the waiting child, and the command reports that signal) rather than being lost.
+    public func forwardCaughtSignals() {
+        let earlier = InterruptForwarding.route(forwardingTo: pid)
+        if earlier != 0 { kill(pid, earlier) }
+    }
+
     /// Restores default signal handling.
     public func stopForwardingSignals() { InterruptForwarding.restore() }
 }
@@ -141,6 +150,15 @@ public enum InterruptForwarding {
     /// bytes to `notifyFD` (an eventfd the caller polls; -1 for none).
     public static func install(forwardingTo pid: Int32 = 0, notifying notifyFD: Int32 = -1) {
         csprof_install_signal_forwarding(pid, notifyFD)
+    }
+
+    /// Points the signals caught since ``install(forwardingTo:notifying:)`` at `pid` and
+    /// `notifyFD` instead (installing the handler if it is not), without forgetting one that
+    /// already arrived. Returns that signal's number, 0 when none came: a recording that starts
+    /// catching before it opens its events (which takes a while with `-p` on many threads, or
+    /// `-a`) learns here of a Ctrl-C that came while it opened them, and stops at once.
+    public static func route(forwardingTo pid: Int32 = 0, notifying notifyFD: Int32 = -1) -> Int32 {
+        csprof_route_signals(pid, notifyFD)
     }
 
     /// Restores default dispositions.

@@ -344,7 +344,15 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// Makes SIGINT, SIGTERM, SIGHUP and SIGQUIT end the recording (as ``requestStop()`` does)
     /// instead of the profiler, so Ctrl-C on an attached recording still writes the profile.
-    public func stopOnInterrupt() { InterruptForwarding.install(notifying: stopFD) }
+    /// A signal caught since ``InterruptForwarding/install(forwardingTo:notifying:)`` (called
+    /// before opening the session, so that one arriving while the events open is not the
+    /// default death) ends the recording at once; then this returns that signal's number (else 0).
+    @discardableResult
+    public func stopOnInterrupt() -> Int32 {
+        let earlier = InterruptForwarding.route(notifying: stopFD)
+        if earlier != 0 { requestStop() }
+        return earlier
+    }
 
     /// Undoes ``stopOnInterrupt()``.
     public func restoreSignals() { InterruptForwarding.restore() }

@@ -164,6 +164,21 @@ public enum ProcInfo {
         return fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "\(dir)/\($0)")) == "anon_inode:[perf_event]" }.count
     }
 
+    /// Whether `pid` has a handler installed for `signal` (its bit in `SigCgt`, /proc/PID/status).
+    public static func catches(_ signal: Int32, _ pid: Int32) -> Bool {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("SigCgt:") }),
+              let mask = UInt64(line.dropFirst("SigCgt:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return false }
+        return mask & (1 << UInt64(signal - 1)) != 0
+    }
+
+    /// The number of threads of `pid` (`Threads:` in /proc/PID/status), 0 when it is gone.
+    public static func threadCount(_ pid: Int32) -> Int {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("Threads:") }) else { return 0 }
+        return Int(line.dropFirst("Threads:".count).trimmingCharacters(in: .whitespaces)) ?? 0
+    }
+
     /// Polls `condition` every 10 ms until it holds or `limit` seconds pass (a safety limit for a
     /// broken product, not a measurement). Returns whether it held.
     @discardableResult

@@ -197,6 +197,33 @@ final class PromiseTests: XCTestCase {
         if getuid() != 0 { throw XCTSkip("-a needs root: only -p was checked") }
     }
 
+    /// A signal that arrives while `-p` is still opening its events (one per CPU and thread: a
+    /// while for a process of 1,000 threads) ends the recording with the profile written and
+    /// 128+N, where it used to kill sprof with nothing written (issue 20). sprof is signalled as
+    /// soon as it catches SIGINT or has opened its first event, whichever comes first: a sprof
+    /// that catches signals only once the events are open is signalled mid-opening and dies.
+    func testSignalWhileEventsOpenStillWritesTheProfile() throws {
+        try SprofCLI.requirePerfEvents()
+        let threads = 1000
+        let target = try BackgroundProcess(try SprofCLI.buildC("sleepers"), [String(threads), "300"])
+        defer { target.send(SIGKILL) }
+        XCTAssertTrue(ProcInfo.waitUntil { ProcInfo.threadCount(target.pid) > threads }, "sleepers never started its threads: \(target.stderr)")
+        for (round, signal) in [SIGINT, SIGTERM, SIGINT].enumerated() {
+            let prefix = SprofCLI.outputPrefix("early-signal-\(round)")
+            let sprof = try BackgroundProcess(try TestFixtures.sprofPath(), ["run", "-o", prefix, "-p", String(target.pid)])
+            XCTAssertTrue(ProcInfo.waitUntil { ProcInfo.catches(signal, sprof.pid) || ProcInfo.perfEventCount(sprof.pid) > 0 },
+                          "round \(round): sprof neither caught signals nor opened events: \(sprof.stderr)")
+            // Again and again while it opens: every one must be caught.
+            for _ in 0..<5 {
+                sprof.send(signal)
+                usleep(2_000)
+            }
+            XCTAssertEqual(sprof.wait(timeout: 120), 128 + signal, "round \(round): \(sprof.stderr)")
+            XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".pb.gz"), "round \(round): no profile written: \(sprof.stderr)")
+            XCTAssertLessThan(try recordedSeconds(prefix), 30, "round \(round): the signal did not end the recording")
+        }
+    }
+
     // MARK: - Losses, truncation, throttling, clamping
 
     func testLostSamplesAreReported() throws {
