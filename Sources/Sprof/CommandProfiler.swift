@@ -61,7 +61,7 @@ public struct RunOptions: Sendable {
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
         if offCPU { try Self.checkOffCPU(event: event, settings: settings) }
         var options = try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
-                                                   ringPages: ringPages ?? (heap != nil ? Self.heapRingPages : Self.defaultRingPages(for: callGraph, settings: settings)),
+                                                   ringPages: ringPages ?? (heap != nil ? Self.heapRingPages : Self.defaultRingPages(for: callGraph, rate: rate, settings: settings)),
                                                    settings: settings, notice: notice)
         options.offCPU = offCPU
         return options
@@ -87,11 +87,12 @@ public struct RunOptions: Sendable {
         }
     }
 
-    /// Ring-buffer pages per CPU for a stack mode: `SamplingOptions.defaultRingPages` (sized for
-    /// the DWARF stack copy, within the locked-memory limits).
-    public static func defaultRingPages(for callGraph: SamplingOptions.CallGraph,
+    /// Ring-buffer pages per CPU for a stack mode and rate: `SamplingOptions.defaultRingPages`
+    /// (sized for the DWARF stack copy and, at high frequencies, for 50 ms of samples, within the
+    /// locked-memory limits).
+    public static func defaultRingPages(for callGraph: SamplingOptions.CallGraph, rate: SamplingOptions.Rate? = nil,
                                         settings: KernelSettings = .current()) -> Int {
-        SamplingOptions.defaultRingPages(for: callGraph, settings: settings)
+        SamplingOptions.defaultRingPages(for: callGraph, rate: rate, settings: settings)
     }
 }
 
@@ -203,20 +204,29 @@ public enum CommandProfiler {
         }
         session.consumeAtIdlePriority = true
         session.memoryBudget = options.maxMemory
-        command.forwardSignals()
-        defer { command.stopForwardingSignals() }
-        try command.start()
-        // From the exec on: before it, the child is sprof's own fork, and its resident memory
-        // (sprof's) would be reported as the program's peak.
-        session.commandStarted()
+        command.forwardCaughtSignals()
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
-
-        let startTime = realtimeNow(), started = monotonicNow()
         let builder = options.builder(for: session.options, settings: settings)
         if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
         let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: [.sampled, .freed], session: session, settings: settings, cpu: builder) }
         var spare = SpareCPU()
-        try session.record { batch in
+        var startTime = realtimeNow(), started = monotonicNow()
+        var launchError: LaunchError?
+        try session.record(started: {
+            // The command execs once the reader thread runs: a reader started after the exec
+            // (a new thread can wait tens of ms for a CPU on a loaded machine) left the first
+            // moments' samples to overflow the buffers at high rates (issue 20, -F 16000).
+            startTime = realtimeNow()
+            started = monotonicNow()
+            do throws(LaunchError) {
+                try command.start()
+                // From the exec on: before it, the child is sprof's own fork, and its resident
+                // memory (sprof's) would be reported as the program's peak.
+                session.commandStarted()
+            } catch {
+                launchError = error  // the child has exited: the recording ends at once
+            }
+        }) { batch in
             builder.consume(batch)
             heapBuilder?.consume(batch)
             // Name frames as they come while a CPU is free, otherwise after the command: naming
@@ -226,6 +236,10 @@ public enum CommandProfiler {
                 builder.resolve()
                 heapBuilder?.resolve()
             }
+        }
+        if let launchError {
+            _ = monitor.stop()
+            throw launchError
         }
         let status = command.wait()
         if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }

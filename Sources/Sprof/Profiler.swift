@@ -329,7 +329,7 @@ private final class ActiveRun: @unchecked Sendable {
             if options.offCPU { try RunOptions.checkOffCPU(event: options.event, settings: settings) }
             sampling = try SamplingOptions.prepared(
                 event: options.event, rate: options.rate, callGraph: options.callGraph,
-                ringPages: options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, settings: settings),
+                ringPages: options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, rate: options.rate, settings: settings),
                 settings: settings) { notices.append($0) }
             sampling.offCPU = options.offCPU
         } catch {

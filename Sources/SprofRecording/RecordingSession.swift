@@ -375,7 +375,8 @@ public final class RecordingSession: @unchecked Sendable {
     }
 
     /// ``record(consume:)`` that calls `started` on the calling thread once the events are enabled
-    /// and the reader runs, before any `consume`: the in-process profiler's `start()` returns then,
+    /// and the reader thread runs, before any `consume` (a command started there is read from its
+    /// first sample on): the in-process profiler's `start()` returns then,
     /// so that everything after it is sampled.
     public func record(started: () -> Void, consume: ([PerfRecord]) -> Void) throws(SyscallError) {
         let exitFD: Int32
@@ -392,12 +393,17 @@ public final class RecordingSession: @unchecked Sendable {
         }
         // Joined before returning: the reader still touches the buffers after its last batch.
         let readerDone = DispatchSemaphore(value: 0)
+        let readerRunning = DispatchSemaphore(value: 0)
         let reader = Thread { [self] in
+            readerRunning.signal()
             readLoop(exitFD: exitFD)
             readerDone.signal()
         }
         reader.name = "sprof-reader"
         reader.start()
+        // `started` (which may start the command) waits until the reader runs: a new thread can
+        // wait tens of ms for a CPU on a loaded machine, longer than a buffer lasts at 16 kHz.
+        readerRunning.wait()
         started()
         // The reader drains at normal priority so nothing is lost; consuming (unwinding,
         // symbolizing) can wait for idle CPU and catch up when the target is done.

@@ -64,36 +64,54 @@ public struct SamplingOptions: Sendable {
     /// sqlite3 had 0.15%; with 32768 both had none. A parallel gcc build: 7% cut at 8192, 2.6% at
     /// 32768, 0.8% at 65528 (cc1's recursive range queries really are that deep). sprof unwinds
     /// each copy and drops it, so unlike perf it writes nothing per byte: the cost is the kernel's
-    /// copy and ring-buffer space, which ``defaultRingPages(for:settings:cpus:lockableBytes:)`` sizes for.
+    /// copy and ring-buffer space, which ``defaultRingPages(for:rate:settings:cpus:lockableBytes:)`` sizes for.
     public static let defaultDwarfStackSize: UInt32 = 32768
 
-    /// DWARF-mode samples a ring buffer should hold, per CPU: at 999 Hz about 64 ms of one CPU's
-    /// samples, so a reader that is kept off the CPU for a while loses nothing.
+    /// DWARF-mode samples a ring buffer should hold, per CPU, at the least: at 999 Hz about 64 ms
+    /// of one CPU's samples, so a reader that is kept off the CPU for a while loses nothing.
     static let dwarfSamplesPerBuffer = 64
 
-    /// Ring-buffer data pages per CPU (a power of two) for a stack mode.
+    /// At a higher rate, the buffer holds this long of one CPU's samples instead (a CPU takes at
+    /// most `-F` samples a second of a clock event): at 16 kHz with 32 KiB copies, 64 copies
+    /// lasted 4 ms, and a reader kept off the CPU longer than that on a loaded machine lost 40 of
+    /// 42,418 samples (issue 20).
+    static let dwarfBufferMilliseconds = 50
+
+    /// The most memory the default DWARF buffers lock in all, when privileged (no kernel limit
+    /// applies): 256 MiB, spread over the CPUs, and at most 64 MiB per CPU.
+    static let privilegedRingBytes = 256 << 20
+
+    /// Ring-buffer data pages per CPU (a power of two) for a stack mode and rate.
     ///
     /// Frame-pointer and no-stack samples are small: 128 pages (512 KiB). DWARF samples carry the
-    /// stack copy, so the buffer holds ``dwarfSamplesPerBuffer`` of them (at least 512 pages, at
-    /// most 2048), within what the kernel lets this process lock: everything when privileged
-    /// (root, CAP_PERFMON, CAP_SYS_ADMIN); otherwise `kernel.perf_event_mlock_kb` per CPU plus,
-    /// with a margin for other perf users of the same account, half of `RLIMIT_MEMLOCK`
-    /// (`lockableBytes`, read with getrlimit when nil) spread over the `cpus` buffers.
-    public static func defaultRingPages(for callGraph: CallGraph, settings: KernelSettings = .current(),
+    /// stack copy, so the buffer holds ``dwarfSamplesPerBuffer`` of them, or
+    /// ``dwarfBufferMilliseconds`` of them at `rate` when that is more (at least 512 pages), within
+    /// what may be locked: when privileged (root, CAP_PERFMON, CAP_SYS_ADMIN),
+    /// ``privilegedRingBytes`` over the `cpus` buffers (at least 2048 pages each); otherwise
+    /// `kernel.perf_event_mlock_kb` per CPU plus, with a margin for other perf users of the same
+    /// account, half of `RLIMIT_MEMLOCK` (`lockableBytes`, read with getrlimit when nil) spread
+    /// over the `cpus` buffers. A `.period` rate says nothing of the rate: 64 copies.
+    public static func defaultRingPages(for callGraph: CallGraph, rate: Rate? = nil, settings: KernelSettings = .current(),
                                         cpus: Int? = nil,
                                         lockableBytes: UInt64? = nil) -> Int {
         let page = 4096
+        let buffers = max(cpus ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
         var wanted = 128
         if case .dwarf(let size) = callGraph {
-            let bytes = (Int(size) + 512) * dwarfSamplesPerBuffer  // registers and header beside the copy
+            var samples = dwarfSamplesPerBuffer
+            if case .frequency(let hz)? = rate {
+                samples = max(samples, min(hz, settings.maxSampleRate) * dwarfBufferMilliseconds / 1000)
+            }
+            let bytes = (Int(size) + 512) * samples  // registers and header beside the copy
+            var most = 2048
+            while most < 16384 && most * 2 * page * buffers <= privilegedRingBytes { most *= 2 }
             wanted = 512
-            while wanted * page < bytes && wanted < 2048 { wanted *= 2 }
+            while wanted * page < bytes && wanted < most { wanted *= 2 }
         }
         if settings.privileged { return wanted }
         // The kernel's rule (perf_mmap): a user may lock mlock_kb per online CPU in all, and beyond
         // that what RLIMIT_MEMLOCK allows; each buffer also maps its control page.
         let memlock = lockableBytes ?? Self.memlockLimit()
-        let buffers = max(cpus ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
         let shared = Int(min(memlock / 2, UInt64(Int32.max))) / buffers
         let perCPU = settings.mlockKB * 1024 + shared
         let limit = max(1, perCPU / page - 1)

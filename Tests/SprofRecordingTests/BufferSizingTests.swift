@@ -22,6 +22,30 @@ final class BufferSizingTests: XCTestCase {
         XCTAssertEqual(SamplingOptions.defaultRingPages(for: .framePointer, settings: root, cpus: 2), 128)
     }
 
+    /// At 16 kHz, 64 copies of 32 KiB last 4 ms: a reader kept off the CPU longer lost samples
+    /// (40 of 42,418 in `-F 16000 spin 20`, issue 20). The buffers hold 50 ms at the rate, within
+    /// 256 MiB in all when privileged, and within the locked-memory limit otherwise.
+    func testHighFrequencyDwarfBuffersHoldFiftyMillisecondsWithinTheBudget() {
+        let root = KernelSettings(paranoid: 2, privileged: true)
+        for hz in [4000, 16000, 50000] {
+            let pages = SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: .frequency(hz), settings: root, cpus: 2)
+            XCTAssertEqual(pages & (pages - 1), 0, "a power of two")
+            XCTAssertGreaterThanOrEqual(pages * 4096, min(hz * 50 / 1000 * (32768 + 512), 64 << 20), "-F \(hz): \(pages) pages")
+            XCTAssertLessThanOrEqual(pages * 4096 * 2, 256 << 20)
+        }
+        // The kernel's limit on the rate applies first.
+        let clamped = KernelSettings(paranoid: 2, maxSampleRate: 1000, privileged: true)
+        XCTAssertEqual(SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: .frequency(16000), settings: clamped, cpus: 2),
+                       SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), settings: clamped, cpus: 2))
+        // Many CPUs share the 256 MiB (but keep the 64-copy floor of 2048 pages at most).
+        let many = SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: .frequency(16000), settings: root, cpus: 64)
+        XCTAssertEqual(many, 2048)
+        let user = KernelSettings(paranoid: 2, mlockKB: 516, privileged: false)
+        XCTAssertEqual(SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: .frequency(16000), settings: user, cpus: 2, lockableBytes: 8 << 20), 512)
+        // fp samples are small: unchanged.
+        XCTAssertEqual(SamplingOptions.defaultRingPages(for: .framePointer, rate: .frequency(16000), settings: root, cpus: 2), 128)
+    }
+
     func testUnprivilegedBuffersStayWithinTheLockedMemoryLimit() {
         let user = KernelSettings(paranoid: 2, mlockKB: 516, privileged: false)
         // Without RLIMIT_MEMLOCK: perf_event_mlock_kb alone, 516 KiB = 129 pages with the control page.
