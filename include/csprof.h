@@ -197,7 +197,7 @@ static inline int csprof_open_tmpfile(const char *dir) {
 }
 
 // process_vm_readv(2) is GNU-only (not declared without _GNU_SOURCE, see above) and syscall(2) is
-// variadic. The DWARF unwinder reads the rest of a thread's stack beyond the kernel's copy. The
+// variadic. The recording reads the rest of a thread's stack beyond the kernel's copy. The
 // remote range is split at page boundaries (at most 256 pages) because the kernel never splits
 // one iovec: a single range running past the stack's end would fail whole, while page-sized
 // pieces stop at the first unmapped page. Returns the bytes read or -1.

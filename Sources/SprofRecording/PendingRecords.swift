@@ -208,32 +208,49 @@ final class SpillFile {
             _ = ftruncate(fd, 0)
             return chunk
         }
-        let want = min(max(limit, 1 << 16), writeOffset - readOffset)
-        var chunk = [UInt8](repeating: 0, count: want)
-        var got = 0
-        while got < want {
-            let n = try sysCall("read (temporary file)") {
-                chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, want - got, off_t(readOffset + got)) }
+        // A sample and the live-stack pieces after it (up to ~600 KiB, appended as one) come back
+        // together: when none whole fits in `limit`, read more.
+        var want = min(max(limit, 1 << 16), writeOffset - readOffset)
+        while true {
+            var chunk = [UInt8](repeating: 0, count: want)
+            var got = 0
+            while got < want {
+                let n = try sysCall("read (temporary file)") {
+                    chunk.withUnsafeMutableBytes { pread(fd, $0.baseAddress! + got, want - got, off_t(readOffset + got)) }
+                }
+                guard n > 0 else { throw SyscallError(call: "read (temporary file)", errno: EIO, hint: "") }
+                got += n
             }
-            guard n > 0 else { throw SyscallError(call: "read (temporary file)", errno: EIO, hint: "") }
-            got += n
+            // Cut at the last whole record (the header's u16 size at byte 6), never between a
+            // sample and its pieces.
+            var end = 0, at = 0, records = 0, endRecords = 0
+            let allRead = readOffset + want == writeOffset
+            chunk.withUnsafeBytes { bytes in
+                while at + 8 <= bytes.count {
+                    let size = Int(bytes[at + 6]) | Int(bytes[at + 7]) << 8
+                    guard size >= 8, at + size <= bytes.count else { break }
+                    if !RecordParser.isLiveStackRecord(bytes, at: at) { records += 1 }
+                    at += size
+                    if at + 8 <= bytes.count ? !RecordParser.isLiveStackRecord(bytes, at: at) : (allRead && at == bytes.count) {
+                        end = at
+                        endRecords = records
+                    }
+                }
+            }
+            if end == 0 && !allRead {
+                want = min(want * 4, writeOffset - readOffset)
+                continue
+            }
+            unreadRecords -= UInt64(endRecords)
+            chunk.removeSubrange(end...)
+            readOffset += end
+            if readOffset == writeOffset, buffer.isEmpty {
+                readOffset = 0
+                writeOffset = 0
+                _ = ftruncate(fd, 0)
+            }
+            return chunk
         }
-        // Cut at the last whole record (the header's u16 size at byte 6).
-        var end = 0
-        while end + 8 <= chunk.count {
-            let size = Int(chunk[end + 6]) | Int(chunk[end + 7]) << 8
-            guard size >= 8, end + size <= chunk.count else { break }
-            end += size
-            unreadRecords -= 1
-        }
-        chunk.removeSubrange(end...)
-        readOffset += end
-        if readOffset == writeOffset, buffer.isEmpty {
-            readOffset = 0
-            writeOffset = 0
-            _ = ftruncate(fd, 0)
-        }
-        return chunk
     }
 
     /// Forgets the records not yet written (a write failed); returns how many.

@@ -64,6 +64,11 @@ public struct SampleRecord: Sendable, Equatable {
     /// The copied user stack, starting at the sampled stack pointer; only the bytes the kernel
     /// really copied (`dyn_size`).
     public var userStack: [UInt8] = []
+    /// The thread's stack just beyond ``userStack``, read from the live process as the sample
+    /// came out of the ring buffer, when the kernel's copy ended before the stack and the live bytes at its end
+    /// were still the copied ones (see `LiveStackReader`); empty otherwise. Together with
+    /// ``userStack`` it is the stack from the sampled stack pointer on, without a gap.
+    public var liveStack: [UInt8] = []
     /// Where the sample was taken.
     public var cpuMode: CPUMode = .unknown
     /// The id of the event that took it (PERF_SAMPLE_IDENTIFIER; the parent event's id for
@@ -177,6 +182,10 @@ public struct RecordParser: Sendable {
     static let typeThrottle: UInt32 = 5, typeUnthrottle: UInt32 = 6, typeFork: UInt32 = 7, typeSample: UInt32 = 9
     static let typeMmap2: UInt32 = 10, typeLostSamples: UInt32 = 13
     static let typeSwitch: UInt32 = 14, typeSwitchCPUWide: UInt32 = 15
+    /// sprof's own record type, never written by the kernel (its types are below 64) nor found in
+    /// perf.data (perf's own start at 64): a piece of ``SampleRecord/liveStack`` that follows its
+    /// sample in the reader's output (the 16-bit record size cannot hold 512 KiB at once).
+    static let typeLiveStack: UInt32 = 0x5350_0001
     static let miscSwitchOut: UInt16 = 1 << 13
     static let miscSwitchOutPreempt: UInt16 = 1 << 14
     static let miscCommExec: UInt16 = 1 << 13
@@ -367,6 +376,64 @@ extension RecordParser {
             o.storeBytes(of: UInt64(stack.copied).littleEndian, toByteOffset: dataStart + kept, as: UInt64.self)
         }
         return out
+    }
+}
+
+extension RecordParser {
+    /// `liveStack` (a multiple of 8 bytes) as records of ``typeLiveStack`` to follow the sample's
+    /// own: header, then up to 65,520 bytes each. Pure: bytes in, bytes out.
+    static func liveStackRecords(_ liveStack: [UInt8]) -> [UInt8] {
+        let piece = 65_520
+        var out: [UInt8] = []
+        out.reserveCapacity(liveStack.count + (liveStack.count / piece + 1) * 8)
+        var at = 0
+        while at < liveStack.count {
+            let n = min(piece, liveStack.count - at)
+            withUnsafeBytes(of: typeLiveStack.littleEndian) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: UInt16(0)) { out.append(contentsOf: $0) }
+            withUnsafeBytes(of: UInt16(n + 8).littleEndian) { out.append(contentsOf: $0) }
+            out.append(contentsOf: liveStack[at..<(at + n)])
+            at += n
+        }
+        return out
+    }
+
+    /// Whether the record starting at `offset` of `bytes` is a ``typeLiveStack`` piece (which
+    /// belongs to the sample before it and must not be separated from it).
+    static func isLiveStackRecord(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
+        offset + 8 <= bytes.count && bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self) == typeLiveStack
+    }
+
+    /// Every record in `bytes` (whole raw records one after another), with ``typeLiveStack``
+    /// pieces joined to the sample before them as its ``SampleRecord/liveStack``. Records that do
+    /// not parse are skipped, as are pieces without a sample before them. Pure.
+    func parseAll(_ bytes: UnsafeRawBufferPointer, into records: inout [PerfRecord]) {
+        var at = 0
+        var live: [UInt8] = []
+        var liveOwner: Int?
+        func attach() {
+            if let i = liveOwner, !live.isEmpty, case .sample(var s) = records[i] {
+                s.liveStack = live
+                records[i] = .sample(s)
+            }
+            live = []
+            liveOwner = nil
+        }
+        while at + 8 <= bytes.count {
+            let size = Int(bytes.loadUnaligned(fromByteOffset: at + 6, as: UInt16.self))
+            guard size >= 8, at + size <= bytes.count else { break }
+            if Self.isLiveStackRecord(bytes, at: at) {
+                if liveOwner != nil { live.append(contentsOf: bytes[(at + 8)..<(at + size)]) }
+            } else {
+                attach()
+                if let r = try? parse(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + size)])) {
+                    records.append(r)
+                    if case .sample = r { liveOwner = records.count - 1 }
+                }
+            }
+            at += size
+        }
+        attach()
     }
 }
 

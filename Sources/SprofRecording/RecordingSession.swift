@@ -59,6 +59,12 @@ public final class RecordingSession: @unchecked Sendable {
         public var dropped: UInt64 = 0
         /// The most bytes of records that waited for the consumer at once.
         public var peakPendingBytes = 0
+        /// Samples whose stack copy was extended with the live thread's stack beyond it as they
+        /// were read (``RecordingSession/readsLiveStack``).
+        public var liveStackReads = 0
+        /// Samples whose copy could not be extended: the live bytes at the copy's end were
+        /// no longer the copied ones (the thread had returned past it).
+        public var liveStackChanged = 0
     }
 
     /// The default ``memoryBudget``: 256 MiB.
@@ -71,6 +77,14 @@ public final class RecordingSession: @unchecked Sendable {
     /// ``Statistics/dropped``. The ring buffers, the profile being built and the symbol tables are
     /// outside it. Set before ``record(consume:)``; at least 64 KiB.
     public var memoryBudget = RecordingSession.defaultMemoryBudget
+
+    /// Whether a sample whose user-stack copy ends before the thread's stack does (filled to the
+    /// size asked, or stopped at a page that was not resident) gets the rest of that stack, up to
+    /// 512 KiB, read from the live process as the
+    /// reader takes the sample (``SampleRecord/liveStack``), kept only when the bytes at the copy's
+    /// end are unchanged. Those bytes count against ``memoryBudget``. On unless the environment
+    /// says `SPROF_LIVE_STACK=0` (for measuring what it adds: bench/deep-stacks).
+    public var readsLiveStack = getenv("SPROF_LIVE_STACK").map { String(cString: $0) != "0" } ?? true
 
     /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
     /// never takes CPU from the program being measured (it catches up after). Off by default.
@@ -432,15 +446,7 @@ public final class RecordingSession: @unchecked Sendable {
     static func parse(_ chunks: [[UInt8]], parser: RecordParser) -> [PerfRecord] {
         var records: [PerfRecord] = []
         for chunk in chunks {
-            chunk.withUnsafeBytes { all in
-                var at = 0
-                while at + 8 <= all.count {
-                    let size = Int(all.loadUnaligned(fromByteOffset: at + 6, as: UInt16.self))
-                    guard size >= 8, at + size <= all.count else { break }
-                    if let r = try? parser.parse(UnsafeRawBufferPointer(rebasing: all[at..<(at + size)])) { records.append(r) }
-                    at += size
-                }
-            }
+            chunk.withUnsafeBytes { parser.parseAll($0, into: &records) }
         }
         return records
     }
@@ -481,6 +487,7 @@ public final class RecordingSession: @unchecked Sendable {
         var stopping = false
         var lostInRecords: UInt64 = 0
         var reportedDropped: UInt64 = 0
+        var liveStack = LiveStackReader()
         var local = mailbox.withLock { mailbox.statistics }
         // `live` is changed under liveLock (which the consumer never takes) as soon as a FORK
         // or EXIT is read, so that the memory sampler follows a child from its first moments.
@@ -529,11 +536,21 @@ public final class RecordingSession: @unchecked Sendable {
                                 liveLock.lock()
                                 live.remove(t.pid)
                                 liveLock.unlock()
+                                liveStack.forget(t.pid)
                             }
                         default:
                             break
                         }
-                        let raw = RecordParser.compacted(bytes, stack: stack)
+                        var raw = RecordParser.compacted(bytes, stack: stack)
+                        if readsLiveStack, case .sample(let s) = record, let stack,
+                           s.userRegistersABI == 2, s.userRegisters.count > UserRegisters.spIndex,
+                           let beyond = liveStack.bytesBeyond(pid: s.pid, sp: s.userRegisters[UserRegisters.spIndex],
+                                                              copy: UnsafeRawBufferPointer(rebasing: bytes[(stack.sizeField + 8)..<(stack.sizeField + 8 + stack.copied)]),
+                                                              now: roundStart) {
+                            // In the same pending unit as the sample: sorted, spilled and handed
+                            // over with it, and counted against the memory budget.
+                            raw += RecordParser.liveStackRecords(beyond)
+                        }
                         pendingBytes += raw.count
                         pending.append(Pending(time: record.time, sequence: sequence, bytes: raw))
                         sequence += 1
@@ -542,6 +559,8 @@ public final class RecordingSession: @unchecked Sendable {
                     }
                 }
             }
+            local.liveStackReads = liveStack.reads
+            local.liveStackChanged = liveStack.changed
             pending.sort { $0.time != $1.time ? $0.time < $1.time : $0.sequence < $1.sequence }
             var releaseCount = pending.count
             if !stopping {

@@ -34,8 +34,6 @@ public final class DwarfUnwinder {
         public var otherErrors = 0
         /// Stacks whose walk used the thread's live stack beyond the kernel's copy.
         public var readPastCopy = 0
-        /// Reads of the live stack refused because the bytes at the copy's end had changed.
-        public var liveStackChanged = 0
         /// Samples of 32-bit (i386) tasks: their stacks are the sampled pc alone, marked truncated.
         public var abi32 = 0
         /// `Dwfl` sessions created (one per process, again after exec).
@@ -54,19 +52,14 @@ public final class DwarfUnwinder {
     /// stack pointer must lie above the last one's, within the copy), so the copy itself bounds
     /// it: one frame per 8 bytes, a return address each. The default follows the copy to its end.
     public var maxFrames = Int.max
-    /// Whether a walk that runs out of the copied stack continues with the rest of the thread's
-    /// stack read from the live process (`process_vm_readv`), as far as 1 MiB beyond the copy.
+    /// Whether a walk that runs out of the copied stack continues into the bytes of the thread's
+    /// stack beyond it that the recording read from the live process as it took the sample
+    /// (``SampleRecord/liveStack``: only when the kernel's copy ended before the stack and the live bytes at its
+    /// end were still the copied ones, so the frames further out are unchanged callers).
     ///
     /// The kernel copies at most 65528 bytes per sample; threads with big frames (GNU sort's
-    /// workers) need more. By the time a sample is unwound the thread has moved on, but frames
-    /// further out than the copy's end belong to callers that are still running only if nothing
-    /// there changed: the read starts ``UnwindContext/overlap`` bytes below the copy's end, and
-    /// the bytes beyond are used only when those equal the copied ones. A thread that returned
-    /// past that point, or exited, or a process that is gone, fails the check or the read, and
-    /// the stack stays truncated as before.
-    ///
-    /// On unless the environment says `SPROF_LIVE_STACK=0` (for measuring what it adds:
-    /// bench/deep-stacks).
+    /// workers) need more. On unless the environment says `SPROF_LIVE_STACK=0` (for measuring
+    /// what it adds: bench/deep-stacks).
     public var readsLiveStack = getenv("SPROF_LIVE_STACK").map { String(cString: $0) != "0" } ?? true
     /// Counters since creation.
     public var statistics: Statistics {
@@ -175,7 +168,7 @@ public final class DwarfUnwinder {
         ctx.pc = pc
         ctx.sp = regs[UserRegisters.spIndex]
         ctx.frames.removeAll(keepingCapacity: true)
-        ctx.maxFrames = max(1, min(maxFrames, (sample.userStack.count + (readsLiveStack ? UnwindContext.beyondLimit : 0)) / 8 + 2))
+        ctx.maxFrames = max(1, min(maxFrames, (sample.userStack.count + (readsLiveStack ? sample.liveStack.count : 0)) / 8 + 2))
         ctx.hitCap = false
         ctx.stackExhausted = false
         ctx.threadHandedOut = false
@@ -191,10 +184,7 @@ public final class DwarfUnwinder {
         ctx.mappings = session.writesJitMap ? [] : process.mappings
         ctx.popped = nil
         ctx.pid = process.pid
-        ctx.readsLiveStack = readsLiveStack
-        ctx.beyond.removeAll(keepingCapacity: true)
-        ctx.beyondRequested = 0
-        ctx.beyondRefused = false
+        ctx.beyond = readsLiveStack ? sample.liveStack : []
         ctx.usedBeyond = false
         let rc: Int32 = sample.userStack.withUnsafeBytes { bytes in
             ctx.stack = bytes
@@ -203,7 +193,6 @@ public final class DwarfUnwinder {
         }
 
         if ctx.usedBeyond { stats.readPastCopy += 1 }
-        if ctx.beyondRefused { stats.liveStackChanged += 1 }
         var result = UnwoundStack(frames: ctx.frames, truncated: false)
         if result.frames.isEmpty {
             // set_initial_registers or the first frame failed: keep the sampled pc.
@@ -705,21 +694,13 @@ final class UnwindContext {
     /// the walk stopped after one of them.
     var stackSwitches: [Range<UInt64>] = []
     var switchedStack = false
-    /// The process being unwound (for reads beyond the copy).
+    /// The process being unwound.
     var pid: Int32 = 0
-    var readsLiveStack = true
-    /// The thread's stack beyond the copy, read from the live process, starting at the copy's end.
+    /// The thread's stack beyond the copy (the sample's ``SampleRecord/liveStack``), starting at
+    /// the copy's end.
     var beyond: [UInt8] = []
-    /// Bytes beyond the copy asked of the process so far for this sample.
-    var beyondRequested = 0
-    /// The live bytes at the copy's end differed from the copy: nothing beyond is used.
-    var beyondRefused = false
     /// A word beyond the copy served this walk.
     var usedBeyond = false
-    /// Bytes below the copy's end that the live read must match.
-    static let overlap = 512
-    /// How far beyond the copy the live stack is read at most.
-    static let beyondLimit = 1 << 20
     var fileReads = 0
     /// The leaf's restored-register slots below the stack pointer (``poppedSlots(_:)``), worked
     /// out at the first read below it; nil until then. Reset for every sample.
@@ -744,8 +725,8 @@ final class UnwindContext {
             }
         }
         let end = sp &+ UInt64(stack.count)
-        if readsLiveStack, addr >= end, addr - end < UInt64(Self.beyondLimit), let word = readBeyond(Int(addr - end)) {
-            result.pointee = word
+        if addr >= end, addr - end <= UInt64(beyond.count), Int(addr - end) + 8 <= beyond.count {
+            result.pointee = beyond.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: Int(addr - end), as: UInt64.self) }
             usedBeyond = true
             return true
         }
@@ -804,36 +785,6 @@ final class UnwindContext {
             if slot < sp { slots.append((slot, dwarfRegisters[register])) }
         }
         return slots
-    }
-
-    /// The word `offset` bytes beyond the copy's end, from the live thread's stack
-    /// (``DwarfUnwinder/readsLiveStack``), or nil. Reads grow by factors of 4 from 64 KiB; each
-    /// read starts ``overlap`` bytes below the copy's end and is refused unless those bytes are
-    /// the copied ones.
-    func readBeyond(_ offset: Int) -> UInt64? {
-        let need = offset + 8
-        if need > beyond.count {
-            guard !beyondRefused, beyondRequested < Self.beyondLimit, stack.count >= Self.overlap, pid > 0 else { return nil }
-            var size = max(64 << 10, beyondRequested * 4)
-            while size < need { size *= 4 }
-            size = min(size, Self.beyondLimit)
-            beyondRequested = size
-            let start = sp &+ UInt64(stack.count - Self.overlap)
-            var buffer = [UInt8](repeating: 0, count: Self.overlap + size)
-            let n = buffer.withUnsafeMutableBytes { csprof_read_process_memory(pid, $0.baseAddress, $0.count, start) }
-            guard n > Self.overlap else { return nil }
-            let same = buffer.withUnsafeBytes { live in
-                memcmp(live.baseAddress!, stack.baseAddress! + (stack.count - Self.overlap), Self.overlap) == 0
-            }
-            guard same else {
-                beyondRefused = true
-                beyond.removeAll()
-                return nil
-            }
-            beyond = Array(buffer[Self.overlap ..< n])
-            guard need <= beyond.count else { return nil }
-        }
-        return beyond.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self) }
     }
 
     /// Whether the frame libdw unwound to lies on the thread's stack above the frame before it.

@@ -192,8 +192,8 @@ final class StackTruthTests: XCTestCase {
     func testStackDeeperThanAnyCopyReachesMainThroughTheLiveStack() throws {
         let binary = try TestFixtures.buildC("bigframes", flags: ["-O2", "-g", "-fomit-frame-pointer", "-fno-optimize-sibling-calls"])
         // Twelve 16 KiB frames: main is about 200 KiB above the leaf, three times the largest copy.
-        // The leaf then sleeps 3 s in place: the stack is read when a sample is unwound, which on
-        // a busy machine can be after the spinning ended.
+        // The leaf then sleeps 3 s in place (from when the stack was read as a sample was
+        // unwound; it is now read as the sample is taken from the ring buffer: see below).
         let prefix = SprofCLI.outputPrefix("bigframes")
         let r = try SprofCLI.run(["run", "--call-graph", "dwarf,65528", "-o", prefix, "--", binary, "12", "0.5", "3"])
         XCTAssertEqual(r.status, 0, r.stderr)
@@ -208,5 +208,29 @@ final class StackTruthTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(Double(whole), 0.95 * Double(bottom), "stacks reaching main with all 12 frames: \(summary.line)")
         XCTAssertTrue(summary.line.contains("read past the stack copy"), summary.line)
+    }
+
+    /// The live stack beyond a full copy is read as the reader takes the sample from the ring
+    /// buffer, not when the sample is unwound: three copies of bigframes spin on this 2-CPU
+    /// machine (the consumer, at idle priority, gets next to nothing until they are done) and
+    /// exit at once, so a sprof that read the stack at unwind time found the processes gone
+    /// and cut nearly every stack (issue 20: GNU sort reached the root in 84.6% of samples).
+    func testLiveStackIsReadWhenTheSampleIsReadNotWhenUnwound() throws {
+        let binary = try TestFixtures.buildC("bigframes", flags: ["-O2", "-g", "-fomit-frame-pointer", "-fno-optimize-sibling-calls"])
+        let copies = max(3, ProcessInfo.processInfo.activeProcessorCount + 1)
+        let prefix = SprofCLI.outputPrefix("bigframes-busy")
+        let r = try SprofCLI.run(["run", "--call-graph", "dwarf,65528", "-o", prefix, "--", "/bin/sh", "-c",
+                                  "i=0; while [ $i -lt \(copies) ]; do \"$0\" 12 1 0 & i=$((i+1)); done; wait", binary])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let shape = try ProfileShape(foldedFile: prefix + ".folded")
+        let summary = try RunSummary(stderr: r.stderr)
+        let bottom = shape.samples(containing: "big_bottom")
+        XCTAssertGreaterThan(Double(bottom), 0.5 * Double(copies) * 999, summary.line)
+        var whole: UInt64 = 0
+        for stack in shape.stacks where stack.frames.contains(where: { $0.contains("big_bottom") }) {
+            let frames = stack.frames.filter { $0.contains("big_frame") }.count
+            if stack.frames.contains("main") && frames == 12 { whole += stack.count }
+        }
+        XCTAssertGreaterThanOrEqual(Double(whole), 0.95 * Double(bottom), "stacks reaching main with all 12 frames: \(summary.line)")
     }
 }

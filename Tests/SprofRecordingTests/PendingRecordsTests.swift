@@ -21,19 +21,23 @@ final class PendingRecordsTests: XCTestCase {
     }
 
     /// The reader side as readLoop drives it, against a consumer that sleeps on every batch.
-    func run(records: Int, budget: Int, directory: String? = nil)
+    /// `liveStack(n)`: the live-stack bytes the reader adds after sample n (nil: none).
+    func run(records: Int, budget: Int, directory: String? = nil, liveStack: ((Int) -> [UInt8]?)? = nil)
         -> (delivered: [UInt64], lost: UInt64, work: PendingRecords, mailbox: Mailbox) {
         let mailbox = Mailbox()
         let work = PendingRecords(budget: budget, directory: directory)
         let parser = RecordParser(layout: layout)
-        final class Received: @unchecked Sendable { var times: [UInt64] = []; var lost: UInt64 = 0 }
+        final class Received: @unchecked Sendable { var times: [UInt64] = []; var lost: UInt64 = 0; var wrongLive: [UInt64] = [] }
         let received = Received()  // written by the consumer thread, read after it is done
         let consumerDone = DispatchSemaphore(value: 0)
         let consumer = Thread {
             while true {
                 let (chunks, bytes, l, done) = mailbox.take(limit: work.chunkBytes)
                 for r in RecordingSession.parse(chunks, parser: parser) {
-                    if case .sample(let s) = r { received.times.append(s.time) }
+                    if case .sample(let s) = r {
+                        received.times.append(s.time)
+                        if s.liveStack != (liveStack?(Int(s.time)) ?? []) { received.wrongLive.append(s.time) }
+                    }
                 }
                 received.lost += l
                 usleep(20_000)  // slow: unwinding at idle priority
@@ -47,11 +51,14 @@ final class PendingRecordsTests: XCTestCase {
             let (s, bytes) = sample(n)
             let (parsed, stack) = bytes.withUnsafeBytes { try! parser.parse($0, copyingStack: false) }
             XCTAssertEqual(parsed.time, s.time)
-            work.append(bytes.withUnsafeBytes { RecordParser.compacted($0, stack: stack) }, window: 0)
+            var raw = bytes.withUnsafeBytes { RecordParser.compacted($0, stack: stack) }
+            if let live = liveStack?(n) { raw += RecordParser.liveStackRecords(live) }
+            work.append(raw, window: 0)
             if n % 16 == 15 { work.handOver(to: mailbox, statistics: .init(), finishing: false) }
         }
         work.handOver(to: mailbox, statistics: .init(), finishing: true)
         consumerDone.wait()
+        XCTAssertEqual(received.wrongLive, [], "samples whose live stack did not come through whole")
         return (received.times, received.lost, work, mailbox)
     }
 
@@ -65,6 +72,20 @@ final class PendingRecordsTests: XCTestCase {
         XCTAssertGreaterThan(work.spilledBytes, 1 << 20, "the consumer fell behind: records went to the file")
         XCTAssertLessThanOrEqual(work.peakBytes, budget)
         XCTAssertLessThanOrEqual(mailbox.peakBytes, budget)
+    }
+
+    /// A sample's live stack (up to 512 KiB, in pieces of its own record type after it) stays
+    /// with it through the budget, the temporary file and the chunks read back, which are cut
+    /// between records: never between a sample and its pieces (issue 20).
+    func testLiveStackPiecesStayWithTheirSampleThroughTheTemporaryFile() {
+        let budget = 256 << 10
+        let live: (Int) -> [UInt8]? = { n in
+            n % 3 == 0 ? (0..<(8 * (1 + n * 331 % 65_536))).map { UInt8(truncatingIfNeeded: $0 * 7 &+ n) } : nil
+        }
+        let (delivered, lost, work, _) = run(records: 600, budget: budget, liveStack: live)
+        XCTAssertEqual(delivered, (0..<600).map { UInt64($0) }, "every record, in order")
+        XCTAssertEqual(lost, 0)
+        XCTAssertGreaterThan(work.spilledBytes, 8 << 20, "the pieces went through the file")
     }
 
     func testRecordsThatFitNeitherMemoryNorDiskAreCountedAsLost() {
