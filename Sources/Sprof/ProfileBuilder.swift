@@ -72,15 +72,20 @@ final class ProfileBuilder {
         var refs: [UInt32]
         var thread: Int
     }
-    /// Sample count and summed period per (stack, thread).
-    private var stacks: [StackKey: (count: Int64, period: Int64)] = [:]
+    /// One value per sample type per (stack, thread), laid out by ``columns``.
+    private var stacks: [StackKey: [Int64]] = [:]
+    /// Where each role's values go (``EventInterpretation.swift``).
+    private var columns = ValueColumns()
+    /// The sampled event, whose measure the on-CPU role reports.
+    private let event: EventSpec
+    /// The role of each event id other than the sampled event's (``RecordingSession/eventRoles``).
+    private var eventRoles: [UInt64: EventRole] = [:]
     private var scratch: [UInt32] = []
     private let truncatedID: UInt32
     private var building: ProfileBuilding
     private var kernelMapping: Int?
 
     // Off-CPU state (`--off-cpu`); see "Off-CPU intervals" below.
-    private var offCPUEvents: Set<UInt64> = []
     private var intervals = OffCPUIntervals<StackKey>()
     private struct OffCPUKey: Hashable {
         var stack: StackKey
@@ -92,31 +97,44 @@ final class ProfileBuilder {
 
     // Heap state (`--heap`); see "Heap profiles" below.
     private var heap: HeapAccounting<StackKey>?
-    /// Samples of these events are left out (the CPU profile's builder skips the heap probes).
-    var ignoredEvents: Set<UInt64> = []
 
     init(symbolizer: Symbolizer, callGraph: SamplingOptions.CallGraph, maxStack: Int, event: EventSpec = .cpuClock,
          rate: SamplingOptions.Rate = .frequency(999)) {
         self.symbolizer = symbolizer
         self.callGraph = callGraph
         self.maxStack = maxStack
+        self.event = event
         let (types, periodType, period) = Self.sampleTypes(event: event, rate: rate)
         building = ProfileBuilding(sampleTypes: types, defaultSampleType: 0, periodType: periodType, period: period)
         truncatedID = 0
         _ = marker("[truncated]")
     }
 
-    /// `samples`/`count` plus the event's own unit: nanoseconds of CPU for the clock events (their
-    /// period is in ns, as `go tool pprof` expects of CPU profiles), else the event's count.
+    /// The on-CPU role's sample types (``EventRole/sampleTypes(event:)``), the period type (the
+    /// event's measure) and the period: nanoseconds per sample for a clock at a frequency.
     static func sampleTypes(event: EventSpec, rate: SamplingOptions.Rate) -> ([Profile.ValueType], Profile.ValueType, Int64) {
-        let isClock = event.type == 1 && (event.config == 0 || event.config == 1)  // PERF_TYPE_SOFTWARE, CPU/TASK_CLOCK
-        let measure = isClock ? Profile.ValueType(type: "cpu", unit: "nanoseconds") : Profile.ValueType(type: event.description, unit: "count")
+        let types = EventRole.onCPU.sampleTypes(event: event)
+        let measure = types[1]
+        let isClock = measure.unit == "nanoseconds"
         let period: Int64
         switch rate {
         case .period(let n): period = Int64(clamping: n)
         case .frequency(let hz): period = isClock && hz > 0 ? 1_000_000_000 / Int64(hz) : 0
         }
-        return ([Profile.ValueType(type: "samples", unit: "count"), measure], measure, period)
+        return (types, measure, period)
+    }
+
+    /// Takes the samples of `session`'s events by their roles (``SamplingOptions/roleEvents``):
+    /// each role's sample types are added in table order, and its samples become their values.
+    func interpret(_ session: RecordingSession) {
+        interpret(rows: session.options.roleEvents.map(\.role), ids: session.eventRoles)
+    }
+
+    /// ``interpret(_:)`` for a role table `rows` and the role of each event id but the sampled one's.
+    func interpret(rows: [EventRole], ids: [UInt64: EventRole]) {
+        eventRoles = ids
+        guard heap == nil else { return }  // a heap profile has its own sample types
+        for role in rows { columns.add(role, event: event, to: &building) }
     }
 
     private func marker(_ name: String) -> UInt32 {
@@ -148,7 +166,7 @@ final class ProfileBuilder {
                     unwinder.forgetProcess(c.pid)
                 }
             case .exit(let t):
-                if !offCPUEvents.isEmpty { intervals.threadExited(tid: t.tid) }
+                if columns.offCPU != nil { intervals.threadExited(tid: t.tid) }
                 processes.apply(record)
                 if t.pid == t.tid { unwinder.forgetProcess(t.pid); startedProcesses.remove(t.pid) }
             case .fork(let t):
@@ -196,7 +214,9 @@ final class ProfileBuilder {
 
     private func add(_ sample: SampleRecord) {
         if excludedThreads.contains(sample.tid) { return }
-        if !ignoredEvents.isEmpty && ignoredEvents.contains(sample.eventID) { return }
+        let role = eventRoles.isEmpty ? EventRole.onCPU : eventRoles[sample.eventID] ?? .onCPU
+        // The CPU profile's builder leaves the heap probes to the heap profile's.
+        if heap == nil, case .heapProbe = role { return }
         // Heap probes: the size and pointer of a sampled allocation, or a free, a return, an
         // unsampled entry, none of which needs a stack.
         var heapSize: UInt64 = 0, heapPointer: UInt64 = 0
@@ -267,9 +287,9 @@ final class ProfileBuilder {
             scratch.append(id)
         }
         let thread = threadIndex(process, tid: sample.tid)
-        if !offCPUEvents.isEmpty {
+        if columns.offCPU != nil {
             lastRecordTime = max(lastRecordTime, sample.time)
-            if offCPUEvents.contains(sample.eventID) {
+            if role == .offCPU {
                 intervals.switchOutSample(tid: sample.tid, stack: StackKey(refs: scratch, thread: thread))
                 return
             }
@@ -285,11 +305,7 @@ final class ProfileBuilder {
             statistics.samples += 1
             return
         }
-        if let old = stacks[stackKey] {
-            stacks[stackKey] = (old.count + 1, old.period + period)
-        } else {
-            stacks[stackKey] = (1, period)
-        }
+        columns.addOnCPU(period: period, to: &stacks[stackKey, default: columns.zeros])
         if keepSamples { log(sample, thread: thread) }
         statistics.samples += 1
     }
@@ -377,15 +393,15 @@ final class ProfileBuilder {
 
     // MARK: Off-CPU intervals (`--off-cpu`, issue 10)
 
-    /// Turns on off-CPU accounting: samples of the events `ids` (the session's `context-switches`
-    /// events) are switch-outs, not on-CPU samples, and SWITCH records time the intervals. The
-    /// profile then has two more sample types, `wall`/`nanoseconds` and `off-cpu`/`nanoseconds`.
+    /// Turns on off-CPU accounting: samples of the events `ids` (`context-switches` events) are
+    /// switch-outs, not on-CPU samples, and SWITCH records time the intervals. The profile then
+    /// has two more sample types, `wall`/`nanoseconds` and `off-cpu`/`nanoseconds`.
     func enableOffCPU(eventIDs ids: Set<UInt64>) {
-        offCPUEvents = ids
+        interpret(rows: [.onCPU, .offCPU], ids: Dictionary(uniqueKeysWithValues: ids.map { ($0, EventRole.offCPU) }))
     }
 
     private func offCPUSwitch(_ r: SwitchRecord) {
-        guard !offCPUEvents.isEmpty, !excludedThreads.contains(r.tid) else { return }
+        guard columns.offCPU != nil, !excludedThreads.contains(r.tid) else { return }
         lastRecordTime = max(lastRecordTime, r.time)
         if let interval = intervals.apply(r) { addOffCPU(interval) }
     }
@@ -413,13 +429,11 @@ final class ProfileBuilder {
     static let offCPUBlockedIO = "[off-cpu: blocked on I/O]"
     static let offCPUPreempted = "[off-cpu: preempted]"
 
-    /// Closes the intervals still open at the last record, adds the `wall` and `off-cpu` sample
-    /// types, and returns the off-CPU stacks (root-first frame ids ending in their marker) in a
-    /// fixed order. Runs before threads and locations are made final.
+    /// Closes the intervals still open at the last record and returns the off-CPU stacks
+    /// (root-first frame ids ending in their marker) in a fixed order. Runs before threads and
+    /// locations are made final.
     private func finishOffCPU() -> [(refs: [UInt32], thread: Int, ns: Int64)] {
         for interval in intervals.finish(at: lastRecordTime) { addOffCPU(interval) }
-        _ = building.addSampleType(Profile.ValueType(type: "wall", unit: "nanoseconds"))
-        _ = building.addSampleType(Profile.ValueType(type: "off-cpu", unit: "nanoseconds"))
         let ordered = offCPUStacks.map { (key: $0.key, value: $0.value) }.sorted { a, b in
             if a.key.stack.thread != b.key.stack.thread { return a.key.stack.thread < b.key.stack.thread }
             if a.key.stack.refs != b.key.stack.refs { return a.key.stack.refs.lexicographicallyPrecedes(b.key.stack.refs) }
@@ -430,20 +444,15 @@ final class ProfileBuilder {
 
     /// Adds off-CPU stacks: 0 samples, 0 cpu, their nanoseconds as wall and off-cpu time.
     private func addOffCPUStacks(_ entries: [(refs: [UInt32], thread: Int, ns: Int64)]) {
-        let wall = building.addSampleType(Profile.ValueType(type: "wall", unit: "nanoseconds"))
-        let off = building.addSampleType(Profile.ValueType(type: "off-cpu", unit: "nanoseconds"))
         for entry in entries {
-            var values = [Int64](repeating: 0, count: building.sampleTypeCount)
-            values[wall] = entry.ns
-            values[off] = entry.ns
-            building.add(stack: stackIndex(entry.refs), thread: entry.thread, values: values)
+            building.add(stack: stackIndex(entry.refs), thread: entry.thread, values: columns.offCPUValues(ns: entry.ns))
         }
     }
 
     /// The finished profile (symbolizes what is not yet resolved). `metadata` gets the final
     /// statistics.
     func profile(metadata: ProfileMetadata) -> Profile {
-        let offCPU = !offCPUEvents.isEmpty
+        let offCPU = columns.offCPU != nil
         let offCPUEntries = offCPU ? finishOffCPU() : []
         resolve()
         for key in threadList {
@@ -454,9 +463,7 @@ final class ProfileBuilder {
             a.key.thread != b.key.thread ? a.key.thread < b.key.thread : a.key.refs.lexicographicallyPrecedes(b.key.refs)
         }
         if let heap { addHeapSamples(heap) }
-        for (key, value) in ordered {
-            // With --off-cpu, on-CPU time (the clock's period, ns) is wall time too.
-            let values = offCPU ? [value.count, value.period, value.period, 0] : [value.count, value.period]
+        for (key, values) in ordered {
             building.add(stack: stackIndex(key.refs), thread: key.thread, values: values)
         }
         if offCPU { addOffCPUStacks(offCPUEntries) }
