@@ -26,6 +26,8 @@ let package = Package(
     targets: [
         // Header-only C shim: perf_event_open, ioctls, ring-buffer atomics, fork/exec, libdw/libelf.
         .systemLibrary(name: "CSprof", path: "include"),
+        // zlib (zlib1g-dev), through its own API: gzip for pprof files.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         // Capstone (libcapstone-dev), the disassembler behind `sprof annotate --asm`.
         .systemLibrary(name: "CCapstone", path: "Sources/CCapstone"),
 
@@ -45,7 +47,7 @@ let package = Package(
         // Profile formats: pprof (profile.proto, gzip through zlib) written and read, speedscope written.
         .target(
             name: "SprofFormats",
-            dependencies: ["SprofProfile", "CSprof", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["SprofProfile", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["profile.proto", "README.md"]
         ),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).

@@ -30,7 +30,6 @@
 #include <elfutils/libdw.h>
 #include <elfutils/libdwfl.h>
 #include <elfutils/libdwelf.h>
-#include <zlib.h>
 
 // glibc has no perf_event_open wrapper and syscall(2) is variadic, which Swift cannot call.
 static inline int csprof_perf_event_open(struct perf_event_attr *attr, pid_t pid, int cpu,
@@ -45,9 +44,6 @@ static inline int csprof_ioctl_enable(int fd, int whole_group) {
 }
 static inline int csprof_ioctl_disable(int fd, int whole_group) {
     return ioctl(fd, PERF_EVENT_IOC_DISABLE, whole_group ? PERF_IOC_FLAG_GROUP : 0);
-}
-static inline int csprof_ioctl_reset(int fd, int whole_group) {
-    return ioctl(fd, PERF_EVENT_IOC_RESET, whole_group ? PERF_IOC_FLAG_GROUP : 0);
 }
 static inline int csprof_ioctl_set_output(int fd, int target_fd) {
     return ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, target_fd);
@@ -281,7 +277,6 @@ static inline int csprof_set_thread_idle(int idle) {
 }
 
 // wait status decoding is done with macros.
-static inline int csprof_wifexited(int status) { return WIFEXITED(status); }
 static inline int csprof_wexitstatus(int status) { return WEXITSTATUS(status); }
 static inline int csprof_wifsignaled(int status) { return WIFSIGNALED(status); }
 static inline int csprof_wtermsig(int status) { return WTERMSIG(status); }
@@ -312,139 +307,6 @@ char *cplus_demangle(const char *mangled, int options);
 /// Options: DMGL_PARAMS (1) | DMGL_ANSI (2): parameter lists and const/volatile qualifiers.
 static inline char *csprof_iberty_demangle(const char *mangled) {
     return cplus_demangle(mangled, (1 << 0) | (1 << 1));
-}
-
-// ---- gzip (SprofFormats: pprof files are gzip-compressed profile.proto) ----
-// zlib's z_stream must be set up, driven and torn down with macros (deflateInit2 is one) and
-// pointer fields that Swift would have to juggle unsafely; one call per direction keeps that here.
-// No gz_header is set, so zlib writes mtime 0, no file name and OS 3: the same input always gives
-// the same bytes.
-
-// An upper bound on csprof_gzip's output for `len` input bytes (deflateBound with the gzip wrapper),
-// so the caller can allocate once and compress in a single deflate(Z_FINISH) call.
-static inline size_t csprof_gzip_bound(size_t len) {
-    z_stream s;
-    memset(&s, 0, sizeof s);
-    if (deflateInit2(&s, 1, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) return len + len / 2 + 1024;
-    size_t bound = (size_t)deflateBound(&s, (uLong)len) + 64;
-    deflateEnd(&s);
-    return bound;
-}
-
-// Compresses `len` bytes into a gzip member at `out` (capacity `cap`, at least csprof_gzip_bound).
-// level: 1 (fastest) … 9 (smallest). Returns the bytes written, or a negative zlib error code.
-static inline long csprof_gzip(const uint8_t *in, size_t len, uint8_t *out, size_t cap, int level) {
-    z_stream s;
-    memset(&s, 0, sizeof s);
-    int rc = deflateInit2(&s, level, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY);
-    if (rc != Z_OK) return rc < 0 ? rc : -1;
-    s.next_in = (Bytef *)in;
-    s.next_out = out;
-    // avail_in/avail_out are 32-bit: feed and drain in chunks so inputs over 4 GiB still work.
-    int flush = Z_NO_FLUSH;
-    do {
-        if (s.avail_in == 0) {
-            size_t left = len - (size_t)(s.next_in - in);
-            s.avail_in = left > 0x40000000u ? 0x40000000u : (uInt)left;
-            flush = left > 0x40000000u ? Z_NO_FLUSH : Z_FINISH;
-        }
-        size_t room = cap - (size_t)(s.next_out - out);
-        if (room == 0) { deflateEnd(&s); return Z_BUF_ERROR; }
-        s.avail_out = room > 0x40000000u ? 0x40000000u : (uInt)room;
-        rc = deflate(&s, flush);
-    } while (rc == Z_OK || (rc == Z_BUF_ERROR && s.avail_out != 0));
-    long written = (long)(s.next_out - out);
-    deflateEnd(&s);
-    return rc == Z_STREAM_END ? written : (rc < 0 ? rc : Z_BUF_ERROR);
-}
-
-// One piece of a gzip member compressed on its own (raw deflate, no header), so that pieces can
-// be compressed on several threads and concatenated, as pigz does: every piece but the last ends
-// with a sync flush (byte-aligned, not final), the last with Z_FINISH. The caller writes the
-// 10-byte gzip header and the CRC-32/ISIZE trailer (csprof_crc32). `out` holds at least
-// csprof_gzip_bound(len) bytes. Returns the bytes written or a negative zlib error code.
-static inline long csprof_deflate_piece(const uint8_t *in, size_t len, uint8_t *out, size_t cap, int level, int last) {
-    z_stream s;
-    memset(&s, 0, sizeof s);
-    int rc = deflateInit2(&s, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY);
-    if (rc != Z_OK) return rc < 0 ? rc : -1;
-    if (len > 0x40000000u || cap > 0xffffffffu) { deflateEnd(&s); return Z_BUF_ERROR; }
-    s.next_in = (Bytef *)in;
-    s.avail_in = (uInt)len;
-    s.next_out = out;
-    s.avail_out = (uInt)cap;
-    rc = deflate(&s, last ? Z_FINISH : Z_SYNC_FLUSH);
-    long written = (long)(s.next_out - out);
-    int done = last ? rc == Z_STREAM_END : (rc == Z_OK && s.avail_in == 0 && s.avail_out != 0);
-    deflateEnd(&s);
-    return done ? written : Z_BUF_ERROR;
-}
-
-// zlib's CRC-32 (the gzip trailer's) and the combination of two pieces' CRCs, which lets the
-// pieces' checksums be computed on the threads that compress them.
-static inline uint32_t csprof_crc32(const uint8_t *in, size_t len) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    while (len > 0) {
-        uInt n = len > 0x40000000u ? 0x40000000u : (uInt)len;
-        crc = crc32(crc, in, n);
-        in += n;
-        len -= n;
-    }
-    return (uint32_t)crc;
-}
-static inline uint32_t csprof_crc32_combine(uint32_t a, uint32_t b, size_t len_b) {
-    return (uint32_t)crc32_combine((uLong)a, (uLong)b, (z_off_t)len_b);
-}
-
-// Decompresses one gzip (or zlib) stream of `len` bytes into a malloc'd buffer that the caller
-// frees (*out, *out_len). The output size is not known in advance, so the buffer doubles as it
-// fills; `max_out` caps it so that a hostile file cannot exhaust memory. Returns 0, a negative
-// zlib error code (Z_DATA_ERROR: corrupt; Z_BUF_ERROR: truncated), or -100 when over max_out.
-static inline int csprof_gunzip(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len, size_t max_out) {
-    *out = NULL;
-    *out_len = 0;
-    z_stream s;
-    memset(&s, 0, sizeof s);
-    int rc = inflateInit2(&s, 15 + 32); // 32: accept a gzip or a zlib header
-    if (rc != Z_OK) return rc < 0 ? rc : -1;
-    size_t cap = len * 4 + 4096, used = 0;
-    if (cap > max_out) cap = max_out;
-    uint8_t *buf = (uint8_t *)malloc(cap ? cap : 1);
-    if (!buf) { inflateEnd(&s); return Z_MEM_ERROR; }
-    s.next_in = (Bytef *)in;
-    for (;;) {
-        if (s.avail_in == 0) {
-            size_t left = len - (size_t)(s.next_in - in);
-            s.avail_in = left > 0x40000000u ? 0x40000000u : (uInt)left;
-        }
-        if (used == cap) {
-            if (cap >= max_out) { free(buf); inflateEnd(&s); return -100; }
-            size_t ncap = cap * 2 > max_out ? max_out : cap * 2;
-            uint8_t *nbuf = (uint8_t *)realloc(buf, ncap);
-            if (!nbuf) { free(buf); inflateEnd(&s); return Z_MEM_ERROR; }
-            buf = nbuf;
-            cap = ncap;
-        }
-        size_t room = cap - used;
-        s.next_out = buf + used;
-        s.avail_out = room > 0x40000000u ? 0x40000000u : (uInt)room;
-        uInt before = s.avail_out;
-        rc = inflate(&s, Z_NO_FLUSH);
-        used += before - s.avail_out;
-        if (rc == Z_STREAM_END) break;
-        // Z_BUF_ERROR only means "no progress": fine when the output was full (it grows next
-        // round), truncated input when every input byte is consumed and room is left.
-        int exhausted = s.avail_in == 0 && (size_t)(s.next_in - in) == len && s.avail_out != 0;
-        if ((rc == Z_OK || rc == Z_BUF_ERROR) && !exhausted) continue;
-        free(buf);
-        inflateEnd(&s);
-        if (exhausted) return Z_BUF_ERROR;
-        return rc == Z_NEED_DICT ? Z_DATA_ERROR : (rc < 0 ? rc : Z_DATA_ERROR);
-    }
-    inflateEnd(&s);
-    *out = buf;
-    *out_len = used;
-    return 0;
 }
 
 #endif

@@ -59,12 +59,9 @@ public struct RunOptions: Sendable {
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
-        if offCPU { try Self.checkOffCPU(event: event, settings: settings) }
-        var options = try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
-                                                   ringPages: ringPages ?? (heap != nil ? Self.heapRingPages : Self.defaultRingPages(for: callGraph, rate: rate, settings: settings)),
-                                                   settings: settings, notice: notice)
-        options.offCPU = offCPU
-        return options
+        try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
+                                     ringPages: ringPages ?? (heap != nil ? Self.heapRingPages : Self.defaultRingPages(for: callGraph, rate: rate, settings: settings)),
+                                     offCPU: offCPU, settings: settings, notice: notice)
     }
 
     /// Ring-buffer pages per CPU with `--heap` (32 MiB): the probes fire in bursts as fast as the
@@ -74,18 +71,6 @@ public struct RunOptions: Sendable {
     /// 2-CPU machine): 94% lost with the DWARF default of 1024 pages, none with 8192 and
     /// `--call-graph dwarf,8192`.
     static let heapRingPages = 8192
-
-    /// Off-CPU stacks are kernel samples (taken at each switch-out), and the wall view adds the
-    /// on-CPU event's period to off-CPU nanoseconds, so the event must count nanoseconds.
-    static func checkOffCPU(event: EventSpec, settings: KernelSettings) throws(SyscallError) {
-        guard event.isClock else {
-            throw SyscallError(call: "perf_event_open", errno: EINVAL,
-                               hint: "--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(event): wall time adds its nanoseconds to off-CPU time")
-        }
-        guard settings.kernelAllowed else {
-            throw SyscallError(call: "perf_event_open", errno: EACCES, hint: settings.offCPUHint)
-        }
-    }
 
     /// Ring-buffer pages per CPU for a stack mode and rate: `SamplingOptions.defaultRingPages`
     /// (sized for the DWARF stack copy and, at high frequencies, for 50 ms of samples, within the
@@ -207,7 +192,7 @@ public enum CommandProfiler {
         command.forwardCaughtSignals()
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         let builder = options.builder(for: session.options, settings: settings)
-        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
+        builder.interpret(session)
         let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: [.sampled, .freed], session: session, settings: settings, cpu: builder) }
         var spare = SpareCPU()
         var startTime = realtimeNow(), started = monotonicNow()
@@ -270,7 +255,6 @@ public enum CommandProfiler {
         var byID: [UInt64: HeapRole] = [:]
         for (set, role) in zip(ids, roles) { for id in set { byID[id] = role } }
         b.enableHeap(rate: heap.rate, roles: byID)
-        cpu.ignoredEvents = ids.reduce(into: Set<UInt64>()) { $0.formUnion($1) }
         return b
     }
 
@@ -342,7 +326,7 @@ public enum CommandProfiler {
         }
         let startTime = realtimeNow(), started = monotonicNow()
         let builder = options.builder(for: session.options, settings: settings)
-        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
+        builder.interpret(session)
         builder.processes.seedFromProc(pid)
         builder.namesThreadsFromProc = true // threads that existed before attaching have no COMM record
         let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: probes?.events.map(\.role) ?? [], session: session, settings: settings, cpu: builder) }
@@ -409,7 +393,7 @@ public enum CommandProfiler {
             if early != 0 { say(Self.earlySignalNotice(early)) }
         }
         let builder = options.builder(for: session.options, settings: settings)
-        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
+        builder.interpret(session)
         for pid in RecordingSession.processIDs() { builder.processes.seedFromProc(pid) }
         builder.namesThreadsFromProc = true // threads that existed before recording have no COMM record
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)

@@ -324,14 +324,12 @@ private final class ActiveRun: @unchecked Sendable {
     init(options: Profiler.Options) throws(SprofError) {
         let settings = KernelSettings.current()
         var notices: [String] = []
-        var sampling: SamplingOptions
+        let sampling: SamplingOptions
         do {
-            if options.offCPU { try RunOptions.checkOffCPU(event: options.event, settings: settings) }
             sampling = try SamplingOptions.prepared(
                 event: options.event, rate: options.rate, callGraph: options.callGraph,
                 ringPages: options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, rate: options.rate, settings: settings),
-                settings: settings) { notices.append($0) }
-            sampling.offCPU = options.offCPU
+                offCPU: options.offCPU, settings: settings) { notices.append($0) }
         } catch {
             throw SprofError(error)
         }
@@ -353,7 +351,7 @@ private final class ActiveRun: @unchecked Sendable {
                                  event: session.options.event, rate: session.options.rate)
         builder.keepSamples = options.keepSamples
         builder.namesThreadsFromProc = true
-        if options.offCPU { builder.enableOffCPU(eventIDs: session.offCPUEventIDs) }
+        builder.interpret(session)
         self.settings = settings
         requestedEvent = options.event
         wallStart = realtimeNow()

@@ -1,7 +1,6 @@
-internal import CSprof
 import Dispatch
 
-/// gzip through zlib (the shim's `csprof_gzip`/`csprof_gunzip`). pprof files are gzip-compressed
+/// gzip through zlib's own API (``Zlib``). pprof files are gzip-compressed
 /// (profile.proto's header comment); `go tool pprof` reads gzip or plain bytes.
 enum Gzip {
     /// The first two bytes of every gzip member (RFC 1952).
@@ -50,7 +49,7 @@ enum Gzip {
             }
         }
         let count = pieces.count
-        let bound = csprof_gzip_bound(pieceSize)
+        let bound = Zlib.gzipBound(pieceSize)
         let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: bound * count)
         defer { scratch.deallocate() }
         let results = UnsafeMutablePointer<(written: Int, crc: UInt32)>.allocate(capacity: count)
@@ -60,8 +59,8 @@ enum Gzip {
         nonisolated(unsafe) let (scratchOut, resultsOut, input) = (scratch, results, pieces)
         DispatchQueue.concurrentPerform(iterations: count) { i in
             let piece = input[i]
-            let written = csprof_deflate_piece(piece.baseAddress, piece.count, scratchOut + i * bound, bound, level, i == count - 1 ? 1 : 0)
-            resultsOut[i] = (written, csprof_crc32(piece.baseAddress, piece.count))
+            let written = Zlib.deflatePiece(piece, into: UnsafeMutableBufferPointer(start: scratchOut + i * bound, count: bound), level: level, last: i == count - 1)
+            resultsOut[i] = (written, Zlib.crc32(piece))
         }
         var out: [UInt8] = []
         out.reserveCapacity((0..<count).reduce(18) { $0 + max(0, results[$1].written) })
@@ -72,7 +71,7 @@ enum Gzip {
             let r = results[i]
             guard r.written >= 0 else { throw FormatError.compression("zlib deflate failed (error \(r.written))") }
             out.append(contentsOf: UnsafeBufferPointer(start: scratch + i * bound, count: r.written))
-            crc = i == 0 ? r.crc : csprof_crc32_combine(crc, r.crc, pieces[i].count)
+            crc = i == 0 ? r.crc : Zlib.crc32Combine(crc, r.crc, secondLength: pieces[i].count)
         }
         let size = UInt32(truncatingIfNeeded: total)
         for v in [crc, size] {
@@ -83,10 +82,10 @@ enum Gzip {
 
     /// Inputs of one piece: one zlib call writes the whole member.
     private static func compressWhole(_ input: UnsafeBufferPointer<UInt8>, level: Int32) throws -> [UInt8] {
-        let bound = csprof_gzip_bound(input.count)
+        let bound = Zlib.gzipBound(input.count)
         var failure: Int = 0
         let out = [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-            let written = csprof_gzip(input.baseAddress, input.count, buffer.baseAddress, bound, level)
+            let written = Zlib.gzip(input, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<bound]), level: level)
             if written < 0 {
                 failure = written
                 count = 0
@@ -101,24 +100,18 @@ enum Gzip {
     /// Decompresses one gzip (or zlib) stream. At most `limit` bytes of output, so that a
     /// compression bomb fails with an error instead of exhausting memory.
     static func decompress(_ input: [UInt8], limit: Int = 4 << 30) throws -> [UInt8] {
-        var outPointer: UnsafeMutablePointer<UInt8>?
-        var outCount = 0
-        let rc = input.withUnsafeBufferPointer { inp in
-            csprof_gunzip(inp.baseAddress, inp.count, &outPointer, &outCount, limit)
-        }
-        defer { free(outPointer) }
-        switch rc {
-        case 0:
-            guard let outPointer else { return [] }
-            return Array(UnsafeBufferPointer(start: outPointer, count: outCount))
-        case -100:
+        let result = input.withUnsafeBufferPointer { Zlib.gunzip($0, limit: limit) }
+        switch result {
+        case .success(let bytes):
+            return bytes
+        case .failure(let error) where error.code == Zlib.overLimit:
             throw FormatError.compression("gzip data expands beyond \(limit >> 20) MiB")
-        case Z_BUF_ERROR:
+        case .failure(let error) where error.code == Zlib.bufferError:
             throw FormatError.compression("gzip data is truncated")
-        case Z_MEM_ERROR:
+        case .failure(let error) where error.code == Zlib.memoryError:
             throw FormatError.compression("out of memory while decompressing")
-        default:
-            throw FormatError.compression("gzip data is corrupt (zlib error \(rc))")
+        case .failure(let error):
+            throw FormatError.compression("gzip data is corrupt (zlib error \(error.code))")
         }
     }
 }

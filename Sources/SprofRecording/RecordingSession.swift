@@ -99,12 +99,21 @@ public final class RecordingSession: @unchecked Sendable {
 
     private var buffers: [CPUBuffer] = []
     private var extraFDs: [Int32] = []
-    /// The `context-switches` events (also in ``extraFDs``), whose lost counts are told apart.
-    private var offCPUFDs: Set<Int32> = []
+    /// The role of each event in ``extraFDs`` (the role table's rows after the sampled event),
+    /// whose lost counts are told apart by role.
+    private var roleFDs: [Int32: EventRole] = [:]
+    /// The role of each event id (PERF_EVENT_IOC_ID) of the role table's rows after the sampled
+    /// event (``SamplingOptions/roleEvents``); a sample of any other id is an on-CPU sample.
+    public private(set) var eventRoles: [UInt64: EventRole] = [:]
     /// Ids (PERF_EVENT_IOC_ID) of the `context-switches` events; their samples are switch-outs.
-    public private(set) var offCPUEventIDs: Set<UInt64> = []
+    public var offCPUEventIDs: Set<UInt64> { eventIDs(of: .offCPU) }
     /// Ids (PERF_EVENT_IOC_ID) of each ``SamplingOptions/companions`` event, in the same order.
-    public private(set) var companionEventIDs: [Set<UInt64>] = []
+    public var companionEventIDs: [Set<UInt64>] { options.companions.indices.map { eventIDs(of: .heapProbe($0)) } }
+
+    /// The ids of the events opened for `role`.
+    public func eventIDs(of role: EventRole) -> Set<UInt64> {
+        Set(eventRoles.lazy.filter { $0.value == role }.map(\.key))
+    }
     /// Processes alive as far as the records tell (start set, plus FORK, minus EXIT); read by the
     /// memory sampler, which must not wait for the consumer.
     private var live: Set<Int32> = []
@@ -131,9 +140,9 @@ public final class RecordingSession: @unchecked Sendable {
         let onExec: Bool = { if case .command = target { return true } else { return false } }()
         let systemWide: Bool = { if case .systemWide = target { return true } else { return false } }()
         var attr = AttrBuilder.sampling(options, enableOnExec: onExec, inherit: !systemWide)
-        var csAttr = AttrBuilder.contextSwitches(options, enableOnExec: onExec, inherit: !systemWide)
-        var companionAttrs = options.companions.map { AttrBuilder.companion(options, event: $0, enableOnExec: onExec, inherit: !systemWide) }
-        companionEventIDs = options.companions.map { _ in [] }
+        // Row 0, the sampled event, is opened below with its buffer; the others write into it.
+        let rows = Array(options.roleEvents.dropFirst())
+        var rowAttrs = rows.map { AttrBuilder.attr(for: $0, options, enableOnExec: onExec, inherit: !systemWide) }
         // Wake the reader when a quarter of a buffer is full; the poll timeout covers the rest.
         attr.watermark = 1
         // Clamped: a huge -m (the kernel then refuses the buffer, with advice) must not trap here.
@@ -144,8 +153,7 @@ public final class RecordingSession: @unchecked Sendable {
                 for cpu in cpus {
                     let fd = try open(&attr, pid: command.pid, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
-                    if options.offCPU { try addOffCPU(&csAttr, pid: command.pid, cpu: cpu, output: fd) }
-                    try addCompanions(&companionAttrs, pid: command.pid, cpu: cpu, output: fd)
+                    try addRoleEvents(rows, &rowAttrs, pid: command.pid, cpu: cpu, output: fd)
                 }
                 noteStart(pids: [command.pid], tids: [command.pid])
                 // Not followed for memory before its exec (``commandStarted()``): until then it is
@@ -168,8 +176,7 @@ public final class RecordingSession: @unchecked Sendable {
                             _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, first) }
                             extraFDs.append(fd)
                         }
-                        if options.offCPU { try addOffCPU(&csAttr, pid: tid, cpu: cpu, output: first) }
-                        try addCompanions(&companionAttrs, pid: tid, cpu: cpu, output: first)
+                        try addRoleEvents(rows, &rowAttrs, pid: tid, cpu: cpu, output: first)
                     }
                 }
                 noteStart(pids: [pid], tids: opened)
@@ -177,7 +184,7 @@ public final class RecordingSession: @unchecked Sendable {
                 for cpu in cpus {
                     let fd = try open(&attr, pid: -1, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
-                    if options.offCPU { try addOffCPU(&csAttr, pid: -1, cpu: cpu, output: fd) }
+                    try addRoleEvents(rows, &rowAttrs, pid: -1, cpu: cpu, output: fd, systemWide: true)
                 }
                 var pids = Self.processIDs()
                 if let command { pids.append(command.pid) }
@@ -194,32 +201,21 @@ public final class RecordingSession: @unchecked Sendable {
 
     deinit { closeAll() }
 
-    /// Opens the `context-switches` event for `pid` on `cpu`, writing into `output`'s buffer.
-    private func addOffCPU(_ attr: inout perf_event_attr, pid: Int32, cpu: Int32, output: Int32) throws(SyscallError) {
-        let fd: Int32
-        do { fd = try open(&attr, pid: pid, cpu: cpu, event: .contextSwitches) } catch let e where e.errno == ESRCH {
-            return
-        }
-        extraFDs.append(fd)
-        offCPUFDs.insert(fd)
-        _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, output) }
-        var id: UInt64 = 0
-        _ = try sysCall("ioctl(PERF_EVENT_IOC_ID)") { csprof_ioctl_id(fd, &id) }
-        offCPUEventIDs.insert(id)
-    }
-
-    /// Opens each companion event for `pid` on `cpu`, writing into `output`'s buffer.
-    private func addCompanions(_ attrs: inout [perf_event_attr], pid: Int32, cpu: Int32, output: Int32) throws(SyscallError) {
-        for i in attrs.indices {
+    /// Opens the role table's `rows` (all but the sampled event) for `pid` on `cpu`, writing
+    /// into `output`'s buffer; in a system-wide recording only the rows whose role opens there.
+    private func addRoleEvents(_ rows: [RoleEvent], _ attrs: inout [perf_event_attr], pid: Int32, cpu: Int32, output: Int32,
+                               systemWide: Bool = false) throws(SyscallError) {
+        for i in rows.indices where !systemWide || rows[i].role.opensSystemWide {
             let fd: Int32
-            do { fd = try open(&attrs[i], pid: pid, cpu: cpu, event: options.companions[i]) } catch let e where e.errno == ESRCH {
-                continue
+            do { fd = try open(&attrs[i], pid: pid, cpu: cpu, event: rows[i].event) } catch let e where e.errno == ESRCH {
+                continue // the thread exited meanwhile
             }
             extraFDs.append(fd)
+            roleFDs[fd] = rows[i].role
             _ = try sysCall("ioctl(PERF_EVENT_IOC_SET_OUTPUT)") { csprof_ioctl_set_output(fd, output) }
             var id: UInt64 = 0
             _ = try sysCall("ioctl(PERF_EVENT_IOC_ID)") { csprof_ioctl_id(fd, &id) }
-            companionEventIDs[i].insert(id)
+            eventRoles[id] = rows[i].role
         }
     }
 
@@ -253,14 +249,21 @@ public final class RecordingSession: @unchecked Sendable {
         return live.sorted()
     }
 
+    /// The role of the event that took `sample` (``eventRoles``; on-CPU when only the sampled
+    /// event is open).
+    public func role(of sample: SampleRecord) -> EventRole {
+        eventRoles.isEmpty ? .onCPU : eventRoles[sample.eventID] ?? .onCPU
+    }
+
     /// Whether `sample` is a switch-out of the `--off-cpu` event rather than an on-CPU sample.
     public func isOffCPU(_ sample: SampleRecord) -> Bool {
-        !offCPUEventIDs.isEmpty && offCPUEventIDs.contains(sample.eventID)
+        role(of: sample) == .offCPU
     }
 
     /// Whether `sample` comes from one of the ``SamplingOptions/companions`` events.
     public func isCompanion(_ sample: SampleRecord) -> Bool {
-        !companionEventIDs.isEmpty && companionEventIDs.contains { $0.contains(sample.eventID) }
+        if case .heapProbe = role(of: sample) { return true }
+        return false
     }
 
     private func closeAll() {
@@ -268,7 +271,7 @@ public final class RecordingSession: @unchecked Sendable {
         buffers.removeAll()
         for fd in extraFDs { close(fd) }
         extraFDs.removeAll()
-        offCPUFDs.removeAll()
+        roleFDs.removeAll()
         if stopFD >= 0 { close(stopFD) }
         stopFD = -1
     }
@@ -517,7 +520,11 @@ public final class RecordingSession: @unchecked Sendable {
                         let (record, stack) = try parser.parse(bytes, copyingStack: false)
                         switch record {
                         case .sample(let s):
-                            if isOffCPU(s) { local.offCPUSamples += 1 } else if isCompanion(s) { local.companionSamples += 1 } else { local.samples += 1 }
+                            switch role(of: s) {
+                            case .onCPU: local.samples += 1
+                            case .offCPU: local.offCPUSamples += 1
+                            case .heapProbe: local.companionSamples += 1
+                            }
                         case .lost(let n, _):
                             local.lost += n
                             lostInRecords += n
@@ -588,7 +595,7 @@ public final class RecordingSession: @unchecked Sendable {
                     work.addLost(counted.total - lostInRecords)
                     lostInRecords = counted.total
                 }
-                if options.offCPU { local.lostOffCPU = counted.offCPU }
+                if options.records(.offCPU) { local.lostOffCPU = counted.byRole[.offCPU] ?? 0 }
             }
             work.handOver(to: mailbox, statistics: local, finishing: stopping)
             if stopping { break }
@@ -601,18 +608,19 @@ public final class RecordingSession: @unchecked Sendable {
     /// (`read()` with PERF_FORMAT_LOST gives `{ u64 value; u64 lost; }`, perf_event.h). An
     /// inherited event's children count into the event we opened, because the kernel writes their
     /// output through it (kernel/events/ring_buffer.c, __perf_output_begin). nil when the kernel
-    /// predates the field or a read fails. `offCPU`: the `context-switches` events' part.
-    private func eventLostCount() -> (total: UInt64, offCPU: UInt64)? {
+    /// predates the field or a read fails. `byRole`: the part of each role's events after the
+    /// sampled one (the sampled event's own is the rest).
+    private func eventLostCount() -> (total: UInt64, byRole: [EventRole: UInt64])? {
         guard readsLost else { return nil }
-        var total: UInt64 = 0, offCPU: UInt64 = 0
+        var total: UInt64 = 0, byRole: [EventRole: UInt64] = [:]
         for fd in buffers.map(\.fd) + extraFDs {
             var values: (value: UInt64, lost: UInt64) = (0, 0)
             let n = withUnsafeMutableBytes(of: &values) { read(fd, $0.baseAddress, $0.count) }
             guard n == MemoryLayout<(UInt64, UInt64)>.size else { return nil }
             total += values.lost
-            if offCPUFDs.contains(fd) { offCPU += values.lost }
+            if let role = roleFDs[fd] { byRole[role, default: 0] += values.lost }
         }
-        return (total, offCPU)
+        return (total, byRole)
     }
 
     static func monotonicNow() -> UInt64 {

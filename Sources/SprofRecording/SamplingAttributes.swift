@@ -160,10 +160,11 @@ public struct SampleLayout: Sendable, Equatable {
     }
 
     /// The layout sprof uses for `options`: ``sampling(_:)-swift.type.method`` of its stack mode, with
-    /// PERF_SAMPLE_IDENTIFIER added when two events share a buffer (`offCPU`).
+    /// PERF_SAMPLE_IDENTIFIER added when two events share a buffer (more than one row in
+    /// ``SamplingOptions/roleEvents``).
     public static func sampling(_ options: SamplingOptions) -> SampleLayout {
         var layout = sampling(options.callGraph)
-        if options.offCPU || !options.companions.isEmpty { layout.sampleType |= SampleBits.identifier }
+        if options.roleEvents.count > 1 { layout.sampleType |= SampleBits.identifier }
         return layout
     }
 
@@ -209,7 +210,7 @@ enum AttrBuilder {
         var attr = base(options.event)
         let layout = SampleLayout.sampling(options)
         attr.sample_type = layout.sampleType
-        if options.offCPU && sideBand { attr.context_switch = 1 }
+        if options.records(.offCPU) && sideBand { attr.context_switch = 1 }
         switch options.rate {
         case .frequency(let hz):
             attr.freq = 1

@@ -9,10 +9,12 @@ extension SamplingOptions {
     /// `kernel.perf_event_max_sample_rate`, and the kernel is left out when `perf_event_paranoid`
     /// forbids it (each with a notice). A kernel-only event (`:k`) is refused rather than quietly
     /// turned into one that samples nothing.
-    public static func prepared(event: EventSpec, rate: Rate, callGraph: CallGraph, ringPages: Int,
+    public static func prepared(event: EventSpec, rate: Rate, callGraph: CallGraph, ringPages: Int, offCPU: Bool = false,
                                 settings: KernelSettings,
                                 notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
         var options = SamplingOptions(event: event, rate: rate, callGraph: callGraph)
+        options.offCPU = offCPU
+        try options.checkRoles(settings: settings)
         options.ringPages = ringPages
         if case .frequency(let hz) = rate, hz > settings.maxSampleRate {
             notice("-F \(hz) is above kernel.perf_event_max_sample_rate; using \(settings.maxSampleRate) Hz")

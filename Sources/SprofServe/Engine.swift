@@ -9,14 +9,14 @@ public struct RunOutcome: Sendable, Equatable {
     /// sprof's exit status: the command's own status passed through, 127 when the command was not
     /// found, 126 when it could not be executed, 2 for invalid options, 1 for sprof's own errors.
     public var exitStatus: Int32
-    /// sprof's last `sprof: …` line (its summary, or its error).
+    /// Why sprof wrote no profile: its last `sprof: …` line (its error); nil when it wrote one.
     public var lastMessage: String?
-    /// Samples and lost samples from the summary line, when it was printed.
+    /// Samples taken, from the profile's provenance (``ProfileStatistics/samples``).
     public var samples: UInt64?
-    /// Lost samples from the summary line.
+    /// Samples and records lost, from the profile's provenance (``ProfileStatistics/lost``).
     public var lost: UInt64?
-    /// sprof's notices worth showing with the job (an event it replaced, e.g. `cycles` by
-    /// `cpu-clock` on a machine without a hardware PMU).
+    /// sprof's notices worth showing with the job, from the profile's provenance (an event it
+    /// replaced, e.g. `cycles` by `cpu-clock` on a machine without a hardware PMU).
     public var notices: [String] = []
 
     /// Creates an outcome.
@@ -192,26 +192,25 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         }
     }
 
-    /// Reads what a finished run left in `directory`: the profile files and sprof's last message.
+    /// Reads what a finished run left in `directory`: counts, losses and notices from the
+    /// profile's provenance (the model, never the log). Only when no profile was written does
+    /// the reason come from sprof's last `sprof: …` line in `output.log`, since there is no
+    /// profile to carry it.
     static func outcome(status: Int32, directory: String) -> RunOutcome {
         let fm = FileManager.default
         let written = ProfileFiles.kinds.contains { fm.fileExists(atPath: directory + "/profile" + $0) }
         var outcome = RunOutcome(profileWritten: written, exitStatus: status)
-        if let log = fm.contents(atPath: directory + "/output.log") {
-            let text = String(decoding: log.suffix(64 * 1024), as: UTF8.self)
-            let lines = text.split(separator: "\n").filter { $0.hasPrefix("sprof: ") }
-            if let last = lines.last { outcome.lastMessage = String(last.dropFirst(7)) }
-            outcome.notices = lines.filter { $0.contains("falling back to") }.map { String($0.dropFirst(7)) }
-            for line in lines.reversed() {
-                // "sprof: 1,234 samples (5 lost, …) of cpu-clock at 999 Hz, …"
-                let words = line.dropFirst(7).split(separator: " ")
-                if words.count >= 3, words[1] == "samples", words[2].hasPrefix("("),
-                   let s = UInt64(words[0].filter(\.isNumber)), let l = UInt64(words[2].filter(\.isNumber)) {
-                    outcome.samples = s
-                    outcome.lost = l
-                    break
-                }
+        if written, let run = try? ProfileFiles.load(runDirectory: directory) {
+            let metadata = run.profile.metadata
+            if metadata.isRecording {
+                outcome.samples = UInt64(max(0, metadata.statistics.samples))
+                outcome.lost = metadata.statistics.lost
             }
+            outcome.notices = metadata.notices.filter { $0.contains("falling back to") }
+        } else if !written, let log = fm.contents(atPath: directory + "/output.log") {
+            let text = String(decoding: log.suffix(64 * 1024), as: UTF8.self)
+            let last = text.split(separator: "\n").last { $0.hasPrefix("sprof: ") }
+            outcome.lastMessage = last.map { String($0.dropFirst(7)) }
         }
         if status == 127 { outcome.lastMessage = outcome.lastMessage ?? "command not found" }
         return outcome

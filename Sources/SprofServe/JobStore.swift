@@ -11,7 +11,7 @@ public struct JobEvent: Sendable {
 /// The jobs, on disk and in memory, and the queue that runs them one at a time.
 ///
 /// Layout of `DIR/jobs/ID/`: `spec.json` (the request, never changed), `state.json` (the ``Job``),
-/// `system.json` (the machine when the job started), `runs/N/` for run N (`profile.folded`,
+/// `runs/N/` for run N (`profile.folded`,
 /// `profile.svg`, `profile.pb.gz` when sprof writes it, `output.log` with the command's output and
 /// sprof's messages). Every file is written atomically. On start, the list is read back; a job
 /// found `running` was cut short by a stop or crash of the server and becomes `interrupted`.
@@ -264,7 +264,6 @@ public actor JobStore {
         runningID = id
         defer { runningID = nil }
         let dir = "\(dataDirectory)/jobs/\(id)"
-        try? DataFiles.writeJSON(SystemInfoReader.current(), to: dir + "/system.json")
         update(id) { $0.state = .running; $0.startedMs = nowMs() }
         var last = RunOutcome(profileWritten: false, exitStatus: 1)
         for run in 1...job.options.runs {

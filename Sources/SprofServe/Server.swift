@@ -244,19 +244,11 @@ actor ProfileCache {
         return run
     }
 
-    /// The CPU flame graph's stacks: straight from the folded file when that is the source, which
-    /// skips building the whole profile for the first view.
+    /// The CPU flame graph's stacks, from the run's profile (the model, as every view).
     func cpuStacks(_ dir: String) throws -> [(frames: [String], value: Int64)] {
         let e = entry(dir)
         if let s = e.stacks { return s }
-        let stacks: [(frames: [String], value: Int64)]
-        if let run = e.run {
-            stacks = run.profile.aggregatedStacks()
-        } else if let folded = try ProfileFiles.foldedStacks(runDirectory: dir) {
-            stacks = folded
-        } else {
-            stacks = try load(dir).profile.aggregatedStacks()
-        }
+        let stacks = try load(dir).profile.aggregatedStacks()
         e.stacks = stacks
         return stacks
     }
@@ -367,11 +359,14 @@ public enum ServeApp {
             Responses.json(ProfileFiles.downloads(runDirectory: try await runDirectory(store, context)))
         }
         router.get("/api/jobs/:id/system") { _, context in
-            let dir = try await store.directory(of: context.parameters.get("id") ?? "")
-            guard let info = try? DataFiles.readJSON(SystemInfoRecord.self, from: dir + "/system.json") else {
-                throw ServeError(404, "no system info: the job has not started yet")
+            // The machine as the last recorded run's provenance describes it.
+            let id = context.parameters.get("id") ?? ""
+            let job = try await store.job(id)
+            let dir = try await store.directory(of: id)
+            guard job.runsDone > 0, let run = try? await cache.load("\(dir)/runs/\(job.runsDone)") else {
+                throw ServeError(404, "no system info: the job has no recorded run yet")
             }
-            return Responses.json(info)
+            return Responses.json(SystemInfoRecord(run.profile.metadata))
         }
         router.get("/api/jobs/:id/runs/:run/view/:view") { request, context in
             let dir = try await runDirectory(store, context)

@@ -3,7 +3,7 @@ import SprofFormats
 import SprofOutput
 import SprofProfile
 
-/// The machine a job ran on, captured when it starts (`DIR/jobs/ID/system.json`).
+/// The machine a job ran on, as its profile's provenance describes it (`GET /api/jobs/ID/system`).
 public struct SystemInfoRecord: Codable, Sendable, Equatable {
     /// `uname -r` (from /proc/sys/kernel/osrelease).
     public var kernelRelease: String
@@ -27,31 +27,20 @@ public struct SystemInfoRecord: Codable, Sendable, Equatable {
     }
 }
 
-/// Reads ``SystemInfoRecord`` from /proc and /sys.
+extension SystemInfoRecord {
+    /// The machine `metadata` was recorded on (its provenance's ``SystemInfo``, which the
+    /// recorder read once from /proc and /sys), and the sprof version that recorded it.
+    public init(_ metadata: ProfileMetadata) {
+        let s = metadata.system
+        self.init(kernelRelease: s.kernelRelease, cpuModel: s.cpuModel, cores: s.cores, memoryBytes: s.memoryBytes,
+                  perfEventParanoid: s.perfEventParanoid, hardwarePMU: s.hasHardwarePMU, sprofVersion: metadata.sprofVersion)
+    }
+}
+
+/// The sprof the server runs.
 public enum SystemInfoReader {
     /// The version the server reports for sprof (``ProfileMetadata/currentSprofVersion``).
     public static let sprofVersion = ProfileMetadata.currentSprofVersion
-
-    /// The machine now.
-    public static func current() -> SystemInfoRecord {
-        func text(_ path: String) -> String {
-            (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
-        }
-        let cpuinfo = text("/proc/cpuinfo")
-        let model = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
-            .flatMap { $0.split(separator: ":", maxSplits: 1).last }
-            .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
-        let memKB = text("/proc/meminfo").split(separator: "\n").first { $0.hasPrefix("MemTotal:") }
-            .flatMap { UInt64($0.filter(\.isNumber)) } ?? 0
-        return SystemInfoRecord(
-            kernelRelease: text("/proc/sys/kernel/osrelease").trimmingCharacters(in: .whitespacesAndNewlines),
-            cpuModel: model,
-            cores: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))),
-            memoryBytes: memKB * 1024,
-            perfEventParanoid: Int(text("/proc/sys/kernel/perf_event_paranoid").trimmingCharacters(in: .whitespacesAndNewlines)),
-            hardwarePMU: FileManager.default.fileExists(atPath: "/sys/bus/event_source/devices/cpu"),
-            sprofVersion: sprofVersion)
-    }
 }
 
 /// One run's profile as the views read it.
@@ -125,13 +114,6 @@ public enum ProfileFiles {
         } catch {
             throw ServeError(500, "cannot read \(path): \(error)")
         }
-    }
-
-    /// The run's CPU stacks from `profile.folded` when that is what the views read (no pprof
-    /// reader, or no pprof file); nil otherwise.
-    public static func foldedStacks(runDirectory dir: String) throws -> [(frames: [String], value: Int64)]? {
-        if FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") { return nil }
-        return try parseFolded(dir + "/profile.folded")
     }
 
     /// The sample count of a run, from its profile; nil when unreadable.

@@ -6,8 +6,6 @@ import SprofFormats
 /// pprof heap profile with Go's four sample types, for `go tool pprof -sample_index=alloc_space`),
 /// and `PREFIX.heap.tsv` (estimated in-use bytes over time, beside `PREFIX.memory.tsv`).
 enum HeapViews {
-    static let suffixes = [".alloc.svg", ".inuse.svg", ".heap.pb.gz", ".heap.tsv"]
-
     static func outputs(_ heap: Profile, timeline: [(time: UInt64, bytes: UInt64)], graph: FlameGraphOptions,
                         perThread: Bool, fullNames: Bool) throws -> [(String, [UInt8])] {
         var out: [(String, [UInt8])] = []

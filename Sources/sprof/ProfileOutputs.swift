@@ -16,20 +16,13 @@ final class ProfileOutputs {
     let prefix: String
     private var files: [(suffix: String, file: OutputFile)] = []
 
+    /// Opens a temporary file for each path of the recording's ``OutputPlan``.
     init(prefix: String, offCPU: Bool = false, heap: Bool = false) throws {
-        self.prefix = Self.resolve(prefix)
-        for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix] + (heap ? HeapViews.suffixes : []) {
+        let plan = OutputPlan(prefix: prefix, offCPU: offCPU, heap: heap)
+        self.prefix = plan.prefix
+        for suffix in plan.suffixes {
             files.append((suffix, try OutputFile(path: self.prefix + suffix)))
         }
-    }
-
-    /// `-o DIR` or `-o DIR/` naming an existing directory means the default names inside it
-    /// (`DIR/sprof.folded`, …): taken as a prefix it would write `DIR.folded` beside the directory,
-    /// or hidden `DIR/.folded` files.
-    static func resolve(_ prefix: String) -> String {
-        var st = stat()
-        guard ArgumentBytes.withPath(prefix, { stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFDIR else { return prefix }
-        return (prefix.hasSuffix("/") ? prefix : prefix + "/") + "sprof"
     }
 
     /// Writes every output; returns the paths written, for the summary line.
@@ -96,8 +89,7 @@ func dateSuffix(_ unixNanos: UInt64) -> String {
 /// The outputs of issue 10 beside the CPU flame graph: `PREFIX.wall.svg` and `PREFIX.offcpu.svg`
 /// (`--off-cpu`), and the memory timeline `PREFIX.memory.tsv` (see ``MemoryTimeline``).
 enum TimeViews {
-    static let suffixes = [".wall.svg", ".offcpu.svg"]
-    static let memorySuffix = ".memory.tsv"
+    static let memorySuffix = OutputPlan.memorySuffix
 
     static func outputs(_ profile: Profile, graph: FlameGraphOptions, perThread: Bool, fullNames: Bool) -> [(String, [UInt8])] {
         var out: [(String, [UInt8])] = []
@@ -120,11 +112,5 @@ enum TimeViews {
         var names: [Int32: String] = [:]
         for t in profile.threads where names[t.pid] == nil || t.tid == t.pid { names[t.pid] = t.processName }
         return names
-    }
-
-    /// `, off-CPU 1.2 s` for the summary line when the profile has off-CPU time.
-    static func summary(_ profile: Profile) -> String {
-        guard let off = profile.sampleTypeIndex("off-cpu") else { return "" }
-        return ", off-CPU " + oneDecimal(Double(profile.total(off)) / 1e9) + " s"
     }
 }

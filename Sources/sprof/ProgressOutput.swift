@@ -166,20 +166,3 @@ final class ProgressOutput: @unchecked Sendable {
     }
 }
 
-/// `812 KiB`, `14.2 MiB`, `1.3 GiB` (binary units, as /proc counts).
-func byteText(_ bytes: UInt64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-    var value = Double(bytes)
-    var unit = 0
-    while value >= 1024 && unit < units.count - 1 {
-        value /= 1024
-        unit += 1
-    }
-    return unit == 0 ? "\(bytes) B" : (value < 10 ? oneDecimal(value) : String(Int(value.rounded()))) + " " + units[unit]
-}
-
-/// `12.3` (one decimal, rounded), without Foundation's formatter.
-func oneDecimal(_ value: Double) -> String {
-    let tenths = Int((value * 10).rounded())
-    return "\(tenths / 10).\(abs(tenths % 10))"
-}

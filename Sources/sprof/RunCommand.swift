@@ -206,10 +206,10 @@ struct RunCommand: ParsableCommand {
                                         perThread: perThread, fullNames: fullNames,
                                         heap: recorded.heap, heapTimeline: recorded.heapTimeline)
         if !quiet {
-            printError(summary(profile, exitStatus: recorded.exitStatus, written: written))
-            if !recorded.runs.isEmpty { printError(runsSummary(recorded.runs)) }
+            printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written))
+            if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
             if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
-            if let advice = lossAdvice(profile.statistics, options: options) { printError(advice) }
+            if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: options.ringPages) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }
     }
@@ -220,62 +220,6 @@ struct RunCommand: ParsableCommand {
         if pid != nil { throw usage("give either -a (every process) or -p PID, not both") }
         if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         return command.first == "--" ? Array(command.dropFirst()) : command
-    }
-
-    /// What to change when the ring buffers overflowed: 5% or more of the samples lost, or all.
-    /// A sample with a DWARF stack copy that is larger than the whole ring buffer never fits.
-    private func lossAdvice(_ s: ProfileStatistics, options: RunOptions) -> String? {
-        let total = UInt64(s.samples) + s.lost
-        guard s.lost > 0, s.lost * 20 >= total else { return nil }
-        let share = s.samples == 0 ? "every sample was lost" : "\(s.lost * 100 / total)% of the samples were lost"
-        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
-        if case .dwarf(let size) = options.callGraph, let pages = options.ringPages, Int(size) + 1024 > pages * page {
-            var fits = 1
-            while fits * page < 4 * Int(size) { fits *= 2 }
-            return "\(share): a sample carries \(size) bytes of stack, more than the \(pages)-page ring buffer holds; raise -m (e.g. -m \(fits)) or copy less stack (--call-graph dwarf,SIZE or -g)"
-        }
-        let buffer = options.ringPages.map { "the \($0)-page ring buffers" } ?? "the ring buffers"
-        let stack: String = if case .dwarf = options.callGraph { ", or copy less stack (--call-graph dwarf,8192 or -g)" } else { "" }
-        return "\(share): \(buffer) filled faster than sprof read them; raise -m (e.g. -m 256) or lower -F\(stack)"
-    }
-
-    /// One line with each run's figures, for a repeated recording: samples, seconds, how it ended.
-    private func runsSummary(_ runs: [RecordedRun]) -> String {
-        let samples = runs.map { Double($0.samples) }
-        var line = "\(runs.count) run\(runs.count == 1 ? "" : "s")\(runs.count < repeats ? " of \(repeats) (interrupted)" : "")"
-        if let spread = StatMath.relativeStandardDeviationPercent(samples) {
-            line += ", samples per run \(grouped(Int(StatMath.mean(samples).rounded()))) ± \(Int((spread * 10).rounded()) / 10).\(Int((spread * 10).rounded()) % 10)%"
-        }
-        line += ": " + runs.map { r in
-            var text = "#\(r.number) \(grouped(r.samples)) samples"
-            if r.lost > 0 { text += " (\(grouped(r.lost)) lost)" }
-            text += " \(r.duration / 1_000_000_000).\(String(1000 + r.duration / 1_000_000 % 1000).dropFirst()) s"
-            if r.exitStatus != .exited(0) { text += " \(r.exitStatus)" }
-            return text
-        }.joined(separator: ", ")
-        return line
-    }
-
-    private func summary(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
-        let s = p.statistics
-        var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
-        // With --off-cpu one buffer takes both events: say whose losses they were.
-        if let off = s.lostOffCPU, s.lost > 0 {
-            line += ": \(grouped(s.lost - min(off, s.lost))) of \(p.metadata.event), \(grouped(off)) of context-switches"
-        }
-        if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
-        if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
-        if s.stacksReadPastCopy > 0 { line += ", \(grouped(s.stacksReadPastCopy)) read past the stack copy" }
-        if s.debuginfodFiles > 0 { line += ", debug info of \(s.debuginfodFiles) file\(s.debuginfodFiles == 1 ? "" : "s") from debuginfod" }
-        line += ") of \(p.metadata.event)"
-        if let rate = p.metadata.rateText { line += (rate.hasPrefix("every") ? " " : " at ") + rate }
-        // Lost records may include fork and comm records: the counts are then only lower bounds.
-        line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
-        line += TimeViews.summary(p)
-        if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
-        if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
-        line += "; wrote " + written.joined(separator: ", ")
-        return line
     }
 }
 
@@ -320,9 +264,4 @@ func parseCallGraph(_ text: String?, g: Bool) throws -> SamplingOptions.CallGrap
     default:
         throw usage("--call-graph \(text): unknown mode; valid modes: fp, dwarf[,SIZE], none")
     }
-}
-
-/// The largest resident set any process reached in a memory timeline, and its pid.
-func peakRSS(_ memory: [Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32)? {
-    memory.max { $0.rss < $1.rss }.map { ($0.rss, $0.pid) }
 }

@@ -121,4 +121,29 @@ final class RecordStreamTests: XCTestCase {
         for stack in profile.folded(valueIndex: offCPU).stacks() { byLeaf[stack.frames.last ?? "", default: 0] += stack.count }
         XCTAssertEqual(byLeaf, ["[off-cpu: preempted]": 1_000, "[off-cpu: sleeping]": 3_000])
     }
+
+    /// The builder takes each sample by its event's role (issue 18): on-CPU samples become one
+    /// sample and their period (also as wall time once off-CPU is recorded), a heap probe's
+    /// samples are left to the heap profile, and the sample types follow the role table's order.
+    func testSamplesBecomeValuesByTheirEventsRole() throws {
+        var options = SamplingOptions(callGraph: .framePointer)
+        options.offCPU = true
+        options.companions = [.cpuClock]
+        let b = RecordBuilder(layout: SampleLayout.sampling(options))
+        var probe = sample(time: 3, callchain: [0x3000])
+        probe.eventID = 88
+        let parser = RecordParser(layout: SampleLayout.sampling(options))
+        let stream = try [
+            b.comm(pid: 4242, tid: 4242, name: "synthetic", exec: true, time: 1),
+            b.sample(sample(time: 2, callchain: [0x1000, 0x2000])),
+            b.sample(probe),
+            b.sample(sample(time: 4, callchain: [0x1000, 0x2000])),
+        ].map { bytes in try bytes.withUnsafeBytes { try parser.parse($0) } }
+        let builder = builder()
+        builder.interpret(rows: options.roleEvents.map(\.role), ids: [77: .offCPU, 88: .heapProbe(0)])
+        builder.consume(stream)
+        let profile = builder.profile(metadata: ProfileMetadata())
+        XCTAssertEqual(profile.sampleTypes.map(\.type), ["samples", "cpu", "wall", "off-cpu"])
+        XCTAssertEqual(profile.samples.map(\.values), [[2, 2_002_002, 2_002_002, 0]], "the probe's sample is not an on-CPU sample")
+    }
 }

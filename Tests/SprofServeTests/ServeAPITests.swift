@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import SprofFormats
 import SprofProfile
 import XCTest
 @testable import SprofServe
@@ -19,6 +20,20 @@ final class FakeEngine: JobEngine, @unchecked Sendable {
         return RunOutcome(profileWritten: true, exitStatus: 0, samples: 40, lost: 0)
     }
     func cancel() {}
+}
+
+/// Runs the real engine, then empties `output.log` and reads the outcome again, as if sprof
+/// had printed nothing: what the server shows must not depend on the log.
+final class LogEmptyingEngine: JobEngine, @unchecked Sendable {
+    let inner: SprofProcessEngine
+    init(_ inner: SprofProcessEngine) { self.inner = inner }
+    func run(command: [String], options: JobOptions, directory: String,
+             progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome {
+        let first = await inner.run(command: command, options: options, directory: directory, progress: progress)
+        try? Data().write(to: URL(fileURLWithPath: directory + "/output.log"))
+        return SprofProcessEngine.outcome(status: first.exitStatus, directory: directory)
+    }
+    func cancel() { inner.cancel() }
 }
 
 final class IDBox: @unchecked Sendable {
@@ -47,7 +62,7 @@ final class ServeAPITests: XCTestCase {
         await store.start()
         var config = ServeConfiguration(token: token)
         config.maxBodyBytes = 4096
-        let capabilities = engine is SprofProcessEngine ? SprofProcessEngine.capabilities(of: Self.sprofPath) : SprofCapabilities()
+        let capabilities = engine is SprofProcessEngine || engine is LogEmptyingEngine ? SprofProcessEngine.capabilities(of: Self.sprofPath) : SprofCapabilities()
         let router = ServeApp.router(store: store, validator: JobValidator(capabilities: capabilities), configuration: config)
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)))
         try await app.test(.live) { client in
@@ -537,14 +552,56 @@ final class ServeAPITests: XCTestCase {
         XCTAssertEqual(onDisk.runsDone, 1, "the pick-up is saved")
     }
 
+    /// Counts, losses and notices come from the profile's provenance: an empty `output.log`
+    /// changes nothing (issue 18: the server read them from sprof's summary line there).
     func testAFallbackOfTheEventIsANotice() throws {
         let dir = dataDir + "/run"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try Data("hello\nsprof: cycles is not supported on this machine; falling back to cpu-clock\nsprof: 12 samples (0 lost) of cpu-clock at 999 Hz\n".utf8)
-            .write(to: URL(fileURLWithPath: dir + "/output.log"))
+        var profile = Profile(folded: [(frames: ["app", "main"], count: 12)])
+        profile.metadata.sprofVersion = ProfileMetadata.currentSprofVersion
+        profile.metadata.statistics.samples = 12
+        profile.metadata.statistics.lostRecords = 3
+        profile.metadata.notices = ["cycles is not supported on this machine; falling back to cpu-clock", "another notice"]
+        try Data(PprofFormat.encode(profile)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
+        try Data().write(to: URL(fileURLWithPath: dir + "/output.log"))
         let outcome = SprofProcessEngine.outcome(status: 0, directory: dir)
         XCTAssertEqual(outcome.notices, ["cycles is not supported on this machine; falling back to cpu-clock"])
         XCTAssertEqual(outcome.samples, 12)
+        XCTAssertEqual(outcome.lost, 3)
+        XCTAssertNil(outcome.lastMessage)
+    }
+
+    /// A real recording whose `output.log` is emptied before the server reads anything: the job's
+    /// counts, the flame graph and the system tab are all there, from `profile.pb.gz`.
+    func testTheServerReadsOnlyTheProfileNotTheLog() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
+            return XCTFail("\(Self.sprofPath) is missing: swift build --build-tests builds it")
+        }
+        let engine = LogEmptyingEngine(SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath)))
+        try await withServer(engine: engine) { client, _ in
+            let loop = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; echo finished"
+            let created = try await Self.create(client, #"{"command": ["/bin/sh", "-c", "\#(loop)"], "options": {"frequency": 499, "call_graph": "fp"}}"#)
+            let id = try XCTUnwrap((try Self.json(created) as? [String: Any])?["id"] as? String)
+            let final = try await Self.waitForEnd(client, id)
+            if final["state"] as? String == "failed", let error = final["error"] as? String, error.contains("refused") || error.contains("paranoid") {
+                throw XCTSkip("perf_event_open refused here: \(error)")
+            }
+            XCTAssertEqual(final["state"] as? String, "done", "\(final)")
+            let log = try XCTUnwrap(FileManager.default.contents(atPath: self.dataDir + "/jobs/\(id)/runs/1/output.log"))
+            XCTAssertTrue(log.isEmpty, "the engine emptied the log")
+            let samples = try XCTUnwrap(final["samples"] as? Int)
+            XCTAssertGreaterThan(samples, 10)
+            XCTAssertEqual(final["lost"] as? Int, 0)
+            let treeAny = try await Self.getJSON(client, "/api/jobs/\(id)/runs/1/view/cpu")
+            let tree = try XCTUnwrap(treeAny as? [String: Any])
+            XCTAssertEqual(tree["total"] as? Int, samples)
+            let infoAny = try await Self.getJSON(client, "/api/jobs/\(id)/system")
+            let info = try XCTUnwrap(infoAny as? [String: Any])
+            let kernel = (try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertEqual(info["kernel_release"] as? String, kernel)
+            XCTAssertEqual(info["cores"] as? Int, ProcessInfo.processInfo.activeProcessorCount)
+            XCTAssertEqual(info["sprof_version"] as? String, ProfileMetadata.currentSprofVersion)
+        }
     }
 
     func testStopEndsTheRecordingAndKeepsTheProfile() async throws {

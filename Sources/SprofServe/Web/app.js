@@ -417,9 +417,10 @@
       }
 
       async function systemTab() {
-        panel.textContent = "";
+        // "loading…" stays while the run's profile is read for its provenance.
         let info = null;
         try { info = await api("GET", `/api/jobs/${encodeURIComponent(id)}/system`); } catch (e) { return message(String(e.message)); }
+        panel.textContent = "";
         const rows = [
           ["Kernel", info.kernel_release], ["CPU", info.cpu_model], ["Cores", String(info.cores)],
           ["Memory", (info.memory_bytes / 1073741824).toFixed(1) + " GiB"], ["sprof", info.sprof_version],

@@ -1,0 +1,49 @@
+import SprofCore
+import SprofRecording
+import SprofUnwind
+import SprofSymbols
+import SprofProfile
+
+/// The heap profile's builder: probe samples become allocations and frees (``HeapAccounting``).
+extension ProfileBuilder {
+    // MARK: Heap profiles (`--heap`, issue 19)
+
+    /// Turns this builder into a heap-profile builder: samples of the events in `roles` are
+    /// allocations, frees, or allocator entries and returns (see ``HeapRole``), every other
+    /// sample is left out, and the profile's sample types are Go's four heap measures with period
+    /// type `space`/`bytes` and the sampling rate as period.
+    func enableHeap(rate: Int, roles: [UInt64: HeapRole]) {
+        heap = HeapAccounting(rate: rate, roles: roles)
+        building = ProfileBuilding(sampleTypes: HeapOptions.sampleTypes, defaultSampleType: 1,
+                                   periodType: Profile.ValueType(type: "space", unit: "bytes"), period: Int64(max(rate, 1)))
+    }
+
+    /// Estimated in-use bytes over time (CLOCK_MONOTONIC ns), at most one point per 10 ms; empty
+    /// unless heap profiling.
+    var heapTimeline: [(time: UInt64, bytes: Double)] { heap?.timeline ?? [] }
+
+    /// A user register of a DWARF-mode sample by perf register number (DI = 5, SI = 4).
+    static func register(_ number: Int, of sample: SampleRecord) -> UInt64? {
+        guard let i = UserRegisters.sampled.firstIndex(of: number), i < sample.userRegisters.count else { return nil }
+        return sample.userRegisters[i]
+    }
+
+    /// Drops the probe point (`sprof_heap_sampled`) and anything else of the preload library
+    /// below the interposed function, so that stacks end in `malloc`, `calloc`, … as called.
+    static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) {
+        func inLibrary(_ frame: StackFrame) -> Bool {
+            !frame.isKernel && process.mapping(containing: frame.address)?.path.hasSuffix("/" + HeapOptions.libraryName) == true
+        }
+        var drop = 0
+        while drop + 1 < unwound.frames.count, inLibrary(unwound.frames[drop]), inLibrary(unwound.frames[drop + 1]) { drop += 1 }
+        if drop > 0 { unwound.frames.removeFirst(drop) }
+    }
+
+    /// Adds the heap samples, in the same fixed order as the CPU samples.
+    func addHeapSamples(_ heap: HeapAccounting<StackKey>) {
+        let ordered = heap.values().map { (key: $0.key, value: $0.value) }.sorted { a, b in
+            a.key.thread != b.key.thread ? a.key.thread < b.key.thread : a.key.refs.lexicographicallyPrecedes(b.key.refs)
+        }
+        for (key, values) in ordered { building.add(stack: stackIndex(key.refs), thread: key.thread, values: values) }
+    }
+}

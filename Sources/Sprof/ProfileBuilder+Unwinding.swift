@@ -1,0 +1,31 @@
+import SprofCore
+import SprofRecording
+import SprofUnwind
+import SprofSymbols
+import SprofProfile
+
+/// Unwind dispatch: the stack mode chooses how a sample's stack is taken.
+extension ProfileBuilder {
+    /// The sample's stack, leaf first, by the stack mode: kernel frames from the callchain and
+    /// user frames unwound with libdw (DWARF), the kernel's frame-pointer callchain checked for a
+    /// lost leaf caller (fp), or the callchain as recorded.
+    func unwind(_ sample: SampleRecord, process: ProcessState) -> UnwoundStack {
+        var unwound: UnwoundStack
+        switch callGraph {
+        case .dwarf:
+            // Kernel frames (leaf-most) from the callchain, then the user frames unwound with libdw.
+            unwound = Callchain.frames(of: sample, userFrames: false, maxStack: maxStack)
+            if !sample.userRegisters.isEmpty || sample.cpuMode == .user {
+                let user = unwinder.unwindUser(sample, process: process)
+                unwound.frames.append(contentsOf: user.frames)
+                unwound.truncated = unwound.truncated || user.truncated
+            }
+        case .framePointer:
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            unwinder.checkFramePointerStack(&unwound, process: process)
+        default:
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+        }
+        return unwound
+    }
+}

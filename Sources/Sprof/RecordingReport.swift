@@ -1,0 +1,113 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What a recording says when it ends, as text any front end can show (`sprof run` prints it on
+/// stderr): the summary line, each run's figures for a repeated recording, and advice when the
+/// kernel lost samples. Made from the profile and the options alone, so the server and library
+/// users word it as the CLI does.
+public enum RecordingReport {
+    /// `2,431 samples (0 lost) of cpu-clock at 999 Hz, 1 process, 3 threads, peak RSS 14.2 MiB;
+    /// wrote a.folded, a.svg`: the counts of ``ProfileStatistics``, the event and rate, off-CPU
+    /// seconds and the peak resident set when recorded, how the command ended when a signal
+    /// killed it, and the files `written`.
+    public static func summaryLine(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
+        let s = p.statistics
+        var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
+        // With --off-cpu one buffer takes both events: say whose losses they were.
+        if let off = s.lostOffCPU, s.lost > 0 {
+            line += ": \(grouped(s.lost - min(off, s.lost))) of \(p.metadata.event), \(grouped(off)) of context-switches"
+        }
+        if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
+        if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
+        if s.stacksReadPastCopy > 0 { line += ", \(grouped(s.stacksReadPastCopy)) read past the stack copy" }
+        if s.debuginfodFiles > 0 { line += ", debug info of \(s.debuginfodFiles) file\(s.debuginfodFiles == 1 ? "" : "s") from debuginfod" }
+        line += ") of \(p.metadata.event)"
+        if let rate = p.metadata.rateText { line += (rate.hasPrefix("every") ? " " : " at ") + rate }
+        // Lost records may include fork and comm records: the counts are then only lower bounds.
+        line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
+        line += offCPUSummary(p)
+        if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
+        if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
+        line += "; wrote " + written.joined(separator: ", ")
+        return line
+    }
+
+    /// `, off-CPU 1.2 s` for the summary line when the profile has off-CPU time, else empty.
+    static func offCPUSummary(_ profile: Profile) -> String {
+        guard let off = profile.sampleTypeIndex("off-cpu") else { return "" }
+        return ", off-CPU " + oneDecimal(Double(profile.total(off)) / 1e9) + " s"
+    }
+
+    /// One line with each run's figures for a repeated recording (`-r N`): samples, seconds, how
+    /// it ended, and the samples' spread across runs. `requested` is N: fewer runs means Ctrl-C
+    /// cut the series short.
+    public static func runsLine(_ runs: [RecordedRun], requested: Int) -> String {
+        let samples = runs.map { Double($0.samples) }
+        var line = "\(runs.count) run\(runs.count == 1 ? "" : "s")\(runs.count < requested ? " of \(requested) (interrupted)" : "")"
+        if let spread = StatMath.relativeStandardDeviationPercent(samples) {
+            line += ", samples per run \(grouped(Int(StatMath.mean(samples).rounded()))) ± \(Int((spread * 10).rounded()) / 10).\(Int((spread * 10).rounded()) % 10)%"
+        }
+        line += ": " + runs.map { r in
+            var text = "#\(r.number) \(grouped(r.samples)) samples"
+            if r.lost > 0 { text += " (\(grouped(r.lost)) lost)" }
+            text += " \(r.duration / 1_000_000_000).\(String(1000 + r.duration / 1_000_000 % 1000).dropFirst()) s"
+            if r.exitStatus != .exited(0) { text += " \(r.exitStatus)" }
+            return text
+        }.joined(separator: ", ")
+        return line
+    }
+
+    /// What to change when the ring buffers overflowed: nil unless 5% or more of the samples
+    /// were lost (or all). A sample with a DWARF stack copy larger than the whole ring buffer
+    /// never fits; otherwise the buffers filled faster than they were read. `ringPages` is the
+    /// `-m` asked for, nil for the default.
+    public static func lossAdvice(_ s: ProfileStatistics, callGraph: SamplingOptions.CallGraph, ringPages: Int?) -> String? {
+        let total = UInt64(s.samples) + s.lost
+        guard s.lost > 0, s.lost * 20 >= total else { return nil }
+        let share = s.samples == 0 ? "every sample was lost" : "\(s.lost * 100 / total)% of the samples were lost"
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        if case .dwarf(let size) = callGraph, let pages = ringPages, Int(size) + 1024 > pages * page {
+            var fits = 1
+            while fits * page < 4 * Int(size) { fits *= 2 }
+            return "\(share): a sample carries \(size) bytes of stack, more than the \(pages)-page ring buffer holds; raise -m (e.g. -m \(fits)) or copy less stack (--call-graph dwarf,SIZE or -g)"
+        }
+        let buffer = ringPages.map { "the \($0)-page ring buffers" } ?? "the ring buffers"
+        let stack: String = if case .dwarf = callGraph { ", or copy less stack (--call-graph dwarf,8192 or -g)" } else { "" }
+        return "\(share): \(buffer) filled faster than sprof read them; raise -m (e.g. -m 256) or lower -F\(stack)"
+    }
+}
+
+/// The largest resident set any process reached in a memory timeline, and its pid.
+public func peakRSS(_ memory: [Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32)? {
+    memory.max { $0.rss < $1.rss }.map { ($0.rss, $0.pid) }
+}
+
+/// `1,234,567`: digits grouped by thousands, as sprof's messages print counts.
+public func grouped(_ n: some BinaryInteger) -> String {
+    let digits = String(n)
+    var out = ""
+    for (i, ch) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 && ch != "-" { out.append(",") }
+        out.append(ch)
+    }
+    return out
+}
+
+/// `812 KiB`, `14.2 MiB`, `1.3 GiB` (binary units, as /proc counts).
+public func byteText(_ bytes: UInt64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    var value = Double(bytes)
+    var unit = 0
+    while value >= 1024 && unit < units.count - 1 {
+        value /= 1024
+        unit += 1
+    }
+    return unit == 0 ? "\(bytes) B" : (value < 10 ? oneDecimal(value) : String(Int(value.rounded()))) + " " + units[unit]
+}
+
+/// `12.3` (one decimal, rounded), without Foundation's formatter.
+public func oneDecimal(_ value: Double) -> String {
+    let tenths = Int((value * 10).rounded())
+    return "\(tenths / 10).\(abs(tenths % 10))"
+}

@@ -1,0 +1,91 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+internal import CSprof
+import SprofCore
+
+/// What the samples of one opened event stand for. Every event a ``RecordingSession`` opens has
+/// exactly one role, declared in one table (``SamplingOptions/roleEvents``): the session opens
+/// the table's rows and tells each sample's role by its event id (``RecordingSession/role(of:)``);
+/// the profile builder turns each role's samples into values of the role's sample types (the
+/// `Sprof` target's `EventInterpretation.swift`). A new kind of event is a new case here, a row
+/// in ``SamplingOptions/roleEvents`` and its interpretation there; nothing else branches on it.
+/// samply's `EventInterpretation` is the same idea.
+public enum EventRole: Sendable, Hashable {
+    /// The sampled event (`-e`, cpu-clock by default): a sample is the stack that was on a CPU,
+    /// worth one sample and its period (CPU nanoseconds for the clock events).
+    case onCPU
+    /// `context-switches` with period 1 (`--off-cpu`): a sample is the stack of a thread leaving
+    /// the CPU, and the SWITCH records of the on-CPU event time how long it was away. Taken in
+    /// kernel context, so it needs kernel samples.
+    case offCPU
+    /// Heap probe `n` of ``SamplingOptions/companions`` (`--heap`): a uprobe on an allocation, a
+    /// free, or an allocator's entry or return; the heap profile reads pointer and size from the
+    /// sampled registers.
+    case heapProbe(Int)
+
+    /// Whether this role's events are also opened in a system-wide recording (`-a`): heap probes
+    /// are per process (their library is preloaded into the command), the others are not.
+    public var opensSystemWide: Bool {
+        if case .heapProbe = self { return false }
+        return true
+    }
+
+    /// Refuses a role the sampled event or this kernel cannot serve, before anything is opened:
+    /// off-CPU stacks are kernel samples (taken at each switch-out), and the wall view adds the
+    /// on-CPU event's period to off-CPU nanoseconds, so the sampled event must count nanoseconds.
+    /// Throws `EINVAL` (wrong event) or `EACCES` (kernel samples forbidden), each with a hint.
+    public func check(sampled event: EventSpec, settings: KernelSettings) throws(SyscallError) {
+        guard case .offCPU = self else { return }
+        guard event.isClock else {
+            throw SyscallError(call: "perf_event_open", errno: EINVAL,
+                               hint: "--off-cpu needs a clock event (-e cpu-clock or task-clock), not \(event): wall time adds its nanoseconds to off-CPU time")
+        }
+        guard settings.kernelAllowed else {
+            throw SyscallError(call: "perf_event_open", errno: EACCES, hint: settings.offCPUHint)
+        }
+    }
+}
+
+/// One row of the role table: an event a session opens and what its samples stand for.
+public struct RoleEvent: Sendable {
+    /// What its samples stand for.
+    public var role: EventRole
+    /// The event opened.
+    public var event: EventSpec
+}
+
+extension SamplingOptions {
+    /// The role table: every event a session with these options opens on each CPU (and thread),
+    /// in opening order. Row 0 is the sampled event, which owns the ring buffer and delivers the
+    /// side-band records (MMAP, COMM, FORK/EXIT, SWITCH); the other rows write into its buffer.
+    public var roleEvents: [RoleEvent] {
+        var rows = [RoleEvent(role: .onCPU, event: event)]
+        if offCPU { rows.append(RoleEvent(role: .offCPU, event: .contextSwitches)) }
+        for (i, probe) in companions.enumerated() { rows.append(RoleEvent(role: .heapProbe(i), event: probe)) }
+        return rows
+    }
+
+    /// Whether any row has `role`.
+    public func records(_ role: EventRole) -> Bool {
+        roleEvents.contains { $0.role == role }
+    }
+
+    /// Checks every role against the sampled event and the kernel (``EventRole/check(sampled:settings:)``).
+    public func checkRoles(settings: KernelSettings) throws(SyscallError) {
+        for row in roleEvents { try row.role.check(sampled: event, settings: settings) }
+    }
+}
+
+extension AttrBuilder {
+    /// The attr of a row of the role table other than the sampled event: every occurrence
+    /// sampled (period 1), the sampled event's layout and stack mode, and no side-band records,
+    /// which the sampled event already delivers into the same buffer.
+    static func attr(for row: RoleEvent, _ options: SamplingOptions, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+        switch row.role {
+        case .onCPU: return sampling(options, enableOnExec: enableOnExec, inherit: inherit)
+        case .offCPU: return contextSwitches(options, enableOnExec: enableOnExec, inherit: inherit)
+        case .heapProbe: return companion(options, event: row.event, enableOnExec: enableOnExec, inherit: inherit)
+        }
+    }
+}

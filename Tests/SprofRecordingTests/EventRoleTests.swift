@@ -1,0 +1,51 @@
+import XCTest
+@testable import SprofRecording
+import SprofCore
+
+/// The role table (issue 18): every event a session opens is one row with its role, and the
+/// layout, the side-band records and the option checks follow the rows, not per-feature flags.
+final class EventRoleTests: XCTestCase {
+    private func settings(kernelAllowed: Bool) -> KernelSettings {
+        KernelSettings(paranoid: kernelAllowed ? -1 : 2, privileged: kernelAllowed)
+    }
+
+    func testRowsFollowTheOptionsInOpeningOrder() {
+        var options = SamplingOptions(event: .cpuClock)
+        XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU])
+        XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.identifier, 0, "one event per buffer needs no identifier")
+        options.offCPU = true
+        options.companions = [.cpuClock, .contextSwitches]
+        XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU, .offCPU, .heapProbe(0), .heapProbe(1)])
+        XCTAssertEqual(options.roleEvents[1].event.description, EventSpec.contextSwitches.description)
+        XCTAssertNotEqual(SampleLayout.sampling(options).sampleType & SampleBits.identifier, 0, "events sharing a buffer are told apart")
+        XCTAssertTrue(options.records(.offCPU))
+        XCTAssertFalse(EventRole.heapProbe(0).opensSystemWide, "heap probes follow the preloaded command, not every process")
+        XCTAssertTrue(EventRole.offCPU.opensSystemWide)
+    }
+
+    func testSideBandSwitchRecordsOnlyWithTheOffCPURole() {
+        var options = SamplingOptions(event: .cpuClock)
+        XCTAssertEqual(AttrBuilder.sampling(options, enableOnExec: true, inherit: true).context_switch, 0)
+        options.offCPU = true
+        XCTAssertEqual(AttrBuilder.sampling(options, enableOnExec: true, inherit: true).context_switch, 1)
+        let row = options.roleEvents[1]
+        let attr = AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: true)
+        XCTAssertEqual(attr.sample_period, 1, "every switch-out is sampled")
+        XCTAssertEqual(attr.mmap, 0, "the sampled event alone delivers side-band records")
+    }
+
+    func testRolesAreCheckedBeforeOpening() throws {
+        var options = SamplingOptions(event: .cpuClock)
+        options.offCPU = true
+        XCTAssertNoThrow(try options.checkRoles(settings: settings(kernelAllowed: true)))
+        XCTAssertThrowsError(try options.checkRoles(settings: settings(kernelAllowed: false))) { error in
+            XCTAssertEqual((error as? SyscallError)?.errno, EACCES)
+        }
+        options.event = .contextSwitches
+        XCTAssertThrowsError(try options.checkRoles(settings: settings(kernelAllowed: true))) { error in
+            XCTAssertEqual((error as? SyscallError)?.errno, EINVAL, "wall time needs a clock event")
+        }
+        options.offCPU = false
+        XCTAssertNoThrow(try options.checkRoles(settings: settings(kernelAllowed: false)), "on-CPU sampling has no such condition")
+    }
+}
