@@ -101,13 +101,3 @@ func commandLine(_ captured: [String], pid: Int32?, of subcommand: ParsableComma
     return arguments
 }
 
-/// `1,234,567`.
-func grouped(_ n: some BinaryInteger) -> String {
-    let digits = String(n)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 && ch != "-" { out.append(",") }
-        out.append(ch)
-    }
-    return out
-}

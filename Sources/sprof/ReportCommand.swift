@@ -44,7 +44,7 @@ struct ReportCommand: ParsableCommand {
     var header = false
 
     @Option(name: [.customLong("view"), .customLong("sample-type")],
-            help: "Which values to rank by: samples (default), cpu, wall, off-cpu, or another type in the profile.")
+            help: "Which values to rank by: a sample type of the profile (samples, cpu, wall, off-cpu; alloc_space, inuse_space, … in heap profiles). Default: the profile's default (pprof's rule: default_sample_type, else the last type).")
     var view: String?
 
     @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures).")

@@ -1,0 +1,62 @@
+import Foundation
+import XCTest
+import Sprof
+import SprofTestSupport
+
+/// One reader of profile files (`ProfileReader`): the same bad input gets the same one line from
+/// every subcommand that reads profiles.
+final class ProfileReaderTests: XCTestCase {
+    private func stderrLines(_ s: String) -> [Substring] { s.split(separator: "\n") }
+
+    func testBadInputGetsTheSameLineFromEverySubcommand() throws {
+        let prefix = SprofCLI.outputPrefix("bad-input")
+        let good = prefix + ".good.folded"
+        try "main;a 3\nmain;b 1\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let profile = Profile(folded: [(frames: ["main", "a"], count: 3), (frames: ["main", "b"], count: 2)])
+        let pprof = try PprofFormat.encode(profile)
+        let inputs: [(name: String, bytes: [UInt8], expected: String)] = [
+            ("nul.folded", Array("main;a 3\nmain;b\0 1\n".utf8), ":2: a NUL byte (0x00) at byte 7 of the line; folded stacks are text"),
+            ("truncated.pb.gz", Array(pprof.prefix(pprof.count / 2)), ": not a readable pprof file"),
+            ("empty.folded", [], ": no samples (an empty profile?)"),
+        ]
+        for input in inputs {
+            let path = prefix + "." + input.name
+            FileManager.default.createFile(atPath: path, contents: Data(input.bytes))
+            var seen: [String: String] = [:]
+            for args in [["report", path], ["flamegraph", path, "-o", prefix + ".svg"],
+                         ["convert", path, "--to", "folded", "-o", prefix + ".out.folded"],
+                         ["diff", good, path, "-o", prefix + ".diff.svg"], ["annotate", "main", path]] {
+                let r = try SprofCLI.run(args)
+                XCTAssertEqual(r.status, 1, "\(args[0]) \(input.name): \(r.stderr)")
+                XCTAssertEqual(stderrLines(r.stderr).count, 1, "\(args[0]) \(input.name): \(r.stderr)")
+                XCTAssertTrue(r.stderr.hasPrefix("sprof: \(path)\(input.expected)"), "\(args[0]) \(input.name): \(r.stderr)")
+                // flamegraph alone adds how to draw an empty graph anyway.
+                seen[args[0]] = r.stderr.replacingOccurrences(of: "; --allow-empty writes an empty graph anyway", with: "")
+            }
+            XCTAssertEqual(Set(seen.values).count, 1, "\(input.name): the subcommands disagree: \(seen)")
+        }
+    }
+
+    /// The library reader is what the CLI uses: its message is the CLI's line without `sprof: `.
+    func testTheLibraryReaderGivesTheSameLine() throws {
+        XCTAssertThrowsError(try ProfileReader.read([], source: "x")) {
+            XCTAssertEqual("\($0)", "x: no samples (an empty profile?)")
+        }
+        XCTAssertThrowsError(try ProfileReader.read(Array("a;b\0 1\n".utf8), source: "x")) {
+            XCTAssertEqual("\($0)", "x:1: a NUL byte (0x00) at byte 4 of the line; folded stacks are text (remove the byte, or give a pprof file)")
+        }
+        let read = try ProfileReader.read(Array("main;a 3\n".utf8), source: "x")
+        XCTAssertTrue(read.isFolded)
+        XCTAssertEqual(read.profile.total(), 3)
+    }
+
+    /// The registry names each format once: convert's --to, run's suffixes, the server's MIME types.
+    func testFormatRegistry() {
+        XCTAssertEqual(ProfileFormat.convertible.map(\.name), ["folded", "pprof", "speedscope"])
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.pb.gz"), "application/gzip")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.wall.svg"), "image/svg+xml")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.speedscope.json"), "application/json")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.folded"), "text/plain; charset=utf-8")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "output.log"), "text/plain; charset=utf-8")
+    }
+}
