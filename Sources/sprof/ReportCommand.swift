@@ -77,7 +77,10 @@ struct ReportCommand: ParsableCommand {
         guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
         if lines && addresses { throw usage("--lines and --addresses: choose one granularity") }
         let granularity: Granularity = addresses ? .addresses : (lines ? .lines : .functions)
-        let profile = try readProfile(file)
+        // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
+        // the demangler turns into full Swift signatures.
+        let read = try readProfile(file)
+        let profile = fullNames ? read.withFullNamesFromSystemNames() : read
         let index = try valueIndex(profile, named: view)
         let type = profile.sampleTypes[index]
         let total = profile.total(index)

@@ -60,3 +60,28 @@ final class ProfileReaderTests: XCTestCase {
         XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "output.log"), "text/plain; charset=utf-8")
     }
 }
+
+/// Names are made by the views: a saved pprof keeps the display name (`name`) and the linkage
+/// name (`system_name`), and `report --full-names` makes the full Swift signature from the latter.
+final class SavedNamesTests: XCTestCase {
+    func testReportFullNamesOnASavedPprofPrintsFullSwiftNames() throws {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let thread = b.thread(Profile.Thread(pid: 1, tid: 1, name: "sprof-fixtures", processName: "sprof-fixtures"))
+        let mapping = b.mapping(Profile.Mapping(start: 0x1000, limit: 0x9000, path: "/bin/sprof-fixtures"))
+        let burn = b.function(Profile.Function(name: "burnSixty(_:_:)", fullName: "sprof_fixtures.burnSixty(Swift.UInt64, Swift.UInt64) -> Swift.UInt64",
+                                               systemName: "$s14sprof_fixtures9burnSixtyys6UInt64VAD_ADtF"))
+        let main = b.function(Profile.Function(name: "main", systemName: "main"))
+        let leaf = b.location(Profile.Location(address: 0x1100, mapping: mapping, lines: [Profile.Line(function: burn)]))
+        let root = b.location(Profile.Location(address: 0x1200, mapping: mapping, lines: [Profile.Line(function: main)]))
+        b.add(stack: b.stack([leaf, root]), thread: thread, values: [7])
+        let path = SprofCLI.outputPrefix("full-names") + ".pb.gz"
+        try Data(try PprofFormat.encode(b.build(metadata: Profile.Metadata()))).write(to: URL(fileURLWithPath: path))
+
+        let full = try SprofCLI.run(["report", "--full-names", "--format", "csv", path])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        XCTAssertTrue(full.stdout.contains("\"sprof_fixtures.burnSixty(Swift.UInt64, Swift.UInt64) -> Swift.UInt64\""), full.stdout)
+        let short = try SprofCLI.run(["report", "--format", "csv", path])
+        XCTAssertTrue(short.stdout.contains(",burnSixty(_:_:)\n"), short.stdout)
+        XCTAssertFalse(short.stdout.contains("Swift.UInt64"), short.stdout)
+    }
+}
