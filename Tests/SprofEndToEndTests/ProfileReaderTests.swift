@@ -85,3 +85,21 @@ final class SavedNamesTests: XCTestCase {
         XCTAssertFalse(short.stdout.contains("Swift.UInt64"), short.stdout)
     }
 }
+
+/// Report rendering lives in the library (`ProfileReport`, SprofOutput): the CLI's bytes are the
+/// library's for the same profile and options, so the server and library users print the same table.
+final class ProfileReportTests: XCTestCase {
+    func testTheCLIPrintsTheLibrarysReport() throws {
+        let path = SprofCLI.outputPrefix("report-lib") + ".folded"
+        try "app;main;parse 7\napp;main;parse;lex 3\napp;main;\"quoted,name\" 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let profile = try ProfileReader.read(Array(try Data(contentsOf: URL(fileURLWithPath: path))), source: path).profile
+        for (format, options) in [("text", ProfileReport()), ("csv", ProfileReport(format: .csv)), ("json", ProfileReport(format: .json)),
+                                  ("text", ProfileReport(keys: [.comm, .sym], limit: 2))] {
+            var args = ["report", path, "--format", format]
+            if options.limit == 2 { args += ["--sort", "comm,sym", "--limit", "2"] }
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stdout, try options.render(profile, file: path), "\(args)")
+        }
+    }
+}
