@@ -44,10 +44,11 @@ let package = Package(
         .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
         // The profile model every view reads (pprof-shaped; pure Swift, no I/O).
         .target(name: "SprofProfile"),
-        // Profile formats: pprof (profile.proto, gzip through zlib) written and read, speedscope written.
+        // Profile formats: pprof (profile.proto, gzip through zlib) written and read, speedscope written;
+        // the one reader of profile files (pprof or folded) and the registry of output formats.
         .target(
             name: "SprofFormats",
-            dependencies: ["SprofProfile", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["SprofProfile", "SprofOutput", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["profile.proto", "README.md"]
         ),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).

@@ -3,27 +3,28 @@ import SprofProfile
 extension Profile {
     /// Folded stacks of one measure: what the SVG renderer and the folded text are made from.
     /// - Parameters:
-    ///   - valueIndex: the ``Profile/sampleTypes`` entry to sum (default: sample counts); zero
-    ///     values are left out, so off-CPU intervals never show in the CPU view.
+    ///   - valueIndex: the ``Profile/sampleTypes`` entry to sum (nil: ``Profile/defaultSampleType``,
+    ///     the type every view shows by default); zero values are left out, so off-CPU intervals
+    ///     never show in the CPU view.
     ///   - perThread: root stacks at `process;thread-tid`, as stackcollapse-perf's `--tid` and
     ///     inferno's per-thread mode do.
     ///   - fullNames: full demangled names instead of the short display names.
-    public func folded(valueIndex: Int = 0, perThread: Bool = false, fullNames: Bool = false) -> FoldedStacks {
+    public func folded(valueIndex: Int? = nil, perThread: Bool = false, fullNames: Bool = false) -> FoldedStacks {
         var out = FoldedStacks()
-        for (frames, value) in aggregatedStacks(valueIndex: valueIndex, perThread: perThread, fullNames: fullNames) where value > 0 {
+        for (frames, value) in aggregatedStacks(valueIndex: valueIndex ?? defaultSampleType, perThread: perThread, fullNames: fullNames) where value > 0 {
             out.add(frames, count: UInt64(value))
         }
         return out
     }
 
-    /// The sample counts as folded stacks, rooted at the process name.
+    /// The default sample type's values as folded stacks, rooted at the process name.
     public var folded: FoldedStacks { folded() }
 
     /// The folded text (`a;b;c COUNT` lines, sorted): the input of flamegraph.pl, inferno,
     /// speedscope and `sprof flamegraph`.
     public func foldedText() -> String { folded.serialized() }
 
-    /// The flame graph of the sample counts as a self-contained interactive SVG, with the
+    /// The flame graph of the default sample type as a self-contained interactive SVG, with the
     /// profile's provenance as its subtitle.
     public func svg(title: String? = nil) -> String {
         var options = FlameGraphOptions(title: title)
@@ -32,7 +33,10 @@ extension Profile {
     }
 
     /// The flame graph with every drawing option (palette, width, icicle layout…).
+    /// The count label is the sample type's (``Profile/valueLabel(_:)``) unless `options` names another.
     public func svg(options: FlameGraphOptions) -> String {
-        FlameGraph.render(folded, options: options)
+        var options = options
+        if options.countName == "samples" { options.countName = valueLabel(defaultSampleType) }
+        return FlameGraph.render(folded, options: options)
     }
 }

@@ -340,17 +340,14 @@ public enum ServeApp {
             } else if name == ProfileFiles.speedscopeName {
                 // Made on demand from the profile: one file fewer per run on disk.
                 data = try await cache.view(dir, key: name) { cache in
-                    Data(SpeedscopeFormat.encode(try cache.load(dir).profile, valueIndex: 0, name: "sprof"))
+                    let profile = try cache.load(dir).profile
+                    return Data(try ProfileFormat.speedscope.encode(profile, ProfileFormat.Options(profile)))
                 }
             } else {
                 throw ServeError(404, "no file \(String(name.prefix(80)).debugDescription) in this run")
             }
-            let type: String
-            if name.hasSuffix(".svg") { type = "image/svg+xml" }
-            else if name.hasSuffix(".json") { type = "application/json" }
-            else if name.hasSuffix(".gz") { type = "application/gzip" }
-            else { type = "text/plain; charset=utf-8" }
-            var headers: HTTPFields = [.contentType: type]
+            // The format registry's MIME types, as `convert` and `run` name the same formats.
+            var headers: HTTPFields = [.contentType: ProfileFormat.mimeType(ofFileName: name)]
             // An SVG flame graph runs its own script: served as a download, it cannot act as this site.
             headers[.contentDisposition] = "attachment; filename=\"\(name)\""
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))

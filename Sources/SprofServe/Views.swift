@@ -76,14 +76,16 @@ public enum ProfileFiles {
         let fm = FileManager.default
         var run: LoadedRun
         if let data = fm.contents(atPath: dir + "/profile.pb.gz") {
+            // The one reader every subcommand uses: the same message for the same bad file.
+            let p: Profile
             do {
-                let p = try PprofFormat.decode([UInt8](data))
-                run = LoadedRun(profile: p, source: "profile.pb.gz")
-                if let w = p.sampleTypeIndex("wall") { run.wall = (p, w) }
-                if let o = p.sampleTypeIndex("off-cpu") { run.offCPU = (p, o) }
+                p = try ProfileReader.read([UInt8](data), source: dir + "/profile.pb.gz").profile
             } catch {
-                throw ServeError(500, "cannot read \(dir)/profile.pb.gz: \(error)")
+                throw ServeError(500, "\(error)")
             }
+            run = LoadedRun(profile: p, source: "profile.pb.gz")
+            if let w = p.sampleTypeIndex("wall") { run.wall = (p, w) }
+            if let o = p.sampleTypeIndex("off-cpu") { run.offCPU = (p, o) }
         } else {
             guard let cpu = try folded(dir + "/profile.folded") else {
                 throw ServeError(404, "this run has no profile (it ended before sprof wrote one)")
@@ -109,11 +111,19 @@ public enum ProfileFiles {
 
     static func parseFolded(_ path: String) throws -> [(frames: [String], value: Int64)]? {
         guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        let stacks: FoldedStacks
         do {
-            return try FoldedStacks.parse(bytes: [UInt8](data), source: path).stacks().map { (frames: $0.frames, value: Int64(clamping: $0.count)) }
+            // The one reader's sniffing and messages; a file of zero counts is an empty view here.
+            switch try ProfileReader.decode([UInt8](data), source: path) {
+            case .folded(let folded): stacks = folded
+            case .pprof(let profile, _): stacks = profile.folded()
+            }
+        } catch let error as ProfileReadError where error.kind == .noSamples {
+            return []
         } catch {
-            throw ServeError(500, "cannot read \(path): \(error)")
+            throw ServeError(500, "\(error)")
         }
+        return stacks.stacks().map { (frames: $0.frames, value: Int64(clamping: $0.count)) }
     }
 
     /// The sample count of a run, from its profile; nil when unreadable.
@@ -131,7 +141,7 @@ public enum ProfileFiles {
     }
 
     /// The speedscope file, made from the profile when asked for.
-    public static let speedscopeName = "profile.speedscope.json"
+    public static let speedscopeName = "profile" + ProfileFormat.speedscope.suffix
 
     /// True for `output.log` and `profile[.VIEW].{folded,svg,pb.gz,json,speedscope.json,tsv}`: the only
     /// names a download request may use (no `/`, no `..`, no dot files).

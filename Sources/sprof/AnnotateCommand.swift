@@ -42,7 +42,7 @@ struct AnnotateCommand: ParsableCommand {
     var sourcePrefixes: [String] = []
 
     @Option(name: [.customLong("view"), .customLong("sample-type")],
-            help: "Which values to count: samples (default), cpu, wall, off-cpu, or another type in the profile.")
+            help: "Which values to count: a sample type of the profile (samples, cpu, wall, off-cpu, …). Default: the profile's default (pprof's rule: default_sample_type, else the last type).")
     var view: String?
 
     @Option(name: .customLong("debug-dir"), help: "A root searched for separate debug files (repeatable; default /usr/lib/debug).")

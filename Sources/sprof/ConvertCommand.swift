@@ -24,15 +24,15 @@ struct ConvertCommand: ParsableCommand {
     @Option(name: [.short, .long], help: "Output file ('-' for standard output).")
     var output: String
 
-    @Option(name: [.customLong("view"), .customLong("sample-type")], help: "Values for folded and speedscope: samples (default), cpu, wall, off-cpu.")
+    @Option(name: [.customLong("view"), .customLong("sample-type")], help: "Which values folded and speedscope carry (pprof: which becomes the default): a sample type of the profile (samples, cpu, wall, off-cpu; alloc_space, inuse_space, … in heap profiles). Default: the profile's default (pprof's rule).")
     var view: String?
 
     @Flag(name: .customLong("per-thread"), help: "Folded: root stacks at process;thread-TID.")
     var perThread = false
 
     func run() throws {
-        guard ["folded", "pprof", "speedscope"].contains(to) else {
-            throw usage("--to \(to): unknown format (valid: folded, pprof, speedscope)")
+        guard let format = ProfileFormat.named(to, in: ProfileFormat.convertible) else {
+            throw usage("--to \(to): unknown format (valid: \(ProfileFormat.convertible.map(\.name).joined(separator: ", ")))")
         }
         try refuseOutputOverInput([output], inputs: [file])
         // Checked before reading the input; `-o -` writes descriptor 1 itself.
@@ -43,14 +43,16 @@ struct ConvertCommand: ParsableCommand {
             throw usage("--per-thread needs a pprof input (folded stacks carry no threads)")
         }
         let index = try valueIndex(profile, named: view)
+        // pprof keeps every sample type; the one asked for becomes its default_sample_type.
+        var converted = profile
+        if view != nil { converted.defaultSampleType = index }
+        // speedscope's profile name says which sample type its weights are (sample counts: the file name alone).
+        let name = profile.valueLabel(index) == "samples" ? file : "\(file) (\(profile.sampleTypes[index].type))"
         let bytes: [UInt8]
-        switch to {
-        case "pprof":
-            do { bytes = try PprofFormat.encode(profile) } catch { throw fail("cannot encode \(file) as pprof: \(error)") }
-        case "speedscope":
-            bytes = SpeedscopeFormat.encode(profile, valueIndex: index, name: file)
-        default:
-            bytes = profile.folded(valueIndex: index, perThread: perThread).serializedBytes()
+        do {
+            bytes = try format.encode(converted, ProfileFormat.Options(converted, valueIndex: index, perThread: perThread, name: name))
+        } catch {
+            throw fail("cannot encode \(file) as \(format.name): \(error)")
         }
         if let outputFile { try outputFile.write(bytes) } else { try writeStandardOutput(bytes) }
     }

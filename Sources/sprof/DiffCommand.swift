@@ -93,8 +93,11 @@ struct DiffCommand: ParsableCommand {
         if baseTotal == 0 { throw fail("\(base): no samples to compare") }
         if newTotal == 0 { throw fail("\(new): no samples to compare") }
 
+        // The graph names the sample type it compares (sample counts keep flame graphs' "counts").
+        let label = newProfile.valueLabel(newIndex)
         var graph = FlameGraphOptions(title: "Differential flame graph",
-                                      subtitle: "\(base) → \(new): red grew, blue shrank (self counts\(noNormalize ? "" : ", base scaled to new total"))")
+                                      subtitle: "\(base) → \(new): red grew, blue shrank (self \(label == "samples" ? "counts" : label)\(noNormalize ? "" : ", base scaled to new total"))")
+        graph.countName = label
         graph.differentialBase = baseProfile.folded(valueIndex: baseIndex)
         graph.differentialScale = noNormalize ? 1 : Double(newTotal) / Double(baseTotal)
         graph.details = ["base: " + base] + baseProfile.metadata.provenanceLines.map { "  " + $0 }

@@ -55,8 +55,12 @@ struct FlamegraphCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Colour palette for user frames: \(FlameGraphPalette.names).", valueName: "palette"))
     var colors = FlameGraphPalette.hot.rawValue
 
-    @Option(name: .customLong("countname"), help: "What a count is called in tooltips.")
-    var countName = "samples"
+    @Option(name: .customLong("countname"), help: "What a count is called in tooltips (default: the sample type: samples, cpu ns, inuse_space bytes, …).")
+    var countName: String?
+
+    @Option(name: [.customLong("sample-type"), .customLong("view")],
+            help: "Which values to draw (pprof input): a sample type of the profile (samples, cpu, wall, off-cpu; alloc_space, inuse_space, … in heap profiles). Default: the profile's default (pprof's rule: default_sample_type, else the last type).")
+    var sampleType: String?
 
     @Flag(name: .customLong("per-thread"), help: "Root stacks at process;thread-TID (pprof input, which carries threads).")
     var perThread = false
@@ -88,43 +92,43 @@ struct FlamegraphCommand: ParsableCommand {
         }
         defer { outputFile?.discard() }
 
-        let fromStdin = file == nil || file == "-"
-        let source = fromStdin ? "<stdin>" : file!
-        let input: [UInt8]
-        do {
-            input = try fromStdin ? Self.readAll(fd: STDIN_FILENO) : Self.readFile(source)
-        } catch let error as POSIXFailure {
-            outputFile?.discard()
-            fail("cannot read \(source): \(error.reason)")
-        }
-
+        // The one reader (ProfileReader), so a bad input gets the message every subcommand gives.
+        // Folded input is drawn as parsed (its counts may add up past a profile's int64).
+        let (input, source) = try readInputBytes(file ?? "-")
         var stacks = FoldedStacks()
         var provenance: [String] = []
-        let kind = inputKind(input)
+        // Folded stacks hold one sample type, `samples`.
+        var shown = Profile()
         var decoded: Profile?
-        if kind == .pprof {
-            do {
-                decoded = withoutNegativeValues(try PprofFormat.decode(input), source: source)
-            } catch {
-                outputFile?.discard()
-                fail(pprofFailure(input, source: source, error: error))
+        do {
+            switch try ProfileReader.decode(input, source: source) {
+            case .pprof(let profile, let clamped):
+                if let notice = ProfileReadError.negativeValuesNotice(clamped, source: source) { printError(notice) }
+                decoded = profile
+                shown = profile
+            case .folded(let folded):
+                stacks = folded
             }
-        } else if kind == .either {
-            decoded = (try? PprofFormat.decode(input)).map { withoutNegativeValues($0, source: source) }
+        } catch let error as ProfileReadError {
+            // Empty input is a graph of no samples: drawn with --allow-empty, gated by --min-samples.
+            if !(error.kind == .noSamples && (allowEmpty || minSamples != nil)) {
+                outputFile?.discard()
+                fail(error.kind == .noSamples ? error.message + "; --allow-empty writes an empty graph anyway" : error.message)
+            }
+        }
+        let shownIndex: Int
+        do {
+            shownIndex = try shown.sampleTypeIndex(selecting: sampleType)
+        } catch {
+            outputFile?.discard()
+            fail("\(error) (see sprof flamegraph --help)", status: ExitStatusCode.usage)
         }
         if let profile = decoded {
-            stacks = profile.folded(perThread: perThread)
+            stacks = profile.folded(valueIndex: shownIndex, perThread: perThread)
             provenance = profile.metadata.provenanceLines
         } else if perThread {
             outputFile?.discard()
             fail("--per-thread needs a pprof input (folded stacks carry no threads)", status: ExitStatusCode.usage)
-        } else {
-            do {
-                stacks = try FoldedStacks.parse(bytes: input, source: source)
-            } catch let error as FoldedParseError {
-                outputFile?.discard()
-                fail(error.description)
-            }
         }
         if let minSamples, stacks.total < minSamples {
             outputFile?.discard()
@@ -132,11 +136,14 @@ struct FlamegraphCommand: ParsableCommand {
         }
         if stacks.total == 0 && !allowEmpty {
             outputFile?.discard()
-            fail("\(source): no samples (an empty profile?); --allow-empty writes an empty graph anyway")
+            fail(ProfileReadError.noSamples(source: source).message + "; --allow-empty writes an empty graph anyway")
         }
 
-        var options = FlameGraphOptions(title: title, subtitle: subtitle, width: width, minWidth: minWidth,
-                                        countName: countName, palette: palette, inverted: inverted)
+        // The graph names what it shows: the count label always, the subtitle unless given.
+        let type = shown.sampleTypes[shownIndex]
+        let defaultSubtitle = type.label == "samples" ? nil : "sample type \(type)"
+        var options = FlameGraphOptions(title: title, subtitle: subtitle ?? defaultSubtitle, width: width, minWidth: minWidth,
+                                        countName: countName ?? type.label, palette: palette, inverted: inverted)
         options.details = provenance
         let svg = FlameGraph.renderBytes(stacks, options: options)
         if let outputFile {
@@ -152,34 +159,5 @@ struct FlamegraphCommand: ParsableCommand {
     private func fail(_ message: String, status: Int32 = 1) -> Never {
         printError(message)
         Self.exit(withError: ExitCode(status))
-    }
-
-    // Plain POSIX I/O: it reports errno, which gives users the familiar strerror text
-    // ("No such file or directory", "Is a directory", "Permission denied").
-
-    private struct POSIXFailure: Error {
-        var reason: String
-        init(errno code: Int32) { reason = String(cString: strerror(code)) }
-    }
-
-    private static func readFile(_ path: String) throws -> [UInt8] {
-        let fd = ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_CLOEXEC) }
-        if fd < 0 { throw POSIXFailure(errno: errno) }
-        defer { close(fd) }
-        return try readAll(fd: fd)
-    }
-
-    private static func readAll(fd: Int32) throws -> [UInt8] {
-        var data: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n == 0 { return data }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw POSIXFailure(errno: errno)
-            }
-            data.append(contentsOf: chunk[0 ..< n])
-        }
     }
 }

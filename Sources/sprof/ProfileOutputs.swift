@@ -14,6 +14,8 @@ import SprofFormats
 /// nor leaves files of two runs side by side.
 final class ProfileOutputs {
     let prefix: String
+    /// The formats every recording writes (see ``ProfileFormat``), beside the extra views.
+    static let formats: [ProfileFormat] = [.folded, .svg, .pprof]
     private var files: [(suffix: String, file: OutputFile)] = []
 
     /// Opens a temporary file for each path of the recording's ``OutputPlan``.
@@ -28,16 +30,20 @@ final class ProfileOutputs {
     /// Writes every output; returns the paths written, for the summary line.
     func write(_ profile: Profile, title: String, perThread: Bool, fullNames: Bool,
                heap: Profile? = nil, heapTimeline: [(time: UInt64, bytes: UInt64)] = []) throws -> [String] {
-        // A heap profile (`-e none`) shows its default measure, alloc_space; CPU profiles sample counts.
-        let folded = profile.folded(valueIndex: profile.defaultSampleType, perThread: perThread, fullNames: fullNames)
+        // The profile's default sample type, as every view shows it: a heap profile (`-e none`)
+        // alloc_space, CPU profiles sample counts; the count label names it.
         var graph = FlameGraphOptions(title: title, subtitle: profile.metadata.summaryLine + dateSuffix(profile.metadata.startTime))
         graph.details = profile.metadata.provenanceLines
-        if profile.sampleTypes[profile.defaultSampleType].unit == "bytes" { graph.countName = "bytes" }
-        var contents: [String: [UInt8]] = [
-            ".folded": folded.serializedBytes(),
-            ".svg": FlameGraph.renderBytes(folded, options: graph),
-        ]
-        for (suffix, bytes) in try extraOutputs(profile) { contents[suffix] = bytes }
+        graph.countName = profile.valueLabel(profile.defaultSampleType)
+        let options = ProfileFormat.Options(profile, perThread: perThread, fullNames: fullNames, graph: graph)
+        var contents: [String: [UInt8]] = [:]
+        for format in Self.formats {
+            do {
+                contents[format.suffix] = try format.encode(profile, options)
+            } catch {
+                throw fail("cannot encode \(prefix)\(format.suffix): \(error)")
+            }
+        }
         for (suffix, bytes) in TimeViews.outputs(profile, graph: graph, perThread: perThread, fullNames: fullNames) { contents[suffix] = bytes }
         if let heap {
             for (suffix, bytes) in try HeapViews.outputs(heap, timeline: heapTimeline, graph: graph, perThread: perThread, fullNames: fullNames) {
@@ -63,15 +69,6 @@ final class ProfileOutputs {
 
     /// Leaves every path as it was.
     func discard() { for (_, file) in files { file.discard() } }
-
-    /// Outputs beyond folded and SVG (pprof).
-    private func extraOutputs(_ profile: Profile) throws -> [(String, [UInt8])] {
-        do {
-            return [(".pb.gz", try PprofFormat.encode(profile))]
-        } catch {
-            throw fail("cannot encode \(prefix).pb.gz: \(error)")
-        }
-    }
 }
 
 /// `, 2026-11-29 15:04:05` for a subtitle. strftime, not DateFormatter: loading ICU for one date
@@ -97,7 +94,7 @@ enum TimeViews {
             guard let index = profile.sampleTypeIndex(type) else { continue }
             var options = graph
             options.title = (graph.title ?? "sprof") + " (\(what))"
-            options.countName = "ns"
+            options.countName = profile.valueLabel(index)
             let folded = profile.folded(valueIndex: index, perThread: perThread, fullNames: fullNames)
             out.append((suffix, FlameGraph.renderBytes(folded, options: options)))
         }

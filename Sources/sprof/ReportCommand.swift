@@ -44,7 +44,7 @@ struct ReportCommand: ParsableCommand {
     var header = false
 
     @Option(name: [.customLong("view"), .customLong("sample-type")],
-            help: "Which values to rank by: samples (default), cpu, wall, off-cpu, or another type in the profile.")
+            help: "Which values to rank by: a sample type of the profile (samples, cpu, wall, off-cpu; alloc_space, inuse_space, … in heap profiles). Default: the profile's default (pprof's rule: default_sample_type, else the last type).")
     var view: String?
 
     @Flag(name: .customLong("full-names"), help: "Full demangled names (whole Swift signatures).")
@@ -71,126 +71,25 @@ struct ReportCommand: ParsableCommand {
             }
             return key
         }
-        guard ["text", "csv", "json"].contains(format) else {
+        guard let reportFormat = ProfileReport.Format(rawValue: format) else {
             throw usage("--format \(format): unknown format (valid: text, csv, json)")
         }
         guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
         if lines && addresses { throw usage("--lines and --addresses: choose one granularity") }
         let granularity: Granularity = addresses ? .addresses : (lines ? .lines : .functions)
-        let profile = try readProfile(file)
+        // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
+        // the demangler turns into full Swift signatures.
+        let read = try readProfile(file)
+        let profile = fullNames ? read.withFullNamesFromSystemNames() : read
         let index = try valueIndex(profile, named: view)
-        let type = profile.sampleTypes[index]
-        let total = profile.total(index)
-        let headerNames = keys.map(\.rawValue)
-        var out = ""
-        switch format {
-        case "json":
-            out = try json(profile, index: index, keys: headerNames, granularity: granularity)
-        case "csv":
-            if threads {
-                out = "value,percent,pid,tid,process,thread\n"
-                for t in limited(profile.threadTotals(valueIndex: index)) {
-                    out += "\(t.value),\(csvNumber(t.percent)),\(t.pid),\(t.tid),\(csvField(t.processName)),\(csvField(t.name))\n"
-                }
-            } else {
-                out = "self,self_percent,total,total_percent," + headerNames.joined(separator: ",") + "\n"
-                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames, granularity: granularity)) {
-                    out += "\(r.selfValue),\(csvNumber(r.selfPercent)),\(r.totalValue),\(csvNumber(r.totalPercent)),"
-                    out += r.key.map(csvField).joined(separator: ",") + "\n"
-                }
-            }
-        default:
-            // A profile without provenance (folded input) has no header to print.
-            let provenance = profile.metadata.provenanceLines
-            if header && !provenance.isEmpty { out += provenance.map { "# " + $0 }.joined(separator: "\n") + "\n#\n" }
-            out += "# \(file): \(formatValue(total, type)) \(type.type == "samples" ? "samples" : type.description)"
-            if profile.metadata.isRecording { out += ", \(profile.metadata.statistics.lost) lost" }
-            if let event = profile.metadata.event.isEmpty ? nil : profile.metadata.event { out += ", event \(event)" }
-            out += "\n"
-            if threads {
-                out += "\(pad("value", 12)) \(pad("%", 7))  thread\n"
-                for t in limited(profile.threadTotals(valueIndex: index)) {
-                    out += "\(pad(formatValue(t.value, type), 12)) \(pad(percent(t.percent), 7))  \(t.processName)/\(t.name) (pid \(t.pid), tid \(t.tid))\n"
-                }
-            } else {
-                out += "\(pad("self", 12)) \(pad("self%", 7)) \(pad("total", 12)) \(pad("total%", 7))  \(headerNames.joined(separator: " "))\n"
-                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames, granularity: granularity)) {
-                    out += "\(pad(formatValue(r.selfValue, type), 12)) \(pad(percent(r.selfPercent), 7)) \(pad(formatValue(r.totalValue, type), 12)) \(pad(percent(r.totalPercent), 7))  \(r.key.joined(separator: "  "))\n"
-                }
-            }
-        }
-        try writeStandardOutput(out)
-    }
-
-    private func limited<T>(_ rows: [T]) -> ArraySlice<T> { limit == 0 ? rows[...] : rows.prefix(limit) }
-
-    private struct JSONReport: Encodable {
-        struct Row: Encodable {
-            var key: [String]
-            var selfValue: Int64
-            var selfPercent: Double
-            var totalValue: Int64
-            var totalPercent: Double
-        }
-        struct ThreadRow: Encodable {
-            var pid: Int32
-            var tid: Int32
-            var process: String
-            var thread: String
-            var value: Int64
-            var percent: Double
-        }
-        var file: String
-        var sampleType: String
-        var unit: String
-        var total: Int64
-        var sortKeys: [String]
-        var provenance: [String]
-        var functions: [Row]?
-        var threads: [ThreadRow]?
-    }
-
-    private func json(_ profile: Profile, index: Int, keys: [String], granularity: Granularity) throws -> String {
-        var report = JSONReport(file: file, sampleType: profile.sampleTypes[index].type, unit: profile.sampleTypes[index].unit,
-                                total: profile.total(index), sortKeys: keys, provenance: profile.metadata.provenanceLines)
-        if threads {
-            report.threads = limited(profile.threadTotals(valueIndex: index)).map {
-                JSONReport.ThreadRow(pid: $0.pid, tid: $0.tid, process: $0.processName, thread: $0.name, value: $0.value,
-                                     percent: rounded($0.percent))
-            }
-        } else {
-            report.functions = limited(profile.top(by: keys.compactMap(SortKey.init), valueIndex: index, fullNames: fullNames, granularity: granularity)).map {
-                JSONReport.Row(key: $0.key, selfValue: $0.selfValue, selfPercent: rounded($0.selfPercent),
-                               totalValue: $0.totalValue, totalPercent: rounded($0.totalPercent))
-            }
-        }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try encoder.encode(report), as: UTF8.self) + "\n"
+        let report = ProfileReport(keys: keys, limit: limit, threads: threads, format: reportFormat,
+                                   header: header, fullNames: fullNames, granularity: granularity, valueIndex: index)
+        try writeStandardOutput(try report.render(profile, file: file))
     }
 }
 
-/// Percent with 4 decimals, so JSON output is stable and readable.
-func rounded(_ p: Double) -> Double { (p * 10_000).rounded() / 10_000 }
-
-func pad(_ s: String, _ width: Int) -> String { String(repeating: " ", count: max(0, width - s.count)) + s }
-func percent(_ p: Double) -> String { String(format: "%.2f%%", p) }
-func csvNumber(_ p: Double) -> String { String(format: "%.4f", p) }
-
-/// A CSV field, quoted (RFC 4180) when it holds a comma, quote or newline.
-func csvField(_ s: String) -> String {
-    guard s.contains(where: { $0 == "," || $0 == "\"" || $0.isNewline }) else { return s }
-    return "\"" + s.replacingOccurrences(of: "\"", with: "\"\"") + "\""
-}
-
-/// A value in its unit: `1.234s` for nanoseconds, `12.3MB` for bytes, else the grouped count.
-func formatValue(_ value: Int64, _ type: Profile.ValueType) -> String {
-    switch type.unit {
-    case "nanoseconds": return String(format: "%.3fs", Double(value) / 1e9)
-    case "bytes": return String(format: "%.1fMB", Double(value) / 1_048_576)
-    default: return grouped(value)
-    }
-}
+/// `s` right-aligned in `width` characters, as the report's columns (``ProfileReport/pad(_:_:)``).
+func pad(_ s: String, _ width: Int) -> String { ProfileReport.pad(s, width) }
 
 /// Writes all of `text` to standard output; a closed pipe (`| head`) ends quietly.
 func writeStandardOutput(_ text: String) throws {

@@ -1,0 +1,105 @@
+import Foundation
+import XCTest
+import Sprof
+import SprofTestSupport
+
+/// One reader of profile files (`ProfileReader`): the same bad input gets the same one line from
+/// every subcommand that reads profiles.
+final class ProfileReaderTests: XCTestCase {
+    private func stderrLines(_ s: String) -> [Substring] { s.split(separator: "\n") }
+
+    func testBadInputGetsTheSameLineFromEverySubcommand() throws {
+        let prefix = SprofCLI.outputPrefix("bad-input")
+        let good = prefix + ".good.folded"
+        try "main;a 3\nmain;b 1\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let profile = Profile(folded: [(frames: ["main", "a"], count: 3), (frames: ["main", "b"], count: 2)])
+        let pprof = try PprofFormat.encode(profile)
+        let inputs: [(name: String, bytes: [UInt8], expected: String)] = [
+            ("nul.folded", Array("main;a 3\nmain;b\0 1\n".utf8), ":2: a NUL byte (0x00) at byte 7 of the line; folded stacks are text"),
+            ("truncated.pb.gz", Array(pprof.prefix(pprof.count / 2)), ": not a readable pprof file"),
+            ("empty.folded", [], ": no samples (an empty profile?)"),
+        ]
+        for input in inputs {
+            let path = prefix + "." + input.name
+            FileManager.default.createFile(atPath: path, contents: Data(input.bytes))
+            var seen: [String: String] = [:]
+            for args in [["report", path], ["flamegraph", path, "-o", prefix + ".svg"],
+                         ["convert", path, "--to", "folded", "-o", prefix + ".out.folded"],
+                         ["diff", good, path, "-o", prefix + ".diff.svg"], ["annotate", "main", path]] {
+                let r = try SprofCLI.run(args)
+                XCTAssertEqual(r.status, 1, "\(args[0]) \(input.name): \(r.stderr)")
+                XCTAssertEqual(stderrLines(r.stderr).count, 1, "\(args[0]) \(input.name): \(r.stderr)")
+                XCTAssertTrue(r.stderr.hasPrefix("sprof: \(path)\(input.expected)"), "\(args[0]) \(input.name): \(r.stderr)")
+                // flamegraph alone adds how to draw an empty graph anyway.
+                seen[args[0]] = r.stderr.replacingOccurrences(of: "; --allow-empty writes an empty graph anyway", with: "")
+            }
+            XCTAssertEqual(Set(seen.values).count, 1, "\(input.name): the subcommands disagree: \(seen)")
+        }
+    }
+
+    /// The library reader is what the CLI uses: its message is the CLI's line without `sprof: `.
+    func testTheLibraryReaderGivesTheSameLine() throws {
+        XCTAssertThrowsError(try ProfileReader.read([], source: "x")) {
+            XCTAssertEqual("\($0)", "x: no samples (an empty profile?)")
+        }
+        XCTAssertThrowsError(try ProfileReader.read(Array("a;b\0 1\n".utf8), source: "x")) {
+            XCTAssertEqual("\($0)", "x:1: a NUL byte (0x00) at byte 4 of the line; folded stacks are text (remove the byte, or give a pprof file)")
+        }
+        let read = try ProfileReader.read(Array("main;a 3\n".utf8), source: "x")
+        XCTAssertTrue(read.isFolded)
+        XCTAssertEqual(read.profile.total(), 3)
+    }
+
+    /// The registry names each format once: convert's --to, run's suffixes, the server's MIME types.
+    func testFormatRegistry() {
+        XCTAssertEqual(ProfileFormat.convertible.map(\.name), ["folded", "pprof", "speedscope"])
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.pb.gz"), "application/gzip")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.wall.svg"), "image/svg+xml")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.speedscope.json"), "application/json")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "profile.folded"), "text/plain; charset=utf-8")
+        XCTAssertEqual(ProfileFormat.mimeType(ofFileName: "output.log"), "text/plain; charset=utf-8")
+    }
+}
+
+/// Names are made by the views: a saved pprof keeps the display name (`name`) and the linkage
+/// name (`system_name`), and `report --full-names` makes the full Swift signature from the latter.
+final class SavedNamesTests: XCTestCase {
+    func testReportFullNamesOnASavedPprofPrintsFullSwiftNames() throws {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let thread = b.thread(Profile.Thread(pid: 1, tid: 1, name: "sprof-fixtures", processName: "sprof-fixtures"))
+        let mapping = b.mapping(Profile.Mapping(start: 0x1000, limit: 0x9000, path: "/bin/sprof-fixtures"))
+        let burn = b.function(Profile.Function(name: "burnSixty(_:_:)", fullName: "sprof_fixtures.burnSixty(Swift.UInt64, Swift.UInt64) -> Swift.UInt64",
+                                               systemName: "$s14sprof_fixtures9burnSixtyys6UInt64VAD_ADtF"))
+        let main = b.function(Profile.Function(name: "main", systemName: "main"))
+        let leaf = b.location(Profile.Location(address: 0x1100, mapping: mapping, lines: [Profile.Line(function: burn)]))
+        let root = b.location(Profile.Location(address: 0x1200, mapping: mapping, lines: [Profile.Line(function: main)]))
+        b.add(stack: b.stack([leaf, root]), thread: thread, values: [7])
+        let path = SprofCLI.outputPrefix("full-names") + ".pb.gz"
+        try Data(try PprofFormat.encode(b.build(metadata: Profile.Metadata()))).write(to: URL(fileURLWithPath: path))
+
+        let full = try SprofCLI.run(["report", "--full-names", "--format", "csv", path])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        XCTAssertTrue(full.stdout.contains("\"sprof_fixtures.burnSixty(Swift.UInt64, Swift.UInt64) -> Swift.UInt64\""), full.stdout)
+        let short = try SprofCLI.run(["report", "--format", "csv", path])
+        XCTAssertTrue(short.stdout.contains(",burnSixty(_:_:)\n"), short.stdout)
+        XCTAssertFalse(short.stdout.contains("Swift.UInt64"), short.stdout)
+    }
+}
+
+/// Report rendering lives in the library (`ProfileReport`, SprofOutput): the CLI's bytes are the
+/// library's for the same profile and options, so the server and library users print the same table.
+final class ProfileReportTests: XCTestCase {
+    func testTheCLIPrintsTheLibrarysReport() throws {
+        let path = SprofCLI.outputPrefix("report-lib") + ".folded"
+        try "app;main;parse 7\napp;main;parse;lex 3\napp;main;\"quoted,name\" 2\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let profile = try ProfileReader.read(Array(try Data(contentsOf: URL(fileURLWithPath: path))), source: path).profile
+        for (format, options) in [("text", ProfileReport()), ("csv", ProfileReport(format: .csv)), ("json", ProfileReport(format: .json)),
+                                  ("text", ProfileReport(keys: [.comm, .sym], limit: 2))] {
+            var args = ["report", path, "--format", format]
+            if options.limit == 2 { args += ["--sort", "comm,sym", "--limit", "2"] }
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            XCTAssertEqual(r.stdout, try options.render(profile, file: path), "\(args)")
+        }
+    }
+}
