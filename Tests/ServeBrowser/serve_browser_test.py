@@ -310,7 +310,7 @@ def e2e(bin_dir, screenshot):
         assert totals == sorted(totals, reverse=True), "sorted by total, largest first"
         analyzer_checks(driver, bin_dir, data, job_id)
         transform_checks(driver, bin_dir, data, job_id)
-        permalink_checks(driver)
+        permalink_checks(driver, bin_dir, data, job_id)
         open_tab(driver, "threads")
         trs = driver.find_elements(By.CSS_SELECTOR, "#threads-table tbody tr")
         assert trs, "one thread at least"
@@ -369,6 +369,7 @@ def e2e(bin_dir, screenshot):
             driver.save_screenshot(screenshot)
             print(f"screenshot: {screenshot}")
         synthetic_checks(driver, server)
+        recursion_check(driver, server, bin_dir, data)
         bulk_delete_check(driver, server)
         server = orphan_check(driver, server, bin_dir, data)
         print("serve browser test: OK")
@@ -547,18 +548,22 @@ def transform_checks(driver, bin_dir, data, job_id):
     print(f"transforms: focus/ignore {fn!r} (total {want}), merge {victim!r}, tid {tid} ({want_t}) agree with sprof report")
 
 
-def permalink_checks(driver):
+def permalink_checks(driver, bin_dir, data, job_id):
     """Tab, transforms, zoom and search in the URL: a reload restores the same view."""
+    mark_flame(driver)
     open_tab(driver, "cpu")
-    wait(driver, "the flame graph", flame_ready)
+    new_flame(driver, "the flame graph")
     path = driver.execute_script("""const f = window.sprofFlame; let i = f.kids[0];
         while (f.start[i + 1] > f.start[i] && f.depth[i] < 3) i = f.kids[f.start[i]];
         const p = []; for (let n = i; n >= 0; n = f.parent[n]) p.push(f.data.names[f.data.name[n]]); return p.reverse();""")
     # Focus on the subtree of the zoomed frame's parent (the context menu's subtree item), then zoom and search.
     sub = [n for n in path[1:-1]]
-    driver.execute_script("window.sprofTransforms.add('subtree:' + arguments[0].map((n) => n.replace(/_\\[[kij]\\]$/, '')).join(';'))", sub)
     mark_flame(driver)
-    new_flame(driver, "the subtree's flame graph")
+    driver.execute_script("window.sprofTransforms.add('subtree:' + arguments[0].map((n) => n.replace(/_\\[[kij]\\]$/, '')).join(';'))", sub)
+    total = new_flame(driver, "the subtree's flame graph")
+    prof = os.path.join(data, "jobs", job_id, "runs", "1", "profile.pb.gz")
+    want = report_json(bin_dir, prof, "--transform", chips(driver)[0])["total"]
+    assert total == want, f"{chips(driver)[0]}: flame graph total {total}, sprof report --transform {want}"
     driver.execute_script("""const f = window.sprofFlame, want = arguments[0];
         for (let i = 0; i < f.n; i++) if (f.data.names[f.data.name[i]] === want && f.depth[i] === 2) { f.zoom(i); break; }""", path[-1])
     # The search box keeps the earlier search (it is in the URL too): replace it.
@@ -729,6 +734,8 @@ def write_synthetic_jobs(data):
     deep = ";".join(["app"] + [f"f{k}" for k in range(128)])
     write_job(data, "20200101-000000-00000b", f"app;main 10000\n{deep} 1\n", ["deep"])
     write_job(data, "20200101-000000-00000c", "app;main 1\n", ["bulk1"])
+    # Recursion, direct and through another function.
+    write_job(data, "20200101-000000-00000e", "app;main;f;g;f;h 4\napp;main;f;f;f 3\napp;main;f 2\napp;main;k 1\n", ["recursive"])
     write_job(data, "20200101-000000-00000d", "app;main 1\n", ["bulk2"])
 
 
@@ -756,6 +763,29 @@ def synthetic_checks(driver, server):
     height = driver.execute_script("return document.querySelector('#panel canvas.flame-canvas').getBoundingClientRect().height")
     assert height <= 3 * ROW, f"canvas {height} px tall for two drawn rows"
     print(f"synthetic: tooltip kept inside the viewport, long names cut, RTL escaped, canvas {height:.0f} px for a 129-frame stack")
+
+
+def recursion_check(driver, server, bin_dir, data):
+    """Collapse recursion, on a synthetic profile: f's total (as sprof report counts it, once per
+    sample) and the grand total stay, and no f is left below another f."""
+    job = "20200101-000000-00000e"
+    report = report_json(bin_dir, os.path.join(data, "jobs", job, "runs", "1", "profile.folded"))
+    f_total = next(r["totalValue"] for r in report["functions"] if r["key"][0] == "f")
+    job_page(driver, server, job)
+    wait(driver, "the recursive job's flame graph", flame_ready)
+    nested = "const f = window.sprofFlame, n = (i) => f.data.names[f.data.name[i]]; let c = 0; for (let i = 0; i < f.n; i++) if (n(i) === 'f') for (let p = f.parent[i]; p >= 0; p = f.parent[p]) if (n(p) === 'f') { c++; break; } return c;"
+    assert driver.execute_script(nested) > 0
+    callers_button(driver, "f", "rec")
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    total = new_flame(driver, "the collapsed flame graph")
+    assert total == report["total"], (total, report["total"])
+    assert driver.execute_script(nested) == 0, "an f below another f after collapsing recursion"
+    tops = driver.execute_script("const f = window.sprofFlame; let s = 0; for (let i = 0; i < f.n; i++) if (f.data.names[f.data.name[i]] === 'f' && f.depth[i] === 2) s += f.value[i]; return s;")
+    assert tops == f_total, f"rec:f: f's frames {tops}, sprof report's total of f {f_total}"
+    assert "#cpu&tf=rec%3Af" in driver.current_url, driver.current_url
+    clear_transforms(driver)
+    print(f"collapse recursion: f's total {f_total} and the grand total {total} kept, no f below an f")
 
 
 def bulk_delete_check(driver, server):

@@ -88,6 +88,13 @@ final class TransformCompareTests: XCTestCase {
             let idle = try XCTUnwrap(table.first { $0["name"] as? String == "idle" })
             XCTAssertEqual(idle["base_self"] as? Double ?? 0, 75, accuracy: 1e-9)
             XCTAssertEqual((compare as? [String: Any])?["tested"] as? Bool, false)
+            // Transforms apply to both sides of a comparison: idle is gone from both.
+            let (_, dropped) = try await Self.get(client, "/api/jobs/\(id)/runs/1/compare?base_upload=\(uid)&tf=ignore:idle")
+            let flame = try XCTUnwrap((dropped as? [String: Any])?["flame"] as? [String: Any])
+            XCTAssertEqual(flame["total"] as? Int, 35)
+            let rows2 = try XCTUnwrap((dropped as? [String: Any])?["table"] as? [[String: Any]])
+            XCTAssertNil(rows2.first { $0["name"] as? String == "idle" })
+            XCTAssertEqual(rows2.first { $0["name"] as? String == "work" }?["base_total"] as? Double ?? 0, 100, accuracy: 1e-9)
             // A pprof upload works as well.
             let pprof = try PprofFormat.encode(Profile(folded: [(frames: ["app", "main", "work"], count: 3)]))
             let up2 = try await client.execute(uri: "/api/uploads?name=x.pb.gz", method: .post, headers: Self.auth, body: ByteBuffer(bytes: pprof))
