@@ -292,6 +292,8 @@ actor ProfileCache {
     func view(_ dir: String, key: String, make: (isolated ProfileCache) throws -> Data) rethrows -> Data {
         if let d = entry(dir).views[key] { return d }
         let d = try make(self)
+        // Each list of transforms is a view of its own: bound what one run keeps.
+        if entry(dir).views.count >= 64 { entry(dir).views.removeAll() }
         entry(dir).views[key] = d
         return d
     }

@@ -368,6 +368,22 @@ def e2e(bin_dir, screenshot):
                     continue
             driver.save_screenshot(screenshot)
             print(f"screenshot: {screenshot}")
+            # The transform bar and a frame's menu: focus on the hottest function below main.
+            shot2 = screenshot[:-4] + "-transforms.png" if screenshot.endswith(".png") else screenshot + "-transforms.png"
+            mark_flame(driver)
+            driver.execute_script("window.sprofTransforms.add('focus:replayDay(_:)')")
+            new_flame(driver, "the focused flame graph")
+            canvas = driver.find_element(By.CSS_SELECTOR, "#panel canvas.flame-canvas")
+            r = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width];", canvas)
+            actions = ActionBuilder(driver)
+            actions.pointer_action.move_to_location(int(r[0] + r[2] * 0.3), int(r[1] + 2 * ROW + ROW / 2))
+            actions.pointer_action.context_click()
+            actions.perform()
+            wait(driver, "the frame's menu", lambda d: d.find_elements(By.CSS_SELECTOR, ".flame-menu"))
+            driver.save_screenshot(shot2)
+            driver.find_element(By.TAG_NAME, "h2").click()
+            clear_transforms(driver)
+            print(f"screenshot: {shot2}")
         synthetic_checks(driver, server)
         recursion_check(driver, server, bin_dir, data)
         bulk_delete_check(driver, server)

@@ -186,6 +186,7 @@
 
     menu(e, f, i, skip, inverted) {
       document.querySelectorAll(".flame-menu").forEach((m) => m.remove());
+      f.tip.hidden = true;
       const m = document.createElement("div");
       m.className = "flame-menu";
       const item = (text, kind, arg) => {
