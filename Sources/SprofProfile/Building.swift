@@ -129,11 +129,7 @@ public struct ProfileBuilding {
     public func build(metadata: Profile.Metadata) -> Profile {
         var p = profile
         p.metadata = metadata
-        p.samples.sort { a, b in
-            if a.thread != b.thread { return (a.thread ?? -1) < (b.thread ?? -1) }
-            if a.stack != b.stack { return a.stack < b.stack }
-            return (a.run ?? 0) < (b.run ?? 0)
-        }
+        p.samples.sort(by: Profile.Sample.canonicalOrder)
         var fullNamesByShort: [String: Set<String>] = [:]
         for f in p.functions where f.fullName != f.name {
             fullNamesByShort[f.name, default: []].insert(f.fullName)
@@ -307,5 +303,14 @@ extension Profile {
         let name = threads[busiest].processName
         guard !name.isEmpty else { return nil }
         return mappings.firstIndex { !$0.path.hasPrefix("[") && $0.baseName.hasPrefix(name) }
+    }
+}
+
+extension Profile.Sample {
+    /// The order of ``Profile/samples``: by thread, stack, then run, so output is deterministic.
+    static func canonicalOrder(_ a: Profile.Sample, _ b: Profile.Sample) -> Bool {
+        if a.thread != b.thread { return (a.thread ?? -1) < (b.thread ?? -1) }
+        if a.stack != b.stack { return a.stack < b.stack }
+        return (a.run ?? 0) < (b.run ?? 0)
     }
 }

@@ -33,6 +33,7 @@ enum Pages {
         \(body)
         </main>
         <script src="/assets/flame.js"></script>
+        <script src="/assets/transforms.js"></script>
         <script src="/assets/app.js"></script>
         </body></html>
         """

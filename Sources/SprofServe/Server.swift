@@ -20,6 +20,8 @@ public struct ServeConfiguration: Sendable {
     public var token: String
     /// Largest request body accepted, in bytes.
     public var maxBodyBytes: Int
+    /// Largest profile accepted as an upload to compare with (`POST /api/uploads`), in bytes.
+    public var maxUploadBytes: Int = 64 << 20
 
     /// Creates a configuration.
     public init(host: String = "127.0.0.1", port: Int = 8080, allowRemote: Bool = false, allowedHosts: [String] = [],
@@ -107,6 +109,8 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
             let message: String
             switch error.status.code {
             case 404: message = "not found: \(request.uri.path)"
+            case 413 where request.uri.path == "/api/uploads":
+                message = "the file is too large: uploads are at most \(configuration.maxUploadBytes >> 20) MiB"
             case 413: message = "request too large: at most \(configuration.maxBodyBytes) bytes"
             default: message = (error as? HTTPError)?.body ?? error.status.reasonPhrase
             }
@@ -220,6 +224,7 @@ actor ProfileCache {
         var stacks: [(frames: [String], value: Int64)]?
         var run: LoadedRun?
         var views: [String: Data] = [:]
+        var transformed: [String: LoadedRun] = [:]
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -244,6 +249,28 @@ actor ProfileCache {
         return run
     }
 
+    /// The run with `transforms` applied to each of its profiles (made once per list of transforms).
+    func load(_ dir: String, transforms: [StackTransform]) throws -> LoadedRun {
+        guard !transforms.isEmpty else { return try load(dir) }
+        let key = transforms.map(\.description).joined(separator: "\n")
+        if let run = entry(dir).transformed[key] { return run }
+        var run = try load(dir)
+        let original = run.profile
+        run.profile = original.transformed(transforms)
+        // One pprof file holds every value: its wall and off-CPU views read the same profile.
+        if let w = run.wall { run.wall = (run.source == "profile.pb.gz" ? run.profile : w.profile.transformed(transforms), w.valueIndex) }
+        if let o = run.offCPU { run.offCPU = (run.source == "profile.pb.gz" ? run.profile : o.profile.transformed(transforms), o.valueIndex) }
+        let e = entry(dir)
+        if e.transformed.count >= 8 { e.transformed.removeAll() }
+        e.transformed[key] = run
+        return run
+    }
+
+    /// The CPU stacks with `transforms` applied.
+    func cpuStacks(_ dir: String, transforms: [StackTransform]) throws -> [(frames: [String], value: Int64)] {
+        transforms.isEmpty ? try cpuStacks(dir) : try load(dir, transforms: transforms).profile.aggregatedStacks()
+    }
+
     /// The CPU flame graph's stacks, from the run's profile (the model, as every view).
     func cpuStacks(_ dir: String) throws -> [(frames: [String], value: Int64)] {
         let e = entry(dir)
@@ -257,6 +284,8 @@ actor ProfileCache {
     func view(_ dir: String, key: String, make: (isolated ProfileCache) throws -> Data) rethrows -> Data {
         if let d = entry(dir).views[key] { return d }
         let d = try make(self)
+        // Each list of transforms is a view of its own: bound what one run keeps.
+        if entry(dir).views.count >= 64 { entry(dir).views.removeAll() }
         entry(dir).views[key] = d
         return d
     }
@@ -337,6 +366,8 @@ public enum ServeApp {
             let data: Data
             if let stored = FileManager.default.contents(atPath: dir + "/" + name) {
                 data = stored
+            } else if name == ProfileFiles.mergedRunsName, let merged = FileManager.default.contents(atPath: ProfileFiles.mergedRunsPath(runDirectory: dir)) {
+                data = merged
             } else if name == ProfileFiles.speedscopeName {
                 // Made on demand from the profile: one file fewer per run on disk.
                 data = try await cache.view(dir, key: name) { cache in
@@ -370,29 +401,60 @@ public enum ServeApp {
             let view = context.parameters.get("view") ?? ""
             let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
             let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
-            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")") { cache in
-                try render(view: view, dir: dir, cache: cache, thread: thread, function: function)
+            let tf = try transforms(request)
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")|\(tf.map(\.description).joined(separator: "\n"))") { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, transforms: tf)
             }
             return Responses.json(bytes: data)
         }
         router.get("/api/jobs/:id/runs/:run/compare") { request, context in
-            let dir = try await runDirectory(store, context)
-            guard let baseID = request.uri.queryParameters.get("base") else {
-                throw ServeError(400, "give the base job as ?base=ID")
+            // `all=1`: this job's runs merged (jobs/ID/profile.pb.gz, samples labelled `run`).
+            let q = request.uri.queryParameters
+            let dir: String
+            if q.get("all") == "1" {
+                dir = try await mergedDirectory(store, context.parameters.get("id") ?? "")
+            } else {
+                dir = try await runDirectory(store, context)
             }
-            let baseJob = try await store.job(baseID)
-            let baseRun = request.uri.queryParameters.get("base_run").flatMap { Int($0) } ?? max(1, baseJob.runsDone)
-            let baseDir = try await store.directory(of: baseID) + "/runs/\(baseRun)"
-            let new = try await cache.load(dir).profile
-            let base = try await cache.load(baseDir).profile
+            let baseDir: String
+            if let upload = q.get("base_upload") {
+                baseDir = try Uploads.directory(of: String(upload), dataDirectory: store.dataDirectory)
+            } else if let baseID = q.get("base") {
+                let baseJob = try await store.job(String(baseID))
+                if q.get("base_run") == "all" {
+                    baseDir = try await mergedDirectory(store, String(baseID))
+                } else {
+                    let baseRun = q.get("base_run").flatMap { Int($0) } ?? max(1, baseJob.runsDone)
+                    baseDir = try await store.directory(of: String(baseID)) + "/runs/\(baseRun)"
+                }
+            } else {
+                throw ServeError(400, "give the base as ?base=JOB[&base_run=N|all] or ?base_upload=ID")
+            }
+            // Function transforms apply to both sides; a thread or process is this run's own.
+            let tf = try transforms(request)
+            let new = try await cache.load(dir, transforms: tf).profile
+            let base = try await cache.load(baseDir, transforms: tf.filter { !$0.selectsThreads }).profile
             let tree = ProfileViews.flameTree(new.aggregatedStacks(), unit: "samples", base: base.aggregatedStacks())
+            let (rows, tested) = ProfileViews.comparison(base: base, new: new)
             var out = Data("{\"flame\":".utf8)
             out.append(contentsOf: tree.jsonBytes())
             out.append(contentsOf: Data(",\"table\":".utf8))
-            out.append((try? JSON.encode(ProfileViews.compare(base: base, new: new))) ?? Data("[]".utf8))
+            out.append((try? JSON.encode(rows)) ?? Data("[]".utf8))
+            out.append(contentsOf: Data(",\"base_runs\":\(base.runs.count),\"new_runs\":\(new.runs.count),\"tested\":\(tested != nil)".utf8))
+            if let tested { out.append(contentsOf: Data(",\"alpha\":\(tested.alpha)".utf8)) }
             out.append(UInt8(ascii: "}"))
             return Responses.json(bytes: out)
         }
+
+        // Profiles uploaded to compare with (pprof or folded), size-limited.
+        router.post("/api/uploads") { request, _ in
+            var request = request
+            let body = try await request.collectBody(upTo: configuration.maxUploadBytes)
+            let name = request.uri.queryParameters.get("name") ?? "upload"
+            let upload = try Uploads.store([UInt8](Data(buffer: body)), name: name, dataDirectory: store.dataDirectory)
+            return Responses.json(upload, status: .created)
+        }
+        router.get("/api/uploads") { _, _ in Responses.json(Uploads.list(dataDirectory: store.dataDirectory)) }
         return router
     }
 
@@ -400,23 +462,34 @@ public enum ServeApp {
         var empty: String
     }
 
-    /// The JSON of one view of run `dir`.
-    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil) throws -> Data {
+    /// The transforms of a view request: `?tf=KIND:ARG`, repeated, applied in order.
+    /// - Throws: ``ServeError`` 400 for a transform that does not parse, or too many.
+    static func transforms(_ request: Request) throws -> [StackTransform] {
+        let texts = request.uri.queryParameters.getAll("tf")
+        guard texts.count <= 64 else { throw ServeError(400, "at most 64 transforms (tf=) in one request") }
+        return try texts.map { text in
+            do { return try StackTransform(parsing: text) } catch { throw ServeError(400, "\(error)") }
+        }
+    }
+
+    /// The JSON of one view of run `dir`, with `transforms` applied to its profiles first.
+    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil,
+                       transforms: [StackTransform] = []) throws -> Data {
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         switch view {
         case "cpu":
             if let thread {
-                let p = ProfileViews.only(thread: thread, of: try cache.load(dir).profile)
+                let p = ProfileViews.only(thread: thread, of: try cache.load(dir, transforms: transforms).profile)
                 return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true), unit: "samples").jsonBytes())
             }
-            return Data(ProfileViews.flameTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+            return Data(ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples").jsonBytes())
         case "inverted":
-            return Data(ProfileViews.invertedTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+            return Data(ProfileViews.invertedTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples").jsonBytes())
         case "callers":
             guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
-            return try json(ProfileViews.callersCallees(try cache.cpuStacks(dir), function: function, unit: "samples"))
+            return try json(ProfileViews.callersCallees(try cache.cpuStacks(dir, transforms: transforms), function: function, unit: "samples"))
         case "wall", "offcpu":
-            let run = try cache.load(dir)
+            let run = try cache.load(dir, transforms: transforms)
             guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
                 return try json(Empty(empty: view == "wall"
                     ? "wall-clock time was not recorded for this job: create it with off-CPU recording on"
@@ -424,24 +497,33 @@ public enum ServeApp {
             }
             return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index), unit: "nanoseconds").jsonBytes())
         case "memory":
-            let run = try cache.load(dir)
+            let run = try cache.load(dir, transforms: transforms)
             let series = ProfileViews.memory(run.profile, names: run.memoryNames)
             guard !series.isEmpty else {
                 return try json(Empty(empty: "memory was not sampled for this job: its run has no memory timeline (profile.memory.tsv); the sprof that recorded it samples none, or sampling was off"))
             }
             return try json(series)
         case "top":
-            return try json(ProfileViews.top(try cache.load(dir).profile))
+            return try json(ProfileViews.top(try cache.load(dir, transforms: transforms).profile))
         case "threads":
-            let rows = ProfileViews.threads(try cache.load(dir).profile)
+            let rows = ProfileViews.threads(try cache.load(dir, transforms: transforms).profile)
             guard !rows.isEmpty else { return try json(Empty(empty: "this profile has no thread information")) }
             return try json(rows)
         case "provenance":
-            let run = try cache.load(dir)
+            let run = try cache.load(dir, transforms: transforms)
             return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
             throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, wall, offcpu, memory, top, threads, provenance")
         }
+    }
+
+    /// The directory of job `id` when it holds its runs merged (`profile.pb.gz`, a repeat job's).
+    static func mergedDirectory(_ store: JobStore, _ id: String) async throws -> String {
+        let dir = try await store.directory(of: id)
+        guard FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") else {
+            throw ServeError(404, "job \(String(id.prefix(70))) has no merged profile of its runs: only a finished repeat job (repeat 2 or more) has one")
+        }
+        return dir
     }
 
     static func runDirectory(_ store: JobStore, _ context: BasicRequestContext) async throws -> String {

@@ -137,7 +137,17 @@ public enum ProfileFiles {
         if kinds.contains(where: { names.contains("profile" + $0) }) && !names.contains(speedscopeName) {
             names.append(speedscopeName)
         }
+        if FileManager.default.fileExists(atPath: mergedRunsPath(runDirectory: dir)) { names.append(mergedRunsName) }
         return names.sorted()
+    }
+
+    /// A repeat job's runs as one pprof file (`jobs/ID/profile.pb.gz`, samples labelled `run`, as
+    /// `sprof run -r N` writes it, for `sprof diff`), offered with every run's downloads.
+    public static let mergedRunsName = "profile.runs.pb.gz"
+
+    /// Where the merged profile of the job of run directory `dir` (`jobs/ID/runs/N`) is.
+    public static func mergedRunsPath(runDirectory dir: String) -> String {
+        ((dir as NSString).deletingLastPathComponent as NSString).deletingLastPathComponent + "/profile.pb.gz"
     }
 
     /// The speedscope file, made from the profile when asked for.
@@ -405,9 +415,18 @@ public enum ProfileViews {
         public var newTotal: Double
         /// `newTotal - baseTotal`, percentage points.
         public var deltaTotal: Double
+        /// With repeated runs on both sides: the Benjamini–Hochberg q-value of the self change.
+        public var qSelf: Double? = nil
+        /// The q-value of the total change.
+        public var qTotal: Double? = nil
+        /// The test used for the self change: `welch` or `mann-whitney`.
+        public var test: String? = nil
+        /// Whether the self or the total change is significant (q ≤ 0.05).
+        public var significant: Bool? = nil
         enum CodingKeys: String, CodingKey {
             case name, baseSelf = "base_self", newSelf = "new_self", deltaSelf = "delta_self"
             case baseTotal = "base_total", newTotal = "new_total", deltaTotal = "delta_total"
+            case qSelf = "q_self", qTotal = "q_total", test, significant
         }
     }
 

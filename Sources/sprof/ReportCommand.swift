@@ -59,6 +59,10 @@ struct ReportCommand: ParsableCommand {
     @Flag(help: "Print the memory timeline saved beside the profile (PREFIX.memory.tsv): peak RSS per process and RSS over time.")
     var memory = false
 
+    @Option(name: .customLong("transform"), parsing: .singleValue,
+            help: ArgumentHelp("Rewrite the stacks first, in order (repeatable): focus:F, subtree:A;B;C, ignore:F, merge:F, rec:F, tid:N, pid:N (as sprof serve's transform bar).", valueName: "kind:arg"))
+    var transforms: [String] = []
+
     func run() throws {
         if memory { return try writeStandardOutput(MemoryReport.text(for: file, limit: limit)) }
         // Every comma-separated part must name a key: '' or ',' would give one nameless row.
@@ -77,9 +81,12 @@ struct ReportCommand: ParsableCommand {
         guard limit >= 0 else { throw usage("--limit \(limit): must be 0 or more") }
         if lines && addresses { throw usage("--lines and --addresses: choose one granularity") }
         let granularity: Granularity = addresses ? .addresses : (lines ? .lines : .functions)
+        let parsed = try transforms.map { text in
+            do { return try StackTransform(parsing: text) } catch { throw usage("--transform \(text): \(error)") }
+        }
         // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
-        // the demangler turns into full Swift signatures.
-        let read = try readProfile(file)
+        // the demangler turns into full Swift signatures. Transforms match the names shown by default.
+        let read = try readProfile(file).transformed(parsed)
         let profile = fullNames ? read.withFullNamesFromSystemNames() : read
         let index = try valueIndex(profile, named: view)
         let report = ProfileReport(keys: keys, limit: limit, threads: threads, format: reportFormat,

@@ -309,6 +309,8 @@ def e2e(bin_dir, screenshot):
         totals = [int(r.find_elements(By.TAG_NAME, "td")[2].text.replace(",", "")) for r in driver.find_elements(By.CSS_SELECTOR, "#top-table tbody tr")]
         assert totals == sorted(totals, reverse=True), "sorted by total, largest first"
         analyzer_checks(driver, bin_dir, data, job_id)
+        transform_checks(driver, bin_dir, data, job_id)
+        permalink_checks(driver, bin_dir, data, job_id)
         open_tab(driver, "threads")
         trs = driver.find_elements(By.CSS_SELECTOR, "#threads-table tbody tr")
         assert trs, "one thread at least"
@@ -337,7 +339,8 @@ def e2e(bin_dir, screenshot):
         assert "-F 1999" in base_text, f"the base list shows the options: {base_text!r}"
         print(f"compare: {len(driver.find_elements(By.CSS_SELECTOR, '#diff-table tbody tr'))} rows in the delta table")
 
-        repeat_job_checks(driver, server)
+        repeat_job = repeat_job_checks(driver, server)
+        compare_anything_checks(driver, server, bin_dir, data, job_id, repeat_job)
         stop_and_delete_checks(driver, server)
         seven_tabs_check(driver, server)
         form_refuses_a_directory(driver, server)
@@ -365,7 +368,24 @@ def e2e(bin_dir, screenshot):
                     continue
             driver.save_screenshot(screenshot)
             print(f"screenshot: {screenshot}")
+            # The transform bar and a frame's menu: focus on the hottest function below main.
+            shot2 = screenshot[:-4] + "-transforms.png" if screenshot.endswith(".png") else screenshot + "-transforms.png"
+            mark_flame(driver)
+            driver.execute_script("window.sprofTransforms.add('focus:replayDay(_:)')")
+            new_flame(driver, "the focused flame graph")
+            canvas = driver.find_element(By.CSS_SELECTOR, "#panel canvas.flame-canvas")
+            r = driver.execute_script("const r = arguments[0].getBoundingClientRect(); return [r.left, r.top, r.width];", canvas)
+            actions = ActionBuilder(driver)
+            actions.pointer_action.move_to_location(int(r[0] + r[2] * 0.3), int(r[1] + 2 * ROW + ROW / 2))
+            actions.pointer_action.context_click()
+            actions.perform()
+            wait(driver, "the frame's menu", lambda d: d.find_elements(By.CSS_SELECTOR, ".flame-menu"))
+            driver.save_screenshot(shot2)
+            driver.find_element(By.TAG_NAME, "h2").click()
+            clear_transforms(driver)
+            print(f"screenshot: {shot2}")
         synthetic_checks(driver, server)
+        recursion_check(driver, server, bin_dir, data)
         bulk_delete_check(driver, server)
         server = orphan_check(driver, server, bin_dir, data)
         print("serve browser test: OK")
@@ -420,6 +440,224 @@ def analyzer_checks(driver, bin_dir, data, job_id):
     print(f"analyzer: inverted roots = report self for {len(same)} functions; callers/callees self/total = report for {picks}")
 
 
+def report_json(bin_dir, prof, *args):
+    return json.loads(subprocess.check_output([os.path.join(bin_dir, "sprof"), "report", "--format", "json", "--limit", "0", prof, *args]))
+
+
+def mark_flame(driver):
+    driver.execute_script("if (window.sprofFlame) window.sprofFlame.__old = true;")
+
+
+def new_flame(driver, what):
+    wait(driver, what, lambda d: d.execute_script("const f = window.sprofFlame; return !!(f && !f.__old && f.drawn > 0)")
+         and "loading" not in d.find_element(By.ID, "panel").text)
+    return driver.execute_script("return window.sprofFlame.total")
+
+
+def chips(driver):
+    return [c.get_attribute("data-transform") for c in driver.find_elements(By.CSS_SELECTOR, "#transform-bar .transform")]
+
+
+def clear_transforms(driver):
+    if chips(driver):
+        driver.find_element(By.ID, "transform-clear").click()
+        wait(driver, "no transforms", lambda d: not chips(d))
+
+
+def callers_button(driver, fn, kind):
+    """Opens the Callers/callees tab on `fn` and clicks its transform button `kind`."""
+    open_tab(driver, "callers")
+    driver.execute_script("""document.getElementById('callers-summary').dataset.stale = '1';
+        const i = document.getElementById('callers-fn'); i.value = arguments[0]; i.dispatchEvent(new Event('change'));""", fn)
+    wait(driver, f"callers of {fn}", lambda d: d.find_elements(By.CSS_SELECTOR, "#callers-summary:not([data-stale])")
+         and d.find_element(By.ID, "callers-fn").get_attribute("value") == fn)
+    driver.find_element(By.CSS_SELECTOR, f'#panel .transform-buttons button[data-kind="{kind}"]').click()
+    wait(driver, f"the {kind} transform", lambda d: f"{kind}:{fn}" in chips(d))
+
+
+def transform_checks(driver, bin_dir, data, job_id):
+    """Focus, merge, ignore, subtree and thread transforms, each checked against `sprof report`
+    on the same profile; every view applies them."""
+    prof = os.path.join(data, "jobs", job_id, "runs", "1", "profile.pb.gz")
+    report = report_json(bin_dir, prof)
+    rows = {r["key"][0]: r for r in report["functions"]}
+    open_tab(driver, "cpu")
+    wait(driver, "the CPU flame graph", flame_ready)
+    names = set(driver.execute_script("return window.sprofFlame.data.names"))
+    fn = [r["key"][0] for r in sorted(report["functions"], key=lambda r: -r["totalValue"])
+          if r["key"][0] in names and 0 < r["totalValue"] < 0.9 * report["total"]][0]
+    want = rows[fn]["totalValue"]
+    # Focus on a function: every view shows only its samples, with it as the root.
+    callers_button(driver, fn, "focus")
+    assert f"#callers&tf=focus%3A" in driver.current_url, driver.current_url
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    total = new_flame(driver, "the focused flame graph")
+    assert total == want, f"focus:{fn}: flame graph total {total}, sprof report total {want}"
+    roots = driver.execute_script("const f = window.sprofFlame; return [...f.kids.subarray(0, f.roots)].map((i) => [...f.kids.subarray(f.start[i], f.start[i + 1])].map((k) => f.data.names[f.data.name[k]]))")
+    assert all(r == [fn] for r in roots), f"{fn} is the root below each process: {roots}"
+    mark_flame(driver)
+    open_tab(driver, "inverted")
+    total = new_flame(driver, "the focused inverted tree")
+    assert total == want, f"focus:{fn}: inverted total {total}, report {want}"
+    open_tab(driver, "top")
+    top = {r.find_elements(By.TAG_NAME, "td")[-1].text: int(r.find_elements(By.TAG_NAME, "td")[2].text.replace(",", ""))
+           for r in driver.find_elements(By.CSS_SELECTOR, "#top-table tbody tr")}
+    assert top.get(fn) == want, f"focus:{fn}: Top's total {top.get(fn)}, report {want}"
+    focused = report_json(bin_dir, prof, "--transform", f"focus:{fn}")
+    assert focused["total"] == want, (focused["total"], want)
+    clear_transforms(driver)
+
+    # Drop the samples with it: every total drops by its total.
+    callers_button(driver, fn, "ignore")
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    total = new_flame(driver, "the flame graph without the function")
+    assert total == report["total"] - want, f"ignore:{fn}: {total}, report {report['total']} - {want}"
+    assert fn not in driver.execute_script("return window.sprofFlame.data.names"), fn
+    clear_transforms(driver)
+
+    # Merge a function with self time into its callers, from the flame graph's context menu:
+    # the total stays, the function is gone, the self values move to the callers.
+    leafy = [r["key"][0] for r in report["functions"] if r["key"][0] in names and r["selfValue"] > 0 and not r["key"][0].startswith("[")]
+    victim = leafy[0]
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    new_flame(driver, "the flame graph")
+    node = driver.execute_script("""const f = window.sprofFlame, want = arguments[0];
+        let best = -1; for (let i = 0; i < f.n; i++) if (f.data.names[f.data.name[i]].replace(/_\\[[kij]\\]$/, '') === want && (best < 0 || f.value[i] > f.value[best])) best = i;
+        return [best, f.depth[best], (f.x[best] + f.value[best] / 2) / f.total];""", victim)
+    canvas = driver.find_element(By.CSS_SELECTOR, "#panel canvas.flame-canvas")
+    left, top_px, width = driver.execute_script("""const c = arguments[0], y = arguments[1];
+        let r = c.getBoundingClientRect(); if (r.top + y < 0 || r.top + y >= window.innerHeight - 2) { window.scrollBy(0, r.top + y - window.innerHeight / 2); r = c.getBoundingClientRect(); }
+        return [r.left, r.top, r.width];""", canvas, node[1] * ROW + ROW / 2)
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(int(left + width * node[2]), int(top_px + node[1] * ROW + ROW / 2))
+    actions.pointer_action.context_click()
+    actions.perform()
+    wait(driver, "the frame's menu", lambda d: d.find_elements(By.CSS_SELECTOR, ".flame-menu button[data-kind=merge]"))
+    mark_flame(driver)
+    driver.find_element(By.CSS_SELECTOR, ".flame-menu button[data-kind=merge]").click()
+    total = new_flame(driver, "the merged flame graph")
+    assert chips(driver) == [f"merge:{victim}"], chips(driver)
+    assert total == report["total"], f"merge:{victim}: total {total}, report {report['total']}"
+    merged_names = driver.execute_script("return window.sprofFlame.data.names")
+    assert not [n for n in merged_names if re.sub(r"_\[[kij]\]$", "", n) == victim], f"merge:{victim}: still in the flame graph"
+    merged = report_json(bin_dir, prof, "--transform", f"merge:{victim}")
+    assert victim not in {r["key"][0] for r in merged["functions"]} and merged["total"] == report["total"]
+    clear_transforms(driver)
+
+    # Focus on one thread: the total is the thread's, as `sprof report --threads` counts it.
+    threads = report_json(bin_dir, prof, "--threads")["threads"]
+    open_tab(driver, "threads")
+    driver.find_elements(By.CSS_SELECTOR, "#threads-table tbody tr")[0].click()
+    wait(driver, "the thread's buttons", lambda d: d.find_elements(By.CSS_SELECTOR, '#thread-flame button[data-kind="tid"]'))
+    driver.find_element(By.CSS_SELECTOR, '#thread-flame button[data-kind="tid"]').click()
+    wait(driver, "the thread transform", lambda d: any(c.startswith("tid:") for c in chips(d)))
+    tid = int(chips(driver)[0].split(":")[1])
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    total = new_flame(driver, "the thread's flame graph")
+    want_t = sum(t["value"] for t in threads if t["tid"] == tid)
+    assert total == want_t, f"tid:{tid}: total {total}, report --threads {want_t}"
+    clear_transforms(driver)
+    print(f"transforms: focus/ignore {fn!r} (total {want}), merge {victim!r}, tid {tid} ({want_t}) agree with sprof report")
+
+
+def permalink_checks(driver, bin_dir, data, job_id):
+    """Tab, transforms, zoom and search in the URL: a reload restores the same view."""
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    new_flame(driver, "the flame graph")
+    path = driver.execute_script("""const f = window.sprofFlame; let i = f.kids[0];
+        while (f.start[i + 1] > f.start[i] && f.depth[i] < 3) i = f.kids[f.start[i]];
+        const p = []; for (let n = i; n >= 0; n = f.parent[n]) p.push(f.data.names[f.data.name[n]]); return p.reverse();""")
+    # Focus on the subtree of the zoomed frame's parent (the context menu's subtree item), then zoom and search.
+    sub = [n for n in path[1:-1]]
+    mark_flame(driver)
+    driver.execute_script("window.sprofTransforms.add('subtree:' + arguments[0].map((n) => n.replace(/_\\[[kij]\\]$/, '')).join(';'))", sub)
+    total = new_flame(driver, "the subtree's flame graph")
+    prof = os.path.join(data, "jobs", job_id, "runs", "1", "profile.pb.gz")
+    want = report_json(bin_dir, prof, "--transform", chips(driver)[0])["total"]
+    assert total == want, f"{chips(driver)[0]}: flame graph total {total}, sprof report --transform {want}"
+    driver.execute_script("""const f = window.sprofFlame, want = arguments[0];
+        for (let i = 0; i < f.n; i++) if (f.data.names[f.data.name[i]] === want && f.depth[i] === 2) { f.zoom(i); break; }""", path[-1])
+    # The search box keeps the earlier search (it is in the URL too): replace it.
+    driver.execute_script("const f = window.sprofFlame; f.searchEl.value = 'main'; f.search('main');")
+    before = driver.execute_script("""const f = window.sprofFlame; return {total: f.total, focus: f.focus < 0 ? null : f.data.names[f.data.name[f.focus]],
+        q: f.searchEl.value, matched: f.matchedEl.textContent};""")
+    url = driver.current_url
+    assert before["focus"] and "zoom=" in url and "q=main" in url and "tf=subtree" in url, (before, url)
+    driver.get("about:blank")
+    driver.get(url)
+    wait(driver, "the restored view", lambda d: flame_ready(d) and d.find_element(By.ID, "panel").get_attribute("data-tab") == "cpu")
+    after = driver.execute_script("""const f = window.sprofFlame; return {total: f.total, focus: f.focus < 0 ? null : f.data.names[f.data.name[f.focus]],
+        q: f.searchEl.value, matched: f.matchedEl.textContent};""")
+    assert after == before, f"permalink: {before} before, {after} after a reload of {url}"
+    assert chips(driver) == ["subtree:" + ";".join(re.sub(r"_\[[kij]\]$", "", n) for n in sub)], chips(driver)
+    clear_transforms(driver)
+    print(f"permalink: tab, subtree transform, zoom into {before['focus']!r} and search restored from {url.split('#', 1)[1][:80]!r}…")
+
+
+def compare_anything_checks(driver, server, bin_dir, data, job_id, repeat_job):
+    """A job against an uploaded folded file (its own profile: every change 0), a bad upload, and
+    two repeat jobs' runs with the significance of `sprof diff`; the merged profile downloads."""
+    sprof = os.path.join(bin_dir, "sprof")
+    prof = os.path.join(data, "jobs", job_id, "runs", "1", "profile.pb.gz")
+    tmp = tempfile.mkdtemp(prefix="sprof-serve-upload-")
+    folded = os.path.join(tmp, "same.folded")
+    subprocess.check_call([sprof, "convert", prof, "--to", "folded", "-o", folded])
+    bad = os.path.join(tmp, "notes.txt")
+    with open(bad, "w") as f:
+        f.write("this is not a profile\n")
+    job_page(driver, server, job_id)
+    open_tab(driver, "compare")
+    driver.find_element(By.ID, "compare-upload").send_keys(bad)
+    wait(driver, "the upload's error", lambda d: d.find_element(By.ID, "compare-upload-error").is_displayed())
+    msg = driver.find_element(By.ID, "compare-upload-error").text
+    assert "cannot read" in msg and "\n" not in msg, msg
+    driver.find_element(By.ID, "compare-upload").send_keys(folded)
+    wait(driver, "the comparison with the upload", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d))
+    assert "same.folded" in driver.find_element(By.CSS_SELECTOR, "#compare-base option:checked").text
+    report = report_json(bin_dir, prof)
+    rows = driver.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr")
+    deltas = [float(r.find_elements(By.TAG_NAME, "td")[3].text) for r in rows]
+    assert all(abs(d) < 0.005 for d in deltas), f"the job against its own profile: {deltas[:10]}"
+    cells = {r.find_elements(By.TAG_NAME, "td")[0].text: float(r.find_elements(By.TAG_NAME, "td")[1].text.rstrip("%")) for r in rows}
+    checked = [r for r in report["functions"] if r["key"][0] in cells][:5]
+    for r in checked:
+        assert abs(cells[r["key"][0]] - r["selfPercent"]) < 0.01, (r["key"][0], cells[r["key"][0]], r["selfPercent"])
+    # Repeat jobs: a second one, then all runs against all runs, tested as sprof diff tests.
+    work = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"
+    second = create(server, ["/bin/sh", "-c", work], {"repeat": 3, "call_graph": "fp"})
+    job_page(driver, server, second)
+    wait(driver, "the second repeat job", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done", timeout=300)
+    open_tab(driver, "files")
+    links = [a.text for a in driver.find_elements(By.CSS_SELECTOR, "#downloads a")]
+    assert "profile.runs.pb.gz" in links, links
+    open_tab(driver, "compare")
+    driver.find_element(By.ID, "compare-all").click()
+    driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{repeat_job}:all"]').click()
+    wait(driver, "the tested comparison", lambda d: d.find_elements(By.ID, "compare-tested") and d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr"))
+    heads = [th.text for th in driver.find_elements(By.CSS_SELECTOR, "#diff-table th")]
+    assert "q self" in heads and "q total" in heads, heads
+    api = server.api(f"/api/jobs/{second}/runs/1/compare?base={repeat_job}&base_run=all&all=1")
+    assert api["tested"] and api["base_runs"] == 2 and api["new_runs"] == 3, {k: api[k] for k in ("tested", "base_runs", "new_runs")}
+    out = subprocess.run([sprof, "diff", os.path.join(data, "jobs", repeat_job, "profile.pb.gz"), os.path.join(data, "jobs", second, "profile.pb.gz"),
+                          "-o", os.path.join(tmp, "d.svg"), "--limit", "0"], capture_output=True, text=True, check=True).stdout
+    diff_q = {}
+    for line in out.splitlines()[1:]:
+        f = line.split(None, 8)
+        if len(f) == 9:
+            diff_q[f[8]] = (float(f[3]), float(f[7]))
+    for row in api["table"][:10]:
+        q = diff_q.get(row["name"])
+        assert q and abs(q[0] - row["q_self"]) <= 0.01 * max(q[0], 1e-9) + 1e-3 and abs(q[1] - row["q_total"]) <= 0.01 * max(q[1], 1e-9) + 1e-3, (row, q)
+    shutil.rmtree(tmp, ignore_errors=True)
+    print(f"compare anything: upload of the job's own folded profile gives 0 changes over {len(deltas)} rows; a bad file is one line; "
+          f"{api['base_runs']} against {api['new_runs']} runs tested, q-values = sprof diff's for {min(10, len(api['table']))} rows; merged profile offered")
+
+
 def job_page(driver, server, job):
     driver.get(f"{server.base}/jobs/{job}#cpu")
     wait(driver, f"the page of {job}", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state"))
@@ -444,6 +682,7 @@ def repeat_job_checks(driver, server):
     assert "this job, run 1 of 2" in option.text and "repeat 2" in option.text, option.text
     option.click()
     wait(driver, "run 2 against run 1", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d))
+    return job
 
 
 def stop_and_delete_checks(driver, server):
@@ -511,6 +750,8 @@ def write_synthetic_jobs(data):
     deep = ";".join(["app"] + [f"f{k}" for k in range(128)])
     write_job(data, "20200101-000000-00000b", f"app;main 10000\n{deep} 1\n", ["deep"])
     write_job(data, "20200101-000000-00000c", "app;main 1\n", ["bulk1"])
+    # Recursion, direct and through another function.
+    write_job(data, "20200101-000000-00000e", "app;main;f;g;f;h 4\napp;main;f;f;f 3\napp;main;f 2\napp;main;k 1\n", ["recursive"])
     write_job(data, "20200101-000000-00000d", "app;main 1\n", ["bulk2"])
 
 
@@ -538,6 +779,29 @@ def synthetic_checks(driver, server):
     height = driver.execute_script("return document.querySelector('#panel canvas.flame-canvas').getBoundingClientRect().height")
     assert height <= 3 * ROW, f"canvas {height} px tall for two drawn rows"
     print(f"synthetic: tooltip kept inside the viewport, long names cut, RTL escaped, canvas {height:.0f} px for a 129-frame stack")
+
+
+def recursion_check(driver, server, bin_dir, data):
+    """Collapse recursion, on a synthetic profile: f's total (as sprof report counts it, once per
+    sample) and the grand total stay, and no f is left below another f."""
+    job = "20200101-000000-00000e"
+    report = report_json(bin_dir, os.path.join(data, "jobs", job, "runs", "1", "profile.folded"))
+    f_total = next(r["totalValue"] for r in report["functions"] if r["key"][0] == "f")
+    job_page(driver, server, job)
+    wait(driver, "the recursive job's flame graph", flame_ready)
+    nested = "const f = window.sprofFlame, n = (i) => f.data.names[f.data.name[i]]; let c = 0; for (let i = 0; i < f.n; i++) if (n(i) === 'f') for (let p = f.parent[i]; p >= 0; p = f.parent[p]) if (n(p) === 'f') { c++; break; } return c;"
+    assert driver.execute_script(nested) > 0
+    callers_button(driver, "f", "rec")
+    mark_flame(driver)
+    open_tab(driver, "cpu")
+    total = new_flame(driver, "the collapsed flame graph")
+    assert total == report["total"], (total, report["total"])
+    assert driver.execute_script(nested) == 0, "an f below another f after collapsing recursion"
+    tops = driver.execute_script("const f = window.sprofFlame; let s = 0; for (let i = 0; i < f.n; i++) if (f.data.names[f.data.name[i]] === 'f' && f.depth[i] === 2) s += f.value[i]; return s;")
+    assert tops == f_total, f"rec:f: f's frames {tops}, sprof report's total of f {f_total}"
+    assert "#cpu&tf=rec%3Af" in driver.current_url, driver.current_url
+    clear_transforms(driver)
+    print(f"collapse recursion: f's total {f_total} and the grand total {total} kept, no f below an f")
 
 
 def bulk_delete_check(driver, server):

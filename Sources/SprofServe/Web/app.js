@@ -30,6 +30,8 @@
   async function api(method, path, body) {
     // Every API request carries the token, reads too: job data can hold secrets.
     const headers = { "Accept": "application/json", "Authorization": "Bearer " + token() };
+    // Views and comparisons carry the transforms of the transform bar.
+    path = window.sprofTransforms.decorate(path);
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
@@ -200,9 +202,13 @@
     const runSelect = document.getElementById("run-select");
     let runPicked = false;
     let calleesOf = null;  // the function the Callers/callees tab shows
+    let picked = null;     // the Compare tab's base, kept when the tab is shown again
     const actionError = document.getElementById("action-error");
     let job = null;
-    let tab = (location.hash || "#cpu").slice(1);
+    const transforms = window.sprofTransforms;  // transforms.js: the URL's state and the transform bar
+    let tab = transforms.state.tab;
+    transforms.onChange = () => showTab(tab);
+    transforms.renderBar();
     let loadedFor = null;
 
     function setJob(j) {
@@ -409,7 +415,7 @@
           if (!row) return;
           const data = await api("GET", `${base()}/view/cpu?thread=${row.index}`);
           holder.textContent = "";
-          holder.append(el("h3", { text: `${row.name} (tid ${row.tid})` }));
+          holder.append(el("h3", { text: `${row.name} (tid ${row.tid})` }), transforms.threadButtons(row));
           const inner = el("div");
           holder.append(inner);
           window.sprofFlame = newFlame(inner, data, {});
@@ -440,44 +446,85 @@
       async function compareTab() {
         const why = needsProfile();
         if (why) return message(why);
-        // Every finished run of every job is a possible base, this job's other runs included.
+        // Every finished run of every job is a possible base, this job's other runs included; a
+        // finished repeat job's runs also merged (tested like sprof diff); and uploaded files.
         const choices = [];
         for (const j of await api("GET", "/api/jobs")) {
+          const runs = (j.options && j.options.repeat) || 1;
+          const when = fmtTime(j.started_ms), what = [commandText(j), `[${optionsText(j)}]`];
+          if (runs > 1 && j.state === "done" && j.runs_done === runs) {
+            choices.push(el("option", { value: `${j.id}:all`,
+              text: [when, j.id === id ? `this job, all ${runs} runs` : `all ${runs} runs`, ...what].join("  ") }));
+          }
           for (let r = j.runs_done; r >= 1; r--) {
             if (j.id === id && String(r) === (runSelect.value || "1")) continue;
-            const runs = (j.options && j.options.repeat) || 1;
             const which = j.id === id ? `this job, run ${r} of ${runs}` : runs > 1 ? `run ${r} of ${runs}` : "";
-            choices.push(el("option", { value: `${j.id}:${r}`,
-              text: [fmtTime(j.started_ms), which, commandText(j), `[${optionsText(j)}]`].filter((s) => s).join("  ") }));
+            choices.push(el("option", { value: `${j.id}:${r}`, text: [when, which, ...what].filter((s) => s).join("  ") }));
           }
         }
+        for (const u of await api("GET", "/api/uploads")) {
+          choices.push(el("option", { value: `upload:${u.id}`, text: `uploaded ${fmtTime(u.created_ms)}  ${u.name}  (${u.format}, ${fmtInt(u.samples)} samples)` }));
+        }
         panel.textContent = "";
-        if (choices.length === 0) return message("There is nothing to compare with yet: run another job, or this one with repeat 2 or more.");
-        const select = el("select", { id: "compare-base" }, el("option", { value: "", text: "choose a base run…" }), ...choices);
+        const file = el("input", { type: "file", id: "compare-upload" });
+        const upErr = el("p", { id: "compare-upload-error", class: "error", hidden: "" });
+        panel.append(el("p", {}, document.createTextNode("Compare with a pprof or folded file: "), file), upErr);
+        file.addEventListener("change", async () => {
+          const f = file.files[0];
+          if (!f) return;
+          showError(upErr, null);
+          try {
+            const r = await fetch(`/api/uploads?name=${encodeURIComponent(f.name)}`, { method: "POST", body: f,
+              headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/octet-stream" } });
+            const d = await r.json().catch(() => null);
+            if (!r.ok) throw new Error((d && d.error) || `${r.status} ${r.statusText}`);
+            picked = `upload:${d.id}`;
+            showTab("compare");
+          } catch (e) { showError(upErr, e); }
+        });
+        if (choices.length === 0) return panel.append(el("p", { class: "empty", text: "There is nothing to compare with yet: run another job, or this one with repeat 2 or more, or upload a profile." }));
+        const select = el("select", { id: "compare-base" }, el("option", { value: "", text: "choose a base…" }), ...choices);
+        const repeat = (job.options.repeat || 1) > 1 && job.state === "done" && job.runs_done === job.options.repeat;
+        const all = el("input", { type: "checkbox", id: "compare-all" });
         const out = el("div", { id: "compare-out" });
         panel.append(el("p", {}, document.createTextNode("Base: "), select,
-          el("span", { class: "muted", text: "  widths from this run; red: self share grew, blue: shrank (base scaled to this run's total)" })), out);
-        select.addEventListener("change", async () => {
+          repeat ? el("label", {}, all, document.createTextNode(` this side: all ${job.options.repeat} runs of this job`)) : "",
+          el("span", { class: "muted", text: "  widths from this side; red: self share grew, blue: shrank (base scaled to this side's total)" })), out);
+        async function show() {
           if (!select.value) return;
+          picked = select.value;
           out.textContent = "loading…";
           try {
-            const [baseID, baseRun] = select.value.split(":");
-            const data = await api("GET", `${base()}/compare?base=${encodeURIComponent(baseID)}&base_run=${encodeURIComponent(baseRun)}`);
+            const [kind, rest] = [select.value.slice(0, select.value.indexOf(":")), select.value.slice(select.value.indexOf(":") + 1)];
+            const q = kind === "upload" ? `base_upload=${encodeURIComponent(rest)}` : `base=${encodeURIComponent(kind)}&base_run=${encodeURIComponent(rest)}`;
+            const data = await api("GET", `${base()}/compare?${q}${all.checked ? "&all=1" : ""}`);
             out.textContent = "";
             const holder = el("div", { class: "flame", id: "flame-diff" });
             out.append(holder);
             window.sprofFlame = newFlame(holder, data.flame, { diff: true });
             out.append(el("h3", { text: "Largest changes of self and total share (percentage points)" }));
             const signed = (v) => (v >= 0 ? "+" : "") + v.toFixed(2);
-            const t = table([{ key: "name", title: "Function", num: false },
+            const cols = [{ key: "name", title: "Function", num: false },
               { key: "base_self", title: "Base self %", num: true, fmt: pct }, { key: "new_self", title: "New self %", num: true, fmt: pct },
               { key: "delta_self", title: "Δ self", num: true, fmt: signed },
               { key: "base_total", title: "Base total %", num: true, fmt: pct }, { key: "new_total", title: "New total %", num: true, fmt: pct },
-              { key: "delta_total", title: "Δ total", num: true, fmt: signed }], data.table, true);
+              { key: "delta_total", title: "Δ total", num: true, fmt: signed }];
+            if (data.tested) {
+              const qf = (v) => v == null ? "" : v < 0.001 ? v.toExponential(1) : v.toFixed(3);
+              cols.push({ key: "q_self", title: "q self", num: true, fmt: qf }, { key: "q_total", title: "q total", num: true, fmt: qf },
+                { key: "significant", title: "Significant", num: false, fmt: (v) => v ? "yes" : "" });
+              out.append(el("p", { id: "compare-tested", class: "muted", text: `${data.base_runs} base runs, ${data.new_runs} new runs: shares are per-run means; each change tested as sprof diff does (Welch's t-test, Mann–Whitney where far from normal), q-values by Benjamini–Hochberg; significant when q ≤ ${data.alpha}.` }));
+            } else if (data.base_runs >= 2 || data.new_runs >= 2) {
+              out.append(el("p", { class: "muted", text: "Significance needs repeated runs on both sides: choose all runs of a repeat job on each side." }));
+            }
+            const t = table(cols, data.table, true);
             t.id = "diff-table";
             out.append(t);
           } catch (e) { out.textContent = String(e.message); }
-        });
+        }
+        select.addEventListener("change", show);
+        all.addEventListener("change", show);
+        if (picked && choices.some((o) => o.value === picked)) { select.value = picked; show(); }
       }
 
       // pprof's peek, the Firefox Profiler's butterfly: who calls a function, what it calls.
@@ -486,14 +533,15 @@
         if (why) return message(why);
         const top = await api("GET", `${base()}/view/top`);
         if (top.length === 0) return message("No samples were recorded in this run.");
-        const name = calleesOf || [...top].sort((a, b) => b.total - a.total || b.self - a.self)[0].name;
+        const name = calleesOf || transforms.state.fn || [...top].sort((a, b) => b.total - a.total || b.self - a.self)[0].name;
+        transforms.set("fn", name);
         const d = await api("GET", `${base()}/view/callers?fn=${encodeURIComponent(name)}`);
         panel.textContent = "";
         const input = el("input", { id: "callers-fn", list: "callers-names", value: name, size: 60 });
         const names = el("datalist", { id: "callers-names" }, ...top.map((r) => el("option", { value: r.name })));
         input.addEventListener("change", () => { calleesOf = input.value; showTab("callers"); });
         const share = (v) => `${fmtInt(v)} (${(100 * v / Math.max(1, d.grand_total)).toFixed(2)}%)`;
-        panel.append(el("p", {}, document.createTextNode("Function: "), input, names),
+        panel.append(el("p", {}, document.createTextNode("Function: "), input, names, transforms.functionButtons(name)),
           el("p", { id: "callers-summary", "data-self": String(d.self), "data-total": String(d.total),
             text: `self ${share(d.self)}, total ${share(d.total)} of ${fmtInt(d.grand_total)} ${d.unit}. Click a row to follow it.` }));
         function list(id, title, rows, withSelf) {
@@ -520,7 +568,8 @@
         panel.textContent = "";
         const labels = { "profile.pb.gz": "pprof (go tool pprof, Pyroscope, Parca)", "profile.folded": "folded stacks (flamegraph.pl, inferno, speedscope)",
           "profile.svg": "SVG flame graph", "output.log": "the command's output and sprof's messages",
-          "profile.memory.tsv": "the memory timeline (time, pid, RSS) as tab-separated values" };
+          "profile.memory.tsv": "the memory timeline (time, pid, RSS) as tab-separated values",
+          "profile.runs.pb.gz": "all runs of this repeat job in one pprof (samples labelled run), for sprof diff" };
         const ul = el("ul", { id: "downloads" });
         for (const f of files) {
           const label = labels[f] || (f.endsWith(".speedscope.json") ? "speedscope" : f.endsWith(".svg") ? "SVG flame graph" : "");
@@ -544,7 +593,7 @@
       if (!document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`)) name = "cpu";
       tab = name;
       for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
-      if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
+      transforms.setTab(name);
       outerPanel.dataset.tab = name;
       const inner = el("div", { class: "tab-body" });
       outerPanel.replaceChildren(inner);
@@ -553,7 +602,7 @@
 
     for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
     // A tab named in the URL by hand (or by the back button) is shown.
-    window.addEventListener("hashchange", () => { const t = location.hash.slice(1); if (t && t !== tab) showTab(t); });
+    window.addEventListener("hashchange", () => { if (transforms.reread()) showTab(transforms.state.tab); });
     document.getElementById("stop").addEventListener("click", async () => {
       showError(actionError, null);
       try { setJob(await api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`)); }
@@ -593,7 +642,9 @@
   // A flame graph; the last one drawn in a shown tab is window.sprofFlame (tests and the console use it).
   function newFlame(holder, data, opts) {
     const f = new window.SprofFlameGraph(holder, data, opts);
-    return holder.isConnected ? f : window.sprofFlame;
+    if (!holder.isConnected) return window.sprofFlame;
+    if (window.sprofTransforms) window.sprofTransforms.attach(f, holder);
+    return f;
   }
 
   const page = document.body.dataset.page;

@@ -142,6 +142,7 @@
       this.focus = i;
       this.resetEl.disabled = i < 0;
       this.draw();
+      if (this.opts.onView) this.opts.onView(this);
     }
 
     // The visible range in value units: the focused frame fills the width; its ancestors span it.
@@ -269,7 +270,7 @@
     }
 
     search(text) {
-      if (!text) { this.matches = null; this.matchedEl.textContent = ""; this.draw(); return; }
+      if (!text) { this.matches = null; this.matchedEl.textContent = ""; this.draw(); if (this.opts.onView) this.opts.onView(this); return; }
       let re;
       try { re = new RegExp(text); } catch (_) { re = null; }
       const names = this.data.names;
@@ -288,6 +289,7 @@
       this.matchedPercent = 100 * sum / Math.max(1, this.total);
       this.matchedEl.textContent = `Matched: ${this.matchedPercent.toFixed(2)}%`;
       this.draw();
+      if (this.opts.onView) this.opts.onView(this);
     }
   }
 

@@ -1,0 +1,113 @@
+import Foundation
+import Sprof
+import SprofFormats
+import SprofOutput
+import SprofProfile
+
+/// A profile uploaded through the Compare tab to compare a job against (`DIR/uploads/ID/`:
+/// `profile.pb.gz`, the upload as pprof, and `upload.json`, this record).
+public struct Upload: Codable, Sendable, Equatable {
+    /// The upload's id (``JobID`` form, so it is safe in paths).
+    public var id: String
+    /// The file's name as the browser gave it (shown only).
+    public var name: String
+    /// When it was uploaded, milliseconds since 1970.
+    public var createdMs: Int64
+    /// Its sample count (the first value's total).
+    public var samples: Int64
+    /// `pprof` or `folded`.
+    public var format: String
+
+    enum CodingKeys: String, CodingKey {
+        case id, name, createdMs = "created_ms", samples, format
+    }
+}
+
+/// Reading, storing and listing uploads.
+public enum Uploads {
+    /// Reads an uploaded file: pprof (gzip-compressed or not) or folded stacks.
+    /// - Throws: ``ServeError`` 400 with one line when it is neither, or has no samples.
+    public static func decode(_ bytes: [UInt8], name: String) throws -> (profile: Profile, format: String) {
+        let shown = String(name.prefix(80)).debugDescription
+        // Folded stacks are text whose first byte is printable; pprof starts with gzip's magic
+        // or a protobuf field tag (0x0a, 0x12, …, below 0x20 for the first fields).
+        let gzip = bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
+        let text = !gzip && (bytes.first.map { $0 >= 0x20 } ?? false)
+        let profile: Profile
+        let format: String
+        do {
+            if text {
+                let stacks = try FoldedStacks.parse(bytes: bytes, source: name).stacks()
+                profile = Profile(folded: stacks.map { (frames: $0.frames, count: Int64(clamping: $0.count)) })
+                format = "folded"
+            } else {
+                profile = try PprofFormat.decode(bytes)
+                format = "pprof"
+            }
+        } catch {
+            throw ServeError(400, "cannot read \(shown) as \(text ? "folded stacks" : "a pprof profile"): \(DataFiles.reason(error)); upload a pprof profile (.pb.gz) or folded stacks (.folded)")
+        }
+        guard profile.total(0) > 0 else {
+            throw ServeError(400, "\(shown) has no samples: there is nothing to compare with")
+        }
+        return (profile, format)
+    }
+
+    /// Stores an upload under `dataDirectory/uploads/`.
+    public static func store(_ bytes: [UInt8], name: String, dataDirectory: String) throws -> Upload {
+        let (profile, format) = try decode(bytes, name: name)
+        let id = "u" + JobID.make()
+        let dir = "\(dataDirectory)/uploads/\(id)"
+        try DataFiles.makeDirectory(dir)
+        do {
+            try DataFiles.writeAtomically(Data(try PprofFormat.encode(profile)), to: dir + "/profile.pb.gz")
+        } catch let e as ServeError {
+            throw e
+        } catch {
+            throw ServeError(500, "cannot store the upload: \(DataFiles.reason(error))")
+        }
+        let cleanName = String(name.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(120))
+        let upload = Upload(id: id, name: cleanName.isEmpty ? "upload" : cleanName,
+                            createdMs: Int64(Date().timeIntervalSince1970 * 1000), samples: profile.total(0), format: format)
+        try DataFiles.writeJSON(upload, to: dir + "/upload.json")
+        return upload
+    }
+
+    /// The uploads, newest first.
+    public static func list(dataDirectory: String) -> [Upload] {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dataDirectory + "/uploads")) ?? []
+        return names.filter(JobID.isValid).compactMap { try? DataFiles.readJSON(Upload.self, from: "\(dataDirectory)/uploads/\($0)/upload.json") }
+            .sorted { $0.createdMs != $1.createdMs ? $0.createdMs > $1.createdMs : $0.id > $1.id }
+    }
+
+    /// The directory of upload `id` (checked).
+    /// - Throws: ``ServeError`` 404 for an unknown or malformed id.
+    public static func directory(of id: String, dataDirectory: String) throws -> String {
+        let dir = "\(dataDirectory)/uploads/\(id)"
+        guard JobID.isValid(id), FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") else {
+            throw ServeError(404, "no upload \(String(id.prefix(70)).debugDescription)")
+        }
+        return dir
+    }
+}
+
+extension ProfileViews {
+    /// The Compare tab's table and whether its changes were tested: with repeated runs on both
+    /// sides (samples labelled `run`, as the merged profile of a repeat job holds them) each
+    /// row carries `sprof diff`'s test (``ProfileComparison``: Welch or Mann–Whitney per
+    /// function, Benjamini–Hochberg q-values); otherwise the shares of the whole profiles.
+    public static func comparison(base: Profile, new: Profile, limit: Int = 200) -> (rows: [CompareRow], comparison: ProfileComparison?) {
+        guard base.runs.count >= 2 && new.runs.count >= 2 else { return (compare(base: base, new: new, limit: limit), nil) }
+        let c = ProfileComparison(base: base, new: new)
+        let rows = c.rows.prefix(limit).map { r -> CompareRow in
+            var row = CompareRow(name: r.diff.name, baseSelf: r.diff.basePercent, newSelf: r.diff.newPercent, deltaSelf: r.diff.delta,
+                                 baseTotal: r.diff.baseTotalPercent, newTotal: r.diff.newTotalPercent, deltaTotal: r.diff.totalDelta)
+            row.qSelf = r.selfTest?.q
+            row.qTotal = r.totalTest?.q
+            row.test = r.selfTest?.method
+            row.significant = (r.selfTest.map { $0.q <= c.alpha } ?? false) || (r.totalTest.map { $0.q <= c.alpha } ?? false)
+            return row
+        }
+        return (rows, c)
+    }
+}

@@ -1,0 +1,222 @@
+// sprof serve: transforms and permalinks of the job page.
+//
+// The view's state lives in the URL's fragment: `#TAB&tf=KIND:ARG&tf=…&zoom=A;B;C&q=REGEX&fn=NAME`,
+// so a reload or a shared URL shows the same view. Transforms (focus:F, subtree:A;B;C, ignore:F,
+// merge:F, rec:F, tid:N, pid:N, as `sprof report --transform`) are applied by the server, in
+// order, before every view: each view request carries them as `tf=` query parameters. Names are
+// set with textContent only.
+"use strict";
+
+(function () {
+  const KINDS = {
+    focus: "Focus on function", subtree: "Focus on subtree", ignore: "Drop samples with", merge: "Merge",
+    rec: "Collapse recursion of", tid: "Only thread", pid: "Only process",
+  };
+  // The flame graphs' kind suffixes: transforms name functions as `sprof report` does.
+  const plain = (name) => name.replace(/_\[[kij]\]$/, "");
+
+  function parse(hash) {
+    const parts = hash.replace(/^#/, "").split("&");
+    const st = { tab: decodeURIComponent(parts[0] || "") || "cpu", tf: [], zoom: "", q: "", fn: "" };
+    for (const p of parts.slice(1)) {
+      const eq = p.indexOf("=");
+      if (eq < 0) continue;
+      const k = p.slice(0, eq), v = decodeURIComponent(p.slice(eq + 1).replace(/\+/g, " "));
+      if (k === "tf") st.tf.push(v);
+      else if (k in st) st[k] = v;
+    }
+    return st;
+  }
+
+  function format(st) {
+    const enc = (v) => encodeURIComponent(v);
+    let h = "#" + enc(st.tab);
+    for (const t of st.tf) h += "&tf=" + enc(t);
+    for (const k of ["zoom", "q", "fn"]) if (st[k]) h += `&${k}=` + enc(st[k]);
+    return h;
+  }
+
+  const T = {
+    state: parse(location.hash),
+    onChange: null,  // set by the job page: shows the current tab again
+    bar: null,
+
+    write() {
+      const h = format(this.state);
+      if (location.hash !== h) history.replaceState(null, "", location.pathname + location.search + h);
+    },
+
+    // A new tab: its own zoom; transforms, search and function stay.
+    setTab(name) {
+      if (this.state.tab !== name) this.state.zoom = "";
+      this.state.tab = name;
+      this.write();
+    },
+
+    set(key, value) { this.state[key] = value; this.write(); },
+
+    // The fragment changed by hand or by the back button: true when the view must be shown again.
+    reread() {
+      const old = format(this.state);
+      this.state = parse(location.hash);
+      this.renderBar();
+      return format(this.state) !== old;
+    },
+
+    add(text) {
+      this.state.tf.push(text);
+      this.state.zoom = "";
+      this.changed();
+    },
+
+    remove(index) {
+      this.state.tf.splice(index, 1);
+      this.state.zoom = "";
+      this.changed();
+    },
+
+    changed() {
+      this.write();
+      this.renderBar();
+      if (this.onChange) this.onChange();
+    },
+
+    // `path` with the transforms as `tf=` parameters (view and compare requests only).
+    decorate(path) {
+      if (!this.state.tf.length || !/\/(view\/[a-z]+|compare)(\?|$)/.test(path)) return path;
+      return path + (path.includes("?") ? "&" : "?") + this.state.tf.map((t) => "tf=" + encodeURIComponent(t)).join("&");
+    },
+
+    // The bar above the tabs' panel: one chip per transform, each removable.
+    renderBar() {
+      const panel = document.getElementById("panel");
+      if (!panel) return;
+      if (!this.bar) {
+        this.bar = document.createElement("div");
+        this.bar.id = "transform-bar";
+        this.bar.className = "transform-bar";
+        panel.parentNode.insertBefore(this.bar, document.getElementById("tabs"));
+      }
+      const bar = this.bar;
+      bar.textContent = "";
+      bar.hidden = this.state.tf.length === 0;
+      const label = document.createElement("span");
+      label.className = "muted";
+      label.textContent = "Transforms (every view): ";
+      bar.append(label);
+      this.state.tf.forEach((t, i) => {
+        const colon = t.indexOf(":");
+        const chip = document.createElement("span");
+        chip.className = "transform";
+        chip.dataset.transform = t;
+        chip.textContent = window.sprofSafeText(`${KINDS[t.slice(0, colon)] || t.slice(0, colon)} ${t.slice(colon + 1).split(";").join(" → ")}`);
+        const x = document.createElement("button");
+        x.className = "transform-remove"; x.textContent = "×"; x.title = "Remove this transform";
+        x.addEventListener("click", () => this.remove(i));
+        chip.append(x);
+        bar.append(chip);
+      });
+      const clear = document.createElement("button");
+      clear.id = "transform-clear"; clear.textContent = "Remove all";
+      clear.addEventListener("click", () => { this.state.tf = []; this.state.zoom = ""; this.changed(); });
+      bar.append(clear);
+    },
+
+    // Buttons that add a transform for `name` (a function as the tables name it).
+    functionButtons(name) {
+      const span = document.createElement("span");
+      span.className = "transform-buttons";
+      for (const kind of ["focus", "merge", "ignore", "rec"]) {
+        const b = document.createElement("button");
+        b.dataset.kind = kind;
+        b.textContent = { focus: "Focus", merge: "Merge into callers", ignore: "Drop its samples", rec: "Collapse recursion" }[kind];
+        b.addEventListener("click", () => this.add(`${kind}:${name}`));
+        span.append(b);
+      }
+      return span;
+    },
+
+    // Buttons that keep only one thread's or one process's samples (a row of the Threads tab).
+    threadButtons(row) {
+      const span = document.createElement("span");
+      span.className = "transform-buttons";
+      for (const [kind, id, text] of [["tid", row.tid, "Only this thread"], ["pid", row.pid, "Only this process"]]) {
+        const b = document.createElement("button");
+        b.dataset.kind = kind;
+        b.textContent = text;
+        b.addEventListener("click", () => this.add(`${kind}:${id}`));
+        span.append(b);
+      }
+      return span;
+    },
+
+    // The frames from the first function frame down to node i: below the process root, and
+    // below the thread root in a thread's graph.
+    path(f, i, skip) {
+      const names = [];
+      for (let n = i; n >= 0; n = f.parent[n]) names.push(plain(f.data.names[f.data.name[n]]));
+      return names.reverse().slice(skip);
+    },
+
+    // A flame graph was drawn: restore its zoom and the search from the URL, keep them there,
+    // and offer transforms on a frame's context menu.
+    attach(f, holder) {
+      const inverted = holder.id === "flame-inverted";
+      const skip = inverted ? 0 : holder.closest("#thread-flame") ? 2 : 1;
+      const fullPath = (i) => { const p = []; for (let n = i; n >= 0; n = f.parent[n]) p.push(f.data.names[f.data.name[n]]); return p.reverse(); };
+      if (this.state.q) { f.searchEl.value = this.state.q; f.search(this.state.q); }
+      if (this.state.zoom) {
+        const want = this.state.zoom.split(";");
+        for (let i = 0; i < f.n; i++) {
+          if (f.depth[i] === want.length - 1 && f.data.names[f.data.name[i]] === want[want.length - 1] && fullPath(i).join(";") === this.state.zoom) { f.zoom(i); break; }
+        }
+      }
+      f.opts.onView = () => {
+        this.state.zoom = f.focus >= 0 ? fullPath(f.focus).join(";") : "";
+        this.state.q = f.searchEl.value || "";
+        this.write();
+      };
+      f.canvas.addEventListener("contextmenu", (e) => {
+        const i = f.hit(e);
+        if (i < 0) return;
+        e.preventDefault();
+        this.menu(e, f, i, skip, inverted);
+      });
+    },
+
+    menu(e, f, i, skip, inverted) {
+      document.querySelectorAll(".flame-menu").forEach((m) => m.remove());
+      f.tip.hidden = true;
+      const m = document.createElement("div");
+      m.className = "flame-menu";
+      const item = (text, kind, arg) => {
+        const b = document.createElement("button");
+        b.textContent = text; b.dataset.kind = kind;
+        b.addEventListener("click", () => { m.remove(); this.add(`${kind}:${arg}`); });
+        m.append(b);
+      };
+      if (!inverted && f.depth[i] < skip) {
+        const note = document.createElement("p");
+        note.textContent = "A process or thread root: select one in the Threads tab.";
+        m.append(note);
+      } else {
+        const name = plain(f.data.names[f.data.name[i]]);
+        const title = document.createElement("p");
+        title.textContent = window.sprofSafeText(name.length > 80 ? name.slice(0, 77) + "…" : name);
+        m.append(title);
+        item("Focus on function", "focus", name);
+        if (!inverted) item("Focus on subtree (this call path)", "subtree", this.path(f, i, skip).join(";"));
+        item("Merge function into callers", "merge", name);
+        item("Drop samples with this function", "ignore", name);
+        item("Collapse recursion", "rec", name);
+      }
+      m.style.left = Math.min(e.clientX, document.documentElement.clientWidth - 280) + "px";
+      m.style.top = Math.min(e.clientY, window.innerHeight - 200) + "px";
+      document.body.append(m);
+      const close = (ev) => { if (!m.contains(ev.target)) { m.remove(); document.removeEventListener("mousedown", close, true); } };
+      document.addEventListener("mousedown", close, true);
+    },
+  };
+
+  window.sprofTransforms = T;
+})();
