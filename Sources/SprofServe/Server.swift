@@ -220,6 +220,12 @@ actor ProfileCache {
         var stacks: [(frames: [String], value: Int64)]?
         var run: LoadedRun?
         var views: [String: Data] = [:]
+        /// Frame names per stack of the run's profile, named once (see ``ProfileViews/stackNames(_:)``).
+        var stackNames: [[String]]?
+        /// The sample timeline, read when first asked for.
+        var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
+        /// The last time range asked for, as a profile and its CPU stacks.
+        var range: (range: TimeRange, profile: Profile, stacks: [(frames: [String], value: Int64)])?
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -251,14 +257,47 @@ actor ProfileCache {
         if let s = e.stacks { return s }
         let stacks: [(frames: [String], value: Int64)]
         if let run = e.run {
-            stacks = run.profile.aggregatedStacks()
+            stacks = ProfileViews.cpuStacks(run.profile, names: stackNames(dir, run.profile))
         } else if let folded = try ProfileFiles.foldedStacks(runDirectory: dir) {
             stacks = folded
         } else {
-            stacks = try load(dir).profile.aggregatedStacks()
+            let profile = try load(dir).profile
+            stacks = ProfileViews.cpuStacks(profile, names: stackNames(dir, profile))
         }
         e.stacks = stacks
         return stacks
+    }
+
+    /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``),
+    /// and its CPU stacks; the last range is kept, as a user looks at one range in several views.
+    /// - Throws: ``ServeError`` 400 when the run has no timeline.
+    func restricted(_ dir: String, _ range: TimeRange) throws -> (profile: Profile, stacks: [(frames: [String], value: Int64)]) {
+        let e = entry(dir)
+        if let r = e.range, r.range == range { return (r.profile, r.stacks) }
+        let run = try load(dir)
+        let timeline = try self.timeline(dir)
+        guard let timed = timeline.timed else {
+            throw ServeError(400, "this run has no sample timeline, so it cannot be cut to a time range" + (timeline.problem.map { ": \($0)" } ?? " (recorded by a sprof without --timeline)"))
+        }
+        let p = ProfileViews.restrict(run.profile, timed: timed, to: range)
+        let stacks = ProfileViews.cpuStacks(p, names: stackNames(dir, run.profile))
+        e.range = (range, p, stacks)
+        return (p, stacks)
+    }
+
+    private func stackNames(_ dir: String, _ profile: Profile) -> [[String]] {
+        if let n = entry(dir).stackNames { return n }
+        let n = ProfileViews.stackNames(profile)
+        entry(dir).stackNames = n
+        return n
+    }
+
+    /// The run's sample timeline (see ``ProfileFiles/timeline(runDirectory:matching:)``).
+    func timeline(_ dir: String) throws -> (timed: [Profile.TimedSample]?, problem: String?) {
+        if let t = entry(dir).timeline { return t }
+        let t = ProfileFiles.timeline(runDirectory: dir, matching: try load(dir).profile)
+        entry(dir).timeline = t
+        return t
     }
 
     /// A rendered view, made once per run.
@@ -378,8 +417,11 @@ public enum ServeApp {
             let view = context.parameters.get("view") ?? ""
             let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
             let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
-            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")") { cache in
-                try render(view: view, dir: dir, cache: cache, thread: thread, function: function)
+            let range = try TimeRange.parse(from: request.uri.queryParameters.get("from").map { String($0) },
+                                            to: request.uri.queryParameters.get("to").map { String($0) })
+            let rangeKey = range.map { "|\($0.from)-\($0.to)" } ?? ""
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")" + rangeKey) { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, range: range)
             }
             return Responses.json(bytes: data)
         }
@@ -391,14 +433,17 @@ public enum ServeApp {
             let baseJob = try await store.job(baseID)
             let baseRun = request.uri.queryParameters.get("base_run").flatMap { Int($0) } ?? max(1, baseJob.runsDone)
             let baseDir = try await store.directory(of: baseID) + "/runs/\(baseRun)"
-            let new = try await cache.load(dir).profile
-            let base = try await cache.load(baseDir).profile
-            let tree = ProfileViews.flameTree(new.aggregatedStacks(), unit: "samples", base: base.aggregatedStacks())
-            var out = Data("{\"flame\":".utf8)
-            out.append(contentsOf: tree.jsonBytes())
-            out.append(contentsOf: Data(",\"table\":".utf8))
-            out.append((try? JSON.encode(ProfileViews.compare(base: base, new: new))) ?? Data("[]".utf8))
-            out.append(UInt8(ascii: "}"))
+            // Made once per pair of runs, from the cached profiles and stacks of each.
+            let out = try await cache.view(dir, key: "compare|" + baseDir) { cache in
+                let new = try cache.load(dir).profile, base = try cache.load(baseDir).profile
+                let tree = ProfileViews.flameTree(try cache.cpuStacks(dir), unit: "samples", base: try cache.cpuStacks(baseDir))
+                var out = Data("{\"flame\":".utf8)
+                out.append(contentsOf: tree.jsonBytes())
+                out.append(contentsOf: Data(",\"table\":".utf8))
+                out.append((try? JSON.encode(ProfileViews.compare(base: base, new: new))) ?? Data("[]".utf8))
+                out.append(UInt8(ascii: "}"))
+                return out
+            }
             return Responses.json(bytes: out)
         }
         return router
@@ -409,20 +454,43 @@ public enum ServeApp {
     }
 
     /// The JSON of one view of run `dir`.
-    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil) throws -> Data {
+    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil,
+                       range: TimeRange? = nil) throws -> Data {
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
+        // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
+        var ranged: (profile: Profile, stacks: [(frames: [String], value: Int64)])?
+        if let range, ["cpu", "inverted", "callers", "source", "top", "threads"].contains(view) { ranged = try cache.restricted(dir, range) }
+        func profile() throws -> Profile {
+            if let ranged { return ranged.profile }
+            return try cache.load(dir).profile
+        }
+        func cpuStacks() throws -> [(frames: [String], value: Int64)] {
+            if let ranged { return ranged.stacks }
+            return try cache.cpuStacks(dir)
+        }
         switch view {
         case "cpu":
             if let thread {
-                let p = ProfileViews.only(thread: thread, of: try cache.load(dir).profile)
-                return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true), unit: "samples").jsonBytes())
+                let p = ProfileViews.only(thread: thread, of: try profile())
+                return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples").jsonBytes())
             }
-            return Data(ProfileViews.flameTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+            return Data(ProfileViews.flameTree(try cpuStacks(), unit: "samples").jsonBytes())
         case "inverted":
-            return Data(ProfileViews.invertedTree(try cache.cpuStacks(dir), unit: "samples").jsonBytes())
+            return Data(ProfileViews.invertedTree(try cpuStacks(), unit: "samples").jsonBytes())
         case "callers":
             guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
-            return try json(ProfileViews.callersCallees(try cache.cpuStacks(dir), function: function, unit: "samples"))
+            return try json(ProfileViews.callersCallees(try cpuStacks(), function: function, unit: "samples"))
+        case "source":
+            guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
+            return try json(ProfileViews.source(try profile(), function: function))
+        case "timeline":
+            let run = try cache.load(dir)
+            let timeline = try cache.timeline(dir)
+            guard let timed = timeline.timed else {
+                return try json(Empty(empty: timeline.problem.map { "the sample timeline cannot be read: \($0)" }
+                    ?? "every sample's time was not recorded for this run (no profile.timeline.tsv): the sprof that recorded it has no --timeline"))
+            }
+            return try json(ProfileViews.timeline(run.profile, timed: timed, names: run.memoryNames))
         case "wall", "offcpu":
             let run = try cache.load(dir)
             guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
@@ -430,7 +498,7 @@ public enum ServeApp {
                     ? "wall-clock time was not recorded for this job: create it with off-CPU recording on"
                     : "off-CPU time was not recorded for this job: create it with off-CPU recording on"))
             }
-            return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index), unit: "nanoseconds").jsonBytes())
+            return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index, sorted: false), unit: "nanoseconds").jsonBytes())
         case "memory":
             let run = try cache.load(dir)
             let series = ProfileViews.memory(run.profile, names: run.memoryNames)
@@ -439,16 +507,16 @@ public enum ServeApp {
             }
             return try json(series)
         case "top":
-            return try json(ProfileViews.top(try cache.load(dir).profile))
+            return try json(ProfileViews.top(try profile()))
         case "threads":
-            let rows = ProfileViews.threads(try cache.load(dir).profile)
+            let rows = ProfileViews.threads(try profile())
             guard !rows.isEmpty else { return try json(Empty(empty: "this profile has no thread information")) }
             return try json(rows)
         case "provenance":
             let run = try cache.load(dir)
             return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
-            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, wall, offcpu, memory, top, threads, provenance")
+            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, source, timeline, wall, offcpu, memory, top, threads, provenance")
         }
     }
 

@@ -16,9 +16,10 @@ final class ProfileOutputs {
     let prefix: String
     private var files: [(suffix: String, file: OutputFile)] = []
 
-    init(prefix: String, offCPU: Bool = false, heap: Bool = false) throws {
+    init(prefix: String, offCPU: Bool = false, heap: Bool = false, timeline: Bool = false) throws {
         self.prefix = Self.resolve(prefix)
-        for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix] + (heap ? HeapViews.suffixes : []) {
+        for suffix in [".folded", ".svg", ".pb.gz"] + (offCPU ? TimeViews.suffixes : []) + [TimeViews.memorySuffix]
+            + (timeline ? [TimeViews.timelineSuffix] : []) + (heap ? HeapViews.suffixes : []) {
             files.append((suffix, try OutputFile(path: self.prefix + suffix)))
         }
     }
@@ -34,7 +35,7 @@ final class ProfileOutputs {
 
     /// Writes every output; returns the paths written, for the summary line.
     func write(_ profile: Profile, title: String, perThread: Bool, fullNames: Bool,
-               heap: Profile? = nil, heapTimeline: [(time: UInt64, bytes: UInt64)] = []) throws -> [String] {
+               heap: Profile? = nil, heapTimeline: [(time: UInt64, bytes: UInt64)] = [], timelineOrigin: UInt64 = 0) throws -> [String] {
         // A heap profile (`-e none`) shows its default measure, alloc_space; CPU profiles sample counts.
         let folded = profile.folded(valueIndex: profile.defaultSampleType, perThread: perThread, fullNames: fullNames)
         var graph = FlameGraphOptions(title: title, subtitle: profile.metadata.summaryLine + dateSuffix(profile.metadata.startTime))
@@ -46,6 +47,9 @@ final class ProfileOutputs {
         ]
         for (suffix, bytes) in try extraOutputs(profile) { contents[suffix] = bytes }
         for (suffix, bytes) in TimeViews.outputs(profile, graph: graph, perThread: perThread, fullNames: fullNames) { contents[suffix] = bytes }
+        if files.contains(where: { $0.suffix == TimeViews.timelineSuffix }) {
+            contents[TimeViews.timelineSuffix] = Array(SampleTimeline.text(profile, origin: timelineOrigin).utf8)
+        }
         if let heap {
             for (suffix, bytes) in try HeapViews.outputs(heap, timeline: heapTimeline, graph: graph, perThread: perThread, fullNames: fullNames) {
                 contents[suffix] = bytes
@@ -98,6 +102,8 @@ func dateSuffix(_ unixNanos: UInt64) -> String {
 enum TimeViews {
     static let suffixes = [".wall.svg", ".offcpu.svg"]
     static let memorySuffix = ".memory.tsv"
+    /// Every sample's time, thread, CPU and stack (`--timeline`; see ``SampleTimeline``).
+    static let timelineSuffix = ".timeline.tsv"
 
     static func outputs(_ profile: Profile, graph: FlameGraphOptions, perThread: Bool, fullNames: Bool) -> [(String, [UInt8])] {
         var out: [(String, [UInt8])] = []

@@ -31,6 +31,7 @@
     // Every API request carries the token, reads too: job data can hold secrets.
     const headers = { "Accept": "application/json", "Authorization": "Bearer " + token() };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method === "GET") path = window.SprofRange.apply(path);  // a time range cuts the CPU views
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
     try { data = await r.json(); } catch (_) { data = null; }
@@ -202,7 +203,7 @@
     let calleesOf = null;  // the function the Callers/callees tab shows
     const actionError = document.getElementById("action-error");
     let job = null;
-    let tab = (location.hash || "#cpu").slice(1);
+    let tab = window.SprofRange.tabOf(location.hash);
     let loadedFor = null;
 
     function setJob(j) {
@@ -493,6 +494,7 @@
         input.addEventListener("change", () => { calleesOf = input.value; showTab("callers"); });
         const share = (v) => `${fmtInt(v)} (${(100 * v / Math.max(1, d.grand_total)).toFixed(2)}%)`;
         panel.append(el("p", {}, document.createTextNode("Function: "), input, names),
+          el("p", {}, el("button", { id: "callers-source", onclick: () => { calleesOf = name; showTab("source"); }, text: "Source of this function" })),
           el("p", { id: "callers-summary", "data-self": String(d.self), "data-total": String(d.total),
             text: `self ${share(d.self)}, total ${share(d.total)} of ${fmtInt(d.grand_total)} ${d.unit}. Click a row to follow it.` }));
         function list(id, title, rows, withSelf) {
@@ -533,7 +535,10 @@
 
       message("loading…");
       const run = {
-        cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab, wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
+        cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab,
+        source: () => { const why = needsProfile(); return why ? message(why) : window.SprofSource.tab(panel, { api, base, el, message,
+          onPick: (n) => { calleesOf = n; showTab("source"); } }, calleesOf); },
+        timeline: () => { const why = needsProfile(); return why ? message(why) : window.SprofTimeline.tab(panel, { api, base, el, message }); }, wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
         top: topTab, threads: threadsTab, system: systemTab, compare: compareTab, files: filesTab,
       }[name] || (() => flameTab("cpu"));
       run().catch((e) => message(String(e.message || e)));
@@ -543,7 +548,8 @@
       if (!document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`)) name = "cpu";
       tab = name;
       for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
-      if (location.hash !== "#" + name) history.replaceState(null, "", "#" + name);
+      const hash = "#" + name + window.SprofRange.hashSuffix();
+      if (location.hash !== hash) history.replaceState(null, "", hash);
       outerPanel.dataset.tab = name;
       const inner = el("div", { class: "tab-body" });
       outerPanel.replaceChildren(inner);
@@ -552,7 +558,8 @@
 
     for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
     // A tab named in the URL by hand (or by the back button) is shown.
-    window.addEventListener("hashchange", () => { const t = location.hash.slice(1); if (t && t !== tab) showTab(t); });
+    window.addEventListener("hashchange", () => { window.SprofRange.showBar(); showTab(window.SprofRange.tabOf(location.hash)); });
+    window.SprofRange.onchange = () => showTab(tab);
     document.getElementById("stop").addEventListener("click", async () => {
       showError(actionError, null);
       try { setJob(await api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`)); }
