@@ -51,7 +51,7 @@
       bar.hidden = !r;
       if (!r) return;
       bar.querySelector("#range-text").textContent =
-        `Time range ${fmtSeconds(r.from)} – ${fmtSeconds(r.to)} (${fmtSeconds(r.to - r.from)}): the CPU, inverted, callers/callees, top functions and threads views show only its samples.`;
+        `Time range ${fmtSeconds(r.from)} – ${fmtSeconds(r.to)} (${fmtSeconds(r.to - r.from)}): the CPU, inverted, callers/callees, source, top functions and threads views show only its samples.`;
     },
   };
   window.SprofRange = SprofRange;
