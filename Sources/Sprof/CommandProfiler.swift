@@ -45,6 +45,10 @@ public struct RunOptions: Sendable {
     /// Also record a heap profile (`--heap`): see ``HeapOptions``. With ``event`` set to
     /// ``HeapOptions/noCPUEvent`` (`-e none`) only the heap is recorded.
     public var heap: HeapOptions?
+    /// Keep every sample's time, thread, CPU and stack (``Profile/timedSamples``, 32 bytes a
+    /// sample) for a timeline (`sprof run --timeline`); off by default, where only the aggregate
+    /// is written.
+    public var keepTimedSamples = false
 
     /// Default options: cpu-clock at 999 Hz with DWARF-unwound stacks.
     public init() {}
@@ -52,8 +56,10 @@ public struct RunOptions: Sendable {
     /// The per-sample pipeline for a session opened with `sampling`.
     func builder(for sampling: SamplingOptions, settings: KernelSettings) -> ProfileBuilder {
         let symbolizer = Symbolizer(options: SymbolizerOptions(demangle: demangle, inlineFrames: inlineFrames))
-        return ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack,
-                              event: sampling.event, rate: sampling.rate)
+        let builder = ProfileBuilder(symbolizer: symbolizer, callGraph: sampling.callGraph, maxStack: settings.maxStack,
+                                     event: sampling.event, rate: sampling.rate)
+        builder.keepSamples = keepTimedSamples
+        return builder
     }
 
     /// The sampling options these run options stand for on this kernel (see
@@ -97,6 +103,9 @@ public struct RecordedCommand: Sendable {
     /// Estimated heap bytes in use over time, nanoseconds since the recording started; empty
     /// without `--heap`.
     public var heapTimeline: [(time: UInt64, bytes: UInt64)] = []
+    /// The start of recording on CLOCK_MONOTONIC (the clock of ``Profile/TimedSample/time``):
+    /// the origin of the memory timeline's times, so that sample times can share its axis.
+    public var timeOrigin: UInt64 = 0
 }
 
 /// One run of a repeated recording.
@@ -154,6 +163,8 @@ public enum CommandProfiler {
         }
         let status = runs.first { $0.exitStatus != .exited(0) }?.exitStatus ?? runs.last?.exitStatus
         var merged = RecordedCommand(profile: Profile(runs: recordings.map(\.profile)), exitStatus: status, runs: runs)
+        // Runs follow one another on one clock: times count from the first run's start.
+        merged.timeOrigin = recordings.first?.timeOrigin ?? 0
         // Heap profiles merge run by run like the CPU ones; the in-use timeline is per run, so
         // the last run's stands for them (its times restart at 0 with each run).
         if options.heap != nil {
@@ -242,6 +253,7 @@ public enum CommandProfiler {
         profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: status)
+        recorded.timeOrigin = monitor.start
         if let heapBuilder, let heap = options.heap { finishHeap(heapBuilder, heap, metadata: metadata, started: started, into: &recorded) }
         return recorded
     }
@@ -350,6 +362,7 @@ public enum CommandProfiler {
         profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: nil)
+        recorded.timeOrigin = monitor.start
         if let heapBuilder, let heap = options.heap { finishHeap(heapBuilder, heap, metadata: metadata, started: started, into: &recorded) }
         return recorded
     }
@@ -431,6 +444,8 @@ public enum CommandProfiler {
         var profile = builder.profile(metadata: metadata)
         profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
         profile.memory = memory
-        return RecordedCommand(profile: profile, exitStatus: status)
+        var recorded = RecordedCommand(profile: profile, exitStatus: status)
+        recorded.timeOrigin = monitor.start
+        return recorded
     }
 }

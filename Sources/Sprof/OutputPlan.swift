@@ -16,16 +16,19 @@ public struct OutputPlan: Sendable, Equatable {
     /// With `--heap`: bytes allocated and in use per stack, the pprof heap profile, and in-use
     /// bytes over time.
     public static let heapSuffixes = [".alloc.svg", ".inuse.svg", ".heap.pb.gz", ".heap.tsv"]
+    /// With `--timeline`: every sample's time, thread, CPU and stack (see `SampleTimeline`).
+    public static let timelineSuffix = ".timeline.tsv"
 
     /// The prefix the files share (``resolve(_:)`` applied).
     public let prefix: String
     /// The suffixes written, in this order.
     public let suffixes: [String]
 
-    /// The plan for `-o prefix` with the views a recording with `offCPU` and `heap` makes.
-    public init(prefix: String, offCPU: Bool = false, heap: Bool = false) {
+    /// The plan for `-o prefix` with the views a recording with `offCPU`, `heap` and `timeline` makes.
+    public init(prefix: String, offCPU: Bool = false, heap: Bool = false, timeline: Bool = false) {
         self.prefix = Self.resolve(prefix)
-        suffixes = Self.profileSuffixes + (offCPU ? Self.offCPUSuffixes : []) + [Self.memorySuffix] + (heap ? Self.heapSuffixes : [])
+        suffixes = Self.profileSuffixes + (offCPU ? Self.offCPUSuffixes : []) + [Self.memorySuffix]
+            + (timeline ? [Self.timelineSuffix] : []) + (heap ? Self.heapSuffixes : [])
     }
 
     /// Every path of the plan, in ``suffixes`` order.

@@ -59,7 +59,8 @@ final class RecordingMonitor: @unchecked Sendable {
     private let progress: (@Sendable (RecordingProgress) -> Void)?
     private let stopSignal = DispatchSemaphore(value: 0)
     private let finished = DispatchSemaphore(value: 0)
-    private let start = RecordingMonitor.now()
+    /// When monitoring began (CLOCK_MONOTONIC ns): the origin of the memory timeline's times.
+    let start = RecordingMonitor.now()
     private let lock = NSLock()
     private var points: [Profile.MemoryPoint] = []
     private var peak: UInt64 = 0

@@ -51,6 +51,41 @@ public enum AnnotateError: Error, CustomStringConvertible, Sendable {
     }
 }
 
+/// One function's source with per-line costs: the values `sprof annotate` prints, for other
+/// views (the source view of `sprof serve`).
+public struct SourceListing: Sendable {
+    /// One line of a file.
+    public struct Row: Sendable, Hashable {
+        /// The line number; 0 for the samples without line information.
+        public var line: Int
+        /// Value of samples whose innermost frame is this line of the function.
+        public var selfValue: Int64
+        /// Value of samples with this line of the function anywhere on the stack, once per sample.
+        public var totalValue: Int64
+        /// The line's text; nil when the file could not be read (or for line 0).
+        public var text: String?
+    }
+    /// One source file of the function.
+    public struct File: Sendable {
+        /// The path the debug info records; empty when unknown.
+        public var path: String
+        /// Whether its text was found (on disk, after the source prefixes, or from debuginfod).
+        public var found: Bool
+        /// Sampled lines, the lines between them and a few around, then the row without line information.
+        public var rows: [Row]
+    }
+    /// The function's costs (self, total, per line and address).
+    public var function: FunctionCosts
+    /// Its files, most total value first; empty when ``changed`` is set.
+    public var files: [File]
+    /// The profile's total of the value counted.
+    public var grandTotal: Int64
+    /// Set when a file of its code changed since recording (build-ids differ): why no lines are shown.
+    public var changed: String?
+    /// Problems that cost text (a source not found, debuginfod unreachable), once each.
+    public var notices: [String]
+}
+
 /// `sprof annotate`: a function's source (or disassembly) with the samples of each line (or
 /// instruction), as `go tool pprof -list` (and `-disasm`, `perf annotate --stdio`) show them.
 public enum Annotator {
@@ -71,6 +106,19 @@ public enum Annotator {
         notices = notices.filter { seen.insert($0).inserted }
         return Annotation(text: writer.out, notices: notices, annotated: writer.annotated,
                           changedBinaries: writer.changed, fetchedSources: writer.sources.fetched)
+    }
+
+    /// The source of the function named exactly `name` (its display name, as `sprof report` and
+    /// the flame graphs show it), with the per-line costs ``annotate(_:pattern:options:)`` prints;
+    /// nil when no sample has it on its stack.
+    public static func listing(_ profile: Profile, function name: String, options: AnnotateOptions = .init()) -> SourceListing? {
+        guard let costs = profile.functionCosts(valueIndex: options.valueIndex, matching: { $0.name == name }).first else { return nil }
+        var writer = Writer(profile: profile, options: options)
+        let (changed, buildID) = writer.check(costs)
+        let files = changed == nil ? writer.sourceFiles(costs, buildID: buildID) : []
+        var seen = Set<String>()
+        return SourceListing(function: costs, files: files, grandTotal: profile.total(options.valueIndex), changed: changed,
+                             notices: writer.sources.notices.filter { seen.insert($0).inserted })
     }
 }
 
@@ -93,16 +141,9 @@ private struct Writer {
     }
 
     mutating func write(_ function: FunctionCosts) {
-        // The function's own code and every location naming it: any of their files rebuilt since
-        // recording would put the samples on the wrong lines or instructions.
-        var buildID = ""
-        for m in function.mappings {
-            let mapping = profile.mappings[m]
-            if buildID.isEmpty { buildID = mapping.buildID }
-            guard let binary = binary(mapping.path), !mapping.buildID.isEmpty, !binary.buildID.isEmpty,
-                  binary.buildID != mapping.buildID else { continue }
-            out += "\(function.name): \(mapping.path) has changed since it was recorded (build-id \(binary.buildID) on disk, "
-                + "\(mapping.buildID) in the profile): not annotated\n"
+        let (changedMessage, buildID) = check(function)
+        if let changedMessage {
+            out += changedMessage + "\n"
             changed += 1
             return
         }
@@ -112,6 +153,22 @@ private struct Writer {
         } else {
             writeSource(function, buildID: buildID)
         }
+    }
+
+    /// Whether any file of the function's code or its callers' changed since recording (which
+    /// would put the samples on the wrong lines or instructions): the message, and the build-id
+    /// that dates the function's source.
+    mutating func check(_ function: FunctionCosts) -> (changed: String?, buildID: String) {
+        var buildID = ""
+        for m in function.mappings {
+            let mapping = profile.mappings[m]
+            if buildID.isEmpty { buildID = mapping.buildID }
+            guard let binary = binary(mapping.path), !mapping.buildID.isEmpty, !binary.buildID.isEmpty,
+                  binary.buildID != mapping.buildID else { continue }
+            return ("\(function.name): \(mapping.path) has changed since it was recorded (build-id \(binary.buildID) on disk, "
+                + "\(mapping.buildID) in the profile): not annotated", buildID)
+        }
+        return (nil, buildID)
     }
 
     private mutating func binary(_ path: String) -> BinaryCode? {
@@ -127,20 +184,33 @@ private struct Writer {
     }
 
     private mutating func writeSource(_ function: FunctionCosts, buildID: String) {
+        let type = profile.sampleTypes[options.valueIndex]
+        for file in sourceFiles(function, buildID: buildID) {
+            out += "ROUTINE ======================== \(function.name) in \(file.path.isEmpty ? "(unknown file)" : file.path)\n"
+            out += "\(pad(value(function.selfValue), 10)) \(pad(share(function.selfValue), 7)) "
+                + "\(pad(value(function.totalValue), 10)) \(pad(share(function.totalValue), 7))  (\(type.type == "samples" ? "samples" : type.description), self and total, of \(grandTotal))\n"
+            for row in file.rows {
+                out += "\(pad(value(row.selfValue), 10)) \(pad(share(row.selfValue), 7)) "
+                    + "\(pad(value(row.totalValue), 10)) \(pad(share(row.totalValue), 7)) "
+                    + (row.line > 0 ? "\(pad(String(row.line), 6))  \(row.text ?? "")\n" : "\(pad("?", 6))  (no line information)\n")
+            }
+        }
+    }
+
+    /// The function's source files, most total value first, each with its sampled lines and the
+    /// lines between them (and ``context`` lines around), then its rows without line information.
+    mutating func sourceFiles(_ function: FunctionCosts, buildID: String) -> [SourceListing.File] {
         let byFile = Dictionary(grouping: function.lines, by: \.file)
         let files = byFile.keys.sorted { a, b in
             let ta = byFile[a]!.reduce(0) { $0 + $1.totalValue }, tb = byFile[b]!.reduce(0) { $0 + $1.totalValue }
             return ta != tb ? ta > tb : a < b
         }
-        let type = profile.sampleTypes[options.valueIndex]
-        for file in files {
+        return files.map { file in
             let rows = byFile[file]!
-            out += "ROUTINE ======================== \(function.name) in \(file.isEmpty ? "(unknown file)" : file)\n"
-            out += "\(pad(value(function.selfValue), 10)) \(pad(share(function.selfValue), 7)) "
-                + "\(pad(value(function.totalValue), 10)) \(pad(share(function.totalValue), 7))  (\(type.type == "samples" ? "samples" : type.description), self and total, of \(grandTotal))\n"
             let known = rows.filter { $0.line > 0 }
             let byLine = Dictionary(uniqueKeysWithValues: known.map { ($0.line, $0) })
             let text = file.isEmpty ? nil : sources.lines(of: file, buildID: buildID)
+            var out: [SourceListing.Row] = []
             if let first = known.map(\.line).min(), let last = known.map(\.line).max() {
                 // Lines without samples between the function's sampled lines stay, for context, and
                 // a few around them.
@@ -149,15 +219,14 @@ private struct Writer {
                 if let text { hi = min(hi, max(last, text.count)) }
                 for n in lo...hi {
                     let row = byLine[n]
-                    let source = text.flatMap { n <= $0.count ? String($0[n - 1]) : nil } ?? ""
-                    out += "\(pad(value(row?.selfValue ?? 0), 10)) \(pad(share(row?.selfValue ?? 0), 7)) "
-                        + "\(pad(value(row?.totalValue ?? 0), 10)) \(pad(share(row?.totalValue ?? 0), 7)) \(pad(String(n), 6))  \(source)\n"
+                    out.append(SourceListing.Row(line: n, selfValue: row?.selfValue ?? 0, totalValue: row?.totalValue ?? 0,
+                                                 text: text.flatMap { n <= $0.count ? String($0[n - 1]) : nil }))
                 }
             }
             for row in rows where row.line <= 0 {
-                out += "\(pad(value(row.selfValue), 10)) \(pad(share(row.selfValue), 7)) "
-                    + "\(pad(value(row.totalValue), 10)) \(pad(share(row.totalValue), 7)) \(pad("?", 6))  (no line information)\n"
+                out.append(SourceListing.Row(line: 0, selfValue: row.selfValue, totalValue: row.totalValue, text: nil))
             }
+            return SourceListing.File(path: file, found: text != nil, rows: out)
         }
     }
 

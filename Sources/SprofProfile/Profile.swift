@@ -342,7 +342,11 @@ public struct Profile: Sendable, Equatable {
     ///   - valueIndex: which ``sampleTypes`` entry to sum (default: sample counts).
     ///   - perThread: root stacks at `process;thread-tid` instead of the process alone.
     ///   - fullNames: full demangled names instead of the short ones.
-    public func aggregatedStacks(valueIndex: Int = 0, perThread: Bool = false, fullNames: Bool = false) -> [(frames: [String], value: Int64)] {
+    ///   - sorted: in lexicographic order of the frames (deterministic output); false leaves the
+    ///     order unspecified, for callers that order the stacks themselves (a flame tree), since
+    ///     sorting arrays of names costs more than aggregating them on large profiles.
+    public func aggregatedStacks(valueIndex: Int = 0, perThread: Bool = false, fullNames: Bool = false,
+                                 sorted: Bool = true) -> [(frames: [String], value: Int64)] {
         var stackNames: [Int: [String]] = [:]
         var merged: [[String]: Int64] = [:]
         for sample in samples {
@@ -357,6 +361,7 @@ public struct Profile: Sendable, Equatable {
             }
             merged[rootFrames(of: sample, perThread: perThread) + names, default: 0] += value
         }
-        return merged.map { (frames: $0.key, value: $0.value) }.sorted { $0.frames.lexicographicallyPrecedes($1.frames) }
+        let stacks = merged.map { (frames: $0.key, value: $0.value) }
+        return sorted ? stacks.sorted { $0.frames.lexicographicallyPrecedes($1.frames) } : stacks
     }
 }

@@ -9,6 +9,8 @@ enum Assets {
         "app.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.app_js, as: UTF8.self)),
         "flame.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.flame_js, as: UTF8.self)),
         "transforms.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.transforms_js, as: UTF8.self)),
+        "timeline.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.timeline_js, as: UTF8.self)),
+        "source.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.source_js, as: UTF8.self)),
         "app.css": File(type: "text/css; charset=utf-8", body: String(decoding: PackageResources.app_css, as: UTF8.self)),
     ]
 }

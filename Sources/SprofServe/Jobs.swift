@@ -278,17 +278,20 @@ public struct SprofCapabilities: Sendable, Equatable {
     public var offCPU: Bool
     /// `--memory` (resident memory over time).
     public var memory: Bool
+    /// `--timeline` (every sample's time, for the Timeline tab and time ranges).
+    public var timeline: Bool
 
     /// Creates capabilities.
-    public init(progressFD: Bool = false, offCPU: Bool = false, memory: Bool = false) {
+    public init(progressFD: Bool = false, offCPU: Bool = false, memory: Bool = false, timeline: Bool = false) {
         self.progressFD = progressFD
         self.offCPU = offCPU
         self.memory = memory
+        self.timeline = timeline
     }
 
     /// Reads them from the help text of `sprof run`.
     public init(helpText: String) {
         self.init(progressFD: helpText.contains("--progress-fd"), offCPU: helpText.contains("--off-cpu"),
-                  memory: helpText.contains("--memory"))
+                  memory: helpText.contains("--memory"), timeline: helpText.contains("--timeline"))
     }
 }

@@ -34,6 +34,8 @@ enum Pages {
         </main>
         <script src="/assets/flame.js"></script>
         <script src="/assets/transforms.js"></script>
+        <script src="/assets/timeline.js"></script>
+        <script src="/assets/source.js"></script>
         <script src="/assets/app.js"></script>
         </body></html>
         """
@@ -80,8 +82,9 @@ enum Pages {
           <p id="action-error" class="error" role="alert" hidden></p>
         </section>
         <nav id="tabs" class="tabs">
-          <button data-tab="cpu" class="active">CPU</button><button data-tab="inverted">Inverted</button><button data-tab="callers">Callers/callees</button><button data-tab="wall">Wall</button><button data-tab="offcpu">Off-CPU</button><button data-tab="memory">Memory</button><button data-tab="top">Top functions</button><button data-tab="threads">Threads</button><button data-tab="system">System info</button><button data-tab="compare">Compare</button><button data-tab="files">Downloads</button>
+          <button data-tab="cpu" class="active">CPU</button><button data-tab="inverted">Inverted</button><button data-tab="callers">Callers/callees</button><button data-tab="source">Source</button><button data-tab="timeline">Timeline</button><button data-tab="wall">Wall</button><button data-tab="offcpu">Off-CPU</button><button data-tab="memory">Memory</button><button data-tab="top">Top functions</button><button data-tab="threads">Threads</button><button data-tab="system">System info</button><button data-tab="compare">Compare</button><button data-tab="files">Downloads</button>
         </nav>
+        <p id="range-bar" class="range-bar" hidden><span id="range-text"></span> <button id="range-clear">Show all</button></p>
         <section id="panel" class="card panel"></section>
         """)
     }

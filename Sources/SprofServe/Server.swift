@@ -225,6 +225,12 @@ actor ProfileCache {
         var run: LoadedRun?
         var views: [String: Data] = [:]
         var transformed: [String: LoadedRun] = [:]
+        /// Frame names per stack of the run's profile, named once (see ``ProfileViews/stackNames(_:)``).
+        var stackNames: [[String]]?
+        /// The sample timeline, read when first asked for.
+        var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
+        /// The last time range asked for, as a profile and its CPU stacks.
+        var range: (range: TimeRange, profile: Profile, stacks: [(frames: [String], value: Int64)])?
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -275,9 +281,42 @@ actor ProfileCache {
     func cpuStacks(_ dir: String) throws -> [(frames: [String], value: Int64)] {
         let e = entry(dir)
         if let s = e.stacks { return s }
-        let stacks = try load(dir).profile.aggregatedStacks()
+        let profile = try load(dir).profile
+        let stacks = ProfileViews.cpuStacks(profile, names: stackNames(dir, profile))
         e.stacks = stacks
         return stacks
+    }
+
+    /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``),
+    /// and its CPU stacks; the last range is kept, as a user looks at one range in several views.
+    /// - Throws: ``ServeError`` 400 when the run has no timeline.
+    func restricted(_ dir: String, _ range: TimeRange) throws -> (profile: Profile, stacks: [(frames: [String], value: Int64)]) {
+        let e = entry(dir)
+        if let r = e.range, r.range == range { return (r.profile, r.stacks) }
+        let run = try load(dir)
+        let timeline = try self.timeline(dir)
+        guard let timed = timeline.timed else {
+            throw ServeError(400, "this run has no sample timeline, so it cannot be cut to a time range" + (timeline.problem.map { ": \($0)" } ?? " (recorded by a sprof without --timeline)"))
+        }
+        let p = ProfileViews.restrict(run.profile, timed: timed, to: range)
+        let stacks = ProfileViews.cpuStacks(p, names: stackNames(dir, run.profile))
+        e.range = (range, p, stacks)
+        return (p, stacks)
+    }
+
+    private func stackNames(_ dir: String, _ profile: Profile) -> [[String]] {
+        if let n = entry(dir).stackNames { return n }
+        let n = ProfileViews.stackNames(profile)
+        entry(dir).stackNames = n
+        return n
+    }
+
+    /// The run's sample timeline (see ``ProfileFiles/timeline(runDirectory:matching:)``).
+    func timeline(_ dir: String) throws -> (timed: [Profile.TimedSample]?, problem: String?) {
+        if let t = entry(dir).timeline { return t }
+        let t = ProfileFiles.timeline(runDirectory: dir, matching: try load(dir).profile)
+        entry(dir).timeline = t
+        return t
     }
 
     /// A rendered view, made once per run.
@@ -402,8 +441,11 @@ public enum ServeApp {
             let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
             let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
             let tf = try transforms(request)
-            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")|\(tf.map(\.description).joined(separator: "\n"))") { cache in
-                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, transforms: tf)
+            let range = try TimeRange.parse(from: request.uri.queryParameters.get("from").map { String($0) },
+                                            to: request.uri.queryParameters.get("to").map { String($0) })
+            let rangeKey = range.map { "|\($0.from)-\($0.to)" } ?? ""
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")|\(tf.map(\.description).joined(separator: "\n"))" + rangeKey) { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, transforms: tf, range: range)
             }
             return Responses.json(bytes: data)
         }
@@ -432,17 +474,23 @@ public enum ServeApp {
             }
             // Function transforms apply to both sides; a thread or process is this run's own.
             let tf = try transforms(request)
-            let new = try await cache.load(dir, transforms: tf).profile
-            let base = try await cache.load(baseDir, transforms: tf.filter { !$0.selectsThreads }).profile
-            let tree = ProfileViews.flameTree(new.aggregatedStacks(), unit: "samples", base: base.aggregatedStacks())
-            let (rows, tested) = ProfileViews.comparison(base: base, new: new)
-            var out = Data("{\"flame\":".utf8)
-            out.append(contentsOf: tree.jsonBytes())
-            out.append(contentsOf: Data(",\"table\":".utf8))
-            out.append((try? JSON.encode(rows)) ?? Data("[]".utf8))
-            out.append(contentsOf: Data(",\"base_runs\":\(base.runs.count),\"new_runs\":\(new.runs.count),\"tested\":\(tested != nil)".utf8))
-            if let tested { out.append(contentsOf: Data(",\"alpha\":\(tested.alpha)".utf8)) }
-            out.append(UInt8(ascii: "}"))
+            // Made once per pair of runs and transforms, from the cached profiles and stacks of each.
+            let out = try await cache.view(dir, key: "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")) { cache in
+                let baseTransforms = tf.filter { !$0.selectsThreads }
+                let new = try cache.load(dir, transforms: tf).profile
+                let base = try cache.load(baseDir, transforms: baseTransforms).profile
+                let tree = ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: tf), unit: "samples",
+                                                  base: try cache.cpuStacks(baseDir, transforms: baseTransforms))
+                let (rows, tested) = ProfileViews.comparison(base: base, new: new)
+                var out = Data("{\"flame\":".utf8)
+                out.append(contentsOf: tree.jsonBytes())
+                out.append(contentsOf: Data(",\"table\":".utf8))
+                out.append((try? JSON.encode(rows)) ?? Data("[]".utf8))
+                out.append(contentsOf: Data(",\"base_runs\":\(base.runs.count),\"new_runs\":\(new.runs.count),\"tested\":\(tested != nil)".utf8))
+                if let tested { out.append(contentsOf: Data(",\"alpha\":\(tested.alpha)".utf8)) }
+                out.append(UInt8(ascii: "}"))
+                return out
+            }
             return Responses.json(bytes: out)
         }
 
@@ -472,22 +520,45 @@ public enum ServeApp {
         }
     }
 
-    /// The JSON of one view of run `dir`, with `transforms` applied to its profiles first.
+    /// The JSON of one view of run `dir`, cut to `range` (when given) and with `transforms` applied to its profiles.
     static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil,
-                       transforms: [StackTransform] = []) throws -> Data {
+                       transforms: [StackTransform] = [], range: TimeRange? = nil) throws -> Data {
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
+        // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
+        var ranged: (profile: Profile, stacks: [(frames: [String], value: Int64)])?
+        if let range, ["cpu", "inverted", "callers", "source", "top", "threads"].contains(view) { ranged = try cache.restricted(dir, range) }
+        // The range cuts first, then the transforms rewrite what is left (as `report --transform`).
+        func profile() throws -> Profile {
+            if let ranged { return transforms.isEmpty ? ranged.profile : ranged.profile.transformed(transforms) }
+            return try cache.load(dir, transforms: transforms).profile
+        }
+        func cpuStacks() throws -> [(frames: [String], value: Int64)] {
+            if let ranged { return transforms.isEmpty ? ranged.stacks : ranged.profile.transformed(transforms).aggregatedStacks() }
+            return try cache.cpuStacks(dir, transforms: transforms)
+        }
         switch view {
         case "cpu":
             if let thread {
-                let p = ProfileViews.only(thread: thread, of: try cache.load(dir, transforms: transforms).profile)
-                return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true), unit: "samples").jsonBytes())
+                let p = ProfileViews.only(thread: thread, of: try profile())
+                return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples").jsonBytes())
             }
-            return Data(ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples").jsonBytes())
+            return Data(ProfileViews.flameTree(try cpuStacks(), unit: "samples").jsonBytes())
         case "inverted":
-            return Data(ProfileViews.invertedTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples").jsonBytes())
+            return Data(ProfileViews.invertedTree(try cpuStacks(), unit: "samples").jsonBytes())
         case "callers":
             guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
-            return try json(ProfileViews.callersCallees(try cache.cpuStacks(dir, transforms: transforms), function: function, unit: "samples"))
+            return try json(ProfileViews.callersCallees(try cpuStacks(), function: function, unit: "samples"))
+        case "source":
+            guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
+            return try json(ProfileViews.source(try profile(), function: function))
+        case "timeline":
+            let run = try cache.load(dir)
+            let timeline = try cache.timeline(dir)
+            guard let timed = timeline.timed else {
+                return try json(Empty(empty: timeline.problem.map { "the sample timeline cannot be read: \($0)" }
+                    ?? "every sample's time was not recorded for this run (no profile.timeline.tsv): the sprof that recorded it has no --timeline"))
+            }
+            return try json(ProfileViews.timeline(run.profile, timed: timed, names: run.memoryNames))
         case "wall", "offcpu":
             let run = try cache.load(dir, transforms: transforms)
             guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
@@ -495,7 +566,7 @@ public enum ServeApp {
                     ? "wall-clock time was not recorded for this job: create it with off-CPU recording on"
                     : "off-CPU time was not recorded for this job: create it with off-CPU recording on"))
             }
-            return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index), unit: "nanoseconds").jsonBytes())
+            return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index, sorted: false), unit: "nanoseconds").jsonBytes())
         case "memory":
             let run = try cache.load(dir, transforms: transforms)
             let series = ProfileViews.memory(run.profile, names: run.memoryNames)
@@ -504,16 +575,16 @@ public enum ServeApp {
             }
             return try json(series)
         case "top":
-            return try json(ProfileViews.top(try cache.load(dir, transforms: transforms).profile))
+            return try json(ProfileViews.top(try profile()))
         case "threads":
-            let rows = ProfileViews.threads(try cache.load(dir, transforms: transforms).profile)
+            let rows = ProfileViews.threads(try profile())
             guard !rows.isEmpty else { return try json(Empty(empty: "this profile has no thread information")) }
             return try json(rows)
         case "provenance":
             let run = try cache.load(dir, transforms: transforms)
             return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
-            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, wall, offcpu, memory, top, threads, provenance")
+            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, source, timeline, wall, offcpu, memory, top, threads, provenance")
         }
     }
 

@@ -104,6 +104,23 @@ public enum ProfileFiles {
         return run
     }
 
+    /// Every sample of run `dir` with its time from `profile.timeline.tsv` (nanoseconds from the
+    /// start of recording; indices into `profile`, the run's profile); nil when there is no such
+    /// file, and the reason when it cannot be read (read only when a timeline or a time range is
+    /// asked for: a long recording's file has hundreds of thousands of lines).
+    public static func timeline(runDirectory dir: String, matching profile: Profile) -> (timed: [Profile.TimedSample]?, problem: String?) {
+        guard let data = FileManager.default.contents(atPath: dir + "/profile.timeline.tsv") else { return (nil, nil) }
+        let result = data.withUnsafeBytes { raw in
+            Result { () throws(SampleTimeline.ParseError) -> [Profile.TimedSample] in
+                try SampleTimeline.parse(raw.bindMemory(to: UInt8.self), matching: profile)
+            }
+        }
+        switch result {
+        case .success(let timed): return (timed, nil)
+        case .failure(let error): return (nil, error.description)
+        }
+    }
+
     static func folded(_ path: String) throws -> Profile? {
         guard let stacks = try parseFolded(path) else { return nil }
         return Profile(folded: stacks.map { (frames: $0.frames, count: $0.value) })
@@ -212,54 +229,107 @@ public enum ProfileViews {
 
     /// Builds a flame tree from folded-shaped stacks (root first), which need not be sorted; the
     /// same stack given twice adds up.
+    ///
+    /// Built as a trie over interned names (one dictionary step per frame), then laid out in
+    /// pre-order with siblings by name: sorting the stacks as arrays of strings, as this did
+    /// first, compared the shared prefixes' strings again and again and was most of the first
+    /// view's time on large profiles.
     public static func flameTree(_ stacks: [(frames: [String], value: Int64)], unit: String,
                                  base: [(frames: [String], value: Int64)]? = nil) -> FlameTree {
-        var tree = FlameTree(unit: unit, total: 0, names: [], parent: [], name: [], value: [], base: base == nil ? nil : [])
-        var nameIDs: [String: Int32] = [:]
-        // Both sides as one list sorted by frames, (frames, new, base): the pre-order sweep below
-        // needs every stack sharing a prefix to be adjacent.
-        var sorted: [(key: [String], value: (Int64, Int64))]
         var scale = 1.0
         if let base {
-            var merged: [[String]: (Int64, Int64)] = [:]
-            for s in stacks where s.value > 0 { merged[s.frames, default: (0, 0)].0 += s.value }
             let newTotal = stacks.reduce(Int64(0)) { $0 + max(0, $1.value) }
             let baseTotal = base.reduce(Int64(0)) { $0 + max(0, $1.value) }
             scale = baseTotal > 0 ? Double(newTotal) / Double(baseTotal) : 1
-            for s in base where s.value > 0 { merged[s.frames, default: (0, 0)].1 += s.value }
-            sorted = merged.map { (key: $0.key, value: $0.value) }
-        } else {
-            sorted = stacks.filter { $0.value > 0 }.map { (key: $0.frames, value: ($0.value, Int64(0))) }
         }
-        sorted.sort { $0.key.lexicographicallyPrecedes($1.key) }
-        var path: [Int32] = []   // node indices of the current path
-        var pathNames: [String] = []
-        for (frames, values) in sorted {
-            var common = 0
-            while common < min(pathNames.count, frames.count) && pathNames[common] == frames[common] { common += 1 }
-            path.removeLast(path.count - common)
-            pathNames.removeLast(pathNames.count - common)
-            for i in common..<frames.count {
-                let f = frames[i]
-                let nid: Int32
-                if let known = nameIDs[f] { nid = known } else {
-                    nid = Int32(tree.names.count)
-                    tree.names.append(f)
-                    nameIDs[f] = nid
+        var ids: [String: Int32] = [:]
+        var idNames: [String] = []
+        var childOf: [Int64: Int32] = [:]
+        var parent: [Int32] = [], name: [Int32] = [], value: [Int64] = []
+        var rawBase: [Int64] = []   // base values of the stacks ending at each node, unscaled
+        var total: Int64 = 0
+        func insert(_ frames: [String]) -> Int32 {
+            var node: Int32 = -1
+            for f in frames {
+                let id: Int32
+                if let known = ids[f] { id = known } else {
+                    id = Int32(idNames.count)
+                    idNames.append(f)
+                    ids[f] = id
                 }
-                tree.parent.append(path.last ?? -1)
-                tree.name.append(nid)
-                tree.value.append(0)
-                tree.base?.append(0)
-                path.append(Int32(tree.parent.count - 1))
-                pathNames.append(f)
+                let key = Int64(node) << 32 | Int64(UInt32(bitPattern: id))
+                if let child = childOf[key] { node = child } else {
+                    parent.append(node)
+                    name.append(id)
+                    value.append(0)
+                    rawBase.append(0)
+                    node = Int32(parent.count - 1)
+                    childOf[key] = node
+                }
             }
-            let scaledBase = Int64((Double(values.1) * scale).rounded())
-            for n in path {
-                tree.value[Int(n)] += values.0
-                tree.base?[Int(n)] += scaledBase
+            return node
+        }
+        for s in stacks where s.value > 0 {
+            var node = insert(s.frames)
+            total += s.value
+            while node >= 0 { value[Int(node)] += s.value; node = parent[Int(node)] }
+        }
+        var baseValue: [Int64] = []
+        if let base {
+            var ends: [Int32] = []
+            for s in base where s.value > 0 {
+                let node = insert(s.frames)
+                if node >= 0 {
+                    if rawBase[Int(node)] == 0 { ends.append(node) }
+                    rawBase[Int(node)] += s.value
+                }
             }
-            tree.total += values.0
+            baseValue = Array(repeating: 0, count: parent.count)
+            // Scaled once per distinct stack, as the sum of its copies: the same rounding as a
+            // merge of the stacks before scaling.
+            for end in ends {
+                let scaled = Int64((Double(rawBase[Int(end)]) * scale).rounded())
+                var node = end
+                while node >= 0 { baseValue[Int(node)] += scaled; node = parent[Int(node)] }
+            }
+        }
+        // Pre-order, siblings by name (flamegraph.pl's order): names ranked once, children as
+        // ranges of one array.
+        let n = parent.count
+        var rank = [Int32](repeating: 0, count: idNames.count)
+        for (r, id) in idNames.indices.sorted(by: { idNames[$0] < idNames[$1] }).enumerated() { rank[id] = Int32(r) }
+        var first = [Int](repeating: 0, count: n + 2)
+        for p in parent { first[Int(p) + 2] += 1 }
+        for i in 1..<first.count { first[i] += first[i - 1] }
+        var children = [Int32](repeating: 0, count: n)
+        var fill = first
+        for (i, p) in parent.enumerated() {
+            children[fill[Int(p) + 1]] = Int32(i)
+            fill[Int(p) + 1] += 1
+        }
+        for slot in 0...n where first[slot + 1] - first[slot] > 1 {
+            children[first[slot]..<first[slot + 1]].sort { rank[Int(name[Int($0)])] < rank[Int(name[Int($1)])] }
+        }
+        var tree = FlameTree(unit: unit, total: total, names: [], parent: [], name: [], value: [], base: base == nil ? nil : [])
+        tree.parent.reserveCapacity(n)
+        tree.name.reserveCapacity(n)
+        tree.value.reserveCapacity(n)
+        var newIndex = [Int32](repeating: -1, count: n)
+        var finalName = [Int32](repeating: -1, count: idNames.count)
+        var work: [Int32] = children[first[0]..<first[1]].reversed()
+        while let node = work.popLast() {
+            let i = Int(node)
+            let id = Int(name[i])
+            if finalName[id] < 0 {
+                finalName[id] = Int32(tree.names.count)
+                tree.names.append(idNames[id])
+            }
+            newIndex[i] = Int32(tree.parent.count)
+            tree.parent.append(parent[i] < 0 ? -1 : newIndex[Int(parent[i])])
+            tree.name.append(finalName[id])
+            tree.value.append(value[i])
+            tree.base?.append(baseValue[i])
+            work.append(contentsOf: children[first[i + 1]..<first[i + 2]].reversed())
         }
         return tree
     }

@@ -19,8 +19,8 @@ final class ProfileOutputs {
     private var files: [(suffix: String, file: OutputFile)] = []
 
     /// Opens a temporary file for each path of the recording's ``OutputPlan``.
-    init(prefix: String, offCPU: Bool = false, heap: Bool = false) throws {
-        let plan = OutputPlan(prefix: prefix, offCPU: offCPU, heap: heap)
+    init(prefix: String, offCPU: Bool = false, heap: Bool = false, timeline: Bool = false) throws {
+        let plan = OutputPlan(prefix: prefix, offCPU: offCPU, heap: heap, timeline: timeline)
         self.prefix = plan.prefix
         for suffix in plan.suffixes {
             files.append((suffix, try OutputFile(path: self.prefix + suffix)))
@@ -29,7 +29,7 @@ final class ProfileOutputs {
 
     /// Writes every output; returns the paths written, for the summary line.
     func write(_ profile: Profile, title: String, perThread: Bool, fullNames: Bool,
-               heap: Profile? = nil, heapTimeline: [(time: UInt64, bytes: UInt64)] = []) throws -> [String] {
+               heap: Profile? = nil, heapTimeline: [(time: UInt64, bytes: UInt64)] = [], timelineOrigin: UInt64 = 0) throws -> [String] {
         // The profile's default sample type, as every view shows it: a heap profile (`-e none`)
         // alloc_space, CPU profiles sample counts; the count label names it.
         var graph = FlameGraphOptions(title: title, subtitle: profile.metadata.summaryLine + dateSuffix(profile.metadata.startTime))
@@ -45,6 +45,9 @@ final class ProfileOutputs {
             }
         }
         for (suffix, bytes) in TimeViews.outputs(profile, graph: graph, perThread: perThread, fullNames: fullNames) { contents[suffix] = bytes }
+        if files.contains(where: { $0.suffix == TimeViews.timelineSuffix }) {
+            contents[TimeViews.timelineSuffix] = Array(SampleTimeline.text(profile, origin: timelineOrigin).utf8)
+        }
         if let heap {
             for (suffix, bytes) in try HeapViews.outputs(heap, timeline: heapTimeline, graph: graph, perThread: perThread, fullNames: fullNames) {
                 contents[suffix] = bytes
@@ -87,6 +90,7 @@ func dateSuffix(_ unixNanos: UInt64) -> String {
 /// (`--off-cpu`), and the memory timeline `PREFIX.memory.tsv` (see ``MemoryTimeline``).
 enum TimeViews {
     static let memorySuffix = OutputPlan.memorySuffix
+    static let timelineSuffix = OutputPlan.timelineSuffix
 
     static func outputs(_ profile: Profile, graph: FlameGraphOptions, perThread: Bool, fullNames: Bool) -> [(String, [UInt8])] {
         var out: [(String, [UInt8])] = []

@@ -80,6 +80,9 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("progress-fd"), help: "Write live progress to descriptor N as JSON lines (elapsed_ns, samples, lost, processes, threads, peak_rss_bytes; at most 4 a second; a last line with \"done\": true).")
     var progressFD: Int32?
 
+    @Flag(name: .customLong("timeline"), help: "Also write PREFIX.timeline.tsv: every sample's time, thread, CPU and stack, on the time axis of PREFIX.memory.tsv (sprof serve's timeline and time ranges read it; 32 bytes of memory per sample while recording).")
+    var timeline = false
+
     @Flag(name: .customLong("per-thread"), help: "Root folded stacks and flame graphs at process;thread-TID instead of the process alone.")
     var perThread = false
 
@@ -166,7 +169,8 @@ struct RunCommand: ParsableCommand {
         if progress.isActive { options.progress = { progress.report($0) } }
         defer { progress.erase() }
 
-        let outputs = try ProfileOutputs(prefix: output, offCPU: offCPU, heap: heap)
+        options.keepTimedSamples = timeline
+        let outputs = try ProfileOutputs(prefix: output, offCPU: offCPU, heap: heap, timeline: timeline)
         let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
@@ -204,7 +208,7 @@ struct RunCommand: ParsableCommand {
         }
         let written = try outputs.write(profile, title: title ?? "sprof: " + target,
                                         perThread: perThread, fullNames: fullNames,
-                                        heap: recorded.heap, heapTimeline: recorded.heapTimeline)
+                                        heap: recorded.heap, heapTimeline: recorded.heapTimeline, timelineOrigin: recorded.timeOrigin)
         if !quiet {
             printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written))
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }

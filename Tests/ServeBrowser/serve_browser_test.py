@@ -5,6 +5,7 @@ chromium-driver and python3-selenium).
   serve_browser_test.py BIN_DIR                  the test (scripts/test.sh runs it)
   serve_browser_test.py BIN_DIR --screenshot F   also save a screenshot of the job page to F
   serve_browser_test.py BIN_DIR --bench          time the flame graph on 100k distinct stacks
+  serve_browser_test.py BIN_DIR --bench30k       time first view, range and Compare on 30,000 stacks (pprof + timeline)
 
 It creates a job from the form and watches it finish through live updates (the page is never
 reloaded), opens every tab, hovers a frame and reads the tooltip, clicks to zoom, searches,
@@ -311,6 +312,8 @@ def e2e(bin_dir, screenshot):
         analyzer_checks(driver, bin_dir, data, job_id)
         transform_checks(driver, bin_dir, data, job_id)
         permalink_checks(driver, bin_dir, data, job_id)
+        timeline_checks(driver, server, bin_dir, data, job_id)
+        source_checks(driver, bin_dir, data, job_id)
         open_tab(driver, "threads")
         trs = driver.find_elements(By.CSS_SELECTOR, "#threads-table tbody tr")
         assert trs, "one thread at least"
@@ -658,6 +661,116 @@ def compare_anything_checks(driver, server, bin_dir, data, job_id, repeat_job):
           f"{api['base_runs']} against {api['new_runs']} runs tested, q-values = sprof diff's for {min(10, len(api['table']))} rows; merged profile offered")
 
 
+def flame_total(driver):
+    return driver.execute_script("return window.sprofFlame.data.total")
+
+
+def timeline_checks(driver, server, bin_dir, data, job_id):
+    """The timeline's samples are the profile's; a dragged time range cuts every CPU view to the
+    samples of profile.timeline.tsv in that range; the range lives in the URL."""
+    run = os.path.join(data, "jobs", job_id, "runs", "1")
+    report = report_json(bin_dir, os.path.join(run, "profile.pb.gz"))
+    with open(os.path.join(run, "profile.timeline.tsv")) as f:
+        times = [int(line.split("\t", 1)[0]) for line in f if line.strip() and not line.startswith("#")]
+    assert len(times) == report["total"], f"the timeline holds every sample: {len(times)} vs sprof report {report['total']}"
+    open_tab(driver, "timeline")
+    wait(driver, "the timeline", lambda d: d.find_elements(By.CSS_SELECTOR, "#timeline-svg g.track"))
+    summary = driver.find_element(By.ID, "timeline-summary")
+    assert int(summary.get_attribute("data-samples")) == len(times), summary.text
+    tracks = driver.find_elements(By.CSS_SELECTOR, "#timeline-svg g.track")
+    assert sum(int(t.get_attribute("data-total")) for t in tracks) == len(times), "each thread's track, summed, is every sample"
+    assert driver.find_elements(By.CSS_SELECTOR, "#timeline-svg polygon.cpu-use"), "a CPU-use graph"
+    assert driver.find_elements(By.CSS_SELECTOR, "#timeline-svg polyline.series"), "memory on the same axis"
+    # Drag from 30% to 65% of the plot.
+    left, top, width, height = driver.execute_script(
+        "const r = document.getElementById('timeline-svg').getBoundingClientRect(); arguments[0].scrollIntoView(); "
+        "const q = document.getElementById('timeline-svg').getBoundingClientRect(); return [q.left, q.top, q.width, q.height];", summary)
+    px = lambda f: int(left + width * (190 + (1000 - 190 - 10) * f) / 1000)
+    y = int(top + height / 2)
+    actions = ActionBuilder(driver)
+    actions.pointer_action.move_to_location(px(0.30), y).pointer_down().move_to_location(px(0.45), y).move_to_location(px(0.65), y).pointer_up()
+    actions.perform()
+    wait(driver, "the range in the URL", lambda d: "range=" in d.current_url)
+    lo, hi = map(int, re.search(r"range=(\d+)-(\d+)", driver.current_url).groups())
+    want = sum(1 for t in times if lo <= t < hi)
+    assert 0 < want < len(times), (lo, hi, want, len(times))
+    assert driver.find_element(By.ID, "range-bar").is_displayed()
+    t0 = time.time()
+    open_tab(driver, "cpu")
+    wait(driver, "the cut flame graph", flame_ready)
+    cut_ms = (time.time() - t0) * 1000
+    assert flame_total(driver) == want, f"the CPU view of range {lo}-{hi}: {flame_total(driver)} samples, the timeline file has {want}"
+    open_tab(driver, "threads")
+    cells = [int(r.find_elements(By.TAG_NAME, "td")[3].text.replace(",", "")) for r in driver.find_elements(By.CSS_SELECTOR, "#threads-table tbody tr")]
+    assert sum(cells) == want, f"threads in the range: {cells} vs {want}"
+    # A permalink: the same URL, loaded afresh, shows the same range.
+    link = driver.current_url.replace("#threads", "#inverted")
+    driver.get("about:blank")
+    driver.get(link)
+    wait(driver, "the inverted tree of the range", flame_ready)
+    assert flame_total(driver) == want, f"permalink {link}: {flame_total(driver)} vs {want}"
+    driver.find_element(By.ID, "range-clear").click()
+    wait(driver, "the whole profile again", lambda d: "range=" not in d.current_url and flame_ready(d) and flame_total(d) == report["total"])
+    print(f"timeline: {len(times)} samples in {len(tracks)} thread tracks = sprof report; range {lo}-{hi} ns: "
+          f"{want} samples in the CPU, threads and inverted views = the timeline file's count; tab to cut flame graph {cut_ms:.0f} ms")
+
+
+def annotate_rows(bin_dir, prof, name):
+    """(line, self, total) rows of `sprof annotate` for the function named exactly `name`."""
+    out = subprocess.run([os.path.join(bin_dir, "sprof"), "annotate", "^" + re.escape(name) + "$", prof],
+                         capture_output=True, text=True).stdout
+    rows, inside = [], False
+    for line in out.splitlines():
+        if line.startswith("ROUTINE "):
+            inside = line.startswith(f"ROUTINE ======================== {name} in ")
+            header = True
+            continue
+        if not inside:
+            continue
+        if header:  # the function's own self and total
+            header = False
+            continue
+        num = lambda t: 0 if t.strip() in (".", "") else int(t)
+        n = line[38:44].strip()
+        rows.append((0 if n == "?" else int(n), num(line[0:10]), num(line[19:29]), line[46:] if n != "?" else None))
+    return rows
+
+
+def source_checks(driver, bin_dir, data, job_id):
+    """The Source tab's per-line self and total equal `sprof annotate`'s for the same function."""
+    prof = os.path.join(data, "jobs", job_id, "runs", "1", "profile.pb.gz")
+    report = report_json(bin_dir, prof)
+    checked = None
+    for r in sorted(report["functions"], key=lambda r: -r["selfValue"])[:12]:
+        name = r["key"][0]
+        want = annotate_rows(bin_dir, prof, name)
+        # One whose source file is read (qsl-bench's own code, not libc's without sources here).
+        if not any(line > 0 and text and text.strip() for line, _, _, text in want):
+            continue
+        open_tab(driver, "callers")
+        driver.execute_script("""document.getElementById('callers-summary').dataset.stale = '1';
+            const i = document.getElementById('callers-fn'); i.value = arguments[0]; i.dispatchEvent(new Event('change'));""", name)
+        wait(driver, f"callers of {name}", lambda d: d.find_elements(By.CSS_SELECTOR, "#callers-summary:not([data-stale])")
+             and d.find_element(By.ID, "callers-fn").get_attribute("value") == name and d.find_elements(By.ID, "callers-source"))
+        driver.find_element(By.ID, "callers-source").click()
+        wait(driver, f"the source of {name}", lambda d: d.find_element(By.ID, "panel").get_attribute("data-tab") == "source"
+             and d.find_elements(By.ID, "source-summary") and d.find_element(By.ID, "source-fn").get_attribute("value") == name)
+        summary = driver.find_element(By.ID, "source-summary")
+        assert (int(summary.get_attribute("data-self")), int(summary.get_attribute("data-total"))) == (r["selfValue"], r["totalValue"]), \
+            f"source of {name}: {summary.text} vs sprof report {r['selfValue']}/{r['totalValue']}"
+        got = driver.execute_script("""return [...document.querySelectorAll('#panel tr[data-line]')].map((tr) =>
+            [Number(tr.dataset.line), Number(tr.dataset.self), Number(tr.dataset.total), tr.lastChild.textContent]);""")
+        assert sorted((a, b, c) for a, b, c, _ in got) == sorted((a, b, c) for a, b, c, _ in want), \
+            f"source of {name}: page {got[:20]} vs sprof annotate {want[:20]}"
+        texts = [(a, t) for a, b, c, t in want if a > 0 and t and t.strip()]
+        page_text = {a: t for a, _, _, t in got}
+        assert all(page_text.get(a) == t for a, t in texts), f"source lines as annotate prints them: {texts[:3]} vs {list(page_text.items())[:3]}"
+        checked = (name, len(got), sum(1 for _, s, _, _ in got if s))
+        break
+    assert checked, "one of the hottest functions has its source read (qsl-bench is built with debug info, its sources are here)"
+    print(f"source: {checked[0]!r}: {checked[1]} lines ({checked[2]} with self samples) = sprof annotate, self/total = sprof report")
+
+
 def job_page(driver, server, job):
     driver.get(f"{server.base}/jobs/{job}#cpu")
     wait(driver, f"the page of {job}", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state"))
@@ -864,6 +977,140 @@ def make_bench_data(data, job):
         json.dump(state, f)
 
 
+def _varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def _field(num, payload):
+    """A length-delimited protobuf field (bytes), or a varint field (int)."""
+    if isinstance(payload, int):
+        return _varint(num << 3) + _varint(payload)
+    return _varint(num << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _packed(num, values):
+    return _field(num, b"".join(_varint(v) for v in values))
+
+
+def make_bench_pprof(data, job, stacks=30_000, threads=4, seconds=10, seed=7):
+    """A finished job as `sprof run --timeline` leaves it: profile.pb.gz (pprof written here by
+    hand: `stacks` distinct stacks, 12-30 frames over 5,000 functions, `threads` threads with
+    pid/tid labels, samples/count and cpu/nanoseconds at 999 Hz) and profile.timeline.tsv (every
+    sample's time, spread over `seconds`). Returns the sample count."""
+    import gzip
+    import random
+    rnd = random.Random(seed)
+    run = os.path.join(data, "jobs", job, "runs", "1")
+    os.makedirs(run)
+    strings = ["", "samples", "count", "cpu", "nanoseconds", "pid", "tid", "thread_name", "process_name", "bench"]
+    funcs = [f"mod{i % 40}::Type{i % 300}::fn_{i}(int)" for i in range(5000)] + ["main"]
+    strings += funcs
+    fid = {f: i + 1 for i, f in enumerate(funcs)}  # function id = location id
+    sid = {f: 10 + i for i, f in enumerate(funcs)}
+    seen, rows = set(), []
+    while len(seen) < stacks:
+        depth = rnd.randint(12, 30)
+        frames = ["main"] + [funcs[min(4999, int(rnd.paretovariate(1.2) * 3) + d * 150) % 5000] for d in range(depth)]
+        key = tuple(frames)
+        if key in seen:
+            continue
+        seen.add(key)
+        rows.append((key, rnd.randrange(threads), rnd.randint(1, 20)))
+    msg = bytearray()
+    msg += _field(1, _field(1, 1) + _field(2, 2)) + _field(1, _field(1, 3) + _field(2, 4))
+    period = 1_001_001
+    stack_no, timed = {}, []
+    for frames, t, n in rows:
+        labels = [_field(1, 5) + _field(3, 1000), _field(1, 6) + _field(3, 1000 + t),
+                  _field(1, 7) + _field(2, 9), _field(1, 8) + _field(2, 9)]
+        locs = [fid[f] for f in reversed(frames)]
+        msg += _field(2, _packed(1, locs) + _packed(2, [n, n * period]) + b"".join(_field(3, l) for l in labels))
+        k = stack_no.setdefault(frames, len(stack_no))
+        for _ in range(n):
+            timed.append((rnd.randrange(seconds * 1_000_000_000), t, k))
+    for f in funcs:
+        msg += _field(4, _field(1, fid[f]) + _field(3, 0x1000 + 16 * fid[f]) + _field(4, _field(1, fid[f])))
+        msg += _field(5, _field(1, fid[f]) + _field(2, sid[f]) + _field(3, sid[f]))
+    for text in strings:
+        msg += _field(6, text.encode())
+    msg += _field(11, _field(1, 3) + _field(2, 4)) + _field(12, period)
+    with open(os.path.join(run, "profile.pb.gz"), "wb") as f:
+        f.write(gzip.compress(bytes(msg), mtime=0))
+    lines = ["# sprof sample timeline v1: time_ns pid tid cpu stack"]
+    for frames, k in sorted(stack_no.items(), key=lambda kv: kv[1]):
+        lines.append(f"# stack {k} " + ",".join(str(fid[f]) for f in reversed(frames)))
+    for time_ns, t, k in sorted(timed):
+        lines.append(f"{time_ns}\t1000\t{1000 + t}\t{t % 2}\t{k}")
+    with open(os.path.join(run, "profile.timeline.tsv"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+    state = {"id": job, "command": ["bench"], "options": {"repeat": 1}, "state": "done", "created_ms": 1577836800000,
+             "started_ms": 1577836800000, "finished_ms": 1577836801000, "runs_done": 1, "samples": len(timed), "notices": []}
+    with open(os.path.join(data, "jobs", job, "state.json"), "w") as f:
+        json.dump(state, f)
+    return len(timed)
+
+
+def bench30k(bin_dir):
+    """Times what issue 21 sets targets for, on two jobs of 30,000 distinct stacks (pprof with a
+    sample timeline): the CPU tab's first view, Compare of the two, and a time range. Prints the
+    figures (no assertion on time); checks the range's total against the timeline file."""
+    data = tempfile.mkdtemp(prefix="sprof-serve-bench30k-")
+    jobs = ["20200101-000000-be0c30", "20200101-000000-be0c31"]
+    totals = [make_bench_pprof(data, jobs[0]), make_bench_pprof(data, jobs[1], seed=8)]
+    driver = start_browser()
+    server = Server(bin_dir, data, free_port())
+    try:
+        driver.get(f"{server.base}/jobs/{jobs[0]}?token={server.token}#files")
+        wait(driver, "the page", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
+        figures = {}
+        # First view: from the tab's click to the drawn flame graph (server: decode, tree, JSON; page: layout, draw).
+        t0 = time.time()
+        open_tab(driver, "cpu")
+        wait(driver, "the flame graph", flame_ready, timeout=600)
+        figures["first CPU view"] = time.time() - t0
+        assert flame_total(driver) == totals[0], (flame_total(driver), totals[0])
+        t0 = time.time()
+        open_tab(driver, "cpu")
+        wait(driver, "the flame graph again", flame_ready, timeout=600)
+        figures["CPU view again (cached)"] = time.time() - t0
+        # A time range: the middle 40% of the run.
+        with open(os.path.join(data, "jobs", jobs[0], "runs", "1", "profile.timeline.tsv")) as f:
+            times = [int(l.split("\t", 1)[0]) for l in f if l.strip() and not l.startswith("#")]
+        lo, hi = 3_000_000_000, 7_000_000_000
+        want = sum(1 for t in times if lo <= t < hi)
+        t0 = time.time()
+        driver.execute_script("window.sprofFlame = null; window.SprofRange.set({from: arguments[0], to: arguments[1]});", lo, hi)
+        wait(driver, "the range's flame graph", lambda d: d.execute_script("return !!(window.sprofFlame && window.sprofFlame.drawn > 0)"), timeout=600)
+        figures["range selection (CPU view of 40% of the run)"] = time.time() - t0
+        assert flame_total(driver) == want, (flame_total(driver), want)
+        t0 = time.time()
+        open_tab(driver, "top")
+        wait(driver, "the range's top table", lambda d: d.find_elements(By.CSS_SELECTOR, "#top-table tbody tr"), timeout=600)
+        figures["range: Top functions"] = time.time() - t0
+        driver.execute_script("window.SprofRange.set(null);")
+        # Compare: job 2 against job 1.
+        driver.get(f"{server.base}/jobs/{jobs[1]}#compare")
+        wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]'))
+        t0 = time.time()
+        driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]').click()
+        wait(driver, "the comparison", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d), timeout=600)
+        figures["Compare of the two jobs"] = time.time() - t0
+        for k, v in figures.items():
+            print(f"30,000 distinct stacks, {totals[0]} samples: {k}: {v * 1000:.0f} ms")
+    finally:
+        driver.quit()
+        server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 def bench(bin_dir):
     """Times the flame graph on a synthetic profile of 100k distinct stacks (no assertion on time)."""
     data = tempfile.mkdtemp(prefix="sprof-serve-bench-")
@@ -900,7 +1147,9 @@ if __name__ == "__main__":
         print(__doc__)
         sys.exit(2)
     bin_dir = os.path.abspath(sys.argv[1])
-    if "--bench" in sys.argv:
+    if "--bench30k" in sys.argv:
+        bench30k(bin_dir)
+    elif "--bench" in sys.argv:
         bench(bin_dir)
     elif "--make-bench-data" in sys.argv:
         make_bench_data(sys.argv[sys.argv.index("--make-bench-data") + 1], "20200101-000000-be0c4e")

@@ -1,3 +1,4 @@
+import Foundation
 import XCTest
 import SprofProfile
 @testable import SprofAnnotate
@@ -50,6 +51,32 @@ final class LineCostsTests: XCTestCase {
         XCTAssertEqual(a.annotated, 1)
         XCTAssertThrowsError(try Annotator.annotate(profile(), pattern: "(["))
         XCTAssertThrowsError(try Annotator.annotate(profile(), pattern: "nothing"))
+    }
+
+    /// The listing (`sprof serve`'s source view) holds the rows `sprof annotate` prints: the
+    /// sampled lines, those between, two around, with the file's text.
+    func testListingHasTheRowsAnnotatePrints() throws {
+        let dir = NSTemporaryDirectory() + "sprof-listing-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try (1...20).map { "line \($0) of w.c" }.joined(separator: "\n").write(toFile: dir + "/w.c", atomically: true, encoding: .utf8)
+        var p = profile()
+        for i in p.functions.indices where p.functions[i].file == "w.c" { p.functions[i].file = dir + "/w.c" }
+        let listing = try XCTUnwrap(Annotator.listing(p, function: "work"))
+        XCTAssertNil(listing.changed)
+        XCTAssertEqual(listing.grandTotal, 10)
+        XCTAssertEqual(listing.files.map(\.path), [dir + "/w.c"])
+        let rows = try XCTUnwrap(listing.files.first).rows
+        XCTAssertTrue(try XCTUnwrap(listing.files.first).found)
+        XCTAssertEqual(rows.map(\.line), Array(8...14))
+        XCTAssertEqual(rows.map(\.selfValue), [0, 0, 5, 0, 0, 0, 0])
+        XCTAssertEqual(rows.map(\.totalValue), [0, 0, 5, 0, 3, 0, 0])
+        XCTAssertEqual(rows.first?.text, "line 8 of w.c")
+        let text = try Annotator.annotate(p, pattern: "^work$").text
+        for row in rows {
+            XCTAssertTrue(text.contains(" \(String(repeating: " ", count: 6 - String(row.line).count))\(row.line)  \(row.text ?? "")\n"), "line \(row.line) in\n\(text)")
+        }
+        XCTAssertNil(Annotator.listing(p, function: "wor"), "an exact name, not a pattern")
     }
 }
 

@@ -220,6 +220,33 @@ final class SystemWideTests: XCTestCase {
     }
 }
 
+/// Every sample's time beside the profile (`--timeline`).
+final class SampleTimelineTests: XCTestCase {
+    /// One line per sample of `PREFIX.pb.gz`, on the memory timeline's axis, read back against the
+    /// pprof file; without the flag, no file.
+    func testTimelineHoldsEverySampleOfThePprofFile() throws {
+        try SprofCLI.requirePerfEvents()
+        let binary = try TestFixtures.buildC("alloc", flags: TestFixtures.noFramePointerFlags)
+        let prefix = SprofCLI.outputPrefix("timeline")
+        let r = try SprofCLI.run(["run", "--timeline", "-g", "-o", prefix, "--", binary, "64", "300"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let profile = try PprofFormat.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: prefix + ".pb.gz"))))
+        let timed = try SampleTimeline.parse(String(contentsOfFile: prefix + ".timeline.tsv", encoding: .utf8), matching: profile)
+        XCTAssertGreaterThan(timed.count, 0)
+        XCTAssertEqual(Int64(timed.count), profile.total(0), "one line per sample")
+        var perStack: [Int: Int64] = [:]
+        for t in timed { perStack[t.stack, default: 0] += 1 }
+        var wanted: [Int: Int64] = [:]
+        for s in profile.samples { wanted[s.stack, default: 0] += s.values[0] }
+        XCTAssertEqual(perStack, wanted, "each stack's samples")
+        XCTAssertEqual(timed.map(\.time), timed.map(\.time).sorted(), "in time order")
+        XCTAssertLessThan(try XCTUnwrap(timed.last).time, profile.metadata.duration + 1_000_000_000, "counted from the start of recording")
+        let plain = SprofCLI.outputPrefix("no-timeline")
+        XCTAssertEqual(try SprofCLI.run(["run", "-g", "-o", plain, "--", binary, "8", "10"]).status, 0)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: plain + ".timeline.tsv"))
+    }
+}
+
 /// Memory over time: the RSS timeline beside the profile.
 final class MemoryTimelineTests: XCTestCase {
     /// `sprof run -o PREFIX -- alloc MIB HOLD_MS`: the run, the VmRSS the fixture printed (kB)

@@ -33,6 +33,7 @@
     // Views and comparisons carry the transforms of the transform bar.
     path = window.sprofTransforms.decorate(path);
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    if (method === "GET") path = window.SprofRange.apply(path);  // a time range cuts the CPU views
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
     try { data = await r.json(); } catch (_) { data = null; }
@@ -542,6 +543,7 @@
         input.addEventListener("change", () => { calleesOf = input.value; showTab("callers"); });
         const share = (v) => `${fmtInt(v)} (${(100 * v / Math.max(1, d.grand_total)).toFixed(2)}%)`;
         panel.append(el("p", {}, document.createTextNode("Function: "), input, names, transforms.functionButtons(name)),
+          el("p", {}, el("button", { id: "callers-source", onclick: () => { calleesOf = name; showTab("source"); }, text: "Source of this function" })),
           el("p", { id: "callers-summary", "data-self": String(d.self), "data-total": String(d.total),
             text: `self ${share(d.self)}, total ${share(d.total)} of ${fmtInt(d.grand_total)} ${d.unit}. Click a row to follow it.` }));
         function list(id, title, rows, withSelf) {
@@ -583,7 +585,10 @@
 
       message("loading…");
       const run = {
-        cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab, wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
+        cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab,
+        source: () => { const why = needsProfile(); return why ? message(why) : window.SprofSource.tab(panel, { api, base, el, message,
+          onPick: (n) => { calleesOf = n; showTab("source"); } }, calleesOf); },
+        timeline: () => { const why = needsProfile(); return why ? message(why) : window.SprofTimeline.tab(panel, { api, base, el, message }); }, wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
         top: topTab, threads: threadsTab, system: systemTab, compare: compareTab, files: filesTab,
       }[name] || (() => flameTab("cpu"));
       run().catch((e) => message(String(e.message || e)));
@@ -602,7 +607,8 @@
 
     for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
     // A tab named in the URL by hand (or by the back button) is shown.
-    window.addEventListener("hashchange", () => { if (transforms.reread()) showTab(transforms.state.tab); });
+    window.addEventListener("hashchange", () => { window.SprofRange.showBar(); if (transforms.reread()) showTab(transforms.state.tab); });
+    window.SprofRange.onchange = () => showTab(tab);
     document.getElementById("stop").addEventListener("click", async () => {
       showError(actionError, null);
       try { setJob(await api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`)); }

@@ -1,6 +1,7 @@
 // sprof serve: transforms and permalinks of the job page.
 //
-// The view's state lives in the URL's fragment: `#TAB&tf=KIND:ARG&tf=…&zoom=A;B;C&q=REGEX&fn=NAME`,
+// The view's state lives in the URL's fragment: `#TAB&tf=KIND:ARG&tf=…&zoom=A;B;C&q=REGEX&fn=NAME&range=FROM-TO`
+// (the time range is timeline.js's),
 // so a reload or a shared URL shows the same view. Transforms (focus:F, subtree:A;B;C, ignore:F,
 // merge:F, rec:F, tid:N, pid:N, as `sprof report --transform`) are applied by the server, in
 // order, before every view: each view request carries them as `tf=` query parameters. Names are
@@ -17,7 +18,7 @@
 
   function parse(hash) {
     const parts = hash.replace(/^#/, "").split("&");
-    const st = { tab: decodeURIComponent(parts[0] || "") || "cpu", tf: [], zoom: "", q: "", fn: "" };
+    const st = { tab: decodeURIComponent(parts[0] || "") || "cpu", tf: [], zoom: "", q: "", fn: "", range: "" };
     for (const p of parts.slice(1)) {
       const eq = p.indexOf("=");
       if (eq < 0) continue;
@@ -32,7 +33,7 @@
     const enc = (v) => encodeURIComponent(v);
     let h = "#" + enc(st.tab);
     for (const t of st.tf) h += "&tf=" + enc(t);
-    for (const k of ["zoom", "q", "fn"]) if (st[k]) h += `&${k}=` + enc(st[k]);
+    for (const k of ["zoom", "q", "fn", "range"]) if (st[k]) h += `&${k}=` + enc(st[k]);
     return h;
   }
 

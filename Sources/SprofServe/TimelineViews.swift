@@ -1,0 +1,142 @@
+import Foundation
+import SprofProfile
+
+/// A time range of a run, nanoseconds from the start of recording (the axis of the memory and
+/// sample timelines): `from` included, `to` excluded.
+public struct TimeRange: Sendable, Hashable {
+    /// First nanosecond in the range.
+    public var from: UInt64
+    /// First nanosecond after it.
+    public var to: UInt64
+
+    /// Creates a range.
+    public init(from: UInt64, to: UInt64) {
+        self.from = from
+        self.to = to
+    }
+
+    /// The range of a request's `from` and `to` query values (decimal nanoseconds); nil when
+    /// neither is given.
+    /// - Throws: ``ServeError`` 400 when a value is not a whole number or `to` is not after `from`.
+    public static func parse(from: String?, to: String?) throws -> TimeRange? {
+        guard from != nil || to != nil else { return nil }
+        func value(_ text: String?, _ name: String, _ otherwise: UInt64) throws -> UInt64 {
+            guard let text else { return otherwise }
+            guard let v = UInt64(text) else {
+                throw ServeError(400, "\(name)=\(String(text.prefix(30))): give nanoseconds from the start of recording, a whole number")
+            }
+            return v
+        }
+        let r = TimeRange(from: try value(from, "from", 0), to: try value(to, "to", .max))
+        guard r.to > r.from else { throw ServeError(400, "the time range is empty: to (\(r.to)) must be after from (\(r.from))") }
+        return r
+    }
+
+    /// Whether `time` lies in the range.
+    public func contains(_ time: UInt64) -> Bool { time >= from && time < to }
+}
+
+extension ProfileViews {
+    /// `profile` with only the samples of `timed` (read from the run's timeline, see
+    /// ``SampleTimeline``) that lie in `range`: the per-stack, per-thread aggregates rebuilt from
+    /// those samples. Each sample counts 1 for the first value and, for the others (e.g.
+    /// cpu/nanoseconds), the average per sample of its stack and thread in the whole profile.
+    /// Samples with no timed entry (off-CPU stacks) are left out.
+    public static func restrict(_ profile: Profile, timed: [Profile.TimedSample], to range: TimeRange) -> Profile {
+        struct Key: Hashable { var stack: Int; var thread: Int }
+        var perSample: [Key: [Int64]] = [:]
+        for s in profile.samples {
+            guard let t = s.thread, s.values[0] > 0 else { continue }
+            let n = s.values[0]
+            perSample[Key(stack: s.stack, thread: t)] = s.values.map { $0 / n }
+        }
+        var counts: [Key: Int64] = [:]
+        for s in timed where range.contains(s.time) { counts[Key(stack: s.stack, thread: s.thread), default: 0] += 1 }
+        var p = profile
+        p.samples = counts.map { key, n in
+            var values = perSample[key] ?? Array(repeating: 0, count: profile.sampleTypes.count)
+            values[0] = 1
+            return Profile.Sample(stack: key.stack, thread: key.thread, values: values.map { $0 * n })
+        }.sorted { $0.thread != $1.thread ? ($0.thread ?? -1) < ($1.thread ?? -1) : $0.stack < $1.stack }
+        p.timedSamples = []
+        return p
+    }
+
+    /// The frame names of every stack of `profile` (``Profile/frameNames(ofStack:fullNames:)``),
+    /// by stack index: made once per run, they turn any selection of its samples into CPU stacks
+    /// without naming the frames again (``cpuStacks(_:names:)``).
+    public static func stackNames(_ profile: Profile) -> [[String]] {
+        profile.stacks.indices.map { profile.frameNames(ofStack: $0) }
+    }
+
+    /// The CPU stacks of `profile` (sample counts, rooted at the process) as
+    /// ``Profile/aggregatedStacks(valueIndex:perThread:fullNames:sorted:)`` gives them, unsorted,
+    /// from the names of ``stackNames(_:)``; merged by stack and process rather than by names, which
+    /// the flame tree, the callers and the tables read alike.
+    public static func cpuStacks(_ profile: Profile, names: [[String]]) -> [(frames: [String], value: Int64)] {
+        struct Key: Hashable { var stack: Int; var root: String? }
+        var merged: [Key: Int64] = [:]
+        for s in profile.samples where s.values[0] != 0 {
+            merged[Key(stack: s.stack, root: profile.rootFrames(of: s, perThread: false).first), default: 0] += s.values[0]
+        }
+        return merged.map { key, value in (frames: (key.root.map { [$0] } ?? []) + names[key.stack], value: value) }
+    }
+
+    /// One thread's track of the timeline.
+    public struct TimelineThread: Encodable, Sendable {
+        /// Index into the profile's threads (the `thread` of `view/cpu?thread=`).
+        public var index: Int
+        public var pid: Int32
+        public var tid: Int32
+        public var process: String
+        public var name: String
+        /// Its samples in the whole run.
+        public var total: Int
+        /// Its samples per bucket.
+        public var counts: [Int]
+    }
+
+    /// Samples over time per thread, CPU use over time, and resident memory on the same axis.
+    public struct Timeline: Encodable, Sendable {
+        /// Nanoseconds from the start of recording to the last sample or memory reading.
+        public var duration: UInt64
+        /// Width of a bucket, nanoseconds.
+        public var bucket: UInt64
+        /// Samples in the timeline.
+        public var samples: Int
+        /// Threads, most samples first.
+        public var threads: [TimelineThread]
+        /// CPUs in use per bucket (samples times the average CPU nanoseconds of a sample, over
+        /// the bucket's width); nil when the profile has no cpu/nanoseconds value.
+        public var cpu: [Double]?
+        /// The memory timeline (as `view/memory`).
+        public var memory: [MemorySeries]
+    }
+
+    /// The timeline of `timed` in `buckets` buckets (at least 1).
+    public static func timeline(_ profile: Profile, timed: [Profile.TimedSample], names: [Int32: String] = [:], buckets: Int = 400) -> Timeline {
+        let memory = memory(profile, names: names)
+        let last = max(timed.map(\.time).max() ?? 0, profile.memory.map(\.time).max() ?? 0)
+        let n = max(1, buckets)
+        let width = max(1, (last + 1 + UInt64(n) - 1) / UInt64(n))
+        var perThread: [Int: [Int]] = [:]
+        var all = Array(repeating: 0, count: n)
+        for s in timed {
+            let b = min(n - 1, Int(s.time / width))
+            perThread[s.thread, default: Array(repeating: 0, count: n)][b] += 1
+            all[b] += 1
+        }
+        let threads = perThread.map { index, counts -> TimelineThread in
+            let t = profile.threads[index]
+            return TimelineThread(index: index, pid: t.pid, tid: t.tid, process: t.processName, name: t.name,
+                                  total: counts.reduce(0, +), counts: counts)
+        }.sorted { $0.total != $1.total ? $0.total > $1.total : $0.tid < $1.tid }
+        var cpu: [Double]?
+        if let c = profile.sampleTypeIndex("cpu"), profile.sampleTypes[c].unit == "nanoseconds" {
+            let count = profile.total(0)
+            let perSample = count > 0 ? Double(profile.total(c)) / Double(count) : 0
+            cpu = all.map { Double($0) * perSample / Double(width) }
+        }
+        return Timeline(duration: last, bucket: width, samples: timed.count, threads: threads, cpu: cpu, memory: memory)
+    }
+}
