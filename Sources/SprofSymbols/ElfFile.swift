@@ -95,7 +95,7 @@ final class ElfFile {
         self.elf = elf
         self.moduleName = moduleName
         self.path = path
-        self.loads = Self.readLoads(elf)
+        self.loads = LoadSegment.segments(of: elf)
         self.buildID = Self.readBuildID(mod)
         var candidates = Self.readSymbols(mod, dwflBias: bias)
         candidates += Self.readPLTEntries(elf)
@@ -156,19 +156,6 @@ final class ElfFile {
         }
         return elves.flatMap { CompressedSections.zstdDebugSections($0) }
     }()
-
-    private static func readLoads(_ elf: OpaquePointer) -> [LoadSegment] {
-        var count = 0
-        guard elf_getphdrnum(elf, &count) == 0 else { return [] }
-        var loads: [LoadSegment] = []
-        for i in 0..<count {
-            var ph = GElf_Phdr()
-            guard gelf_getphdr(elf, Int32(i), &ph) != nil, ph.p_type == UInt32(PT_LOAD) else { continue }
-            loads.append(LoadSegment(offset: ph.p_offset, vaddr: ph.p_vaddr, fileSize: ph.p_filesz,
-                                      executable: ph.p_flags & UInt32(PF_X) != 0))
-        }
-        return loads
-    }
 
     private static func readBuildID(_ mod: OpaquePointer) -> [UInt8] {
         var bits: UnsafePointer<UInt8>?

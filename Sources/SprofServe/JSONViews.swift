@@ -1,0 +1,344 @@
+import Foundation
+import SprofFormats
+import SprofOutput
+import SprofProfile
+
+/// The JSON views the pages draw: flame graph trees, tables, the memory timeline.
+public enum ProfileViews {
+    /// A flame graph as a flat prefix tree in pre-order, children sorted by name (flamegraph.pl's
+    /// order): `names` (interned frame names), and per node `parent` (index, -1 for roots), `name`
+    /// (index into names) and `value` (total of the node, in `unit`). With a base, `base` holds the
+    /// base profile's totals per node scaled to the new total (differential flame graph).
+    public struct FlameTree: Encodable, Sendable {
+        public var unit: String
+        public var total: Int64
+        public var names: [String]
+        public var parent: [Int32]
+        public var name: [Int32]
+        public var value: [Int64]
+        public var base: [Int64]?
+
+        /// The tree as JSON, written directly: a tree of a million frames is tens of megabytes, which
+        /// a generic encoder writes several times slower. Names are escaped as JSON strings, with
+        /// `<`, `>` and `&` as `\u003c`-style escapes as well.
+        public func jsonBytes() -> [UInt8] {
+            var out: [UInt8] = []
+            out.reserveCapacity(parent.count * 24 + names.reduce(0) { $0 + $1.utf8.count + 3 })
+            out.append(contentsOf: Array(#"{"unit":"#.utf8))
+            JSONWriting.string(unit, into: &out)
+            out.append(contentsOf: Array(#","total":"#.utf8))
+            JSONWriting.int(total, into: &out)
+            out.append(contentsOf: Array(#","names":["#.utf8))
+            for (i, n) in names.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                JSONWriting.string(n, into: &out)
+            }
+            func array<T: BinaryInteger>(_ key: String, _ values: [T]) {
+                out.append(contentsOf: Array("],\"\(key)\":[".utf8))
+                for (i, v) in values.enumerated() {
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    JSONWriting.int(Int64(v), into: &out)
+                }
+            }
+            array("parent", parent)
+            array("name", name)
+            array("value", value)
+            if let base { array("base", base) }
+            out.append(contentsOf: Array("]}".utf8))
+            return out
+        }
+    }
+
+    /// Builds a flame tree from folded-shaped stacks (root first), which need not be sorted; the
+    /// same stack given twice adds up.
+    ///
+    /// Built as a trie over interned names (one dictionary step per frame), then laid out in
+    /// pre-order with siblings by name: sorting the stacks as arrays of strings, as this did
+    /// first, compared the shared prefixes' strings again and again and was most of the first
+    /// view's time on large profiles.
+    public static func flameTree(_ stacks: [(frames: [String], value: Int64)], unit: String,
+                                 base: [(frames: [String], value: Int64)]? = nil) -> FlameTree {
+        var scale = 1.0
+        if let base {
+            let newTotal = stacks.reduce(Int64(0)) { $0 + max(0, $1.value) }
+            let baseTotal = base.reduce(Int64(0)) { $0 + max(0, $1.value) }
+            scale = baseTotal > 0 ? Double(newTotal) / Double(baseTotal) : 1
+        }
+        var ids: [String: Int32] = [:]
+        var idNames: [String] = []
+        var childOf: [Int64: Int32] = [:]
+        var parent: [Int32] = [], name: [Int32] = [], value: [Int64] = []
+        var rawBase: [Int64] = []   // base values of the stacks ending at each node, unscaled
+        var total: Int64 = 0
+        func insert(_ frames: [String]) -> Int32 {
+            var node: Int32 = -1
+            for f in frames {
+                let id: Int32
+                if let known = ids[f] { id = known } else {
+                    id = Int32(idNames.count)
+                    idNames.append(f)
+                    ids[f] = id
+                }
+                let key = Int64(node) << 32 | Int64(UInt32(bitPattern: id))
+                if let child = childOf[key] { node = child } else {
+                    parent.append(node)
+                    name.append(id)
+                    value.append(0)
+                    rawBase.append(0)
+                    node = Int32(parent.count - 1)
+                    childOf[key] = node
+                }
+            }
+            return node
+        }
+        for s in stacks where s.value > 0 {
+            var node = insert(s.frames)
+            total += s.value
+            while node >= 0 { value[Int(node)] += s.value; node = parent[Int(node)] }
+        }
+        var baseValue: [Int64] = []
+        if let base {
+            var ends: [Int32] = []
+            for s in base where s.value > 0 {
+                let node = insert(s.frames)
+                if node >= 0 {
+                    if rawBase[Int(node)] == 0 { ends.append(node) }
+                    rawBase[Int(node)] += s.value
+                }
+            }
+            baseValue = Array(repeating: 0, count: parent.count)
+            // Scaled once per distinct stack, as the sum of its copies: the same rounding as a
+            // merge of the stacks before scaling.
+            for end in ends {
+                let scaled = Int64((Double(rawBase[Int(end)]) * scale).rounded())
+                var node = end
+                while node >= 0 { baseValue[Int(node)] += scaled; node = parent[Int(node)] }
+            }
+        }
+        // Pre-order, siblings by name (flamegraph.pl's order): names ranked once, children as
+        // ranges of one array.
+        let n = parent.count
+        var rank = [Int32](repeating: 0, count: idNames.count)
+        for (r, id) in idNames.indices.sorted(by: { idNames[$0] < idNames[$1] }).enumerated() { rank[id] = Int32(r) }
+        var first = [Int](repeating: 0, count: n + 2)
+        for p in parent { first[Int(p) + 2] += 1 }
+        for i in 1..<first.count { first[i] += first[i - 1] }
+        var children = [Int32](repeating: 0, count: n)
+        var fill = first
+        for (i, p) in parent.enumerated() {
+            children[fill[Int(p) + 1]] = Int32(i)
+            fill[Int(p) + 1] += 1
+        }
+        for slot in 0...n where first[slot + 1] - first[slot] > 1 {
+            children[first[slot]..<first[slot + 1]].sort { rank[Int(name[Int($0)])] < rank[Int(name[Int($1)])] }
+        }
+        var tree = FlameTree(unit: unit, total: total, names: [], parent: [], name: [], value: [], base: base == nil ? nil : [])
+        tree.parent.reserveCapacity(n)
+        tree.name.reserveCapacity(n)
+        tree.value.reserveCapacity(n)
+        var newIndex = [Int32](repeating: -1, count: n)
+        var finalName = [Int32](repeating: -1, count: idNames.count)
+        var work: [Int32] = children[first[0]..<first[1]].reversed()
+        while let node = work.popLast() {
+            let i = Int(node)
+            let id = Int(name[i])
+            if finalName[id] < 0 {
+                finalName[id] = Int32(tree.names.count)
+                tree.names.append(idNames[id])
+            }
+            newIndex[i] = Int32(tree.parent.count)
+            tree.parent.append(parent[i] < 0 ? -1 : newIndex[Int(parent[i])])
+            tree.name.append(finalName[id])
+            tree.value.append(value[i])
+            tree.base?.append(baseValue[i])
+            work.append(contentsOf: children[first[i + 1]..<first[i + 2]].reversed())
+        }
+        return tree
+    }
+
+    /// One row of the top-functions table (`sprof report`).
+    public struct TopRow: Encodable, Sendable {
+        public var name: String
+        public var selfValue: Int64
+        public var totalValue: Int64
+        public var selfPercent: Double
+        public var totalPercent: Double
+        enum CodingKeys: String, CodingKey {
+            case name, selfValue = "self", totalValue = "total", selfPercent = "self_percent", totalPercent = "total_percent"
+        }
+    }
+
+    /// The top-functions table by self, at most `limit` rows.
+    public static func top(_ profile: Profile, valueIndex: Int = 0, limit: Int = 500) -> [TopRow] {
+        profile.top(by: [.sym], valueIndex: valueIndex).prefix(limit).map {
+            TopRow(name: $0.name, selfValue: $0.selfValue, totalValue: $0.totalValue,
+                   selfPercent: $0.selfPercent, totalPercent: $0.totalPercent)
+        }
+    }
+
+    /// The inverted (bottom-up) tree: every stack read from its leaf, so the roots are the
+    /// functions samples were in (each root's value is that function's self value) and their
+    /// children are the callers.
+    public static func invertedTree(_ stacks: [(frames: [String], value: Int64)], unit: String) -> FlameTree {
+        flameTree(stacks.map { (frames: Array($0.frames.reversed()), value: $0.value) }, unit: unit)
+    }
+
+    /// One neighbour of a function in the callers/callees view.
+    public struct Neighbour: Encodable, Sendable {
+        /// The caller's or callee's name.
+        public var name: String
+        /// Value of the samples in which this caller calls the function (or the function calls
+        /// this callee), counted once per sample.
+        public var total: Int64
+        /// Of that, the value where the callee itself is the leaf (callees only; 0 for callers).
+        public var selfValue: Int64
+        enum CodingKeys: String, CodingKey { case name, total, selfValue = "self" }
+    }
+
+    /// Who calls `function` and what it calls (pprof's peek, the Firefox Profiler's butterfly).
+    public struct CallersCallees: Encodable, Sendable {
+        /// The function.
+        public var name: String
+        /// Its self value (samples with it as the leaf).
+        public var selfValue: Int64
+        /// Its total value (samples with it anywhere on the stack, once per sample).
+        public var total: Int64
+        /// The profile's total.
+        public var grandTotal: Int64
+        /// The unit of the values.
+        public var unit: String
+        /// Callers, largest total first.
+        public var callers: [Neighbour]
+        /// Callees, largest total first.
+        public var callees: [Neighbour]
+        enum CodingKeys: String, CodingKey {
+            case name, selfValue = "self", total, grandTotal = "grand_total", unit, callers, callees
+        }
+    }
+
+    /// The callers and callees of `function` over `stacks` (root first). Recursion counts a
+    /// sample once per caller or callee, as total values do.
+    public static func callersCallees(_ stacks: [(frames: [String], value: Int64)], function: String, unit: String) -> CallersCallees {
+        var result = CallersCallees(name: function, selfValue: 0, total: 0, grandTotal: 0, unit: unit, callers: [], callees: [])
+        var callers: [String: Int64] = [:], callees: [String: (Int64, Int64)] = [:]
+        for s in stacks where s.value > 0 {
+            result.grandTotal += s.value
+            guard s.frames.contains(function) else { continue }
+            result.total += s.value
+            if s.frames.last == function { result.selfValue += s.value }
+            var up = Set<String>(), down = Set<String>()
+            for (i, f) in s.frames.enumerated() where f == function {
+                if i > 0 { up.insert(s.frames[i - 1]) }
+                if i + 1 < s.frames.count { down.insert(s.frames[i + 1]) }
+            }
+            for c in up { callers[c, default: 0] += s.value }
+            for c in down {
+                callees[c, default: (0, 0)].0 += s.value
+                if s.frames.last == c && s.frames[s.frames.count - 2] == function { callees[c, default: (0, 0)].1 += s.value }
+            }
+        }
+        func order(_ a: Neighbour, _ b: Neighbour) -> Bool { a.total != b.total ? a.total > b.total : a.name < b.name }
+        result.callers = callers.map { Neighbour(name: $0.key, total: $0.value, selfValue: 0) }.sorted(by: order)
+        result.callees = callees.map { Neighbour(name: $0.key, total: $0.value.0, selfValue: $0.value.1) }.sorted(by: order)
+        return result
+    }
+
+    /// One thread's total.
+    public struct ThreadRow: Encodable, Sendable {
+        public var index: Int
+        public var pid: Int32
+        public var tid: Int32
+        public var process: String
+        public var name: String
+        public var value: Int64
+        public var percent: Double
+    }
+
+    /// Per-thread totals, largest first; `index` selects the thread's flame graph.
+    public static func threads(_ profile: Profile) -> [ThreadRow] {
+        var indexOf: [Profile.Thread: Int] = [:]
+        for (i, t) in profile.threads.enumerated() { indexOf[t] = i }
+        return profile.threadTotals().map { t in
+            let key = Profile.Thread(pid: t.pid, tid: t.tid, name: t.name, processName: t.processName)
+            return ThreadRow(index: indexOf[key] ?? -1, pid: t.pid, tid: t.tid, process: t.processName, name: t.name,
+                             value: t.value, percent: t.percent)
+        }
+    }
+
+    /// `profile` with only the samples of thread `index`.
+    public static func only(thread index: Int, of profile: Profile) -> Profile {
+        var p = profile
+        p.samples = p.samples.filter { $0.thread == index }
+        return p
+    }
+
+    /// The resident-memory timeline, one series per process.
+    public struct MemorySeries: Encodable, Sendable {
+        public var pid: Int32
+        public var name: String
+        /// `[nanoseconds since start, RSS bytes]` pairs in time order.
+        public var points: [[UInt64]]
+    }
+
+    /// The timeline of `profile.memory`, grouped by process; `names` (pid → name) first, then the
+    /// profile's main threads name the processes.
+    public static func memory(_ profile: Profile, names known: [Int32: String] = [:]) -> [MemorySeries] {
+        var byPID: [Int32: [[UInt64]]] = [:]
+        for m in profile.memory { byPID[m.pid, default: []].append([m.time, m.rss]) }
+        var names = Dictionary(profile.threads.filter { $0.pid == $0.tid }.map { ($0.pid, $0.processName) }, uniquingKeysWith: { a, _ in a })
+        names.merge(known) { _, new in new }
+        return byPID.keys.sorted().map { MemorySeries(pid: $0, name: names[$0] ?? "pid \($0)", points: byPID[$0]!) }
+    }
+
+    /// One row of the Compare tab's table: a function's self and total shares (percent of each
+    /// profile's total) in base and new, and their changes in percentage points.
+    public struct CompareRow: Encodable, Sendable {
+        /// The function (as `sprof report` names it).
+        public var name: String
+        /// Self share in the base, percent of the base's total.
+        public var baseSelf: Double
+        /// Self share in the new profile, percent of its total.
+        public var newSelf: Double
+        /// `newSelf - baseSelf`, percentage points.
+        public var deltaSelf: Double
+        /// Total (inclusive) share in the base, percent.
+        public var baseTotal: Double
+        /// Total share in the new profile, percent.
+        public var newTotal: Double
+        /// `newTotal - baseTotal`, percentage points.
+        public var deltaTotal: Double
+        /// With repeated runs on both sides: the Benjamini–Hochberg q-value of the self change.
+        public var qSelf: Double? = nil
+        /// The q-value of the total change.
+        public var qTotal: Double? = nil
+        /// The test used for the self change: `welch` or `mann-whitney`.
+        public var test: String? = nil
+        /// Whether the self or the total change is significant (q ≤ 0.05).
+        public var significant: Bool? = nil
+        enum CodingKeys: String, CodingKey {
+            case name, baseSelf = "base_self", newSelf = "new_self", deltaSelf = "delta_self"
+            case baseTotal = "base_total", newTotal = "new_total", deltaTotal = "delta_total"
+            case qSelf = "q_self", qTotal = "q_total", test, significant
+        }
+    }
+
+    /// Self and total shares per function in both profiles, the largest change (of self or
+    /// total) first, at most `limit` rows. Total catches what self misses: work that moved
+    /// between two callers of one shared helper changes the callers' totals, not their self.
+    public static func compare(base: Profile, new: Profile, limit: Int = 200) -> [CompareRow] {
+        func shares(_ p: Profile) -> [String: (Double, Double)] {
+            var out: [String: (Double, Double)] = [:]
+            for r in p.top(by: [.sym]) where out[r.name] == nil { out[r.name] = (r.selfPercent, r.totalPercent) }
+            return out
+        }
+        let b = shares(base), n = shares(new)
+        let rows = Set(b.keys).union(n.keys).map { name -> CompareRow in
+            let (bs, bt) = b[name] ?? (0, 0), (ns, nt) = n[name] ?? (0, 0)
+            return CompareRow(name: name, baseSelf: bs, newSelf: ns, deltaSelf: ns - bs, baseTotal: bt, newTotal: nt, deltaTotal: nt - bt)
+        }
+        return rows.sorted {
+            let a = max(abs($0.deltaSelf), abs($0.deltaTotal)), c = max(abs($1.deltaSelf), abs($1.deltaTotal))
+            return a != c ? a > c : $0.name < $1.name
+        }.prefix(limit).map { $0 }
+    }
+}
