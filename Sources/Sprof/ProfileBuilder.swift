@@ -199,21 +199,28 @@ final class ProfileBuilder {
         if !ignoredEvents.isEmpty && ignoredEvents.contains(sample.eventID) { return }
         // Heap probes: the size and pointer of a sampled allocation, or a free, a return, an
         // unsampled entry, none of which needs a stack.
-        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0
+        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0, heapTracked = true
         if let heap {
             guard let role = heap.roles[sample.eventID] else { return }
+            heap.probeRecords += 1
             let di = Self.register(5, of: sample) ?? 0, si = Self.register(4, of: sample) ?? 0
             switch role {
             case .sampled:
                 (heapPointer, heapSize) = (di, si)
+                heapTracked = (Self.register(3, of: sample) ?? 0) == 0  // DX: `untracked`
             case .freed:
                 if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
                 return
             case .returned:
-                heap.returned(pid: sample.pid, tid: sample.tid, address: Self.register(0, of: sample) ?? 0, time: sample.time)
+                // The return probe's IP is the call's return address.
+                if calledByAllocator(sample.ip, sample: sample, heap: heap) { return }
+                heap.returned(pid: sample.pid, tid: sample.tid, sp: Self.register(7, of: sample) ?? 0,
+                              address: Self.register(0, of: sample) ?? 0, time: sample.time)
                 return
             case .entry(let argument):
-                if heap.enterNested(tid: sample.tid) { return }
+                // The 8 bytes copied at the entry's SP: the return address.
+                let returnAddress = sample.userStack.count >= 8 ? sample.userStack.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } : 0
+                if calledByAllocator(returnAddress, sample: sample, heap: heap) { return }
                 switch argument {
                 case .first: heapSize = di
                 case .second: heapSize = si
@@ -223,7 +230,7 @@ final class ProfileBuilder {
                     if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
                 }
                 guard heap.draw(pid: sample.pid, size: heapSize) else {
-                    heap.enter(tid: sample.tid, size: heapSize, key: nil)
+                    heap.enter(tid: sample.tid, sp: Self.register(7, of: sample) ?? 0, size: heapSize, key: nil)
                     return
                 }
             }
@@ -231,6 +238,19 @@ final class ProfileBuilder {
         let process = processes.process(sample.pid, tid: sample.tid)
         var unwound: UnwoundStack
         switch callGraph {
+        case .dwarf where heap != nil && sample.callchain.contains(Callchain.contextUser):
+            // An attached heap profile's entry probe: the kernel's frame-pointer walk (see
+            // EventSpec.walksUserFramePointers), whose first return address is missed when the
+            // probed function's first instruction is not `push %rbp` or `endbr64`
+            // (is_uprobe_at_func_entry, arch/x86/events/core.c): it is the word at SP.
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            if sample.userStack.count >= 8, !unwound.frames.isEmpty {
+                let returnAddress = sample.userStack.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                if unwound.frames.count < 2 || unwound.frames[1].address.rawValue != returnAddress {
+                    unwound.frames.insert(StackFrame(address: ProcessAddress(returnAddress), isReturnAddress: true, isKernel: false), at: 1)
+                }
+            }
+            unwinder.checkFramePointerStack(&unwound, process: process)
         case .dwarf:
             // Kernel frames (leaf-most) from the callchain, then the user frames unwound with libdw.
             unwound = Callchain.frames(of: sample, userFrames: false, maxStack: maxStack)
@@ -278,9 +298,9 @@ final class ProfileBuilder {
         let stackKey = StackKey(refs: scratch, thread: thread)
         if let heap {
             if heap.roles[sample.eventID] == .sampled {
-                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time)
+                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time, tracked: heapTracked)
             } else {
-                heap.enter(tid: sample.tid, size: heapSize, key: stackKey)
+                heap.enter(tid: sample.tid, sp: Self.register(7, of: sample) ?? 0, size: heapSize, key: stackKey)
             }
             statistics.samples += 1
             return
@@ -491,6 +511,23 @@ final class ProfileBuilder {
     private static func register(_ number: Int, of sample: SampleRecord) -> UInt64? {
         guard let i = UserRegisters.sampled.firstIndex(of: number), i < sample.userRegisters.count else { return nil }
         return sample.userRegisters[i]
+    }
+
+    /// Whether a probed allocator call returning to `returnAddress` was made by the allocator
+    /// itself (glibc's realloc(NULL, n) calls malloc): only the outermost call counts.
+    private func calledByAllocator(_ returnAddress: UInt64, sample: SampleRecord, heap: HeapAccounting<StackKey>) -> Bool {
+        guard heap.allocatorPath != nil,
+              let m = processes.process(sample.pid, tid: sample.tid).mapping(containing: ProcessAddress(returnAddress)) else { return false }
+        return heap.isInsideAllocator(path: m.path, fileOffset: returnAddress - m.start.rawValue + m.fileOffset)
+    }
+
+    /// See ``HeapAccounting/lossNotices(lost:)``; empty unless heap profiling.
+    func heapLossNotices(lost: UInt64) -> [String] { heap?.lossNotices(lost: lost) ?? [] }
+
+    /// Attached heap profiles: the allocator's file and its probed functions (file offsets).
+    func setAllocator(path: String, functions: [Range<UInt64>]) {
+        heap?.allocatorPath = path
+        heap?.allocatorFunctions = functions
     }
 
     /// Drops the probe point (`sprof_heap_sampled`) and anything else of the preload library
