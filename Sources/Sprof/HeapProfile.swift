@@ -8,7 +8,8 @@ import SprofProfile
 /// Heap profiling of a launched command (`sprof run --heap`): which stacks allocate how many
 /// bytes, and which still hold them at the end.
 ///
-/// The mechanism: sprof preloads `libsprof-heap.so` (built beside the `sprof` binary) into the
+/// The mechanism: sprof preloads `libsprof-heap.so` (a plain C library, built into the
+/// `sprof_Sprof.resources` directory beside the `sprof` binary) into the
 /// command with `LD_PRELOAD`. It interposes malloc, calloc, realloc, free, posix_memalign,
 /// aligned_alloc, memalign, valloc and pvalloc, draws one sample per ``rate`` bytes on average in
 /// user space (a per-thread exponential countdown, as Go and tcmalloc do), and calls
@@ -18,7 +19,7 @@ import SprofProfile
 public struct HeapOptions: Sendable, Equatable {
     /// Mean bytes allocated between two samples (`--heap-rate`); 1 records every allocation.
     public var rate: Int = 512 * 1024
-    /// The preload library; nil means `libsprof-heap.so` beside the running executable (see
+    /// The preload library; nil means the one beside the running executable (see
     /// ``defaultLibraryPath``).
     public var libraryPath: String?
 
@@ -33,17 +34,29 @@ public struct HeapOptions: Sendable, Equatable {
     /// that name the heap samples' frames.
     public static let noCPUEvent = EventSpec(name: "none", type: 1, config: 9)
 
-    /// The name of the preload library SwiftPM builds (the `sprof-heap` product).
+    /// The name of the preload library (built by the PlainCLibrary plugin).
     public static let libraryName = "libsprof-heap.so"
 
-    /// `libsprof-heap.so` in the directory of the running executable (`/proc/self/exe`), where
-    /// `swift build` puts it beside `sprof`.
+    /// The directory, beside the built binaries, where SwiftPM puts the Sprof target's
+    /// resources, libsprof-heap.so among them.
+    public static let resourceDirectory = "sprof_Sprof.resources"
+
+    /// Where the preload library is for binaries in `directory`: in ``resourceDirectory`` there
+    /// when it exists, else `directory/libsprof-heap.so` (an installation that put it beside
+    /// sprof).
+    public static func libraryPath(besideBinariesIn directory: String) -> String {
+        let bundled = directory + "/" + resourceDirectory + "/" + libraryName
+        return access(bundled, R_OK) == 0 ? bundled : directory + "/" + libraryName
+    }
+
+    /// ``libraryPath(besideBinariesIn:)`` for the directory of the running executable
+    /// (`/proc/self/exe`), where `swift build` puts both.
     public static var defaultLibraryPath: String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
         let dir = exe.lastIndex(of: "/").map { String(exe[..<$0]) } ?? "."
-        return dir + "/" + libraryName
+        return libraryPath(besideBinariesIn: dir)
     }
 
     /// The four sample types of Go's heap profiles, in Go's order.
@@ -80,14 +93,14 @@ struct HeapProbes {
     init(_ options: HeapOptions) throws(SyscallError) {
         let path = options.libraryPath ?? HeapOptions.defaultLibraryPath
         guard access(path, R_OK) == 0 else {
-            throw SyscallError(call: "heap", errno: ENOENT, hint: "\(path) is missing: build it with 'swift build --product sprof-heap' (same configuration as sprof)")
+            throw SyscallError(call: "heap", errno: ENOENT, hint: "\(path) is missing: build sprof with 'swift build' (its PlainCLibrary plugin puts the library in \(HeapOptions.resourceDirectory)/ beside the binary), or copy that directory beside sprof")
         }
         guard HeapOptions.uprobesAllowed else {
             throw SyscallError(call: "perf_event_open", errno: EPERM, hint: HeapOptions.permissionHint)
         }
         guard let allocOffset = Uprobes.fileOffset(ofSymbol: "sprof_heap_sampled", in: path),
               let freeOffset = Uprobes.fileOffset(ofSymbol: "sprof_heap_freed", in: path) else {
-            throw SyscallError(call: "heap", errno: ENOEXEC, hint: "\(path) does not define sprof_heap_sampled and sprof_heap_freed: rebuild it with 'swift build --product sprof-heap'")
+            throw SyscallError(call: "heap", errno: ENOEXEC, hint: "\(path) does not define sprof_heap_sampled and sprof_heap_freed: rebuild sprof with 'swift build'")
         }
         library = path
         allocation = try Uprobes.event(path: path, offset: allocOffset, name: "sprof_heap_sampled")

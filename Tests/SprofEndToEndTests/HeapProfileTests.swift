@@ -9,13 +9,28 @@ import SprofTestSupport
 /// `sprof run --heap` (issue 19): the preload library's byte sampling, then whole recordings of
 /// `heap_split.c`, whose allocations are known by construction (it prints its own totals).
 final class HeapProfileTests: XCTestCase {
-    /// The built preload library, beside the other products.
+    /// The built preload library, in the Sprof target's resources beside the other products.
     static func library() throws -> String {
-        let path = try TestFixtures.productsDirectory().appendingPathComponent(HeapOptions.libraryName).path
+        let path = HeapOptions.libraryPath(besideBinariesIn: try TestFixtures.productsDirectory().path)
         guard FileManager.default.fileExists(atPath: path) else {
-            throw FixtureError("\(path) is not built; run `swift build --product sprof-heap`")
+            throw FixtureError("\(path) is not built; run `swift build`")
         }
         return path
+    }
+
+    /// The preload library is a plain C shared object: it needs libc (and libm), never the Swift
+    /// runtime or libstdc++, whose initializers and allocations would run in every profiled program.
+    func testPreloadLibraryNeedsOnlyTheCLibrary() throws {
+        let library = try Self.library()
+        XCTAssertTrue(library.contains("/" + HeapOptions.resourceDirectory + "/"), library)
+        guard let readelf = TestFixtures.findExecutable("readelf") else { throw XCTSkip("readelf is not installed (binutils)") }
+        let result = try TestFixtures.run(readelf, ["-d", library])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let needed = result.stdout.split(separator: "\n").filter { $0.contains("(NEEDED)") }
+            .compactMap { line in line.split(separator: "[").last.map { String($0.dropLast()) } }
+        XCTAssertTrue(needed.contains { $0.hasPrefix("libc.so") }, "\(needed)")
+        let allowed = ["libc.so", "libm.so", "libdl.so", "libpthread.so"]
+        for name in needed { XCTAssertTrue(allowed.contains { name.hasPrefix($0) }, "\(library) needs \(name): \(needed)") }
     }
 
     /// Skips without CAP_SYS_ADMIN, which uprobes need.
@@ -165,11 +180,11 @@ final class HeapProfileTests: XCTestCase {
         for (leak, want) in zip(leaks, [3 * mib, 2 * mib, 1 * mib]) { XCTAssertEqual(leak, want, accuracy: want * 0.01, "\(leaks)") }
         let inUse = try XCTUnwrap(run.profile.sampleTypeIndex("inuse_space"))
         // Besides the leak sites, what the C runtime keeps for the whole run is still in use at
-        // exit: stdio's buffer, and libstdc++'s 72 KiB exception pool (the preload library is
-        // linked by SwiftPM against the Swift runtime, which loads libstdc++). Nothing else.
+        // exit: stdio's buffer. Nothing else (the preload library loads no other runtime: no
+        // libstdc++ 72 KiB exception pool).
         let other = Double(run.profile.total(inUse)) - leaks.reduce(0, +)
         XCTAssertGreaterThanOrEqual(other, 0)
-        XCTAssertLessThan(other, 128 * 1024, "in use at exit is the leak sites and the runtime's own buffers: \(run.stderr)")
+        XCTAssertLessThan(other, 16 * 1024, "in use at exit is the leak sites and stdio's buffer: \(run.stderr)")
         XCTAssertTrue(run.stderr.contains("leaks"), run.stderr)
         XCTAssertTrue(run.stderr.contains("leak_three"), run.stderr)
         // The CPU profile is still written beside it.
