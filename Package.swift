@@ -13,9 +13,6 @@ let package = Package(
         // The web UI (`sprof serve` execs it): a product of its own so that `swift build --product
         // sprof` and scripts/demo.sh never build Hummingbird and SwiftNIO.
         .executable(name: "sprof-serve", targets: ["sprof-serve"]),
-        // The allocation sampler `sprof run --heap` preloads into the command (libsprof-heap.so,
-        // found beside the sprof binary). Nothing links it: it would interpose sprof's own malloc.
-        .library(name: "sprof-heap", type: .dynamic, targets: ["SprofHeap"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -53,17 +50,23 @@ let package = Package(
         ),
         // Stage 4: folded stacks, then the SVG flame graph (reads only folded data).
         .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
-        // The preload library's C code (see Sources/SprofHeap/heap.c); -O2 even in debug builds,
-        // since it runs in every allocation of the profiled command. No sibling calls: a `malloc`
-        // that tail-called into the sampler would vanish from the stacks it is the leaf of.
+        // The preload library's C code (see Sources/SprofHeap/heap.c). Compiled here only to check
+        // it; nothing links this target (it would interpose sprof's own malloc). The library
+        // `sprof run --heap` preloads, libsprof-heap.so, is built from the same source by the
+        // PlainCLibrary plugin as a plain C shared object (libc and libm only): a SwiftPM dynamic
+        // product is linked by swiftc against libswiftCore, which would load the Swift runtime
+        // and libstdc++ into every profiled program.
         .target(name: "SprofHeap", cSettings: [.unsafeFlags(["-O2", "-fvisibility=hidden", "-fno-optimize-sibling-calls"])],
                 linkerSettings: [.linkedLibrary("m")]),
+        .plugin(name: "PlainCLibrary", capability: .buildTool()),
         // `sprof annotate`: per-line and per-instruction costs, sources (disk, debuginfod), disassembly.
         .target(name: "SprofAnnotate", dependencies: ["SprofProfile", "SprofSymbols", "SprofCore", "CCapstone"]),
         // Public facade: one engine for `sprof run`, `sprof stat` and in-process use.
+        // Its resource bundle (sprof_Sprof.resources, beside the binaries) holds libsprof-heap.so.
         .target(
             name: "Sprof",
-            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput", "SprofFormats"]
+            dependencies: ["SprofCore", "SprofRecording", "SprofCounting", "SprofUnwind", "SprofSymbols", "SprofProfile", "SprofOutput", "SprofFormats"],
+            plugins: ["PlainCLibrary"]
         ),
         // Thin CLI: one file per subcommand.
         .executableTarget(

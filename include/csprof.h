@@ -122,9 +122,12 @@ static inline int csprof_mmap_read_self(const void *control_page, uint64_t *valu
 //
 // Returns the child's pid (or -1 with errno set). *go_fd receives the write end of the go pipe,
 // *err_fd the read end of the exec-error pipe; both are close-on-exec in the parent.
+// `envp`: the command's whole environment, built before the fork (setenv in a threaded parent is
+// not safe); NULL: the parent's.
 int pipe2(int pipefd[2], int flags);
+int execvpe(const char *file, char *const argv[], char *const envp[]);
 
-static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
+static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[], char *const envp[],
                                          int *go_fd, int *err_fd) {
     int go[2], err[2];
     if (pipe2(go, O_CLOEXEC) != 0) return -1;
@@ -160,7 +163,7 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[],
         do { n = read(go[0], &byte, 1); } while (n < 0 && errno == EINTR);
         if (n != 1) _exit(127);
         close(go[0]);
-        execvp(file, argv);
+        if (envp) execvpe(file, argv, envp); else execvp(file, argv);
         int e = errno;
         ssize_t w;
         do { w = write(err[1], &e, sizeof e); } while (w < 0 && errno == EINTR);

@@ -189,8 +189,7 @@ public enum CommandProfiler {
         let probes = try options.heap.map { heap throws(SyscallError) in try HeapProbes(heap) }
         var sampling = try options.sampling(settings: settings, notice: say)
         if let probes { sampling.companions = [probes.allocation, probes.free] }
-        let command = try probes.map { try $0.withPreload(rate: options.heap!.rate) { try WaitingCommand(arguments: arguments) } }
-            ?? WaitingCommand(arguments: arguments)
+        let command = try WaitingCommand(arguments: arguments, environment: probes?.environment(rate: options.heap!.rate))
         let session: RecordingSession
         do {
             session = try RecordingSession.open(sampling, target: .command(command), notice: say)
@@ -244,6 +243,7 @@ public enum CommandProfiler {
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
+        heapBuilder?.heapLossNotices(lost: session.statistics.lost).forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -344,6 +344,7 @@ public enum CommandProfiler {
         let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: probes?.events.map(\.role) ?? [], session: session, settings: settings, cpu: builder) }
         heapBuilder?.processes.seedFromProc(pid)
         heapBuilder?.namesThreadsFromProc = true
+        if let probes { heapBuilder?.setAllocator(path: probes.library, functions: probes.functions) }
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         try session.record { batch in
             builder.consume(batch)
@@ -354,6 +355,7 @@ public enum CommandProfiler {
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
+        heapBuilder?.heapLossNotices(lost: session.statistics.lost).forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)

@@ -8,7 +8,8 @@ import SprofProfile
 /// Heap profiling of a launched command (`sprof run --heap`): which stacks allocate how many
 /// bytes, and which still hold them at the end.
 ///
-/// The mechanism: sprof preloads `libsprof-heap.so` (built beside the `sprof` binary) into the
+/// The mechanism: sprof preloads `libsprof-heap.so` (a plain C library, built into the
+/// `sprof_Sprof.resources` directory beside the `sprof` binary) into the
 /// command with `LD_PRELOAD`. It interposes malloc, calloc, realloc, free, posix_memalign,
 /// aligned_alloc, memalign, valloc and pvalloc, draws one sample per ``rate`` bytes on average in
 /// user space (a per-thread exponential countdown, as Go and tcmalloc do), and calls
@@ -18,7 +19,7 @@ import SprofProfile
 public struct HeapOptions: Sendable, Equatable {
     /// Mean bytes allocated between two samples (`--heap-rate`); 1 records every allocation.
     public var rate: Int = 512 * 1024
-    /// The preload library; nil means `libsprof-heap.so` beside the running executable (see
+    /// The preload library; nil means the one beside the running executable (see
     /// ``defaultLibraryPath``).
     public var libraryPath: String?
 
@@ -33,17 +34,29 @@ public struct HeapOptions: Sendable, Equatable {
     /// that name the heap samples' frames.
     public static let noCPUEvent = EventSpec(name: "none", type: 1, config: 9)
 
-    /// The name of the preload library SwiftPM builds (the `sprof-heap` product).
+    /// The name of the preload library (built by the PlainCLibrary plugin).
     public static let libraryName = "libsprof-heap.so"
 
-    /// `libsprof-heap.so` in the directory of the running executable (`/proc/self/exe`), where
-    /// `swift build` puts it beside `sprof`.
+    /// The directory, beside the built binaries, where SwiftPM puts the Sprof target's
+    /// resources, libsprof-heap.so among them.
+    public static let resourceDirectory = "sprof_Sprof.resources"
+
+    /// Where the preload library is for binaries in `directory`: in ``resourceDirectory`` there
+    /// when it exists, else `directory/libsprof-heap.so` (an installation that put it beside
+    /// sprof).
+    public static func libraryPath(besideBinariesIn directory: String) -> String {
+        let bundled = directory + "/" + resourceDirectory + "/" + libraryName
+        return access(bundled, R_OK) == 0 ? bundled : directory + "/" + libraryName
+    }
+
+    /// ``libraryPath(besideBinariesIn:)`` for the directory of the running executable
+    /// (`/proc/self/exe`), where `swift build` puts both.
     public static var defaultLibraryPath: String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
         let dir = exe.lastIndex(of: "/").map { String(exe[..<$0]) } ?? "."
-        return dir + "/" + libraryName
+        return libraryPath(besideBinariesIn: dir)
     }
 
     /// The four sample types of Go's heap profiles, in Go's order.
@@ -80,32 +93,53 @@ struct HeapProbes {
     init(_ options: HeapOptions) throws(SyscallError) {
         let path = options.libraryPath ?? HeapOptions.defaultLibraryPath
         guard access(path, R_OK) == 0 else {
-            throw SyscallError(call: "heap", errno: ENOENT, hint: "\(path) is missing: build it with 'swift build --product sprof-heap' (same configuration as sprof)")
+            throw SyscallError(call: "heap", errno: ENOENT, hint: "\(path) is missing: build sprof with 'swift build' (its PlainCLibrary plugin puts the library in \(HeapOptions.resourceDirectory)/ beside the binary), or copy that directory beside sprof")
         }
         guard HeapOptions.uprobesAllowed else {
             throw SyscallError(call: "perf_event_open", errno: EPERM, hint: HeapOptions.permissionHint)
         }
         guard let allocOffset = Uprobes.fileOffset(ofSymbol: "sprof_heap_sampled", in: path),
               let freeOffset = Uprobes.fileOffset(ofSymbol: "sprof_heap_freed", in: path) else {
-            throw SyscallError(call: "heap", errno: ENOEXEC, hint: "\(path) does not define sprof_heap_sampled and sprof_heap_freed: rebuild it with 'swift build --product sprof-heap'")
+            throw SyscallError(call: "heap", errno: ENOEXEC, hint: "\(path) does not define sprof_heap_sampled and sprof_heap_freed: rebuild sprof with 'swift build'")
         }
         library = path
         allocation = try Uprobes.event(path: path, offset: allocOffset, name: "sprof_heap_sampled")
         free = try Uprobes.event(path: path, offset: freeOffset, name: "sprof_heap_freed", copiesUserStack: false)
     }
 
-    /// Runs `body` (which forks the command) with the library first in `LD_PRELOAD` and the rate
-    /// in `SPROF_HEAP_RATE`, then restores sprof's own environment: only the child inherits them.
-    func withPreload<T>(rate: Int, _ body: () throws -> T) rethrows -> T {
-        let oldPreload = getenv("LD_PRELOAD").map { String(cString: $0) }
-        let oldRate = getenv("SPROF_HEAP_RATE").map { String(cString: $0) }
-        setenv("LD_PRELOAD", library + (oldPreload.map { $0.isEmpty ? "" : ":" + $0 } ?? ""), 1)
-        setenv("SPROF_HEAP_RATE", String(rate), 1)
-        defer {
-            if let oldPreload { setenv("LD_PRELOAD", oldPreload, 1) } else { unsetenv("LD_PRELOAD") }
-            if let oldRate { setenv("SPROF_HEAP_RATE", oldRate, 1) } else { unsetenv("SPROF_HEAP_RATE") }
+    /// The command's environment: sprof's own (`base`, `NAME=value` entries; nil: read from
+    /// `environ`), with the library first in `LD_PRELOAD` (before any preloads already there, so
+    /// that its malloc is the one called) and the rate in `SPROF_HEAP_RATE`. Handed to exec
+    /// rather than set with setenv around the fork, which is not safe while other threads read
+    /// the environment.
+    func environment(rate: Int) -> [String] { Self.environment(library: library, rate: rate) }
+
+    /// See ``environment(rate:)``.
+    static func environment(library: String, rate: Int, base: [String]? = nil) -> [String] {
+        let current = base ?? Self.currentEnvironment()
+        var out: [String] = []
+        var preload: String?
+        for entry in current {
+            if entry.hasPrefix("LD_PRELOAD=") {
+                preload = String(entry.dropFirst("LD_PRELOAD=".count))
+            } else if !entry.hasPrefix("SPROF_HEAP_RATE=") {
+                out.append(entry)
+            }
         }
-        return try body()
+        out.append("LD_PRELOAD=" + library + (preload.map { $0.isEmpty ? "" : ":" + $0 } ?? ""))
+        out.append("SPROF_HEAP_RATE=\(rate)")
+        return out
+    }
+
+    /// This process's environment, byte for byte (see ArgumentBytes).
+    static func currentEnvironment() -> [String] {
+        var out: [String] = []
+        var p = environ
+        while let entry = p.pointee {
+            out.append(ArgumentBytes.string(UnsafeBufferPointer(start: UnsafeRawPointer(entry).assumingMemoryBound(to: UInt8.self), count: strlen(entry))))
+            p += 1
+        }
+        return out
     }
 }
 
@@ -142,6 +176,9 @@ enum HeapSizeArgument: Sendable, Equatable {
 struct AllocatorProbes {
     let library: String
     let events: [(event: EventSpec, role: HeapRole)]
+    /// The probed functions' extents in the file (offset, `st_size`): see
+    /// ``HeapAccounting/allocatorFunctions``.
+    let functions: [Range<UInt64>]
 
     /// - Throws: `SyscallError` when the process has no allocator sprof can find, or uprobes are
     ///   not allowed.
@@ -157,20 +194,25 @@ struct AllocatorProbes {
             throw SyscallError(call: "heap", errno: EACCES, hint: "cannot read \(path)")
         }
         var events: [(EventSpec, HeapRole)] = []
+        var ranges: [Range<UInt64>] = []
         var probed: Set<UInt64> = []
         let functions: [(String, HeapSizeArgument?)] = [("malloc", .first), ("calloc", .product), ("realloc", .realloc),
                                                          ("memalign", .second), ("aligned_alloc", .second), ("valloc", .first), ("free", nil)]
         for (name, argument) in functions {
             // Aliases (glibc's aligned_alloc is memalign) share an address: probe it once.
-            guard let offset = ElfSymbolTable.fileOffset(of: name, in: bytes), probed.insert(offset).inserted else { continue }
+            guard let (offset, size) = ElfSymbolTable.function(name, in: bytes), probed.insert(offset).inserted else { continue }
+            ranges.append(offset..<(offset + max(size, 1)))
             if let argument {
-                events.append((try Uprobes.event(path: path, offset: offset, name: name), .entry(argument)))
+                // Every call is a record: the kernel's frame-pointer walk instead of a stack copy.
+                events.append((try Uprobes.event(path: path, offset: offset, name: name, copiesUserStack: false, walksUserFramePointers: true),
+                               .entry(argument)))
                 events.append((try Uprobes.event(path: path, offset: offset, name: name + "%return", returnProbe: true, copiesUserStack: false), .returned))
             } else {
                 events.append((try Uprobes.event(path: path, offset: offset, name: name, copiesUserStack: false), .freed))
             }
         }
         self.events = events
+        self.functions = ranges
     }
 
     /// The file whose `malloc` the process calls.
@@ -195,6 +237,35 @@ struct AllocatorProbes {
     }
 }
 
+extension HeapAccounting {
+    /// One line when probe records were lost (`lost`: the session's LOST count, which may also
+    /// hold CPU samples) or calls went unpaired, saying which way each loss bends the estimates;
+    /// nil when nothing was lost. A lost entry drops an allocation (alloc_* too low by about the
+    /// lost share), a lost free leaves a block counted in use (inuse_* too high), a lost return
+    /// drops a sampled block from in-use tracking.
+    func lossNotices(lost: UInt64) -> [String] {
+        var notices: [String] = []
+        if untracked > 0 {
+            notices.append("heap: \(untracked) sampled allocations (about \(Int64(untrackedBytes.rounded())) bytes) found the preload library's set of "
+                + "sampled pointers full, so their frees are not reported: they count in alloc_* and are left out of inuse_* and the leaks")
+        }
+        if let line = lossNotice(lost: lost) { notices.append(line) }
+        return notices
+    }
+
+    private func lossNotice(lost: UInt64) -> String? {
+        guard lost > 0 || unmatchedEntries > 0 || unmatchedReturns > 0 else { return nil }
+        let total = UInt64(probeRecords) + lost
+        let share = total == 0 ? 100 : Double(lost) * 100 / Double(total)
+        var line = "heap: \(lost) of \(total) records lost (\(share < 0.1 && lost > 0 ? "<0.1" : String(Double((share * 10).rounded()) / 10))%)"
+        if unmatchedEntries + unmatchedReturns > 0 {
+            line += ", \(unmatchedEntries) allocator calls without their return and \(unmatchedReturns) returns without their call"
+        }
+        return line + ": alloc_space and alloc_objects are low by about that share, and inuse_* holds blocks whose free was lost; "
+            + "raise -m (ring-buffer pages) or record for less time"
+    }
+}
+
 /// Pairs sampled allocations with their frees and sums them per stack key into Go's four heap
 /// measures. Each sample stands for `1 / (1 - exp(-size / rate))` allocations of its size (Go's
 /// `scaleHeapSample`): an allocation of `size` bytes is sampled with probability
@@ -216,6 +287,8 @@ final class HeapAccounting<Key: Hashable> {
     }
     private var live: [Pointer: Live] = [:]
     private var totals: [Key: (objects: Double, bytes: Double)] = [:]
+    /// Probe records seen (every role), to put the lost ones in proportion.
+    var probeRecords = 0
     /// Sampled allocations and the frees of sampled pointers seen.
     private(set) var allocations = 0
     private(set) var frees = 0
@@ -252,34 +325,40 @@ final class HeapAccounting<Key: Hashable> {
         return -log(u) * rate
     }
 
-    /// An allocator call in progress per thread: nested calls (glibc's realloc(NULL, n) calling
-    /// malloc) count once, as the outermost.
+    /// The outermost allocator call in progress per thread (attached recordings), by the stack
+    /// pointer at its entry: its return has SP 8 bytes higher (the return address popped). Calls
+    /// made by the allocator itself (glibc's realloc(NULL, n) calling malloc) are recognised
+    /// before they get here, by their return address (see ``allocatorFunctions``).
     private struct Call {
-        var depth: Int
+        var sp: UInt64
         var size: UInt64
         var key: Key?
     }
     private var calls: [Int32: Call] = [:]
+    /// Entries whose return never came (its record lost), and returns without their entry.
+    private(set) var unmatchedEntries = 0
+    private(set) var unmatchedReturns = 0
 
-    /// Whether `tid` is inside an allocator call already (the entry then counts as nested).
-    func enterNested(tid: Int32) -> Bool {
-        guard var call = calls[tid], call.depth > 0 else { return false }
-        call.depth += 1
-        calls[tid] = call
-        return true
+    /// Attached recordings: the allocator's file and its probed functions' extents, as file
+    /// offsets. A probed call whose return address lies in one is the allocator calling itself.
+    var allocatorPath: String?
+    var allocatorFunctions: [Range<UInt64>] = []
+
+    /// Whether a code address at `fileOffset` of the file `path` lies in a probed allocator function.
+    func isInsideAllocator(path: String, fileOffset: UInt64) -> Bool {
+        path == allocatorPath && allocatorFunctions.contains { $0.contains(fileOffset) }
     }
 
-    /// The outermost entry: `key` is nil when the call was not sampled.
-    func enter(tid: Int32, size: UInt64, key: Key?) {
-        calls[tid] = Call(depth: 1, size: size, key: key)
+    /// The entry of an outermost allocator call: `key` is nil when the call was not sampled.
+    /// A call still pending on the thread lost its return record.
+    func enter(tid: Int32, sp: UInt64, size: UInt64, key: Key?) {
+        if calls.updateValue(Call(sp: sp, size: size, key: key), forKey: tid) != nil { unmatchedEntries += 1 }
     }
 
-    /// A return probe: the outermost call's pointer.
-    func returned(pid: Int32, tid: Int32, address: UInt64, time: UInt64) {
-        guard var call = calls[tid] else { return }
-        call.depth -= 1
-        if call.depth > 0 {
-            calls[tid] = call
+    /// The return of an outermost allocator call (SP after the return): its pointer.
+    func returned(pid: Int32, tid: Int32, sp: UInt64, address: UInt64, time: UInt64) {
+        guard let call = calls[tid], call.sp &+ 8 == sp else {
+            unmatchedReturns += 1
             return
         }
         calls[tid] = nil
@@ -292,13 +371,25 @@ final class HeapAccounting<Key: Hashable> {
         return 1 / (1 - exp(-Double(size) / rate))
     }
 
-    func allocated(pid: Int32, address: UInt64, size: UInt64, key: Key, time: UInt64) {
+    /// Sampled allocations whose frees will not be reported (the preload library's pointer set
+    /// was full): in alloc_*, left out of inuse_*.
+    private(set) var untracked = 0
+    private(set) var untrackedBytes = 0.0
+
+    /// A sampled allocation. `tracked: false`: its free will not be reported, so it counts in
+    /// alloc_* only.
+    func allocated(pid: Int32, address: UInt64, size: UInt64, key: Key, time: UInt64, tracked: Bool = true) {
         let scale = Self.scale(size: size, rate: rate)
         allocations += 1
         var t = totals[key] ?? (0, 0)
         t.objects += scale
         t.bytes += scale * Double(size)
         totals[key] = t
+        guard tracked else {
+            untracked += 1
+            untrackedBytes += scale * Double(size)
+            return
+        }
         // A pointer sampled again without a free in between: the free was not seen (say, a
         // failed realloc); the newer allocation is the live one.
         if let old = live.updateValue(Live(key: key, size: size, scale: scale), forKey: Pointer(pid: pid, address: address)) {

@@ -28,6 +28,23 @@ extension ProfileBuilder {
         return sample.userRegisters[i]
     }
 
+    /// Whether a probed allocator call returning to `returnAddress` was made by the allocator
+    /// itself (glibc's realloc(NULL, n) calls malloc): only the outermost call counts.
+    func calledByAllocator(_ returnAddress: UInt64, sample: SampleRecord, heap: HeapAccounting<StackKey>) -> Bool {
+        guard heap.allocatorPath != nil,
+              let m = processes.process(sample.pid, tid: sample.tid).mapping(containing: ProcessAddress(returnAddress)) else { return false }
+        return heap.isInsideAllocator(path: m.path, fileOffset: returnAddress - m.start.rawValue + m.fileOffset)
+    }
+
+    /// See ``HeapAccounting/lossNotices(lost:)``; empty unless heap profiling.
+    func heapLossNotices(lost: UInt64) -> [String] { heap?.lossNotices(lost: lost) ?? [] }
+
+    /// Attached heap profiles: the allocator's file and its probed functions (file offsets).
+    func setAllocator(path: String, functions: [Range<UInt64>]) {
+        heap?.allocatorPath = path
+        heap?.allocatorFunctions = functions
+    }
+
     /// Drops the probe point (`sprof_heap_sampled`) and anything else of the preload library
     /// below the interposed function, so that stacks end in `malloc`, `calloc`, … as called.
     static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) {

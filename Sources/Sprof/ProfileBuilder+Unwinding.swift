@@ -12,6 +12,19 @@ extension ProfileBuilder {
     func unwind(_ sample: SampleRecord, process: ProcessState) -> UnwoundStack {
         var unwound: UnwoundStack
         switch callGraph {
+        case .dwarf where heap != nil && sample.callchain.contains(Callchain.contextUser):
+            // An attached heap profile's entry probe: the kernel's frame-pointer walk (see
+            // EventSpec.walksUserFramePointers), whose first return address is missed when the
+            // probed function's first instruction is not `push %rbp` or `endbr64`
+            // (is_uprobe_at_func_entry, arch/x86/events/core.c): it is the word at SP.
+            unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            if sample.userStack.count >= 8, !unwound.frames.isEmpty {
+                let returnAddress = sample.userStack.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+                if unwound.frames.count < 2 || unwound.frames[1].address.rawValue != returnAddress {
+                    unwound.frames.insert(StackFrame(address: ProcessAddress(returnAddress), isReturnAddress: true, isKernel: false), at: 1)
+                }
+            }
+            unwinder.checkFramePointerStack(&unwound, process: process)
         case .dwarf:
             // Kernel frames (leaf-most) from the callchain, then the user frames unwound with libdw.
             unwound = Callchain.frames(of: sample, userFrames: false, maxStack: maxStack)

@@ -195,21 +195,28 @@ final class ProfileBuilder {
         if heap == nil, case .heapProbe = role { return }
         // Heap probes: the size and pointer of a sampled allocation, or a free, a return, an
         // unsampled entry, none of which needs a stack.
-        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0
+        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0, heapTracked = true
         if let heap {
             guard let role = heap.roles[sample.eventID] else { return }
+            heap.probeRecords += 1
             let di = Self.register(5, of: sample) ?? 0, si = Self.register(4, of: sample) ?? 0
             switch role {
             case .sampled:
                 (heapPointer, heapSize) = (di, si)
+                heapTracked = (Self.register(3, of: sample) ?? 0) == 0  // DX: `untracked`
             case .freed:
                 if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
                 return
             case .returned:
-                heap.returned(pid: sample.pid, tid: sample.tid, address: Self.register(0, of: sample) ?? 0, time: sample.time)
+                // The return probe's IP is the call's return address.
+                if calledByAllocator(sample.ip, sample: sample, heap: heap) { return }
+                heap.returned(pid: sample.pid, tid: sample.tid, sp: Self.register(7, of: sample) ?? 0,
+                              address: Self.register(0, of: sample) ?? 0, time: sample.time)
                 return
             case .entry(let argument):
-                if heap.enterNested(tid: sample.tid) { return }
+                // The 8 bytes copied at the entry's SP: the return address.
+                let returnAddress = sample.userStack.count >= 8 ? sample.userStack.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) } : 0
+                if calledByAllocator(returnAddress, sample: sample, heap: heap) { return }
                 switch argument {
                 case .first: heapSize = di
                 case .second: heapSize = si
@@ -219,7 +226,7 @@ final class ProfileBuilder {
                     if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
                 }
                 guard heap.draw(pid: sample.pid, size: heapSize) else {
-                    heap.enter(tid: sample.tid, size: heapSize, key: nil)
+                    heap.enter(tid: sample.tid, sp: Self.register(7, of: sample) ?? 0, size: heapSize, key: nil)
                     return
                 }
             }
@@ -259,9 +266,9 @@ final class ProfileBuilder {
         let stackKey = StackKey(refs: scratch, thread: thread)
         if let heap {
             if heap.roles[sample.eventID] == .sampled {
-                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time)
+                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time, tracked: heapTracked)
             } else {
-                heap.enter(tid: sample.tid, size: heapSize, key: stackKey)
+                heap.enter(tid: sample.tid, sp: Self.register(7, of: sample) ?? 0, size: heapSize, key: stackKey)
             }
             statistics.samples += 1
             return

@@ -11,9 +11,9 @@
 // independent of the sizes before it, so periodic size patterns do not alias, and sprof scales
 // each sample by the inverse (Go's scaleHeapSample).
 //
-// Frees: sampled pointers go into a lock-free open-addressing set, so an unsampled free costs one
-// hash and (usually) one load of an empty slot; only a free of a sampled pointer calls
-// sprof_heap_freed. At rate 1 every allocation is sampled, so every free is reported and the set
+// Frees: sampled pointers go into a lock-free open-addressing set (growing by levels, see below),
+// so an unsampled free costs one hash and (usually) one load of an empty slot per level; only a
+// free of a sampled pointer calls sprof_heap_freed. At rate 1 every allocation is sampled, so every free is reported and the set
 // is not used.
 //
 // The real allocator is glibc's, through its __libc_* entry points: no dlsym (which allocates)
@@ -43,9 +43,9 @@ extern void *__libc_memalign(size_t, size_t);
 
 static unsigned long sampled_total, freed_total;
 
-EXPORT __attribute__((noinline)) void sprof_heap_sampled(void *ptr, size_t size) {
+EXPORT __attribute__((noinline)) void sprof_heap_sampled(void *ptr, size_t size, unsigned long untracked) {
     __atomic_fetch_add(&sampled_total, 1, __ATOMIC_RELAXED);
-    __asm__ volatile("" ::"r"(ptr), "r"(size) : "memory");
+    __asm__ volatile("" ::"r"(ptr), "r"(size), "r"(untracked) : "memory");
 }
 
 EXPORT __attribute__((noinline)) void sprof_heap_freed(void *ptr) {
@@ -122,63 +122,98 @@ static inline int should_sample(size_t size) {
 }
 
 // --- the set of sampled pointers -------------------------------------------------------------
+//
+// Levels of open-addressing tables, each four times the one before (1M, 4M, 16M, ... slots by
+// default), mmap'd when the one before has a full neighbourhood: inside malloc, no malloc. A
+// pointer goes into the first level with a free slot among PROBES from its hash; a lookup walks
+// the levels in order (a level's empty slot ends the search in that level). Only when every level
+// is full is a sampled pointer left out: sprof_heap_sampled then says so (`untracked`), and sprof
+// counts it out of the in-use profile and says how many in its summary, since its free will not
+// be reported. SPROF_HEAP_TABLE_BITS sets the first level's size (log2 slots; tests use a small one).
 
-#define SLOTS (1u << 20)
+#define LEVELS 5
 #define TOMB ((uintptr_t)1)
 #define PROBES 128
-static uintptr_t *slots;   // mmap'd on first sample: untouched pages cost nothing
-static long live_sampled;  // entries, so that a process with no sample skips the lookup
+static uintptr_t *levels[LEVELS];  // mmap'd on first use: untouched pages cost nothing
+static long live_sampled;          // entries, so that a process with no sample skips the lookup
+static unsigned long untracked_total;
+static int first_bits;             // log2 of level 0's slots; 0 until read
 
-static inline size_t slot_of(uintptr_t p) { return (size_t)((p >> 4) * 0x9E3779B97F4A7C15ull >> 44) & (SLOTS - 1); }
+static int level_bits(int level) {
+    int b = __atomic_load_n(&first_bits, __ATOMIC_RELAXED);
+    if (!b) {
+        b = 20;
+        const char *text = getenv("SPROF_HEAP_TABLE_BITS");
+        if (text && *text) {
+            long v = strtol(text, 0, 10);
+            if (v >= 8 && v <= 30) b = (int)v;
+        }
+        __atomic_store_n(&first_bits, b, __ATOMIC_RELAXED);
+    }
+    return b + 2 * level;
+}
 
-static uintptr_t *table(void) {
-    uintptr_t *t = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
+static inline size_t slot_of(uintptr_t p, int bits) { return (size_t)(((p >> 4) * 0x9E3779B97F4A7C15ull) >> (64 - bits)); }
+
+static uintptr_t *level_table(int level) {
+    uintptr_t *t = __atomic_load_n(&levels[level], __ATOMIC_ACQUIRE);
     if (t) return t;
-    void *m = mmap(0, SLOTS * sizeof(uintptr_t), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    size_t bytes = ((size_t)1 << level_bits(level)) * sizeof(uintptr_t);
+    void *m = mmap(0, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
     if (m == MAP_FAILED) return 0;
     uintptr_t *expected = 0;
-    if (!__atomic_compare_exchange_n(&slots, &expected, (uintptr_t *)m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
-        munmap(m, SLOTS * sizeof(uintptr_t));
+    if (!__atomic_compare_exchange_n(&levels[level], &expected, (uintptr_t *)m, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        munmap(m, bytes);
         return expected;
     }
     return (uintptr_t *)m;
 }
 
-static void remember(void *ptr) {
-    uintptr_t *t = table();
-    if (!t) return;
+// Returns whether `ptr` was stored (its free will be reported).
+static int remember(void *ptr) {
     uintptr_t p = (uintptr_t)ptr;
-    size_t i = slot_of(p);
-    for (int n = 0; n < PROBES; n++, i = (i + 1) & (SLOTS - 1)) {
-        uintptr_t old = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
-        if ((old == 0 || old == TOMB) &&
-            __atomic_compare_exchange_n(&t[i], &old, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
-            __atomic_fetch_add(&live_sampled, 1, __ATOMIC_RELAXED);
-            return;
+    for (int level = 0; level < LEVELS; level++) {
+        uintptr_t *t = level_table(level);
+        if (!t) break;
+        int bits = level_bits(level);
+        size_t mask = ((size_t)1 << bits) - 1, i = slot_of(p, bits);
+        for (int n = 0; n < PROBES; n++, i = (i + 1) & mask) {
+            uintptr_t old = __atomic_load_n(&t[i], __ATOMIC_RELAXED);
+            if ((old == 0 || old == TOMB) &&
+                __atomic_compare_exchange_n(&t[i], &old, p, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED)) {
+                __atomic_fetch_add(&live_sampled, 1, __ATOMIC_RELAXED);
+                return 1;
+            }
         }
     }
-    // Full neighbourhood: the free of this pointer will not be seen (it stays in use in the profile).
+    __atomic_fetch_add(&untracked_total, 1, __ATOMIC_RELAXED);
+    return 0;
 }
 
 // Removes `ptr` if it was sampled; returns whether it was.
 static inline int forget(void *ptr) {
     if (__atomic_load_n(&live_sampled, __ATOMIC_RELAXED) == 0) return 0;
-    uintptr_t *t = __atomic_load_n(&slots, __ATOMIC_ACQUIRE);
-    if (!t) return 0;
     uintptr_t p = (uintptr_t)ptr;
-    size_t i = slot_of(p);
-    for (int n = 0; n < PROBES; n++, i = (i + 1) & (SLOTS - 1)) {
-        uintptr_t v = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
-        if (v == 0) return 0;
-        if (v == p) {
-            // Only the thread freeing p can remove it: p cannot be allocated again before.
-            __atomic_store_n(&t[i], TOMB, __ATOMIC_RELEASE);
-            __atomic_fetch_sub(&live_sampled, 1, __ATOMIC_RELAXED);
-            return 1;
+    for (int level = 0; level < LEVELS; level++) {
+        uintptr_t *t = __atomic_load_n(&levels[level], __ATOMIC_ACQUIRE);
+        if (!t) return 0;  // levels are made in order
+        int bits = level_bits(level);
+        size_t mask = ((size_t)1 << bits) - 1, i = slot_of(p, bits);
+        for (int n = 0; n < PROBES; n++, i = (i + 1) & mask) {
+            uintptr_t v = __atomic_load_n(&t[i], __ATOMIC_ACQUIRE);
+            if (v == 0) break;
+            if (v == p) {
+                // Only the thread freeing p can remove it: p cannot be allocated again before.
+                __atomic_store_n(&t[i], TOMB, __ATOMIC_RELEASE);
+                __atomic_fetch_sub(&live_sampled, 1, __ATOMIC_RELAXED);
+                return 1;
+            }
         }
     }
     return 0;
 }
+
+EXPORT unsigned long sprof_heap_untracked_count(void) { return __atomic_load_n(&untracked_total, __ATOMIC_RELAXED); }
 
 // A macro, not an inline function: the call to sprof_heap_sampled must sit in `malloc` itself,
 // or the probe's stacks would end in an inline frame of this helper below it.
@@ -187,8 +222,8 @@ static inline int forget(void *ptr) {
         void *p_ = (ptr);                                     \
         size_t s_ = (size);                                   \
         if (p_ && should_sample(s_)) {                        \
-            if (rate() != 1) remember(p_);                    \
-            sprof_heap_sampled(p_, s_);                       \
+            int kept_ = rate() == 1 || remember(p_);          \
+            sprof_heap_sampled(p_, s_, !kept_);               \
         }                                                     \
         p_;                                                   \
     })

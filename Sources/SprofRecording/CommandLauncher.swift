@@ -65,15 +65,23 @@ public final class WaitingCommand: @unchecked Sendable {
     private var reaped: ExitStatus?
 
     /// Forks the child; it blocks until ``start()``.
-    public init(arguments: [String]) throws(SyscallError) {
+    ///
+    /// - Parameter environment: the command's whole environment as `NAME=value` entries, handed
+    ///   to exec; nil: sprof's own.
+    public init(arguments: [String], environment: [String]? = nil) throws(SyscallError) {
         precondition(!arguments.isEmpty, "no command")
         self.arguments = arguments
         // The original argv bytes (see ArgumentBytes): a non-UTF-8 path or argument reaches exec intact.
         var cArgs: [UnsafeMutablePointer<CChar>?] = arguments.map { ArgumentBytes.cString($0) }
         cArgs.append(nil)
         defer { for p in cArgs { p?.deallocate() } }
+        var cEnv: [UnsafeMutablePointer<CChar>?]? = environment.map { $0.map { ArgumentBytes.cString($0) } + [nil] }
+        defer { cEnv?.forEach { $0?.deallocate() } }
         var go: Int32 = -1, err: Int32 = -1
-        let pid = try sysCall("fork") { csprof_spawn_waiting(cArgs[0], cArgs, &go, &err) }
+        let pid = try sysCall("fork") {
+            if cEnv == nil { return csprof_spawn_waiting(cArgs[0], cArgs, nil, &go, &err) }
+            return cEnv!.withUnsafeMutableBufferPointer { csprof_spawn_waiting(cArgs[0], cArgs, $0.baseAddress, &go, &err) }
+        }
         self.pid = pid
         self.goFD = go
         self.errFD = err

@@ -25,6 +25,12 @@ public struct EventSpec: Hashable, Sendable, CustomStringConvertible {
     /// probe whose samples are only read for a register (a heap profile's `free` and return
     /// probes) turns it off: a copied stack per call would fill the ring buffer for nothing.
     public var copiesUserStack = true
+    /// Whether samples of this event carry the kernel's frame-pointer walk of the user stack even
+    /// in DWARF mode (where the user part of the callchain is otherwise left out). The entry
+    /// probes of an attached heap profile turn it on, with ``copiesUserStack`` off: every
+    /// allocator call is a record there, and a callchain of a few hundred bytes keeps the ring
+    /// buffer from overflowing where a stack copy per call (kilobytes) does not.
+    public var walksUserFramePointers = false
 
     /// Creates an event.
     public init(name: String, type: UInt32, config: UInt64) {

@@ -278,7 +278,10 @@ enum AttrBuilder {
         // The record layout stays the buffer's (one parser for every event in it), so the stack
         // field stays, at its smallest: 8 bytes. 0 is not used because the kernel then still
         // writes the dyn_size word it did not count in the record's size.
+        // Those 8 bytes are the word at the stack pointer: at a function's entry, its return
+        // address, which a frame-pointer walk from there misses (the callee has not pushed a frame).
         if !event.copiesUserStack && attr.sample_stack_user > 0 { attr.sample_stack_user = 8 }
+        if event.walksUserFramePointers && attr.sample_type & SampleBits.callchain != 0 { attr.exclude_callchain_user = 0 }
         return attr
     }
 

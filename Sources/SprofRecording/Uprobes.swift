@@ -28,7 +28,7 @@ public enum Uprobes {
     ///
     /// - Throws: `SyscallError` (ENOENT) when this kernel has no uprobe PMU.
     public static func event(path: String, offset: UInt64, name: String, returnProbe: Bool = false,
-                             copiesUserStack: Bool = true) throws(SyscallError) -> EventSpec {
+                             copiesUserStack: Bool = true, walksUserFramePointers: Bool = false) throws(SyscallError) -> EventSpec {
         guard let type = pmuType else {
             throw SyscallError(call: "perf_event_open", errno: ENOENT, hint: "this kernel has no uprobe PMU (/sys/bus/event_source/devices/uprobe); heap profiles need CONFIG_UPROBE_EVENTS")
         }
@@ -42,6 +42,7 @@ public enum Uprobes {
         spec.excludeKernel = true
         spec.excludeHypervisor = true
         spec.copiesUserStack = copiesUserStack
+        spec.walksUserFramePointers = walksUserFramePointers
         return spec
     }
 
@@ -60,6 +61,12 @@ public enum Uprobes {
 public enum ElfSymbolTable {
     /// ``Uprobes/fileOffset(ofSymbol:in:)`` on a file's bytes already read (several symbols).
     public static func fileOffset(of symbol: String, in b: [UInt8]) -> UInt64? {
+        function(symbol, in: b)?.offset
+    }
+
+    /// The file offset and size (`st_size`, bytes) of the defined function `symbol`: see
+    /// ``Uprobes/fileOffset(ofSymbol:in:)``.
+    public static func function(_ symbol: String, in b: [UInt8]) -> (offset: UInt64, size: UInt64)? {
         func u16(_ o: Int) -> Int { o + 2 <= b.count ? Int(b[o]) | Int(b[o + 1]) << 8 : 0 }
         func u32(_ o: Int) -> UInt64 { o + 4 <= b.count ? (0..<4).reduce(0) { $0 | UInt64(b[o + $1]) << (8 * UInt64($1)) } : 0 }
         func u64(_ o: Int) -> UInt64 { u32(o) | u32(o + 4) << 32 }
@@ -68,6 +75,7 @@ public enum ElfSymbolTable {
         let phentsize = u16(0x36), phnum = u16(0x38), shentsize = u16(0x3a), shnum = u16(0x3c)
         // Sections: SHT_DYNSYM (11) first, then SHT_SYMTAB (2); sh_link names the string table.
         var value: UInt64?
+        var symbolSize: UInt64 = 0
         for wanted: UInt64 in [11, 2] where value == nil {
             for i in 0..<shnum {
                 let sh = shoff + i * shentsize
@@ -82,6 +90,7 @@ public enum ElfSymbolTable {
                     let info = b[s + 4], shndx = u16(s + 6)
                     if info & 0xf == 2 /* STT_FUNC */, shndx != 0, symbolName(at: strings + Int(u32(s)), in: b, equals: symbol) {
                         value = u64(s + 8)
+                        symbolSize = u64(s + 16)
                         break
                     }
                     s += entsize
@@ -94,7 +103,7 @@ public enum ElfSymbolTable {
             let ph = phoff + i * phentsize
             guard ph + 56 <= b.count, u32(ph) == 1 /* PT_LOAD */ else { continue }
             let offset = u64(ph + 8), start = u64(ph + 0x10), fileSize = u64(ph + 0x20)
-            if vaddr >= start && vaddr < start + fileSize { return vaddr - start + offset }
+            if vaddr >= start && vaddr < start + fileSize { return (vaddr - start + offset, symbolSize) }
         }
         return nil
     }

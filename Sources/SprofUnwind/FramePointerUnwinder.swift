@@ -21,7 +21,8 @@ public enum Callchain {
     // PERF_CONTEXT_* markers: the top 4095 values of u64.
     static let contextHypervisor = UInt64(bitPattern: -32)
     static let contextKernel = UInt64(bitPattern: -128)
-    static let contextUser = UInt64(bitPattern: -512)
+    /// PERF_CONTEXT_USER: the user part of a callchain follows.
+    public static let contextUser = UInt64(bitPattern: -512)
     static let contextMax = UInt64(bitPattern: -4095)
 
     /// Frames from a sample's callchain, leaf first. In each context the first address is the

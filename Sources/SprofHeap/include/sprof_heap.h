@@ -10,8 +10,9 @@ extern "C" {
 #endif
 
 /// Called once per sampled allocation, after it succeeded: `ptr` in DI, `size` (bytes asked
-/// for) in SI. sprof's uprobe on it takes the registers and the user stack.
-void sprof_heap_sampled(void *ptr, size_t size);
+/// for) in SI, and in DX 1 when the set of sampled pointers had no room for it (its free will
+/// not be reported), else 0. sprof's uprobe on it takes the registers and the user stack.
+void sprof_heap_sampled(void *ptr, size_t size, unsigned long untracked);
 
 /// Called when a sampled pointer is freed (or reallocated), before the memory goes back to libc.
 void sprof_heap_freed(void *ptr);
@@ -25,6 +26,9 @@ unsigned long sprof_heap_sample_count(void);
 
 /// Frees of sampled pointers reported so far by this process.
 unsigned long sprof_heap_freed_count(void);
+
+/// Sampled allocations the set of sampled pointers had no room for (their frees go unreported).
+unsigned long sprof_heap_untracked_count(void);
 
 #ifdef __cplusplus
 }

@@ -2,6 +2,7 @@
 // N objects in a pattern and prints how many the library sampled and how many sampled frees it
 // reported, for the test to compare with the sampling law (1 - exp(-size/rate) per allocation).
 //     heap_rate PATTERN N        PATTERN: fixed4096 | periodic (16/32/48/64 bytes) | mixed
+//                                | live (N 16-byte blocks all live at once, then all freed)
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <stdio.h>
@@ -20,7 +21,17 @@ int main(int argc, char **argv) {
         printf("not preloaded\n");
         return 2;
     }
-    unsigned long s0 = sampled(), f0 = freed();
+    unsigned long (*untracked)(void) = (unsigned long (*)(void))dlsym(RTLD_DEFAULT, "sprof_heap_untracked_count");
+    void **blocks = strcmp(pattern, "live") == 0 ? calloc((size_t)n, sizeof *blocks) : 0;
+    unsigned long s0 = sampled(), f0 = freed(), u0 = untracked ? untracked() : 0;
+    if (blocks) {
+        for (long i = 0; i < n; i++) blocks[i] = malloc(16);
+        for (long i = 0; i < n; i++) free(blocks[i]);
+        unsigned long s1 = sampled(), f1 = freed(), u1 = untracked ? untracked() : 0;
+        free(blocks);
+        printf("sampled=%lu freed=%lu untracked=%lu rate=%zu\n", s1 - s0, f1 - f0, u1 - u0, rate());
+        return 0;
+    }
     for (long i = 0; i < n; i++) {
         size_t size = strcmp(pattern, "periodic") == 0 ? 16 + 16 * (i % 4)
                       : strcmp(pattern, "mixed") == 0 ? 8 + (size_t)(i * 7919 % 20000) : 4096;
