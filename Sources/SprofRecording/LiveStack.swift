@@ -13,9 +13,9 @@ import SprofCore
 /// most: threads with big frames need more), and also when it stopped at a stack page that was
 /// not resident (the copy is made where pages cannot be faulted in): GNU sort's workers keep
 /// large, partly untouched buffers on their stacks, and their copies held 672-912 bytes of the
-/// 32 KiB asked. Either way the copy's end lies below the end of the mapping that holds it,
-/// which is the test here; a copy that reached the top of its stack (the usual case) has
-/// nothing beyond it.
+/// 32 KiB asked. Either way the copy's end lies below the end of the mapping that holds the
+/// stack pointer, which is the test here; a copy that reached the top of its stack (the usual
+/// case), or ran past it into the next mapping, has nothing beyond it.
 ///
 /// Sound only where the thread has not returned past the copy's end since: the read starts
 /// ``overlap`` bytes below the copy's end, and the bytes beyond are kept only when those equal the
@@ -36,32 +36,38 @@ struct LiveStackReader {
     private var ranges: [Int32: (read: UInt64, ranges: [Range<UInt64>])] = [:]
     private static let refreshNanoseconds: UInt64 = 50_000_000
 
-    /// The live bytes just beyond `copy` (the kernel's copy of thread stack memory from the
-    /// sampled stack pointer `sp` of process `pid`), a multiple of 8 long, or nil when there are
-    /// none (the copy reached its mapping's end), the read fails, or the thread's stack changed
-    /// at the copy's end.
-    mutating func bytesBeyond(pid: Int32, sp: UInt64, copy: UnsafeRawBufferPointer, now: UInt64) -> [UInt8]? {
-        guard pid > 0, copy.count >= Self.overlap else { return nil }
+    /// Reused for every read: a fresh 512 KiB buffer per sample (zeroed, trimmed, copied again)
+    /// cost the reader thread more than the read itself.
+    private var scratch: [UInt8] = []
+
+    /// Appends to `raw` (the sample's record) the live bytes just beyond `copy` (the kernel's
+    /// copy of thread stack memory from the sampled stack pointer `sp` of process `pid`) as
+    /// ``RecordParser/typeLiveStack`` records, a multiple of 8 bytes in all. Returns false, with
+    /// `raw` unchanged, when there are none (the copy reached its mapping's end), the read fails,
+    /// or the thread's stack changed at the copy's end.
+    mutating func appendBeyond(to raw: inout [UInt8], pid: Int32, sp: UInt64, copy: UnsafeRawBufferPointer, now: UInt64) -> Bool {
+        guard pid > 0, copy.count >= Self.overlap else { return false }
         let copyEnd = sp &+ UInt64(copy.count)
-        guard copyEnd > sp, let mappingEnd = end(of: copyEnd - 1, pid: pid, now: now), mappingEnd > copyEnd else { return nil }
+        // The mapping that holds the stack pointer: a copy that ran past its end into memory
+        // mapped right above (a heap, another thread's stack) already holds the whole stack, and
+        // reading on into that memory only cost the reader time (bench/deep-stacks lost samples).
+        guard copyEnd > sp, let mappingEnd = end(of: sp, pid: pid, now: now), mappingEnd > copyEnd else { return false }
         let want = Int(min(UInt64(Self.limit), mappingEnd - copyEnd)) & ~7
-        guard want > 0 else { return nil }
-        var buffer = [UInt8](repeating: 0, count: Self.overlap + want)
+        guard want > 0 else { return false }
+        if scratch.count < Self.overlap + Self.limit { scratch = [UInt8](repeating: 0, count: Self.overlap + Self.limit) }
         let start = copyEnd - UInt64(Self.overlap)
-        let n = buffer.withUnsafeMutableBytes { csprof_read_process_memory(pid, $0.baseAddress, $0.count, start) }
-        guard n >= Self.overlap + 8 else { return nil }
-        let same = buffer.withUnsafeBytes { live in
-            memcmp(live.baseAddress!, copy.baseAddress! + (copy.count - Self.overlap), Self.overlap) == 0
+        return scratch.withUnsafeMutableBytes { buffer in
+            let n = csprof_read_process_memory(pid, buffer.baseAddress, Self.overlap + want, start)
+            guard n >= Self.overlap + 8 else { return false }
+            guard memcmp(buffer.baseAddress!, copy.baseAddress! + (copy.count - Self.overlap), Self.overlap) == 0 else {
+                changed += 1
+                return false
+            }
+            reads += 1
+            let kept = (n - Self.overlap) & ~7
+            RecordParser.appendLiveStackRecords(UnsafeRawBufferPointer(rebasing: buffer[Self.overlap..<(Self.overlap + kept)]), to: &raw)
+            return true
         }
-        guard same else {
-            changed += 1
-            return nil
-        }
-        reads += 1
-        let kept = (n - Self.overlap) & ~7
-        buffer.removeFirst(Self.overlap)
-        buffer.removeLast(buffer.count - kept)
-        return buffer
     }
 
     /// The end of the mapping of `pid` that holds `address`, or nil.

@@ -383,19 +383,24 @@ extension RecordParser {
     /// `liveStack` (a multiple of 8 bytes) as records of ``typeLiveStack`` to follow the sample's
     /// own: header, then up to 65,520 bytes each. Pure: bytes in, bytes out.
     static func liveStackRecords(_ liveStack: [UInt8]) -> [UInt8] {
-        let piece = 65_520
         var out: [UInt8] = []
-        out.reserveCapacity(liveStack.count + (liveStack.count / piece + 1) * 8)
+        liveStack.withUnsafeBytes { appendLiveStackRecords($0, to: &out) }
+        return out
+    }
+
+    /// ``liveStackRecords(_:)`` appended to `out`.
+    static func appendLiveStackRecords(_ liveStack: UnsafeRawBufferPointer, to out: inout [UInt8]) {
+        let piece = 65_520
+        out.reserveCapacity(out.count + liveStack.count + (liveStack.count / piece + 1) * 8)
         var at = 0
         while at < liveStack.count {
             let n = min(piece, liveStack.count - at)
             withUnsafeBytes(of: typeLiveStack.littleEndian) { out.append(contentsOf: $0) }
             withUnsafeBytes(of: UInt16(0)) { out.append(contentsOf: $0) }
             withUnsafeBytes(of: UInt16(n + 8).littleEndian) { out.append(contentsOf: $0) }
-            out.append(contentsOf: liveStack[at..<(at + n)])
+            out.append(contentsOf: UnsafeRawBufferPointer(rebasing: liveStack[at..<(at + n)]))
             at += n
         }
-        return out
     }
 
     /// Whether the record starting at `offset` of `bytes` is a ``typeLiveStack`` piece (which

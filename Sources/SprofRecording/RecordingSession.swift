@@ -550,13 +550,12 @@ public final class RecordingSession: @unchecked Sendable {
                         }
                         var raw = RecordParser.compacted(bytes, stack: stack)
                         if readsLiveStack, case .sample(let s) = record, let stack,
-                           s.userRegistersABI == 2, s.userRegisters.count > UserRegisters.spIndex,
-                           let beyond = liveStack.bytesBeyond(pid: s.pid, sp: s.userRegisters[UserRegisters.spIndex],
-                                                              copy: UnsafeRawBufferPointer(rebasing: bytes[(stack.sizeField + 8)..<(stack.sizeField + 8 + stack.copied)]),
-                                                              now: roundStart) {
+                           s.userRegistersABI == 2, s.userRegisters.count > UserRegisters.spIndex {
                             // In the same pending unit as the sample: sorted, spilled and handed
                             // over with it, and counted against the memory budget.
-                            raw += RecordParser.liveStackRecords(beyond)
+                            _ = liveStack.appendBeyond(to: &raw, pid: s.pid, sp: s.userRegisters[UserRegisters.spIndex],
+                                                       copy: UnsafeRawBufferPointer(rebasing: bytes[(stack.sizeField + 8)..<(stack.sizeField + 8 + stack.copied)]),
+                                                       now: roundStart)
                         }
                         pendingBytes += raw.count
                         pending.append(Pending(time: record.time, sequence: sequence, bytes: raw))

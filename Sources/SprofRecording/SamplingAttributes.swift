@@ -72,9 +72,9 @@ public struct SamplingOptions: Sendable {
     static let dwarfSamplesPerBuffer = 64
 
     /// At a higher rate, the buffer holds this long of one CPU's samples instead (a CPU takes at
-    /// most `-F` samples a second of a clock event): at 16 kHz with 32 KiB copies, 64 copies
-    /// lasted 4 ms, and a reader kept off the CPU longer than that on a loaded machine lost 40 of
-    /// 42,418 samples (issue 20).
+    /// most `-F` samples a second of a clock event): at 16 kHz with 32 KiB copies, the 1024 pages
+    /// sized for 64 copies (126 fit) lasted 8 ms, and a reader kept off the CPU longer than that
+    /// on a loaded machine lost samples (40 of 42,418 in issue 20; 1,448-11,277 in debug builds).
     static let dwarfBufferMilliseconds = 50
 
     /// The most memory the default DWARF buffers lock in all, when privileged (no kernel limit
