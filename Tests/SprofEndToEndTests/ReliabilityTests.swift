@@ -397,11 +397,22 @@ final class ReliabilityTests: XCTestCase {
     func testAttachingToAZombieSaysItHasExited() throws {
         try SprofCLI.requirePerfEvents()
         let prefix = SprofCLI.outputPrefix("zombie")
-        // The subshell starts `true` and becomes `sleep`, which never reaps it: a zombie. The
-        // sleep outlasts a slow start of sprof on a loaded machine (3 s did not), and is ended
-        // once sprof has answered.
-        let sh = "(true & echo $! > '\(prefix).pid'; exec sleep 60 >/dev/null 2>&1) & holder=$!; sleep 0.5; \"$0\" run -p \"$(cat '\(prefix).pid')\" -o '\(prefix)'; rc=$?; kill $holder; exit $rc"
-        let r = try TestFixtures.run("/bin/sh", ["-c", sh, try TestFixtures.sprofPath()])
+        // This test process is the zombie's parent and reaps it only after sprof has answered.
+        // (A shell as the parent reaped it now and then before sprof attached: "no process".)
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { free(argv[0]) }
+        XCTAssertEqual(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ), 0)
+        defer { var status: Int32 = 0; _ = waitpid(pid, &status, 0) }
+        func state() -> String? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(close, offsetBy: 2)...].split(separator: " ").first.map(String.init)
+        }
+        var waited = 0
+        while state() != "Z" && waited < 1000 { usleep(10_000); waited += 1 }
+        XCTAssertEqual(state(), "Z", "/bin/true has exited and is not reaped yet")
+        let r = try SprofCLI.run(["run", "-p", "\(pid)", "-o", prefix])
         XCTAssertEqual(r.status, 1, r.stderr)
         XCTAssertTrue(r.stderr.contains("has exited (a zombie its parent has not reaped)"), r.stderr)
         XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
