@@ -7,6 +7,7 @@ enum Assets {
 
     static let files: [String: File] = [
         "app.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.app_js, as: UTF8.self)),
+        "memory.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.memory_js, as: UTF8.self)),
         "flame.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.flame_js, as: UTF8.self)),
         "app.css": File(type: "text/css; charset=utf-8", body: String(decoding: PackageResources.app_css, as: UTF8.self)),
     ]

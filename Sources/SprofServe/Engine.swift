@@ -81,6 +81,7 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         if let g = options.callGraph { args += ["--call-graph", g] }
         if options.offCPU == true { args.append("--off-cpu") }
         if options.memory == true && capabilities.memory { args.append("--memory") }
+        if options.heap == true { args.append("--heap") }
         return args
     }
 
