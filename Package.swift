@@ -79,7 +79,7 @@ let package = Package(
             name: "SprofServe",
             dependencies: ["Sprof", "SprofProfile", "SprofOutput", "SprofFormats", "SprofRecording", "SprofAnnotate", .product(name: "Hummingbird", package: "hummingbird")],
             // The pages' script and style, compiled into the binary: nothing is fetched from elsewhere.
-            resources: [.embedInCode("Web/app.js"), .embedInCode("Web/flame.js"), .embedInCode("Web/transforms.js"), .embedInCode("Web/timeline.js"), .embedInCode("Web/source.js"), .embedInCode("Web/app.css")]
+            resources: [.embedInCode("Web/app.js"), .embedInCode("Web/flame.js"), .embedInCode("Web/transforms.js"), .embedInCode("Web/timeline.js"), .embedInCode("Web/source.js"), .embedInCode("Web/memory.js"), .embedInCode("Web/app.css")]
         ),
         .executableTarget(name: "sprof-serve", dependencies: ["SprofServe"]),
 

@@ -260,7 +260,7 @@ public enum CommandProfiler {
 
     /// The builder of the heap profile: the same records, only the two probes' samples.
     /// `roles[i]` is the role of the session's companion event i.
-    private static func makeHeapBuilder(_ heap: HeapOptions, roles: [HeapRole], session: RecordingSession, settings: KernelSettings,
+    static func makeHeapBuilder(_ heap: HeapOptions, roles: [HeapRole], session: RecordingSession, settings: KernelSettings,
                                     cpu: ProfileBuilder) -> ProfileBuilder {
         let ids = session.companionEventIDs
         let b = ProfileBuilder(symbolizer: Symbolizer(options: cpu.symbolizer.options), callGraph: session.options.callGraph, maxStack: settings.maxStack)
@@ -271,7 +271,7 @@ public enum CommandProfiler {
     }
 
     /// Makes the heap profile (and, with `-e none`, the main profile) from the heap builder.
-    private static func finishHeap(_ builder: ProfileBuilder, _ heap: HeapOptions, metadata: ProfileMetadata, started: UInt64,
+    static func finishHeap(_ builder: ProfileBuilder, _ heap: HeapOptions, metadata: ProfileMetadata, started: UInt64,
                                    into recorded: inout RecordedCommand) {
         builder.resolve()
         var m = metadata

@@ -102,6 +102,21 @@ public final class Profiler: @unchecked Sendable {
         /// `RecordingSession.memoryBudget`): 256 MiB by default; beyond it they go to an unlinked
         /// temporary file in `$TMPDIR` and come back in order.
         public var maxMemory = RecordingSession.defaultMemoryBudget
+        /// Also record a heap profile: which stacks allocate how many objects and bytes, and which
+        /// still hold them at ``Profiler/stop()``, in Go's four heap sample types
+        /// (``HeapOptions/sampleTypes``). ``Profiler/stop()`` leaves it in ``Profiler/heapProfile``;
+        /// with ``event`` set to ``HeapOptions/noCPUEvent`` only the heap is recorded and `stop()`
+        /// returns it too.
+        ///
+        /// In-process the preload library cannot be used (the process is already running), so
+        /// sprof puts uprobes on the entry and return of the allocator's functions and on `free`
+        /// (the mechanism of `sprof run --heap -p`): every allocation call of the process's threads
+        /// traps (about 1.5 µs each here) and sprof draws the byte samples (``HeapOptions/rate``,
+        /// `libraryPath` is not used). The probes need the argument registers, so stacks are DWARF-
+        /// unwound (``callGraph`` becomes `.dwarf(stackSize: 8192)` unless it is DWARF already,
+        /// with a notice). Needs CAP_SYS_ADMIN: ``Profiler/start()`` throws
+        /// ``SprofError/refused(reason:)`` otherwise.
+        public var heap: HeapOptions?
 
         /// cpu-clock at 999 Hz with frame-pointer stacks: the cheapest stacks, whole in debug builds
         /// (`sprof run` defaults to DWARF stacks instead, which also cross code without frame pointers).
@@ -126,6 +141,23 @@ public final class Profiler: @unchecked Sendable {
     public let options: Options
     private let lock = NSLock()
     private var active: ActiveRun?
+    private var lastHeap: (profile: Profile, timeline: [(time: UInt64, bytes: UInt64)])?
+
+    /// The heap profile of the last ``stop()`` when ``Options/heap`` was set (nil otherwise, and
+    /// until the first `stop()`): Go's four heap sample types, `alloc_objects`/`count`,
+    /// `alloc_space`/`bytes`, `inuse_objects`/`count` and `inuse_space`/`bytes` (in use: allocated
+    /// and not freed when `stop()` was called), period type `space`/`bytes`.
+    public var heapProfile: Profile? {
+        lock.lock(); defer { lock.unlock() }
+        return lastHeap?.profile
+    }
+
+    /// Estimated heap bytes in use over the last recording with ``Options/heap``, nanoseconds
+    /// since ``start()``, at most one point per 10 ms; empty without `heap`.
+    public var heapTimeline: [(time: UInt64, bytes: UInt64)] {
+        lock.lock(); defer { lock.unlock() }
+        return lastHeap?.timeline ?? []
+    }
 
     /// Makes a profiler; nothing is opened until ``start()``.
     public init(options: Options = Options()) {
@@ -186,7 +218,8 @@ public final class Profiler: @unchecked Sendable {
         }
     }
 
-    /// Stops sampling, drains what is buffered and returns the profile.
+    /// Stops sampling, drains what is buffered and returns the profile: the CPU profile, or the
+    /// heap profile when ``Options/event`` is ``HeapOptions/noCPUEvent`` (see ``heapProfile``).
     ///
     /// - Throws: ``SprofError/notStarted`` without a running ``start()``.
     public func stop() throws(SprofError) -> Profile {
@@ -194,7 +227,9 @@ public final class Profiler: @unchecked Sendable {
         guard let run = active else { throw .notStarted }
         active = nil
         defer { ActiveClaim.release() }
-        return try run.finish()
+        let recorded = try run.finish()
+        lastHeap = recorded.heap.map { ($0, recorded.heapTimeline) }
+        return recorded.profile
     }
 
     /// Profiles `body` and returns its result with the profile: the one-call form for tests and
@@ -212,6 +247,24 @@ public final class Profiler: @unchecked Sendable {
             throw error
         }
         return (result, try profiler.stop())
+    }
+
+    /// Records the heap profile of `body` alone (no CPU samples): every thread of the process,
+    /// one sample per `rate` allocated bytes on average (1: every allocation). See
+    /// ``Options/heap`` for the mechanism and its cost.
+    ///
+    /// ```swift
+    /// let (_, heap) = try Profiler.profileHeap(rate: 1) { buildIndex() }
+    /// for row in heap.top(valueIndex: heap.sampleTypeIndex("alloc_space")!).prefix(10) { print(row.totalValue, row.name) }
+    /// ```
+    ///
+    /// - Throws: ``SprofError/refused(reason:)`` without CAP_SYS_ADMIN, what ``start()`` throws,
+    ///   or what `body` throws.
+    public static func profileHeap<T>(rate: Int = 512 * 1024, _ body: () throws -> T) throws -> (result: T, heap: Profile) {
+        var options = Options(event: HeapOptions.noCPUEvent, callGraph: .dwarf(stackSize: 8192))
+        options.heap = HeapOptions(rate: rate)
+        let recorded = try profile(options: options, body)
+        return (recorded.result, recorded.profile)
     }
 }
 
@@ -317,6 +370,8 @@ private final class ActiveRun: @unchecked Sendable {
     let wallStart: UInt64
     let settings: KernelSettings
     let requestedEvent: EventSpec
+    let heap: HeapOptions?
+    let heapBuilder: ProfileBuilder?
     private let condition = NSCondition()
     private var started = false
     private var failure: SyscallError?
@@ -324,12 +379,27 @@ private final class ActiveRun: @unchecked Sendable {
     init(options: Profiler.Options) throws(SprofError) {
         let settings = KernelSettings.current()
         var notices: [String] = []
-        let sampling: SamplingOptions
+        var sampling: SamplingOptions
+        var callGraph = options.callGraph
+        var probes: AllocatorProbes?
         do {
+            if options.heap != nil {
+                // The heap probes read the allocators' arguments from the sampled user registers,
+                // which only DWARF mode asks for.
+                if case .dwarf = callGraph {} else {
+                    callGraph = .dwarf(stackSize: 8192)
+                    notices.append("heap profiling records DWARF stacks (the probes read the allocator's arguments from the registers they sample): --call-graph dwarf,8192")
+                }
+                probes = try AllocatorProbes(pid: getpid())
+            }
             sampling = try SamplingOptions.prepared(
-                event: options.event, rate: options.rate, callGraph: options.callGraph,
-                ringPages: options.ringPages ?? RunOptions.defaultRingPages(for: options.callGraph, rate: options.rate, settings: settings),
+                event: options.event, rate: options.rate, callGraph: callGraph,
+                ringPages: options.ringPages ?? (options.heap != nil ? RunOptions.heapRingPages : RunOptions.defaultRingPages(for: callGraph, rate: options.rate, settings: settings)),
                 offCPU: options.offCPU, settings: settings) { notices.append($0) }
+            if let probes {
+                sampling.companions = probes.events.map(\.event)
+                notices.append("heap: probing every call of \(probes.library)'s allocator (\(probes.events.count) uprobes); each call traps")
+            }
         } catch {
             throw SprofError(error)
         }
@@ -352,6 +422,15 @@ private final class ActiveRun: @unchecked Sendable {
         builder.keepSamples = options.keepSamples
         builder.namesThreadsFromProc = true
         builder.interpret(session)
+        heap = options.heap
+        if let heap = options.heap {
+            let b = CommandProfiler.makeHeapBuilder(heap, roles: probes?.events.map(\.role) ?? [], session: session, settings: settings, cpu: builder)
+            b.namesThreadsFromProc = true
+            b.excludedThreads = [driverTID]
+            heapBuilder = b
+        } else {
+            heapBuilder = nil
+        }
         self.settings = settings
         requestedEvent = options.event
         wallStart = realtimeNow()
@@ -364,8 +443,12 @@ private final class ActiveRun: @unchecked Sendable {
                 try session.record(started: {
                     // The process existed before recording: its mappings come from /proc.
                     builder.processes.seedFromProc(getpid())
+                    heapBuilder?.processes.seedFromProc(getpid())
                     signalStarted(nil)
-                }, consume: { builder.consume($0) })
+                }, consume: {
+                    builder.consume($0)
+                    heapBuilder?.consume($0)
+                })
             } catch {
                 signalStarted(error)
             }
@@ -391,7 +474,7 @@ private final class ActiveRun: @unchecked Sendable {
     }
 
     /// Stops the session, waits for the driver to consume everything, and builds the profile.
-    func finish() throws(SprofError) -> Profile {
+    func finish() throws(SprofError) -> RecordedCommand {
         session.requestStop()
         driver.join()
         // Released here rather than whenever the last reference goes, so that stop() leaves no
@@ -401,7 +484,11 @@ private final class ActiveRun: @unchecked Sendable {
                                                  duration: Self.monotonicNow() - startTime, notices: notices)
         var profile = builder.profile(metadata: metadata)
         profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
-        return profile
+        var recorded = RecordedCommand(profile: profile, exitStatus: nil)
+        if let heapBuilder, let heap {
+            CommandProfiler.finishHeap(heapBuilder, heap, metadata: metadata, started: startTime, into: &recorded)
+        }
+        return recorded
     }
 
     /// Opens one event per thread and CPU for every thread but `driverTID`, falling back to

@@ -7,6 +7,7 @@ enum Assets {
 
     static let files: [String: File] = [
         "app.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.app_js, as: UTF8.self)),
+        "memory.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.memory_js, as: UTF8.self)),
         "flame.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.flame_js, as: UTF8.self)),
         "transforms.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.transforms_js, as: UTF8.self)),
         "timeline.js": File(type: "text/javascript; charset=utf-8", body: String(decoding: PackageResources.timeline_js, as: UTF8.self)),

@@ -82,6 +82,7 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         if options.offCPU == true { args.append("--off-cpu") }
         if options.memory == true && capabilities.memory { args.append("--memory") }
         if capabilities.timeline { args.append("--timeline") }
+        if options.heap == true { args.append("--heap") }
         return args
     }
 

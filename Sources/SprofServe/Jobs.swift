@@ -2,7 +2,7 @@ import Foundation
 import SprofRecording
 
 /// The recording options of a job: the options of `sprof run` that the form and `POST /api/jobs`
-/// accept. JSON keys: `event`, `frequency`, `period`, `call_graph`, `off_cpu`, `memory`, `repeat`.
+/// accept. JSON keys: `event`, `frequency`, `period`, `call_graph`, `off_cpu`, `memory`, `heap`, `repeat`.
 public struct JobOptions: Codable, Sendable, Equatable {
     /// Event to sample, as `sprof run -e` spells it (`cpu-clock`, `page-faults`, `cycles:u`); nil: cpu-clock.
     public var event: String?
@@ -16,6 +16,9 @@ public struct JobOptions: Codable, Sendable, Equatable {
     public var offCPU: Bool?
     /// Sample resident memory over time (`--memory`, when this sprof has it).
     public var memory: Bool?
+    /// Also record a heap profile (`--heap`: allocations sampled by bytes, in use and leaked at
+    /// exit), shown in the Memory tab. Needs a server running as root (uprobes need CAP_SYS_ADMIN).
+    public var heap: Bool?
     /// Runs of the command, each kept as a run of its own (1 to ``maxRepeat``).
     public var `repeat`: Int?
 
@@ -27,18 +30,20 @@ public struct JobOptions: Codable, Sendable, Equatable {
         case callGraph = "call_graph"
         case offCPU = "off_cpu"
         case memory
+        case heap
         case `repeat`
     }
 
     /// Creates options; every field defaults to what `sprof run` does without the option.
     public init(event: String? = nil, frequency: Int? = nil, period: UInt64? = nil, callGraph: String? = nil,
-                offCPU: Bool? = nil, memory: Bool? = nil, repeat: Int? = nil) {
+                offCPU: Bool? = nil, memory: Bool? = nil, heap: Bool? = nil, repeat: Int? = nil) {
         self.event = event
         self.frequency = frequency
         self.period = period
         self.callGraph = callGraph
         self.offCPU = offCPU
         self.memory = memory
+        self.heap = heap
         self.repeat = `repeat`
     }
 
@@ -242,6 +247,9 @@ public struct JobValidator: Sendable {
         if o.offCPU == true && !capabilities.offCPU {
             throw ServeError(400, "--off-cpu: this sprof build cannot record off-CPU time (update sprof)")
         }
+        if o.heap == true && !capabilities.heap {
+            throw ServeError(400, "--heap: this sprof build cannot record heap profiles (update sprof)")
+        }
         if o.repeat == nil { o.repeat = 1 }
         guard resolve(program) != nil else {
             var st = stat()
@@ -280,18 +288,21 @@ public struct SprofCapabilities: Sendable, Equatable {
     public var memory: Bool
     /// `--timeline` (every sample's time, for the Timeline tab and time ranges).
     public var timeline: Bool
+    /// `--heap` (heap profiles).
+    public var heap: Bool
 
     /// Creates capabilities.
-    public init(progressFD: Bool = false, offCPU: Bool = false, memory: Bool = false, timeline: Bool = false) {
+    public init(progressFD: Bool = false, offCPU: Bool = false, memory: Bool = false, timeline: Bool = false, heap: Bool = false) {
         self.progressFD = progressFD
         self.offCPU = offCPU
         self.memory = memory
         self.timeline = timeline
+        self.heap = heap
     }
 
     /// Reads them from the help text of `sprof run`.
     public init(helpText: String) {
         self.init(progressFD: helpText.contains("--progress-fd"), offCPU: helpText.contains("--off-cpu"),
-                  memory: helpText.contains("--memory"), timeline: helpText.contains("--timeline"))
+                  memory: helpText.contains("--memory"), timeline: helpText.contains("--timeline"), heap: helpText.contains("--heap"))
     }
 }

@@ -36,6 +36,7 @@ enum Pages {
         <script src="/assets/transforms.js"></script>
         <script src="/assets/timeline.js"></script>
         <script src="/assets/source.js"></script>
+        <script src="/assets/memory.js"></script>
         <script src="/assets/app.js"></script>
         </body></html>
         """
@@ -53,6 +54,7 @@ enum Pages {
             <label>or period <input id="f-period" name="period" type="number" min="1" placeholder="events"></label>
             <label>Call graph <select id="f-callgraph" name="call_graph"><option value="">dwarf (default)</option><option value="fp">fp</option><option value="none">none</option></select></label>
             <label class="check"><input id="f-offcpu" name="off_cpu" type="checkbox"> off-CPU and wall time</label>
+            <label class="check" title="sprof run --heap: allocations sampled by bytes, in use and leaked at exit (needs a server running as root)"><input id="f-heap" name="heap" type="checkbox"> Heap</label>
             <label>Repeat <input id="f-repeat" name="repeat" type="number" min="1" max="20" value="1"></label>
             <button id="f-submit" type="submit">Run</button>
           </form>

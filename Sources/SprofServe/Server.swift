@@ -574,6 +574,8 @@ public enum ServeApp {
                 return try json(Empty(empty: "memory was not sampled for this job: its run has no memory timeline (profile.memory.tsv); the sprof that recorded it samples none, or sampling was off"))
             }
             return try json(series)
+        case "heap", "heap-alloc", "heap-inuse":
+            return try HeapView.render(view, runDirectory: dir)
         case "top":
             return try json(ProfileViews.top(try profile()))
         case "threads":
@@ -584,7 +586,7 @@ public enum ServeApp {
             let run = try cache.load(dir, transforms: transforms)
             return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
-            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, source, timeline, wall, offcpu, memory, top, threads, provenance")
+            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, source, timeline, wall, offcpu, memory, heap, heap-alloc, heap-inuse, top, threads, provenance")
         }
     }
 

@@ -6,11 +6,13 @@ chromium-driver and python3-selenium).
   serve_browser_test.py BIN_DIR --screenshot F   also save a screenshot of the job page to F
   serve_browser_test.py BIN_DIR --bench          time the flame graph on 100k distinct stacks
   serve_browser_test.py BIN_DIR --bench30k       time first view, range and Compare on 30,000 stacks (pprof + timeline)
+  serve_browser_test.py BIN_DIR --heap-only      only the heap job (the Memory tab of a --heap job)
 
 It creates a job from the form and watches it finish through live updates (the page is never
 reloaded), opens every tab, hovers a frame and reads the tooltip, clicks to zoom, searches,
 compares two jobs and two runs of one job, stops a job, restarts the server and finds the job
 again, picks up the profile of a recording that outlived a killed server, keeps seven tabs open,
+checks the Memory tab of a job run with Heap checked (skipped, saying why, without CAP_SYS_ADMIN),
 and checks the security rules (Host names, the token for reads). It skips (exit 0, with the
 reason) only when Chromium cannot start.
 """
@@ -212,13 +214,15 @@ def hover_frame(driver, depth, frac=0.5):
                 raise
 
 
-def run_job_from_form(driver, server, command, off_cpu):
+def run_job_from_form(driver, server, command, off_cpu, heap=False):
     driver.get(server.url)
     wait(driver, "the form", lambda d: d.find_element(By.ID, "f-command"))
     driver.find_element(By.ID, "f-command").send_keys(command)
     driver.find_element(By.ID, "f-frequency").send_keys("1999")
     if off_cpu:
         driver.find_element(By.ID, "f-offcpu").click()
+    if heap:
+        driver.find_element(By.ID, "f-heap").click()
     driver.find_element(By.ID, "f-submit").click()
     wait(driver, "the job page", lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-page") == "job")
     # A marker that a reload would erase: the page must finish through the event stream alone.
@@ -347,6 +351,7 @@ def e2e(bin_dir, screenshot):
         stop_and_delete_checks(driver, server)
         seven_tabs_check(driver, server)
         form_refuses_a_directory(driver, server)
+        heap_job_checks(driver, server, bin_dir, data)
 
         # Restart the server: the job is still there, done, with its views.
         server.stop()
@@ -399,6 +404,50 @@ def e2e(bin_dir, screenshot):
         except Exception as e:
             print(f"stopping the server: {e}")
         shutil.rmtree(data, ignore_errors=True)
+
+
+def cap_sys_admin():
+    for line in open("/proc/self/status"):
+        if line.startswith("CapEff:"):
+            return int(line.split()[1], 16) & (1 << 21) != 0
+    return False
+
+
+def heap_job_checks(driver, server, bin_dir, data):
+    """A job created with Heap checked: its Memory tab draws the allocation and in-use flame
+    graphs in bytes, whose totals are what `sprof report --sample-type alloc_space/inuse_space`
+    gives on the run's profile.heap.pb.gz; the in-use timeline beside RSS; and the leaks table,
+    whose rows are heap_split.c's three leak sites. Skipped, saying why, without CAP_SYS_ADMIN."""
+    if not cap_sys_admin():
+        print("SKIP heap job: heap profiles put uprobes on the allocator, which needs CAP_SYS_ADMIN (run the test as root)")
+        return
+    assert os.path.exists(os.path.join(bin_dir, "libsprof-heap.so")), f"{bin_dir}/libsprof-heap.so is not built (swift build --product sprof-heap)"
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    binary = os.path.join(data, "heap_split")
+    subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o", binary,
+                    os.path.join(root, "Tests", "Fixtures", "c", "heap_split.c")], check=True)
+    job, _ = run_job_from_form(driver, server, f"{binary} 5", False, heap=True)
+    assert "--heap" in driver.find_element(By.ID, "job-options").text, driver.find_element(By.ID, "job-options").text
+    open_tab(driver, "memory")
+    wait(driver, "the heap flame graphs and the leaks", lambda d: d.find_elements(By.CSS_SELECTOR, "#leaks-table tbody tr")
+         and d.execute_script("const f = window.sprofHeapFlames; return !!(f['heap-alloc'] && f['heap-inuse'] && f['heap-alloc'].drawn > 0)"))
+    heap_file = os.path.join(data, "jobs", job, "runs", "1", "profile.heap.pb.gz")
+    drawn = {}
+    for view, sample_type in [("heap-alloc", "alloc_space"), ("heap-inuse", "inuse_space")]:
+        report = json.loads(subprocess.run([os.path.join(bin_dir, "sprof"), "report", "--sample-type", sample_type, "--format", "json", heap_file],
+                                           check=True, capture_output=True, text=True).stdout)
+        assert report["unit"] == "bytes", report["unit"]
+        drawn[view] = driver.execute_script(f"return window.sprofHeapFlames['{view}'].total")
+        assert drawn[view] == report["total"] and drawn[view] > 0, f"{view}: drawn {drawn[view]} bytes, report --sample-type {sample_type} says {report['total']}"
+        info = driver.find_element(By.CSS_SELECTOR, f"#flame-{view} .flame-info").text
+        assert "bytes" in info, f"the {view} flame graph counts bytes: {info!r}"
+    leaks = [r.find_elements(By.TAG_NAME, "td")[0].text for r in driver.find_elements(By.CSS_SELECTOR, "#leaks-table tbody tr")]
+    assert {"leak_three", "leak_two", "leak_one"} <= set(leaks), f"the leak sites lead the leaks table: {leaks}"
+    legend = driver.find_element(By.CSS_SELECTOR, "#heap-chart .legend").text
+    lines = driver.find_elements(By.CSS_SELECTOR, "#heap-chart polyline")
+    assert "heap in use" in legend and len(lines) >= 2, f"in-use bytes beside RSS: {len(lines)} lines, legend {legend!r}"
+    summary = driver.find_element(By.ID, "heap-summary").text
+    print(f"heap job: drawn alloc {drawn['heap-alloc']:,} / in use {drawn['heap-inuse']:,} bytes = sprof report; leaks {leaks[:3]}; {summary}")
 
 
 def analyzer_checks(driver, bin_dir, data, job_id):
@@ -1151,6 +1200,18 @@ if __name__ == "__main__":
         bench30k(bin_dir)
     elif "--bench" in sys.argv:
         bench(bin_dir)
+    elif "--heap-only" in sys.argv:
+        data = tempfile.mkdtemp(prefix="sprof-serve-heap-")
+        driver, server = start_browser(), None
+        try:
+            server = Server(bin_dir, data, free_port())
+            heap_job_checks(driver, server, bin_dir, data)
+            print("serve browser test (heap only): OK")
+        finally:
+            driver.quit()
+            if server:
+                server.stop()
+            shutil.rmtree(data, ignore_errors=True)
     elif "--make-bench-data" in sys.argv:
         make_bench_data(sys.argv[sys.argv.index("--make-bench-data") + 1], "20200101-000000-be0c4e")
     else:

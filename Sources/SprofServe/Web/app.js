@@ -75,6 +75,7 @@
     if (o.call_graph) parts.push("--call-graph " + o.call_graph);
     if (o.off_cpu) parts.push("--off-cpu");
     if (o.memory) parts.push("--memory");
+    if (o.heap) parts.push("--heap");
     if ((o.repeat || 1) > 1) parts.push(`repeat ${o.repeat}`);
     return parts.length ? parts.join(" ") : "defaults";
   }
@@ -190,6 +191,7 @@
         if (v("f-period")) options.period = Number(v("f-period"));
         if (v("f-callgraph")) options.call_graph = v("f-callgraph");
         if (document.getElementById("f-offcpu").checked) options.off_cpu = true;
+        if (document.getElementById("f-heap").checked) options.heap = true;
         if (v("f-repeat")) options.repeat = Number(v("f-repeat"));
         const job = await api("POST", "/api/jobs", { command, options });
         location.href = "/jobs/" + encodeURIComponent(job.id);
@@ -324,6 +326,8 @@
               download: "profile.memory.tsv", text: "Download the memory timeline (TSV)" })));
           }
         }
+        // The heap part (jobs run with --heap): Web/memory.js.
+        await window.sprofHeapSection(panel, { job, base: base(), api, el, table, newFlame, memoryChart, rss: data.empty ? [] : data });
         if (job.options.event && job.options.event.startsWith("page-faults")) {
           panel.append(el("h3", { text: "Page-fault flame graph" }));
           const holder = el("div", { class: "flame" });
@@ -367,7 +371,7 @@
           const swatch = el("span", { class: "swatch" });
           swatch.style.background = palette[k % palette.length];
           legend.append(el("li", {}, swatch,
-            document.createTextNode(`${s.name} (pid ${s.pid}): peak ${(peak / 1048576).toFixed(1)} MB`)));
+            document.createTextNode(`${s.name}${s.pid == null ? "" : ` (pid ${s.pid})`}: peak ${(peak / 1048576).toFixed(1)} MB`)));
         });
         return el("div", { class: "memory" }, svg, legend);
       }

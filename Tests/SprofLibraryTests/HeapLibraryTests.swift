@@ -1,0 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import Sprof
+import SprofTestSupport
+
+/// `Profiler.Options.heap` (issue 19): the heap profile of part of this process.
+final class HeapLibraryTests: XCTestCase {
+    private func requireUprobes() throws {
+        if let reason = perfEventAvailable() { throw XCTSkip(reason) }
+        guard HeapOptions.uprobesAllowed else { throw XCTSkip("uprobes need CAP_SYS_ADMIN, which this test process lacks") }
+        guard Uprobes.pmuType != nil else { throw XCTSkip("this kernel has no uprobe PMU") }
+    }
+
+    /// Sum of `type` over the stacks with a frame whose name contains `name`.
+    private func total(_ profile: Profile, _ type: String, containing name: String) throws -> Int64 {
+        let index = try XCTUnwrap(profile.sampleTypeIndex(type))
+        return profile.aggregatedStacks(valueIndex: index).filter { $0.frames.contains { $0.contains(name) } }.reduce(0) { $0 + $1.value }
+    }
+
+    /// Every allocation recorded (rate 1): 1,500 allocations of 100 bytes, 1,000 kept until after
+    /// stop(): alloc and in-use objects and bytes at the allocating function, in Go's four types.
+    func testHeapProfileAtRateOneCountsAllocationsAndWhatIsInUse() throws {
+        try requireUprobes()
+        var kept: [UnsafeMutableRawPointer?] = []
+        kept.reserveCapacity(1000)
+        let (_, heap) = try Profiler.profileHeap(rate: 1) {
+            heapLibraryAllocate(kept: &kept, keep: 1000, freed: 500, size: 100)
+        }
+        defer { kept.forEach { free($0) } }
+        XCTAssertEqual(heap.sampleTypes.map(\.description), ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"])
+        XCTAssertEqual(heap.periodType.description, "space/bytes")
+        let name = "heapLibraryAllocate"
+        XCTAssertEqual(Double(try total(heap, "alloc_objects", containing: name)), 1500, accuracy: 15, heap.metadata.notices.joined(separator: "\n"))
+        XCTAssertEqual(Double(try total(heap, "alloc_space", containing: name)), 150_000, accuracy: 1500)
+        XCTAssertEqual(Double(try total(heap, "inuse_objects", containing: name)), 1000, accuracy: 10)
+        XCTAssertEqual(Double(try total(heap, "inuse_space", containing: name)), 100_000, accuracy: 1000)
+    }
+
+    /// Beside CPU sampling: stop() returns the CPU profile and heapProfile holds the heap one.
+    func testHeapBesideCPUSampling() throws {
+        try requireUprobes()
+        var options = Profiler.Options(callGraph: .dwarf(stackSize: 8192))
+        options.heap = HeapOptions(rate: 4096)
+        let profiler = Profiler(options: options)
+        try profiler.start()
+        var kept: [UnsafeMutableRawPointer?] = []
+        heapLibraryAllocate(kept: &kept, keep: 0, freed: 2000, size: 4096)
+        let cpu = try profiler.stop()
+        let heap = try XCTUnwrap(profiler.heapProfile)
+        XCTAssertEqual(cpu.sampleTypes.first?.type, "samples")
+        // 2,000 × 4 KiB = 8 MiB at one sample per 4 KiB: the estimate is within a few percent.
+        XCTAssertEqual(Double(try total(heap, "alloc_space", containing: "heapLibraryAllocate")), 8_192_000, accuracy: 8_192_000 * 0.15)
+        XCTAssertFalse(profiler.heapTimeline.isEmpty)
+    }
+
+    /// Without heap options there is no heap profile.
+    func testNoHeapProfileWithoutTheOption() throws {
+        let profiler = Profiler()
+        XCTAssertNil(profiler.heapProfile)
+    }
+}
+
+/// Allocates `keep + freed` blocks of `size` bytes, keeping `keep` of them in `kept`.
+@inline(never) func heapLibraryAllocate(kept: inout [UnsafeMutableRawPointer?], keep: Int, freed: Int, size: Int) {
+    for _ in 0..<keep {
+        let p = malloc(size)
+        p?.storeBytes(of: 1, as: UInt8.self)
+        kept.append(p)
+    }
+    for _ in 0..<freed {
+        let p = malloc(size)
+        p?.storeBytes(of: 1, as: UInt8.self)
+        free(p)
+    }
+}
