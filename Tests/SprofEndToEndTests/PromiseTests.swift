@@ -355,7 +355,9 @@ final class PromiseTests: XCTestCase {
         XCTAssertGreaterThan(plainShape.total, 0)
         XCTAssertEqual(plainShape.samples(containing: "_[i]"), 0, "--no-inline still shows inline frames")
         XCTAssertEqual(plainShape.samples(containing: "inlined_hot"), 0)
-        let leaf = plainShape.stacks.filter { $0.frames.last == "outer_caller" }.reduce(0) { $0 + $1.count }
+        // The user leaf: on a loaded machine a few percent of samples land in the kernel's
+        // context switch (finish_task_switch_[k]) above it.
+        let leaf = plainShape.stacks.filter { $0.frames.last { !$0.hasSuffix("_[k]") } == "outer_caller" }.reduce(0) { $0 + $1.count }
         XCTAssertGreaterThanOrEqual(Double(leaf), 0.95 * Double(plainShape.total), "samples belong to outer_caller itself")
     }
 

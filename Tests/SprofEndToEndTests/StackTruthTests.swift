@@ -200,7 +200,9 @@ final class StackTruthTests: XCTestCase {
         let shape = try ProfileShape(foldedFile: prefix + ".folded")
         let summary = try RunSummary(stderr: r.stderr)
         let bottom = shape.samples(containing: "big_bottom")
-        XCTAssertEqual(Double(bottom), 0.5 * 999, accuracy: 0.2 * 0.5 * 999)
+        // About 0.5 s of CPU at 999 Hz when the machine is quiet; fewer when it is loaded (the
+        // fixture spins by the clock): enough for the share below to mean something.
+        XCTAssertGreaterThan(bottom, 150, summary.line)
         var whole: UInt64 = 0
         for stack in shape.stacks where stack.frames.contains(where: { $0.contains("big_bottom") }) {
             let frames = stack.frames.filter { $0.contains("big_frame") }.count
