@@ -218,6 +218,9 @@ public enum CommandProfiler {
                 // From the exec on: before it, the child is sprof's own fork, and its resident
                 // memory (sprof's) would be reported as the program's peak.
                 session.commandStarted()
+                // A first reading at the exec: a program shorter than the monitor's interval
+                // would otherwise have no memory timeline and no peak RSS.
+                monitor.sampleNow()
             } catch {
                 launchError = error  // the child has exited: the recording ends at once
             }
@@ -424,6 +427,7 @@ public enum CommandProfiler {
             do throws(LaunchError) {
                 try command?.start()
                 session.commandStarted()
+                if command != nil { monitor.sampleNow() }
             } catch {
                 launchError = error
                 session.requestStop()

@@ -65,6 +65,7 @@ final class RecordingMonitor: @unchecked Sendable {
     private var points: [Profile.MemoryPoint] = []
     private var peak: UInt64 = 0
     private var thread: Thread?
+    private let sampleMemory: Bool
 
     /// Starts the thread. `memoryRate` is readings per second (0: no memory timeline, progress
     /// only); `progress` is called on the monitor's thread.
@@ -73,6 +74,7 @@ final class RecordingMonitor: @unchecked Sendable {
         self.progress = progress
         self.interval = memoryRate > 0 ? 1_000_000_000 / UInt64(min(memoryRate, 1000)) : 250_000_000
         let sampleMemory = memoryRate > 0
+        self.sampleMemory = sampleMemory
         let t = Thread { [self] in
             run(sampleMemory: sampleMemory)
             finished.signal()
@@ -111,6 +113,12 @@ final class RecordingMonitor: @unchecked Sendable {
             if stopSignal.wait(timeout: .now() + .nanoseconds(Int(next - current))) == .success { break }
         }
         progress?(snapshot(done: true))
+    }
+
+    /// Reads the live processes' memory now, from the calling thread (at a command's exec), when
+    /// the timeline is on.
+    func sampleNow() {
+        if sampleMemory { sampleOnce(at: Self.now()) }
     }
 
     private func sampleOnce(at now: UInt64) {

@@ -289,6 +289,18 @@ final class MemoryTimelineTests: XCTestCase {
 }
 
 extension MemoryTimelineTests {
+    /// A program that ends before the monitor's first interval (40 ms) still has a reading, taken
+    /// at its exec: its memory timeline and peak RSS are never missing.
+    func testAProgramShorterThanTheIntervalHasAReading() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("mem-short")
+        let r = try SprofCLI.run(["run", "-o", prefix, "--", "/bin/true"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("peak RSS"), r.stderr)
+        let (points, _) = try MemoryTimeline.parse(String(contentsOfFile: prefix + ".memory.tsv", encoding: .utf8))
+        XCTAssertGreaterThanOrEqual(points.count, 1)
+    }
+
     /// Before its exec the command is sprof's forked child, with sprof's resident memory (several
     /// MiB, more with DWARF buffers): a reading then was reported as a small program's peak.
     func testASmallProgramsPeakIsItsOwnNotSprofsChildBeforeExec() throws {
