@@ -421,7 +421,10 @@ def heap_job_checks(driver, server, bin_dir, data):
     if not cap_sys_admin():
         print("SKIP heap job: heap profiles put uprobes on the allocator, which needs CAP_SYS_ADMIN (run the test as root)")
         return
-    assert os.path.exists(os.path.join(bin_dir, "libsprof-heap.so")), f"{bin_dir}/libsprof-heap.so is not built (swift build --product sprof-heap)"
+    # The PlainCLibrary plugin builds the preload library into sprof's resource bundle (sprof looks
+    # there first, then beside itself).
+    library = os.path.join(bin_dir, "sprof_Sprof.resources", "libsprof-heap.so")
+    assert os.path.exists(library), f"{library} is not built (swift build builds it with sprof)"
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     binary = os.path.join(data, "heap_split")
     subprocess.run(["gcc", "-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o", binary,
