@@ -48,6 +48,7 @@ final class SampleTypeViewTests: XCTestCase {
         XCTAssertEqual(SampleTypeView.views(of: Self.profile(), in: table).last?.index, 3)
         let graphs = SampleTypeView.flameGraphs(Self.profile(), graph: FlameGraphOptions(title: "t"), perThread: false, fullNames: false, table: table)
         XCTAssertEqual(graphs.map(\.suffix), [".wall.svg", ".offcpu.svg", ".alloc.svg"])
+        guard graphs.count == 3 else { return }
         let alloc = String(decoding: graphs[2].bytes, as: UTF8.self)
         XCTAssertTrue(alloc.contains("t (bytes allocated)"), "titled from the row")
         XCTAssertTrue(alloc.contains("alloc_space bytes"), "counted in the type's unit")
