@@ -38,7 +38,7 @@ let package = Package(
         // Stage 2: process/thread model, frame-pointer and DWARF (libdw) unwinding.
         .target(name: "SprofUnwind", dependencies: ["SprofCore", "SprofRecording", "CSprof"]),
         // Stage 3: ELF symbols, kallsyms, vdso, inline frames, source lines, demangling.
-        .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
+        .target(name: "SprofSymbols", dependencies: ["SprofCore", "SprofProfile", "CSprof"]),
         // The profile model every view reads (pprof-shaped; pure Swift, no I/O).
         .target(name: "SprofProfile"),
         // Profile formats: pprof (profile.proto, gzip through zlib) written and read, speedscope written;

@@ -9,8 +9,9 @@ import Glibc
 public struct OutputPlan: Sendable, Equatable {
     /// The CPU profile's files: folded stacks, the SVG flame graph and the pprof profile.
     public static let profileSuffixes = [".folded", ".svg", ".pb.gz"]
-    /// With `--off-cpu`: the wall-clock and off-CPU flame graphs.
-    public static let offCPUSuffixes = [".wall.svg", ".offcpu.svg"]
+    /// With `--off-cpu`: the wall-clock and off-CPU flame graphs (the views of
+    /// ``SampleTypeView/table`` recorded with that flag).
+    public static let offCPUSuffixes = SampleTypeView.table.filter { $0.flag == "--off-cpu" }.map(\.suffix)
     /// The memory timeline (written when one was recorded).
     public static let memorySuffix = ".memory.tsv"
     /// With `--heap`: bytes allocated and in use per stack, the pprof heap profile, and in-use

@@ -61,7 +61,7 @@ extension ProfileBuilder {
             Profile.Line(function: building.function(Profile.Function(name: f.name, fullName: f.fullName, systemName: f.systemName ?? "",
                                                                         file: f.sourceFile ?? "")), line: f.line ?? 0)
         }
-        let kind: Profile.LocationKind
+        let kind: FrameKind
         switch frames.last?.kind {
         case .kernel?: kind = .kernel
         case .jit?: kind = .jit

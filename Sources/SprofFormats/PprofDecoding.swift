@@ -38,7 +38,7 @@ struct PprofDecoder {
         let periodType = m.hasPeriodType ? try valueType(m.periodType, "period_type") : nil
         var b = ProfileBuilding(sampleTypes: sampleTypes, defaultSampleType: defaultType, periodType: periodType, period: m.period)
 
-        var mappingIndex: [UInt64: (index: Int, kind: Profile.LocationKind)] = [:]
+        var mappingIndex: [UInt64: (index: Int, kind: FrameKind)] = [:]
         for (i, mp) in m.mapping.enumerated() {
             guard mp.id != 0 else { throw FormatError.invalid("mapping[\(i)] has id 0") }
             guard mappingIndex[mp.id] == nil else { throw FormatError.invalid("mapping id \(mp.id) is used twice") }
@@ -68,7 +68,7 @@ struct PprofDecoder {
         for (i, loc) in m.location.enumerated() {
             guard loc.id != 0 else { throw FormatError.invalid("location[\(i)] has id 0") }
             guard locationIndex[loc.id] == nil else { throw FormatError.invalid("location id \(loc.id) is used twice") }
-            var mapping: (index: Int, kind: Profile.LocationKind)?
+            var mapping: (index: Int, kind: FrameKind)?
             if loc.mappingID != 0 {
                 guard let known = mappingIndex[loc.mappingID] else {
                     throw FormatError.invalid("location \(loc.id) refers to mapping \(loc.mappingID), which does not exist")
@@ -172,7 +172,7 @@ struct PprofDecoder {
     }
 
     /// The location kind a mapping's path implies (see ``PprofFormat/decode(_:)``).
-    static func kind(ofMappingPath path: String) -> Profile.LocationKind {
+    static func kind(ofMappingPath path: String) -> FrameKind {
         if path.hasPrefix("[kernel") { return .kernel }
         if path == PprofFormat.jitMappingPath || (path.hasPrefix("/tmp/perf-") && path.hasSuffix(".map")) { return .jit }
         return .user

@@ -229,7 +229,7 @@ struct PprofWriter {
         // survives a round trip.
         var mappings = p.mappings.map { MappingOut(mapping: $0) }
         struct Synthesized: Hashable {
-            var kind: Profile.LocationKind
+            var kind: FrameKind
             var mapping: Int?
         }
         var synthesizedID: [Synthesized: UInt64] = [:]

@@ -1,3 +1,5 @@
+import SprofProfile
+
 /// Colour families for user frames. Kernel (`_[k]`), JIT (`_[j]`) and inlined (`_[i]`) frames always get
 /// their own families whatever the palette, so that mixed stacks stay readable, and unsymbolised frames
 /// (`[unknown]`, `[module+0x…]`) are grey.
@@ -117,11 +119,11 @@ enum FrameColor {
     /// The colour of a frame as `(r, g, b)`.
     static func rgb(name: UnsafeBufferPointer<UInt8>, palette: FlameGraphPalette) -> (UInt8, UInt8, UInt8) {
         let fam: Family
-        switch FoldedFrameKind.detect(name) {
+        switch FrameKind.detect(name) {
         case .kernel: fam = kernel
         case .jit: fam = jit
         case .inlined: fam = inlined
-        case .user:
+        case .user, .marker:
             if name.first == UInt8(ascii: "["), name.last == UInt8(ascii: "]") {
                 fam = unsymbolized
             } else {

@@ -250,7 +250,7 @@ extension Profile {
                 threadIDs[root] = thread
             }
             // Root-first physical frames, each with its inline chain (outermost first).
-            var physical: [(kind: LocationKind, names: [String])] = []
+            var physical: [(kind: FrameKind, names: [String])] = []
             for frame in frames.dropFirst() {
                 if frame.hasSuffix("_[i]"), !physical.isEmpty {
                     physical[physical.count - 1].names.append(String(frame.dropLast(4)))

@@ -107,18 +107,6 @@ public struct Profile: Sendable, Equatable {
         }
     }
 
-    /// Where a location's code lives, which decides the folded suffix (`_[k]`, `_[j]`) and colour.
-    public enum LocationKind: String, Sendable, Hashable, CaseIterable {
-        /// User-space code from a file.
-        case user
-        /// Kernel code (`[kernel.kallsyms]` or a module).
-        case kernel
-        /// JIT-compiled code named from `/tmp/perf-PID.map`.
-        case jit
-        /// Not code: `[truncated]` (the stack is incomplete), `[off-cpu]` and similar markers.
-        case marker
-    }
-
     /// One physical frame: pprof's `Location`.
     public struct Location: Sendable, Hashable {
         /// The process address sampled (for a caller frame, the return address); 0 for markers.
@@ -129,10 +117,10 @@ public struct Profile: Sendable, Equatable {
         /// inlined into `lines.last`'s function. Empty only for unsymbolized locations.
         public var lines: [Line]
         /// Where the code lives.
-        public var kind: LocationKind
+        public var kind: FrameKind
 
         /// Creates a location.
-        public init(address: UInt64 = 0, mapping: Int? = nil, lines: [Line], kind: LocationKind = .user) {
+        public init(address: UInt64 = 0, mapping: Int? = nil, lines: [Line], kind: FrameKind = .user) {
             self.address = address
             self.mapping = mapping
             self.lines = lines
@@ -297,15 +285,8 @@ public struct Profile: Sendable, Equatable {
         for (i, line) in location.lines.enumerated().reversed() {
             let f = functions[line.function]
             var name = fullNames ? f.fullName : f.name
-            if i != last {
-                name += "_[i]"
-            } else {
-                switch location.kind {
-                case .kernel: name += "_[k]"
-                case .jit: name += "_[j]"
-                case .user, .marker: break
-                }
-            }
+            // The inlined callees of the chain are `_[i]`; the location's own frame says where its code lives.
+            name += i != last ? FrameKind.inlined.suffix : location.kind.suffix
             out.append(name)
         }
         return out

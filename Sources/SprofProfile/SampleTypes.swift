@@ -24,12 +24,20 @@ extension Profile {
 }
 
 extension Profile.ValueType {
-    /// Other names accepted for a type: `offcpu` (the name of `run`'s `PREFIX.offcpu.svg`) for `off-cpu`.
-    public static let aliases = ["offcpu": "off-cpu"]
+    /// Other names accepted for a type: a ``SampleTypeView``'s name where it differs from its
+    /// type (`offcpu`, the name of `run`'s `PREFIX.offcpu.svg`, for `off-cpu`).
+    public static let aliases = Dictionary(SampleTypeView.table.filter { $0.name != $0.sampleType }.map { ($0.name, $0.sampleType) },
+                                           uniquingKeysWith: { first, _ in first })
 
-    /// How to get a type sprof records only when asked, for the message about a profile without it.
-    public static let howToRecord = ["wall": "record with --off-cpu for wall and off-cpu",
-                                     "off-cpu": "record with --off-cpu for wall and off-cpu"]
+    /// How to get a type sprof records only when asked, for the message about a profile without
+    /// it: `record with --off-cpu for wall and off-cpu`, from ``SampleTypeView/table``.
+    public static let howToRecord: [String: String] = {
+        let table = SampleTypeView.table
+        return Dictionary(table.map { view in
+            let together = table.filter { $0.flag == view.flag }.map(\.sampleType)
+            return (view.sampleType, "record with \(view.flag) for \(together.joined(separator: " and "))")
+        }, uniquingKeysWith: { first, _ in first })
+    }()
 
     /// What one unit of this type is called in a view: `samples` for `samples`/`count`, else the
     /// type with its unit shortened (`ns` for nanoseconds; nothing for a plain count).
@@ -54,5 +62,59 @@ public struct UnknownSampleType: Error, CustomStringConvertible, Sendable {
     /// One line: `this profile has no 'NAME' values (it has: a, b, c)`, and the hint.
     public var description: String {
         "this profile has no '\(name)' values (it has: \(available.joined(separator: ", ")))" + (hint.map { "; " + $0 } ?? "")
+    }
+}
+
+/// A view of one sample type beside a profile's default one: the wall-clock and off-CPU flame
+/// graphs. The table is the one place that says which sample types get such a view and what the
+/// view is called; `sprof run`'s outputs (`PREFIX.NAME.svg`), the server's views
+/// (`view/NAME`) and the web UI's tabs are made from it, and each appears only for a profile
+/// that has the type. A new sample type gets its view by a row here.
+public struct SampleTypeView: Sendable, Hashable {
+    /// The sample type shown (`wall`, `off-cpu`).
+    public var sampleType: String
+    /// The view's name: in `run`'s file `PREFIX.NAME.svg`, an older run's `profile.NAME.folded`,
+    /// the server's `view/NAME` and the web UI's tab (`offcpu`).
+    public var name: String
+    /// The web UI's tab label (`Off-CPU`).
+    public var tab: String
+    /// What the values measure, in the flame graph's title and the "not recorded" message
+    /// (`off-CPU time`).
+    public var what: String
+    /// The `sprof run` flag that records the type (`--off-cpu`).
+    public var flag: String
+    /// The same, as the web UI's job form names it (`off-CPU recording`).
+    public var jobOption: String
+
+    /// Creates a row of the table.
+    public init(sampleType: String, name: String, tab: String, what: String, flag: String, jobOption: String) {
+        self.sampleType = sampleType
+        self.name = name
+        self.tab = tab
+        self.what = what
+        self.flag = flag
+        self.jobOption = jobOption
+    }
+
+    /// The file suffix of its flame graph: `.NAME.svg`.
+    public var suffix: String { "." + name + ".svg" }
+
+    /// The message of a view whose profile lacks the type.
+    public var notRecorded: String { "\(what) was not recorded for this job: create it with \(jobOption) on" }
+
+    /// Every sample type that has a view of its own, in the order views are listed and written.
+    public static let table: [SampleTypeView] = [
+        SampleTypeView(sampleType: "wall", name: "wall", tab: "Wall", what: "wall-clock time", flag: "--off-cpu", jobOption: "off-CPU recording"),
+        SampleTypeView(sampleType: "off-cpu", name: "offcpu", tab: "Off-CPU", what: "off-CPU time", flag: "--off-cpu", jobOption: "off-CPU recording"),
+    ]
+
+    /// The row named `name` (a view name such as `offcpu`) in `table`.
+    public static func named(_ name: String, in table: [SampleTypeView] = table) -> SampleTypeView? {
+        table.first { $0.name == name }
+    }
+
+    /// The rows of `table` whose type `profile` has, with the type's index: the views it offers.
+    public static func views(of profile: Profile, in table: [SampleTypeView] = table) -> [(view: SampleTypeView, index: Int)] {
+        table.compactMap { view in profile.sampleTypeIndex(view.sampleType).map { (view, $0) } }
     }
 }

@@ -1,3 +1,5 @@
+import SprofProfile
+
 /// The HTML shells of the pages. They carry no data: the script fills them from the JSON API,
 /// setting names with `textContent` only, so no profiled name is ever parsed as HTML.
 enum Pages {
@@ -84,11 +86,17 @@ enum Pages {
           <p id="action-error" class="error" role="alert" hidden></p>
         </section>
         <nav id="tabs" class="tabs">
-          <button data-tab="cpu" class="active">CPU</button><button data-tab="inverted">Inverted</button><button data-tab="callers">Callers/callees</button><button data-tab="source">Source</button><button data-tab="timeline">Timeline</button><button data-tab="wall">Wall</button><button data-tab="offcpu">Off-CPU</button><button data-tab="memory">Memory</button><button data-tab="top">Top functions</button><button data-tab="threads">Threads</button><button data-tab="system">System info</button><button data-tab="compare">Compare</button><button data-tab="files">Downloads</button>
+          <button data-tab="cpu" class="active">CPU</button><button data-tab="inverted">Inverted</button><button data-tab="callers">Callers/callees</button><button data-tab="source">Source</button><button data-tab="timeline">Timeline</button>\(sampleTypeTabs)<button data-tab="memory">Memory</button><button data-tab="top">Top functions</button><button data-tab="threads">Threads</button><button data-tab="system">System info</button><button data-tab="compare">Compare</button><button data-tab="files">Downloads</button>
         </nav>
         <p id="range-bar" class="range-bar" hidden><span id="range-text"></span> <button id="range-clear">Show all</button></p>
         <section id="panel" class="card panel"></section>
         """)
+    }
+
+    /// A tab per ``SampleTypeView`` (`Wall`, `Off-CPU`), marked so the script draws its flame
+    /// graph from `view/NAME`.
+    static var sampleTypeTabs: String {
+        SampleTypeView.table.map { "<button data-tab=\"\(escape($0.name))\" data-sample-type=\"\(escape($0.sampleType))\">\(escape($0.tab))</button>" }.joined()
     }
 
     static func errorPage(_ message: String) -> String {

@@ -263,9 +263,8 @@ actor ProfileCache {
         var run = try load(dir)
         let original = run.profile
         run.profile = original.transformed(transforms)
-        // One pprof file holds every value: its wall and off-CPU views read the same profile.
-        if let w = run.wall { run.wall = (run.source == "profile.pb.gz" ? run.profile : w.profile.transformed(transforms), w.valueIndex) }
-        if let o = run.offCPU { run.offCPU = (run.source == "profile.pb.gz" ? run.profile : o.profile.transformed(transforms), o.valueIndex) }
+        // One pprof file holds every value: its views of each sample type read the same profile.
+        run.separate = run.separate.mapValues { $0.transformed(transforms) }
         let e = entry(dir)
         if e.transformed.count >= 8 { e.transformed.removeAll() }
         e.transformed[key] = run
@@ -440,12 +439,13 @@ public enum ServeApp {
             let view = context.parameters.get("view") ?? ""
             let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
             let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
+            let sampleType: String? = request.uri.queryParameters.get("name").map { String($0) }
             let tf = try transforms(request)
             let range = try TimeRange.parse(from: request.uri.queryParameters.get("from").map { String($0) },
                                             to: request.uri.queryParameters.get("to").map { String($0) })
             let rangeKey = range.map { "|\($0.from)-\($0.to)" } ?? ""
-            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")|\(tf.map(\.description).joined(separator: "\n"))" + rangeKey) { cache in
-                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, transforms: tf, range: range)
+            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")|\(sampleType ?? "")|\(tf.map(\.description).joined(separator: "\n"))" + rangeKey) { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range)
             }
             return Responses.json(bytes: data)
         }
@@ -521,7 +521,7 @@ public enum ServeApp {
     }
 
     /// The JSON of one view of run `dir`, cut to `range` (when given) and with `transforms` applied to its profiles.
-    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil,
+    static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil, sampleType: String? = nil,
                        transforms: [StackTransform] = [], range: TimeRange? = nil) throws -> Data {
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
@@ -559,14 +559,22 @@ public enum ServeApp {
                     ?? "every sample's time was not recorded for this run (no profile.timeline.tsv): the sprof that recorded it has no --timeline"))
             }
             return try json(ProfileViews.timeline(run.profile, timed: timed, names: run.memoryNames))
-        case "wall", "offcpu":
+        case _ where SampleTypeView.named(view) != nil:
+            // A view of the table (`wall`, `offcpu`): a job without the type says why.
+            let row = SampleTypeView.named(view)!
             let run = try cache.load(dir, transforms: transforms)
-            guard let (prof, index) = view == "wall" ? run.wall : run.offCPU else {
-                return try json(Empty(empty: view == "wall"
-                    ? "wall-clock time was not recorded for this job: create it with off-CPU recording on"
-                    : "off-CPU time was not recorded for this job: create it with off-CPU recording on"))
+            guard let (prof, index) = run.values(of: row.sampleType) else { return try json(Empty(empty: row.notRecorded)) }
+            return sampleTypeTree(prof, index)
+        case "type":
+            // Any sample type of the run's profile by name (`?name=alloc_space`), as `--sample-type`.
+            guard let name = sampleType, !name.isEmpty else { throw ServeError(400, "give the sample type as ?name=TYPE") }
+            let run = try cache.load(dir, transforms: transforms)
+            guard let (prof, index) = run.values(of: name) else {
+                // The message `--sample-type` gives: the types the profile has.
+                do { _ = try run.profile.sampleTypeIndex(selecting: String(name.prefix(40))) } catch { throw ServeError(404, "\(error)") }
+                throw ServeError(404, "this run has no '\(name.prefix(40))' values")
             }
-            return Data(ProfileViews.flameTree(prof.aggregatedStacks(valueIndex: index, sorted: false), unit: "nanoseconds").jsonBytes())
+            return sampleTypeTree(prof, index)
         case "memory":
             let run = try cache.load(dir, transforms: transforms)
             let series = ProfileViews.memory(run.profile, names: run.memoryNames)
@@ -586,8 +594,13 @@ public enum ServeApp {
             let run = try cache.load(dir, transforms: transforms)
             return try json(["source": run.source, "lines": run.profile.metadata.provenanceLines.joined(separator: "\n")])
         default:
-            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, source, timeline, wall, offcpu, memory, heap, heap-alloc, heap-inuse, top, threads, provenance")
+            throw ServeError(404, "no view \(String(view.prefix(40)).debugDescription); views: cpu, inverted, callers, source, timeline, \(SampleTypeView.table.map(\.name).joined(separator: ", ")), type, memory, heap, heap-alloc, heap-inuse, top, threads, provenance")
         }
+    }
+
+    /// The flame graph of sample type `index` of `profile`, in the type's unit.
+    static func sampleTypeTree(_ profile: Profile, _ index: Int) -> Data {
+        Data(ProfileViews.flameTree(profile.aggregatedStacks(valueIndex: index, sorted: false), unit: profile.sampleTypes[index].unit).jsonBytes())
     }
 
     /// The directory of job `id` when it holds its runs merged (`profile.pb.gz`, a repeat job's).

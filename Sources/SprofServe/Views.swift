@@ -7,10 +7,9 @@ import SprofProfile
 public struct LoadedRun: Sendable {
     /// The recording (CPU or whatever event was sampled).
     public var profile: Profile
-    /// The wall-clock profile (nanoseconds) when off-CPU time was recorded.
-    public var wall: (profile: Profile, valueIndex: Int)?
-    /// The off-CPU profile (nanoseconds) when recorded.
-    public var offCPU: (profile: Profile, valueIndex: Int)?
+    /// An older run's profiles of one sample type each (`profile.wall.folded`), by sample type;
+    /// empty for a run read from `profile.pb.gz`, whose profile holds every type.
+    public var separate: [String: Profile] = [:]
     /// Which file it came from.
     public var source: String
     /// Process names from the memory timeline file (pid → name).
@@ -21,6 +20,14 @@ public struct LoadedRun: Sendable {
         self.profile = profile
         self.source = source
     }
+
+    /// The profile holding sample type `type` (a name or alias, as `--sample-type` takes) and
+    /// the index of its values; nil when the run did not record it.
+    public func values(of type: String) -> (profile: Profile, valueIndex: Int)? {
+        let type = Profile.ValueType.aliases[type] ?? type
+        if let p = separate[type] { return (p, 0) }
+        return profile.sampleTypeIndex(type).map { (profile, $0) }
+    }
 }
 
 /// The files a run leaves and how they are read.
@@ -29,7 +36,8 @@ public enum ProfileFiles {
     public static let kinds = [".pb.gz", ".folded"]
 
     /// Loads run `dir`: `profile.pb.gz` (pprof, with wall and off-CPU values when recorded), else
-    /// `profile.folded` (an older sprof) with `profile.wall.folded`/`profile.offcpu.folded`; and
+    /// `profile.folded` (an older sprof) with `profile.NAME.folded` for each ``SampleTypeView``
+    /// (`profile.wall.folded`, `profile.offcpu.folded`, in nanoseconds); and
     /// the memory timeline `profile.memory.tsv` when there is one.
     /// - Throws: ``ServeError`` 404 when no profile is there, 500 when it cannot be read.
     public static func load(runDirectory dir: String) throws -> LoadedRun {
@@ -44,15 +52,16 @@ public enum ProfileFiles {
                 throw ServeError(500, "\(error)")
             }
             run = LoadedRun(profile: p, source: "profile.pb.gz")
-            if let w = p.sampleTypeIndex("wall") { run.wall = (p, w) }
-            if let o = p.sampleTypeIndex("off-cpu") { run.offCPU = (p, o) }
         } else {
             guard let cpu = try folded(dir + "/profile.folded") else {
                 throw ServeError(404, "this run has no profile (it ended before sprof wrote one)")
             }
             run = LoadedRun(profile: cpu, source: "profile.folded")
-            if let w = try folded(dir + "/profile.wall.folded") { run.wall = (w, 0) }
-            if let o = try folded(dir + "/profile.offcpu.folded") { run.offCPU = (o, 0) }
+            for view in SampleTypeView.table {
+                guard var p = try folded(dir + "/profile.\(view.name).folded") else { continue }
+                p.sampleTypes = [Profile.ValueType(type: view.sampleType, unit: "nanoseconds")]
+                run.separate[view.sampleType] = p
+            }
         }
         if run.profile.memory.isEmpty, let text = try? String(contentsOfFile: dir + "/profile.memory.tsv", encoding: .utf8) {
             // A malformed timeline leaves the chart out; the profile itself is still shown.

@@ -1,15 +1,4 @@
-/// What kind of code a symbolized frame is in. The folding stage turns this into the `_[k]`,
-/// `_[j]` and `_[i]` annotations, so names themselves never carry a suffix.
-public enum FrameKind: Sendable, Hashable {
-    /// Ordinary user-space code in a mapped file (including the vdso).
-    case user
-    /// Kernel code (core kernel or a module).
-    case kernel
-    /// Code generated at run time, named through `/tmp/perf-PID.map`.
-    case jit
-    /// A function that the compiler inlined into its caller; the caller follows it in the list.
-    case inlined
-}
+import SprofProfile
 
 /// One named frame. A single sampled address can yield several of these when inlining happened.
 public struct SymbolizedFrame: Hashable, Sendable {

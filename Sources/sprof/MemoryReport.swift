@@ -11,7 +11,7 @@ enum MemoryReport {
     /// `PREFIX.folded` or `PREFIX.svg`, or the path itself when it is a timeline.
     static func timelinePath(for path: String) -> String {
         if path.hasSuffix(TimeViews.memorySuffix) { return path }
-        for suffix in [".pb.gz", ".pb", ".folded", ".wall.svg", ".offcpu.svg", ".svg"] where path.hasSuffix(suffix) {
+        for suffix in [".pb.gz", ".pb", ".folded"] + SampleTypeView.table.map(\.suffix) + [".svg"] where path.hasSuffix(suffix) {
             return String(path.dropLast(suffix.count)) + TimeViews.memorySuffix
         }
         return path + TimeViews.memorySuffix

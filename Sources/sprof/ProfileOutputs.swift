@@ -86,22 +86,16 @@ func dateSuffix(_ unixNanos: UInt64) -> String {
     return ", " + String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
-/// The outputs of issue 10 beside the CPU flame graph: `PREFIX.wall.svg` and `PREFIX.offcpu.svg`
-/// (`--off-cpu`), and the memory timeline `PREFIX.memory.tsv` (see ``MemoryTimeline``).
+/// The outputs of issue 10 beside the CPU flame graph: one flame graph per sample type the
+/// profile has a ``SampleTypeView`` for (`PREFIX.wall.svg` and `PREFIX.offcpu.svg` with
+/// `--off-cpu`), and the memory timeline `PREFIX.memory.tsv` (see ``MemoryTimeline``).
 enum TimeViews {
     static let memorySuffix = OutputPlan.memorySuffix
     static let timelineSuffix = OutputPlan.timelineSuffix
 
     static func outputs(_ profile: Profile, graph: FlameGraphOptions, perThread: Bool, fullNames: Bool) -> [(String, [UInt8])] {
-        var out: [(String, [UInt8])] = []
-        for (suffix, type, what) in [(".wall.svg", "wall", "wall-clock time"), (".offcpu.svg", "off-cpu", "off-CPU time")] {
-            guard let index = profile.sampleTypeIndex(type) else { continue }
-            var options = graph
-            options.title = (graph.title ?? "sprof") + " (\(what))"
-            options.countName = profile.valueLabel(index)
-            let folded = profile.folded(valueIndex: index, perThread: perThread, fullNames: fullNames)
-            out.append((suffix, FlameGraph.renderBytes(folded, options: options)))
-        }
+        // One flame graph per sample type with a view of its own (``SampleTypeView/table``).
+        var out = SampleTypeView.flameGraphs(profile, graph: graph, perThread: perThread, fullNames: fullNames).map { ($0.suffix, $0.bytes) }
         if !profile.memory.isEmpty {
             out.append((memorySuffix, Array(MemoryTimeline.text(profile.memory, names: processNames(profile)).utf8)))
         }

@@ -1,4 +1,5 @@
 @testable import SprofOutput
+import SprofProfile
 import Foundation
 import XCTest
 
@@ -44,7 +45,7 @@ final class FlameGraphTests: XCTestCase {
         // Kinds get their own colours; colours are a function of the name only.
         let read = try XCTUnwrap(doc.frame(named: "read_[k]"))
         XCTAssertNotEqual(read.fill, compute.fill)
-        XCTAssertEqual(FoldedFrameKind(frameName: "read_[k]"), .kernel)
+        XCTAssertEqual(FrameKind(frameName: "read_[k]"), .kernel)
         XCTAssertTrue(svg.contains("<script"))
         XCTAssertFalse(svg.contains("http://www.w3.org/1999/xlink"))
         XCTAssertFalse(svg.contains("href"), "no external references")

@@ -592,10 +592,17 @@
         cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab,
         source: () => { const why = needsProfile(); return why ? message(why) : window.SprofSource.tab(panel, { api, base, el, message,
           onPick: (n) => { calleesOf = n; showTab("source"); } }, calleesOf); },
-        timeline: () => { const why = needsProfile(); return why ? message(why) : window.SprofTimeline.tab(panel, { api, base, el, message }); }, wall: () => flameTab("wall"), offcpu: () => flameTab("offcpu"), memory: memoryTab,
+        timeline: () => { const why = needsProfile(); return why ? message(why) : window.SprofTimeline.tab(panel, { api, base, el, message }); }, memory: memoryTab,
         top: topTab, threads: threadsTab, system: systemTab, compare: compareTab, files: filesTab,
-      }[name] || (() => flameTab("cpu"));
+      }[name] || (() => flameTab(sampleTypeTab(name) ? name : "cpu"));
       run().catch((e) => message(String(e.message || e)));
+    }
+
+    // The tabs of sample types with a view of their own (Wall, Off-CPU): the server's page marks
+    // them (data-sample-type), and view/NAME draws them.
+    function sampleTypeTab(name) {
+      const b = document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`);
+      return Boolean(b && b.dataset.sampleType);
     }
 
     function showTab(name) {
