@@ -45,6 +45,11 @@ static inline int csprof_ioctl_enable(int fd, int whole_group) {
 static inline int csprof_ioctl_disable(int fd, int whole_group) {
     return ioctl(fd, PERF_EVENT_IOC_DISABLE, whole_group ? PERF_IOC_FLAG_GROUP : 0);
 }
+// Zeroes a group's counts before each measured block (AllocationCalls.measure): a macro
+// argument (PERF_IOC_FLAG_GROUP) Swift cannot import.
+static inline int csprof_ioctl_reset(int fd, int whole_group) {
+    return ioctl(fd, PERF_EVENT_IOC_RESET, whole_group ? PERF_IOC_FLAG_GROUP : 0);
+}
 static inline int csprof_ioctl_set_output(int fd, int target_fd) {
     return ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, target_fd);
 }

@@ -204,6 +204,8 @@ public enum CommandProfiler {
         let builder = options.builder(for: session.options, settings: settings)
         builder.interpret(session)
         let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: [.sampled, .freed], session: session, settings: settings, cpu: builder) }
+        // The probes fire for every process that preloads the library: keep the command's tree.
+        heapBuilder?.followHeap(of: command.pid)
         var spare = SpareCPU()
         var startTime = realtimeNow(), started = monotonicNow()
         var launchError: LaunchError?

@@ -275,6 +275,24 @@ final class HeapAccounting<Key: Hashable> {
     let rate: Double
     /// The role of each probe event, by event id.
     let roles: [UInt64: HeapRole]
+    /// The processes whose probe samples count, when the probes fire for every process (a
+    /// command's recording, see `EventRole.opensForEveryProcess`): the command, then every
+    /// process its tree forks (FORK records of the sampled event, which follows only that tree).
+    /// nil: every sample counts (attached, the probes are the process's own). Not removed at
+    /// exit: a main thread's EXIT does not end its process while other threads run.
+    var followed: Set<Int32>?
+    /// Probe samples of processes outside ``followed`` (another program preloading the library).
+    private(set) var foreignSamples = 0
+
+    /// Whether a probe sample of process `pid` counts (see ``followed``).
+    func follows(_ pid: Int32) -> Bool {
+        guard let followed, !followed.contains(pid) else { return true }
+        foreignSamples += 1
+        return false
+    }
+
+    /// A FORK record of the followed tree: `pid` is followed from now on.
+    func forked(_ pid: Int32) { followed?.insert(pid) }
 
     private struct Pointer: Hashable {
         var pid: Int32

@@ -31,6 +31,35 @@ public enum EventRole: Sendable, Hashable {
         return true
     }
 
+    /// Whether this role's samples are read through the probed thread's user registers (the heap
+    /// probes take pointer and size from DI, SI, DX, AX and SP): the buffer's layout then has
+    /// them in every stack mode (``SampleLayout/sampling(_:)-swift.type.method``), not only with
+    /// DWARF, so `-g` stays frame-pointer stacks for every event.
+    public var readsUserRegisters: Bool {
+        if case .heapProbe = self { return true }
+        return false
+    }
+
+    /// Whether this role's events are inherited by the tasks that the followed ones create.
+    /// Not the heap probes': the kernel makes a child's copy of a uprobe event by reading the
+    /// probed file's path again from `config1` (perf_uprobe_init, through inherit_event and
+    /// perf_event_alloc), a pointer into sprof's memory read in the forking task, so every fork
+    /// and clone of the followed tasks failed with EFAULT. In a command's recording they are
+    /// opened per CPU for every process instead (``opensForEveryProcess``); attached to another
+    /// process, per thread; in sprof's own process (the in-process profiler), where the path is
+    /// valid, inherited but removed at exec (`remove_on_exec`).
+    public var inherits: Bool {
+        if case .heapProbe = self { return false }
+        return true
+    }
+
+    /// Whether a command's recording opens this role's events per CPU for every process (pid -1,
+    /// enabled at once) rather than for the command: the roles that cannot be inherited, which
+    /// would miss the command's children otherwise. Only processes that preload sprof's heap
+    /// library reach its probes, and the heap profile keeps the samples of the command's process
+    /// tree (the pids of the sampled event's FORK records).
+    public var opensForEveryProcess: Bool { !inherits }
+
     /// Refuses a role the sampled event or this kernel cannot serve, before anything is opened:
     /// off-CPU stacks are kernel samples (taken at each switch-out), and the wall view adds the
     /// on-CPU event's period to off-CPU nanoseconds, so the sampled event must count nanoseconds.
