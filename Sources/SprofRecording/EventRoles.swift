@@ -19,10 +19,10 @@ public enum EventRole: Sendable, Hashable {
     /// the CPU, and the SWITCH records of the on-CPU event time how long it was away. Taken in
     /// kernel context, so it needs kernel samples.
     case offCPU
-    /// Heap probe `n` of ``SamplingOptions/companions`` (`--heap`): a uprobe on an allocation, a
-    /// free, or an allocator's entry or return; the heap profile reads pointer and size from the
-    /// sampled registers.
-    case heapProbe(Int)
+    /// A heap probe of ``SamplingOptions/companions`` (`--heap`): a uprobe on an allocation, a
+    /// free, or an allocator's entry or return, which its ``HeapRole`` says; the heap profile
+    /// reads pointer and size from the sampled registers.
+    case heapProbe(HeapRole)
 
     /// Whether this role's events are also opened in a system-wide recording (`-a`): heap probes
     /// are per process (their library is preloaded into the command), the others are not.
@@ -76,6 +76,47 @@ public enum EventRole: Sendable, Hashable {
     }
 }
 
+/// What a heap probe's samples mean (``EventRole/heapProbe(_:)``), carried by its row of the
+/// role table so that the heap profile reads each event's samples by its id alone.
+public enum HeapRole: Sendable, Hashable {
+    /// The preload library's `sprof_heap_sampled(ptr, size)`: a sampled allocation (DI, SI).
+    case sampled
+    /// A free of `ptr` (DI): `sprof_heap_freed`, or the allocator's `free` when attached.
+    case freed
+    /// The entry of an allocator function when attached; the size is in `size`, and realloc's
+    /// old pointer (DI) is freed.
+    case entry(HeapSizeArgument)
+    /// The return of an allocator function when attached: the pointer in AX.
+    case returned
+}
+
+/// Where an allocator function takes its size (x86-64 SysV: DI, SI are the first two arguments).
+public enum HeapSizeArgument: Sendable, Hashable {
+    /// malloc(size), valloc(size), pvalloc(size).
+    case first
+    /// calloc(n, size).
+    case product
+    /// memalign(alignment, size), aligned_alloc(alignment, size).
+    case second
+    /// realloc(ptr, size): also a free of ptr.
+    case realloc
+}
+
+/// A heap probe opened beside the sampled event (``SamplingOptions/companions``): the event and
+/// what its samples mean.
+public struct CompanionEvent: Sendable {
+    /// The event opened (a uprobe).
+    public var event: EventSpec
+    /// What its samples mean.
+    public var role: HeapRole
+
+    /// A companion event.
+    public init(event: EventSpec, role: HeapRole) {
+        self.event = event
+        self.role = role
+    }
+}
+
 /// One row of the role table: an event a session opens and what its samples stand for.
 public struct RoleEvent: Sendable {
     /// What its samples stand for.
@@ -91,7 +132,7 @@ extension SamplingOptions {
     public var roleEvents: [RoleEvent] {
         var rows = [RoleEvent(role: .onCPU, event: event)]
         if offCPU { rows.append(RoleEvent(role: .offCPU, event: .contextSwitches)) }
-        for (i, probe) in companions.enumerated() { rows.append(RoleEvent(role: .heapProbe(i), event: probe)) }
+        for probe in companions { rows.append(RoleEvent(role: .heapProbe(probe.role), event: probe.event)) }
         return rows
     }
 

@@ -107,8 +107,12 @@ public final class RecordingSession: @unchecked Sendable {
     public private(set) var eventRoles: [UInt64: EventRole] = [:]
     /// Ids (PERF_EVENT_IOC_ID) of the `context-switches` events; their samples are switch-outs.
     public var offCPUEventIDs: Set<UInt64> { eventIDs(of: .offCPU) }
-    /// Ids (PERF_EVENT_IOC_ID) of each ``SamplingOptions/companions`` event, in the same order.
-    public var companionEventIDs: [Set<UInt64>] { options.companions.indices.map { eventIDs(of: .heapProbe($0)) } }
+    /// The ``HeapRole`` of each ``SamplingOptions/companions`` event, by event id (PERF_EVENT_IOC_ID).
+    public var heapRoles: [UInt64: HeapRole] {
+        var roles: [UInt64: HeapRole] = [:]
+        for (id, role) in eventRoles { if case .heapProbe(let heap) = role { roles[id] = heap } }
+        return roles
+    }
 
     /// The ids of the events opened for `role`.
     public func eventIDs(of role: EventRole) -> Set<UInt64> {

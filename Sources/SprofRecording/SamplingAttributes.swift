@@ -44,8 +44,8 @@ public struct SamplingOptions: Sendable {
     /// Events opened beside the sampled one on the same CPUs and tasks, each sampled at every
     /// occurrence (period 1) with the same stack mode, writing into the sampled event's buffers
     /// (heap profiles: uprobes on the allocation probe points). Their samples carry
-    /// PERF_SAMPLE_IDENTIFIER; ``RecordingSession/companionEventIDs`` tells them apart.
-    public var companions: [EventSpec] = []
+    /// PERF_SAMPLE_IDENTIFIER; ``RecordingSession/heapRoles`` tells them apart.
+    public var companions: [CompanionEvent] = []
 
     /// Creates options.
     public init(event: EventSpec = .cpuClock, rate: Rate = .frequency(999), callGraph: CallGraph = .framePointer) {

@@ -14,12 +14,12 @@ final class EventRoleTests: XCTestCase {
         XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU])
         XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.identifier, 0, "one event per buffer needs no identifier")
         options.offCPU = true
-        options.companions = [.cpuClock, .contextSwitches]
-        XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU, .offCPU, .heapProbe(0), .heapProbe(1)])
+        options.companions = [CompanionEvent(event: .cpuClock, role: .sampled), CompanionEvent(event: .contextSwitches, role: .entry(.product))]
+        XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU, .offCPU, .heapProbe(.sampled), .heapProbe(.entry(.product))], "each row carries its heap role")
         XCTAssertEqual(options.roleEvents[1].event.description, EventSpec.contextSwitches.description)
         XCTAssertNotEqual(SampleLayout.sampling(options).sampleType & SampleBits.identifier, 0, "events sharing a buffer are told apart")
         XCTAssertTrue(options.records(.offCPU))
-        XCTAssertFalse(EventRole.heapProbe(0).opensSystemWide, "heap probes follow the preloaded command, not every process")
+        XCTAssertFalse(EventRole.heapProbe(.freed).opensSystemWide, "heap probes follow the preloaded command, not every process")
         XCTAssertTrue(EventRole.offCPU.opensSystemWide)
     }
 
@@ -27,7 +27,7 @@ final class EventRoleTests: XCTestCase {
     /// into sprof's memory) again in the forking task, and the fork failed with EFAULT.
     func testHeapProbesAreNotInherited() {
         var options = SamplingOptions(event: .cpuClock, callGraph: .dwarf(stackSize: 8192))
-        options.companions = [EventSpec(name: "probe", type: 8, config: 0)]
+        options.companions = [CompanionEvent(event: EventSpec(name: "probe", type: 8, config: 0), role: .sampled)]
         let rows = options.roleEvents
         XCTAssertFalse(rows[1].role.inherits)
         XCTAssertTrue(rows[1].role.opensForEveryProcess)
@@ -42,7 +42,7 @@ final class EventRoleTests: XCTestCase {
         for callGraph: SamplingOptions.CallGraph in [.framePointer, .none, .dwarf(stackSize: 8192)] {
             var options = SamplingOptions(event: .cpuClock, callGraph: callGraph)
             XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.regsUser != 0, callGraph != .framePointer && callGraph != .none)
-            options.companions = [EventSpec(name: "probe", type: 8, config: 0)]
+            options.companions = [CompanionEvent(event: EventSpec(name: "probe", type: 8, config: 0), role: .sampled)]
             let layout = SampleLayout.sampling(options)
             XCTAssertNotEqual(layout.sampleType & SampleBits.regsUser, 0, "\(callGraph)")
             XCTAssertEqual(layout.regsUserMask, UserRegisters.mask)
