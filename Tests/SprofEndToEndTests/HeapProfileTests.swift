@@ -222,6 +222,19 @@ final class HeapProfileTests: XCTestCase {
         }
     }
 
+    /// Without a stack mode, `--heap` copies 8 KiB of stack per sample (32 KiB copies lost most
+    /// probe records in bursts); the default of `sprof run` replaced it before.
+    func testHeapDefaultsToSmallStackCopies() throws {
+        try Self.requireUprobes()
+        let binary = try SprofCLI.buildC("heap_fork", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
+        let prefix = SprofCLI.outputPrefix("heapdefault")
+        let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "4096", "-e", "none", "-o", prefix, "--", binary, "0", "200"], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)))
+        XCTAssertEqual(profile.metadata.callGraph, "dwarf")
+        XCTAssertEqual(profile.metadata.stackSize, 8192)
+    }
+
     /// `--heap -g` (frame-pointer stacks): the probes still read size and pointer from the user
     /// registers, which that mode did not record (every size read as 0), and the stacks go
     /// through the allocation site down to malloc.
