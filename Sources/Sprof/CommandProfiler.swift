@@ -188,7 +188,7 @@ public enum CommandProfiler {
         let settings = KernelSettings.current()
         let probes = try options.heap.map { heap throws(SyscallError) in try HeapProbes(heap) }
         var sampling = try options.sampling(settings: settings, notice: say)
-        if let probes { sampling.companions = [probes.allocation, probes.free] }
+        if let probes { sampling.companions = [CompanionEvent(event: probes.allocation, role: .sampled), CompanionEvent(event: probes.free, role: .freed)] }
         let command = try WaitingCommand(arguments: arguments, environment: probes?.environment(rate: options.heap!.rate))
         let session: RecordingSession
         do {
@@ -203,7 +203,9 @@ public enum CommandProfiler {
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         let builder = options.builder(for: session.options, settings: settings)
         builder.interpret(session)
-        let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: [.sampled, .freed], session: session, settings: settings, cpu: builder) }
+        let heapBuilder = options.heap.map { makeHeapBuilder($0, session: session, settings: settings, cpu: builder) }
+        // The probes fire for every process that preloads the library: keep the command's tree.
+        heapBuilder?.followHeap(of: command.pid)
         var spare = SpareCPU()
         var startTime = realtimeNow(), started = monotonicNow()
         var launchError: LaunchError?
@@ -261,15 +263,12 @@ public enum CommandProfiler {
         return recorded
     }
 
-    /// The builder of the heap profile: the same records, only the two probes' samples.
-    /// `roles[i]` is the role of the session's companion event i.
-    static func makeHeapBuilder(_ heap: HeapOptions, roles: [HeapRole], session: RecordingSession, settings: KernelSettings,
+    /// The builder of the heap profile: the same records, only the heap probes' samples, each
+    /// read by the role its row of the role table carries (``RecordingSession/heapRoles``).
+    static func makeHeapBuilder(_ heap: HeapOptions, session: RecordingSession, settings: KernelSettings,
                                     cpu: ProfileBuilder) -> ProfileBuilder {
-        let ids = session.companionEventIDs
         let b = ProfileBuilder(symbolizer: Symbolizer(options: cpu.symbolizer.options), callGraph: session.options.callGraph, maxStack: settings.maxStack)
-        var byID: [UInt64: HeapRole] = [:]
-        for (set, role) in zip(ids, roles) { for id in set { byID[id] = role } }
-        b.enableHeap(rate: heap.rate, roles: byID)
+        b.enableHeap(rate: heap.rate, roles: session.heapRoles)
         return b
     }
 
@@ -319,7 +318,7 @@ public enum CommandProfiler {
         var sampling = try options.sampling(settings: settings, notice: say)
         let probes = try options.heap.map { _ throws(SyscallError) in try AllocatorProbes(pid: pid) }
         if let probes {
-            sampling.companions = probes.events.map(\.event)
+            sampling.companions = probes.events.map { CompanionEvent(event: $0.event, role: $0.role) }
             say("heap: probing every call of \(probes.library)'s allocator (\(probes.events.count) uprobes); each call traps")
         }
         let tids = RecordingSession.threads(of: pid)
@@ -344,7 +343,7 @@ public enum CommandProfiler {
         builder.interpret(session)
         builder.processes.seedFromProc(pid)
         builder.namesThreadsFromProc = true // threads that existed before attaching have no COMM record
-        let heapBuilder = options.heap.map { makeHeapBuilder($0, roles: probes?.events.map(\.role) ?? [], session: session, settings: settings, cpu: builder) }
+        let heapBuilder = options.heap.map { makeHeapBuilder($0, session: session, settings: settings, cpu: builder) }
         heapBuilder?.processes.seedFromProc(pid)
         heapBuilder?.namesThreadsFromProc = true
         if let probes { heapBuilder?.setAllocator(path: probes.library, functions: probes.functions) }

@@ -143,31 +143,6 @@ struct HeapProbes {
     }
 }
 
-/// What a heap probe's sample means, by its event.
-enum HeapRole: Sendable, Equatable {
-    /// The preload library's `sprof_heap_sampled(ptr, size)`: a sampled allocation (DI, SI).
-    case sampled
-    /// A free of `ptr` (DI): `sprof_heap_freed`, or the allocator's `free` when attached.
-    case freed
-    /// The entry of an allocator function when attached; the size is in `size`, and realloc's
-    /// old pointer (DI) is freed.
-    case entry(HeapSizeArgument)
-    /// The return of an allocator function when attached: the pointer in AX.
-    case returned
-}
-
-/// Where an allocator function takes its size (x86-64 SysV: DI, SI are the first two arguments).
-enum HeapSizeArgument: Sendable, Equatable {
-    /// malloc(size), valloc(size), pvalloc(size).
-    case first
-    /// calloc(n, size).
-    case product
-    /// memalign(alignment, size), aligned_alloc(alignment, size).
-    case second
-    /// realloc(ptr, size): also a free of ptr.
-    case realloc
-}
-
 /// The probes of an attached heap recording (`--heap -p PID`): uprobes on the entry and the return
 /// of the allocator the process really calls (the first mapped file that defines `malloc`, in
 /// symbol-lookup order: the executable, then libraries from the last loaded (the preloaded ones)
@@ -275,6 +250,24 @@ final class HeapAccounting<Key: Hashable> {
     let rate: Double
     /// The role of each probe event, by event id.
     let roles: [UInt64: HeapRole]
+    /// The processes whose probe samples count, when the probes fire for every process (a
+    /// command's recording, see `EventRole.opensForEveryProcess`): the command, then every
+    /// process its tree forks (FORK records of the sampled event, which follows only that tree).
+    /// nil: every sample counts (attached, the probes are the process's own). Not removed at
+    /// exit: a main thread's EXIT does not end its process while other threads run.
+    var followed: Set<Int32>?
+    /// Probe samples of processes outside ``followed`` (another program preloading the library).
+    private(set) var foreignSamples = 0
+
+    /// Whether a probe sample of process `pid` counts (see ``followed``).
+    func follows(_ pid: Int32) -> Bool {
+        guard let followed, !followed.contains(pid) else { return true }
+        foreignSamples += 1
+        return false
+    }
+
+    /// A FORK record of the followed tree: `pid` is followed from now on.
+    func forked(_ pid: Int32) { followed?.insert(pid) }
 
     private struct Pointer: Hashable {
         var pid: Int32

@@ -36,6 +36,10 @@ extension ProfileBuilder {
         return heap.isInsideAllocator(path: m.path, fileOffset: returnAddress - m.start.rawValue + m.fileOffset)
     }
 
+    /// Keeps only the probe samples of `pid` and the processes its tree forks (see
+    /// ``HeapAccounting/followed``).
+    func followHeap(of pid: Int32) { heap?.followed = [pid] }
+
     /// See ``HeapAccounting/lossNotices(lost:)``; empty unless heap profiling.
     func heapLossNotices(lost: UInt64) -> [String] { heap?.lossNotices(lost: lost) ?? [] }
 

@@ -171,6 +171,7 @@ final class ProfileBuilder {
                 if t.pid == t.tid { unwinder.forgetProcess(t.pid); startedProcesses.remove(t.pid) }
             case .fork(let t):
                 processes.apply(record)
+                heap?.forked(t.pid)
                 if t.pid == t.tid { startedProcesses.insert(t.pid) }
             default:
                 processes.apply(record)
@@ -197,7 +198,7 @@ final class ProfileBuilder {
         // unsampled entry, none of which needs a stack.
         var heapSize: UInt64 = 0, heapPointer: UInt64 = 0, heapTracked = true
         if let heap {
-            guard let role = heap.roles[sample.eventID] else { return }
+            guard let role = heap.roles[sample.eventID], heap.follows(sample.pid) else { return }
             heap.probeRecords += 1
             let di = Self.register(5, of: sample) ?? 0, si = Self.register(4, of: sample) ?? 0
             switch role {

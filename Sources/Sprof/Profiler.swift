@@ -397,7 +397,7 @@ private final class ActiveRun: @unchecked Sendable {
                 ringPages: options.ringPages ?? (options.heap != nil ? RunOptions.heapRingPages : RunOptions.defaultRingPages(for: callGraph, rate: options.rate, settings: settings)),
                 offCPU: options.offCPU, settings: settings) { notices.append($0) }
             if let probes {
-                sampling.companions = probes.events.map(\.event)
+                sampling.companions = probes.events.map { CompanionEvent(event: $0.event, role: $0.role) }
                 notices.append("heap: probing every call of \(probes.library)'s allocator (\(probes.events.count) uprobes); each call traps")
             }
         } catch {
@@ -424,7 +424,7 @@ private final class ActiveRun: @unchecked Sendable {
         builder.interpret(session)
         heap = options.heap
         if let heap = options.heap {
-            let b = CommandProfiler.makeHeapBuilder(heap, roles: probes?.events.map(\.role) ?? [], session: session, settings: settings, cpu: builder)
+            let b = CommandProfiler.makeHeapBuilder(heap, session: session, settings: settings, cpu: builder)
             b.namesThreadsFromProc = true
             b.excludedThreads = [driverTID]
             heapBuilder = b

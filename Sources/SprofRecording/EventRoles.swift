@@ -19,10 +19,10 @@ public enum EventRole: Sendable, Hashable {
     /// the CPU, and the SWITCH records of the on-CPU event time how long it was away. Taken in
     /// kernel context, so it needs kernel samples.
     case offCPU
-    /// Heap probe `n` of ``SamplingOptions/companions`` (`--heap`): a uprobe on an allocation, a
-    /// free, or an allocator's entry or return; the heap profile reads pointer and size from the
-    /// sampled registers.
-    case heapProbe(Int)
+    /// A heap probe of ``SamplingOptions/companions`` (`--heap`): a uprobe on an allocation, a
+    /// free, or an allocator's entry or return, which its ``HeapRole`` says; the heap profile
+    /// reads pointer and size from the sampled registers.
+    case heapProbe(HeapRole)
 
     /// Whether this role's events are also opened in a system-wide recording (`-a`): heap probes
     /// are per process (their library is preloaded into the command), the others are not.
@@ -30,6 +30,35 @@ public enum EventRole: Sendable, Hashable {
         if case .heapProbe = self { return false }
         return true
     }
+
+    /// Whether this role's samples are read through the probed thread's user registers (the heap
+    /// probes take pointer and size from DI, SI, DX, AX and SP): the buffer's layout then has
+    /// them in every stack mode (``SampleLayout/sampling(_:)-swift.type.method``), not only with
+    /// DWARF, so `-g` stays frame-pointer stacks for every event.
+    public var readsUserRegisters: Bool {
+        if case .heapProbe = self { return true }
+        return false
+    }
+
+    /// Whether this role's events are inherited by the tasks that the followed ones create.
+    /// Not the heap probes': the kernel makes a child's copy of a uprobe event by reading the
+    /// probed file's path again from `config1` (perf_uprobe_init, through inherit_event and
+    /// perf_event_alloc), a pointer into sprof's memory read in the forking task, so every fork
+    /// and clone of the followed tasks failed with EFAULT. In a command's recording they are
+    /// opened per CPU for every process instead (``opensForEveryProcess``); attached to another
+    /// process, per thread; in sprof's own process (the in-process profiler), where the path is
+    /// valid, inherited but removed at exec (`remove_on_exec`).
+    public var inherits: Bool {
+        if case .heapProbe = self { return false }
+        return true
+    }
+
+    /// Whether a command's recording opens this role's events per CPU for every process (pid -1,
+    /// enabled at once) rather than for the command: the roles that cannot be inherited, which
+    /// would miss the command's children otherwise. Only processes that preload sprof's heap
+    /// library reach its probes, and the heap profile keeps the samples of the command's process
+    /// tree (the pids of the sampled event's FORK records).
+    public var opensForEveryProcess: Bool { !inherits }
 
     /// Refuses a role the sampled event or this kernel cannot serve, before anything is opened:
     /// off-CPU stacks are kernel samples (taken at each switch-out), and the wall view adds the
@@ -44,6 +73,47 @@ public enum EventRole: Sendable, Hashable {
         guard settings.kernelAllowed else {
             throw SyscallError(call: "perf_event_open", errno: EACCES, hint: settings.offCPUHint)
         }
+    }
+}
+
+/// What a heap probe's samples mean (``EventRole/heapProbe(_:)``), carried by its row of the
+/// role table so that the heap profile reads each event's samples by its id alone.
+public enum HeapRole: Sendable, Hashable {
+    /// The preload library's `sprof_heap_sampled(ptr, size)`: a sampled allocation (DI, SI).
+    case sampled
+    /// A free of `ptr` (DI): `sprof_heap_freed`, or the allocator's `free` when attached.
+    case freed
+    /// The entry of an allocator function when attached; the size is in `size`, and realloc's
+    /// old pointer (DI) is freed.
+    case entry(HeapSizeArgument)
+    /// The return of an allocator function when attached: the pointer in AX.
+    case returned
+}
+
+/// Where an allocator function takes its size (x86-64 SysV: DI, SI are the first two arguments).
+public enum HeapSizeArgument: Sendable, Hashable {
+    /// malloc(size), valloc(size), pvalloc(size).
+    case first
+    /// calloc(n, size).
+    case product
+    /// memalign(alignment, size), aligned_alloc(alignment, size).
+    case second
+    /// realloc(ptr, size): also a free of ptr.
+    case realloc
+}
+
+/// A heap probe opened beside the sampled event (``SamplingOptions/companions``): the event and
+/// what its samples mean.
+public struct CompanionEvent: Sendable {
+    /// The event opened (a uprobe).
+    public var event: EventSpec
+    /// What its samples mean.
+    public var role: HeapRole
+
+    /// A companion event.
+    public init(event: EventSpec, role: HeapRole) {
+        self.event = event
+        self.role = role
     }
 }
 
@@ -62,7 +132,7 @@ extension SamplingOptions {
     public var roleEvents: [RoleEvent] {
         var rows = [RoleEvent(role: .onCPU, event: event)]
         if offCPU { rows.append(RoleEvent(role: .offCPU, event: .contextSwitches)) }
-        for (i, probe) in companions.enumerated() { rows.append(RoleEvent(role: .heapProbe(i), event: probe)) }
+        for probe in companions { rows.append(RoleEvent(role: .heapProbe(probe.role), event: probe.event)) }
         return rows
     }
 

@@ -107,8 +107,12 @@ public final class RecordingSession: @unchecked Sendable {
     public private(set) var eventRoles: [UInt64: EventRole] = [:]
     /// Ids (PERF_EVENT_IOC_ID) of the `context-switches` events; their samples are switch-outs.
     public var offCPUEventIDs: Set<UInt64> { eventIDs(of: .offCPU) }
-    /// Ids (PERF_EVENT_IOC_ID) of each ``SamplingOptions/companions`` event, in the same order.
-    public var companionEventIDs: [Set<UInt64>] { options.companions.indices.map { eventIDs(of: .heapProbe($0)) } }
+    /// The ``HeapRole`` of each ``SamplingOptions/companions`` event, by event id (PERF_EVENT_IOC_ID).
+    public var heapRoles: [UInt64: HeapRole] {
+        var roles: [UInt64: HeapRole] = [:]
+        for (id, role) in eventRoles { if case .heapProbe(let heap) = role { roles[id] = heap } }
+        return roles
+    }
 
     /// The ids of the events opened for `role`.
     public func eventIDs(of role: EventRole) -> Set<UInt64> {
@@ -142,7 +146,21 @@ public final class RecordingSession: @unchecked Sendable {
         var attr = AttrBuilder.sampling(options, enableOnExec: onExec, inherit: !systemWide)
         // Row 0, the sampled event, is opened below with its buffer; the others write into it.
         let rows = Array(options.roleEvents.dropFirst())
-        var rowAttrs = rows.map { AttrBuilder.attr(for: $0, options, enableOnExec: onExec, inherit: !systemWide) }
+        // This process's own threads (the in-process profiler): a uprobe's path is sprof's memory,
+        // valid in its threads and in forked copies, so its events are inherited too, and removed
+        // at exec, after which the path would mean nothing to the next fork (see EventRole.inherits).
+        let ownProcess: Bool = { if case .threads(let pid, _) = target { return pid == getpid() } else { return false } }()
+        var rowAttrs = rows.map { row in
+            var a = AttrBuilder.attr(for: row, options, enableOnExec: onExec, inherit: !systemWide && (row.role.inherits || ownProcess))
+            if ownProcess && !row.role.inherits { a.remove_on_exec = 1 }
+            // Opened for every process in a command's recording: enable_on_exec is a task
+            // context's, so these start enabled (see EventRole.opensForEveryProcess).
+            if onExec && row.role.opensForEveryProcess {
+                a.disabled = 0
+                a.enable_on_exec = 0
+            }
+            return a
+        }
         // Wake the reader when a quarter of a buffer is full; the poll timeout covers the rest.
         attr.watermark = 1
         // Clamped: a huge -m (the kernel then refuses the buffer, with advice) must not trap here.
@@ -153,7 +171,7 @@ public final class RecordingSession: @unchecked Sendable {
                 for cpu in cpus {
                     let fd = try open(&attr, pid: command.pid, cpu: cpu, event: options.event)
                     buffers.append(try CPUBuffer(fd: fd, pages: options.ringPages))
-                    try addRoleEvents(rows, &rowAttrs, pid: command.pid, cpu: cpu, output: fd)
+                    try addRoleEvents(rows, &rowAttrs, pid: command.pid, cpu: cpu, output: fd, everyProcess: true)
                 }
                 noteStart(pids: [command.pid], tids: [command.pid])
                 // Not followed for memory before its exec (``commandStarted()``): until then it is
@@ -203,11 +221,14 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// Opens the role table's `rows` (all but the sampled event) for `pid` on `cpu`, writing
     /// into `output`'s buffer; in a system-wide recording only the rows whose role opens there.
+    /// `everyProcess` (a command's recording): the rows whose role ``EventRole/opensForEveryProcess``
+    /// are opened for pid -1 instead.
     private func addRoleEvents(_ rows: [RoleEvent], _ attrs: inout [perf_event_attr], pid: Int32, cpu: Int32, output: Int32,
-                               systemWide: Bool = false) throws(SyscallError) {
+                               systemWide: Bool = false, everyProcess: Bool = false) throws(SyscallError) {
         for i in rows.indices where !systemWide || rows[i].role.opensSystemWide {
             let fd: Int32
-            do { fd = try open(&attrs[i], pid: pid, cpu: cpu, event: rows[i].event) } catch let e where e.errno == ESRCH {
+            let target = everyProcess && rows[i].role.opensForEveryProcess ? -1 : pid
+            do { fd = try open(&attrs[i], pid: target, cpu: cpu, event: rows[i].event) } catch let e where e.errno == ESRCH {
                 continue // the thread exited meanwhile
             }
             extraFDs.append(fd)

@@ -44,8 +44,8 @@ public struct SamplingOptions: Sendable {
     /// Events opened beside the sampled one on the same CPUs and tasks, each sampled at every
     /// occurrence (period 1) with the same stack mode, writing into the sampled event's buffers
     /// (heap profiles: uprobes on the allocation probe points). Their samples carry
-    /// PERF_SAMPLE_IDENTIFIER; ``RecordingSession/companionEventIDs`` tells them apart.
-    public var companions: [EventSpec] = []
+    /// PERF_SAMPLE_IDENTIFIER; ``RecordingSession/heapRoles`` tells them apart.
+    public var companions: [CompanionEvent] = []
 
     /// Creates options.
     public init(event: EventSpec = .cpuClock, rate: Rate = .frequency(999), callGraph: CallGraph = .framePointer) {
@@ -161,10 +161,17 @@ public struct SampleLayout: Sendable, Equatable {
 
     /// The layout sprof uses for `options`: ``sampling(_:)-swift.type.method`` of its stack mode, with
     /// PERF_SAMPLE_IDENTIFIER added when two events share a buffer (more than one row in
-    /// ``SamplingOptions/roleEvents``).
+    /// ``SamplingOptions/roleEvents``), and with the user registers in every stack mode when a
+    /// row's role reads them (``EventRole/readsUserRegisters``: one layout for every event of a
+    /// buffer, so the on-CPU samples carry them too, 144 bytes each).
     public static func sampling(_ options: SamplingOptions) -> SampleLayout {
         var layout = sampling(options.callGraph)
-        if options.roleEvents.count > 1 { layout.sampleType |= SampleBits.identifier }
+        let rows = options.roleEvents
+        if rows.count > 1 { layout.sampleType |= SampleBits.identifier }
+        if layout.regsUserMask == 0 && rows.contains(where: { $0.role.readsUserRegisters }) {
+            layout.sampleType |= SampleBits.regsUser
+            layout.regsUserMask = UserRegisters.mask
+        }
         return layout
     }
 
@@ -219,8 +226,8 @@ enum AttrBuilder {
             attr.freq = 0
             attr.sample_period = max(n, 1)
         }
+        attr.sample_regs_user = layout.regsUserMask
         if case .dwarf(let size) = options.callGraph {
-            attr.sample_regs_user = layout.regsUserMask
             attr.sample_stack_user = size
             // The kernel part of the chain still comes from the kernel; the user part from the copy.
             attr.exclude_callchain_user = 1

@@ -139,12 +139,13 @@ struct RunCommand: ParsableCommand {
         if heap {
             if systemWide { throw usage("--heap goes with a command or -p PID, not -a") }
             options.heap = HeapOptions(rate: heapRate ?? 512 * 1024)
-            // Probe records come in bursts as fast as the program allocates; 8 KiB copies keep
-            // them within the buffers (bench/heap: 91% of a malloc loop's records lost at 32 KiB).
-            if callGraph == nil && !framePointerCallGraph { options.callGraph = .dwarf(stackSize: 8192) }
         }
         options.rate = try parseRate(frequency: frequency, period: period)
         options.callGraph = try parseCallGraph(callGraph, g: framePointerCallGraph)
+        // Probe records come in bursts as fast as the program allocates; 8 KiB copies keep
+        // them within the buffers (bench/heap: 91% of a malloc loop's records lost at 32 KiB).
+        // After parseCallGraph, whose default (32 KiB) replaced this one before.
+        if heap && callGraph == nil && !framePointerCallGraph { options.callGraph = .dwarf(stackSize: 8192) }
         options.demangle = !noDemangle
         options.inlineFrames = inline
         if let mmapPages {

@@ -191,6 +191,69 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: run.prefix + ".pb.gz"))
     }
 
+    /// The fixture's own totals from heap_fork.c's output: site name to bytes.
+    private func forkTotals(_ stdout: String) -> [String: Double] {
+        var out: [String: Double] = [:]
+        for line in stdout.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            if f.count == 3, let bytes = Double(f[2]) { out[String(f[0])] = bytes }
+        }
+        return out
+    }
+
+    /// `sprof run --heap` of a command whose tree forks (issue 19's "children and exec'd
+    /// programs"): a shell runs several commands (its fork failed with EFAULT while the heap
+    /// uprobes were inherited, see EventRole.inherits), one of them heap_fork.c, exec'd by the
+    /// shell's child, whose own child allocates from child_site and which then allocates from
+    /// parent_site. Every allocation is recorded (rate 1), so both sites' bytes are exact.
+    func testForkingCommandsAreHeapProfiledWithTheirChildren() throws {
+        try Self.requireUprobes()
+        let binary = try SprofCLI.buildC("heap_fork", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
+        let prefix = SprofCLI.outputPrefix("heapfork")
+        let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "1", "-e", "none", "--call-graph", "dwarf,4096", "-m", "16384",
+                                       "-o", prefix, "--", "/bin/sh", "-c", "true; '\(binary)' 2000 1000; true"], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertFalse(result.stderr.contains("Cannot fork") || result.stderr.contains("Bad address"), result.stderr)
+        let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)))
+        let totals = forkTotals(result.stdout)
+        for name in ["child_site", "parent_site"] {
+            let truth = try XCTUnwrap(totals[name], result.stdout)
+            XCTAssertEqual(try total(profile, "alloc_space", containing: name), truth, accuracy: truth * 0.01, "\(name): \(result.stderr)")
+        }
+    }
+
+    /// Without a stack mode, `--heap` copies 8 KiB of stack per sample (32 KiB copies lost most
+    /// probe records in bursts); the default of `sprof run` replaced it before.
+    func testHeapDefaultsToSmallStackCopies() throws {
+        try Self.requireUprobes()
+        let binary = try SprofCLI.buildC("heap_fork", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
+        let prefix = SprofCLI.outputPrefix("heapdefault")
+        let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "4096", "-e", "none", "-o", prefix, "--", binary, "0", "200"], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)))
+        XCTAssertEqual(profile.metadata.callGraph, "dwarf")
+        XCTAssertEqual(profile.metadata.stackSize, 8192)
+    }
+
+    /// `--heap -g` (frame-pointer stacks): the probes still read size and pointer from the user
+    /// registers, which that mode did not record (every size read as 0), and the stacks go
+    /// through the allocation site down to malloc.
+    func testFramePointerStacksKeepSizes() throws {
+        try Self.requireUprobes()
+        let binary = try SprofCLI.buildC("heap_fork", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
+        let prefix = SprofCLI.outputPrefix("heapfp")
+        let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "1", "-g", "-m", "16384", "-o", prefix, "--", binary, "0", "1000"], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)))
+        let index = try XCTUnwrap(profile.sampleTypeIndex("alloc_space"))
+        let stacks = profile.aggregatedStacks(valueIndex: index).filter { $0.frames.contains("parent_site") }
+        XCTAssertEqual(Double(stacks.reduce(Int64(0)) { $0 + $1.value }), 4096 * 1000, accuracy: 4096 * 10, result.stderr)
+        XCTAssertTrue(stacks.contains { $0.frames.last == "malloc" }, "\(stacks.prefix(3))")
+        // The CPU profile keeps the frame-pointer mode asked for.
+        let cpu = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".pb.gz"))))
+        XCTAssertEqual(cpu.metadata.callGraph, "fp")
+    }
+
     /// `--heap -p PID` on a running allocator loop (heap_split.c's loop mode, whose rounds
     /// split 60/30/10 by bytes): every allocator call is a probe record there, so the records
     /// must stay small enough for the ring buffer (at most 1% lost, and the summary says how many),

@@ -56,6 +56,19 @@ final class HeapLibraryTests: XCTestCase {
         XCTAssertFalse(profiler.heapTimeline.isEmpty)
     }
 
+    /// While this process is heap-profiled, a program it starts can still fork: the probes are
+    /// inherited by its threads and forked copies, where their path (sprof's memory) is valid, and
+    /// removed at exec, after which the kernel would read it again from the new program's memory
+    /// at each fork (EFAULT: `sh: Cannot fork`).
+    func testChildrenThatExecCanStillFork() throws {
+        try requireUprobes()
+        let (result, _) = try Profiler.profileHeap(rate: 1 << 20) {
+            try TestFixtures.run("/bin/sh", ["-c", "true; /bin/true; echo forked"])
+        }
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertEqual(result.stdout, "forked\n", result.stderr)
+    }
+
     /// Without heap options there is no heap profile.
     func testNoHeapProfileWithoutTheOption() throws {
         let profiler = Profiler()

@@ -128,7 +128,7 @@ final class RecordStreamTests: XCTestCase {
     func testSamplesBecomeValuesByTheirEventsRole() throws {
         var options = SamplingOptions(callGraph: .framePointer)
         options.offCPU = true
-        options.companions = [.cpuClock]
+        options.companions = [CompanionEvent(event: .cpuClock, role: .sampled)]
         let b = RecordBuilder(layout: SampleLayout.sampling(options))
         var probe = sample(time: 3, callchain: [0x3000])
         probe.eventID = 88
@@ -140,7 +140,7 @@ final class RecordStreamTests: XCTestCase {
             b.sample(sample(time: 4, callchain: [0x1000, 0x2000])),
         ].map { bytes in try bytes.withUnsafeBytes { try parser.parse($0) } }
         let builder = builder()
-        builder.interpret(rows: options.roleEvents.map(\.role), ids: [77: .offCPU, 88: .heapProbe(0)])
+        builder.interpret(rows: options.roleEvents.map(\.role), ids: [77: .offCPU, 88: .heapProbe(.sampled)])
         builder.consume(stream)
         let profile = builder.profile(metadata: ProfileMetadata())
         XCTAssertEqual(profile.sampleTypes.map(\.type), ["samples", "cpu", "wall", "off-cpu"])

@@ -14,13 +14,44 @@ final class EventRoleTests: XCTestCase {
         XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU])
         XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.identifier, 0, "one event per buffer needs no identifier")
         options.offCPU = true
-        options.companions = [.cpuClock, .contextSwitches]
-        XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU, .offCPU, .heapProbe(0), .heapProbe(1)])
+        options.companions = [CompanionEvent(event: .cpuClock, role: .sampled), CompanionEvent(event: .contextSwitches, role: .entry(.product))]
+        XCTAssertEqual(options.roleEvents.map(\.role), [.onCPU, .offCPU, .heapProbe(.sampled), .heapProbe(.entry(.product))], "each row carries its heap role")
         XCTAssertEqual(options.roleEvents[1].event.description, EventSpec.contextSwitches.description)
         XCTAssertNotEqual(SampleLayout.sampling(options).sampleType & SampleBits.identifier, 0, "events sharing a buffer are told apart")
         XCTAssertTrue(options.records(.offCPU))
-        XCTAssertFalse(EventRole.heapProbe(0).opensSystemWide, "heap probes follow the preloaded command, not every process")
+        XCTAssertFalse(EventRole.heapProbe(.freed).opensSystemWide, "heap probes follow the preloaded command, not every process")
         XCTAssertTrue(EventRole.offCPU.opensSystemWide)
+    }
+
+    /// Heap probes are never inherited: the kernel copies a uprobe's path (config1, a pointer
+    /// into sprof's memory) again in the forking task, and the fork failed with EFAULT.
+    func testHeapProbesAreNotInherited() {
+        var options = SamplingOptions(event: .cpuClock, callGraph: .dwarf(stackSize: 8192))
+        options.companions = [CompanionEvent(event: EventSpec(name: "probe", type: 8, config: 0), role: .sampled)]
+        let rows = options.roleEvents
+        XCTAssertFalse(rows[1].role.inherits)
+        XCTAssertTrue(rows[1].role.opensForEveryProcess)
+        XCTAssertTrue(rows[0].role.inherits)
+        XCTAssertEqual(AttrBuilder.attr(for: rows[1], options, enableOnExec: true, inherit: rows[1].role.inherits).inherit, 0)
+        XCTAssertEqual(AttrBuilder.attr(for: rows[0], options, enableOnExec: true, inherit: rows[0].role.inherits).inherit, 1)
+    }
+
+    /// The heap probes read the allocator's arguments from user registers: the layout has them
+    /// whatever the stack mode (`-g` recorded none, and every size read as 0), and only then.
+    func testHeapProbesGetUserRegistersInEveryStackMode() {
+        for callGraph: SamplingOptions.CallGraph in [.framePointer, .none, .dwarf(stackSize: 8192)] {
+            var options = SamplingOptions(event: .cpuClock, callGraph: callGraph)
+            XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.regsUser != 0, callGraph != .framePointer && callGraph != .none)
+            options.companions = [CompanionEvent(event: EventSpec(name: "probe", type: 8, config: 0), role: .sampled)]
+            let layout = SampleLayout.sampling(options)
+            XCTAssertNotEqual(layout.sampleType & SampleBits.regsUser, 0, "\(callGraph)")
+            XCTAssertEqual(layout.regsUserMask, UserRegisters.mask)
+            for row in options.roleEvents {
+                let attr = AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: false)
+                XCTAssertEqual(attr.sample_regs_user, UserRegisters.mask, "\(row.role) \(callGraph)")
+                XCTAssertEqual(attr.sample_type, layout.sampleType, "one layout per buffer")
+            }
+        }
     }
 
     func testSideBandSwitchRecordsOnlyWithTheOffCPURole() {
