@@ -12,14 +12,15 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CSprof", path: "include"),
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
         .target(name: "SprofCore", dependencies: ["CSprof"]),
         .target(name: "SprofRecording", dependencies: ["SprofCore", "CSprof"]),
-        .target(name: "SprofSymbols", dependencies: ["SprofCore", "CSprof"]),
+        .target(name: "SprofSymbols", dependencies: ["SprofCore", "SprofProfile", "CSprof"]),
         .target(name: "SprofProfile"),
         .target(name: "SprofOutput", dependencies: ["SprofProfile"]),
         .target(
             name: "SprofFormats",
-            dependencies: ["SprofProfile", "CSprof", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            dependencies: ["SprofProfile", "SprofOutput", "CZlib", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
             exclude: ["profile.proto", "README.md"]
         ),
         // Folded stacks text → FoldedStacks → serialized folded text and the SVG.
