@@ -83,17 +83,6 @@ public func peakRSS(_ memory: [Profile.MemoryPoint]) -> (rss: UInt64, pid: Int32
     memory.max { $0.rss < $1.rss }.map { ($0.rss, $0.pid) }
 }
 
-/// `1,234,567`: digits grouped by thousands, as sprof's messages print counts.
-public func grouped(_ n: some BinaryInteger) -> String {
-    let digits = String(n)
-    var out = ""
-    for (i, ch) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 && ch != "-" { out.append(",") }
-        out.append(ch)
-    }
-    return out
-}
-
 /// `812 KiB`, `14.2 MiB`, `1.3 GiB` (binary units, as /proc counts).
 public func byteText(_ bytes: UInt64) -> String {
     let units = ["B", "KiB", "MiB", "GiB", "TiB"]
