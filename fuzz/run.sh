@@ -11,6 +11,7 @@ export SWIFT_BACKTRACE=enable=no
 targets=(FuzzFolded FuzzRecords FuzzJitMap FuzzPprof)
 seeds() { case "$1" in FuzzFolded) echo folded;; FuzzRecords) echo records;; FuzzJitMap) echo jitmap;; FuzzPprof) echo pprof;; esac; }
 
+/usr/bin/python3 ./check-manifest.py
 swift build -c release --product FuzzFolded -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >/dev/null
 for t in "${targets[@]:1}"; do
     swift build -c release --product "$t" -Xswiftc -sanitize=fuzzer,address -Xswiftc -enable-testing -Xswiftc -use-ld=lld >/dev/null

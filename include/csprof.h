@@ -1,6 +1,10 @@
-// csprof.h: the only C in sprof. Header-only; every function is here because Swift cannot
-// express it: variadic syscalls and ioctls, C11 atomics with explicit ordering, inline assembly,
-// and code that must run between fork and exec (async-signal-safe only).
+// csprof.h: sprof's C shim. Header-only; every function is here because Swift cannot express it:
+// variadic syscalls and ioctls, C11 atomics with explicit ordering, inline assembly, a signal
+// handler's body, code that must run between fork and exec (async-signal-safe only), and
+// declarations no importable header makes. Each carries its reason. What Swift can say with plain
+// arithmetic or importable calls (wait-status decoding, open with O_TMPFILE's value)
+// is in Swift. The other C in the package is not shim: CZlib and CCapstone only include their
+// library's header, and SprofHeap is the preload library loaded into the profiled command.
 #ifndef CSPROF_H
 #define CSPROF_H
 
@@ -70,6 +74,7 @@ static inline void csprof_ring_store_tail(void *control_page, uint64_t tail) {
 
 // Self-monitoring counter reads: rdpmc is an instruction, and the seqlock on the control page must
 // be read with compiler barriers between the fields.
+// (rdpmc and the barrier are called only by csprof_mmap_read_self below.)
 static inline uint64_t csprof_rdpmc(uint32_t counter) {
     uint32_t low, high;
     __asm__ volatile("rdpmc" : "=a"(low), "=d"(high) : "c"(counter));
@@ -187,18 +192,6 @@ static inline pid_t csprof_spawn_waiting(const char *file, char *const argv[], c
 #endif
 static inline int csprof_pidfd_open(pid_t pid) { return (int)syscall(SYS_pidfd_open, pid, 0); }
 
-// An unlinked temporary file in `dir`, close-on-exec (records spilled past the memory budget).
-// O_TMPFILE is GNU-only, so Swift cannot see it; its generic value is used where the headers
-// hide it. -1 with errno (EOPNOTSUPP, EISDIR on old kernels) when the filesystem lacks it.
-#ifdef O_TMPFILE
-#define CSPROF_O_TMPFILE O_TMPFILE
-#else
-#define CSPROF_O_TMPFILE (020000000 | O_DIRECTORY)
-#endif
-static inline int csprof_open_tmpfile(const char *dir) {
-    return open(dir, CSPROF_O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-}
-
 // process_vm_readv(2) is GNU-only (not declared without _GNU_SOURCE, see above) and syscall(2) is
 // variadic. The recording reads the rest of a thread's stack beyond the kernel's copy. The
 // remote range is split at page boundaries (at most 256 pages) because the kernel never splits
@@ -283,15 +276,14 @@ static inline int csprof_set_thread_idle(int idle) {
     return sched_setscheduler(0, idle ? 5 /* SCHED_IDLE */ : 0 /* SCHED_OTHER */, &param);
 }
 
-// wait status decoding is done with macros.
-static inline int csprof_wexitstatus(int status) { return WEXITSTATUS(status); }
-static inline int csprof_wifsignaled(int status) { return WIFSIGNALED(status); }
-static inline int csprof_wtermsig(int status) { return WTERMSIG(status); }
-
 // The vdso is not on disk; its image is the same in every process of a boot, so we read our own.
+// getauxval's header, <sys/auxv.h>, is not part of Swift's Glibc module.
 static inline const void *csprof_vdso_base(void) { return (const void *)getauxval(AT_SYSINFO_EHDR); }
 
-// Demanglers exported by libswiftCore and libstdc++ that no importable header declares.
+// Demanglers exported by libswiftCore and libstdc++ that no importable header declares. The
+// wrappers fix the arguments Swift would otherwise pass as raw nulls. __cxa_demangle is libstdc++'s
+// own copy of the Itanium demangler (a different release from libiberty's), tried for a `_Z` name
+// libiberty declines.
 char *swift_demangle(const char *mangled, size_t mangled_len, char *out, size_t *out_len, uint32_t flags);
 char *__cxa_demangle(const char *mangled, char *out, size_t *length, int *status);
 static inline char *csprof_swift_demangle(const char *mangled, size_t len) {

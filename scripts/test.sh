@@ -5,6 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# The fuzz package mirrors the target graph by hand; a mismatch would otherwise surface only in CI.
+/usr/bin/python3 fuzz/check-manifest.py
 swift build --build-tests
 swift test --skip-build "$@"
 # `sprof serve` in a real browser (headless Chromium via Selenium); skipped with --filter.

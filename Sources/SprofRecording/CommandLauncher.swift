@@ -19,6 +19,15 @@ public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// Decodes a `waitpid(2)` status of a child that ended (not one that stopped: the launcher
+    /// waits without WUNTRACED). Linux's layout, which glibc's WIFSIGNALED/WTERMSIG/WEXITSTATUS
+    /// macros read: the terminating signal in the low 7 bits (0 for a normal exit, where bits
+    /// 8-15 hold the code).
+    init(waitStatus status: Int32) {
+        let signal = status & 0x7f
+        self = signal != 0 && signal != 0x7f ? .signaled(signal) : .exited((status >> 8) & 0xff)
+    }
+
     /// `exit 3` or `killed by signal 9 (Killed)`.
     public var description: String {
         switch self {
@@ -122,8 +131,7 @@ public final class WaitingCommand: @unchecked Sendable {
         if let reaped { return reaped }
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let result: ExitStatus = csprof_wifsignaled(status) != 0
-            ? .signaled(csprof_wtermsig(status)) : .exited(csprof_wexitstatus(status))
+        let result = ExitStatus(waitStatus: status)
         reaped = result
         return result
     }

@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-internal import CSprof
 import SprofCore
 
 /// The records the reader thread has released (in timestamp order) and the consumer has not yet
@@ -142,7 +141,8 @@ final class PendingRecords {
 /// An unlinked temporary file holding whole perf records back to back, written at its end and
 /// read from its start; emptied (truncated) whenever everything written has been read.
 final class SpillFile {
-    private let fd: Int32
+    /// The open file; internal so a test can see how it was made (`/proc/self/fd`).
+    let fd: Int32
     private var writeOffset = 0
     private var readOffset = 0
     /// Records appended but not yet written: one write(2) per MiB, not one per record.
@@ -158,7 +158,7 @@ final class SpillFile {
     /// unlink at once. Close-on-exec, so the profiled command never inherits it.
     init(directory: String, flushBytes: Int = 1 << 20) throws(SyscallError) {
         self.flushBytes = flushBytes
-        var fd = csprof_open_tmpfile(directory)
+        var fd = open(directory, Self.oTmpfile | O_RDWR | O_CLOEXEC, 0o600)
         if fd < 0 {
             var template = Array((directory + "/sprof-spill-XXXXXX").utf8CString)
             fd = try sysCall("mkstemp", hint: { _ in "cannot create a temporary file in \(directory); set TMPDIR to a writable directory" }) {
@@ -171,6 +171,11 @@ final class SpillFile {
     }
 
     deinit { close(fd) }
+
+    /// O_TMPFILE, which glibc declares only under _GNU_SOURCE: its generic Linux value (every
+    /// architecture sprof builds for), `__O_TMPFILE | O_DIRECTORY`. Kernels or filesystems without
+    /// it fail the open (EOPNOTSUPP, EISDIR or EINVAL), and the caller falls back to mkstemp.
+    static let oTmpfile: Int32 = 0o20000000 | O_DIRECTORY
 
     /// Whether every record appended has been read back.
     var isEmpty: Bool { readOffset == writeOffset && buffer.isEmpty }

@@ -257,8 +257,11 @@ final class PromiseTests: XCTestCase {
     func testTruncatedStacksAreMarkedAndCountedInTheSummary() throws {
         let recurse = try SprofCLI.buildC("recurse", flags: TestFixtures.noFramePointerFlags)
         let prefix = SprofCLI.outputPrefix("truncated")
-        // 3000 frames need far more than a 4 KiB stack copy.
-        let r = try SprofCLI.run(["run", "--call-graph", "dwarf,4096", "-o", prefix, "--", recurse, "3000", "0.5"])
+        // 3000 frames need far more than a 4 KiB stack copy. Without SPROF_LIVE_STACK=0 the reads
+        // of the live stack past the copy reach main whenever the reader keeps up (it did for all
+        // 499 samples of one run at load 19), and nothing would be truncated.
+        let r = try TestFixtures.run(try TestFixtures.sprofPath(), ["run", "--call-graph", "dwarf,4096", "-o", prefix, "--", recurse, "3000", "0.5"],
+                                     environment: TestFixtures.environment(adding: ["SPROF_LIVE_STACK": "0"]))
         XCTAssertEqual(r.status, 0, r.stderr)
         let summary = try RunSummary(stderr: r.stderr)
         let (shape, _) = try files(prefix)

@@ -110,4 +110,35 @@ final class PendingRecordsTests: XCTestCase {
             XCTAssertEqual(try compact.withUnsafeBytes { try parser.parse($0) }, .sample(s), "copied \(copied)")
         }
     }
+
+    /// The spill file is made with O_TMPFILE where the file system has it (tmpfs and ext4 do), so
+    /// it never has a name another process could open; the kernel names such a file `#INODE` in
+    /// /proc, where mkstemp's would read `sprof-spill-…`. Close-on-exec either way.
+    func testSpillFileIsAnonymousAndCloseOnExec() throws {
+        let directory = NSTemporaryDirectory() + "anonymous-check-\(getpid())"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let file = try SpillFile(directory: directory)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), [])
+        XCTAssertNotEqual(fcntl(file.fd, F_GETFD) & FD_CLOEXEC, 0)
+        let link = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(file.fd)")
+        // ext4, tmpfs, xfs and btrfs all have O_TMPFILE (Linux 3.11+): there, a mkstemp file means
+        // the flag was wrong. Elsewhere the fallback is expected.
+        let fsType = try TestFixtures.run("/usr/bin/stat", ["-f", "-c", "%t", directory]).stdout
+        let hasTmpfile: Set<Int> = [0xEF53, 0x0102_1994, 0x5846_5342, 0x9123_683E]
+        if link.contains("sprof-spill-"), !hasTmpfile.contains(Int(fsType.trimmingCharacters(in: .whitespacesAndNewlines), radix: 16) ?? 0) {
+            throw XCTSkip("\(directory)'s file system refused O_TMPFILE; the mkstemp fallback was used (\(link))")
+        }
+        XCTAssertTrue(link.hasPrefix(directory + "/#"), link)
+    }
+
+    /// Wait statuses as Linux encodes them (the layout glibc's W* macros read).
+    func testWaitStatusDecoding() {
+        XCTAssertEqual(ExitStatus(waitStatus: 0), .exited(0))
+        XCTAssertEqual(ExitStatus(waitStatus: 3 << 8), .exited(3))
+        XCTAssertEqual(ExitStatus(waitStatus: 255 << 8), .exited(255))
+        XCTAssertEqual(ExitStatus(waitStatus: 9), .signaled(9))
+        XCTAssertEqual(ExitStatus(waitStatus: 0x80 | 11), .signaled(11))  // SIGSEGV with a core dump
+        XCTAssertEqual(ExitStatus(waitStatus: 15), .signaled(15))
+    }
 }
