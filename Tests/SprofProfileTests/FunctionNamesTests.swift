@@ -52,7 +52,7 @@ final class FunctionNamesTests: XCTestCase {
     /// A comparison names both profiles together: BASE has one specialization (no collision of
     /// its own), NEW both. Named one profile at a time, the `Int` specialization was
     /// `specialized Array.append(_:)` in BASE and `… <Int>` in NEW: two rows, one vanished, one new.
-    func testAComparisonNamesBothProfilesTogether() {
+    func testAComparisonNamesBothProfilesTogether() throws {
         let base = Self.profile([(Self.int, 5)])
         let new = Self.profile([(Self.int, 3), (Self.double, 2)])
         let rows = ProfileDiff.rows(base: base, new: new)
@@ -61,8 +61,9 @@ final class FunctionNamesTests: XCTestCase {
         XCTAssertEqual(int?.basePercent, 100)
         XCTAssertEqual(int?.newPercent, 60)
         let names = Profile.FunctionNames.shared([base, new])
-        XCTAssertEqual(names[0][base.functions.firstIndex(of: Self.int)!], names[1][new.functions.firstIndex(of: Self.int)!])
-        XCTAssertEqual(base.functionNames()[base.functions.firstIndex(of: Self.int)!], Self.short, "alone, BASE's name is short")
+        let inBase = try XCTUnwrap(base.functions.firstIndex(of: Self.int)), inNew = try XCTUnwrap(new.functions.firstIndex(of: Self.int))
+        XCTAssertEqual(names[0][inBase], names[1][inNew])
+        XCTAssertEqual(base.functionNames()[inBase], Self.short, "alone, BASE's name is short")
     }
 
     /// Transforms match the names the views show.
