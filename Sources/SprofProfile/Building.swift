@@ -160,18 +160,14 @@ extension Profile {
             // Root-first physical frames, each with its inline chain (outermost first).
             var physical: [(kind: FrameKind, names: [String])] = []
             for frame in frames.dropFirst() {
-                if frame.hasSuffix("_[i]"), !physical.isEmpty {
-                    physical[physical.count - 1].names.append(String(frame.dropLast(4)))
-                } else if frame.hasSuffix("_[k]") {
-                    physical.append((.kernel, [String(frame.dropLast(4))]))
-                } else if frame.hasSuffix("_[j]") {
-                    physical.append((.jit, [String(frame.dropLast(4))]))
-                } else if frame == "[truncated]" {
-                    physical.append((.marker, [frame]))
-                } else if frame.hasSuffix("_[i]") {
-                    physical.append((.user, [String(frame.dropLast(4))]))
-                } else {
-                    physical.append((.user, [frame]))
+                // The suffixes are ``FrameKind``'s: the views add them, this reads them back.
+                let suffixed = [FrameKind.inlined, .kernel, .jit].first { frame.hasSuffix($0.suffix) }
+                let bare = suffixed.map { String(frame.dropLast($0.suffix.count)) } ?? frame
+                switch suffixed {
+                case .inlined? where !physical.isEmpty: physical[physical.count - 1].names.append(bare)
+                case .inlined?: physical.append((.user, [bare]))
+                case let kind?: physical.append((kind, [bare]))
+                case nil: physical.append((frame == "[truncated]" ? .marker : .user, [frame]))
                 }
             }
             let leafFirst = physical.reversed().map { entry in
