@@ -69,17 +69,24 @@ extension Profile {
         /// The short names that must change to stay unique, by (short, full) name: empty when no
         /// two functions with different full names share a short one (most profiles).
         private static func uniqueShortNames(_ tables: [[Function]]) -> [NamePair: String] {
-            var fullNamesByShort: [String: Set<String>] = [:]
+            // Every view makes its names, so the common case (no short name shared) costs one
+            // lookup of each short name: full names are hashed only for shared short names.
+            var sharers: [String: Int] = [:]
             for functions in tables {
-                for f in functions where f.fullName != f.name {
-                    fullNamesByShort[f.name, default: []].insert(f.fullName)
-                }
+                for f in functions where f.fullName != f.name { sharers[f.name, default: 0] += 1 }
             }
-            guard !fullNamesByShort.isEmpty else { return [:] }
+            guard !sharers.isEmpty else { return [:] }
             // A short name also collides with a function whose only name is that short name.
             for functions in tables {
                 for f in functions where f.fullName == f.name {
-                    if fullNamesByShort[f.name] != nil { fullNamesByShort[f.name]!.insert(f.fullName) }
+                    if let n = sharers[f.name] { sharers[f.name] = n + 1 }
+                }
+            }
+            guard sharers.values.contains(where: { $0 > 1 }) else { return [:] }
+            var fullNamesByShort: [String: Set<String>] = [:]
+            for functions in tables {
+                for f in functions where sharers[f.name, default: 0] > 1 {
+                    fullNamesByShort[f.name, default: []].insert(f.fullName)
                 }
             }
             var colliding: Set<NamePair> = []
