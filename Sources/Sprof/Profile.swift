@@ -46,20 +46,23 @@ extension Profile {
     }
 
     /// The frames of one timed sample, root first, starting with the process name.
-    public func frames(of sample: TimedSample) -> [String] {
+    /// - Parameter names: the function names (``functionNames(_:)``, made once for many samples);
+    ///   nil makes this profile's short names for this call.
+    public func frames(of sample: TimedSample, names: FunctionNames? = nil) -> [String] {
         rootFrames(of: Sample(stack: sample.stack, thread: sample.thread, values: []), perThread: false)
-            + frameNames(ofStack: sample.stack)
+            + frameNames(ofStack: sample.stack, names: names)
     }
 
     /// The frames of one aggregated sample, root first, starting with the process name.
-    public func frames(of sample: Sample) -> [String] {
-        rootFrames(of: sample, perThread: false) + frameNames(ofStack: sample.stack)
+    /// - Parameter names: as for a timed sample's frames.
+    public func frames(of sample: Sample, names: FunctionNames? = nil) -> [String] {
+        rootFrames(of: sample, perThread: false) + frameNames(ofStack: sample.stack, names: names)
     }
 
     /// The thread id of a timed sample.
     public func threadID(of sample: TimedSample) -> Int32 { threads[sample.thread].tid }
 
-    /// The `n` most expensive functions by sample count (see ``Profile/top(by:valueIndex:fullNames:)``,
+    /// The `n` most expensive functions by sample count (see ``Profile/top(by:valueIndex:names:granularity:)``,
     /// which `sprof report` prints and which agrees with `go tool pprof -top`).
     public func topFunctions(_ n: Int = 20, by ranking: Ranking = .selfSamples) -> [FunctionCost] {
         // Functions only: the `[truncated]` marker row that `sprof report` shows (as pprof does)
@@ -93,10 +96,11 @@ extension Profile {
     public func sampleCount(where matches: (String) -> Bool) -> UInt64 {
         var hits: [Int: Bool] = [:]
         var sum: UInt64 = 0
+        let names = functionNames()
         for s in samples {
             let hit: Bool
             if let known = hits[s.stack] { hit = known } else {
-                hit = frameNames(ofStack: s.stack).contains(where: matches)
+                hit = frameNames(ofStack: s.stack, names: names).contains(where: matches)
                 hits[s.stack] = hit
             }
             if hit { sum += UInt64(max(0, s.values[0])) }

@@ -64,8 +64,10 @@ public struct ProfileComparison: Sendable {
                 order: ProfileDiff.Order = .either, alpha: Double = 0.05) {
         self.alpha = alpha
         let pooled = ProfileDiff.rows(base: base, new: new, baseValue: baseValue, newValue: newValue, order: order)
-        let baseShares = Self.perRunShares(base, value: baseValue)
-        let newShares = Self.perRunShares(new, value: newValue)
+        // Named over both profiles, as the pooled rows are, so that each run's rows match them.
+        let names = Profile.FunctionNames.shared([base, new])
+        let baseShares = Self.perRunShares(base, value: baseValue, names: names[0])
+        let newShares = Self.perRunShares(new, value: newValue, names: names[1])
         baseRuns = baseShares.count
         newRuns = newShares.count
         guard baseShares.count >= 2 && newShares.count >= 2 else {
@@ -110,11 +112,11 @@ public struct ProfileComparison: Sendable {
 
     /// Each run's self and total share of every function, in percent, for the runs that have
     /// samples of `value`; empty for a profile without runs.
-    static func perRunShares(_ profile: Profile, value: Int) -> [[String: (own: Double, total: Double)]] {
+    static func perRunShares(_ profile: Profile, value: Int, names: Profile.FunctionNames) -> [[String: (own: Double, total: Double)]] {
         profile.runs.compactMap { run in
             let one = profile.onlyRun(run)
             guard one.total(value) > 0 else { return nil }
-            return Dictionary(uniqueKeysWithValues: one.top(valueIndex: value).map { ($0.name, ($0.selfPercent, $0.totalPercent)) })
+            return Dictionary(uniqueKeysWithValues: one.top(valueIndex: value, names: names).map { ($0.name, ($0.selfPercent, $0.totalPercent)) })
         }
     }
 

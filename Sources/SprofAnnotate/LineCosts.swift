@@ -46,10 +46,17 @@ extension Profile {
     /// Per-line and per-address costs of every function whose name (or full name) `matches`,
     /// ordered by total value, largest first (then by name). Inlined code counts for the
     /// inlined function at its own lines and for its caller at the call site's line, as pprof's
-    /// `-list` attributes it.
+    /// `-list` attributes it. Functions are named, grouped and matched by the short names the
+    /// views show (``Profile/FunctionNames``): `matches` sees each function with that name as its
+    /// ``Profile/Function/name``.
     /// - Parameter valueIndex: which ``sampleTypes`` entry to sum.
     public func functionCosts(valueIndex: Int = 0, matching matches: (Function) -> Bool) -> [FunctionCosts] {
-        let matching = functions.map(matches)
+        let shown = functionNames()
+        let matching = functions.indices.map { i in
+            var f = functions[i]
+            f.name = shown[i]
+            return matches(f)
+        }
         struct LineKey: Hashable { var name: String; var file: String; var line: Int }
         struct AddressKey: Hashable { var name: String; var mapping: Int?; var address: UInt64 }
         var lineSelf: [LineKey: Int64] = [:], lineTotal: [LineKey: Int64] = [:]
@@ -63,7 +70,7 @@ extension Profile {
             for (depth, locationIndex) in stacks[sample.stack].enumerated() {
                 let location = locations[locationIndex]
                 for (i, entry) in location.lines.enumerated() where matching[entry.function] {
-                    let function = functions[entry.function]
+                    let function = (name: shown[entry.function], file: functions[entry.function].file)
                     let key = LineKey(name: function.name, file: function.file, line: entry.line)
                     if depth == 0 && i == 0 {
                         lineSelf[key, default: 0] += value

@@ -24,8 +24,9 @@ import SwiftProtobuf
 /// same bytes again.
 ///
 /// Not carried by pprof, hence not read back: ``Profile/timedSamples``, ``Profile/memory`` and
-/// ``Profile/Function/fullName`` (read back equal to the display name; `system_name` keeps the
-/// mangled name).
+/// ``Profile/Function/fullName`` (read back equal to the name; `system_name` keeps the linkage
+/// name, from which `sprof report --full-names` makes the full name again). A function's `name` is
+/// the short name views show (``Profile/FunctionNames``: unique in the profile).
 public enum PprofFormat {
     /// The label keys written on every sample of a thread (a convention, not part of the schema;
     /// `go tool pprof -tagfocus`/`-tagroot` use them).

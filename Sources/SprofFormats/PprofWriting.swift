@@ -266,7 +266,12 @@ struct PprofWriter {
             mappings[i].path = strings(mappings[i].mapping.path)
             mappings[i].buildID = strings(mappings[i].mapping.buildID)
         }
-        let functions = p.functions.map { (strings($0.name), strings($0.systemName), strings($0.file)) }
+        // `name` is the short name the views show (unique in this profile), `system_name` the
+        // linkage name, from which a reader makes the full name again (``Profile/FunctionNames``).
+        let names = p.functionNames()
+        let functions = p.functions.indices.map { i in
+            (strings(names[i]), strings(p.functions[i].systemName), strings(p.functions[i].file))
+        }
 
         let comments = p.metadata.provenanceLines.map { strings($0) }
 

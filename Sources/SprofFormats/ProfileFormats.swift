@@ -13,6 +13,8 @@ public struct ProfileFormat: Sendable {
         public var perThread: Bool
         /// Full demangled names instead of the short ones (folded, SVG).
         public var fullNames: Bool
+        /// How folded and SVG name functions: ``NameStyle/full`` with ``fullNames``, else ``NameStyle/short``.
+        public var nameStyle: NameStyle { fullNames ? .full : .short }
         /// The profile's name inside the file (speedscope).
         public var name: String
         /// Title, subtitle, palette… of the SVG.
@@ -49,7 +51,7 @@ public struct ProfileFormat: Sendable {
 
     /// Folded stacks (`a;b;c COUNT`) of one sample type.
     public static let folded = ProfileFormat(name: "folded", suffix: ".folded", mimeType: "text/plain; charset=utf-8") { profile, o in
-        profile.folded(valueIndex: o.valueIndex, perThread: o.perThread, fullNames: o.fullNames).serializedBytes()
+        profile.folded(valueIndex: o.valueIndex, perThread: o.perThread, names: profile.functionNames(o.nameStyle)).serializedBytes()
     }
 
     /// gzip-compressed pprof (profile.proto), every sample type.
@@ -64,7 +66,7 @@ public struct ProfileFormat: Sendable {
 
     /// The interactive SVG flame graph of one sample type.
     public static let svg = ProfileFormat(name: "svg", suffix: ".svg", mimeType: "image/svg+xml") { profile, o in
-        FlameGraph.renderBytes(profile.folded(valueIndex: o.valueIndex, perThread: o.perThread, fullNames: o.fullNames), options: o.graph)
+        FlameGraph.renderBytes(profile.folded(valueIndex: o.valueIndex, perThread: o.perThread, names: profile.functionNames(o.nameStyle)), options: o.graph)
     }
 
     /// Every format, in the order `run` writes them.

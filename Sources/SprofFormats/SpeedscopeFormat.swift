@@ -38,6 +38,7 @@ public enum SpeedscopeFormat {
         var frames: [FrameKey] = []
         var frameIndex: [FrameKey: Int] = [:]
         var locationFrames = [[Int]?](repeating: nil, count: profile.locations.count)
+        let names = profile.functionNames()
         func framesOf(location l: Int) -> [Int] {
             if let known = locationFrames[l] { return known }
             let location = profile.locations[l]
@@ -47,7 +48,7 @@ public enum SpeedscopeFormat {
             } else {
                 for line in location.lines.reversed() {
                     let f = profile.functions[line.function]
-                    keys.append(FrameKey(name: f.name, file: f.file, line: f.startLine))
+                    keys.append(FrameKey(name: names[line.function], file: f.file, line: f.startLine))
                 }
             }
             let out = keys.map { key -> Int in

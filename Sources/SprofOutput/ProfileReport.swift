@@ -26,7 +26,7 @@ public struct ProfileReport: Sendable {
     public var format: Format
     /// Text: print the profile's provenance (`# event: …`) first.
     public var header: Bool
-    /// Full demangled names (``Profile/Function/fullName``) instead of the display names.
+    /// Full demangled names (``NameStyle/full``) instead of the short names (``NameStyle/short``).
     public var fullNames: Bool
     /// Functions, source lines or addresses.
     public var granularity: Granularity
@@ -65,7 +65,7 @@ public struct ProfileReport: Sendable {
                 }
             } else {
                 out = "self,self_percent,total,total_percent," + headerNames.joined(separator: ",") + "\n"
-                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames, granularity: granularity)) {
+                for r in limited(profile.top(by: keys, valueIndex: index, names: profile.functionNames(nameStyle), granularity: granularity)) {
                     out += "\(r.selfValue),\(Self.csvNumber(r.selfPercent)),\(r.totalValue),\(Self.csvNumber(r.totalPercent)),"
                     out += r.key.map(Self.csvField).joined(separator: ",") + "\n"
                 }
@@ -85,13 +85,16 @@ public struct ProfileReport: Sendable {
                 }
             } else {
                 out += "\(Self.pad("self", 12)) \(Self.pad("self%", 7)) \(Self.pad("total", 12)) \(Self.pad("total%", 7))  \(headerNames.joined(separator: " "))\n"
-                for r in limited(profile.top(by: keys, valueIndex: index, fullNames: fullNames, granularity: granularity)) {
+                for r in limited(profile.top(by: keys, valueIndex: index, names: profile.functionNames(nameStyle), granularity: granularity)) {
                     out += "\(Self.pad(Self.formatValue(r.selfValue, type), 12)) \(Self.pad(Self.percent(r.selfPercent), 7)) \(Self.pad(Self.formatValue(r.totalValue, type), 12)) \(Self.pad(Self.percent(r.totalPercent), 7))  \(r.key.joined(separator: "  "))\n"
                 }
             }
         }
         return out
     }
+
+    /// How the report names functions.
+    private var nameStyle: NameStyle { fullNames ? .full : .short }
 
     private func limited<T>(_ rows: [T]) -> ArraySlice<T> { limit == 0 ? rows[...] : rows.prefix(limit) }
 
@@ -130,7 +133,7 @@ public struct ProfileReport: Sendable {
                                      percent: Self.rounded($0.percent))
             }
         } else {
-            report.functions = limited(profile.top(by: keys.compactMap(SortKey.init), valueIndex: index, fullNames: fullNames, granularity: granularity)).map {
+            report.functions = limited(profile.top(by: keys.compactMap(SortKey.init), valueIndex: index, names: profile.functionNames(nameStyle), granularity: granularity)).map {
                 JSONReport.Row(key: $0.key, selfValue: $0.selfValue, selfPercent: Self.rounded($0.selfPercent),
                                totalValue: $0.totalValue, totalPercent: Self.rounded($0.totalPercent))
             }

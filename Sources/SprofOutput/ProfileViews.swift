@@ -8,10 +8,11 @@ extension Profile {
     ///     never show in the CPU view.
     ///   - perThread: root stacks at `process;thread-tid`, as stackcollapse-perf's `--tid` and
     ///     inferno's per-thread mode do.
-    ///   - fullNames: full demangled names instead of the short display names.
-    public func folded(valueIndex: Int? = nil, perThread: Bool = false, fullNames: Bool = false) -> FoldedStacks {
+    ///   - names: the view's function names (``Profile/FunctionNames``: short, full or linkage
+    ///     names); nil for this profile's short names.
+    public func folded(valueIndex: Int? = nil, perThread: Bool = false, names: FunctionNames? = nil) -> FoldedStacks {
         var out = FoldedStacks()
-        for (frames, value) in aggregatedStacks(valueIndex: valueIndex ?? defaultSampleType, perThread: perThread, fullNames: fullNames) where value > 0 {
+        for (frames, value) in aggregatedStacks(valueIndex: valueIndex ?? defaultSampleType, perThread: perThread, names: names) where value > 0 {
             out.add(frames, count: UInt64(value))
         }
         return out

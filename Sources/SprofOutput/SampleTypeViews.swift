@@ -10,7 +10,7 @@ extension SampleTypeView {
             var options = graph
             options.title = (graph.title ?? "sprof") + " (\(view.what))"
             options.countName = profile.valueLabel(index)
-            let folded = profile.folded(valueIndex: index, perThread: perThread, fullNames: fullNames)
+            let folded = profile.folded(valueIndex: index, perThread: perThread, names: profile.functionNames(fullNames ? .full : .short))
             return (view.suffix, FlameGraph.renderBytes(folded, options: options))
         }
     }

@@ -1,4 +1,4 @@
-/// What ``Profile/top(by:valueIndex:fullNames:)`` groups by: perf report's `--sort` keys.
+/// What ``Profile/top(by:valueIndex:names:granularity:)`` groups by: perf report's `--sort` keys.
 public enum SortKey: String, Sendable, CaseIterable {
     /// The process name (perf's `comm`).
     case comm
@@ -10,7 +10,7 @@ public enum SortKey: String, Sendable, CaseIterable {
     case thread
 }
 
-/// How finely ``Profile/top(by:valueIndex:fullNames:granularity:)`` tells `sym` rows apart:
+/// How finely ``Profile/top(by:valueIndex:names:granularity:)`` tells `sym` rows apart:
 /// pprof's `-functions`, `-lines` and `-addresses`.
 public enum Granularity: String, Sendable, CaseIterable {
     /// One row per function.
@@ -60,8 +60,10 @@ extension Profile {
     /// Markers are rows too, as in `go tool pprof -top`: a `[truncated]` row's total is the
     /// samples whose stacks were cut short before their root (it has no self value).
     /// `granularity` splits `sym` rows by source line or by address, as pprof's `-lines` and `-addresses` do.
-    public func top(by keys: [SortKey] = [.sym], valueIndex: Int = 0, fullNames: Bool = false,
+    /// `names` are the view's function names (``FunctionNames``); nil for this profile's short names.
+    public func top(by keys: [SortKey] = [.sym], valueIndex: Int = 0, names: FunctionNames? = nil,
                     granularity: Granularity = .functions) -> [CostRow] {
+        let shown = names ?? functionNames()
         let grandTotal = total(valueIndex)
         var selfValues: [[String]: Int64] = [:]
         var totalValues: [[String]: Int64] = [:]
@@ -71,11 +73,11 @@ extension Profile {
             guard value != 0 else { continue }
             let keysOfStack: (leaf: [String]?, all: Set<[String]>)
             if keys.contains(.comm) || keys.contains(.thread) {
-                keysOfStack = groupKeys(stack: sample.stack, thread: sample.thread, keys: keys, fullNames: fullNames, granularity: granularity)
+                keysOfStack = groupKeys(stack: sample.stack, thread: sample.thread, keys: keys, names: shown, granularity: granularity)
             } else if let known = stackKeys[sample.stack] {
                 keysOfStack = known
             } else {
-                keysOfStack = groupKeys(stack: sample.stack, thread: nil, keys: keys, fullNames: fullNames, granularity: granularity)
+                keysOfStack = groupKeys(stack: sample.stack, thread: nil, keys: keys, names: shown, granularity: granularity)
                 stackKeys[sample.stack] = keysOfStack
             }
             if let leaf = keysOfStack.leaf { selfValues[leaf, default: 0] += value }
@@ -93,7 +95,7 @@ extension Profile {
         }
     }
 
-    private func groupKeys(stack: Int, thread: Int?, keys: [SortKey], fullNames: Bool,
+    private func groupKeys(stack: Int, thread: Int?, keys: [SortKey], names functionNames: FunctionNames,
                            granularity: Granularity) -> (leaf: [String]?, all: Set<[String]>) {
         var all = Set<[String]>()
         var leaf: [String]?
@@ -109,11 +111,11 @@ extension Profile {
             let dso = location.mapping.map { mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")
             var names: [String]
             if location.lines.isEmpty {
-                names = frameNames(ofLocation: locationIndex)
+                names = frameNames(ofLocation: locationIndex, names: functionNames)
             } else {
                 names = location.lines.map { line in
                     let f = functions[line.function]
-                    let name = fullNames ? f.fullName : f.name
+                    let name = functionNames[line.function]
                     // Without line information (kernel, stripped code) the row is the function, as in pprof.
                     guard granularity != .functions, !f.file.isEmpty || line.line > 0 else { return name }
                     return name + " " + (f.file.isEmpty ? "?" : f.file) + ":" + (line.line > 0 ? String(line.line) : "?")
@@ -195,10 +197,12 @@ public enum ProfileDiff {
     }
 
     /// Rows for every function in either profile, largest absolute change (by `order`) first,
-    /// ties by name.
+    /// ties by name. Functions are named over both profiles at once (``Profile/FunctionNames/shared(_:style:)``),
+    /// so that a function has one name on both sides even when a short name collides in one only.
     public static func rows(base: Profile, new: Profile, baseValue: Int = 0, newValue: Int = 0, order: Order = .either) -> [DiffRow] {
-        let b = Dictionary(uniqueKeysWithValues: base.top(valueIndex: baseValue).map { ($0.name, $0) })
-        let n = Dictionary(uniqueKeysWithValues: new.top(valueIndex: newValue).map { ($0.name, $0) })
+        let shown = Profile.FunctionNames.shared([base, new])
+        let b = Dictionary(uniqueKeysWithValues: base.top(valueIndex: baseValue, names: shown[0]).map { ($0.name, $0) })
+        let n = Dictionary(uniqueKeysWithValues: new.top(valueIndex: newValue, names: shown[1]).map { ($0.name, $0) })
         let names = Set(b.keys).union(n.keys)
         return sorted(names.map {
             DiffRow(name: $0, basePercent: b[$0]?.selfPercent ?? 0, newPercent: n[$0]?.selfPercent ?? 0,

@@ -123,106 +123,14 @@ public struct ProfileBuilding {
         return profile.sampleTypes.count - 1
     }
 
-    /// The finished profile: samples sorted by (thread, stack) for deterministic output, and
-    /// short function names that two different functions share replaced by their full names, so
-    /// that shortening never merges distinct functions.
+    /// The finished profile: samples sorted by (thread, stack) for deterministic output. Function
+    /// names are kept as the sources gave them (short, full and linkage names); views make their
+    /// names, unique among the functions they show, through ``Profile/FunctionNames``.
     public func build(metadata: Profile.Metadata) -> Profile {
         var p = profile
         p.metadata = metadata
         p.samples.sort(by: Profile.Sample.canonicalOrder)
-        var fullNamesByShort: [String: Set<String>] = [:]
-        for f in p.functions where f.fullName != f.name {
-            fullNamesByShort[f.name, default: []].insert(f.fullName)
-        }
-        if !fullNamesByShort.isEmpty {
-            // A short name also collides with a function whose only name is that short name.
-            for f in p.functions where f.fullName == f.name {
-                if fullNamesByShort[f.name] != nil { fullNamesByShort[f.name]!.insert(f.fullName) }
-            }
-            // Swift specializations of one generic share a short name (`specialized
-            // Array.append(_:)` for every element type): tell them apart by their type arguments
-            // (`specialized Array.append(_:) <Order>`) when that separates the whole group, else
-            // fall back to the full names.
-            var fullsByCandidate: [String: Set<String>] = [:]
-            var candidates: [Int: String] = [:]
-            for i in p.functions.indices {
-                let f = p.functions[i]
-                guard let fulls = fullNamesByShort[f.name], fulls.count > 1 else { continue }
-                if let arguments = Self.specializationArguments(f.fullName) {
-                    candidates[i] = f.name + " " + arguments
-                    fullsByCandidate[candidates[i]!, default: []].insert(f.fullName)
-                }
-            }
-            var groupSeparates: [String: Bool] = [:]
-            for i in p.functions.indices {
-                let f = p.functions[i]
-                guard let fulls = fullNamesByShort[f.name], fulls.count > 1 else { continue }
-                let separates = candidates[i].map { fullsByCandidate[$0]!.count == 1 } ?? false
-                groupSeparates[f.name] = (groupSeparates[f.name] ?? true) && separates
-            }
-            for i in p.functions.indices {
-                let f = p.functions[i]
-                guard let fulls = fullNamesByShort[f.name], fulls.count > 1 else { continue }
-                p.functions[i].name = groupSeparates[f.name] == true ? candidates[i]! : f.fullName
-            }
-        }
         return p
-    }
-
-    /// What tells one Swift specialization from another of the same function, from its full
-    /// name's chain of specializations: `<RestingOrder, Int>` for `generic specialization
-    /// <app.RestingOrder, Swift.Int> of …` (module and outer-type qualifiers dropped, as the short
-    /// names drop them); `<Exploded, Exploded> <Dead>` for `function signature specialization
-    /// <Arg[0] = Exploded, Arg[1] = Exploded> of function signature specialization <Arg[2] =
-    /// Dead> of …` (the swift-demangle spelling of what was done to the arguments). nil for a
-    /// name that is not a specialization.
-    static func specializationArguments(_ fullName: String) -> String? {
-        var rest = Substring(fullName)
-        var parts: [String] = []
-        while true {
-            let generic = rest.hasPrefix("generic specialization <")
-            let signature = rest.hasPrefix("function signature specialization <")
-            guard generic || signature else { break }
-            rest = rest.drop { $0 != "<" }.dropFirst()
-            var depth = 1
-            var inner = ""
-            while let c = rest.first {
-                rest = rest.dropFirst()
-                if c == "<" { depth += 1 } else if c == ">" { depth -= 1; if depth == 0 { break } }
-                inner.append(c)
-            }
-            guard depth == 0, !inner.isEmpty else { return nil }
-            parts.append("<" + (generic ? shortTypes(inner) : argumentChanges(inner)) + ">")
-            guard rest.hasPrefix(" of ") else { break }
-            rest = rest.dropFirst(4)
-        }
-        return parts.isEmpty ? nil : parts.joined(separator: " ")
-    }
-
-    /// `qsl_bench.RestingOrder, Swift.Int` → `RestingOrder, Int`: the last component of every
-    /// dotted identifier run.
-    private static func shortTypes(_ inner: String) -> String {
-        var out = ""
-        var word = ""
-        for c in inner {
-            if c.isLetter || c.isNumber || c == "_" {
-                word.append(c)
-            } else if c == ".", !word.isEmpty {
-                word = ""
-            } else {
-                out += word
-                word = ""
-                out.append(c)
-            }
-        }
-        return out + word
-    }
-
-    /// `Arg[0] = Exploded, Arg[2] = Dead` → `Exploded, Dead`.
-    private static func argumentChanges(_ inner: String) -> String {
-        inner.split(separator: ", Arg[").map { part in
-            part.firstRange(of: "] = ").map { String(part[$0.upperBound...]) } ?? String(part)
-        }.joined(separator: ", ")
     }
 }
 
@@ -252,18 +160,14 @@ extension Profile {
             // Root-first physical frames, each with its inline chain (outermost first).
             var physical: [(kind: FrameKind, names: [String])] = []
             for frame in frames.dropFirst() {
-                if frame.hasSuffix("_[i]"), !physical.isEmpty {
-                    physical[physical.count - 1].names.append(String(frame.dropLast(4)))
-                } else if frame.hasSuffix("_[k]") {
-                    physical.append((.kernel, [String(frame.dropLast(4))]))
-                } else if frame.hasSuffix("_[j]") {
-                    physical.append((.jit, [String(frame.dropLast(4))]))
-                } else if frame == "[truncated]" {
-                    physical.append((.marker, [frame]))
-                } else if frame.hasSuffix("_[i]") {
-                    physical.append((.user, [String(frame.dropLast(4))]))
-                } else {
-                    physical.append((.user, [frame]))
+                // The suffixes are ``FrameKind``'s: the views add them, this reads them back.
+                let suffixed = [FrameKind.inlined, .kernel, .jit].first { frame.hasSuffix($0.suffix) }
+                let bare = suffixed.map { String(frame.dropLast($0.suffix.count)) } ?? frame
+                switch suffixed {
+                case .inlined? where !physical.isEmpty: physical[physical.count - 1].names.append(bare)
+                case .inlined?: physical.append((.user, [bare]))
+                case let kind?: physical.append((kind, [bare]))
+                case nil: physical.append((frame == "[truncated]" ? .marker : .user, [frame]))
                 }
             }
             let leafFirst = physical.reversed().map { entry in

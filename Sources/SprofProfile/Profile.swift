@@ -72,10 +72,14 @@ public struct Profile: Sendable, Equatable {
 
     /// A function: pprof's `Function`.
     public struct Function: Sendable, Hashable {
-        /// The name views show: demangled, shortened where the symbolizer shortens (Swift signatures),
-        /// or a pseudo-name such as `[libc.so.6+0x1234]`, `[truncated]`, `[unknown]`.
+        /// The short name: demangled and, for Swift, simplified as `swift demangle --simplified`
+        /// prints it (`MatchingEngine.sweepBestAsk(book:takerId:remaining:)`), or a pseudo-name
+        /// such as `[libc.so.6+0x1234]`, `[truncated]`, `[unknown]`. A fact of the function, not
+        /// unique: specializations of one generic share it. Views name functions through
+        /// ``Profile/FunctionNames``, which makes short names unique.
         public var name: String
-        /// The full demangled name; equal to ``name`` when nothing was shortened.
+        /// The full demangled name; equal to ``name`` when nothing was shortened (or the source,
+        /// such as a pprof file, kept one name only).
         public var fullName: String
         /// The raw (mangled) linkage name as found in the binary; empty when unknown.
         public var systemName: String
@@ -272,19 +276,20 @@ public struct Profile: Sendable, Equatable {
 
     /// The names of one location's frames with the folded format's kind suffixes, root-most
     /// (outermost) first: `_[k]` kernel, `_[j]` JIT, `_[i]` for every inlined entry.
-    /// - Parameter fullNames: use ``Function/fullName`` instead of the short display name.
-    public func frameNames(ofLocation index: Int, fullNames: Bool = false) -> [String] {
+    /// - Parameter names: the view's function names; nil makes this profile's short names, which
+    ///   costs a pass over every function: a view naming many locations makes them once and passes them.
+    public func frameNames(ofLocation index: Int, names: FunctionNames? = nil) -> [String] {
         let location = locations[index]
         if location.lines.isEmpty {
             let mappingName = location.mapping.map { mappings[$0].baseName } ?? "unknown"
             return ["[\(mappingName)+0x\(String(location.address, radix: 16))]"]
         }
+        let shown = names ?? functionNames()
         var out: [String] = []
         out.reserveCapacity(location.lines.count)
         let last = location.lines.count - 1
         for (i, line) in location.lines.enumerated().reversed() {
-            let f = functions[line.function]
-            var name = fullNames ? f.fullName : f.name
+            var name = shown[line.function]
             // The inlined callees of the chain are `_[i]`; the location's own frame says where its code lives.
             name += i != last ? FrameKind.inlined.suffix : location.kind.suffix
             out.append(name)
@@ -293,10 +298,12 @@ public struct Profile: Sendable, Equatable {
     }
 
     /// The frames of stack `index` as names, root first, without the process root.
-    public func frameNames(ofStack index: Int, fullNames: Bool = false) -> [String] {
+    /// - Parameter names: as for ``frameNames(ofLocation:names:)``.
+    public func frameNames(ofStack index: Int, names: FunctionNames? = nil) -> [String] {
+        let shown = names ?? functionNames()
         var out: [String] = []
         for location in stacks[index].reversed() {
-            out.append(contentsOf: frameNames(ofLocation: location, fullNames: fullNames))
+            out.append(contentsOf: frameNames(ofLocation: location, names: shown))
         }
         return out
     }
@@ -322,12 +329,13 @@ public struct Profile: Sendable, Equatable {
     /// - Parameters:
     ///   - valueIndex: which ``sampleTypes`` entry to sum (default: sample counts).
     ///   - perThread: root stacks at `process;thread-tid` instead of the process alone.
-    ///   - fullNames: full demangled names instead of the short ones.
+    ///   - names: the view's function names (``FunctionNames``); nil for this profile's short names.
     ///   - sorted: in lexicographic order of the frames (deterministic output); false leaves the
     ///     order unspecified, for callers that order the stacks themselves (a flame tree), since
     ///     sorting arrays of names costs more than aggregating them on large profiles.
-    public func aggregatedStacks(valueIndex: Int = 0, perThread: Bool = false, fullNames: Bool = false,
+    public func aggregatedStacks(valueIndex: Int = 0, perThread: Bool = false, names: FunctionNames? = nil,
                                  sorted: Bool = true) -> [(frames: [String], value: Int64)] {
+        let shown = names ?? functionNames()
         var stackNames: [Int: [String]] = [:]
         var merged: [[String]: Int64] = [:]
         for sample in samples {
@@ -337,7 +345,7 @@ public struct Profile: Sendable, Equatable {
             if let known = stackNames[sample.stack] {
                 names = known
             } else {
-                names = frameNames(ofStack: sample.stack, fullNames: fullNames)
+                names = frameNames(ofStack: sample.stack, names: shown)
                 stackNames[sample.stack] = names
             }
             merged[rootFrames(of: sample, perThread: perThread) + names, default: 0] += value

@@ -163,6 +163,8 @@ extension Profile {
             return locs.reversed()
         }
 
+        // Transforms name functions as the views do (short names, unique in this profile).
+        let shownNames = functionNames()
         // One frame per inline entry, root first: (location, index into its lines or -1).
         func rewrite(_ stack: Int) -> Int? {
             if let known = newStack[stack] { return known }
@@ -176,7 +178,7 @@ extension Profile {
                 } else {
                     for k in loc.lines.indices.reversed() {
                         frames.append((l, k))
-                        names.append(functions[loc.lines[k].function].name)
+                        names.append(shownNames[loc.lines[k].function])
                     }
                 }
             }

@@ -326,12 +326,14 @@ public enum ProfileViews {
     /// total) first, at most `limit` rows. Total catches what self misses: work that moved
     /// between two callers of one shared helper changes the callers' totals, not their self.
     public static func compare(base: Profile, new: Profile, limit: Int = 200) -> [CompareRow] {
-        func shares(_ p: Profile) -> [String: (Double, Double)] {
+        func shares(_ p: Profile, _ names: Profile.FunctionNames) -> [String: (Double, Double)] {
             var out: [String: (Double, Double)] = [:]
-            for r in p.top(by: [.sym]) where out[r.name] == nil { out[r.name] = (r.selfPercent, r.totalPercent) }
+            for r in p.top(by: [.sym], names: names) where out[r.name] == nil { out[r.name] = (r.selfPercent, r.totalPercent) }
             return out
         }
-        let b = shares(base), n = shares(new)
+        // Named together: a function has one name on both sides.
+        let names = Profile.FunctionNames.shared([base, new])
+        let b = shares(base, names[0]), n = shares(new, names[1])
         let rows = Set(b.keys).union(n.keys).map { name -> CompareRow in
             let (bs, bt) = b[name] ?? (0, 0), (ns, nt) = n[name] ?? (0, 0)
             return CompareRow(name: name, baseSelf: bs, newSelf: ns, deltaSelf: ns - bs, baseTotal: bt, newTotal: nt, deltaTotal: nt - bt)

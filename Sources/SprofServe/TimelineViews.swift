@@ -62,15 +62,16 @@ extension ProfileViews {
         return p
     }
 
-    /// The frame names of every stack of `profile` (``Profile/frameNames(ofStack:fullNames:)``),
+    /// The frame names of every stack of `profile` (``Profile/frameNames(ofStack:names:)``),
     /// by stack index: made once per run, they turn any selection of its samples into CPU stacks
     /// without naming the frames again (``cpuStacks(_:names:)``).
     public static func stackNames(_ profile: Profile) -> [[String]] {
-        profile.stacks.indices.map { profile.frameNames(ofStack: $0) }
+        let names = profile.functionNames()
+        return profile.stacks.indices.map { profile.frameNames(ofStack: $0, names: names) }
     }
 
     /// The CPU stacks of `profile` (sample counts, rooted at the process) as
-    /// ``Profile/aggregatedStacks(valueIndex:perThread:fullNames:sorted:)`` gives them, unsorted,
+    /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
     /// from the names of ``stackNames(_:)``; merged by stack and process rather than by names, which
     /// the flame tree, the callers and the tables read alike.
     public static func cpuStacks(_ profile: Profile, names: [[String]]) -> [(frames: [String], value: Int64)] {

@@ -43,12 +43,14 @@ struct DiffArtifacts {
     static func topText(_ profile: Profile, value: Int, base: (Profile, Int)?, scale: Double) -> String {
         let type = profile.sampleTypes[value]
         var flat: [String: Double] = [:], cum: [String: Double] = [:]
-        for row in profile.top(valueIndex: value) {
+        // With a base, both sides are named together (one name per function on both sides).
+        let sides = Profile.FunctionNames.shared(base.map { [profile, $0.0] } ?? [profile])
+        for row in profile.top(valueIndex: value, names: sides[0]) {
             flat[row.name, default: 0] += Double(row.selfValue)
             cum[row.name, default: 0] += Double(row.totalValue)
         }
         if let (b, bv) = base {
-            for row in b.top(valueIndex: bv) {
+            for row in b.top(valueIndex: bv, names: sides[1]) {
                 flat[row.name, default: 0] -= Double(row.selfValue) * scale
                 cum[row.name, default: 0] -= Double(row.totalValue) * scale
             }

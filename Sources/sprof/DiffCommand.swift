@@ -86,8 +86,10 @@ struct DiffCommand: ParsableCommand {
         let outputPath = output ?? (artifacts == nil ? "diff.svg" : nil)
         try refuseOutputOverInput([outputPath], inputs: [base, new])
         let outputFile = try outputPath.map { try OutputFile(path: $0) }
-        let baseProfile = try readProfile(base)
-        let newProfile = try readProfile(new)
+        // The names a saved profile showed are made again from its linkage names, so that both
+        // sides are named together from the same facts (a collision in one side only).
+        let baseProfile = try readProfile(base).withNamesFromSystemNames()
+        let newProfile = try readProfile(new).withNamesFromSystemNames()
         let (baseIndex, newIndex) = try comparedValues(baseProfile, newProfile)
         let baseTotal = baseProfile.total(baseIndex), newTotal = newProfile.total(newIndex)
         if baseTotal == 0 { throw fail("\(base): no samples to compare") }
@@ -98,11 +100,13 @@ struct DiffCommand: ParsableCommand {
         var graph = FlameGraphOptions(title: "Differential flame graph",
                                       subtitle: "\(base) → \(new): red grew, blue shrank (self \(label == "samples" ? "counts" : label)\(noNormalize ? "" : ", base scaled to new total"))")
         graph.countName = label
-        graph.differentialBase = baseProfile.folded(valueIndex: baseIndex)
+        // Both sides named together, so that a function has one frame name in both.
+        let names = Profile.FunctionNames.shared([baseProfile, newProfile])
+        graph.differentialBase = baseProfile.folded(valueIndex: baseIndex, names: names[0])
         graph.differentialScale = noNormalize ? 1 : Double(newTotal) / Double(baseTotal)
         graph.details = ["base: " + base] + baseProfile.metadata.provenanceLines.map { "  " + $0 }
             + ["new: " + new] + newProfile.metadata.provenanceLines.map { "  " + $0 }
-        let svg = FlameGraph.renderBytes(newProfile.folded(valueIndex: newIndex), options: graph)
+        let svg = FlameGraph.renderBytes(newProfile.folded(valueIndex: newIndex, names: names[1]), options: graph)
 
         let comparison = ProfileComparison(base: baseProfile, new: newProfile, baseValue: baseIndex, newValue: newIndex, order: order)
         if let artifacts {

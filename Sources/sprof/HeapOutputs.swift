@@ -15,7 +15,7 @@ enum HeapViews {
             options.title = (graph.title ?? "sprof") + " (\(what))"
             options.subtitle = heap.metadata.summaryLine
             options.countName = "bytes"
-            let folded = heap.folded(valueIndex: index, perThread: perThread, fullNames: fullNames)
+            let folded = heap.folded(valueIndex: index, perThread: perThread, names: heap.functionNames(fullNames ? .full : .short))
             out.append((suffix, FlameGraph.renderBytes(folded, options: options)))
         }
         do {

@@ -87,7 +87,7 @@ struct ReportCommand: ParsableCommand {
         // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
         // the demangler turns into full Swift signatures. Transforms match the names shown by default.
         let read = try readProfile(file).transformed(parsed)
-        let profile = fullNames ? read.withFullNamesFromSystemNames() : read
+        let profile = fullNames ? read.withNamesFromSystemNames() : read
         let index = try valueIndex(profile, named: view)
         let report = ProfileReport(keys: keys, limit: limit, threads: threads, format: reportFormat,
                                    header: header, fullNames: fullNames, granularity: granularity, valueIndex: index)

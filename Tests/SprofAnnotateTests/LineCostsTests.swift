@@ -45,6 +45,24 @@ final class LineCostsTests: XCTestCase {
         XCTAssertEqual(main.lines, [LineCost(file: "m.c", line: 3, selfValue: 2, totalValue: 10)])
     }
 
+    /// Two specializations sharing a short name are two functions, named as the views name them
+    /// (``Profile/FunctionNames``), so that the web UI's source view finds each by its shown name.
+    func testCollidingShortNamesAreAnnotatedApart() throws {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let short = "specialized Array.append(_:)"
+        for (i, type) in ["Int", "Double"].enumerated() {
+            let f = b.function(Profile.Function(name: short, fullName: "generic specialization <Swift.\(type)> of Swift.Array.append(__owned A) -> ()",
+                                                file: "a.swift"))
+            let location = b.location(Profile.Location(address: 0x10 + UInt64(i), lines: [.init(function: f, line: 1 + i)]))
+            b.add(stack: b.stack([location]), thread: nil, values: [Int64(2 + i)])
+        }
+        let p = b.build(metadata: Profile.Metadata())
+        XCTAssertEqual(p.functionCosts { $0.name.hasPrefix(short) }.map { "\($0.name) \($0.totalValue)" },
+                       ["specialized Array.append(_:) <Double> 3", "specialized Array.append(_:) <Int> 2"])
+        let int = try XCTUnwrap(Annotator.listing(p, function: "specialized Array.append(_:) <Int>"))
+        XCTAssertEqual(int.function.lines, [LineCost(file: "a.swift", line: 1, selfValue: 2, totalValue: 2)])
+    }
+
     func testAnnotatorListsSourceRowsAndRefusesBadPatterns() throws {
         let a = try Annotator.annotate(profile(), pattern: "^wo")
         XCTAssertTrue(a.text.contains("ROUTINE ======================== work in w.c"), a.text)

@@ -86,6 +86,60 @@ final class SavedNamesTests: XCTestCase {
     }
 }
 
+/// Two Swift specializations of one generic share a short name; the views tell them apart, in a
+/// saved profile too, and `sprof diff` names both of its profiles together.
+final class CollidingNamesTests: XCTestCase {
+    static let short = "specialized Array.append(_:)"
+    static let functions = [
+        (Profile.Function(name: short, fullName: "generic specialization <Swift.Int> of Swift.Array.append(__owned A) -> ()",
+                          systemName: "$sSa6appendyyxnFSi_Tg5"), "specialized Array.append(_:) <Int>"),
+        (Profile.Function(name: short, fullName: "generic specialization <Swift.Double> of Swift.Array.append(__owned A) -> ()",
+                          systemName: "$sSa6appendyyxnFSd_Tg5"), "specialized Array.append(_:) <Double>"),
+    ]
+
+    /// A saved profile of `main` calling each of the first `count` functions, `counts[i]` samples each.
+    static func save(_ name: String, counts: [Int64]) throws -> String {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let thread = b.thread(Profile.Thread(pid: 1, tid: 1, name: "app", processName: "app"))
+        let main = b.location(Profile.Location(address: 0x100, lines: [.init(function: b.function(Profile.Function(name: "main", systemName: "main")))]))
+        for (i, count) in counts.enumerated() {
+            let leaf = b.location(Profile.Location(address: 0x200 + UInt64(i), lines: [.init(function: b.function(functions[i].0))]))
+            b.add(stack: b.stack([leaf, main]), thread: thread, values: [count])
+        }
+        let path = SprofCLI.outputPrefix(name) + ".pb.gz"
+        try Data(try PprofFormat.encode(b.build(metadata: Profile.Metadata()))).write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func testASavedProfileShowsToldApartShortNamesAndFullNamesOnRequest() throws {
+        let path = try Self.save("colliding", counts: [3, 2])
+        let short = try SprofCLI.run(["report", "--format", "csv", path])
+        XCTAssertEqual(short.status, 0, short.stderr)
+        XCTAssertTrue(short.stdout.contains(",specialized Array.append(_:) <Int>\n"), short.stdout)
+        XCTAssertTrue(short.stdout.contains(",specialized Array.append(_:) <Double>\n"), short.stdout)
+        let full = try SprofCLI.run(["report", "--full-names", "--format", "csv", path])
+        XCTAssertEqual(full.status, 0, full.stderr)
+        XCTAssertTrue(full.stdout.contains(",generic specialization <Swift.Int> of Swift.Array.append(__owned A) -> ()\n"), full.stdout)
+        XCTAssertTrue(full.stdout.contains(",generic specialization <Swift.Double> of Swift.Array.append(__owned A) -> ()\n"), full.stdout)
+        let folded = try SprofCLI.run(["convert", "--to", "folded", "-o", "-", path])
+        XCTAssertEqual(folded.status, 0, folded.stderr)
+        XCTAssertEqual(folded.stdout, "app;main;specialized Array.append(_:) <Double> 2\napp;main;specialized Array.append(_:) <Int> 3\n")
+    }
+
+    /// BASE holds one specialization (its short name alone, as saved), NEW both: the diff names
+    /// the two profiles together, so the `Int` specialization is one row with both shares.
+    func testDiffNamesBothSavedProfilesTogether() throws {
+        let base = try Self.save("colliding-base", counts: [5])
+        let new = try Self.save("colliding-new", counts: [3, 2])
+        let d = try SprofCLI.run(["diff", base, new, "-o", SprofCLI.outputPrefix("colliding") + ".svg"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let names = d.stdout.split(separator: "\n").dropFirst().compactMap { $0.components(separatedBy: "  ").last }
+        XCTAssertEqual(Set(names), ["main", "specialized Array.append(_:) <Int>", "specialized Array.append(_:) <Double>"], d.stdout)
+        let int = try XCTUnwrap(d.stdout.split(separator: "\n").first { $0.hasSuffix("  specialized Array.append(_:) <Int>") })
+        XCTAssertTrue(int.hasPrefix("    100.00      60.00"), String(int))
+    }
+}
+
 /// Report rendering lives in the library (`ProfileReport`, SprofOutput): the CLI's bytes are the
 /// library's for the same profile and options, so the server and library users print the same table.
 final class ProfileReportTests: XCTestCase {

@@ -255,7 +255,7 @@ final class PprofFormatTests: XCTestCase {
         XCTAssertTrue(raw.contains("[kernel.kallsyms]"), raw)
     }
 
-    /// `go tool pprof -top` lists what ``Profile/top(by:valueIndex:fullNames:)`` lists: the same
+    /// `go tool pprof -top` lists what ``Profile/top(by:valueIndex:names:granularity:)`` lists: the same
     /// functions with the same flat and cum values, for both sample types.
     func testGoToolPprofTopAgreesWithProfileTop() throws {
         _ = try Tools.go()

@@ -138,7 +138,9 @@ final class ProfileModelTests: XCTestCase {
             b.add(stack: b.stack([b.location(.init(lines: [.init(function: f)]))]), thread: nil, values: [1])
         }
         let p = b.build(metadata: .init())
-        XCTAssertEqual(Set(p.functions.map(\.name)), ["A.Engine.run() -> ()", "B.Engine.run() -> ()", "Book.add(_:)"])
+        XCTAssertEqual(Set(p.functions.map(\.name)), ["Engine.run()", "Book.add(_:)"], "the model keeps the short names")
+        let names = p.functionNames()
+        XCTAssertEqual(Set(p.functions.indices.map { names[$0] }), ["A.Engine.run() -> ()", "B.Engine.run() -> ()", "Book.add(_:)"])
     }
 
     /// Specializations of one generic keep a short name with their type arguments; a group that
@@ -160,7 +162,9 @@ final class ProfileModelTests: XCTestCase {
             b.add(stack: b.stack([b.location(.init(lines: [.init(function: f)]))]), thread: nil, values: [1])
         }
         let p = b.build(metadata: .init())
-        XCTAssertEqual(Set(p.functions.map(\.name)), [
+        XCTAssertEqual(Set(p.functions.map(\.name)), [short, "specialized Set.insert(_:)", audit], "the model keeps the short names")
+        let names = p.functionNames()
+        XCTAssertEqual(Set(p.functions.indices.map { names[$0] }), [
             "specialized Array.append(_:) <RestingOrder>", "specialized Array.append(_:) <Int32>",
             "specialized Array.append(_:) <Dictionary<String, Level>>",
             "generic specialization <A.Key> of Swift.Set.insert(A) -> ()", "generic specialization <B.Key> of Swift.Set.insert(A) -> ()",

@@ -12,7 +12,7 @@ func fuzzPprof(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let bytes = Array(UnsafeBufferPointer(start: data, count: size))
     guard let profile = try? PprofFormat.decode(bytes) else { return 0 }
     _ = profile.folded(perThread: true).serializedBytes()
-    _ = profile.folded(valueIndex: 0, fullNames: true).total
+    _ = profile.folded(valueIndex: 0, names: profile.functionNames(.full)).total
     _ = try? PprofFormat.encodeUncompressed(profile)
     return 0
 }
