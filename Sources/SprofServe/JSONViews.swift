@@ -58,27 +58,28 @@ public enum ProfileViews {
     /// view's time on large profiles.
     public static func flameTree(_ stacks: [(frames: [String], value: Int64)], unit: String,
                                  base: [(frames: [String], value: Int64)]? = nil) -> FlameTree {
+        flameTree(InternedStacks(stacks), unit: unit, base: base.map { InternedStacks($0) })
+    }
+
+    /// ``flameTree(_:unit:base:)`` over interned names (the base's names need not share the table).
+    public static func flameTree(_ interned: InternedStacks, unit: String, base baseStacks: InternedStacks? = nil) -> FlameTree {
+        var table = interned
+        let stacks = interned.stacks
+        let base = baseStacks.map { table.adopt($0) }
+        let idNames = table.names
         var scale = 1.0
         if let base {
             let newTotal = stacks.reduce(Int64(0)) { $0 + max(0, $1.value) }
             let baseTotal = base.reduce(Int64(0)) { $0 + max(0, $1.value) }
             scale = baseTotal > 0 ? Double(newTotal) / Double(baseTotal) : 1
         }
-        var ids: [String: Int32] = [:]
-        var idNames: [String] = []
         var childOf: [Int64: Int32] = [:]
         var parent: [Int32] = [], name: [Int32] = [], value: [Int64] = []
         var rawBase: [Int64] = []   // base values of the stacks ending at each node, unscaled
         var total: Int64 = 0
-        func insert(_ frames: [String]) -> Int32 {
+        func insert(_ frames: [Int32]) -> Int32 {
             var node: Int32 = -1
-            for f in frames {
-                let id: Int32
-                if let known = ids[f] { id = known } else {
-                    id = Int32(idNames.count)
-                    idNames.append(f)
-                    ids[f] = id
-                }
+            for id in frames {
                 let key = Int64(node) << 32 | Int64(UInt32(bitPattern: id))
                 if let child = childOf[key] { node = child } else {
                     parent.append(node)
@@ -180,7 +181,14 @@ public enum ProfileViews {
     /// functions samples were in (each root's value is that function's self value) and their
     /// children are the callers.
     public static func invertedTree(_ stacks: [(frames: [String], value: Int64)], unit: String) -> FlameTree {
-        flameTree(stacks.map { (frames: Array($0.frames.reversed()), value: $0.value) }, unit: unit)
+        invertedTree(InternedStacks(stacks), unit: unit)
+    }
+
+    /// ``invertedTree(_:unit:)`` over interned names.
+    public static func invertedTree(_ stacks: InternedStacks, unit: String) -> FlameTree {
+        var inverted = stacks
+        inverted.stacks = stacks.stacks.map { (frames: Array($0.frames.reversed()), value: $0.value) }
+        return flameTree(inverted, unit: unit)
     }
 
     /// One neighbour of a function in the callers/callees view.
