@@ -65,28 +65,73 @@ extension Profile {
                     granularity: Granularity = .functions) -> [CostRow] {
         let shown = names ?? functionNames()
         let grandTotal = total(valueIndex)
-        var selfValues: [[String]: Int64] = [:]
-        var totalValues: [[String]: Int64] = [:]
-        var stackKeys: [Int: (leaf: [String]?, all: Set<[String]>)] = [:]
-        for sample in samples {
+        // Keys are interned once and summed in arrays indexed by key: hashing a `[String]` per
+        // frame of every sample was most of a large profile's table (30,000 stacks of 20 frames).
+        var keyIDs: [[String]: Int] = [:]
+        var keyList: [[String]] = []
+        func intern(_ key: [String]) -> Int {
+            if let id = keyIDs[key] { return id }
+            keyIDs[key] = keyList.count
+            keyList.append(key)
+            return keyList.count - 1
+        }
+        let perThread = keys.contains(.comm) || keys.contains(.thread)
+        let byFrame = keys.contains(.sym) || keys.contains(.dso)
+        // A location's keys (innermost inline entry first), per location, or per location and
+        // thread when a key names the thread or process.
+        var locationKeys = [[Int]?](repeating: nil, count: perThread ? 0 : locations.count)
+        var threadLocationKeys: [Int: [Int]] = [:]
+        func keysOf(location l: Int, thread: Int?) -> [Int] {
+            if !perThread, let known = locationKeys[l] { return known }
+            let pair = l * (threads.count + 1) + (thread.map { $0 + 1 } ?? 0)
+            if perThread, let known = threadLocationKeys[pair] { return known }
+            let ids = locationGroupKeys(location: l, thread: thread, keys: keys, names: shown, granularity: granularity).map(intern)
+            if perThread { threadLocationKeys[pair] = ids } else { locationKeys[l] = ids }
+            return ids
+        }
+        // A stack's keys, each once (a recursive function counts once per sample), and its leaf's.
+        var stamp: [Int] = []
+        var stackKeys: [Int: (leaf: Int?, all: [Int])] = [:]
+        var selfValues: [Int64] = [], totalValues: [Int64] = []
+        for (n, sample) in samples.enumerated() {
             let value = sample.values[valueIndex]
             guard value != 0 else { continue }
-            let keysOfStack: (leaf: [String]?, all: Set<[String]>)
-            if keys.contains(.comm) || keys.contains(.thread) {
-                keysOfStack = groupKeys(stack: sample.stack, thread: sample.thread, keys: keys, names: shown, granularity: granularity)
-            } else if let known = stackKeys[sample.stack] {
+            let cacheKey = perThread ? sample.stack * (threads.count + 1) + (sample.thread.map { $0 + 1 } ?? 0) : sample.stack
+            var keysOfStack: (leaf: Int?, all: [Int])
+            if let known = stackKeys[cacheKey] {
                 keysOfStack = known
+            } else if !byFrame {
+                // Grouped by process or thread only, every sample counts, also one without frames
+                // (a folded line `main 5`); sym and dso rows need a frame, as in `go tool pprof -top`.
+                let t = sample.thread.map { threads[$0] }
+                let id = intern(keys.map { $0 == .comm ? t.map { $0.processName } ?? "" : t.map { "\($0.name)-\($0.tid)" } ?? "" })
+                keysOfStack = (id, [id])
+                stackKeys[cacheKey] = keysOfStack
             } else {
-                keysOfStack = groupKeys(stack: sample.stack, thread: nil, keys: keys, names: shown, granularity: granularity)
-                stackKeys[sample.stack] = keysOfStack
+                keysOfStack = (nil, [])
+                for (depth, l) in stacks[sample.stack].enumerated() {
+                    let ids = keysOf(location: l, thread: sample.thread)
+                    if depth == 0 { keysOfStack.leaf = ids.first }
+                    if stamp.count < keyList.count { stamp += repeatElement(-1, count: keyList.count - stamp.count) }
+                    for id in ids where stamp[id] != n {
+                        stamp[id] = n
+                        keysOfStack.all.append(id)
+                    }
+                }
+                stackKeys[cacheKey] = keysOfStack
             }
-            if let leaf = keysOfStack.leaf { selfValues[leaf, default: 0] += value }
-            for key in keysOfStack.all { totalValues[key, default: 0] += value }
+            if totalValues.count < keyList.count {
+                selfValues += repeatElement(0, count: keyList.count - selfValues.count)
+                totalValues += repeatElement(0, count: keyList.count - totalValues.count)
+            }
+            if let leaf = keysOfStack.leaf { selfValues[leaf] += value }
+            for id in keysOfStack.all { totalValues[id] += value }
         }
         let denominator = grandTotal == 0 ? 1.0 : Double(grandTotal)
-        return totalValues.map { key, totalValue in
-            let own = selfValues[key] ?? 0
-            return CostRow(key: key, selfValue: own, totalValue: totalValue,
+        // Every interned key came from a sample with a value, as the rows of a dictionary of totals did.
+        return keyList.indices.map { id in
+            let own = selfValues[id], totalValue = totalValues[id]
+            return CostRow(key: keyList[id], selfValue: own, totalValue: totalValue,
                            selfPercent: 100 * Double(own) / denominator, totalPercent: 100 * Double(totalValue) / denominator)
         }.sorted { a, b in
             if a.selfValue != b.selfValue { return a.selfValue > b.selfValue }
@@ -95,50 +140,38 @@ extension Profile {
         }
     }
 
-    private func groupKeys(stack: Int, thread: Int?, keys: [SortKey], names functionNames: FunctionNames,
-                           granularity: Granularity) -> (leaf: [String]?, all: Set<[String]>) {
-        var all = Set<[String]>()
-        var leaf: [String]?
+    /// The keys of one location of a stack (one per inline entry, innermost first) for `thread`.
+    private func locationGroupKeys(location locationIndex: Int, thread: Int?, keys: [SortKey], names functionNames: FunctionNames,
+                                   granularity: Granularity) -> [[String]] {
         let t = thread.map { threads[$0] }
-        // Grouped by process or thread only, every sample counts, also one without frames (a
-        // folded line `main 5`); sym and dso rows need a frame, as in `go tool pprof -top`.
-        if !keys.contains(.sym) && !keys.contains(.dso) {
-            let key: [String] = keys.map { $0 == .comm ? t.map { $0.processName } ?? "" : t.map { "\($0.name)-\($0.tid)" } ?? "" }
-            return (key, [key])
-        }
-        for (depth, locationIndex) in stacks[stack].enumerated() {
-            let location = locations[locationIndex]
-            let dso = location.mapping.map { mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")
-            var names: [String]
-            if location.lines.isEmpty {
-                names = frameNames(ofLocation: locationIndex, names: functionNames)
-            } else {
-                names = location.lines.map { line in
-                    let f = functions[line.function]
-                    let name = functionNames[line.function]
-                    // Without line information (kernel, stripped code) the row is the function, as in pprof.
-                    guard granularity != .functions, !f.file.isEmpty || line.line > 0 else { return name }
-                    return name + " " + (f.file.isEmpty ? "?" : f.file) + ":" + (line.line > 0 ? String(line.line) : "?")
-                }
-            }
-            if granularity == .addresses && location.kind != .marker {
-                let address = "0x" + String(location.address, radix: 16) + " "
-                names = names.map { $0.hasPrefix("[") && location.lines.isEmpty ? $0 : address + $0 }
-            }
-            for (i, name) in names.enumerated() {
-                let key: [String] = keys.map { k in
-                    switch k {
-                    case .comm: return t.map { $0.processName } ?? ""
-                    case .dso: return dso
-                    case .sym: return name
-                    case .thread: return t.map { "\($0.name)-\($0.tid)" } ?? ""
-                    }
-                }
-                if depth == 0 && i == 0 { leaf = key }
-                all.insert(key)
+        let location = locations[locationIndex]
+        let dso = location.mapping.map { mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")
+        var names: [String]
+        if location.lines.isEmpty {
+            names = frameNames(ofLocation: locationIndex, names: functionNames)
+        } else {
+            names = location.lines.map { line in
+                let f = functions[line.function]
+                let name = functionNames[line.function]
+                // Without line information (kernel, stripped code) the row is the function, as in pprof.
+                guard granularity != .functions, !f.file.isEmpty || line.line > 0 else { return name }
+                return name + " " + (f.file.isEmpty ? "?" : f.file) + ":" + (line.line > 0 ? String(line.line) : "?")
             }
         }
-        return (leaf, all)
+        if granularity == .addresses && location.kind != .marker {
+            let address = "0x" + String(location.address, radix: 16) + " "
+            names = names.map { $0.hasPrefix("[") && location.lines.isEmpty ? $0 : address + $0 }
+        }
+        return names.map { name in
+            keys.map { k in
+                switch k {
+                case .comm: return t.map { $0.processName } ?? ""
+                case .dso: return dso
+                case .sym: return name
+                case .thread: return t.map { "\($0.name)-\($0.tid)" } ?? ""
+                }
+            }
+        }
     }
 
     /// Per-thread totals of value `valueIndex`, largest first.

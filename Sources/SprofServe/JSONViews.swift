@@ -58,62 +58,86 @@ public enum ProfileViews {
     /// view's time on large profiles.
     public static func flameTree(_ stacks: [(frames: [String], value: Int64)], unit: String,
                                  base: [(frames: [String], value: Int64)]? = nil) -> FlameTree {
+        flameTree(InternedStacks(stacks), unit: unit, base: base.map { InternedStacks($0) })
+    }
+
+    /// ``flameTree(_:unit:base:)`` over interned names (the base's names need not share the table).
+    public static func flameTree(_ interned: InternedStacks, unit: String, base baseStacks: InternedStacks? = nil) -> FlameTree {
+        var table = interned
+        let stacks = interned.stacks
+        let base = baseStacks.map { table.adopt($0) }
+        let idNames = table.names
         var scale = 1.0
         if let base {
             let newTotal = stacks.reduce(Int64(0)) { $0 + max(0, $1.value) }
             let baseTotal = base.reduce(Int64(0)) { $0 + max(0, $1.value) }
             scale = baseTotal > 0 ? Double(newTotal) / Double(baseTotal) : 1
         }
-        var ids: [String: Int32] = [:]
-        var idNames: [String] = []
-        var childOf: [Int64: Int32] = [:]
+        // The stacks of both sides in the lexicographic order of their ids: each then shares
+        // with the one before it exactly the part of its path that is already in the trie, and
+        // the rest is new nodes, so that no node is looked up by (parent, name).
+        let baseList = base ?? []
+        let items: [Int] = stacks.indices.filter { stacks[$0].value > 0 }
+            + baseList.indices.filter { baseList[$0].value > 0 }.map { $0 + stacks.count }
+        // The frames of every item in one flat array (item i at start[i]..<start[i + 1]), so
+        // that sorting compares memory, not arrays that each need retaining.
+        var flat: [Int32] = []
+        var start: [Int] = [0]
+        start.reserveCapacity(items.count + 1)
+        for k in items {
+            flat.append(contentsOf: k < stacks.count ? stacks[k].frames : baseList[k - stacks.count].frames)
+            start.append(flat.count)
+        }
+        var order = Array(items.indices)
+        flat.withUnsafeBufferPointer { f in
+            order.sort { a, b in
+                var i = start[a], j = start[b]
+                let ea = start[a + 1], eb = start[b + 1]
+                while i < ea && j < eb {
+                    if f[i] != f[j] { return f[i] < f[j] }
+                    i += 1; j += 1
+                }
+                return i == ea && j < eb
+            }
+        }
         var parent: [Int32] = [], name: [Int32] = [], value: [Int64] = []
         var rawBase: [Int64] = []   // base values of the stacks ending at each node, unscaled
         var total: Int64 = 0
-        func insert(_ frames: [String]) -> Int32 {
-            var node: Int32 = -1
-            for f in frames {
-                let id: Int32
-                if let known = ids[f] { id = known } else {
-                    id = Int32(idNames.count)
-                    idNames.append(f)
-                    ids[f] = id
-                }
-                let key = Int64(node) << 32 | Int64(UInt32(bitPattern: id))
-                if let child = childOf[key] { node = child } else {
-                    parent.append(node)
-                    name.append(id)
-                    value.append(0)
-                    rawBase.append(0)
-                    node = Int32(parent.count - 1)
-                    childOf[key] = node
-                }
+        var path: [Int32] = []      // the nodes of the previous stack's frames
+        var previous = 0..<0        // the previous stack's frames in `flat`
+        var ends: [Int32] = []      // nodes where base stacks end
+        for item in order {
+            let k = items[item]
+            let frames = start[item]..<start[item + 1]
+            var shared = 0
+            while shared < frames.count, shared < previous.count, flat[frames.lowerBound + shared] == flat[previous.lowerBound + shared] { shared += 1 }
+            path.removeLast(path.count - shared)
+            for id in flat[(frames.lowerBound + shared)..<frames.upperBound] {
+                parent.append(path.last ?? -1)
+                name.append(id)
+                value.append(0)
+                rawBase.append(0)
+                path.append(Int32(parent.count - 1))
             }
-            return node
+            previous = frames
+            if k < stacks.count { total += stacks[k].value }
+            guard let node = path.last.map(Int.init) else { continue }
+            if k < stacks.count {
+                value[node] += stacks[k].value
+            } else {
+                if rawBase[node] == 0 { ends.append(Int32(node)) }
+                rawBase[node] += baseList[k - stacks.count].value
+            }
         }
-        for s in stacks where s.value > 0 {
-            var node = insert(s.frames)
-            total += s.value
-            while node >= 0 { value[Int(node)] += s.value; node = parent[Int(node)] }
-        }
+        // Totals: a node's own stacks plus its children's (children come after their parent).
+        for i in parent.indices.reversed() where parent[i] >= 0 { value[Int(parent[i])] += value[i] }
         var baseValue: [Int64] = []
-        if let base {
-            var ends: [Int32] = []
-            for s in base where s.value > 0 {
-                let node = insert(s.frames)
-                if node >= 0 {
-                    if rawBase[Int(node)] == 0 { ends.append(node) }
-                    rawBase[Int(node)] += s.value
-                }
-            }
+        if base != nil {
             baseValue = Array(repeating: 0, count: parent.count)
             // Scaled once per distinct stack, as the sum of its copies: the same rounding as a
             // merge of the stacks before scaling.
-            for end in ends {
-                let scaled = Int64((Double(rawBase[Int(end)]) * scale).rounded())
-                var node = end
-                while node >= 0 { baseValue[Int(node)] += scaled; node = parent[Int(node)] }
-            }
+            for end in ends { baseValue[Int(end)] = Int64((Double(rawBase[Int(end)]) * scale).rounded()) }
+            for i in parent.indices.reversed() where parent[i] >= 0 { baseValue[Int(parent[i])] += baseValue[i] }
         }
         // Pre-order, siblings by name (flamegraph.pl's order): names ranked once, children as
         // ranges of one array.
@@ -180,7 +204,14 @@ public enum ProfileViews {
     /// functions samples were in (each root's value is that function's self value) and their
     /// children are the callers.
     public static func invertedTree(_ stacks: [(frames: [String], value: Int64)], unit: String) -> FlameTree {
-        flameTree(stacks.map { (frames: Array($0.frames.reversed()), value: $0.value) }, unit: unit)
+        invertedTree(InternedStacks(stacks), unit: unit)
+    }
+
+    /// ``invertedTree(_:unit:)`` over interned names.
+    public static func invertedTree(_ stacks: InternedStacks, unit: String) -> FlameTree {
+        var inverted = stacks
+        inverted.stacks = stacks.stacks.map { (frames: Array($0.frames.reversed()), value: $0.value) }
+        return flameTree(inverted, unit: unit)
     }
 
     /// One neighbour of a function in the callers/callees view.

@@ -221,16 +221,18 @@ enum Responses {
 /// read and turn into a tree, and every tab (and every reload of the page) asks again.
 actor ProfileCache {
     private final class Entry {
-        var stacks: [(frames: [String], value: Int64)]?
+        var stacks: InternedStacks?
         var run: LoadedRun?
         var views: [String: Data] = [:]
         var transformed: [String: LoadedRun] = [:]
-        /// Frame names per stack of the run's profile, named once (see ``ProfileViews/stackNames(_:)``).
-        var stackNames: [[String]]?
+        /// The CPU stacks of each transformed profile of `transformed`.
+        var transformedStacks: [String: InternedStacks] = [:]
+        /// Frame names per stack of the run's profile, named once (see ``ProfileViews/StackNames``).
+        var stackNames: ProfileViews.StackNames?
         /// The sample timeline, read when first asked for.
         var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
         /// The last time range asked for, as a profile and its CPU stacks.
-        var range: (range: TimeRange, profile: Profile, stacks: [(frames: [String], value: Int64)])?
+        var range: (range: TimeRange, profile: Profile, stacks: InternedStacks)?
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -266,18 +268,23 @@ actor ProfileCache {
         // One pprof file holds every value: its views of each sample type read the same profile.
         run.separate = run.separate.mapValues { $0.transformed(transforms) }
         let e = entry(dir)
-        if e.transformed.count >= 8 { e.transformed.removeAll() }
+        if e.transformed.count >= 8 { e.transformed.removeAll(); e.transformedStacks.removeAll() }
         e.transformed[key] = run
         return run
     }
 
-    /// The CPU stacks with `transforms` applied.
-    func cpuStacks(_ dir: String, transforms: [StackTransform]) throws -> [(frames: [String], value: Int64)] {
-        transforms.isEmpty ? try cpuStacks(dir) : try load(dir, transforms: transforms).profile.aggregatedStacks()
+    /// The CPU stacks with `transforms` applied (made once per list of transforms).
+    func cpuStacks(_ dir: String, transforms: [StackTransform]) throws -> InternedStacks {
+        guard !transforms.isEmpty else { return try cpuStacks(dir) }
+        let key = transforms.map(\.description).joined(separator: "\n")
+        if let s = entry(dir).transformedStacks[key] { return s }
+        let s = ProfileViews.cpuStacks(try load(dir, transforms: transforms).profile)
+        entry(dir).transformedStacks[key] = s
+        return s
     }
 
     /// The CPU flame graph's stacks, from the run's profile (the model, as every view).
-    func cpuStacks(_ dir: String) throws -> [(frames: [String], value: Int64)] {
+    func cpuStacks(_ dir: String) throws -> InternedStacks {
         let e = entry(dir)
         if let s = e.stacks { return s }
         let profile = try load(dir).profile
@@ -289,7 +296,7 @@ actor ProfileCache {
     /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``),
     /// and its CPU stacks; the last range is kept, as a user looks at one range in several views.
     /// - Throws: ``ServeError`` 400 when the run has no timeline.
-    func restricted(_ dir: String, _ range: TimeRange) throws -> (profile: Profile, stacks: [(frames: [String], value: Int64)]) {
+    func restricted(_ dir: String, _ range: TimeRange) throws -> (profile: Profile, stacks: InternedStacks) {
         let e = entry(dir)
         if let r = e.range, r.range == range { return (r.profile, r.stacks) }
         let run = try load(dir)
@@ -303,9 +310,9 @@ actor ProfileCache {
         return (p, stacks)
     }
 
-    private func stackNames(_ dir: String, _ profile: Profile) -> [[String]] {
+    private func stackNames(_ dir: String, _ profile: Profile) -> ProfileViews.StackNames {
         if let n = entry(dir).stackNames { return n }
-        let n = ProfileViews.stackNames(profile)
+        let n = ProfileViews.StackNames(profile)
         entry(dir).stackNames = n
         return n
     }
@@ -525,15 +532,15 @@ public enum ServeApp {
                        transforms: [StackTransform] = [], range: TimeRange? = nil) throws -> Data {
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
-        var ranged: (profile: Profile, stacks: [(frames: [String], value: Int64)])?
+        var ranged: (profile: Profile, stacks: InternedStacks)?
         if let range, ["cpu", "inverted", "callers", "source", "top", "threads"].contains(view) { ranged = try cache.restricted(dir, range) }
         // The range cuts first, then the transforms rewrite what is left (as `report --transform`).
         func profile() throws -> Profile {
             if let ranged { return transforms.isEmpty ? ranged.profile : ranged.profile.transformed(transforms) }
             return try cache.load(dir, transforms: transforms).profile
         }
-        func cpuStacks() throws -> [(frames: [String], value: Int64)] {
-            if let ranged { return transforms.isEmpty ? ranged.stacks : ranged.profile.transformed(transforms).aggregatedStacks() }
+        func cpuStacks() throws -> InternedStacks {
+            if let ranged { return transforms.isEmpty ? ranged.stacks : ProfileViews.cpuStacks(ranged.profile.transformed(transforms)) }
             return try cache.cpuStacks(dir, transforms: transforms)
         }
         switch view {
@@ -547,7 +554,7 @@ public enum ServeApp {
             return Data(ProfileViews.invertedTree(try cpuStacks(), unit: "samples").jsonBytes())
         case "callers":
             guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
-            return try json(ProfileViews.callersCallees(try cpuStacks(), function: function, unit: "samples"))
+            return try json(ProfileViews.callersCallees(try cpuStacks().named, function: function, unit: "samples"))
         case "source":
             guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
             return try json(ProfileViews.source(try profile(), function: function))

@@ -62,27 +62,6 @@ extension ProfileViews {
         return p
     }
 
-    /// The frame names of every stack of `profile` (``Profile/frameNames(ofStack:names:)``),
-    /// by stack index: made once per run, they turn any selection of its samples into CPU stacks
-    /// without naming the frames again (``cpuStacks(_:names:)``).
-    public static func stackNames(_ profile: Profile) -> [[String]] {
-        let names = profile.functionNames()
-        return profile.stacks.indices.map { profile.frameNames(ofStack: $0, names: names) }
-    }
-
-    /// The CPU stacks of `profile` (sample counts, rooted at the process) as
-    /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
-    /// from the names of ``stackNames(_:)``; merged by stack and process rather than by names, which
-    /// the flame tree, the callers and the tables read alike.
-    public static func cpuStacks(_ profile: Profile, names: [[String]]) -> [(frames: [String], value: Int64)] {
-        struct Key: Hashable { var stack: Int; var root: String? }
-        var merged: [Key: Int64] = [:]
-        for s in profile.samples where s.values[0] != 0 {
-            merged[Key(stack: s.stack, root: profile.rootFrames(of: s, perThread: false).first), default: 0] += s.values[0]
-        }
-        return merged.map { key, value in (frames: (key.root.map { [$0] } ?? []) + names[key.stack], value: value) }
-    }
-
     /// One thread's track of the timeline.
     public struct TimelineThread: Encodable, Sendable {
         /// Index into the profile's threads (the `thread` of `view/cpu?thread=`).

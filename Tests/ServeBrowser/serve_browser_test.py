@@ -5,7 +5,9 @@ chromium-driver and python3-selenium).
   serve_browser_test.py BIN_DIR                  the test (scripts/test.sh runs it)
   serve_browser_test.py BIN_DIR --screenshot F   also save a screenshot of the job page to F
   serve_browser_test.py BIN_DIR --bench          time the flame graph on 100k distinct stacks
-  serve_browser_test.py BIN_DIR --bench30k       time first view, range and Compare on 30,000 stacks (pprof + timeline)
+  serve_browser_test.py BIN_DIR --bench30k [--reps N]
+                                                 time first view, transforms, range and Compare on 30,000
+                                                 stacks (pprof + timeline), medians of N (5) repetitions
   serve_browser_test.py BIN_DIR --heap-only      only the heap job (the Memory tab of a --heap job)
 
 It creates a job from the form and watches it finish through live updates (the page is never
@@ -23,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -1056,7 +1059,8 @@ def make_bench_pprof(data, job, stacks=30_000, threads=4, seconds=10, seed=7):
     """A finished job as `sprof run --timeline` leaves it: profile.pb.gz (pprof written here by
     hand: `stacks` distinct stacks, 12-30 frames over 5,000 functions, `threads` threads with
     pid/tid labels, samples/count and cpu/nanoseconds at 999 Hz) and profile.timeline.tsv (every
-    sample's time, spread over `seconds`). Returns the sample count."""
+    sample's time, spread over `seconds`). Returns the sample count and the stacks as
+    (frames root first, thread, count)."""
     import gzip
     import random
     rnd = random.Random(seed)
@@ -1107,59 +1111,117 @@ def make_bench_pprof(data, job, stacks=30_000, threads=4, seconds=10, seed=7):
              "started_ms": 1577836800000, "finished_ms": 1577836801000, "runs_done": 1, "samples": len(timed), "notices": []}
     with open(os.path.join(data, "jobs", job, "state.json"), "w") as f:
         json.dump(state, f)
-    return len(timed)
+    return len(timed), rows
 
 
-def bench30k(bin_dir):
+def timed_in_page(driver, action, done, timeout=600):
+    """Milliseconds from `action` (JavaScript run in the page: the click) to `done` (a JavaScript
+    expression) becoming true, measured in the page with performance.now() and checked every
+    2 ms: WebDriver's own polling (200 ms) is too coarse for 100-ms targets."""
+    driver.set_script_timeout(timeout)
+    ms = driver.execute_async_script(f"""
+        const finish = arguments[arguments.length - 1];
+        const t0 = performance.now();
+        (() => {{ {action} }})();
+        const tick = () => {{
+          let ok = false;
+          try {{ ok = !!({done}); }} catch (e) {{}}
+          if (ok) finish(performance.now() - t0);
+          else if (performance.now() - t0 > {timeout * 1000}) finish(-1);
+          else setTimeout(tick, 2);
+        }};
+        tick();""")
+    assert ms >= 0, f"timed out after {timeout} s: {done}"
+    return ms
+
+
+FLAME_DRAWN = "window.sprofFlame && window.sprofFlame.drawn > 0"
+
+
+def server_cpu_ms(server):
+    """The server's user+system CPU time so far, in ms (/proc/PID/stat), to read beside wall
+    time on a loaded machine."""
+    with open(f"/proc/{server.proc.pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
+def bench30k(bin_dir, reps=5):
     """Times what issue 21 sets targets for, on two jobs of 30,000 distinct stacks (pprof with a
-    sample timeline): the CPU tab's first view, Compare of the two, and a time range. Prints the
-    figures (no assertion on time); checks the range's total against the timeline file."""
+    sample timeline): the CPU tab's first view, the same again, a focus and an ignore transform,
+    a time range and its Top functions, and Compare of the two. Each repetition starts a new
+    server (nothing cached); prints every figure and the median of each step (no assertion on
+    time) and checks every drawn total against the generated profile."""
     data = tempfile.mkdtemp(prefix="sprof-serve-bench30k-")
     jobs = ["20200101-000000-be0c30", "20200101-000000-be0c31"]
-    totals = [make_bench_pprof(data, jobs[0]), make_bench_pprof(data, jobs[1], seed=8)]
+    (total, rows), _ = make_bench_pprof(data, jobs[0]), make_bench_pprof(data, jobs[1], seed=8)
+    # Transforms on the hottest function below main (by total) and one of middling total.
+    by_fn = {}
+    for frames, _, n in rows:
+        for f in set(frames[1:]):
+            by_fn[f] = by_fn.get(f, 0) + n
+    ranked = sorted(by_fn.items(), key=lambda kv: (-kv[1], kv[0]))
+    focus, focus_total = ranked[0]
+    ignored, ignored_total = ranked[len(ranked) // 4]
+    with open(os.path.join(data, "jobs", jobs[0], "runs", "1", "profile.timeline.tsv")) as f:
+        times = [int(line.split("\t", 1)[0]) for line in f if line.strip() and not line.startswith("#")]
+    lo, hi = 3_000_000_000, 7_000_000_000
+    in_range = sum(1 for t in times if lo <= t < hi)
+    steps = {}
     driver = start_browser()
-    server = Server(bin_dir, data, free_port())
     try:
-        driver.get(f"{server.base}/jobs/{jobs[0]}?token={server.token}#files")
-        wait(driver, "the page", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
-        figures = {}
-        # First view: from the tab's click to the drawn flame graph (server: decode, tree, JSON; page: layout, draw).
-        t0 = time.time()
-        open_tab(driver, "cpu")
-        wait(driver, "the flame graph", flame_ready, timeout=600)
-        figures["first CPU view"] = time.time() - t0
-        assert flame_total(driver) == totals[0], (flame_total(driver), totals[0])
-        t0 = time.time()
-        open_tab(driver, "cpu")
-        wait(driver, "the flame graph again", flame_ready, timeout=600)
-        figures["CPU view again (cached)"] = time.time() - t0
-        # A time range: the middle 40% of the run.
-        with open(os.path.join(data, "jobs", jobs[0], "runs", "1", "profile.timeline.tsv")) as f:
-            times = [int(l.split("\t", 1)[0]) for l in f if l.strip() and not l.startswith("#")]
-        lo, hi = 3_000_000_000, 7_000_000_000
-        want = sum(1 for t in times if lo <= t < hi)
-        t0 = time.time()
-        driver.execute_script("window.sprofFlame = null; window.SprofRange.set({from: arguments[0], to: arguments[1]});", lo, hi)
-        wait(driver, "the range's flame graph", lambda d: d.execute_script("return !!(window.sprofFlame && window.sprofFlame.drawn > 0)"), timeout=600)
-        figures["range selection (CPU view of 40% of the run)"] = time.time() - t0
-        assert flame_total(driver) == want, (flame_total(driver), want)
-        t0 = time.time()
-        open_tab(driver, "top")
-        wait(driver, "the range's top table", lambda d: d.find_elements(By.CSS_SELECTOR, "#top-table tbody tr"), timeout=600)
-        figures["range: Top functions"] = time.time() - t0
-        driver.execute_script("window.SprofRange.set(null);")
-        # Compare: job 2 against job 1.
-        driver.get(f"{server.base}/jobs/{jobs[1]}#compare")
-        wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]'))
-        t0 = time.time()
-        driver.find_element(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]').click()
-        wait(driver, "the comparison", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d), timeout=600)
-        figures["Compare of the two jobs"] = time.time() - t0
-        for k, v in figures.items():
-            print(f"30,000 distinct stacks, {totals[0]} samples: {k}: {v * 1000:.0f} ms")
+        for rep in range(reps):
+            server = Server(bin_dir, data, free_port())
+            try:
+                def step(name, action, done, check=None, want=None):
+                    cpu = server_cpu_ms(server)
+                    ms = timed_in_page(driver, "window.sprofFlame = null; " + action, done)
+                    cpu = server_cpu_ms(server) - cpu
+                    if check is not None:
+                        got = driver.execute_script(check)
+                        assert got == want, f"{name}: drawn total {got}, expected {want}"
+                    steps.setdefault(name, []).append((ms, cpu))
+                driver.get(f"{server.base}/jobs/{jobs[0]}?token={server.token}#files")
+                wait(driver, "the page", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
+                cpu_tab = 'document.querySelector(\'#tabs button[data-tab="cpu"]\').click();'
+                total_js = "return window.sprofFlame.data.total"
+                # First view: from the tab's click to the drawn flame graph (server: decode, tree, JSON; page: layout, draw).
+                step("first CPU view", cpu_tab, FLAME_DRAWN, total_js, total)
+                step("CPU view again (cached)", 'document.querySelector(\'#tabs button[data-tab="files"]\').click(); ' + cpu_tab,
+                     FLAME_DRAWN, total_js, total)
+                # Transforms, as a frame's menu adds them, each from the untransformed view.
+                step("transform: focus on a function", f"window.sprofTransforms.add({json.dumps('focus:' + focus)});",
+                     FLAME_DRAWN, total_js, focus_total)
+                driver.execute_script("window.sprofTransforms.remove(0);")
+                wait(driver, "no transform", lambda d: d.execute_script(f"return !!({FLAME_DRAWN}) && window.sprofFlame.data.total === {total}"))
+                step("transform: drop samples with a function", f"window.sprofTransforms.add({json.dumps('ignore:' + ignored)});",
+                     FLAME_DRAWN, total_js, total - ignored_total)
+                driver.execute_script("window.sprofTransforms.remove(0);")
+                wait(driver, "no transform", lambda d: d.execute_script(f"return !!({FLAME_DRAWN}) && window.sprofFlame.data.total === {total}"))
+                # A time range: the middle 40% of the run.
+                step("range selection (CPU view of 40% of the run)", f"window.SprofRange.set({{from: {lo}, to: {hi}}});",
+                     FLAME_DRAWN, total_js, in_range)
+                step("range: Top functions", 'document.querySelector(\'#tabs button[data-tab="top"]\').click();',
+                     "document.querySelectorAll('#top-table tbody tr').length > 0 && !document.getElementById('panel').textContent.includes('loading')")
+                driver.execute_script("window.SprofRange.set(null);")
+                # Compare: job 2 against job 1 (job 2 not loaded before, job 1 cached).
+                driver.get(f"{server.base}/jobs/{jobs[1]}#compare")
+                wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]'))
+                step("Compare of the two jobs",
+                     f"const s = document.getElementById('compare-base'); s.value = '{jobs[0]}:1'; s.dispatchEvent(new Event('change'));",
+                     f"document.querySelectorAll('#diff-table tbody tr').length > 0 && {FLAME_DRAWN}")
+            finally:
+                server.stop()
+        load = os.getloadavg()
+        print(f"30,000 distinct stacks, {total} samples; {reps} repetitions, each with a new server; "
+              f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end; wall ms from the click to the drawn view "
+              f"and the server's CPU ms meanwhile")
+        for name, runs in steps.items():
+            wall, cpu = [w for w, _ in runs], [c for _, c in runs]
+            print(f"  {name}: median {statistics.median(wall):.0f} ms, server CPU {statistics.median(cpu):.0f} ms  (wall "
+                  + ", ".join(f"{v:.0f}" for v in wall) + "; CPU " + ", ".join(f"{v:.0f}" for v in cpu) + ")")
     finally:
         driver.quit()
-        server.stop()
         shutil.rmtree(data, ignore_errors=True)
 
 
@@ -1200,7 +1262,7 @@ if __name__ == "__main__":
         sys.exit(2)
     bin_dir = os.path.abspath(sys.argv[1])
     if "--bench30k" in sys.argv:
-        bench30k(bin_dir)
+        bench30k(bin_dir, int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 5)
     elif "--bench" in sys.argv:
         bench(bin_dir)
     elif "--heap-only" in sys.argv:
