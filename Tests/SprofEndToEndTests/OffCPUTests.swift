@@ -294,7 +294,10 @@ extension MemoryTimelineTests {
     func testAProgramShorterThanTheIntervalHasAReading() throws {
         try SprofCLI.requirePerfEvents()
         let prefix = SprofCLI.outputPrefix("mem-short")
-        let r = try SprofCLI.run(["run", "-o", prefix, "--", "/bin/true"])
+        // 30 ms, shorter than the 40 ms between readings (25 Hz). Not /bin/true: it can exit
+        // before sprof's thread, back from the exec, gets a CPU to read it (1 of 3 runs at load
+        // 19 had no reading), and a process that has exited has no resident memory to read.
+        let r = try SprofCLI.run(["run", "-o", prefix, "--", "/bin/sleep", "0.03"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("peak RSS"), r.stderr)
         let (points, _) = try MemoryTimeline.parse(String(contentsOfFile: prefix + ".memory.tsv", encoding: .utf8))
