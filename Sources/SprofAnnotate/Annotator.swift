@@ -101,6 +101,7 @@ public enum Annotator {
         guard !costs.isEmpty else { throw AnnotateError.noMatch(pattern) }
         var writer = Writer(profile: profile, options: options)
         for function in costs { writer.write(function) }
+        writer.sources.noteUnreachableServers()
         var notices = writer.notices + writer.sources.notices
         var seen = Set<String>()
         notices = notices.filter { seen.insert($0).inserted }
@@ -116,6 +117,7 @@ public enum Annotator {
         var writer = Writer(profile: profile, options: options)
         let (changed, buildID) = writer.check(costs)
         let files = changed == nil ? writer.sourceFiles(costs, buildID: buildID) : []
+        writer.sources.noteUnreachableServers()
         var seen = Set<String>()
         return SourceListing(function: costs, files: files, grandTotal: profile.total(options.valueIndex), changed: changed,
                              notices: writer.sources.notices.filter { seen.insert($0).inserted })

@@ -47,6 +47,7 @@ final class SourceFiles {
         var local = path
         if let p = prefixes.first(where: { path.hasPrefix($0.old) }) { local = p.new + path.dropFirst(p.old.count) }
         var text = Self.read(local)
+        if text == nil { noteUnreachableServers() }
         if text == nil, !buildID.isEmpty, let client = debuginfod, !debuginfodFailed {
             switch client.findSource(buildID: buildID, path: path) {
             case .found(let file):
@@ -57,7 +58,7 @@ final class SourceFiles {
             case .unreachable(let reason):
                 // One notice, and no more attempts: every further file would wait out the same timeout.
                 debuginfodFailed = true
-                notices.append("debuginfod: cannot reach \(client.urls) (\(reason)): sources only from disk")
+                notices.append(Self.unreachableNotice(client.urls, reason))
             }
         }
         if text == nil {
@@ -67,6 +68,19 @@ final class SourceFiles {
         let lines = text.map { $0.split(separator: "\n", omittingEmptySubsequences: false) }
         cache[path] = .some(lines)
         return lines
+    }
+
+    /// The notice that no debuginfod server answered, when libdw found that out while it looked
+    /// for a debug file (``DebuginfodClient/checkServersOnce(buildID:installed:)``): without
+    /// it, a listing that lacks its source lines would not say why. Once.
+    func noteUnreachableServers() {
+        guard !debuginfodFailed, let (urls, reason) = DebuginfodClient.unreachable else { return }
+        debuginfodFailed = true
+        notices.append(Self.unreachableNotice(urls, reason))
+    }
+
+    private static func unreachableNotice(_ urls: String, _ reason: String) -> String {
+        "debuginfod: cannot reach \(urls) (\(reason)): sources only from disk"
     }
 
     private static func read(_ path: String) -> String? {
