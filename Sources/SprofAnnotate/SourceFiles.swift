@@ -83,8 +83,28 @@ final class SourceFiles {
         "debuginfod: cannot reach \(urls) (\(reason)): sources only from disk"
     }
 
+    /// The text of a regular file of at most ``maxSize`` bytes; nil otherwise. The path comes from
+    /// the debug info (or a profile from elsewhere), so it may name anything: a FIFO would block
+    /// `open` and `read` forever, `/dev/zero` would never end.
     private static func read(_ path: String) -> String? {
-        readWholeFile(path).map { String(decoding: $0, as: UTF8.self) }
+        let fd = ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= maxSize else { return nil }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while bytes.count <= maxSize {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return nil
     }
+
+    /// The largest source file read (64 MiB): anything larger is not a source file.
+    static let maxSize = 64 << 20
 }
 
