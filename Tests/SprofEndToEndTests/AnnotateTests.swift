@@ -150,6 +150,20 @@ final class AnnotateTests: XCTestCase {
         XCTAssertTrue(r.stdout.contains("         5 "), r.stdout)
     }
 
+    /// Folded stacks carry names only: nothing to put on lines or instructions. One line, status 1,
+    /// rather than a listing of "(no line information)" rows or a misleading "no code of its own".
+    func testFoldedInputIsRefusedWithOneLine() throws {
+        let folded = SprofCLI.outputPrefix("annotate-folded") + ".folded"
+        FileManager.default.createFile(atPath: folded, contents: Data("app;main;hot_lines 7\napp;main 3\n".utf8))
+        for extra in [[], ["--asm"]] {
+            let r = try SprofCLI.run(["annotate", "hot_lines", folded] + extra)
+            XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("sprof: ") && r.stderr.contains("folded"), r.stderr)
+            XCTAssertEqual(r.stdout, "")
+        }
+    }
+
     func testBadPatternAndNoMatchAreOneLineErrors() throws {
         let binary = try SprofCLI.buildC("lines", flags: Self.lineFlags)
         let profile = try record(binary, rounds: "500000")
