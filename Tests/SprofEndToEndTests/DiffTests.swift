@@ -152,6 +152,20 @@ final class DiffTests: XCTestCase {
         return b.build(metadata: .init())
     }
 
+    /// `sprof run --heap -o checkout` writes `checkout.heap.pb.gz`: its artifacts are named
+    /// `checkout_mem_*`, not `checkout.heap_mem_*`.
+    func testArtifactsOfSprofsHeapProfileAreNamedWithoutHeapSuffix() throws {
+        let dir = SprofCLI.outputPrefix("heapname")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(try PprofFormat.encode(Self.heapProfile(scale: 1))).write(to: URL(fileURLWithPath: dir + "/base.heap.pb.gz"))
+        try Data(try PprofFormat.encode(Self.heapProfile(scale: 2))).write(to: URL(fileURLWithPath: dir + "/checkout.heap.pb.gz"))
+        let r = try SprofCLI.run(["diff", dir + "/base.heap.pb.gz", dir + "/checkout.heap.pb.gz", "--sample-type", "alloc_space",
+                                  "--artifacts", dir + "/out"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/out").sorted()
+        XCTAssertEqual(files, ["checkout_mem_diff_top.txt", "checkout_mem_top.txt", "flamegraphs", "flamegraphs/checkout_mem.svg"])
+    }
+
     /// `--artifacts DIR` writes the workflow's layout, the same bytes for the same inputs, pinned
     /// by goldens under Tests/Fixtures/diff-artifacts (`SPROF_BLESS=1` rewrites them and fails).
     func testArtifactsLayoutIsPinnedByGoldens() throws {
