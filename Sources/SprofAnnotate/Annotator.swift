@@ -95,8 +95,9 @@ public enum Annotator {
     public static func annotate(_ profile: Profile, pattern: String, options: AnnotateOptions = .init()) throws -> Annotation {
         let regex: Regex<AnyRegexOutput>
         do { regex = try Regex(pattern) } catch { throw AnnotateError.badPattern(pattern, "\(error)") }
+        // An absent name (no linkage name: kernel frames, folded input) is not an empty one to match.
         let costs = profile.functionCosts(valueIndex: options.valueIndex) { f in
-            f.name.contains(regex) || f.fullName.contains(regex) || f.systemName.contains(regex)
+            [f.name, f.fullName, f.systemName].contains { !$0.isEmpty && $0.contains(regex) }
         }
         guard !costs.isEmpty else { throw AnnotateError.noMatch(pattern) }
         var writer = Writer(profile: profile, options: options)
