@@ -144,6 +144,7 @@ struct DiffCommand: ParsableCommand {
         }
         func change(_ delta: Double, _ test: ProfileComparison.Test?) -> String {
             var text = String(format: "%+.2f", delta)
+            if text == "-0.00" { text = "+0.00" }  // a change too small to show has no sign
             if let test { text += test.q <= c.alpha ? "*" : " " }
             return pad(text, 8) + (test.map { " " + pad(String(format: "%.3g", $0.q), 8) } ?? "")
         }

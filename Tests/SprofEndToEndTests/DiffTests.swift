@@ -152,6 +152,17 @@ final class DiffTests: XCTestCase {
         return b.build(metadata: .init())
     }
 
+    /// A change too small to show is +0.00, never -0.00 (as the artifacts' tables print it).
+    func testNoNegativeZeroInTheTable() throws {
+        let dir = SprofCLI.outputPrefix("negzero")
+        write("app;main;x 1\napp;main;y 99999\n", dir + ".base.folded")
+        write("app;main;x 1\napp;main;y 100000\n", dir + ".new.folded")
+        let r = try SprofCLI.run(["diff", dir + ".base.folded", dir + ".new.folded", "-o", dir + ".svg"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("  x\n"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("-0.00 "), r.stdout)
+    }
+
     /// `sprof run --heap -o checkout` writes `checkout.heap.pb.gz`: its artifacts are named
     /// `checkout_mem_*`, not `checkout.heap_mem_*`.
     func testArtifactsOfSprofsHeapProfileAreNamedWithoutHeapSuffix() throws {
