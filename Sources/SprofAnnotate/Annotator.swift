@@ -95,12 +95,14 @@ public enum Annotator {
     public static func annotate(_ profile: Profile, pattern: String, options: AnnotateOptions = .init()) throws -> Annotation {
         let regex: Regex<AnyRegexOutput>
         do { regex = try Regex(pattern) } catch { throw AnnotateError.badPattern(pattern, "\(error)") }
+        // An absent name (no linkage name: kernel frames, folded input) is not an empty one to match.
         let costs = profile.functionCosts(valueIndex: options.valueIndex) { f in
-            f.name.contains(regex) || f.fullName.contains(regex) || f.systemName.contains(regex)
+            [f.name, f.fullName, f.systemName].contains { !$0.isEmpty && $0.contains(regex) }
         }
         guard !costs.isEmpty else { throw AnnotateError.noMatch(pattern) }
         var writer = Writer(profile: profile, options: options)
         for function in costs { writer.write(function) }
+        writer.sources.noteUnreachableServers()
         var notices = writer.notices + writer.sources.notices
         var seen = Set<String>()
         notices = notices.filter { seen.insert($0).inserted }
@@ -116,6 +118,7 @@ public enum Annotator {
         var writer = Writer(profile: profile, options: options)
         let (changed, buildID) = writer.check(costs)
         let files = changed == nil ? writer.sourceFiles(costs, buildID: buildID) : []
+        writer.sources.noteUnreachableServers()
         var seen = Set<String>()
         return SourceListing(function: costs, files: files, grandTotal: profile.total(options.valueIndex), changed: changed,
                              notices: writer.sources.notices.filter { seen.insert($0).inserted })

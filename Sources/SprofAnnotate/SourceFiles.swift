@@ -47,6 +47,7 @@ final class SourceFiles {
         var local = path
         if let p = prefixes.first(where: { path.hasPrefix($0.old) }) { local = p.new + path.dropFirst(p.old.count) }
         var text = Self.read(local)
+        if text == nil { noteUnreachableServers() }
         if text == nil, !buildID.isEmpty, let client = debuginfod, !debuginfodFailed {
             switch client.findSource(buildID: buildID, path: path) {
             case .found(let file):
@@ -57,7 +58,7 @@ final class SourceFiles {
             case .unreachable(let reason):
                 // One notice, and no more attempts: every further file would wait out the same timeout.
                 debuginfodFailed = true
-                notices.append("debuginfod: cannot reach \(client.urls) (\(reason)): sources only from disk")
+                notices.append(Self.unreachableNotice(client.urls, reason))
             }
         }
         if text == nil {
@@ -69,8 +70,41 @@ final class SourceFiles {
         return lines
     }
 
-    private static func read(_ path: String) -> String? {
-        readWholeFile(path).map { String(decoding: $0, as: UTF8.self) }
+    /// The notice that no debuginfod server answered, when libdw found that out while it looked
+    /// for a debug file (``DebuginfodClient/checkServersOnce(buildID:installed:)``): without
+    /// it, a listing that lacks its source lines would not say why. Once.
+    func noteUnreachableServers() {
+        guard !debuginfodFailed, let (urls, reason) = DebuginfodClient.unreachable else { return }
+        debuginfodFailed = true
+        notices.append(Self.unreachableNotice(urls, reason))
     }
+
+    private static func unreachableNotice(_ urls: String, _ reason: String) -> String {
+        "debuginfod: cannot reach \(urls) (\(reason)): sources only from disk"
+    }
+
+    /// The text of a regular file of at most ``maxSize`` bytes; nil otherwise. The path comes from
+    /// the debug info (or a profile from elsewhere), so it may name anything: a FIFO would block
+    /// `open` and `read` forever, `/dev/zero` would never end.
+    private static func read(_ path: String) -> String? {
+        let fd = ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_size <= maxSize else { return nil }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while bytes.count <= maxSize {
+            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 { return nil }
+            if n == 0 { return String(decoding: bytes, as: UTF8.self) }
+            bytes.append(contentsOf: chunk[0..<n])
+        }
+        return nil
+    }
+
+    /// The largest source file read (64 MiB): anything larger is not a source file.
+    static let maxSize = 64 << 20
 }
 

@@ -53,10 +53,13 @@ public final class DebuginfodClient {
         return value
     }
 
-    /// libdebuginfod waits 90 s per file by default; a profiler should not. An explicit
-    /// `DEBUGINFOD_TIMEOUT` is kept. libdw's own client reads the same variable.
+    /// libdebuginfod waits 90 s per file by default, and tries a failed query twice more (each
+    /// attempt waiting out the timeout again); a profiler should not. Explicit
+    /// `DEBUGINFOD_TIMEOUT` and `DEBUGINFOD_RETRY_LIMIT` are kept. libdw's own client reads the
+    /// same variables.
     public static func boundTimeout() {
         setenv("DEBUGINFOD_TIMEOUT", "10", 0)
+        setenv("DEBUGINFOD_RETRY_LIMIT", "0", 0)
     }
 
     /// Stops every later query in this process, libdw's included (libdebuginfod reads
@@ -64,6 +67,38 @@ public final class DebuginfodClient {
     /// out the same timeout.
     public static func disable() {
         unsetenv("DEBUGINFOD_URLS")
+    }
+
+    /// The servers (`DEBUGINFOD_URLS`) and the reason, once ``checkServersOnce(buildID:installed:)``
+    /// found that none answers; nil until then. Who reports debuginfod's state says so once.
+    public static var unreachable: (urls: String, reason: String)? {
+        pthread_mutex_lock(checkLock); defer { pthread_mutex_unlock(checkLock) }
+        return unreachableServers
+    }
+
+    private static let checkLock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        return lock
+    }()
+    private nonisolated(unsafe) static var checked = false
+    private nonisolated(unsafe) static var unreachableServers: (urls: String, reason: String)?
+
+    /// Asks the servers for `buildID`'s debug file, the first time a file would be asked about in
+    /// this process (later calls return at once); when none answers, records why
+    /// (``unreachable``) and turns every later query off (``disable()``), so that one dead or
+    /// silent server costs one timeout, not one per query. `installed` says whether the debug
+    /// file is on disk already: then nothing is asked, and the next file is checked instead.
+    /// Concurrent callers wait for the first one's answer.
+    public static func checkServersOnce(buildID: String, installed: (String) -> Bool) {
+        pthread_mutex_lock(checkLock); defer { pthread_mutex_unlock(checkLock) }
+        guard !checked, configuredURLs != nil, !installed(buildID) else { return }
+        checked = true
+        guard let client = DebuginfodClient() else { return }
+        if case .unreachable(let reason) = client.findDebuginfo(buildID: buildID) {
+            unreachableServers = (client.urls, reason)
+            disable()
+        }
     }
 
     /// `/buildid/ID/source/PATH`. `buildID` is lowercase hex.

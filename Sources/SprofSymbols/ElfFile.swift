@@ -18,9 +18,31 @@ final class DwflContext {
         callbacks = .allocate(capacity: 1)
         callbacks.initialize(to: Dwfl_Callbacks(
             find_elf: dwfl_build_id_find_elf,
-            find_debuginfo: dwfl_standard_find_debuginfo,
+            find_debuginfo: { module, userdata, name, base, file, debuglink, crc, found in
+                DwflContext.checkDebuginfodServers(before: module)
+                return dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, found)
+            },
             section_address: dwfl_offline_section_address,
             debuginfo_path: pathSlot))
+    }
+
+    /// libdwfl asks the debuginfod servers several times per stripped file (for its symbol table,
+    /// its DWARF, …), and a server that accepts connections but never answers makes each of those
+    /// wait out `DEBUGINFOD_TIMEOUT`: a minute for one file. So the first file libdwfl would ask
+    /// about is asked here first, once per process; when no server answers, every later query is
+    /// turned off (``DebuginfodClient/disable()``) before libdwfl makes it. Files whose debug file
+    /// is installed under `/usr/lib/debug/.build-id` are skipped: libdwfl finds those without the
+    /// network.
+    private static func checkDebuginfodServers(before module: OpaquePointer?) {
+        guard DebuginfodClient.configuredURLs != nil else { return }
+        var bits: UnsafePointer<UInt8>?
+        var vaddr: GElf_Addr = 0
+        let n = dwfl_module_build_id(module, &bits, &vaddr)
+        guard n > 0, let bits else { return }
+        let id = (0..<Int(n)).map { let b = bits[$0]; return (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+        DebuginfodClient.checkServersOnce(buildID: id) { id in
+            access("/usr/lib/debug/.build-id/\(id.prefix(2))/\(id.dropFirst(2)).debug", F_OK) == 0
+        }
     }
 
     deinit {

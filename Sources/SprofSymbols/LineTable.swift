@@ -7,7 +7,8 @@ internal import CSprof
 ///
 /// Answers exactly what `dwarf_getsrc_die` + `dwarf_lineno` + `dwarf_linesrc` answer (same row
 /// order: by address, an end of sequence before other rows at its address, then program order;
-/// same file names: libdw's joining of directory and file name), from only the rows that can be
+/// same file names: libdw's joining of directory and file name, except that a relative include
+/// directory is joined to the compilation directory, which libdw 0.188 does not do), from only the rows that can be
 /// an answer: in a sequence, a row with the previous row's file and line, or at the address of
 /// the next row, never is. 16 bytes per kept row.
 struct LineTable {
@@ -209,7 +210,11 @@ struct LineTable {
         var files: [String?] = ["???"]
         if version < 5 {
             dirs.append(compDir)
-            while r.at < r.end, r.bytes[r.at] != 0 { dirs.append(r.cString()) }
+            // A relative include directory (`-I src` from the build directory) is relative to
+            // the compilation directory. libdw 0.188 leaves it relative, which names no file
+            // unless sprof runs where the program was built; DWARF 5 tables carry the joined
+            // form themselves (directory 0 is the compilation directory).
+            while r.at < r.end, r.bytes[r.at] != 0 { dirs.append(r.cString().map { join(compDir, $0) }) }
             _ = r.u8()
             while r.at < r.end, r.bytes[r.at] != 0 {
                 guard let name = r.cString() else { return nil }
@@ -236,7 +241,8 @@ struct LineTable {
                     }
                     guard !r.failed, let path else { return nil }
                     if !isFiles {
-                        dirs.append(path)
+                        // Entry 0 is the compilation directory; later relative ones are relative to it.
+                        dirs.append(n == 0 ? path : join(dirs.first ?? nil, path))
                         continue
                     }
                     guard let dir, dir < UInt64(dirs.count) else { return nil }

@@ -208,6 +208,10 @@ public final class Symbolizer {
     /// (its symbol table comes from the debug file) but does not say where its debug file came
     /// from, so the same query is asked here: answered from libdebuginfod's cache when libdw got it.
     private func noteDebuginfod(_ file: ElfFile) {
+        if !debuginfodUnreachable, let (urls, reason) = DebuginfodClient.unreachable {
+            debuginfodUnreachable = true
+            problems.append(Self.unreachableNotice(urls, reason))
+        }
         guard !debuginfodUnreachable, DebuginfodClient.configuredURLs != nil, !file.buildID.isEmpty,
               !file.hasOwnSymbolTable else { return }
         if debuginfod == nil { debuginfod = DebuginfodClient() }
@@ -219,9 +223,13 @@ public final class Symbolizer {
             break
         case .unreachable(let reason):
             debuginfodUnreachable = true
-            problems.append("debuginfod: cannot reach \(client.urls) (\(reason)): stripped files keep [module+0x…] frames")
+            problems.append(Self.unreachableNotice(client.urls, reason))
             DebuginfodClient.disable()
         }
+    }
+
+    private static func unreachableNotice(_ urls: String, _ reason: String) -> String {
+        "debuginfod: cannot reach \(urls) (\(reason)): stripped files keep [module+0x…] frames"
     }
 
     private func vdso() -> ElfFile? {

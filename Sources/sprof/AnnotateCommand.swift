@@ -32,7 +32,7 @@ struct AnnotateCommand: ParsableCommand {
     @Argument(help: ArgumentHelp("A regular expression matched against function names.", valueName: "regex"))
     var pattern: String
 
-    @Argument(help: ArgumentHelp("The profile (pprof, as sprof writes it); '-' for standard input.", valueName: "file"))
+    @Argument(help: ArgumentHelp("The profile (pprof, as sprof writes it; not folded stacks); '-' for standard input.", valueName: "file"))
     var file = "sprof.pb.gz"
 
     @Flag(help: "Disassemble: per-instruction samples with source lines interleaved.")
@@ -55,7 +55,10 @@ struct AnnotateCommand: ParsableCommand {
             }
             return p
         }
-        let profile = try readProfile(file)
+        let (profile, folded) = try readProfileInput(file)
+        if folded {
+            throw fail("\(file): folded stacks carry no source lines or addresses to annotate; give the pprof profile `sprof run` wrote (PREFIX.pb.gz)")
+        }
         let index = try valueIndex(profile, named: view)
         let options = AnnotateOptions(valueIndex: index, assembly: asm, sourcePrefixes: prefixes,
                                       debugDirectories: debugDirectories.isEmpty ? ["/usr/lib/debug"] : debugDirectories)

@@ -148,6 +148,7 @@ struct DiffCommand: ParsableCommand {
         }
         func change(_ delta: Double, _ test: ProfileComparison.Test?) -> String {
             var text = String(format: "%+.2f", delta)
+            if text == "-0.00" { text = "+0.00" }  // a change too small to show has no sign
             if let test { text += test.q <= c.alpha ? "*" : " " }
             return pad(text, 8) + (test.map { " " + pad(String(format: "%.3g", $0.q), 8) } ?? "")
         }
@@ -194,11 +195,13 @@ struct DiffCommand: ParsableCommand {
         throw fail("incompatible sample types: \(base) has \(types(b)), \(new) has \(types(n)); no sample type in common to compare (choose one with --sample-type)")
     }
 
-    /// `checkout` for `ci/checkout.pb.gz`: the last path component without its profile extensions.
+    /// `checkout` for `ci/checkout.pb.gz`: the last path component without its profile extensions
+    /// (also the `.heap` of `sprof run --heap`'s `PREFIX.heap.pb.gz`, the `.runs` of `sprof serve`'s
+    /// `profile.runs.pb.gz`).
     static func name(fromPath path: String) -> String {
         guard path != "-" else { return "profile" }
         var name = path.split(separator: "/").last.map(String.init) ?? "profile"
-        for suffix in [".gz", ".pb", ".pprof", ".prof", ".folded", ".txt", ".collapsed"] where name.hasSuffix(suffix) && name.count > suffix.count {
+        for suffix in [".gz", ".pb", ".pprof", ".prof", ".heap", ".runs", ".folded", ".txt", ".collapsed"] where name.hasSuffix(suffix) && name.count > suffix.count {
             name = String(name.dropLast(suffix.count))
         }
         return name.hasPrefix(".") || name.isEmpty ? "profile" : name

@@ -69,6 +69,8 @@ final class LineCostsTests: XCTestCase {
         XCTAssertEqual(a.annotated, 1)
         XCTAssertThrowsError(try Annotator.annotate(profile(), pattern: "(["))
         XCTAssertThrowsError(try Annotator.annotate(profile(), pattern: "nothing"))
+        // A function without a linkage name (kernel frames, folded input) has no empty name to match.
+        XCTAssertThrowsError(try Annotator.annotate(profile(), pattern: "^$"))
     }
 
     /// The listing (`sprof serve`'s source view) holds the rows `sprof annotate` prints: the

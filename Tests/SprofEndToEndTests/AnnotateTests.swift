@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Sprof
 import SprofTestSupport
 
 /// `sprof annotate`: per-line and per-instruction samples against a fixture whose split is known
@@ -124,6 +125,43 @@ final class AnnotateTests: XCTestCase {
         XCTAssertEqual(found.status, 0, found.stderr)
         XCTAssertTrue(found.stdout.contains("LINE_SIXTY"), found.stdout)
         XCTAssertFalse(found.stderr.contains("cannot read source"), found.stderr)
+    }
+
+    /// Source paths come from the debug info, or from a profile made elsewhere: one that names a
+    /// FIFO (which blocks open and read forever) or /dev/zero (which never ends) is not read; each
+    /// gets the one notice, and its rows keep their numbers and counts.
+    func testSourcesThatAreNotRegularFilesAreNotRead() throws {
+        let dir = URL(fileURLWithPath: SprofCLI.outputPrefix("sources"))
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let fifo = dir.appendingPathComponent("fifo.c").path, zero = dir.appendingPathComponent("zero.c").path
+        XCTAssertEqual(mkfifo(fifo, 0o644), 0)
+        try FileManager.default.createSymbolicLink(atPath: zero, withDestinationPath: "/dev/zero")
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        for (name, file) in [("from_fifo", fifo), ("from_zero", zero)] {
+            let f = b.function(Profile.Function(name: name, file: file))
+            b.add(stack: b.stack([b.location(Profile.Location(lines: [.init(function: f, line: 3)]))]), thread: nil, values: [5])
+        }
+        let profile = dir.appendingPathComponent("p.pb.gz").path
+        try Data(try PprofFormat.encode(b.build(metadata: .init()))).write(to: URL(fileURLWithPath: profile))
+        let r = try SprofCLI.run(["annotate", "^from_", profile], timeout: 60)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stderr.components(separatedBy: "cannot read source").count - 1, 2, r.stderr)
+        XCTAssertEqual(r.stdout.components(separatedBy: "ROUTINE").count - 1, 2, r.stdout)
+        XCTAssertTrue(r.stdout.contains("         5 "), r.stdout)
+    }
+
+    /// Folded stacks carry names only: nothing to put on lines or instructions. One line, status 1,
+    /// rather than a listing of "(no line information)" rows or a misleading "no code of its own".
+    func testFoldedInputIsRefusedWithOneLine() throws {
+        let folded = SprofCLI.outputPrefix("annotate-folded") + ".folded"
+        FileManager.default.createFile(atPath: folded, contents: Data("app;main;hot_lines 7\napp;main 3\n".utf8))
+        for extra in [[], ["--asm"]] {
+            let r = try SprofCLI.run(["annotate", "hot_lines", folded] + extra)
+            XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("sprof: ") && r.stderr.contains("folded"), r.stderr)
+            XCTAssertEqual(r.stdout, "")
+        }
     }
 
     func testBadPatternAndNoMatchAreOneLineErrors() throws {

@@ -135,4 +135,82 @@ final class DebuginfodTests: XCTestCase {
         XCTAssertTrue(unnamed.contains("[inline_stripped+0x"), unnamed.prefix(800) + "")
         XCTAssertFalse(unnamed.contains("inlined_hot"), unnamed.prefix(800) + "")
     }
+    /// A server that accepts connections and never answers (a hung proxy, a firewall that
+    /// swallows packets): libdwfl asks about a stripped file several times, and libdebuginfod
+    /// retries each failed query twice, every attempt waiting out `DEBUGINFOD_TIMEOUT`. sprof
+    /// asks once, gives one notice, and nothing more is asked: one connection per command.
+    func testAServerThatNeverAnswersIsAskedOnce() throws {
+        try SprofCLI.requirePerfEvents()
+        let fixture = try strippedFixture()
+        defer { try? FileManager.default.removeItem(at: fixture.root) }
+        let silent = try SilentServer()
+        defer { silent.stop() }
+        let environment = TestFixtures.environment(adding: [
+            "DEBUGINFOD_URLS": "http://127.0.0.1:\(silent.port)", "DEBUGINFOD_TIMEOUT": "2",
+            "DEBUGINFOD_CACHE_PATH": fixture.root.appendingPathComponent("cache").path])
+        let prefix = fixture.root.appendingPathComponent("silent").path
+        let run = try TestFixtures.run(try TestFixtures.sprofPath(), ["run", "-o", prefix, "--", fixture.binary, "300"],
+                                       environment: environment, timeout: 120)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(run.stderr.components(separatedBy: "debuginfod: cannot reach").count - 1, 1, run.stderr)
+        XCTAssertTrue(try String(contentsOfFile: prefix + ".folded", encoding: .utf8).contains("[inline_stripped+0x"))
+        XCTAssertEqual(silent.connections, 1, "one query for the whole recording:\n\(run.stderr)")
+        // annotate --asm opens the binary through libdw too, then looks for sources: one query,
+        // and the notice says why the listing has no source lines.
+        let annotate = try TestFixtures.run(try TestFixtures.sprofPath(), ["annotate", "inline_stripped", prefix + ".pb.gz", "--asm"],
+                                            environment: environment, timeout: 120)
+        XCTAssertEqual(annotate.status, 0, annotate.stderr)
+        XCTAssertEqual(annotate.stderr.components(separatedBy: "debuginfod: cannot reach").count - 1, 1, annotate.stderr)
+        XCTAssertEqual(silent.connections, 2, "one more query for annotate:\n\(annotate.stderr)")
+    }
+}
+
+/// A TCP listener on 127.0.0.1 that accepts every connection, counts it, and never answers.
+private final class SilentServer: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let lock = NSLock()
+    private var accepted: [Int32] = []
+    private var stopped = false
+
+    init() throws {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw XCTSkip("socket: \(String(cString: strerror(errno)))") }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && listen(fd, 64) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { close(fd); throw XCTSkip("cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))") }
+        self.fd = fd
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in
+            while true {
+                let c = accept(fd, nil, nil)
+                lock.lock()
+                if c >= 0 { accepted.append(c) }
+                let done = stopped
+                lock.unlock()
+                if c < 0 && (done || errno != EINTR) { return }
+            }
+        }
+        thread.start()
+    }
+
+    var connections: Int {
+        lock.lock(); defer { lock.unlock() }
+        return accepted.count
+    }
+
+    func stop() {
+        lock.lock()
+        stopped = true
+        accepted.forEach { close($0) }
+        lock.unlock()
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+    }
 }

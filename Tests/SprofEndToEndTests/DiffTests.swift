@@ -152,6 +152,31 @@ final class DiffTests: XCTestCase {
         return b.build(metadata: .init())
     }
 
+    /// A change too small to show is +0.00, never -0.00 (as the artifacts' tables print it).
+    func testNoNegativeZeroInTheTable() throws {
+        let dir = SprofCLI.outputPrefix("negzero")
+        write("app;main;x 1\napp;main;y 99999\n", dir + ".base.folded")
+        write("app;main;x 1\napp;main;y 100000\n", dir + ".new.folded")
+        let r = try SprofCLI.run(["diff", dir + ".base.folded", dir + ".new.folded", "-o", dir + ".svg"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("  x\n"), r.stdout)
+        XCTAssertFalse(r.stdout.contains("-0.00 "), r.stdout)
+    }
+
+    /// `sprof run --heap -o checkout` writes `checkout.heap.pb.gz`: its artifacts are named
+    /// `checkout_mem_*`, not `checkout.heap_mem_*`.
+    func testArtifactsOfSprofsHeapProfileAreNamedWithoutHeapSuffix() throws {
+        let dir = SprofCLI.outputPrefix("heapname")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try Data(try PprofFormat.encode(Self.heapProfile(scale: 1))).write(to: URL(fileURLWithPath: dir + "/base.heap.pb.gz"))
+        try Data(try PprofFormat.encode(Self.heapProfile(scale: 2))).write(to: URL(fileURLWithPath: dir + "/checkout.heap.pb.gz"))
+        let r = try SprofCLI.run(["diff", dir + "/base.heap.pb.gz", dir + "/checkout.heap.pb.gz", "--sample-type", "alloc_space",
+                                  "--artifacts", dir + "/out"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let files = try FileManager.default.subpathsOfDirectory(atPath: dir + "/out").sorted()
+        XCTAssertEqual(files, ["checkout_mem_diff_top.txt", "checkout_mem_top.txt", "flamegraphs", "flamegraphs/checkout_mem.svg"])
+    }
+
     /// `--artifacts DIR` writes the workflow's layout, the same bytes for the same inputs, pinned
     /// by goldens under Tests/Fixtures/diff-artifacts (`SPROF_BLESS=1` rewrites them and fails).
     func testArtifactsLayoutIsPinnedByGoldens() throws {
