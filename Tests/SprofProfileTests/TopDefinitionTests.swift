@@ -7,7 +7,8 @@ import XCTest
 final class TopDefinitionTests: XCTestCase {
     /// The definition: per sample, the key of its leaf gets the self value, and every distinct
     /// key of its stack the total value; rows by self, total, then key.
-    static func reference(_ p: Profile, keys: [SortKey], valueIndex: Int, fullNames: Bool, granularity: Granularity) -> [CostRow] {
+    static func reference(_ p: Profile, keys: [SortKey], valueIndex: Int, style: NameStyle, granularity: Granularity) -> [CostRow] {
+        let shown = p.functionNames(style)
         var selfValues: [[String]: Int64] = [:], totalValues: [[String]: Int64] = [:]
         for sample in p.samples {
             let value = sample.values[valueIndex]
@@ -27,9 +28,9 @@ final class TopDefinitionTests: XCTestCase {
                 for (depth, l) in p.stacks[sample.stack].enumerated() {
                     let location = p.locations[l]
                     let dso = location.mapping.map { p.mappings[$0].baseName } ?? (location.kind == .kernel ? "[kernel.kallsyms]" : "[unknown]")
-                    var names: [String] = location.lines.isEmpty ? p.frameNames(ofLocation: l) : location.lines.map { line in
+                    var names: [String] = location.lines.isEmpty ? p.frameNames(ofLocation: l, names: shown) : location.lines.map { line in
                         let f = p.functions[line.function]
-                        let name = fullNames ? f.fullName : f.name
+                        let name = shown[line.function]
                         guard granularity != .functions, !f.file.isEmpty || line.line > 0 else { return name }
                         return name + " " + (f.file.isEmpty ? "?" : f.file) + ":" + (line.line > 0 ? String(line.line) : "?")
                     }
@@ -90,11 +91,11 @@ final class TopDefinitionTests: XCTestCase {
             let p = Self.randomProfile(&g)
             for keys in keySets {
                 for granularity in Granularity.allCases {
-                    for fullNames in [false, true] {
+                    for style in [NameStyle.short, .full] {
                         let valueIndex = Int.random(in: 0...1, using: &g)
-                        let got = p.top(by: keys, valueIndex: valueIndex, fullNames: fullNames, granularity: granularity)
-                        let want = Self.reference(p, keys: keys, valueIndex: valueIndex, fullNames: fullNames, granularity: granularity)
-                        XCTAssertEqual(got, want, "keys \(keys), \(granularity), fullNames \(fullNames)")
+                        let got = p.top(by: keys, valueIndex: valueIndex, names: p.functionNames(style), granularity: granularity)
+                        let want = Self.reference(p, keys: keys, valueIndex: valueIndex, style: style, granularity: granularity)
+                        XCTAssertEqual(got, want, "keys \(keys), \(granularity), \(style) names")
                     }
                 }
             }
