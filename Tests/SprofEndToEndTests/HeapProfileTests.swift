@@ -343,6 +343,35 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertTrue(result.stdout.contains("alloc_space"), result.stdout + result.stderr)
     }
 
+    /// A command whose allocations draw no sample (a rate far above what `sh -c` allocates): the
+    /// command's exit status passes through (it was 1, "no allocation was sampled"), the CPU
+    /// outputs are written, no empty heap profile is, and the heap views of an earlier run stay.
+    /// With `-e none` nothing at all is written.
+    func testNoSampledAllocationPassesTheStatusThrough() throws {
+        try Self.requireUprobes()
+        for (script, status) in [("true; true", Int32(0)), ("exit 3", Int32(3))] {
+            for cpu in [true, false] {
+                let prefix = SprofCLI.outputPrefix("heapnone")
+                let earlier = ".heap.pb.gz .alloc.svg .inuse.svg .heap.tsv .folded .svg .pb.gz".split(separator: " ").map { prefix + $0 }
+                for path in earlier { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("earlier".utf8))) }
+                let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "1000000000000"] + (cpu ? [] : ["-e", "none"])
+                                              + ["-o", prefix, "--", "/bin/sh", "-c", script], timeout: 300)
+                XCTAssertEqual(result.status, status, "\(script), cpu \(cpu): \(result.stderr)")
+                XCTAssertTrue(result.stderr.contains("no allocation was sampled"), result.stderr)
+                for path in earlier {
+                    let kept = FileManager.default.contents(atPath: path) == Data("earlier".utf8)
+                    // The CPU outputs are new unless -e none, where they would be the heap profile.
+                    let cpuOutput = [".folded", ".svg", ".pb.gz"].contains { path == prefix + $0 }
+                    XCTAssertEqual(kept, !(cpu && cpuOutput), "\(path), cpu \(cpu): \(result.stderr)")
+                }
+                if cpu {
+                    let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".pb.gz"))))
+                    XCTAssertNotNil(profile.sampleTypeIndex("cpu"), result.stderr)
+                }
+            }
+        }
+    }
+
     /// Without CAP_SYS_ADMIN: one line naming what is needed, exit 1, and no heap profile.
     func testWithoutCapSysAdminOneLineAndNoProfile() throws {
         try SprofCLI.requirePerfEvents()
