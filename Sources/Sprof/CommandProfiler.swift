@@ -188,7 +188,10 @@ public enum CommandProfiler {
         let settings = KernelSettings.current()
         let probes = try options.heap.map { heap throws(SyscallError) in try HeapProbes(heap) }
         var sampling = try options.sampling(settings: settings, notice: say)
-        if let probes { sampling.companions = [CompanionEvent(event: probes.allocation, role: .sampled), CompanionEvent(event: probes.free, role: .freed)] }
+        if let probes {
+            sampling.companions = [CompanionEvent(event: probes.allocation, role: .sampled), CompanionEvent(event: probes.free, role: .freed)]
+            sampling.companionStackSize = options.heap?.stackSize
+        }
         let command = try WaitingCommand(arguments: arguments, environment: probes?.environment(rate: options.heap!.rate))
         let session: RecordingSession
         do {
@@ -267,7 +270,12 @@ public enum CommandProfiler {
     /// read by the role its row of the role table carries (``RecordingSession/heapRoles``).
     static func makeHeapBuilder(_ heap: HeapOptions, session: RecordingSession, settings: KernelSettings,
                                     cpu: ProfileBuilder) -> ProfileBuilder {
-        let b = ProfileBuilder(symbolizer: Symbolizer(options: cpu.symbolizer.options), callGraph: session.options.callGraph, maxStack: settings.maxStack)
+        // The probes' own stack copy (``RoleEvent/stackSize``), for the advice about copies cut short.
+        var callGraph = session.options.callGraph
+        if case .dwarf = callGraph, let size = session.options.roleEvents.first(where: { $0.role.readsUserRegisters })?.stackSize, size > 8 {
+            callGraph = .dwarf(stackSize: size)
+        }
+        let b = ProfileBuilder(symbolizer: Symbolizer(options: cpu.symbolizer.options), callGraph: callGraph, maxStack: settings.maxStack)
         b.enableHeap(rate: heap.rate, roles: session.heapRoles)
         return b
     }
@@ -281,6 +289,7 @@ public enum CommandProfiler {
         m.eventIsHardware = false
         m.requestedEvent = nil
         m.rate = .period(UInt64(max(heap.rate, 1)))
+        if case .dwarf(let size) = builder.callGraph { m.stackSize = Int(size) }
         var profile = builder.profile(metadata: m)
         profile.memory = recorded.profile.memory
         recorded.heap = profile

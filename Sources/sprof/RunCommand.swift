@@ -142,10 +142,9 @@ struct RunCommand: ParsableCommand {
         }
         options.rate = try parseRate(frequency: frequency, period: period)
         options.callGraph = try parseCallGraph(callGraph, g: framePointerCallGraph)
-        // Probe records come in bursts as fast as the program allocates; 8 KiB copies keep
-        // them within the buffers (bench/heap: 91% of a malloc loop's records lost at 32 KiB).
-        // After parseCallGraph, whose default (32 KiB) replaced this one before.
-        if heap && callGraph == nil && !framePointerCallGraph { options.callGraph = .dwarf(stackSize: 8192) }
+        // The heap probes copy 8 KiB of stack (HeapOptions.stackSize) and the CPU samples keep the
+        // default 32 KiB; an explicit dwarf,SIZE is for both.
+        if heap, callGraph != nil, case .dwarf(let size) = options.callGraph { options.heap?.stackSize = size }
         options.demangle = !noDemangle
         options.inlineFrames = inline
         if let mmapPages {
