@@ -135,7 +135,11 @@ extension SamplingOptions {
     /// side-band records (MMAP, COMM, FORK/EXIT, SWITCH); the other rows write into its buffer.
     public var roleEvents: [RoleEvent] {
         var copy: UInt32 = 0
-        if case .dwarf(let size) = callGraph { copy = size }
+        var dwarf = false
+        if case .dwarf(let size) = callGraph { (copy, dwarf) = (size, true) }
+        // Without DWARF stacks, a probe that walks frame pointers from a function's entry still
+        // needs the word at SP (below): one layout per buffer, so every row copies those 8 bytes.
+        if !dwarf && companions.contains(where: { $0.event.walksUserFramePointers }) { copy = 8 }
         var rows = [RoleEvent(role: .onCPU, event: event, stackSize: copy)]
         if offCPU { rows.append(RoleEvent(role: .offCPU, event: .contextSwitches, stackSize: copy)) }
         for probe in companions {
@@ -144,7 +148,7 @@ extension SamplingOptions {
             // the kernel then still writes the dyn_size word it did not count in the record's size.
             // Those 8 bytes are the word at the stack pointer: at a function's entry, its return
             // address, which a frame-pointer walk from there misses (the callee has not pushed a frame).
-            let size = copy == 0 ? 0 : probe.event.copiesUserStack ? companionStackSize ?? copy : 8
+            let size = copy == 0 ? 0 : probe.event.copiesUserStack && dwarf ? companionStackSize ?? copy : 8
             rows.append(RoleEvent(role: .heapProbe(probe.role), event: probe.event, stackSize: size))
         }
         return rows

@@ -177,6 +177,9 @@ public struct SampleLayout: Sendable, Equatable {
             layout.sampleType |= SampleBits.regsUser
             layout.regsUserMask = UserRegisters.mask
         }
+        // A probe at a function's entry needs the word at SP (its return address) in every stack
+        // mode (``RoleEvent/stackSize``: 8 bytes per row without DWARF stacks).
+        if rows.contains(where: { $0.stackSize > 0 }) { layout.sampleType |= SampleBits.stackUser }
         return layout
     }
 
@@ -236,6 +239,8 @@ enum AttrBuilder {
             attr.sample_stack_user = size
             // The kernel part of the chain still comes from the kernel; the user part from the copy.
             attr.exclude_callchain_user = 1
+        } else if layout.sampleType & SampleBits.stackUser != 0 {
+            attr.sample_stack_user = options.roleEvents[0].stackSize  // the word at SP (see roleEvents)
         }
         attr.disabled = 1
         attr.enable_on_exec = enableOnExec ? 1 : 0

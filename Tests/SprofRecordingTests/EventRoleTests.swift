@@ -77,7 +77,15 @@ final class EventRoleTests: XCTestCase {
         for row in options.roleEvents {
             XCTAssertEqual(AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: false).sample_stack_user, 0, "\(row.role)")
         }
-    }
+        XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.stackUser, 0)
+        // An entry probe that walks frame pointers needs the word at SP (its return address) in
+        // frame-pointer mode too: every row of the buffer copies 8 bytes.
+        options.companions[1].event.walksUserFramePointers = true
+        XCTAssertEqual(options.roleEvents.map(\.stackSize), [8, 8, 8, 8])
+        XCTAssertNotEqual(SampleLayout.sampling(options).sampleType & SampleBits.stackUser, 0)
+        for row in options.roleEvents {
+            XCTAssertEqual(AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: false).sample_stack_user, 8, "\(row.role)")
+        }
     }
 
     func testSideBandSwitchRecordsOnlyWithTheOffCPURole() {
