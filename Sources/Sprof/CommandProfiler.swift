@@ -270,13 +270,22 @@ public enum CommandProfiler {
     /// read by the role its row of the role table carries (``RecordingSession/heapRoles``).
     static func makeHeapBuilder(_ heap: HeapOptions, session: RecordingSession, settings: KernelSettings,
                                     cpu: ProfileBuilder) -> ProfileBuilder {
+        makeHeapBuilder(heap, sampling: session.options, roles: session.heapRoles, maxStack: settings.maxStack, cpu: cpu)
+    }
+
+    /// ``makeHeapBuilder(_:session:settings:cpu:)`` for a session's options and heap roles.
+    static func makeHeapBuilder(_ heap: HeapOptions, sampling: SamplingOptions, roles: [UInt64: HeapRole], maxStack: Int,
+                                cpu: ProfileBuilder) -> ProfileBuilder {
         // The probes' own stack copy (``RoleEvent/stackSize``), for the advice about copies cut short.
-        var callGraph = session.options.callGraph
-        if case .dwarf = callGraph, let size = session.options.roleEvents.first(where: { $0.role.readsUserRegisters })?.stackSize, size > 8 {
+        var callGraph = sampling.callGraph
+        if case .dwarf = callGraph, let size = sampling.roleEvents.first(where: { $0.role.readsUserRegisters })?.stackSize, size > 8 {
             callGraph = .dwarf(stackSize: size)
         }
-        let b = ProfileBuilder(symbolizer: Symbolizer(options: cpu.symbolizer.options), callGraph: callGraph, maxStack: settings.maxStack)
-        b.enableHeap(rate: heap.rate, roles: session.heapRoles)
+        // The CPU profile's symbolizer: its files and their debug info, once. A symbolizer of its
+        // own read every file again, and decompressing libc's debug info (Debian's libc6-dbg)
+        // alone took ~40-60 ms of CPU per run here.
+        let b = ProfileBuilder(symbolizer: cpu.symbolizer, callGraph: callGraph, maxStack: maxStack)
+        b.enableHeap(rate: heap.rate, roles: roles)
         return b
     }
 
