@@ -258,7 +258,7 @@ public enum CommandProfiler {
         metadata.command = arguments
         metadata.exitStatus = status.description
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: status)
         recorded.timeOrigin = monitor.start
@@ -301,6 +301,9 @@ public enum CommandProfiler {
         if case .dwarf(let size) = builder.callGraph { m.stackSize = Int(size) }
         var profile = builder.profile(metadata: m)
         profile.memory = recorded.profile.memory
+        // The reader's counts are the session's, for heap and CPU samples alike.
+        profile.metadata.statistics.liveStackReads = recorded.profile.statistics.liveStackReads
+        profile.metadata.statistics.liveStackChanged = recorded.profile.statistics.liveStackChanged
         recorded.heap = profile
         recorded.heapTimeline = builder.heapTimeline.map { (time: $0.time > started ? $0.time - started : 0, bytes: UInt64($0.bytes.rounded())) }
         if recorded.profile.metadata.event == HeapOptions.noCPUEvent.description { recorded.profile = profile }
@@ -381,7 +384,7 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: nil)
         recorded.timeOrigin = monitor.start
@@ -465,7 +468,7 @@ public enum CommandProfiler {
         metadata.command = arguments
         metadata.exitStatus = status?.description
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: status)
         recorded.timeOrigin = monitor.start

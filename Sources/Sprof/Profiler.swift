@@ -478,7 +478,7 @@ private final class ActiveRun: @unchecked Sendable {
         let metadata = ProfileMetadata.recording(sampling, requested: requestedEvent, settings: settings, startTime: wallStart,
                                                  duration: Self.monotonicNow() - startTime, notices: notices)
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         var recorded = RecordedCommand(profile: profile, exitStatus: nil)
         if let heapBuilder, let heap {
             CommandProfiler.finishHeap(heapBuilder, heap, metadata: metadata, started: startTime, into: &recorded)
