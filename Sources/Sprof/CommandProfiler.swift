@@ -188,7 +188,10 @@ public enum CommandProfiler {
         let settings = KernelSettings.current()
         let probes = try options.heap.map { heap throws(SyscallError) in try HeapProbes(heap) }
         var sampling = try options.sampling(settings: settings, notice: say)
-        if let probes { sampling.companions = [CompanionEvent(event: probes.allocation, role: .sampled), CompanionEvent(event: probes.free, role: .freed)] }
+        if let probes {
+            sampling.companions = [CompanionEvent(event: probes.allocation, role: .sampled), CompanionEvent(event: probes.free, role: .freed)]
+            sampling.companionStackSize = options.heap?.stackSize
+        }
         let command = try WaitingCommand(arguments: arguments, environment: probes?.environment(rate: options.heap!.rate))
         let session: RecordingSession
         do {
@@ -255,7 +258,7 @@ public enum CommandProfiler {
         metadata.command = arguments
         metadata.exitStatus = status.description
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: status)
         recorded.timeOrigin = monitor.start
@@ -267,8 +270,22 @@ public enum CommandProfiler {
     /// read by the role its row of the role table carries (``RecordingSession/heapRoles``).
     static func makeHeapBuilder(_ heap: HeapOptions, session: RecordingSession, settings: KernelSettings,
                                     cpu: ProfileBuilder) -> ProfileBuilder {
-        let b = ProfileBuilder(symbolizer: Symbolizer(options: cpu.symbolizer.options), callGraph: session.options.callGraph, maxStack: settings.maxStack)
-        b.enableHeap(rate: heap.rate, roles: session.heapRoles)
+        makeHeapBuilder(heap, sampling: session.options, roles: session.heapRoles, maxStack: settings.maxStack, cpu: cpu)
+    }
+
+    /// ``makeHeapBuilder(_:session:settings:cpu:)`` for a session's options and heap roles.
+    static func makeHeapBuilder(_ heap: HeapOptions, sampling: SamplingOptions, roles: [UInt64: HeapRole], maxStack: Int,
+                                cpu: ProfileBuilder) -> ProfileBuilder {
+        // The probes' own stack copy (``RoleEvent/stackSize``), for the advice about copies cut short.
+        var callGraph = sampling.callGraph
+        if case .dwarf = callGraph, let size = sampling.roleEvents.first(where: { $0.role.readsUserRegisters })?.stackSize, size > 8 {
+            callGraph = .dwarf(stackSize: size)
+        }
+        // The CPU profile's symbolizer: its files and their debug info, once. A symbolizer of its
+        // own read every file again, and decompressing libc's debug info (Debian's libc6-dbg)
+        // alone took ~40-60 ms of CPU per run here.
+        let b = ProfileBuilder(symbolizer: cpu.symbolizer, callGraph: callGraph, maxStack: maxStack)
+        b.enableHeap(rate: heap.rate, roles: roles)
         return b
     }
 
@@ -281,8 +298,12 @@ public enum CommandProfiler {
         m.eventIsHardware = false
         m.requestedEvent = nil
         m.rate = .period(UInt64(max(heap.rate, 1)))
+        if case .dwarf(let size) = builder.callGraph { m.stackSize = Int(size) }
         var profile = builder.profile(metadata: m)
         profile.memory = recorded.profile.memory
+        // The reader's counts are the session's, for heap and CPU samples alike.
+        profile.metadata.statistics.liveStackReads = recorded.profile.statistics.liveStackReads
+        profile.metadata.statistics.liveStackChanged = recorded.profile.statistics.liveStackChanged
         recorded.heap = profile
         recorded.heapTimeline = builder.heapTimeline.map { (time: $0.time > started ? $0.time - started : 0, bytes: UInt64($0.bytes.rounded())) }
         if recorded.profile.metadata.event == HeapOptions.noCPUEvent.description { recorded.profile = profile }
@@ -363,7 +384,7 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.attachedPID = pid
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: nil)
         recorded.timeOrigin = monitor.start
@@ -447,7 +468,7 @@ public enum CommandProfiler {
         metadata.command = arguments
         metadata.exitStatus = status?.description
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: status)
         recorded.timeOrigin = monitor.start

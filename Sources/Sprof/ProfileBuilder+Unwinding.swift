@@ -14,16 +14,9 @@ extension ProfileBuilder {
         switch callGraph {
         case .dwarf where heap != nil && sample.callchain.contains(Callchain.contextUser):
             // An attached heap profile's entry probe: the kernel's frame-pointer walk (see
-            // EventSpec.walksUserFramePointers), whose first return address is missed when the
-            // probed function's first instruction is not `push %rbp` or `endbr64`
-            // (is_uprobe_at_func_entry, arch/x86/events/core.c): it is the word at SP.
+            // EventSpec.walksUserFramePointers).
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
-            if sample.userStack.count >= 8, !unwound.frames.isEmpty {
-                let returnAddress = sample.userStack.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
-                if unwound.frames.count < 2 || unwound.frames[1].address.rawValue != returnAddress {
-                    unwound.frames.insert(StackFrame(address: ProcessAddress(returnAddress), isReturnAddress: true, isKernel: false), at: 1)
-                }
-            }
+            Self.addEntryReturnAddress(sample, to: &unwound)
             unwinder.checkFramePointerStack(&unwound, process: process)
         case .dwarf:
             // Kernel frames (leaf-most) from the callchain, then the user frames unwound with libdw.
@@ -35,10 +28,23 @@ extension ProfileBuilder {
             }
         case .framePointer:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
+            if heap != nil && sample.userStack.count == 8 { Self.addEntryReturnAddress(sample, to: &unwound) }
             unwinder.checkFramePointerStack(&unwound, process: process)
         default:
             unwound = Callchain.frames(of: sample, maxStack: maxStack)
         }
         return unwound
+    }
+
+    /// At a probed function's entry the kernel's frame-pointer walk misses the first return
+    /// address when the function's first instruction is not `push %rbp` or `endbr64`
+    /// (is_uprobe_at_func_entry, arch/x86/events/core.c): it is the word at SP, the 8 bytes of
+    /// stack the entry probes copy. Inserted after the leaf unless the walk has it already.
+    static func addEntryReturnAddress(_ sample: SampleRecord, to unwound: inout UnwoundStack) {
+        guard sample.userStack.count >= 8, !unwound.frames.isEmpty else { return }
+        let returnAddress = sample.userStack.withUnsafeBytes { $0.loadUnaligned(as: UInt64.self) }
+        if unwound.frames.count < 2 || unwound.frames[1].address.rawValue != returnAddress {
+            unwound.frames.insert(StackFrame(address: ProcessAddress(returnAddress), isReturnAddress: true, isKernel: false), at: 1)
+        }
     }
 }

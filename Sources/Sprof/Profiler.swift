@@ -112,10 +112,11 @@ public final class Profiler: @unchecked Sendable {
         /// sprof puts uprobes on the entry and return of the allocator's functions and on `free`
         /// (the mechanism of `sprof run --heap -p`): every allocation call of the process's threads
         /// traps (about 1.5 µs each here) and sprof draws the byte samples (``HeapOptions/rate``,
-        /// `libraryPath` is not used). The probes need the argument registers, so stacks are DWARF-
-        /// unwound (``callGraph`` becomes `.dwarf(stackSize: 8192)` unless it is DWARF already,
-        /// with a notice). Needs CAP_SYS_ADMIN: ``Profiler/start()`` throws
-        /// ``SprofError/refused(reason:)`` otherwise.
+        /// `libraryPath` is not used). The probes read the allocator's arguments from the user
+        /// registers, which every stack mode records for them (``EventRole/readsUserRegisters``),
+        /// so ``callGraph`` stays as given: the allocation stacks are the kernel's frame-pointer
+        /// walks in either mode (a DWARF copy per call filled the buffers). Needs CAP_SYS_ADMIN:
+        /// ``Profiler/start()`` throws ``SprofError/refused(reason:)`` otherwise.
         public var heap: HeapOptions?
 
         /// cpu-clock at 999 Hz with frame-pointer stacks: the cheapest stacks, whole in debug builds
@@ -380,18 +381,12 @@ private final class ActiveRun: @unchecked Sendable {
         let settings = KernelSettings.current()
         var notices: [String] = []
         var sampling: SamplingOptions
-        var callGraph = options.callGraph
+        let callGraph = options.callGraph
         var probes: AllocatorProbes?
         do {
-            if options.heap != nil {
-                // The heap probes read the allocators' arguments from the sampled user registers,
-                // which only DWARF mode asks for.
-                if case .dwarf = callGraph {} else {
-                    callGraph = .dwarf(stackSize: 8192)
-                    notices.append("heap profiling records DWARF stacks (the probes read the allocator's arguments from the registers they sample): --call-graph dwarf,8192")
-                }
-                probes = try AllocatorProbes(pid: getpid())
-            }
+            // The probes read the allocator's arguments from the user registers, which the layout
+            // carries in every stack mode when a row reads them: the user's stack mode stays.
+            if options.heap != nil { probes = try AllocatorProbes(pid: getpid()) }
             sampling = try SamplingOptions.prepared(
                 event: options.event, rate: options.rate, callGraph: callGraph,
                 ringPages: options.ringPages ?? (options.heap != nil ? RunOptions.heapRingPages : RunOptions.defaultRingPages(for: callGraph, rate: options.rate, settings: settings)),
@@ -483,7 +478,7 @@ private final class ActiveRun: @unchecked Sendable {
         let metadata = ProfileMetadata.recording(sampling, requested: requestedEvent, settings: settings, startTime: wallStart,
                                                  duration: Self.monotonicNow() - startTime, notices: notices)
         var profile = builder.profile(metadata: metadata)
-        profile.metadata.statistics.lostOffCPU = session.statistics.lostOffCPU
+        profile.metadata.statistics.take(session.statistics)
         var recorded = RecordedCommand(profile: profile, exitStatus: nil)
         if let heapBuilder, let heap {
             CommandProfiler.finishHeap(heapBuilder, heap, metadata: metadata, started: startTime, into: &recorded)

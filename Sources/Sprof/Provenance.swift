@@ -64,6 +64,16 @@ extension ProfileMetadata {
     }
 }
 
+extension ProfileStatistics {
+    /// The counts only the ring-buffer reader knows: the off-CPU event's losses and the reads of
+    /// the live stack past the kernel's copy (for the provenance, not the summary line).
+    mutating func take(_ session: RecordingSession.Statistics) {
+        lostOffCPU = session.lostOffCPU
+        liveStackReads = session.liveStackReads
+        liveStackChanged = session.liveStackChanged
+    }
+}
+
 /// Wall-clock nanoseconds since the Unix epoch (pprof's `time_nanos`).
 func realtimeNow() -> UInt64 {
     var ts = timespec()

@@ -20,6 +20,12 @@ public struct ProfileStatistics: Sendable, Equatable {
     public var stacksReadPastCopy = 0
     /// Files whose debug info a debuginfod server supplied (`DEBUGINFOD_URLS`), by build-id.
     public var debuginfodFiles = 0
+    /// Samples whose stack copy ran to its end and had the rest of the thread's stack read from
+    /// the live process as the sample was taken from the ring buffer (`process_vm_readv`).
+    public var liveStackReads = 0
+    /// Of those reads, the ones thrown away because the live bytes at the copy's end were no
+    /// longer the copied ones (the thread had returned past them): those stacks end at the copy.
+    public var liveStackChanged = 0
     /// Processes seen.
     public var processes = 0
     /// Threads seen.
@@ -172,6 +178,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
             add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
+            add("live stack reads", s.liveStackReads > 0 || s.liveStackChanged > 0 ? "\(s.liveStackReads) (\(s.liveStackChanged) changed)" : nil)
             add("debuginfod", s.debuginfodFiles > 0 ? "\(s.debuginfodFiles) files" : nil)
             add("processes", String(s.processes))
             add("threads", String(s.threads))
@@ -229,6 +236,10 @@ public struct ProfileMetadata: Sendable, Equatable {
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)
             case "read past the stack copy": statistics.stacksReadPastCopy = Int(firstNumber() ?? 0)
+            case "live stack reads":
+                let numbers = value.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
+                statistics.liveStackReads = numbers.first ?? 0
+                statistics.liveStackChanged = numbers.count > 1 ? numbers[1] : 0
             case "debuginfod": statistics.debuginfodFiles = Int(firstNumber() ?? 0)
             case "processes": statistics.processes = Int(firstNumber() ?? 0)
             case "threads": statistics.threads = Int(firstNumber() ?? 0)

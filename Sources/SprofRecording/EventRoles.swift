@@ -123,6 +123,10 @@ public struct RoleEvent: Sendable {
     public var role: EventRole
     /// The event opened.
     public var event: EventSpec
+    /// Bytes of user stack each of its samples copies (`sample_stack_user`); 0 without a DWARF
+    /// stack mode. Each role has its own: heap probes fire as fast as the program allocates and
+    /// need small records (``SamplingOptions/companionStackSize``), CPU samples need deep copies.
+    public var stackSize: UInt32 = 0
 }
 
 extension SamplingOptions {
@@ -130,9 +134,23 @@ extension SamplingOptions {
     /// in opening order. Row 0 is the sampled event, which owns the ring buffer and delivers the
     /// side-band records (MMAP, COMM, FORK/EXIT, SWITCH); the other rows write into its buffer.
     public var roleEvents: [RoleEvent] {
-        var rows = [RoleEvent(role: .onCPU, event: event)]
-        if offCPU { rows.append(RoleEvent(role: .offCPU, event: .contextSwitches)) }
-        for probe in companions { rows.append(RoleEvent(role: .heapProbe(probe.role), event: probe.event)) }
+        var copy: UInt32 = 0
+        var dwarf = false
+        if case .dwarf(let size) = callGraph { (copy, dwarf) = (size, true) }
+        // Without DWARF stacks, a probe that walks frame pointers from a function's entry still
+        // needs the word at SP (below): one layout per buffer, so every row copies those 8 bytes.
+        if !dwarf && companions.contains(where: { $0.event.walksUserFramePointers }) { copy = 8 }
+        var rows = [RoleEvent(role: .onCPU, event: event, stackSize: copy)]
+        if offCPU { rows.append(RoleEvent(role: .offCPU, event: .contextSwitches, stackSize: copy)) }
+        for probe in companions {
+            // The record layout stays the buffer's (one parser for every event in it), so a probe
+            // that copies no stack keeps the field at its smallest, 8 bytes: 0 is not used because
+            // the kernel then still writes the dyn_size word it did not count in the record's size.
+            // Those 8 bytes are the word at the stack pointer: at a function's entry, its return
+            // address, which a frame-pointer walk from there misses (the callee has not pushed a frame).
+            let size = copy == 0 ? 0 : probe.event.copiesUserStack && dwarf ? companionStackSize ?? copy : 8
+            rows.append(RoleEvent(role: .heapProbe(probe.role), event: probe.event, stackSize: size))
+        }
         return rows
     }
 
@@ -155,7 +173,7 @@ extension AttrBuilder {
         switch row.role {
         case .onCPU: return sampling(options, enableOnExec: enableOnExec, inherit: inherit)
         case .offCPU: return contextSwitches(options, enableOnExec: enableOnExec, inherit: inherit)
-        case .heapProbe: return companion(options, event: row.event, enableOnExec: enableOnExec, inherit: inherit)
+        case .heapProbe: return companion(options, row: row, enableOnExec: enableOnExec, inherit: inherit)
         }
     }
 }

@@ -46,6 +46,11 @@ public struct SamplingOptions: Sendable {
     /// (heap profiles: uprobes on the allocation probe points). Their samples carry
     /// PERF_SAMPLE_IDENTIFIER; ``RecordingSession/heapRoles`` tells them apart.
     public var companions: [CompanionEvent] = []
+    /// Bytes of user stack each companion copies in DWARF mode (a multiple of 8); nil: the stack
+    /// mode's size, as the sampled event. Heap probes fire in bursts as fast as the program
+    /// allocates, so `sprof run --heap` gives them 8 KiB while CPU samples keep their 32 KiB
+    /// (``RoleEvent/stackSize``). Probes that copy no stack (``EventSpec/copiesUserStack``) keep 8.
+    public var companionStackSize: UInt32?
 
     /// Creates options.
     public init(event: EventSpec = .cpuClock, rate: Rate = .frequency(999), callGraph: CallGraph = .framePointer) {
@@ -172,6 +177,9 @@ public struct SampleLayout: Sendable, Equatable {
             layout.sampleType |= SampleBits.regsUser
             layout.regsUserMask = UserRegisters.mask
         }
+        // A probe at a function's entry needs the word at SP (its return address) in every stack
+        // mode (``RoleEvent/stackSize``: 8 bytes per row without DWARF stacks).
+        if rows.contains(where: { $0.stackSize > 0 }) { layout.sampleType |= SampleBits.stackUser }
         return layout
     }
 
@@ -231,6 +239,8 @@ enum AttrBuilder {
             attr.sample_stack_user = size
             // The kernel part of the chain still comes from the kernel; the user part from the copy.
             attr.exclude_callchain_user = 1
+        } else if layout.sampleType & SampleBits.stackUser != 0 {
+            attr.sample_stack_user = options.roleEvents[0].stackSize  // the word at SP (see roleEvents)
         }
         attr.disabled = 1
         attr.enable_on_exec = enableOnExec ? 1 : 0
@@ -272,23 +282,18 @@ enum AttrBuilder {
     }
 
     /// A companion event (``SamplingOptions/companions``): every occurrence sampled, the on-CPU
-    /// event's layout and stack mode, no side-band records (the sampled event delivers them into
-    /// the same buffer).
-    static func companion(_ options: SamplingOptions, event: EventSpec, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
+    /// event's layout and stack mode with the row's own stack copy (``RoleEvent/stackSize``), no
+    /// side-band records (the sampled event delivers them into the same buffer).
+    static func companion(_ options: SamplingOptions, row: RoleEvent, enableOnExec: Bool, inherit: Bool) -> perf_event_attr {
         var c = options
-        c.event = event
+        c.event = row.event
         c.rate = .period(1)
         c.offCPU = false
         var attr = sampling(c, enableOnExec: enableOnExec, inherit: inherit, sideBand: false)
         // The probed task's own registers and stack: a uprobe's kernel part is the trap handler.
         attr.exclude_callchain_kernel = 1
-        // The record layout stays the buffer's (one parser for every event in it), so the stack
-        // field stays, at its smallest: 8 bytes. 0 is not used because the kernel then still
-        // writes the dyn_size word it did not count in the record's size.
-        // Those 8 bytes are the word at the stack pointer: at a function's entry, its return
-        // address, which a frame-pointer walk from there misses (the callee has not pushed a frame).
-        if !event.copiesUserStack && attr.sample_stack_user > 0 { attr.sample_stack_user = 8 }
-        if event.walksUserFramePointers && attr.sample_type & SampleBits.callchain != 0 { attr.exclude_callchain_user = 0 }
+        if attr.sample_stack_user > 0 { attr.sample_stack_user = row.stackSize }
+        if row.event.walksUserFramePointers && attr.sample_type & SampleBits.callchain != 0 { attr.exclude_callchain_user = 0 }
         return attr
     }
 

@@ -142,10 +142,9 @@ struct RunCommand: ParsableCommand {
         }
         options.rate = try parseRate(frequency: frequency, period: period)
         options.callGraph = try parseCallGraph(callGraph, g: framePointerCallGraph)
-        // Probe records come in bursts as fast as the program allocates; 8 KiB copies keep
-        // them within the buffers (bench/heap: 91% of a malloc loop's records lost at 32 KiB).
-        // After parseCallGraph, whose default (32 KiB) replaced this one before.
-        if heap && callGraph == nil && !framePointerCallGraph { options.callGraph = .dwarf(stackSize: 8192) }
+        // The heap probes copy 8 KiB of stack (HeapOptions.stackSize) and the CPU samples keep the
+        // default 32 KiB; an explicit dwarf,SIZE is for both.
+        if heap, callGraph != nil, case .dwarf(let size) = options.callGraph { options.heap?.stackSize = size }
         options.demangle = !noDemangle
         options.inlineFrames = inline
         if let mmapPages {
@@ -203,15 +202,24 @@ struct RunCommand: ParsableCommand {
             throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(outputs.prefix).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }
         let target = systemWide ? "system-wide" + (arguments.isEmpty ? "" : " while " + arguments.joined(separator: " ")) : pid.map { "pid \($0)" } ?? arguments.joined(separator: " ")
-        if heap, recorded.heap == nil || recorded.heap?.statistics.samples == 0 {
-            outputs.discard()
-            throw fail("no allocation was sampled: the heap probes saw nothing (a static binary, or one that clears LD_PRELOAD, is not covered); previous outputs under \(outputs.prefix).* were kept")
-        }
-        let written = try outputs.write(profile, title: title ?? "sprof: " + target,
+        // No allocation sampled (a command that allocates less than the rate, a static binary, one
+        // that clears LD_PRELOAD): no heap profile is written, an empty one would read as "allocates
+        // nothing". The CPU outputs are written as usual (with `-e none` they are the heap profile,
+        // so nothing is), earlier heap outputs stay, and the command's status still passes through.
+        let heapSampled = !heap || (recorded.heap?.statistics.samples ?? 0) > 0
+        var written: [String] = []
+        if heapSampled || !(heap && event == "none") {
+            written = try outputs.write(profile, title: title ?? "sprof: " + target,
                                         perThread: perThread, fullNames: fullNames,
-                                        heap: recorded.heap, heapTimeline: recorded.heapTimeline, timelineOrigin: recorded.timeOrigin)
+                                        heap: heapSampled ? recorded.heap : nil, heapTimeline: recorded.heapTimeline, timelineOrigin: recorded.timeOrigin)
+        } else {
+            outputs.discard()
+        }
+        if !heapSampled && !quiet {
+            printError("heap: no allocation was sampled (the command allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID); no heap profile written, earlier \(outputs.prefix).heap.pb.gz and other heap views were kept")
+        }
         if !quiet {
-            printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written))
+            if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written)) }
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
             if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
             if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: options.ringPages) { printError(advice) }

@@ -235,6 +235,30 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertEqual(profile.metadata.stackSize, 8192)
     }
 
+    /// `--heap` without a stack mode gives the heap probes 8 KiB copies but leaves the CPU samples
+    /// their 32 KiB (it once shrank both, and 20 of a python3 run's 98 CPU stacks were cut).
+    /// bigframes with one 16 KiB frame puts main about 17 KiB above the spinning leaf: beyond an
+    /// 8 KiB copy, within 32 KiB. The live stack past the copy is not read (SPROF_LIVE_STACK=0),
+    /// so only the copy can reach main.
+    func testHeapKeepsTheCPUSamplesStackCopy() throws {
+        try Self.requireUprobes()
+        let binary = try SprofCLI.buildC("bigframes", flags: ["-O2", "-g", "-fomit-frame-pointer", "-fno-optimize-sibling-calls"])
+        let prefix = SprofCLI.outputPrefix("heapcpu")
+        let (shape, stderr) = try SprofCLI.runCopyOnly(prefix, ["--heap", "--heap-rate", "1"], [binary, "1", "0.5", "0"])
+        let cpu = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".pb.gz"))))
+        XCTAssertEqual(cpu.metadata.stackSize, Int(SamplingOptions.defaultDwarfStackSize), stderr)
+        let heap = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), stderr)))
+        XCTAssertEqual(heap.metadata.stackSize, 8192, stderr)
+        let bottom = shape.samples(containing: "big_bottom")
+        XCTAssertGreaterThan(bottom, 100, stderr)
+        var whole: UInt64 = 0
+        for stack in shape.stacks where stack.frames.contains(where: { $0.contains("big_bottom") }) {
+            if stack.frames.contains("main") && !stack.frames.contains("[truncated]") { whole += stack.count }
+        }
+        XCTAssertGreaterThanOrEqual(Double(whole), 0.95 * Double(bottom), "CPU stacks reaching main: \(stderr)")
+        XCTAssertFalse(stderr.contains("stack copy ran out"), stderr)
+    }
+
     /// `--heap -g` (frame-pointer stacks): the probes still read size and pointer from the user
     /// registers, which that mode did not record (every size read as 0), and the stacks go
     /// through the allocation site down to malloc.
@@ -341,6 +365,35 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         XCTAssertTrue(result.stdout.contains("site_sixty"), result.stdout + result.stderr)
         XCTAssertTrue(result.stdout.contains("alloc_space"), result.stdout + result.stderr)
+    }
+
+    /// A command whose allocations draw no sample (a rate far above what `sh -c` allocates): the
+    /// command's exit status passes through (it was 1, "no allocation was sampled"), the CPU
+    /// outputs are written, no empty heap profile is, and the heap views of an earlier run stay.
+    /// With `-e none` nothing at all is written.
+    func testNoSampledAllocationPassesTheStatusThrough() throws {
+        try Self.requireUprobes()
+        for (script, status) in [("true; true", Int32(0)), ("exit 3", Int32(3))] {
+            for cpu in [true, false] {
+                let prefix = SprofCLI.outputPrefix("heapnone")
+                let earlier = ".heap.pb.gz .alloc.svg .inuse.svg .heap.tsv .folded .svg .pb.gz".split(separator: " ").map { prefix + $0 }
+                for path in earlier { XCTAssertTrue(FileManager.default.createFile(atPath: path, contents: Data("earlier".utf8))) }
+                let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "1000000000000"] + (cpu ? [] : ["-e", "none"])
+                                              + ["-o", prefix, "--", "/bin/sh", "-c", script], timeout: 300)
+                XCTAssertEqual(result.status, status, "\(script), cpu \(cpu): \(result.stderr)")
+                XCTAssertTrue(result.stderr.contains("no allocation was sampled"), result.stderr)
+                for path in earlier {
+                    let kept = FileManager.default.contents(atPath: path) == Data("earlier".utf8)
+                    // The CPU outputs are new unless -e none, where they would be the heap profile.
+                    let cpuOutput = [".folded", ".svg", ".pb.gz"].contains { path == prefix + $0 }
+                    XCTAssertEqual(kept, !(cpu && cpuOutput), "\(path), cpu \(cpu): \(result.stderr)")
+                }
+                if cpu {
+                    let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".pb.gz"))))
+                    XCTAssertNotNil(profile.sampleTypeIndex("cpu"), result.stderr)
+                }
+            }
+        }
     }
 
     /// Without CAP_SYS_ADMIN: one line naming what is needed, exit 1, and no heap profile.

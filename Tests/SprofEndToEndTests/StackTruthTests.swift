@@ -210,6 +210,12 @@ final class StackTruthTests: XCTestCase {
         }
         XCTAssertGreaterThanOrEqual(Double(whole), 0.95 * Double(bottom), "stacks reaching main with all 12 frames: \(summary.line)")
         XCTAssertTrue(summary.line.contains("read past the stack copy"), summary.line)
+        // The reader's counts of those reads are in the provenance (not the summary line).
+        let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".pb.gz"))))
+        XCTAssertGreaterThanOrEqual(profile.statistics.liveStackReads, Int(whole), profile.metadata.provenanceLines.joined(separator: "\n"))
+        XCTAssertLessThanOrEqual(profile.statistics.liveStackChanged, profile.statistics.liveStackReads)
+        XCTAssertTrue(profile.metadata.provenanceLines.contains { $0.hasPrefix("live stack reads: ") })
+        XCTAssertFalse(summary.line.contains("live stack"), summary.line)
     }
 
     /// The live stack beyond a full copy is read as the reader takes the sample from the ring

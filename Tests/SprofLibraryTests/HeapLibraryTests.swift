@@ -56,6 +56,32 @@ final class HeapLibraryTests: XCTestCase {
         XCTAssertFalse(profiler.heapTimeline.isEmpty)
     }
 
+    /// Frame-pointer stacks (the library's default) stay frame-pointer stacks with `heap`: the
+    /// probes' registers are recorded in every stack mode, and `start()` no longer turns the
+    /// recording into DWARF stacks (it did, with a notice). The counts at the allocating function
+    /// are exact at rate 1 as with DWARF.
+    func testHeapKeepsFramePointerStacks() throws {
+        try requireUprobes()
+        var options = Profiler.Options(callGraph: .framePointer)
+        options.heap = HeapOptions(rate: 1)
+        let profiler = Profiler(options: options)
+        try profiler.start()
+        var kept: [UnsafeMutableRawPointer?] = []
+        kept.reserveCapacity(500)
+        heapLibraryAllocate(kept: &kept, keep: 500, freed: 1000, size: 256)
+        let cpu = try profiler.stop()
+        kept.forEach { free($0) }
+        let heap = try XCTUnwrap(profiler.heapProfile)
+        let index = try XCTUnwrap(heap.sampleTypeIndex("alloc_objects"))
+        let notes = heap.metadata.notices.joined(separator: "\n") + "\n" + heap.metadata.summaryLine + "\n"
+            + heap.aggregatedStacks(valueIndex: index).sorted { $0.value > $1.value }.prefix(3).map { "\($0.value) \($0.frames.suffix(6))" }.joined(separator: "\n")
+        XCTAssertEqual(cpu.metadata.callGraph, "fp", notes)
+        XCTAssertEqual(heap.metadata.callGraph, "fp", notes)
+        XCTAssertFalse(notes.contains("DWARF"), notes)
+        XCTAssertEqual(Double(try total(heap, "alloc_objects", containing: "heapLibraryAllocate")), 1500, accuracy: 15, notes)
+        XCTAssertEqual(Double(try total(heap, "inuse_space", containing: "heapLibraryAllocate")), 500 * 256, accuracy: 256 * 5, notes)
+    }
+
     /// While this process is heap-profiled, a program it starts can still fork: the probes are
     /// inherited by its threads and forked copies, where their path (sprof's memory) is valid, and
     /// removed at exec, after which the kernel would read it again from the new program's memory

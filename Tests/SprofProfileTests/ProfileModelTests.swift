@@ -221,6 +221,8 @@ final class ProfileModelTests: XCTestCase {
         m.statistics.lostRecords = 2
         m.statistics.lostSamples = 3
         m.statistics.truncated = 7
+        m.statistics.liveStackReads = 40
+        m.statistics.liveStackChanged = 3
         m.startTime = 1_795_966_641_370_828_657
         m.duration = 1_100_209_040
         m.exitStatus = "exit 0"
@@ -232,6 +234,9 @@ final class ProfileModelTests: XCTestCase {
         let lines = m.provenanceLines
         XCTAssertTrue(lines.contains("event: cpu-clock (software event)"), "\(lines)")
         XCTAssertTrue(lines.contains { $0.hasPrefix("requested event: cycles") }, "\(lines)")
+        // The reader's live-stack counts are provenance, not summary.
+        XCTAssertTrue(lines.contains("live stack reads: 40 (3 changed)"), "\(lines)")
+        XCTAssertFalse(m.summaryLine.contains("live stack"), m.summaryLine)
         var back = ProfileMetadata(provenanceLines: lines)
         XCTAssertEqual(back.command, ["./qsl-bench", "--days", "it's 2", "a b"], "a newline in an argument cannot start a key")
         back.command = m.command

@@ -54,6 +54,40 @@ final class EventRoleTests: XCTestCase {
         }
     }
 
+    /// Each row copies its own amount of user stack: the heap probes what
+    /// `companionStackSize` says (their records come in bursts), the CPU events the stack mode's
+    /// size (`--heap` once shrank it to 8 KiB for them too, and CPU stacks were cut), a probe that
+    /// copies no stack 8 bytes, and nothing without DWARF stacks.
+    func testEachRoleHasItsOwnStackCopy() {
+        var noCopy = EventSpec(name: "entry", type: 8, config: 0)
+        noCopy.copiesUserStack = false
+        var options = SamplingOptions(event: .cpuClock, callGraph: .dwarf(stackSize: 32768))
+        options.offCPU = true
+        options.companions = [CompanionEvent(event: EventSpec(name: "probe", type: 8, config: 0), role: .sampled),
+                              CompanionEvent(event: noCopy, role: .entry(.first))]
+        options.companionStackSize = 8192
+        XCTAssertEqual(options.roleEvents.map(\.stackSize), [32768, 32768, 8192, 8])
+        for row in options.roleEvents {
+            XCTAssertEqual(AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: false).sample_stack_user, row.stackSize, "\(row.role)")
+        }
+        options.companionStackSize = nil
+        XCTAssertEqual(options.roleEvents.map(\.stackSize), [32768, 32768, 32768, 8], "without a size of their own, the probes copy the mode's")
+        options.callGraph = .framePointer
+        XCTAssertEqual(options.roleEvents.map(\.stackSize), [0, 0, 0, 0])
+        for row in options.roleEvents {
+            XCTAssertEqual(AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: false).sample_stack_user, 0, "\(row.role)")
+        }
+        XCTAssertEqual(SampleLayout.sampling(options).sampleType & SampleBits.stackUser, 0)
+        // An entry probe that walks frame pointers needs the word at SP (its return address) in
+        // frame-pointer mode too: every row of the buffer copies 8 bytes.
+        options.companions[1].event.walksUserFramePointers = true
+        XCTAssertEqual(options.roleEvents.map(\.stackSize), [8, 8, 8, 8])
+        XCTAssertNotEqual(SampleLayout.sampling(options).sampleType & SampleBits.stackUser, 0)
+        for row in options.roleEvents {
+            XCTAssertEqual(AttrBuilder.attr(for: row, options, enableOnExec: true, inherit: false).sample_stack_user, 8, "\(row.role)")
+        }
+    }
+
     func testSideBandSwitchRecordsOnlyWithTheOffCPURole() {
         var options = SamplingOptions(event: .cpuClock)
         XCTAssertEqual(AttrBuilder.sampling(options, enableOnExec: true, inherit: true).context_switch, 0)

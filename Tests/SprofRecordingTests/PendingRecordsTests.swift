@@ -142,3 +142,18 @@ final class PendingRecordsTests: XCTestCase {
         XCTAssertEqual(ExitStatus(waitStatus: 15), .signaled(15))
     }
 }
+
+extension PendingRecordsTests {
+    /// A chunk is allocated once, with room for chunkBytes: started as the first record's array,
+    /// it grew by doubling, copying its bytes again at each step (a fifth of sprof's CPU on
+    /// bench/heap/run's malloc loop). Records still arrive whole and in order (the tests above).
+    func testChunksAreAllocatedOnceAtTheirFullSize() {
+        let work = PendingRecords(budget: 64 << 20)
+        XCTAssertEqual(work.openChunkCapacity, 0)
+        work.append(sample(1).bytes, window: 0)
+        XCTAssertGreaterThanOrEqual(work.openChunkCapacity, work.chunkBytes)
+        let capacity = work.openChunkCapacity
+        for n in 2...100 { work.append(sample(n).bytes, window: 0) }
+        XCTAssertEqual(work.openChunkCapacity, capacity, "no reallocation while the chunk fills")
+    }
+}
