@@ -359,6 +359,7 @@ def e2e(bin_dir, screenshot):
         # Restart the server: the job is still there, done, with its views.
         server.stop()
         write_synthetic_jobs(data)
+        wide = make_bench_pprof(data, WIDE_JOB, stacks=8000)
         server = Server(bin_dir, data, free_port())
         driver.get(server.url)
         wait(driver, "the job list after restart", lambda d: d.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-id="{job_id}"]'))
@@ -396,6 +397,7 @@ def e2e(bin_dir, screenshot):
             clear_transforms(driver)
             print(f"screenshot: {shot2}")
         synthetic_checks(driver, server)
+        drawn_tree_checks(driver, server, wide)
         recursion_check(driver, server, bin_dir, data)
         bulk_delete_check(driver, server)
         server = orphan_check(driver, server, bin_dir, data)
@@ -921,6 +923,58 @@ def write_synthetic_jobs(data):
     # Recursion, direct and through another function.
     write_job(data, "20200101-000000-00000e", "app;main;f;g;f;h 4\napp;main;f;f;f 3\napp;main;f 2\napp;main;k 1\n", ["recursive"])
     write_job(data, "20200101-000000-00000d", "app;main 1\n", ["bulk2"])
+
+
+WIDE_JOB = "20200101-000000-00000f"
+
+
+def drawn_tree_checks(driver, server, wide):
+    """A profile of 8,000 distinct stacks (~84,000 samples): the server sends only frames of at
+    least 1/20,000 of the total, the rest in their parents' self; every sent total is exact, a
+    zoom fetches the zoomed frame's whole subtree, and the search's matched share is exact."""
+    total, rows = wide
+    job_page(driver, server, WIDE_JOB)
+    open_tab(driver, "cpu")
+    wait(driver, "the wide job's flame graph", flame_ready)
+    f = driver.execute_script("const f = window.sprofFlame; return {pruned: f.data.pruned, total: f.total, n: f.n};")
+    assert f["pruned"] and f["pruned"] > 0 and f["total"] == total, f
+    # Exact totals: every sent frame against the generated stacks.
+    by_path = {}
+    for frames, _, n in rows:
+        for k in range(1, len(frames) + 1):
+            by_path[frames[:k]] = by_path.get(frames[:k], 0) + n
+    sent = driver.execute_script("""const f = window.sprofFlame, out = [];
+        for (let i = 0; i < f.n; i += 97) { const p = []; for (let q = i; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]);
+          out.push([p.reverse().slice(1), f.value[i]]); }
+        return out;""")
+    for path, value in sent:
+        if path:
+            assert by_path[tuple(path)] == value, (path, value)
+    # Search: the matched share over every stack, narrow ones included.
+    pattern = r"fn_1[0-9]{2}\("
+    want = 100 * sum(n for frames, _, n in rows if any(re.search(pattern, fr) for fr in frames)) / total
+    driver.execute_script("window.sprofFlame.searchEl.value = arguments[0]; window.sprofFlame.search(arguments[0]);", pattern)
+    wait(driver, "the server's matched share", lambda d: d.execute_script("return window.sprofFlame.matchedPercent") is not None)
+    got = driver.execute_script("return window.sprofFlame.matchedPercent")
+    assert abs(got - want) < 1e-9, (got, want)
+    driver.execute_script("window.sprofFlame.searchEl.value = ''; window.sprofFlame.search('');")
+    # Zoom into a frame with children left out: its subtree arrives whole (its cut is 1/20,000 of it).
+    node = driver.execute_script("""const f = window.sprofFlame;
+        let best = -1;
+        for (let i = 0; i < f.n; i++) if (f.depth[i] === 4 && f.selfv[i] > 0 && (best < 0 || f.value[i] > f.value[best])) best = i;
+        const p = []; for (let q = best; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]);
+        f.zoom(best);
+        return p.reverse().slice(1);""")
+    prefix = tuple(node)
+    kids = {frames[len(prefix)] for frames, _, _ in rows if frames[:len(prefix)] == prefix and len(frames) > len(prefix)}
+    self_value = sum(n for frames, _, n in rows if frames == prefix)
+    def expanded(d):
+        return d.execute_script("""const f = window.sprofFlame; if (f.pending || f.focus < 0) return null;
+            return [f.start[f.focus + 1] - f.start[f.focus], f.selfv[f.focus]];""")
+    wait(driver, "the zoomed frame's subtree", lambda d: (expanded(d) or [0])[0] == len(kids))
+    assert expanded(driver) == [len(kids), self_value], (expanded(driver), len(kids), self_value)
+    print(f"drawn tree: {f['n']} of {f['n'] + f['pruned']} frames sent; matched {got:.2f}% exact; "
+          f"zoom into {node[-1]!r} fetched its {len(kids)} children")
 
 
 def synthetic_checks(driver, server):
