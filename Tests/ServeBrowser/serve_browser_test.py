@@ -5,7 +5,7 @@ chromium-driver and python3-selenium).
   serve_browser_test.py BIN_DIR                  the test (scripts/test.sh runs it)
   serve_browser_test.py BIN_DIR --screenshot F   also save a screenshot of the job page to F
   serve_browser_test.py BIN_DIR --bench          time the flame graph on 100k distinct stacks
-  serve_browser_test.py BIN_DIR --bench30k [--reps N]
+  serve_browser_test.py BIN_DIR --bench30k [--reps N] [--think MS]
                                                  time first view, transforms, range and Compare on 30,000
                                                  stacks (pprof + timeline), medians of N (5) repetitions
   serve_browser_test.py BIN_DIR --heap-only      only the heap job (the Memory tab of a --heap job)
@@ -1200,12 +1200,14 @@ def server_cpu_ms(server):
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def bench30k(bin_dir, reps=5):
+def bench30k(bin_dir, reps=5, think_ms=0):
     """Times what issue 21 sets targets for, on two jobs of 30,000 distinct stacks (pprof with a
     sample timeline): the CPU tab's first view, the same again, a focus and an ignore transform,
     a time range and its Top functions, and Compare of the two. Each repetition starts a new
     server (nothing cached); prints every figure and the median of each step (no assertion on
-    time) and checks every drawn total against the generated profile."""
+    time) and checks every drawn total against the generated profile. `think_ms`: how long the
+    user looks at a job's page before the first click (the server prepares the job meanwhile);
+    0 clicks as soon as the page shows the job."""
     data = tempfile.mkdtemp(prefix="sprof-serve-bench30k-")
     jobs = ["20200101-000000-be0c30", "20200101-000000-be0c31"]
     (total, rows), _ = make_bench_pprof(data, jobs[0]), make_bench_pprof(data, jobs[1], seed=8)
@@ -1237,6 +1239,7 @@ def bench30k(bin_dir, reps=5):
                     steps.setdefault(name, []).append((ms, cpu))
                 driver.get(f"{server.base}/jobs/{jobs[0]}?token={server.token}#files")
                 wait(driver, "the page", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
+                time.sleep(think_ms / 1000)
                 cpu_tab = 'document.querySelector(\'#tabs button[data-tab="cpu"]\').click();'
                 total_js = "return window.sprofFlame.data.total"
                 # First view: from the tab's click to the drawn flame graph (server: decode, tree, JSON; page: layout, draw).
@@ -1261,6 +1264,7 @@ def bench30k(bin_dir, reps=5):
                 # Compare: job 2 against job 1 (job 2 not loaded before, job 1 cached).
                 driver.get(f"{server.base}/jobs/{jobs[1]}#compare")
                 wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]'))
+                time.sleep(think_ms / 1000)
                 step("Compare of the two jobs",
                      f"const s = document.getElementById('compare-base'); s.value = '{jobs[0]}:1'; s.dispatchEvent(new Event('change'));",
                      f"document.querySelectorAll('#diff-table tbody tr').length > 0 && {FLAME_DRAWN}")
@@ -1268,6 +1272,7 @@ def bench30k(bin_dir, reps=5):
                 server.stop()
         load = os.getloadavg()
         print(f"30,000 distinct stacks, {total} samples; {reps} repetitions, each with a new server; "
+              f"{think_ms} ms on a job's page before the first click; "
               f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end; wall ms from the click to the drawn view "
               f"and the server's CPU ms meanwhile")
         for name, runs in steps.items():
@@ -1319,7 +1324,8 @@ if __name__ == "__main__":
         sys.exit(2)
     bin_dir = os.path.abspath(sys.argv[1])
     if "--bench30k" in sys.argv:
-        bench30k(bin_dir, int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 5)
+        bench30k(bin_dir, int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 5,
+                 int(sys.argv[sys.argv.index("--think") + 1]) if "--think" in sys.argv else 0)
     elif "--bench" in sys.argv:
         bench(bin_dir)
     elif "--heap-only" in sys.argv:
