@@ -382,7 +382,7 @@ public enum ServeApp {
         // Pages and assets.
         // A page asked for: its job's last run (the list: the newest job's) is read, named,
         // rendered and its timeline read in the background, before the user clicks.
-        func prepare(_ job: Job?) async {
+        @Sendable func prepare(_ job: Job?) async {
             guard let job, job.runsDone > 0, let dir = try? await store.directory(of: job.id) else { return }
             let run = "\(dir)/runs/\(job.runsDone)"
             Task.detached(priority: .utility) { await ProfileCache.prepare(cache, run) }
