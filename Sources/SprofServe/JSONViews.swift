@@ -17,6 +17,13 @@ public enum ProfileViews {
         public var name: [Int32]
         public var value: [Int64]
         public var base: [Int64]?
+        /// In a tree cut for drawing (``drawn(zoom:)``): how many nodes were left out, each
+        /// narrower than ``drawnFraction`` of the drawn root, their values kept in their parents'
+        /// totals (so in their parents' self); nil when the tree is whole.
+        public var pruned: Int?
+        /// In a tree cut to the subtree of a zoomed node: true, node 0 is that node and `names`
+        /// is empty (the names are those of the whole tree's table, which the page holds).
+        public var subtree: Bool?
 
         /// The tree as JSON, written directly: a tree of a million frames is tens of megabytes, which
         /// a generic encoder writes several times slower. Names are escaped as JSON strings, with
@@ -44,8 +51,92 @@ public enum ProfileViews {
             array("name", name)
             array("value", value)
             if let base { array("base", base) }
-            out.append(contentsOf: Array("]}".utf8))
+            out.append(UInt8(ascii: "]"))
+            if let pruned { out.append(contentsOf: Array(",\"pruned\":\(pruned)".utf8)) }
+            if subtree == true { out.append(contentsOf: Array(",\"subtree\":true".utf8)) }
+            out.append(UInt8(ascii: "}"))
             return out
+        }
+
+        /// The share of the drawn root below which a node is not sent to the page: 1/20,000,
+        /// well under a pixel at any width the page draws (flamegraph.pl and inferno drop frames
+        /// narrower than 0.1 px, the Firefox Profiler draws only what is visible).
+        public static let drawnFraction: Int64 = 20_000
+
+        /// The number of nodes in each node's subtree, itself included (pre-order: node i's
+        /// subtree is i..<i + size[i]).
+        func subtreeSizes() -> [Int] {
+            var size = [Int](repeating: 1, count: parent.count)
+            for i in parent.indices.reversed() where parent[i] >= 0 { size[Int(parent[i])] += size[i] }
+            return size
+        }
+
+        /// The node reached from the roots by the names `path` (indices into `names`), or nil.
+        public func node(at path: [Int32]) -> Int? {
+            let size = subtreeSizes()
+            var lo = 0, hi = parent.count, found: Int? = nil
+            for id in path {
+                var j = lo
+                found = nil
+                while j < hi {
+                    if name[j] == id { found = j; break }
+                    j += size[j]
+                }
+                guard let f = found else { return nil }
+                lo = f + 1; hi = f + size[f]
+            }
+            return found
+        }
+
+        /// The tree as the page draws it: only the nodes whose total (or, in a differential tree,
+        /// base) is at least 1/``drawnFraction`` of the drawn root's, each left-out node's
+        /// value staying in its parent's total, so every sent total is exact and a parent's
+        /// self grows by what was left out below it. With `zoom` (a path of names from a
+        /// root), the subtree of that node, cut relative to it (``subtree``); nil when no node
+        /// has that path.
+        public func drawn(zoom: [Int32]? = nil) -> FlameTree? {
+            let size = subtreeSizes()
+            var range = 0..<parent.count
+            var rootTotal = max(total, base.map { b in parent.indices.reduce(Int64(0)) { parent[$1] < 0 ? $0 + b[$1] : $0 } } ?? 0)
+            if let zoom {
+                guard let node = node(at: zoom) else { return nil }
+                range = node..<(node + size[node])
+                rootTotal = max(value[node], base?[node] ?? 0)
+            }
+            let cut = max(1, rootTotal / Self.drawnFraction)
+            var out = FlameTree(unit: unit, total: total, names: zoom == nil ? names : [], parent: [], name: [], value: [],
+                                base: base == nil ? nil : [], pruned: 0, subtree: zoom == nil ? nil : true)
+            var newIndex = [Int32](repeating: -1, count: parent.count)
+            var i = range.lowerBound
+            while i < range.upperBound {
+                if value[i] < cut && (base?[i] ?? 0) < cut && i != range.lowerBound {
+                    out.pruned! += size[i]
+                    i += size[i]
+                    continue
+                }
+                newIndex[i] = Int32(out.parent.count)
+                out.parent.append(i == range.lowerBound && zoom != nil || parent[i] < 0 ? -1 : newIndex[Int(parent[i])])
+                out.name.append(name[i])
+                out.value.append(value[i])
+                out.base?.append(base![i])
+                i += 1
+            }
+            return out
+        }
+
+        /// The total of the samples with a frame whose name is marked in `mask` (by index into
+        /// `names`), each counted once however many such frames it has: the search's matched
+        /// share, over the whole tree (nothing left out).
+        public func matched(_ mask: [Bool]) -> Int64 {
+            var covered = [Bool](repeating: false, count: parent.count)
+            var sum: Int64 = 0
+            for i in parent.indices {
+                let p = Int(parent[i])
+                let hit = Int(name[i]) < mask.count && mask[Int(name[i])]
+                if p >= 0 && covered[p] { covered[i] = true; continue }
+                if hit { covered[i] = true; sum += value[i] }
+            }
+            return sum
         }
     }
 

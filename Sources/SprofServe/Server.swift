@@ -233,6 +233,8 @@ actor ProfileCache {
         var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
         /// The last time range asked for, as a profile and its CPU stacks.
         var range: (range: TimeRange, profile: Profile, stacks: InternedStacks)?
+        /// Whole flame trees by view key, the last few: a zoom or a search asks the same tree again.
+        var trees: [(key: String, tree: ProfileViews.FlameTree)] = []
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -325,6 +327,35 @@ actor ProfileCache {
         return t
     }
 
+    /// The whole flame tree of view `key` of run `dir` (the last 3 per run are kept).
+    func tree(_ dir: String, key: String, make: (isolated ProfileCache) throws -> ProfileViews.FlameTree) rethrows -> ProfileViews.FlameTree {
+        let e = entry(dir)
+        if let t = e.trees.first(where: { $0.key == key }) { return t.tree }
+        let t = try make(self)
+        e.trees.append((key, t))
+        if e.trees.count > 3 { e.trees.removeFirst() }
+        return t
+    }
+
+    /// Reads run `dir`'s profile, names its stacks, renders its CPU flame graph and reads its
+    /// timeline ahead of a click, each step a call of its own so that requests meanwhile wait for
+    /// one step at most.
+    static func prepare(_ cache: ProfileCache, _ dir: String) async {
+        guard (try? await cache.load(dir)) != nil else { return }
+        _ = try? await cache.cpuStacks(dir)
+        _ = try? await cache.view(dir, key: ServeApp.viewKey(view: "cpu")) { cache in
+            try ServeApp.render(view: "cpu", dir: dir, cache: cache, thread: nil)
+        }
+        _ = try? await cache.timeline(dir)
+    }
+
+    /// What is made of run `dir` so far: `profile`, `stacks`, `cpu` (the CPU view), `timeline`.
+    func made(_ dir: String) -> [String] {
+        guard let e = entries.first(where: { $0.key == dir })?.entry else { return [] }
+        return [e.run != nil ? "profile" : nil, e.stacks != nil ? "stacks" : nil,
+                e.views[ServeApp.viewKey(view: "cpu")] != nil ? "cpu" : nil, e.timeline != nil ? "timeline" : nil].compactMap { $0 }
+    }
+
     /// A rendered view, made once per run.
     func view(_ dir: String, key: String, make: (isolated ProfileCache) throws -> Data) rethrows -> Data {
         if let d = entry(dir).views[key] { return d }
@@ -349,10 +380,21 @@ public enum ServeApp {
         let cache = ProfileCache()
 
         // Pages and assets.
-        router.get("/") { _, _ in Responses.text(Pages.listPage(), type: "text/html; charset=utf-8") }
+        // A page asked for: its job's last run (the list: the newest job's) is read, named,
+        // rendered and its timeline read in the background, before the user clicks.
+        @Sendable func prepare(_ job: Job?) async {
+            guard let job, job.runsDone > 0, let dir = try? await store.directory(of: job.id) else { return }
+            let run = "\(dir)/runs/\(job.runsDone)"
+            Task.detached(priority: .utility) { await ProfileCache.prepare(cache, run) }
+        }
+        router.get("/") { _, _ in
+            await prepare(await store.list().first { $0.runsDone > 0 })
+            return Responses.text(Pages.listPage(), type: "text/html; charset=utf-8")
+        }
         router.get("/jobs/:id") { _, context in
             let id = context.parameters.get("id") ?? ""
-            _ = try await store.job(id)
+            let job = try await store.job(id)
+            await prepare(job)
             return Responses.text(Pages.jobPage(id: id), type: "text/html; charset=utf-8")
         }
         router.get("/assets/:name") { _, context in
@@ -450,9 +492,9 @@ public enum ServeApp {
             let tf = try transforms(request)
             let range = try TimeRange.parse(from: request.uri.queryParameters.get("from").map { String($0) },
                                             to: request.uri.queryParameters.get("to").map { String($0) })
-            let rangeKey = range.map { "|\($0.from)-\($0.to)" } ?? ""
-            let data = try await cache.view(dir, key: "\(view)|\(thread ?? -1)|\(function ?? "")|\(sampleType ?? "")|\(tf.map(\.description).joined(separator: "\n"))" + rangeKey) { cache in
-                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range)
+            let drawn = try DrawnTree(request)
+            let data = try await cache.view(dir, key: viewKey(view: view, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range, drawn: drawn)) { cache in
+                try render(view: view, dir: dir, cache: cache, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range, drawn: drawn)
             }
             return Responses.json(bytes: data)
         }
@@ -482,15 +524,21 @@ public enum ServeApp {
             // Function transforms apply to both sides; a thread or process is this run's own.
             let tf = try transforms(request)
             // Made once per pair of runs and transforms, from the cached profiles and stacks of each.
-            let out = try await cache.view(dir, key: "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")) { cache in
+            let drawn = try DrawnTree(request)
+            let key = "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")
+            let out = try await cache.view(dir, key: key + drawn.key) { cache in
                 let baseTransforms = tf.filter { !$0.selectsThreads }
+                let tree = try cache.tree(dir, key: key) { cache in
+                    ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: tf), unit: "samples",
+                                           base: try cache.cpuStacks(baseDir, transforms: baseTransforms))
+                }
+                // A zoom or a search asks for the differential tree alone.
+                if drawn.zoom != nil || drawn.match != nil { return try drawn.json(tree) }
                 let new = try cache.load(dir, transforms: tf).profile
                 let base = try cache.load(baseDir, transforms: baseTransforms).profile
-                let tree = ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: tf), unit: "samples",
-                                                  base: try cache.cpuStacks(baseDir, transforms: baseTransforms))
                 let (rows, tested) = ProfileViews.comparison(base: base, new: new)
                 var out = Data("{\"flame\":".utf8)
-                out.append(contentsOf: tree.jsonBytes())
+                out.append(contentsOf: try drawn.json(tree))
                 out.append(contentsOf: Data(",\"table\":".utf8))
                 out.append((try? JSON.encode(rows)) ?? Data("[]".utf8))
                 out.append(contentsOf: Data(",\"base_runs\":\(base.runs.count),\"new_runs\":\(new.runs.count),\"tested\":\(tested != nil)".utf8))
@@ -527,9 +575,65 @@ public enum ServeApp {
         }
     }
 
+    /// The cache key of a view request.
+    static func viewKey(view: String, thread: Int? = nil, function: String? = nil, sampleType: String? = nil,
+                        transforms: [StackTransform] = [], range: TimeRange? = nil, drawn: DrawnTree = DrawnTree()) -> String {
+        "\(view)|\(thread ?? -1)|\(function ?? "")|\(sampleType ?? "")|\(transforms.map(\.description).joined(separator: "\n"))"
+            + (range.map { "|\($0.from)-\($0.to)" } ?? "") + drawn.key
+    }
+
+    /// What a flame graph request asks of its tree: the whole view cut for drawing, the subtree
+    /// of a zoomed node (`?zoom=A.B.C`, indices into the tree's names from a root), or the
+    /// matched total of a search (`?match=` the names that match as a bit mask, bit k of byte
+    /// k/8 for name k, in base64url), over the whole tree.
+    struct DrawnTree {
+        var zoom: [Int32]?
+        var match: [Bool]?
+
+        init() {}
+
+        /// - Throws: ``ServeError`` 400 for a zoom or match that does not parse.
+        init(_ request: Request) throws {
+            let q = request.uri.queryParameters
+            if let z = q.get("zoom") {
+                let ids = z.split(separator: ".").map { Int32($0) }
+                guard !ids.isEmpty, ids.count <= 4096, ids.allSatisfy({ ($0 ?? -1) >= 0 }) else {
+                    throw ServeError(400, "zoom must be name indices joined by '.' (as the page sends them)")
+                }
+                zoom = ids.map { $0! }
+            }
+            if let m = q.get("match") {
+                var text = String(m).replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+                while text.utf8.count % 4 != 0 { text += "=" }
+                guard let bytes = Data(base64Encoded: text) else { throw ServeError(400, "match must be a base64url bit mask of names (as the page sends it)") }
+                match = (0..<(bytes.count * 8)).map { bytes[bytes.startIndex + $0 / 8] & (1 << UInt8($0 % 8)) != 0 }
+            }
+        }
+
+        var key: String {
+            (zoom.map { "|zoom=" + $0.map(String.init).joined(separator: ".") } ?? "")
+                + (match.map { "|match=" + $0.map { $0 ? "1" : "0" }.joined() } ?? "")
+        }
+
+        /// The JSON the page asked for of `tree`.
+        /// - Throws: ``ServeError`` 404 when the zoomed node is not in the tree.
+        func json(_ tree: ProfileViews.FlameTree) throws -> Data {
+            if let match {
+                return Data("{\"matched\":\(tree.matched(match)),\"total\":\(tree.total)}".utf8)
+            }
+            guard let cut = tree.drawn(zoom: zoom) else { throw ServeError(404, "no frame at that zoom path in this view") }
+            return Data(cut.jsonBytes())
+        }
+    }
+
     /// The JSON of one view of run `dir`, cut to `range` (when given) and with `transforms` applied to its profiles.
     static func render(view: String, dir: String, cache: isolated ProfileCache, thread: Int?, function: String? = nil, sampleType: String? = nil,
-                       transforms: [StackTransform] = [], range: TimeRange? = nil) throws -> Data {
+                       transforms: [StackTransform] = [], range: TimeRange? = nil, drawn: DrawnTree = DrawnTree()) throws -> Data {
+        // Flame trees: whole trees are kept (a zoom or a search asks for the same again), the page gets them cut.
+        let treeKey = viewKey(view: view, thread: thread, function: function, sampleType: sampleType, transforms: transforms, range: range)
+        func flame(_ make: () throws -> ProfileViews.FlameTree) throws -> Data {
+            try drawn.json(try cache.tree(dir, key: treeKey) { _ in try make() })
+        }
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
         var ranged: (profile: Profile, stacks: InternedStacks)?
@@ -546,12 +650,14 @@ public enum ServeApp {
         switch view {
         case "cpu":
             if let thread {
-                let p = ProfileViews.only(thread: thread, of: try profile())
-                return Data(ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples").jsonBytes())
+                return try flame {
+                    let p = ProfileViews.only(thread: thread, of: try profile())
+                    return ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples")
+                }
             }
-            return Data(ProfileViews.flameTree(try cpuStacks(), unit: "samples").jsonBytes())
+            return try flame { ProfileViews.flameTree(try cpuStacks(), unit: "samples") }
         case "inverted":
-            return Data(ProfileViews.invertedTree(try cpuStacks(), unit: "samples").jsonBytes())
+            return try flame { ProfileViews.invertedTree(try cpuStacks(), unit: "samples") }
         case "callers":
             guard let function, !function.isEmpty else { throw ServeError(400, "give the function as ?fn=NAME") }
             return try json(ProfileViews.callersCallees(try cpuStacks().named, function: function, unit: "samples"))
@@ -571,7 +677,7 @@ public enum ServeApp {
             let row = SampleTypeView.named(view)!
             let run = try cache.load(dir, transforms: transforms)
             guard let (prof, index) = run.values(of: row.sampleType) else { return try json(Empty(empty: row.notRecorded)) }
-            return sampleTypeTree(prof, index)
+            return try flame { sampleTypeTree(prof, index) }
         case "type":
             // Any sample type of the run's profile by name (`?name=alloc_space`), as `--sample-type`.
             guard let name = sampleType, !name.isEmpty else { throw ServeError(400, "give the sample type as ?name=TYPE") }
@@ -581,7 +687,7 @@ public enum ServeApp {
                 do { _ = try run.profile.sampleTypeIndex(selecting: String(name.prefix(40))) } catch { throw ServeError(404, "\(error)") }
                 throw ServeError(404, "this run has no '\(name.prefix(40))' values")
             }
-            return sampleTypeTree(prof, index)
+            return try flame { sampleTypeTree(prof, index) }
         case "memory":
             let run = try cache.load(dir, transforms: transforms)
             let series = ProfileViews.memory(run.profile, names: run.memoryNames)
@@ -606,8 +712,8 @@ public enum ServeApp {
     }
 
     /// The flame graph of sample type `index` of `profile`, in the type's unit.
-    static func sampleTypeTree(_ profile: Profile, _ index: Int) -> Data {
-        Data(ProfileViews.flameTree(profile.aggregatedStacks(valueIndex: index, sorted: false), unit: profile.sampleTypes[index].unit).jsonBytes())
+    static func sampleTypeTree(_ profile: Profile, _ index: Int) -> ProfileViews.FlameTree {
+        ProfileViews.flameTree(profile.aggregatedStacks(valueIndex: index, sorted: false), unit: profile.sampleTypes[index].unit)
     }
 
     /// The directory of job `id` when it holds its runs merged (`profile.pb.gz`, a repeat job's).

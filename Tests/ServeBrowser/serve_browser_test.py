@@ -5,7 +5,7 @@ chromium-driver and python3-selenium).
   serve_browser_test.py BIN_DIR                  the test (scripts/test.sh runs it)
   serve_browser_test.py BIN_DIR --screenshot F   also save a screenshot of the job page to F
   serve_browser_test.py BIN_DIR --bench          time the flame graph on 100k distinct stacks
-  serve_browser_test.py BIN_DIR --bench30k [--reps N]
+  serve_browser_test.py BIN_DIR --bench30k [--reps N] [--think MS]
                                                  time first view, transforms, range and Compare on 30,000
                                                  stacks (pprof + timeline), medians of N (5) repetitions
   serve_browser_test.py BIN_DIR --heap-only      only the heap job (the Memory tab of a --heap job)
@@ -359,6 +359,7 @@ def e2e(bin_dir, screenshot):
         # Restart the server: the job is still there, done, with its views.
         server.stop()
         write_synthetic_jobs(data)
+        wide = make_bench_pprof(data, WIDE_JOB, stacks=8000)
         server = Server(bin_dir, data, free_port())
         driver.get(server.url)
         wait(driver, "the job list after restart", lambda d: d.find_elements(By.CSS_SELECTOR, f'#jobs tr[data-id="{job_id}"]'))
@@ -396,6 +397,7 @@ def e2e(bin_dir, screenshot):
             clear_transforms(driver)
             print(f"screenshot: {shot2}")
         synthetic_checks(driver, server)
+        drawn_tree_checks(driver, server, wide)
         recursion_check(driver, server, bin_dir, data)
         bulk_delete_check(driver, server)
         server = orphan_check(driver, server, bin_dir, data)
@@ -923,6 +925,58 @@ def write_synthetic_jobs(data):
     write_job(data, "20200101-000000-00000d", "app;main 1\n", ["bulk2"])
 
 
+WIDE_JOB = "20200101-000000-00000f"
+
+
+def drawn_tree_checks(driver, server, wide):
+    """A profile of 8,000 distinct stacks (~84,000 samples): the server sends only frames of at
+    least 1/20,000 of the total, the rest in their parents' self; every sent total is exact, a
+    zoom fetches the zoomed frame's whole subtree, and the search's matched share is exact."""
+    total, rows = wide
+    job_page(driver, server, WIDE_JOB)
+    open_tab(driver, "cpu")
+    wait(driver, "the wide job's flame graph", flame_ready)
+    f = driver.execute_script("const f = window.sprofFlame; return {pruned: f.data.pruned, total: f.total, n: f.n};")
+    assert f["pruned"] and f["pruned"] > 0 and f["total"] == total, f
+    # Exact totals: every sent frame against the generated stacks.
+    by_path = {}
+    for frames, _, n in rows:
+        for k in range(1, len(frames) + 1):
+            by_path[frames[:k]] = by_path.get(frames[:k], 0) + n
+    sent = driver.execute_script("""const f = window.sprofFlame, out = [];
+        for (let i = 0; i < f.n; i += 97) { const p = []; for (let q = i; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]);
+          out.push([p.reverse().slice(1), f.value[i]]); }
+        return out;""")
+    for path, value in sent:
+        if path:
+            assert by_path[tuple(path)] == value, (path, value)
+    # Search: the matched share over every stack, narrow ones included.
+    pattern = r"fn_1[0-9]{2}\("
+    want = 100 * sum(n for frames, _, n in rows if any(re.search(pattern, fr) for fr in frames)) / total
+    driver.execute_script("window.sprofFlame.searchEl.value = arguments[0]; window.sprofFlame.search(arguments[0]);", pattern)
+    wait(driver, "the server's matched share", lambda d: d.execute_script("return window.sprofFlame.matchedPercent") is not None)
+    got = driver.execute_script("return window.sprofFlame.matchedPercent")
+    assert abs(got - want) < 1e-9, (got, want)
+    driver.execute_script("window.sprofFlame.searchEl.value = ''; window.sprofFlame.search('');")
+    # Zoom into a frame with children left out: its subtree arrives whole (its cut is 1/20,000 of it).
+    node = driver.execute_script("""const f = window.sprofFlame;
+        let best = -1;
+        for (let i = 0; i < f.n; i++) if (f.depth[i] === 4 && f.selfv[i] > 0 && (best < 0 || f.value[i] > f.value[best])) best = i;
+        const p = []; for (let q = best; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]);
+        f.zoom(best);
+        return p.reverse().slice(1);""")
+    prefix = tuple(node)
+    kids = {frames[len(prefix)] for frames, _, _ in rows if frames[:len(prefix)] == prefix and len(frames) > len(prefix)}
+    self_value = sum(n for frames, _, n in rows if frames == prefix)
+    def expanded(d):
+        return d.execute_script("""const f = window.sprofFlame; if (f.pending || f.focus < 0) return null;
+            return [f.start[f.focus + 1] - f.start[f.focus], f.selfv[f.focus]];""")
+    wait(driver, "the zoomed frame's subtree", lambda d: (expanded(d) or [0])[0] == len(kids))
+    assert expanded(driver) == [len(kids), self_value], (expanded(driver), len(kids), self_value)
+    print(f"drawn tree: {f['n']} of {f['n'] + f['pruned']} frames sent; matched {got:.2f}% exact; "
+          f"zoom into {node[-1]!r} fetched its {len(kids)} children")
+
+
 def synthetic_checks(driver, server):
     job_page(driver, server, "20200101-000000-00000a")
     wait(driver, "the shallow flame graph", flame_ready)
@@ -1146,12 +1200,14 @@ def server_cpu_ms(server):
     return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
 
-def bench30k(bin_dir, reps=5):
+def bench30k(bin_dir, reps=5, think_ms=0):
     """Times what issue 21 sets targets for, on two jobs of 30,000 distinct stacks (pprof with a
     sample timeline): the CPU tab's first view, the same again, a focus and an ignore transform,
     a time range and its Top functions, and Compare of the two. Each repetition starts a new
     server (nothing cached); prints every figure and the median of each step (no assertion on
-    time) and checks every drawn total against the generated profile."""
+    time) and checks every drawn total against the generated profile. `think_ms`: how long the
+    user looks at a job's page before the first click (the server prepares the job meanwhile);
+    0 clicks as soon as the page shows the job."""
     data = tempfile.mkdtemp(prefix="sprof-serve-bench30k-")
     jobs = ["20200101-000000-be0c30", "20200101-000000-be0c31"]
     (total, rows), _ = make_bench_pprof(data, jobs[0]), make_bench_pprof(data, jobs[1], seed=8)
@@ -1183,6 +1239,7 @@ def bench30k(bin_dir, reps=5):
                     steps.setdefault(name, []).append((ms, cpu))
                 driver.get(f"{server.base}/jobs/{jobs[0]}?token={server.token}#files")
                 wait(driver, "the page", lambda d: d.find_element(By.ID, "job-state").get_attribute("data-state") == "done")
+                time.sleep(think_ms / 1000)
                 cpu_tab = 'document.querySelector(\'#tabs button[data-tab="cpu"]\').click();'
                 total_js = "return window.sprofFlame.data.total"
                 # First view: from the tab's click to the drawn flame graph (server: decode, tree, JSON; page: layout, draw).
@@ -1207,6 +1264,7 @@ def bench30k(bin_dir, reps=5):
                 # Compare: job 2 against job 1 (job 2 not loaded before, job 1 cached).
                 driver.get(f"{server.base}/jobs/{jobs[1]}#compare")
                 wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, f'#compare-base option[value="{jobs[0]}:1"]'))
+                time.sleep(think_ms / 1000)
                 step("Compare of the two jobs",
                      f"const s = document.getElementById('compare-base'); s.value = '{jobs[0]}:1'; s.dispatchEvent(new Event('change'));",
                      f"document.querySelectorAll('#diff-table tbody tr').length > 0 && {FLAME_DRAWN}")
@@ -1214,6 +1272,7 @@ def bench30k(bin_dir, reps=5):
                 server.stop()
         load = os.getloadavg()
         print(f"30,000 distinct stacks, {total} samples; {reps} repetitions, each with a new server; "
+              f"{think_ms} ms on a job's page before the first click; "
               f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f} at the end; wall ms from the click to the drawn view "
               f"and the server's CPU ms meanwhile")
         for name, runs in steps.items():
@@ -1243,9 +1302,12 @@ def bench(bin_dir):
             const f = window.sprofFlame, out = {};
             let t = performance.now(); f.zoom(f.kids[f.start[f.kids[0]]]); out.zoomMs = performance.now() - t;
             t = performance.now(); f.zoom(-1); out.resetMs = performance.now() - t;
-            t = performance.now(); f.search("fn_1[0-9]{2}\\\\("); out.searchMs = performance.now() - t; out.matched = f.matchedPercent;
+            t = performance.now(); f.searchEl.value = "fn_1[0-9]{2}\\\\("; f.search(f.searchEl.value); out.searchMs = performance.now() - t;
             t = performance.now(); for (let k = 0; k < 10; k++) f.draw(); out.redrawMs = (performance.now() - t) / 10;
             return out;""")
+        # With frames left out, the matched share comes from the server.
+        wait(driver, "the matched share", lambda d: d.execute_script("return window.sprofFlame.matchedPercent") is not None)
+        timings["matched"] = driver.execute_script("return window.sprofFlame.matchedPercent")
         print(f"100k distinct stacks: {stats['frames']} frames in the tree, {stats['drawn']} drawn; "
               f"page load to first draw {load:.2f} s (server parse + JSON + layout); layout {stats['layoutMs']:.0f} ms, "
               f"first draw {stats['drawMs']:.0f} ms; zoom {timings['zoomMs']:.0f} ms, reset {timings['resetMs']:.0f} ms, "
@@ -1262,7 +1324,8 @@ if __name__ == "__main__":
         sys.exit(2)
     bin_dir = os.path.abspath(sys.argv[1])
     if "--bench30k" in sys.argv:
-        bench30k(bin_dir, int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 5)
+        bench30k(bin_dir, int(sys.argv[sys.argv.index("--reps") + 1]) if "--reps" in sys.argv else 5,
+                 int(sys.argv[sys.argv.index("--think") + 1]) if "--think" in sys.argv else 0)
     elif "--bench" in sys.argv:
         bench(bin_dir)
     elif "--heap-only" in sys.argv:

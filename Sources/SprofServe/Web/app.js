@@ -271,13 +271,14 @@
         const why = needsProfile();
         if (why) return message(why);
         message("loading…");
-        const data = await api("GET", `${base()}/view/${view}${extra || ""}`);
+        const url = `${base()}/view/${view}${extra || ""}`;
+        const data = await api("GET", url);
         if (data.empty) return message(data.empty);
         if (!data.parent || data.parent.length === 0) return message("No samples were recorded in this run, so there is nothing to draw.");
         panel.textContent = "";
         const holder = el("div", { class: "flame", id: "flame-" + view });
         panel.append(holder);
-        window.sprofFlame = newFlame(holder, data, {});
+        window.sprofFlame = newFlame(holder, data, {}, url);
       }
 
       function table(columns, rows, sortable) {
@@ -333,7 +334,7 @@
           const holder = el("div", { class: "flame" });
           panel.append(holder);
           const tree = await api("GET", `${base()}/view/cpu`);
-          window.sprofFlame = newFlame(holder, tree, {});
+          window.sprofFlame = newFlame(holder, tree, {}, `${base()}/view/cpu`);
         } else {
           panel.append(el("p", { class: "muted", text: "Page faults were not sampled for this job: run it with the event page-faults for a page-fault flame graph." }));
         }
@@ -418,12 +419,13 @@
           const sortedRows = [...tr.parentNode.children].map((r) => r.children[2].textContent);
           const row = rows.find((r) => String(r.tid) === sortedRows[idx] && window.sprofSafeText(r.name) === tr.children[1].textContent);
           if (!row) return;
-          const data = await api("GET", `${base()}/view/cpu?thread=${row.index}`);
+          const url = `${base()}/view/cpu?thread=${row.index}`;
+          const data = await api("GET", url);
           holder.textContent = "";
           holder.append(el("h3", { text: `${row.name} (tid ${row.tid})` }), transforms.threadButtons(row));
           const inner = el("div");
           holder.append(inner);
-          window.sprofFlame = newFlame(inner, data, {});
+          window.sprofFlame = newFlame(inner, data, {}, url);
         });
       }
 
@@ -502,11 +504,12 @@
           try {
             const [kind, rest] = [select.value.slice(0, select.value.indexOf(":")), select.value.slice(select.value.indexOf(":") + 1)];
             const q = kind === "upload" ? `base_upload=${encodeURIComponent(rest)}` : `base=${encodeURIComponent(kind)}&base_run=${encodeURIComponent(rest)}`;
-            const data = await api("GET", `${base()}/compare?${q}${all.checked ? "&all=1" : ""}`);
+            const url = `${base()}/compare?${q}${all.checked ? "&all=1" : ""}`;
+            const data = await api("GET", url);
             out.textContent = "";
             const holder = el("div", { class: "flame", id: "flame-diff" });
             out.append(holder);
-            window.sprofFlame = newFlame(holder, data.flame, { diff: true });
+            window.sprofFlame = newFlame(holder, data.flame, { diff: true }, url);
             out.append(el("h3", { text: "Largest changes of self and total share (percentage points)" }));
             const signed = (v) => (v >= 0 ? "+" : "") + v.toFixed(2);
             const cols = [{ key: "name", title: "Function", num: false },
@@ -657,7 +660,10 @@
   }
 
   // A flame graph; the last one drawn in a shown tab is window.sprofFlame (tests and the console use it).
-  function newFlame(holder, data, opts) {
+  // `url`: where the tree came from, asked again for a zoomed frame's subtree and a search's
+  // matched share when the server left narrow frames out.
+  function newFlame(holder, data, opts, url) {
+    if (url) opts.fetch = (query) => api("GET", url + (url.includes("?") ? "&" : "?") + query);
     const f = new window.SprofFlameGraph(holder, data, opts);
     if (!holder.isConnected) return window.sprofFlame;
     if (window.sprofTransforms) window.sprofTransforms.attach(f, holder);

@@ -57,8 +57,50 @@
     constructor(container, data, opts) {
       const t0 = performance.now();
       this.container = container;
-      this.data = data;
       this.opts = opts || {};
+      this.expanded = new Set();
+      this.layout(data);
+      this.focus = -1;
+      this.matches = null;
+      this.layoutMs = performance.now() - t0;
+
+      container.textContent = "";
+      const bar = document.createElement("div");
+      bar.className = "flame-bar";
+      const reset = document.createElement("button");
+      reset.textContent = "Reset zoom"; reset.className = "flame-reset"; reset.disabled = true;
+      reset.addEventListener("click", () => this.zoom(-1));
+      const search = document.createElement("input");
+      search.type = "search"; search.placeholder = "Search (regex)"; search.className = "flame-search";
+      search.addEventListener("input", () => this.search(search.value));
+      const matched = document.createElement("span");
+      matched.className = "flame-matched muted";
+      const info = document.createElement("span");
+      info.className = "flame-info muted";
+      info.textContent = `${fmtValue(this.total, data.unit)}${data.unit === "nanoseconds" ? " in total" : ""} in ${fmt(this.n)} frames`
+        + (data.pruned ? ` (${fmt(data.pruned)} narrower than 1/20,000 of it left in their parents' self; a zoom fetches them)` : "");
+      bar.append(reset, search, matched, info);
+      const wrap = document.createElement("div");
+      wrap.className = "flame-wrap";
+      const canvas = document.createElement("canvas");
+      canvas.className = "flame-canvas";
+      const tip = document.createElement("div");
+      tip.className = "flame-tip"; tip.hidden = true;
+      wrap.append(canvas, tip);
+      container.append(bar, wrap);
+      Object.assign(this, { canvas, tip, matchedEl: matched, searchEl: search, resetEl: reset });
+      canvas.addEventListener("mousemove", (e) => this.hover(e));
+      canvas.addEventListener("mouseleave", () => { this.tip.hidden = true; this.hot = -1; });
+      canvas.addEventListener("click", (e) => { const i = this.hit(e); if (i >= 0) this.zoom(i); });
+      this.resizeObserver = new ResizeObserver(() => this.draw());
+      this.resizeObserver.observe(wrap);
+      this.draw();
+    }
+
+    // The tree's arrays: depth, x offset, children (CSR), self values; again after a zoom's
+    // subtree is spliced in.
+    layout(data) {
+      this.data = data;
       const n = data.parent.length;
       this.n = n;
       const parent = Int32Array.from(data.parent);
@@ -100,42 +142,8 @@
         for (let i = 0; i < n; i++) maxAbs = Math.max(maxAbs, Math.abs(selfv[i] - selfb[i]));
         this.selfb = selfb; this.base = base; this.maxAbs = maxAbs || 1;
       }
-      this.colors = data.names.map(frameColor);
-      this.shown = data.names.map(safeText);
-      this.focus = -1;
-      this.matches = null;
-      this.layoutMs = performance.now() - t0;
-
-      container.textContent = "";
-      const bar = document.createElement("div");
-      bar.className = "flame-bar";
-      const reset = document.createElement("button");
-      reset.textContent = "Reset zoom"; reset.className = "flame-reset"; reset.disabled = true;
-      reset.addEventListener("click", () => this.zoom(-1));
-      const search = document.createElement("input");
-      search.type = "search"; search.placeholder = "Search (regex)"; search.className = "flame-search";
-      search.addEventListener("input", () => this.search(search.value));
-      const matched = document.createElement("span");
-      matched.className = "flame-matched muted";
-      const info = document.createElement("span");
-      info.className = "flame-info muted";
-      info.textContent = `${fmtValue(this.total, data.unit)}${data.unit === "nanoseconds" ? " in total" : ""} in ${fmt(n)} frames`;
-      bar.append(reset, search, matched, info);
-      const wrap = document.createElement("div");
-      wrap.className = "flame-wrap";
-      const canvas = document.createElement("canvas");
-      canvas.className = "flame-canvas";
-      const tip = document.createElement("div");
-      tip.className = "flame-tip"; tip.hidden = true;
-      wrap.append(canvas, tip);
-      container.append(bar, wrap);
-      Object.assign(this, { canvas, tip, matchedEl: matched, searchEl: search, resetEl: reset });
-      canvas.addEventListener("mousemove", (e) => this.hover(e));
-      canvas.addEventListener("mouseleave", () => { this.tip.hidden = true; this.hot = -1; });
-      canvas.addEventListener("click", (e) => { const i = this.hit(e); if (i >= 0) this.zoom(i); });
-      this.resizeObserver = new ResizeObserver(() => this.draw());
-      this.resizeObserver.observe(wrap);
-      this.draw();
+      if (!this.colors || this.colors.length !== data.names.length) this.colors = data.names.map(frameColor);
+      if (!this.shown || this.shown.length !== data.names.length) this.shown = data.names.map(safeText);
     }
 
     zoom(i) {
@@ -143,6 +151,58 @@
       this.resetEl.disabled = i < 0;
       this.draw();
       if (this.opts.onView) this.opts.onView(this);
+      if (i >= 0 && this.data.pruned && this.opts.fetch) this.expand(i);
+    }
+
+    // The server sent only frames of at least 1/20,000 of the whole: a zoomed frame's subtree is
+    // asked for again, cut relative to that frame, and spliced in place of what was sent.
+    async expand(i) {
+      const path = this.pathOf(i), key = path.join(".");
+      if (this.expanded.has(key)) return;
+      this.expanded.add(key);
+      this.pending = (this.pending || 0) + 1;
+      try {
+        const sub = await this.opts.fetch("zoom=" + key);
+        // The tree may have changed meanwhile (another zoom's splice): find the node again.
+        const at = this.find(path);
+        if (at < 0 || !sub.subtree) return;
+        const d = this.data, n = this.n;
+        let end = at + 1;
+        while (end < n && this.depth[end] > this.depth[at]) end++;
+        const m = sub.parent.length - 1, delta = m - (end - at - 1);
+        const cat = (a, mid) => a.slice(0, at + 1).concat(mid, a.slice(end));
+        const subParent = [];
+        for (let j = 1; j <= m; j++) subParent.push(at + sub.parent[j]);
+        const parent = d.parent.slice(0, at + 1).concat(subParent, d.parent.slice(end).map((p) => (p >= end ? p + delta : p)));
+        const next = { ...d, parent, name: cat(d.name, sub.name.slice(1)), value: cat(d.value, sub.value.slice(1)) };
+        if (d.base) next.base = cat(d.base, sub.base.slice(1));
+        next.pruned = d.pruned;
+        const focusPath = this.focus >= 0 ? this.pathOf(this.focus) : null;
+        this.layout(next);
+        this.focus = focusPath ? this.find(focusPath) : -1;
+        if (this.matches && this.searchEl.value) this.search(this.searchEl.value, true);
+        this.draw();
+      } finally {
+        this.pending--;
+      }
+    }
+
+    pathOf(i) {
+      const path = [];
+      for (let p = i; p >= 0; p = this.parent[p]) path.push(this.data.name[p]);
+      return path.reverse();
+    }
+
+    // The node whose names from a root are `path`, or -1.
+    find(path) {
+      let lo = 0, hi = this.roots, found = -1;
+      for (const id of path) {
+        found = -1;
+        for (let k = lo; k < hi; k++) if (this.data.name[this.kids[k]] === id) { found = this.kids[k]; break; }
+        if (found < 0) return -1;
+        lo = this.start[found]; hi = this.start[found + 1];
+      }
+      return found;
     }
 
     // The visible range in value units: the focused frame fills the width; its ancestors span it.
@@ -269,27 +329,53 @@
       this.tip.style.top = top + "px";
     }
 
-    search(text) {
+    search(text, quiet) {
       if (!text) { this.matches = null; this.matchedEl.textContent = ""; this.draw(); if (this.opts.onView) this.opts.onView(this); return; }
       let re;
       try { re = new RegExp(text); } catch (_) { re = null; }
       const names = this.data.names;
       const m = new Uint8Array(names.length);
       for (let k = 0; k < names.length; k++) m[k] = re ? (re.test(names[k]) ? 1 : 0) : (names[k].includes(text) ? 1 : 0);
-      // Matched share: frames that match, not counting those under a matching ancestor twice.
-      const under = new Uint8Array(this.n);
-      let sum = 0;
-      for (let i = 0; i < this.n; i++) {
-        const p = this.parent[i];
-        const covered = p >= 0 && (under[p] || m[this.data.name[p]]);
-        under[i] = covered ? 1 : 0;
-        if (!covered && m[this.data.name[i]]) sum += this.value[i];
-      }
       this.matches = m;
-      this.matchedPercent = 100 * sum / Math.max(1, this.total);
-      this.matchedEl.textContent = `Matched: ${this.matchedPercent.toFixed(2)}%`;
+      if (this.data.pruned && this.opts.fetch) {
+        // Frames narrower than 1/20,000 were not sent: the matched share is summed by the server
+        // over the whole tree, for the names matched here (a bit mask, base64url).
+        if (!quiet) this.matchShare(m, text);
+      } else {
+        // Matched share: frames that match, not counting those under a matching ancestor twice.
+        const under = new Uint8Array(this.n);
+        let sum = 0;
+        for (let i = 0; i < this.n; i++) {
+          const p = this.parent[i];
+          const covered = p >= 0 && (under[p] || m[this.data.name[p]]);
+          under[i] = covered ? 1 : 0;
+          if (!covered && m[this.data.name[i]]) sum += this.value[i];
+        }
+        this.matchedPercent = 100 * sum / Math.max(1, this.total);
+        this.matchedEl.textContent = `Matched: ${this.matchedPercent.toFixed(2)}%`;
+      }
+      if (quiet) return;
       this.draw();
       if (this.opts.onView) this.opts.onView(this);
+    }
+
+    async matchShare(m, text) {
+      const bytes = new Uint8Array((m.length + 7) >> 3);
+      for (let k = 0; k < m.length; k++) if (m[k]) bytes[k >> 3] |= 1 << (k & 7);
+      let bin = "";
+      for (let k = 0; k < bytes.length; k++) bin += String.fromCharCode(bytes[k]);
+      const mask = btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+      this.matchedPercent = undefined;
+      this.matchedEl.textContent = "Matched: …";
+      const asked = this.asked = (this.asked || 0) + 1;
+      try {
+        const r = await this.opts.fetch("match=" + mask);
+        if (asked !== this.asked || this.searchEl.value !== text) return;
+        this.matchedPercent = 100 * r.matched / Math.max(1, this.total);
+        this.matchedEl.textContent = `Matched: ${this.matchedPercent.toFixed(2)}%`;
+      } catch (e) {
+        if (asked === this.asked) this.matchedEl.textContent = "Matched: " + String(e.message || e);
+      }
     }
   }
 
