@@ -71,6 +71,7 @@ extension ProfileStatistics {
         lostOffCPU = session.lostOffCPU
         liveStackReads = session.liveStackReads
         liveStackChanged = session.liveStackChanged
+        liveStackShared = session.liveStackShared
     }
 }
 

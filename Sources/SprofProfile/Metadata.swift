@@ -26,6 +26,9 @@ public struct ProfileStatistics: Sendable, Equatable {
     /// Of those reads, the ones thrown away because the live bytes at the copy's end were no
     /// longer the copied ones (the thread had returned past them): those stacks end at the copy.
     public var liveStackChanged = 0
+    /// Of those reads, the ones whose bytes were those of the thread's previous read, kept once
+    /// for all of them (a thread deep in one call tree has the same callers at every sample).
+    public var liveStackShared = 0
     /// Processes seen.
     public var processes = 0
     /// Threads seen.
@@ -178,7 +181,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
             add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
-            add("live stack reads", s.liveStackReads > 0 || s.liveStackChanged > 0 ? "\(s.liveStackReads) (\(s.liveStackChanged) changed)" : nil)
+            add("live stack reads", s.liveStackReads > 0 || s.liveStackChanged > 0 ? "\(s.liveStackReads) (\(s.liveStackChanged) changed, \(s.liveStackShared) shared)" : nil)
             add("debuginfod", s.debuginfodFiles > 0 ? "\(s.debuginfodFiles) files" : nil)
             add("processes", String(s.processes))
             add("threads", String(s.threads))
@@ -240,6 +243,7 @@ public struct ProfileMetadata: Sendable, Equatable {
                 let numbers = value.split(whereSeparator: { !$0.isNumber }).compactMap { Int($0) }
                 statistics.liveStackReads = numbers.first ?? 0
                 statistics.liveStackChanged = numbers.count > 1 ? numbers[1] : 0
+                statistics.liveStackShared = numbers.count > 2 ? numbers[2] : 0
             case "debuginfod": statistics.debuginfodFiles = Int(firstNumber() ?? 0)
             case "processes": statistics.processes = Int(firstNumber() ?? 0)
             case "threads": statistics.threads = Int(firstNumber() ?? 0)

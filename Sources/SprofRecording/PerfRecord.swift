@@ -68,7 +68,7 @@ public struct SampleRecord: Sendable, Equatable {
     /// came out of the ring buffer, when the kernel's copy ended before the stack and the live bytes at its end
     /// were still the copied ones (see `LiveStackReader`); empty otherwise. Together with
     /// ``userStack`` it is the stack from the sampled stack pointer on, without a gap.
-    public var liveStack: [UInt8] = []
+    public var liveStack: ArraySlice<UInt8> = []
     /// Where the sample was taken.
     public var cpuMode: CPUMode = .unknown
     /// The id of the event that took it (PERF_SAMPLE_IDENTIFIER; the parent event's id for
@@ -186,6 +186,11 @@ public struct RecordParser: Sendable {
     /// perf.data (perf's own start at 64): a piece of ``SampleRecord/liveStack`` that follows its
     /// sample in the reader's output (the 16-bit record size cannot hold 512 KiB at once).
     static let typeLiveStack: UInt32 = 0x5350_0001
+    /// sprof's own record type: follows a sample to say that its ``SampleRecord/liveStack`` is
+    /// the thread's live-stack block numbered `serial` (u64) from byte `offset` (u64) on. The
+    /// block's ``typeLiveStack`` pieces follow when it is sent for the first time; later samples
+    /// of the thread refer to it without them (see `LiveStackLedger`).
+    static let typeLiveStackRef: UInt32 = 0x5350_0002
     static let miscSwitchOut: UInt16 = 1 << 13
     static let miscSwitchOutPreempt: UInt16 = 1 << 14
     static let miscCommExec: UInt16 = 1 << 13
@@ -403,43 +408,101 @@ extension RecordParser {
         }
     }
 
-    /// Whether the record starting at `offset` of `bytes` is a ``typeLiveStack`` piece (which
-    /// belongs to the sample before it and must not be separated from it).
+    /// A ``typeLiveStackRef`` record for block `serial` from byte `offset` on, appended to `out`.
+    static func appendLiveStackRef(serial: UInt64, offset: Int, to out: inout [UInt8]) {
+        withUnsafeBytes(of: typeLiveStackRef.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt16(0)) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt16(24).littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: serial.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(offset).littleEndian) { out.append(contentsOf: $0) }
+    }
+
+    /// Whether the record starting at `offset` of `bytes` is a ``typeLiveStack`` piece or a
+    /// ``typeLiveStackRef`` (which belong to the sample before them and must not be separated
+    /// from it).
     static func isLiveStackRecord(_ bytes: UnsafeRawBufferPointer, at offset: Int) -> Bool {
-        offset + 8 <= bytes.count && bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self) == typeLiveStack
+        guard offset + 8 <= bytes.count else { return false }
+        let type = bytes.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+        return type == typeLiveStack || type == typeLiveStackRef
     }
 
     /// Every record in `bytes` (whole raw records one after another), with ``typeLiveStack``
     /// pieces joined to the sample before them as its ``SampleRecord/liveStack``. Records that do
     /// not parse are skipped, as are pieces without a sample before them. Pure.
     func parseAll(_ bytes: UnsafeRawBufferPointer, into records: inout [PerfRecord]) {
+        var blocks = LiveStackBlocks()
+        parseAll(bytes, into: &records, blocks: &blocks)
+    }
+
+    /// ``parseAll(_:into:)`` for a stream cut into chunks: `blocks` carries the live-stack blocks
+    /// that later samples refer to (``typeLiveStackRef``) from one chunk to the next. Pure: the
+    /// same bytes and state in give the same records and state out.
+    func parseAll(_ bytes: UnsafeRawBufferPointer, into records: inout [PerfRecord], blocks: inout LiveStackBlocks) {
         var at = 0
         var live: [UInt8] = []
         var liveOwner: Int?
+        var ref: (serial: UInt64, offset: Int)?
         func attach() {
-            if let i = liveOwner, !live.isEmpty, case .sample(var s) = records[i] {
-                s.liveStack = live
-                records[i] = .sample(s)
+            defer {
+                live = []
+                liveOwner = nil
+                ref = nil
             }
-            live = []
-            liveOwner = nil
+            guard let i = liveOwner, case .sample(var s) = records[i] else { return }
+            if let ref {
+                let block: [UInt8]?
+                if !live.isEmpty {
+                    blocks.ledger.insert(tid: s.tid, serial: ref.serial, size: live.count, value: live)
+                    block = live
+                } else {
+                    block = blocks.ledger.lookup(tid: s.tid, serial: ref.serial)
+                    if block == nil { blocks.missing += 1 }
+                }
+                guard let block, ref.offset < block.count else { return }
+                s.liveStack = block[ref.offset...]
+            } else {
+                guard !live.isEmpty else { return }
+                s.liveStack = live[...]
+            }
+            records[i] = .sample(s)
         }
         while at + 8 <= bytes.count {
             let size = Int(bytes.loadUnaligned(fromByteOffset: at + 6, as: UInt16.self))
             guard size >= 8, at + size <= bytes.count else { break }
-            if Self.isLiveStackRecord(bytes, at: at) {
+            let type = bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)
+            if type == Self.typeLiveStack {
                 if liveOwner != nil { live.append(contentsOf: bytes[(at + 8)..<(at + size)]) }
+            } else if type == Self.typeLiveStackRef {
+                if liveOwner != nil, size >= 24 {
+                    let serial = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))
+                    let offset = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 16, as: UInt64.self))
+                    ref = (serial, Int(min(offset, UInt64(Int32.max))))
+                }
             } else {
                 attach()
                 if let r = try? parse(UnsafeRawBufferPointer(rebasing: bytes[at..<(at + size)])) {
                     records.append(r)
-                    if case .sample = r { liveOwner = records.count - 1 }
+                    switch r {
+                    case .sample: liveOwner = records.count - 1
+                    case .exit(let t): blocks.ledger.remove(tid: t.tid)
+                    default: break
+                    }
                 }
             }
             at += size
         }
         attach()
     }
+}
+
+/// The consumer's side of `LiveStackLedger`: the blocks later samples may refer to, carried from
+/// one chunk of records to the next.
+struct LiveStackBlocks {
+    var ledger = LiveStackLedger<[UInt8]>(limit: LiveStackBlocks.limit)
+    /// References to a block that never arrived (its records were lost to the memory budget).
+    var missing = 0
+    /// The most bytes of blocks kept on each side of the hand-over.
+    static let limit = 64 << 20
 }
 
 /// Bounds-checked little-endian reads over a record's bytes.

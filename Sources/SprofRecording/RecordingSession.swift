@@ -65,6 +65,9 @@ public final class RecordingSession: @unchecked Sendable {
         /// Samples whose copy could not be extended: the live bytes at the copy's end were
         /// no longer the copied ones (the thread had returned past it).
         public var liveStackChanged = 0
+        /// Of ``liveStackReads``, those whose bytes were the thread's previous read's: kept and
+        /// handed over once for all of them.
+        public var liveStackShared = 0
     }
 
     /// The default ``memoryBudget``: 256 MiB.
@@ -449,13 +452,14 @@ public final class RecordingSession: @unchecked Sendable {
         defer { if idle { _ = csprof_set_thread_idle(0) } }
         // A bounded batch: its parsed records are about as large as its bytes again.
         let limit = max(1 << 16, min(memoryBudget / 8, 8 << 20))
+        var blocks = LiveStackBlocks()
         while true {
             let (chunks, bytes, lost, done) = mailbox.take(limit: limit)
             if done && idle {
                 _ = csprof_set_thread_idle(0)
                 idle = false
             }
-            var batch = Self.parse(chunks, parser: parser)
+            var batch = Self.parse(chunks, parser: parser, blocks: &blocks)
             if lost > 0 { batch.append(.lost(count: lost, time: batch.last?.time ?? 0)) }
             if !batch.isEmpty { consume(batch) }
             mailbox.release(bytes)
@@ -468,9 +472,16 @@ public final class RecordingSession: @unchecked Sendable {
     /// The records in chunks of whole raw records (the reader parsed each once already; one that
     /// did not parse never got here).
     static func parse(_ chunks: [[UInt8]], parser: RecordParser) -> [PerfRecord] {
+        var blocks = LiveStackBlocks()
+        return parse(chunks, parser: parser, blocks: &blocks)
+    }
+
+    /// ``parse(_:parser:)`` for one batch of a stream: `blocks` carries the live-stack blocks
+    /// later batches refer to.
+    static func parse(_ chunks: [[UInt8]], parser: RecordParser, blocks: inout LiveStackBlocks) -> [PerfRecord] {
         var records: [PerfRecord] = []
         for chunk in chunks {
-            chunk.withUnsafeBytes { parser.parseAll($0, into: &records) }
+            chunk.withUnsafeBytes { parser.parseAll($0, into: &records, blocks: &blocks) }
         }
         return records
     }
@@ -497,6 +508,14 @@ public final class RecordingSession: @unchecked Sendable {
         var time: UInt64
         var sequence: Int
         var bytes: [UInt8]
+        /// The bytes this record holds against the budget (a shared live-stack block counts once,
+        /// with the first record that holds it).
+        var cost: Int
+        /// The sample's live stack beyond its copy (the records for it are made on release, in
+        /// order, when it is known whether the consumer has the block already) and its thread.
+        var live: (block: LiveStackBlock, offset: Int, tid: Int32)? = nil
+        /// The thread an EXIT record ends.
+        var exitTID: Int32? = nil
     }
 
     private func readLoop(exitFD: Int32) {
@@ -511,7 +530,9 @@ public final class RecordingSession: @unchecked Sendable {
         var stopping = false
         var lostInRecords: UInt64 = 0
         var reportedDropped: UInt64 = 0
-        var liveStack = LiveStackReader()
+        var liveStack = LiveStackReader(heldLimit: LiveStackBlocks.limit)
+        // The blocks the consumer has, as it will have them when it reads what is released.
+        var sentBlocks = LiveStackLedger<Void>(limit: LiveStackBlocks.limit)
         var local = mailbox.withLock { mailbox.statistics }
         // `live` is changed under liveLock (which the consumer never takes) as soon as a FORK
         // or EXIT is read, so that the memory sampler follows a child from its first moments.
@@ -560,6 +581,7 @@ public final class RecordingSession: @unchecked Sendable {
                                 if seenProcesses.insert(t.pid).inserted { local.processes += 1 }
                             }
                         case .exit(let t):
+                            liveStack.forgetThread(t.tid)
                             if t.pid == t.tid {
                                 liveLock.lock()
                                 live.remove(t.pid)
@@ -569,17 +591,23 @@ public final class RecordingSession: @unchecked Sendable {
                         default:
                             break
                         }
-                        var raw = RecordParser.compacted(bytes, stack: stack)
+                        let raw = RecordParser.compacted(bytes, stack: stack)
+                        var unit = Pending(time: record.time, sequence: sequence, bytes: raw, cost: raw.count)
                         if readsLiveStack, case .sample(let s) = record, let stack,
                            s.userRegistersABI == 2, s.userRegisters.count > UserRegisters.spIndex {
                             // In the same pending unit as the sample: sorted, spilled and handed
                             // over with it, and counted against the memory budget.
-                            _ = liveStack.appendBeyond(to: &raw, pid: s.pid, sp: s.userRegisters[UserRegisters.spIndex],
-                                                       copy: UnsafeRawBufferPointer(rebasing: bytes[(stack.sizeField + 8)..<(stack.sizeField + 8 + stack.copied)]),
-                                                       now: roundStart)
+                            let sharedBefore = liveStack.shared
+                            if let beyond = liveStack.readBeyond(pid: s.pid, tid: s.tid, sp: s.userRegisters[UserRegisters.spIndex],
+                                                                 copy: UnsafeRawBufferPointer(rebasing: bytes[(stack.sizeField + 8)..<(stack.sizeField + 8 + stack.copied)]),
+                                                                 now: roundStart) {
+                                unit.live = (beyond.block, beyond.offset, s.tid)
+                                if liveStack.shared == sharedBefore { unit.cost += beyond.block.bytes.count }
+                            }
                         }
-                        pendingBytes += raw.count
-                        pending.append(Pending(time: record.time, sequence: sequence, bytes: raw))
+                        if case .exit(let t) = record { unit.exitTID = t.tid }
+                        pendingBytes += unit.cost
+                        pending.append(unit)
                         sequence += 1
                     } catch {
                         local.malformed += 1
@@ -588,6 +616,7 @@ public final class RecordingSession: @unchecked Sendable {
             }
             local.liveStackReads = liveStack.reads
             local.liveStackChanged = liveStack.changed
+            local.liveStackShared = liveStack.shared
             pending.sort { $0.time != $1.time ? $0.time < $1.time : $0.sequence < $1.sequence }
             var releaseCount = pending.count
             if !stopping {
@@ -595,8 +624,20 @@ public final class RecordingSession: @unchecked Sendable {
                 releaseCount = pending.firstIndex { $0.time > limit } ?? pending.count
             }
             for p in pending.prefix(releaseCount) {
-                pendingBytes -= p.bytes.count
-                work.append(p.bytes, window: pendingBytes)
+                pendingBytes -= p.cost
+                if let live = p.live {
+                    // A block the consumer has is referred to; else it goes whole, once.
+                    var out = p.bytes
+                    RecordParser.appendLiveStackRef(serial: live.block.serial, offset: live.offset, to: &out)
+                    if sentBlocks.lookup(tid: live.tid, serial: live.block.serial) == nil {
+                        live.block.bytes.withUnsafeBytes { RecordParser.appendLiveStackRecords($0, to: &out) }
+                        sentBlocks.insert(tid: live.tid, serial: live.block.serial, size: live.block.bytes.count, value: ())
+                    }
+                    work.append(out, window: pendingBytes)
+                } else {
+                    if let tid = p.exitTID { sentBlocks.remove(tid: tid) }
+                    work.append(p.bytes, window: pendingBytes)
+                }
             }
             pending.removeFirst(releaseCount)
             if work.dropped > reportedDropped {

@@ -545,7 +545,7 @@ final class UnwindContext {
     var pid: Int32 = 0
     /// The thread's stack beyond the copy (the sample's ``SampleRecord/liveStack``), starting at
     /// the copy's end.
-    var beyond: [UInt8] = []
+    var beyond: ArraySlice<UInt8> = []
     /// A word beyond the copy served this walk.
     var usedBeyond = false
     var fileReads = 0

@@ -223,6 +223,7 @@ final class ProfileModelTests: XCTestCase {
         m.statistics.truncated = 7
         m.statistics.liveStackReads = 40
         m.statistics.liveStackChanged = 3
+        m.statistics.liveStackShared = 30
         m.startTime = 1_795_966_641_370_828_657
         m.duration = 1_100_209_040
         m.exitStatus = "exit 0"
@@ -235,7 +236,7 @@ final class ProfileModelTests: XCTestCase {
         XCTAssertTrue(lines.contains("event: cpu-clock (software event)"), "\(lines)")
         XCTAssertTrue(lines.contains { $0.hasPrefix("requested event: cycles") }, "\(lines)")
         // The reader's live-stack counts are provenance, not summary.
-        XCTAssertTrue(lines.contains("live stack reads: 40 (3 changed)"), "\(lines)")
+        XCTAssertTrue(lines.contains("live stack reads: 40 (3 changed, 30 shared)"), "\(lines)")
         XCTAssertFalse(m.summaryLine.contains("live stack"), m.summaryLine)
         var back = ProfileMetadata(provenanceLines: lines)
         XCTAssertEqual(back.command, ["./qsl-bench", "--days", "it's 2", "a b"], "a newline in an argument cannot start a key")
