@@ -146,7 +146,9 @@ private struct Writer {
     mutating func write(_ function: FunctionCosts) {
         let (changedMessage, buildID) = check(function)
         if let changedMessage {
-            out += changedMessage + "\n"
+            // A notice, not listing text: stdout holds listings only, so a script reading it
+            // never takes the refusal for code.
+            notices.append(changedMessage)
             changed += 1
             return
         }

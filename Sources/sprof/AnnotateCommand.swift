@@ -73,6 +73,9 @@ struct AnnotateCommand: ParsableCommand {
         if annotation.fetchedSources > 0 {
             printError("debuginfod: \(annotation.fetchedSources) source file\(annotation.fetchedSources == 1 ? "" : "s") fetched")
         }
+        if annotation.annotated == 0 && annotation.changedBinaries > 0 {
+            throw fail("\(file): nothing annotated: the binaries of the matching functions changed since the profile was recorded; annotate against the build that was profiled, or record again")
+        }
         try writeStandardOutput(annotation.text)
     }
 }

@@ -95,11 +95,12 @@ final class AnnotateTests: XCTestCase {
         try FileManager.default.copyItem(atPath: other, toPath: binary)
         for extra in [[], ["--asm"]] {
             let r = try SprofCLI.run(["annotate", "hot_lines", profile] + extra)
-            XCTAssertEqual(r.status, 0, r.stderr)
-            let lines = r.stdout.split(separator: "\n")
-            XCTAssertEqual(lines.count, 1, r.stdout)
-            XCTAssertTrue(lines.first?.contains("has changed since it was recorded") ?? false, r.stdout)
-            XCTAssertFalse(r.stdout.contains("ROUTINE"), r.stdout)
+            // Nothing annotated is a failure, said on stderr; stdout holds listings only.
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertEqual(r.stdout, "")
+            let lines = r.stderr.split(separator: "\n")
+            XCTAssertTrue(lines.contains { $0.contains("has changed since it was recorded") }, r.stderr)
+            XCTAssertTrue(lines.last?.contains("nothing annotated") ?? false, r.stderr)
         }
     }
 

@@ -24,6 +24,13 @@ func fuzzRecords(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     buffer.drain { record in _ = try? parser.parse(record) }
     // The parser on the input as one contiguous record, too: sizes the ring would have rejected.
     _ = try? parser.parse(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[5...]))
+    // And as the consumer reads the reader's output: records one after another, sprof's own
+    // live-stack pieces and references to blocks among them, the blocks carried across chunks.
+    var records: [PerfRecord] = []
+    var blocks = LiveStackBlocks()
+    let stream = UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(input)[5...])
+    parser.parseAll(stream, into: &records, blocks: &blocks)
+    parser.parseAll(stream, into: &records, blocks: &blocks)
     return 0
 }
 
