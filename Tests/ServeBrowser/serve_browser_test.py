@@ -944,6 +944,10 @@ def drawn_tree_checks(driver, server, wide):
     wait(driver, "the wide job's flame graph", flame_ready)
     f = driver.execute_script("const f = window.sprofFlame; return {pruned: f.data.pruned, total: f.total, n: f.n};")
     assert f["pruned"] and f["pruned"] > 0 and f["total"] == total, f
+    full_paths = """const f = window.sprofFlame, out = [];
+        for (let i = 0; i < f.n; i++) { const p = []; for (let q = i; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]); out.push(p.reverse().join(";")); }
+        return out;"""
+    first_tree = set(driver.execute_script(full_paths))
     # Exact totals: every sent frame against the generated stacks.
     by_path = {}
     for frames, _, n in rows:
@@ -979,8 +983,24 @@ def drawn_tree_checks(driver, server, wide):
             return [f.start[f.focus + 1] - f.start[f.focus], f.selfv[f.focus]];""")
     wait(driver, "the zoomed frame's subtree", lambda d: (expanded(d) or [0])[0] == len(kids))
     assert expanded(driver) == [len(kids), self_value], (expanded(driver), len(kids), self_value)
+    # A permalink zoomed into a frame the first tree left out: after a reload the page fetches
+    # the subtrees on its path and zooms into it.
+    now_paths = driver.execute_script(full_paths)
+    target = max((p for p in now_paths if p not in first_tree), key=lambda p: p.count(";"))
+    driver.execute_script("""const f = window.sprofFlame, want = arguments[0];
+        for (let i = 0; i < f.n; i++) { const p = []; for (let q = i; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]);
+          if (p.reverse().join(";") === want) { f.zoom(i); break; } }""", target)
+    link = driver.current_url
+    assert "zoom=" in link, link
+    driver.get("about:blank")
+    driver.get(link)
+    wait(driver, "the wide job's flame graph after a reload", flame_ready)
+    focused = """const f = window.sprofFlame; if (!f || f.pending || f.focus < 0) return null;
+        const p = []; for (let q = f.focus; q >= 0; q = f.parent[q]) p.push(f.data.names[f.data.name[q]]); return p.reverse().join(";");"""
+    wait(driver, "the permalink's zoom into a frame fetched on the way", lambda d: d.execute_script(focused) == target)
     print(f"drawn tree: {f['n']} of {f['n'] + f['pruned']} frames sent; matched {got:.2f}% exact; "
-          f"zoom into {node[-1]!r} fetched its {len(kids)} children")
+          f"zoom into {node[-1]!r} fetched its {len(kids)} children; a permalink into the left-out "
+          f"{target.split(';')[-1]!r} ({target.count(';')} deep) restored")
 
 
 def synthetic_checks(driver, server):

@@ -146,12 +146,14 @@
       if (!this.shown || this.shown.length !== data.names.length) this.shown = data.names.map(safeText);
     }
 
+    // Returns the fetch of the frame's subtree, when one was needed, to be awaited.
     zoom(i) {
       this.focus = i;
       this.resetEl.disabled = i < 0;
       this.draw();
       if (this.opts.onView) this.opts.onView(this);
-      if (i >= 0 && this.data.pruned && this.opts.fetch) this.expand(i);
+      if (i >= 0 && this.data.pruned && this.opts.fetch) return this.expand(i);
+      return Promise.resolve();
     }
 
     // The server sent only frames of at least 1/20,000 of the whole: a zoomed frame's subtree is

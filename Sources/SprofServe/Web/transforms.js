@@ -166,12 +166,7 @@
       const skip = inverted ? 0 : holder.closest("#thread-flame") ? 2 : 1;
       const fullPath = (i) => { const p = []; for (let n = i; n >= 0; n = f.parent[n]) p.push(f.data.names[f.data.name[n]]); return p.reverse(); };
       if (this.state.q) { f.searchEl.value = this.state.q; f.search(this.state.q); }
-      if (this.state.zoom) {
-        const want = this.state.zoom.split(";");
-        for (let i = 0; i < f.n; i++) {
-          if (f.depth[i] === want.length - 1 && f.data.names[f.data.name[i]] === want[want.length - 1] && fullPath(i).join(";") === this.state.zoom) { f.zoom(i); break; }
-        }
-      }
+      if (this.state.zoom) this.restoreZoom(f, this.state.zoom.split(";"));
       f.opts.onView = () => {
         this.state.zoom = f.focus >= 0 ? fullPath(f.focus).join(";") : "";
         this.state.q = f.searchEl.value || "";
@@ -183,6 +178,24 @@
         e.preventDefault();
         this.menu(e, f, i, skip, inverted);
       });
+    },
+
+    // A permalink's zoom. The frame may be one the server left out of the first tree (narrower
+    // than 1/20,000 of it): zoom into the deepest frame of its path that was sent, which fetches
+    // that frame's subtree, and look again, until the frame is there or nothing more comes.
+    async restoreZoom(f, want) {
+      const ids = want.map((n) => f.data.names.indexOf(n));
+      if (ids.some((id) => id < 0)) return;
+      for (let round = 0; round <= ids.length; round++) {
+        const full = f.find(ids);
+        if (full >= 0) { await f.zoom(full); return; }
+        let k = ids.length - 1, at = -1;
+        while (k > 0 && (at = f.find(ids.slice(0, k))) < 0) k--;
+        if (at < 0) return;
+        const before = f.n;
+        await f.zoom(at);
+        if (f.n === before) return;
+      }
     },
 
     menu(e, f, i, skip, inverted) {
