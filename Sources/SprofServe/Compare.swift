@@ -80,6 +80,18 @@ public enum Uploads {
             .sorted { $0.createdMs != $1.createdMs ? $0.createdMs > $1.createdMs : $0.id > $1.id }
     }
 
+    /// Deletes upload `id` and returns its directory (gone now).
+    /// - Throws: ``ServeError`` 404 for an unknown or malformed id, 500 when it cannot be removed.
+    public static func delete(_ id: String, dataDirectory: String) throws -> String {
+        let dir = try directory(of: id, dataDirectory: dataDirectory)
+        do {
+            try FileManager.default.removeItem(atPath: dir)
+        } catch {
+            throw ServeError(500, "cannot delete the upload: \(DataFiles.reason(error))")
+        }
+        return dir
+    }
+
     /// The directory of upload `id` (checked).
     /// - Throws: ``ServeError`` 404 for an unknown or malformed id.
     public static func directory(of id: String, dataDirectory: String) throws -> String {

@@ -558,6 +558,12 @@ public enum ServeApp {
             return Responses.json(upload, status: .created)
         }
         router.get("/api/uploads") { _, _ in Responses.json(Uploads.list(dataDirectory: store.dataDirectory)) }
+        router.delete("/api/uploads/:id") { _, context in
+            let id = context.parameters.get("id") ?? ""
+            let dir = try Uploads.delete(id, dataDirectory: store.dataDirectory)
+            await cache.forget(prefix: dir + "/")
+            return Responses.json(["deleted": id])
+        }
         return router
     }
 

@@ -693,6 +693,12 @@ def compare_anything_checks(driver, server, bin_dir, data, job_id, repeat_job):
     checked = [r for r in report["functions"] if r["key"][0] in cells][:5]
     for r in checked:
         assert abs(cells[r["key"][0]] - r["selfPercent"]) < 0.01, (r["key"][0], cells[r["key"][0]], r["selfPercent"])
+    # The upload can be deleted from the tab: gone from the choices and from the server's list.
+    uploaded = driver.find_element(By.CSS_SELECTOR, "#compare-base option:checked").get_attribute("value")
+    driver.find_element(By.ID, "compare-delete-upload").click()
+    wait(driver, "the deleted upload gone from the bases", lambda d: d.find_elements(By.ID, "compare-base")
+         and not d.find_elements(By.CSS_SELECTOR, f'#compare-base option[value="{uploaded}"]'))
+    assert uploaded.split(":", 1)[1] not in [u["id"] for u in server.api("/api/uploads")], uploaded
     # Repeat jobs: a second one, then all runs against all runs, tested as sprof diff tests.
     work = "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"
     second = create(server, ["/bin/sh", "-c", work], {"repeat": 3, "call_graph": "fp"})
@@ -720,7 +726,7 @@ def compare_anything_checks(driver, server, bin_dir, data, job_id, repeat_job):
         q = diff_q.get(row["name"])
         assert q and abs(q[0] - row["q_self"]) <= 0.01 * max(q[0], 1e-9) + 1e-3 and abs(q[1] - row["q_total"]) <= 0.01 * max(q[1], 1e-9) + 1e-3, (row, q)
     shutil.rmtree(tmp, ignore_errors=True)
-    print(f"compare anything: upload of the job's own folded profile gives 0 changes over {len(deltas)} rows; a bad file is one line; "
+    print(f"compare anything: upload of the job's own folded profile gives 0 changes over {len(deltas)} rows, then deleted; a bad file is one line; "
           f"{api['base_runs']} against {api['new_runs']} runs tested, q-values = sprof diff's for {min(10, len(api['table']))} rows; merged profile offered")
 
 

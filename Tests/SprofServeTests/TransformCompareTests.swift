@@ -112,6 +112,19 @@ final class TransformCompareTests: XCTestCase {
             XCTAssertTrue(String(buffer: big.body).contains("uploads are at most"), String(buffer: big.body))
             let (missing, _) = try await Self.get(client, "/api/jobs/\(id)/runs/1/compare?base_upload=u..%2F..%2Fjobs")
             XCTAssertEqual(missing, .notFound)
+            // An upload can be deleted (with the token only); it is gone from the list and as a base.
+            let anonymous = try await client.execute(uri: "/api/uploads/\(uid)", method: .delete)
+            XCTAssertEqual(anonymous.status, .unauthorized, String(buffer: anonymous.body))
+            let deleted = try await client.execute(uri: "/api/uploads/\(uid)", method: .delete, headers: Self.auth)
+            XCTAssertEqual(deleted.status, .ok, String(buffer: deleted.body))
+            let (_, after) = try await Self.get(client, "/api/uploads")
+            XCTAssertFalse(((after as? [[String: Any]]) ?? []).contains { $0["id"] as? String == uid })
+            let (gone, _) = try await Self.get(client, "/api/jobs/\(id)/runs/1/compare?base_upload=\(uid)")
+            XCTAssertEqual(gone, .notFound)
+            let again = try await client.execute(uri: "/api/uploads/\(uid)", method: .delete, headers: Self.auth)
+            XCTAssertEqual(again.status, .notFound)
+            let escape = try await client.execute(uri: "/api/uploads/..%2Fjobs", method: .delete, headers: Self.auth)
+            XCTAssertEqual(escape.status, .notFound)
         }
     }
 

@@ -494,7 +494,18 @@
         const repeat = (job.options.repeat || 1) > 1 && job.state === "done" && job.runs_done === job.options.repeat;
         const all = el("input", { type: "checkbox", id: "compare-all" });
         const out = el("div", { id: "compare-out" });
-        panel.append(el("p", {}, document.createTextNode("Base: "), select,
+        // An uploaded base can be deleted from here (jobs are deleted from their own page).
+        const drop = el("button", { id: "compare-delete-upload", text: "Delete this upload", hidden: "" });
+        drop.addEventListener("click", async () => {
+          const uid = select.value.slice("upload:".length);
+          try {
+            await api("DELETE", `/api/uploads/${encodeURIComponent(uid)}`);
+            picked = "";
+            showTab("compare");
+          } catch (e) { out.textContent = String(e.message); }
+        });
+        select.addEventListener("change", () => { drop.hidden = !select.value.startsWith("upload:"); });
+        panel.append(el("p", {}, document.createTextNode("Base: "), select, drop,
           repeat ? el("label", {}, all, document.createTextNode(` this side: all ${job.options.repeat} runs of this job`)) : "",
           el("span", { class: "muted", text: "  widths from this side; red: self share grew, blue: shrank (base scaled to this side's total)" })), out);
         async function show() {
@@ -532,7 +543,11 @@
         }
         select.addEventListener("change", show);
         all.addEventListener("change", show);
-        if (picked && choices.some((o) => o.value === picked)) { select.value = picked; show(); }
+        if (picked && choices.some((o) => o.value === picked)) {
+          select.value = picked;
+          drop.hidden = !picked.startsWith("upload:");
+          show();
+        }
       }
 
       // pprof's peek, the Firefox Profiler's butterfly: who calls a function, what it calls.
