@@ -7,10 +7,14 @@ final class DwflContext {
     let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
     private let pathSlot: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
+    /// Where inflated copies of compressed debug files are kept (``DebugFileCache``); nil: none.
+    let debugCache: DebugFileCache?
+
     /// `debugDirectories` become libdwfl's `debuginfo_path`: the empty element is the binary's own
     /// directory, `.debug` its subdirectory, and each absolute root serves both
     /// `<root>/.build-id/xx/rest.debug` and `<root>/<binary's dir>/<debuglink>`.
-    init(debugDirectories: [String]) {
+    init(debugDirectories: [String], debugCache: DebugFileCache? = .standard) {
+        self.debugCache = debugCache
         if DebuginfodClient.configuredURLs != nil { DebuginfodClient.boundTimeout() }
         let path = ([""] + [".debug"] + debugDirectories).joined(separator: ":")
         pathSlot = .allocate(capacity: 1)
@@ -20,10 +24,44 @@ final class DwflContext {
             find_elf: dwfl_build_id_find_elf,
             find_debuginfo: { module, userdata, name, base, file, debuglink, crc, found in
                 DwflContext.checkDebuginfodServers(before: module)
-                return dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, found)
+                // ElfFile puts its context in the module's userdata before anything is looked up.
+                let context = userdata?.pointee.map { Unmanaged<DwflContext>.fromOpaque($0).takeUnretainedValue() }
+                guard let cache = context?.debugCache else {
+                    return dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, found)
+                }
+                return DwflContext.findDebuginfo(module, cache: cache, found: found) {
+                    dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, found)
+                }
             },
             section_address: dwfl_offline_section_address,
             debuginfo_path: pathSlot))
+    }
+
+    /// The module's separate debug file through `cache`: its inflated copy when there is one,
+    /// else what `standard` finds, replaced by a new copy when it has compressed sections.
+    /// Only the module's own debug file goes through the cache: libdwfl asks the same callback
+    /// for a dwz alternate file (`.gnu_debugaltlink`) once the debug file is open, and that file
+    /// has another build-id.
+    private static func findDebuginfo(_ module: OpaquePointer?, cache: DebugFileCache,
+                                      found: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+                                      standard: () -> Int32) -> Int32 {
+        var debugFile: UnsafePointer<CChar>?
+        _ = dwfl_module_info(module, nil, nil, nil, nil, nil, nil, &debugFile)
+        var bits: UnsafePointer<UInt8>?
+        var vaddr: GElf_Addr = 0
+        let n = dwfl_module_build_id(module, &bits, &vaddr)
+        guard debugFile == nil, n > 0, let bits, let found else { return standard() }
+        let id = hex(UnsafeBufferPointer(start: bits, count: Int(n)))
+        if let copy = cache.open(buildID: id) {
+            found.pointee = strdup(copy.path)
+            return copy.fd
+        }
+        let fd = standard()
+        guard fd >= 0, let copy = cache.store(from: fd, buildID: id) else { return fd }
+        close(fd)
+        free(found.pointee)
+        found.pointee = strdup(copy.path)
+        return copy.fd
     }
 
     /// libdwfl asks the debuginfod servers several times per stripped file (for its symbol table,
@@ -39,7 +77,7 @@ final class DwflContext {
         var vaddr: GElf_Addr = 0
         let n = dwfl_module_build_id(module, &bits, &vaddr)
         guard n > 0, let bits else { return }
-        let id = (0..<Int(n)).map { let b = bits[$0]; return (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+        let id = hex(UnsafeBufferPointer(start: bits, count: Int(n)))
         DebuginfodClient.checkServersOnce(buildID: id) { id in
             access("/usr/lib/debug/.build-id/\(id.prefix(2))/\(id.dropFirst(2)).debug", F_OK) == 0
         }
@@ -105,6 +143,11 @@ final class ElfFile {
             mod = dwfl_report_elf(dwfl, moduleName, path, -1, 0, true)
         }
         dwfl_report_end(dwfl, nil, nil)
+        // For the find_debuginfo callback (the debug-file cache); `self` keeps the context alive.
+        var userdata: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        if let mod, dwfl_module_info(mod, &userdata, nil, nil, nil, nil, nil, nil) != nil {
+            userdata?.pointee = Unmanaged.passUnretained(context).toOpaque()
+        }
         var bias: GElf_Addr = 0
         guard let mod, let elf = dwfl_module_getelf(mod, &bias) else {
             dwfl_end(dwfl)
