@@ -198,3 +198,32 @@ final class DebugFileCacheTests: XCTestCase {
         XCTAssertEqual(after.st_ino, before.st_ino, "the copy was written again instead of opened")
     }
 }
+
+/// Without `DEBUGINFOD_URLS`, a file with no debug file on disk does not make libdw load its
+/// debuginfod client (libdebuginfod, libcurl, gnutls) only to learn that no server is set.
+final class DebuginfodLoadingTests: XCTestCase {
+    func testNoServersMeansNoDebuginfodClientLoaded() throws {
+        let saved = getenv("DEBUGINFOD_URLS").map { String(cString: $0) }
+        unsetenv("DEBUGINFOD_URLS")
+        defer { if let saved { setenv("DEBUGINFOD_URLS", saved, 1) } }
+        let library = "libdebuginfod.so.1"
+        if let loaded = dlopen(library, RTLD_LAZY | RTLD_NOLOAD) {
+            dlclose(loaded)
+            throw XCTSkip("\(library) is loaded in this test process already (by an earlier test)")
+        }
+        guard ["/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib64", "/usr/lib"]
+            .contains(where: { access("\($0)/\(library)", F_OK) == 0 }) else { throw XCTSkip("\(library) is not installed") }
+
+        let bench = try Workbench()
+        let exe = try bench.compile("bare", source: sampleSource, flags: ["-O2", "-g", "-fPIE", "-pie", "-Wl,--build-id"])
+        let beta = try XCTUnwrap(try bench.symbols(exe)["beta"])
+        try bench.run("strip", ["--strip-all", exe])
+        let base: UInt64 = 0x5600_0000_0000
+        let frames = Symbolizer(options: .init(debugDirectories: [bench.path("none")], debugCache: nil))
+            .symbolize(ProcessAddress(base + beta.address), in: try bench.textMapping(exe, base: base), pid: 1)
+        XCTAssertEqual(frames.last?.name, "[bare+0x\(String(beta.address, radix: 16))]")
+        let loaded = dlopen(library, RTLD_LAZY | RTLD_NOLOAD)
+        if let loaded { dlclose(loaded) }
+        XCTAssertNil(loaded, "libdw loaded \(library) with no server set")
+    }
+}
