@@ -393,7 +393,8 @@ final class PromiseTests: XCTestCase {
     // MARK: - Privileges
 
     /// A debug-file cache the user cannot write (README, "The debug-file cache") costs nothing
-    /// but the cache: the profile is written, with names from libc's debug file.
+    /// but the cache: the profile is written, with names. (libc's debug file, zlib-compressed in
+    /// Debian's libc6-dbg, is what the run would have copied into it.)
     func testUnwritableDebugFileCacheStillGivesAProfile() throws {
         if let reason = perfEventAvailable() { throw XCTSkip("perf events unavailable: \(reason)") }
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-cache-nobody-\(UUID().uuidString)")
