@@ -7,11 +7,17 @@ final class DwflContext {
     let callbacks: UnsafeMutablePointer<Dwfl_Callbacks>
     private let pathSlot: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>
 
+    /// Where inflated copies of compressed debug files are kept (``DebugFileCache``); nil: none.
+    let debugCache: DebugFileCache?
+    private let debugDirectories: [String]
+
     /// `debugDirectories` become libdwfl's `debuginfo_path`: the empty element is the binary's own
     /// directory, `.debug` its subdirectory, and each absolute root serves both
     /// `<root>/.build-id/xx/rest.debug` and `<root>/<binary's dir>/<debuglink>`.
-    init(debugDirectories: [String]) {
+    init(debugDirectories: [String], debugCache: DebugFileCache? = .standard) {
+        self.debugCache = debugCache
         if DebuginfodClient.configuredURLs != nil { DebuginfodClient.boundTimeout() }
+        self.debugDirectories = debugDirectories
         let path = ([""] + [".debug"] + debugDirectories).joined(separator: ":")
         pathSlot = .allocate(capacity: 1)
         pathSlot.initialize(to: strdup(path))
@@ -20,10 +26,75 @@ final class DwflContext {
             find_elf: dwfl_build_id_find_elf,
             find_debuginfo: { module, userdata, name, base, file, debuglink, crc, found in
                 DwflContext.checkDebuginfodServers(before: module)
-                return dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, found)
+                let standard = { dwfl_standard_find_debuginfo(module, userdata, name, base, file, debuglink, crc, found) }
+                // ElfFile puts its context in the module's userdata before anything is looked up.
+                guard let context = userdata?.pointee.map({ Unmanaged<DwflContext>.fromOpaque($0).takeUnretainedValue() }) else {
+                    return standard()
+                }
+                return context.findDebuginfo(module, file: file, debuglink: debuglink, found: found, standard: standard)
             },
             section_address: dwfl_offline_section_address,
             debuginfo_path: pathSlot))
+    }
+
+    /// The module's separate debug file: its inflated copy in ``debugCache`` when there is one,
+    /// else what `standard` (libdwfl's search) finds, replaced by a new copy when it has compressed
+    /// sections. Without `DEBUGINFOD_URLS`, `standard` is not called when no file it would try
+    /// exists: after searching the disk it loads libdebuginfod (and libcurl, gnutls: ~5 ms of
+    /// CPU per run) only to hear that no server is set.
+    /// Only the module's own debug file goes through here: libdwfl asks the same callback for a
+    /// dwz alternate file (`.gnu_debugaltlink`) once the debug file is open, and that file has
+    /// another build-id.
+    private func findDebuginfo(_ module: OpaquePointer?, file: UnsafePointer<CChar>?, debuglink: UnsafePointer<CChar>?,
+                               found: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?,
+                               standard: () -> Int32) -> Int32 {
+        var debugFile: UnsafePointer<CChar>?
+        _ = dwfl_module_info(module, nil, nil, nil, nil, nil, nil, &debugFile)
+        var bits: UnsafePointer<UInt8>?
+        var vaddr: GElf_Addr = 0
+        let n = dwfl_module_build_id(module, &bits, &vaddr)
+        guard debugFile == nil, n > 0, let bits, let found else { return standard() }
+        let id = hex(UnsafeBufferPointer(start: bits, count: Int(n)))
+        if let copy = debugCache?.open(buildID: id) {
+            found.pointee = strdup(copy.path)
+            return copy.fd
+        }
+        if DebuginfodClient.configuredURLs == nil, !mayFindOnDisk(buildID: id, file: file, debuglink: debuglink) { return -1 }
+        let fd = standard()
+        guard fd >= 0, let copy = debugCache?.store(from: fd, buildID: id) else { return fd }
+        close(fd)
+        free(found.pointee)
+        found.pointee = strdup(copy.path)
+        return copy.fd
+    }
+
+    /// Whether one of the paths libdwfl's search of the disk tries exists: the build-id path under
+    /// each absolute root, then the `.gnu_debuglink` name (or, without one, `<file>.debug` and
+    /// the file's own name) in the file's directory, its `.debug/` and under each root, for the
+    /// file's path and for the path its symlinks resolve to. A path that exists but holds another
+    /// file only means libdwfl looks and rejects it, as before.
+    private func mayFindOnDisk(buildID id: String, file: UnsafePointer<CChar>?, debuglink: UnsafePointer<CChar>?) -> Bool {
+        let roots = debugDirectories.filter { $0.hasPrefix("/") }
+        var candidates = roots.map { "\($0)/.build-id/\(id.prefix(2))/\(id.dropFirst(2)).debug" }
+        if let file {
+            var paths = [String(cString: file)]
+            if let real = realpath(file, nil) {
+                paths.append(String(cString: real))
+                free(real)
+            }
+            let link = debuglink.map { String(cString: $0) }
+            if let link, link.hasPrefix("/") { candidates.append(link) }
+            for path in paths {
+                let slash = path.lastIndex(of: "/")
+                let dir = slash.map { String(path[..<$0]) } ?? "."
+                let base = slash.map { String(path[path.index(after: $0)...]) } ?? path
+                for name in link.map({ [$0] }) ?? [base + ".debug", base] {
+                    candidates += [dir + "/" + name, dir + "/.debug/" + name] + roots.map { $0 + dir + "/" + name }
+                }
+            }
+            candidates.removeAll { paths.contains($0) }
+        }
+        return candidates.contains { access($0, F_OK) == 0 }
     }
 
     /// libdwfl asks the debuginfod servers several times per stripped file (for its symbol table,
@@ -39,7 +110,7 @@ final class DwflContext {
         var vaddr: GElf_Addr = 0
         let n = dwfl_module_build_id(module, &bits, &vaddr)
         guard n > 0, let bits else { return }
-        let id = (0..<Int(n)).map { let b = bits[$0]; return (b < 16 ? "0" : "") + String(b, radix: 16) }.joined()
+        let id = hex(UnsafeBufferPointer(start: bits, count: Int(n)))
         DebuginfodClient.checkServersOnce(buildID: id) { id in
             access("/usr/lib/debug/.build-id/\(id.prefix(2))/\(id.dropFirst(2)).debug", F_OK) == 0
         }
@@ -105,6 +176,11 @@ final class ElfFile {
             mod = dwfl_report_elf(dwfl, moduleName, path, -1, 0, true)
         }
         dwfl_report_end(dwfl, nil, nil)
+        // For the find_debuginfo callback (the debug-file cache); `self` keeps the context alive.
+        var userdata: UnsafeMutablePointer<UnsafeMutableRawPointer?>?
+        if let mod, dwfl_module_info(mod, &userdata, nil, nil, nil, nil, nil, nil) != nil {
+            userdata?.pointee = Unmanaged.passUnretained(context).toOpaque()
+        }
         var bias: GElf_Addr = 0
         guard let mod, let elf = dwfl_module_getelf(mod, &bias) else {
             dwfl_end(dwfl)

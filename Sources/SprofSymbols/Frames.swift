@@ -55,6 +55,10 @@ public struct SymbolizerOptions: Sendable {
     /// (`<root>/.build-id/xx/rest.debug`) and by `.gnu_debuglink` (`<root>/<binary's dir>/name`).
     /// The binary's own directory and its `.debug/` subdirectory are always searched too.
     public var debugDirectories: [String]
+    /// Where inflated copies of compressed separate debug files are kept and looked up
+    /// (``DebugFileCache``); nil opens the debug files as they are every time. The default is
+    /// ``DebugFileCache/standard`` (`SPROF_DEBUG_CACHE`, else `~/.cache/sprof/debug`).
+    public var debugCache: DebugFileCache?
     /// Where JIT compilers write `perf-PID.map` files. Configurable so tests need not touch `/tmp`.
     public var jitMapDirectory: String
     /// The kernel symbol list; configurable so tests can supply a synthetic one.
@@ -63,7 +67,9 @@ public struct SymbolizerOptions: Sendable {
     /// Creates options; the defaults suit a normal system.
     public init(demangle: Bool = true, inlineFrames: Bool = true, sourceLines: Bool = true,
                 debugDirectories: [String] = ["/usr/lib/debug"], jitMapDirectory: String = "/tmp",
-                kallsymsPath: String = "/proc/kallsyms", fullNames: Bool = false) {
+                kallsymsPath: String = "/proc/kallsyms", fullNames: Bool = false,
+                debugCache: DebugFileCache? = .standard) {
+        self.debugCache = debugCache
         self.demangle = demangle
         self.fullNames = fullNames
         self.inlineFrames = inlineFrames

@@ -43,7 +43,7 @@ public final class Symbolizer {
     /// Creates a symbolizer; nothing is read until the first lookup.
     public init(options: SymbolizerOptions = .init()) {
         self.options = options
-        self.context = DwflContext(debugDirectories: options.debugDirectories)
+        self.context = DwflContext(debugDirectories: options.debugDirectories, debugCache: options.debugCache)
     }
 
     // MARK: User space
@@ -338,7 +338,8 @@ private func basename(_ path: String) -> String {
     return name.isEmpty ? path : String(name)
 }
 
-private func hex(_ bytes: [UInt8]) -> String {
+/// Lowercase hex, as build-ids are written in paths and by debuginfod.
+func hex<Bytes: Sequence<UInt8>>(_ bytes: Bytes) -> String {
     bytes.map { ($0 < 16 ? "0" : "") + String($0, radix: 16) }.joined()
 }
 

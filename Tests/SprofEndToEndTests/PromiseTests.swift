@@ -392,6 +392,25 @@ final class PromiseTests: XCTestCase {
 
     // MARK: - Privileges
 
+    /// A debug-file cache the user cannot write (README, "The debug-file cache") costs nothing
+    /// but the cache: the profile is written, with names. (libc's debug file, zlib-compressed in
+    /// Debian's libc6-dbg, is what the run would have copied into it.)
+    func testUnwritableDebugFileCacheStillGivesAProfile() throws {
+        if let reason = perfEventAvailable() { throw XCTSkip("perf events unavailable: \(reason)") }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-cache-nobody-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
+        defer { try? FileManager.default.removeItem(at: out) }
+        // Root's own directory for root (mode 0700): not the user's, so never written.
+        let cache = "/root/sprof-debug-cache-\(UUID().uuidString)"
+        let r = try Unprivileged.runSprof(["run", "-q", "-o", out.path + "/p", "--", "/bin/sh", "-c",
+                                           "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"],
+                                          environment: TestFixtures.environment(adding: ["SPROF_DEBUG_CACHE": cache]))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let folded = try String(contentsOfFile: out.path + "/p.folded", encoding: .utf8)
+        XCTAssertTrue(folded.contains("__libc_start_main"), String(folded.prefix(2000)))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: cache))
+    }
+
     func testKernelOnlyEventIsRefusedToAnUnprivilegedUserWithTheFix() throws {
         let paranoid = KernelLimits.paranoid()
         guard paranoid >= 2 else { throw XCTSkip("perf_event_paranoid is \(paranoid): users may profile the kernel here") }
@@ -436,7 +455,8 @@ enum KernelLimits {
 enum Unprivileged {
     /// Runs sprof with `args`; "PREFIX" in an argument is replaced by a directory the user may
     /// write. Copies sprof out of the build tree (which `nobody` may not be able to read).
-    static func runSprof(_ args: [String], copying extra: [String] = []) throws -> (status: Int32, stdout: String, stderr: String) {
+    static func runSprof(_ args: [String], copying extra: [String] = [],
+                         environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-nobody-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
         let sprof = dir.appendingPathComponent("sprof").path
@@ -445,10 +465,11 @@ enum Unprivileged {
             try FileManager.default.copyItem(atPath: file, toPath: dir.appendingPathComponent((file as NSString).lastPathComponent).path)
         }
         let resolved = args.map { $0.replacingOccurrences(of: "PREFIX", with: dir.path) }
-        guard geteuid() == 0 else { return try TestFixtures.run(sprof, resolved) }
+        guard geteuid() == 0 else { return try TestFixtures.run(sprof, resolved, environment: environment) }
         guard let setpriv = TestFixtures.findExecutable("setpriv") else {
             throw FixtureError("setpriv (util-linux) is needed to run as nobody; install util-linux")
         }
-        return try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", sprof] + resolved)
+        return try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--", sprof] + resolved,
+                                    environment: environment)
     }
 }
