@@ -663,6 +663,18 @@ public final class RecordingSession: @unchecked Sendable {
         }
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
+        // Every record is read: the events that write into the CPU buffers (heap probes, context
+        // switches) are closed now, while the consumer still unwinds, not when sprof exits. The
+        // kernel takes 65-80 ms to release each uprobe event here, one at a time, and `--heap`
+        // opens one per probe and CPU: at exit that added ~0.35 s to every heap run after its
+        // outputs were written (bench/RESULTS.md, issue 19), and an attached process kept
+        // trapping on every probed call until then.
+        lock.lock()
+        let companions = extraFDs
+        extraFDs.removeAll()
+        roleFDs.removeAll()
+        lock.unlock()
+        for fd in companions { close(fd) }
     }
 
     /// The records the kernel could not write into any of our buffers, summed over every event
