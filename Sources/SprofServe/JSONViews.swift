@@ -283,9 +283,10 @@ public enum ProfileViews {
         }
     }
 
-    /// The top-functions table by self, at most `limit` rows.
-    public static func top(_ profile: Profile, valueIndex: Int = 0, limit: Int = 500) -> [TopRow] {
-        profile.top(by: [.sym], valueIndex: valueIndex).prefix(limit).map {
+    /// The top-functions table by self, at most `limit` rows; `names` are the profile's function
+    /// names when made already (``Profile/FunctionNames``), nil to make them.
+    public static func top(_ profile: Profile, valueIndex: Int = 0, limit: Int = 500, names: Profile.FunctionNames? = nil) -> [TopRow] {
+        profile.top(by: [.sym], valueIndex: valueIndex, names: names).prefix(limit).map {
             TopRow(name: $0.name, selfValue: $0.selfValue, totalValue: $0.totalValue,
                    selfPercent: $0.selfPercent, totalPercent: $0.totalPercent)
         }
