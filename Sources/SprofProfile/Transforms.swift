@@ -89,6 +89,8 @@ public enum StackTransform: Sendable, Hashable, CustomStringConvertible {
 
     /// ``kept(_:)`` over frames given as keys of any kind (e.g. interned ids of their function
     /// names): `key` gives the key of a function name, nil when no frame has that name.
+    /// Inlinable: specialized for the caller's key type, as it runs once per stack.
+    @inlinable
     public func kept<Key: Equatable>(_ frames: [Key], key: (String) -> Key?) -> [Int]? {
         switch self {
         case .focusFunction(let name):

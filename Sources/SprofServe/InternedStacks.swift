@@ -100,7 +100,12 @@ extension ProfileViews {
         /// sample. The same frames and names as ``Profile/transformed(_:)`` gives, named again:
         /// an inline chain cut above its outermost entry becomes a location of its own, whose
         /// outermost kept entry then carries the location's kind suffix rather than `_[i]`.
-        func frames(ofStack index: Int, in profile: Profile, transforms: [StackTransform], table: inout InternedStacks) -> [Int32]? {
+        func frames(ofStack index: Int, in profile: Profile, transforms: [StackTransform], named: TransformedNames,
+                    table: inout InternedStacks) -> [Int32]? {
+            // A stack with none of the transforms' functions: a focus drops it, the others keep it as it is.
+            if !profile.stacks[index].contains(where: { l in keysByLocation[l]!.contains { named.mask[Int($0)] } }) {
+                return named.focuses ? nil : byStack[index]
+            }
             // One frame per inline entry, root first: (location, position in its chain from the outermost).
             var frames: [(location: Int, position: Int)] = []
             var keys: [Int32] = []
@@ -135,6 +140,29 @@ extension ProfileViews {
         }
     }
 
+    /// The functions that stack rewrites name, as a mask over ``StackNames/functionKeys``.
+    struct TransformedNames {
+        /// True for the keys of functions some transform names.
+        var mask: [Bool]
+        /// Whether a transform keeps only the stacks with its function (`focus:`, `subtree:`).
+        var focuses: Bool
+
+        init(_ transforms: [StackTransform], names: StackNames) {
+            mask = [Bool](repeating: false, count: names.functionKeys.count)
+            focuses = false
+            for tr in transforms {
+                let functions: [String]
+                switch tr {
+                case .focusFunction(let f): functions = [f]; focuses = true
+                case .focusSubtree(let path): functions = path; focuses = true
+                case .ignore(let f), .merge(let f), .collapseRecursion(let f): functions = [f]
+                case .thread, .process: functions = []
+                }
+                for f in functions { if let k = names.functionKeys[f] { mask[Int(k)] = true } }
+            }
+        }
+    }
+
     /// The CPU stacks of `profile` (sample counts, rooted at the process) as
     /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
     /// with the names of `names` (made from `profile` or from the profile it was cut from, which
@@ -142,16 +170,23 @@ extension ProfileViews {
     /// the callers and the tables read alike. With `transforms`, the CPU stacks of
     /// `profile.transformed(transforms)`, rewritten here on the ids.
     public static func cpuStacks(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> InternedStacks {
-        struct Key: Hashable { var stack: Int; var root: Int32 }
         var out = names.table
         var roots: [Int: Int32] = [:]
-        var merged: [Key: Int64] = [:]
+        // Summed per stack for its first root (most stacks have one process), other roots apart:
+        // arrays indexed by stack rather than a dictionary of every (stack, root).
+        var firstRoot = [Int32](repeating: -2, count: profile.stacks.count)
+        var firstValue = [Int64](repeating: 0, count: profile.stacks.count)
+        struct Key: Hashable { var stack: Int; var root: Int32 }
+        var others: [Key: Int64] = [:]
         let rewrites = transforms.filter { !$0.selectsThreads }
         let selects = rewrites.count < transforms.count
         // Per stack of the profile: its frames after the transforms, nil while not made, [nil] when dropped.
         var rewritten = [[Int32]??](repeating: nil, count: rewrites.isEmpty ? 0 : profile.stacks.count)
         var keptThreads: [Int: Bool] = [:]
-        for s in profile.samples where s.values[0] != 0 {
+        let named = TransformedNames(rewrites, names: names)
+        for s in profile.samples {
+            let value = s.values[0]
+            guard value != 0 else { continue }
             if selects {
                 let t = s.thread ?? -1
                 if keptThreads[t] == nil { keptThreads[t] = profile.keeps(thread: s.thread, transforms) }
@@ -159,7 +194,7 @@ extension ProfileViews {
             }
             if !rewrites.isEmpty {
                 if rewritten[s.stack] == nil {
-                    rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, table: &out))
+                    rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &out))
                 }
                 guard rewritten[s.stack]! != nil else { continue }
             }
@@ -170,12 +205,24 @@ extension ProfileViews {
                     roots[t] = root
                 }
             }
-            merged[Key(stack: s.stack, root: root), default: 0] += s.values[0]
+            if firstRoot[s.stack] == -2 { firstRoot[s.stack] = root }
+            if firstRoot[s.stack] == root {
+                firstValue[s.stack] += value
+            } else {
+                others[Key(stack: s.stack, root: root), default: 0] += value
+            }
         }
-        out.stacks = merged.map { key, value in
-            let frames = rewrites.isEmpty ? names.byStack[key.stack] : rewritten[key.stack]!!
-            return (frames: (key.root >= 0 ? [key.root] : []) + frames, value: value)
+        func stack(_ index: Int, _ root: Int32, _ value: Int64) -> (frames: [Int32], value: Int64) {
+            let frames = rewrites.isEmpty ? names.byStack[index] : rewritten[index]!!
+            guard root >= 0 else { return (frames, value) }
+            var rooted: [Int32] = []
+            rooted.reserveCapacity(frames.count + 1)
+            rooted.append(root)
+            rooted.append(contentsOf: frames)
+            return (rooted, value)
         }
+        out.stacks = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : stack(i, firstRoot[i], firstValue[i]) }
+            + others.map { stack($0.key.stack, $0.key.root, $0.value) }
         return out
     }
 

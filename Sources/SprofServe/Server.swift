@@ -231,6 +231,8 @@ actor ProfileCache {
         var stackNames: ProfileViews.StackNames?
         /// The sample timeline, read when first asked for.
         var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
+        /// The whole profile's rows by function (Compare reads them).
+        var topRows: [CostRow]?
         /// The sample timeline in time order, indexed for cutting (made at the first range).
         var timedSamples: ProfileViews.TimedSamples?
         /// The last time range asked for, as a profile and its CPU stacks.
@@ -316,6 +318,15 @@ actor ProfileCache {
         let stacks = ProfileViews.cpuStacks(p, names: stackNames(dir, run.profile))
         e.range = (range, p, stacks)
         return (p, stacks)
+    }
+
+    /// The rows of run `dir`'s whole profile by function (``Profile/top(by:valueIndex:names:granularity:)``
+    /// with the run's names), made once.
+    func topRows(_ dir: String) throws -> [CostRow] {
+        if let rows = entry(dir).topRows { return rows }
+        let rows = try load(dir).profile.top(by: [.sym], names: stackNames(dir).functionNames)
+        entry(dir).topRows = rows
+        return rows
     }
 
     /// Run `dir`'s timeline indexed for cutting (made once).
@@ -562,7 +573,12 @@ public enum ServeApp {
                 if drawn.zoom != nil || drawn.match != nil { return try drawn.json(tree) }
                 let new = try cache.load(dir, transforms: tf).profile
                 let base = try cache.load(baseDir, transforms: baseTransforms).profile
-                let (rows, tested) = ProfileViews.comparison(base: base, new: new)
+                let (rows, tested) = try ProfileViews.comparison(base: base, new: new) { names in
+                    // Each side's own names are the shared ones (no short name told apart across
+                    // the two): each run's table, made once, serves every comparison.
+                    guard tf.isEmpty, names == [try cache.stackNames(baseDir).functionNames, try cache.stackNames(dir).functionNames] else { return nil }
+                    return (try cache.topRows(baseDir), try cache.topRows(dir))
+                }
                 var out = Data("{\"flame\":".utf8)
                 out.append(contentsOf: try drawn.json(tree))
                 out.append(contentsOf: Data(",\"table\":".utf8))
