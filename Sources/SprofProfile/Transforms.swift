@@ -84,19 +84,30 @@ public enum StackTransform: Sendable, Hashable, CustomStringConvertible {
     /// The positions of the frames kept from `frames` (function names, root first), in order;
     /// nil drops the sample.
     public func kept(_ frames: [String]) -> [Int]? {
+        kept(frames) { $0 }
+    }
+
+    /// ``kept(_:)`` over frames given as keys of any kind (e.g. interned ids of their function
+    /// names): `key` gives the key of a function name, nil when no frame has that name.
+    /// Inlinable: specialized for the caller's key type, as it runs once per stack.
+    @inlinable
+    public func kept<Key: Equatable>(_ frames: [Key], key: (String) -> Key?) -> [Int]? {
         switch self {
-        case .focusFunction(let f):
-            guard let i = frames.firstIndex(of: f) else { return nil }
+        case .focusFunction(let name):
+            guard let f = key(name), let i = frames.firstIndex(of: f) else { return nil }
             return Array(i..<frames.count)
-        case .focusSubtree(let path):
-            guard !path.isEmpty, frames.count >= path.count, frames[..<path.count].elementsEqual(path) else { return nil }
+        case .focusSubtree(let names):
+            let path = names.compactMap(key)
+            guard !path.isEmpty, path.count == names.count, frames.count >= path.count, frames[..<path.count].elementsEqual(path) else { return nil }
             return Array((path.count - 1)..<frames.count)
-        case .ignore(let f):
+        case .ignore(let name):
+            guard let f = key(name) else { return Array(frames.indices) }
             return frames.contains(f) ? nil : Array(frames.indices)
-        case .merge(let f):
+        case .merge(let name):
+            guard let f = key(name) else { return Array(frames.indices) }
             return frames.indices.filter { frames[$0] != f }
-        case .collapseRecursion(let f):
-            guard let first = frames.firstIndex(of: f), let last = frames.lastIndex(of: f), last > first else { return Array(frames.indices) }
+        case .collapseRecursion(let name):
+            guard let f = key(name), let first = frames.firstIndex(of: f), let last = frames.lastIndex(of: f), last > first else { return Array(frames.indices) }
             return Array(0...first) + Array((last + 1)..<frames.count)
         case .thread, .process:
             return Array(frames.indices)
@@ -113,16 +124,7 @@ extension Profile {
         guard !transforms.isEmpty else { return self }
         let stackTransforms = transforms.filter { !$0.selectsThreads }
         // Thread and process selections only filter samples, so they commute with the rewrites.
-        let keepThread: (Int?) -> Bool = { t in
-            for tr in transforms {
-                switch tr {
-                case .thread(let tid): guard let t, self.threads[t].tid == tid else { return false }
-                case .process(let pid): guard let t, self.threads[t].pid == pid else { return false }
-                default: break
-                }
-            }
-            return true
-        }
+        let keepThread: (Int?) -> Bool = { self.keeps(thread: $0, transforms) }
         var out = self
         var locationIDs: [Location: Int] = [:]
         for (i, l) in locations.enumerated() where locationIDs[l] == nil { locationIDs[l] = i }
@@ -217,6 +219,19 @@ extension Profile {
             return t
         }
         return out
+    }
+
+    /// Whether the samples of thread `thread` (an index into ``threads``, nil for none) pass the
+    /// thread and process selections (`tid:`, `pid:`) of `transforms`.
+    public func keeps(thread: Int?, _ transforms: [StackTransform]) -> Bool {
+        for tr in transforms {
+            switch tr {
+            case .thread(let tid): guard let thread, threads[thread].tid == tid else { return false }
+            case .process(let pid): guard let thread, threads[thread].pid == pid else { return false }
+            default: break
+            }
+        }
+        return true
     }
 
     private struct SampleKey: Hashable {

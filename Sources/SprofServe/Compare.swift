@@ -108,8 +108,16 @@ extension ProfileViews {
     /// sides (samples labelled `run`, as the merged profile of a repeat job holds them) each
     /// row carries `sprof diff`'s test (``ProfileComparison``: Welch or Mann–Whitney per
     /// function, Benjamini–Hochberg q-values); otherwise the shares of the whole profiles.
-    public static func comparison(base: Profile, new: Profile, limit: Int = 200) -> (rows: [CompareRow], comparison: ProfileComparison?) {
-        guard base.runs.count >= 2 && new.runs.count >= 2 else { return (compare(base: base, new: new, limit: limit), nil) }
+    /// `known`: the two sides' rows by function (``Profile/top(by:valueIndex:names:granularity:)``)
+    /// when made already with the names it is given (the two sides named together), else nil.
+    public static func comparison(base: Profile, new: Profile, limit: Int = 200,
+                                  known: ([Profile.FunctionNames]) throws -> (base: [CostRow], new: [CostRow])? = { _ in nil }) rethrows
+        -> (rows: [CompareRow], comparison: ProfileComparison?) {
+        guard base.runs.count >= 2 && new.runs.count >= 2 else {
+            let names = Profile.FunctionNames.shared([base, new])
+            if let rows = try known(names) { return (compare(baseRows: rows.base, newRows: rows.new, limit: limit), nil) }
+            return (compare(base: base, new: new, limit: limit), nil)
+        }
         let c = ProfileComparison(base: base, new: new)
         let rows = c.rows.prefix(limit).map { r -> CompareRow in
             var row = CompareRow(name: r.diff.name, baseSelf: r.diff.basePercent, newSelf: r.diff.newPercent, deltaSelf: r.diff.delta,

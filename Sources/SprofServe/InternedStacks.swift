@@ -44,32 +44,121 @@ public struct InternedStacks: Sendable {
 extension ProfileViews {
     /// The frame names of every stack of a profile (``Profile/frameNames(ofStack:names:)``:
     /// root first, without the process root) as ids, by stack index. Named once per location, as
-    /// a stack's names are its locations' names in order.
+    /// a stack's names are its locations' names in order. Also keeps what the transforms match
+    /// (each frame's function name, ``StackTransform``), so that a transform rewrites these ids
+    /// rather than a re-named profile.
     public struct StackNames: Sendable {
         /// The names' table (its stacks are empty).
         public var table = InternedStacks()
         /// Per stack of the profile, its frames' ids, root first.
         public var byStack: [[Int32]] = []
+        /// The profile's function names, made once.
+        public let functionNames: Profile.FunctionNames
+        /// Per location, its frames' ids (root-most first); nil for a location no stack holds.
+        var byLocation: [[Int32]?]
+        /// Per location, the key (``functionKeys``) of each frame's function name as the
+        /// transforms name it (no kind suffix), in the order of ``byLocation``.
+        var keysByLocation: [[Int32]?]
+        /// Function names as the transforms match them, by name.
+        var functionKeys: [String: Int32] = [:]
 
         /// Names the stacks of `profile`.
         public init(_ profile: Profile) {
             // The view's names, made once: made per location they would be re-made for each.
-            let names = profile.functionNames()
-            var perLocation = [[Int32]?](repeating: nil, count: profile.locations.count)
+            functionNames = profile.functionNames()
+            byLocation = [[Int32]?](repeating: nil, count: profile.locations.count)
+            keysByLocation = byLocation
             byStack.reserveCapacity(profile.stacks.count)
             for stack in profile.stacks {
                 var frames: [Int32] = []
                 frames.reserveCapacity(stack.count + 4)
-                for l in stack.reversed() {
-                    if let known = perLocation[l] {
-                        frames.append(contentsOf: known)
-                    } else {
-                        let ids = profile.frameNames(ofLocation: l, names: names).map { table.id($0) }
-                        perLocation[l] = ids
-                        frames.append(contentsOf: ids)
-                    }
-                }
+                for l in stack.reversed() { frames.append(contentsOf: ids(of: l, in: profile)) }
                 byStack.append(frames)
+            }
+        }
+
+        private mutating func ids(of l: Int, in profile: Profile) -> [Int32] {
+            if let known = byLocation[l] { return known }
+            let ids = profile.frameNames(ofLocation: l, names: functionNames).map { table.id($0) }
+            let location = profile.locations[l]
+            // Matched as ``Profile/transformed(_:)`` names frames: a location without symbols by
+            // its pseudo-name, else each inline entry by its function's name.
+            let names = location.lines.isEmpty ? [table.names[Int(ids[0])]] : location.lines.reversed().map { functionNames[$0.function] }
+            keysByLocation[l] = names.map { name in
+                if let k = functionKeys[name] { return k }
+                let k = Int32(functionKeys.count)
+                functionKeys[name] = k
+                return k
+            }
+            byLocation[l] = ids
+            return ids
+        }
+
+        /// The frames of stack `index` of `profile` (the profile these names were made from, or
+        /// one cut from it) after `transforms` (the stack rewrites; thread selections are the
+        /// caller's), as ids of `table` (names added when new); nil when a transform drops the
+        /// sample. The same frames and names as ``Profile/transformed(_:)`` gives, named again:
+        /// an inline chain cut above its outermost entry becomes a location of its own, whose
+        /// outermost kept entry then carries the location's kind suffix rather than `_[i]`.
+        func frames(ofStack index: Int, in profile: Profile, transforms: [StackTransform], named: TransformedNames,
+                    table: inout InternedStacks) -> [Int32]? {
+            // A stack with none of the transforms' functions: a focus drops it, the others keep it as it is.
+            if !profile.stacks[index].contains(where: { l in keysByLocation[l]!.contains { named.mask[Int($0)] } }) {
+                return named.focuses ? nil : byStack[index]
+            }
+            // One frame per inline entry, root first: (location, position in its chain from the outermost).
+            var frames: [(location: Int, position: Int)] = []
+            var keys: [Int32] = []
+            for l in profile.stacks[index].reversed() {
+                let k = keysByLocation[l]!
+                for position in k.indices { frames.append((l, position)) }
+                keys.append(contentsOf: k)
+            }
+            let all = keys.count
+            for tr in transforms {
+                guard let keep = tr.kept(keys, key: { functionKeys[$0] }) else { return nil }
+                if keep.count == keys.count { continue }
+                keys = keep.map { keys[$0] }
+                frames = keep.map { frames[$0] }
+            }
+            if keys.count == all { return byStack[index] }
+            var out: [Int32] = []
+            out.reserveCapacity(frames.count)
+            for (i, f) in frames.enumerated() {
+                let ids = byLocation[f.location]!
+                // A frame continues its location when the one before is the same location's next outer entry.
+                let continues = i > 0 && frames[i - 1].location == f.location && frames[i - 1].position < f.position
+                if continues || f.position == 0 {
+                    out.append(ids[f.position])
+                } else {
+                    let location = profile.locations[f.location]
+                    let line = location.lines[location.lines.count - 1 - f.position]
+                    out.append(table.id(functionNames[line.function] + location.kind.suffix))
+                }
+            }
+            return out
+        }
+    }
+
+    /// The functions that stack rewrites name, as a mask over ``StackNames/functionKeys``.
+    struct TransformedNames {
+        /// True for the keys of functions some transform names.
+        var mask: [Bool]
+        /// Whether a transform keeps only the stacks with its function (`focus:`, `subtree:`).
+        var focuses: Bool
+
+        init(_ transforms: [StackTransform], names: StackNames) {
+            mask = [Bool](repeating: false, count: names.functionKeys.count)
+            focuses = false
+            for tr in transforms {
+                let functions: [String]
+                switch tr {
+                case .focusFunction(let f): functions = [f]; focuses = true
+                case .focusSubtree(let path): functions = path; focuses = true
+                case .ignore(let f), .merge(let f), .collapseRecursion(let f): functions = [f]
+                case .thread, .process: functions = []
+                }
+                for f in functions { if let k = names.functionKeys[f] { mask[Int(k)] = true } }
             }
         }
     }
@@ -78,13 +167,37 @@ extension ProfileViews {
     /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
     /// with the names of `names` (made from `profile` or from the profile it was cut from, which
     /// shares its stacks); merged by stack and process rather than by names, which the flame tree,
-    /// the callers and the tables read alike.
-    public static func cpuStacks(_ profile: Profile, names: StackNames) -> InternedStacks {
-        struct Key: Hashable { var stack: Int; var root: Int32 }
+    /// the callers and the tables read alike. With `transforms`, the CPU stacks of
+    /// `profile.transformed(transforms)`, rewritten here on the ids.
+    public static func cpuStacks(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> InternedStacks {
         var out = names.table
         var roots: [Int: Int32] = [:]
-        var merged: [Key: Int64] = [:]
-        for s in profile.samples where s.values[0] != 0 {
+        // Summed per stack for its first root (most stacks have one process), other roots apart:
+        // arrays indexed by stack rather than a dictionary of every (stack, root).
+        var firstRoot = [Int32](repeating: -2, count: profile.stacks.count)
+        var firstValue = [Int64](repeating: 0, count: profile.stacks.count)
+        struct Key: Hashable { var stack: Int; var root: Int32 }
+        var others: [Key: Int64] = [:]
+        let rewrites = transforms.filter { !$0.selectsThreads }
+        let selects = rewrites.count < transforms.count
+        // Per stack of the profile: its frames after the transforms, nil while not made, [nil] when dropped.
+        var rewritten = [[Int32]??](repeating: nil, count: rewrites.isEmpty ? 0 : profile.stacks.count)
+        var keptThreads: [Int: Bool] = [:]
+        let named = TransformedNames(rewrites, names: names)
+        for s in profile.samples {
+            let value = s.values[0]
+            guard value != 0 else { continue }
+            if selects {
+                let t = s.thread ?? -1
+                if keptThreads[t] == nil { keptThreads[t] = profile.keeps(thread: s.thread, transforms) }
+                guard keptThreads[t]! else { continue }
+            }
+            if !rewrites.isEmpty {
+                if rewritten[s.stack] == nil {
+                    rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &out))
+                }
+                guard rewritten[s.stack]! != nil else { continue }
+            }
             var root: Int32 = -1
             if let t = s.thread {
                 if let known = roots[t] { root = known } else {
@@ -92,9 +205,24 @@ extension ProfileViews {
                     roots[t] = root
                 }
             }
-            merged[Key(stack: s.stack, root: root), default: 0] += s.values[0]
+            if firstRoot[s.stack] == -2 { firstRoot[s.stack] = root }
+            if firstRoot[s.stack] == root {
+                firstValue[s.stack] += value
+            } else {
+                others[Key(stack: s.stack, root: root), default: 0] += value
+            }
         }
-        out.stacks = merged.map { key, value in (frames: (key.root >= 0 ? [key.root] : []) + names.byStack[key.stack], value: value) }
+        func stack(_ index: Int, _ root: Int32, _ value: Int64) -> (frames: [Int32], value: Int64) {
+            let frames = rewrites.isEmpty ? names.byStack[index] : rewritten[index]!!
+            guard root >= 0 else { return (frames, value) }
+            var rooted: [Int32] = []
+            rooted.reserveCapacity(frames.count + 1)
+            rooted.append(root)
+            rooted.append(contentsOf: frames)
+            return (rooted, value)
+        }
+        out.stacks = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : stack(i, firstRoot[i], firstValue[i]) }
+            + others.map { stack($0.key.stack, $0.key.root, $0.value) }
         return out
     }
 

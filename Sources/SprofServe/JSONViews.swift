@@ -191,35 +191,52 @@ public enum ProfileViews {
                 return i == ea && j < eb
             }
         }
-        var parent: [Int32] = [], name: [Int32] = [], value: [Int64] = []
-        var rawBase: [Int64] = []   // base values of the stacks ending at each node, unscaled
+        // At most one node per frame: the arrays are made at that size and cut to the nodes made
+        // (appending per frame was a large part of a tree's time).
+        var parent = [Int32](repeating: -1, count: flat.count), name = [Int32](repeating: 0, count: flat.count)
+        var value = [Int64](repeating: 0, count: flat.count)
+        var rawBase = [Int64](repeating: 0, count: base == nil ? 0 : flat.count)   // base values of the stacks ending at each node, unscaled
         var total: Int64 = 0
-        var path: [Int32] = []      // the nodes of the previous stack's frames
+        var made = 0
+        var path = [Int32](repeating: 0, count: (0..<items.count).reduce(0) { max($0, start[$1 + 1] - start[$1]) })
+        var depth = 0               // the nodes of the previous stack's frames are path[0..<depth]
         var previous = 0..<0        // the previous stack's frames in `flat`
         var ends: [Int32] = []      // nodes where base stacks end
-        for item in order {
-            let k = items[item]
-            let frames = start[item]..<start[item + 1]
-            var shared = 0
-            while shared < frames.count, shared < previous.count, flat[frames.lowerBound + shared] == flat[previous.lowerBound + shared] { shared += 1 }
-            path.removeLast(path.count - shared)
-            for id in flat[(frames.lowerBound + shared)..<frames.upperBound] {
-                parent.append(path.last ?? -1)
-                name.append(id)
-                value.append(0)
-                rawBase.append(0)
-                path.append(Int32(parent.count - 1))
-            }
-            previous = frames
-            if k < stacks.count { total += stacks[k].value }
-            guard let node = path.last.map(Int.init) else { continue }
-            if k < stacks.count {
-                value[node] += stacks[k].value
-            } else {
-                if rawBase[node] == 0 { ends.append(Int32(node)) }
-                rawBase[node] += baseList[k - stacks.count].value
+        flat.withUnsafeBufferPointer { f in
+            parent.withUnsafeMutableBufferPointer { parent in
+                name.withUnsafeMutableBufferPointer { name in
+                    path.withUnsafeMutableBufferPointer { path in
+                        for item in order {
+                            let k = items[item]
+                            let frames = start[item]..<start[item + 1]
+                            var shared = 0
+                            while shared < frames.count, shared < previous.count, f[frames.lowerBound + shared] == f[previous.lowerBound + shared] { shared += 1 }
+                            depth = shared
+                            for i in (frames.lowerBound + shared)..<frames.upperBound {
+                                parent[made] = depth > 0 ? path[depth - 1] : -1
+                                name[made] = f[i]
+                                path[depth] = Int32(made)
+                                depth += 1
+                                made += 1
+                            }
+                            previous = frames
+                            if k < stacks.count { total += stacks[k].value }
+                            guard depth > 0 else { continue }
+                            let node = Int(path[depth - 1])
+                            if k < stacks.count {
+                                value[node] += stacks[k].value
+                            } else {
+                                if rawBase[node] == 0 { ends.append(Int32(node)) }
+                                rawBase[node] += baseList[k - stacks.count].value
+                            }
+                        }
+                    }
+                }
             }
         }
+        parent.removeLast(parent.count - made)
+        name.removeLast(name.count - made)
+        value.removeLast(value.count - made)
         // Totals: a node's own stacks plus its children's (children come after their parent).
         for i in parent.indices.reversed() where parent[i] >= 0 { value[Int(parent[i])] += value[i] }
         var baseValue: [Int64] = []
@@ -283,9 +300,10 @@ public enum ProfileViews {
         }
     }
 
-    /// The top-functions table by self, at most `limit` rows.
-    public static func top(_ profile: Profile, valueIndex: Int = 0, limit: Int = 500) -> [TopRow] {
-        profile.top(by: [.sym], valueIndex: valueIndex).prefix(limit).map {
+    /// The top-functions table by self, at most `limit` rows; `names` are the profile's function
+    /// names when made already (``Profile/FunctionNames``), nil to make them.
+    public static func top(_ profile: Profile, valueIndex: Int = 0, limit: Int = 500, names: Profile.FunctionNames? = nil) -> [TopRow] {
+        profile.top(by: [.sym], valueIndex: valueIndex, names: names).prefix(limit).map {
             TopRow(name: $0.name, selfValue: $0.selfValue, totalValue: $0.totalValue,
                    selfPercent: $0.selfPercent, totalPercent: $0.totalPercent)
         }
@@ -448,14 +466,20 @@ public enum ProfileViews {
     /// total) first, at most `limit` rows. Total catches what self misses: work that moved
     /// between two callers of one shared helper changes the callers' totals, not their self.
     public static func compare(base: Profile, new: Profile, limit: Int = 200) -> [CompareRow] {
-        func shares(_ p: Profile, _ names: Profile.FunctionNames) -> [String: (Double, Double)] {
-            var out: [String: (Double, Double)] = [:]
-            for r in p.top(by: [.sym], names: names) where out[r.name] == nil { out[r.name] = (r.selfPercent, r.totalPercent) }
-            return out
-        }
         // Named together: a function has one name on both sides.
         let names = Profile.FunctionNames.shared([base, new])
-        let b = shares(base, names[0]), n = shares(new, names[1])
+        return compare(baseRows: base.top(by: [.sym], names: names[0]), newRows: new.top(by: [.sym], names: names[1]), limit: limit)
+    }
+
+    /// ``compare(base:new:limit:)`` from the two profiles' rows of ``Profile/top(by:valueIndex:names:granularity:)``
+    /// by `sym`, named together (``Profile/FunctionNames/shared(_:style:)``).
+    public static func compare(baseRows: [CostRow], newRows: [CostRow], limit: Int = 200) -> [CompareRow] {
+        func shares(_ rows: [CostRow]) -> [String: (Double, Double)] {
+            var out: [String: (Double, Double)] = [:]
+            for r in rows where out[r.name] == nil { out[r.name] = (r.selfPercent, r.totalPercent) }
+            return out
+        }
+        let b = shares(baseRows), n = shares(newRows)
         let rows = Set(b.keys).union(n.keys).map { name -> CompareRow in
             let (bs, bt) = b[name] ?? (0, 0), (ns, nt) = n[name] ?? (0, 0)
             return CompareRow(name: name, baseSelf: bs, newSelf: ns, deltaSelf: ns - bs, baseTotal: bt, newTotal: nt, deltaTotal: nt - bt)

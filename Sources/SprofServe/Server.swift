@@ -231,6 +231,10 @@ actor ProfileCache {
         var stackNames: ProfileViews.StackNames?
         /// The sample timeline, read when first asked for.
         var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
+        /// The whole profile's rows by function (Compare reads them).
+        var topRows: [CostRow]?
+        /// The sample timeline in time order, indexed for cutting (made at the first range).
+        var timedSamples: ProfileViews.TimedSamples?
         /// The last time range asked for, as a profile and its CPU stacks.
         var range: (range: TimeRange, profile: Profile, stacks: InternedStacks)?
         /// Whole flame trees by view key, the last few: a zoom or a search asks the same tree again.
@@ -280,8 +284,12 @@ actor ProfileCache {
         guard !transforms.isEmpty else { return try cpuStacks(dir) }
         let key = transforms.map(\.description).joined(separator: "\n")
         if let s = entry(dir).transformedStacks[key] { return s }
-        let s = ProfileViews.cpuStacks(try load(dir, transforms: transforms).profile)
-        entry(dir).transformedStacks[key] = s
+        // Rewritten on the run's named stacks: the transformed profile is not made (nor named).
+        let profile = try load(dir).profile
+        let s = ProfileViews.cpuStacks(profile, names: stackNames(dir, profile), transforms: transforms)
+        let e = entry(dir)
+        if e.transformedStacks.count >= 8 { e.transformedStacks.removeAll() }
+        e.transformedStacks[key] = s
         return s
     }
 
@@ -306,10 +314,38 @@ actor ProfileCache {
         guard let timed = timeline.timed else {
             throw ServeError(400, "this run has no sample timeline, so it cannot be cut to a time range" + (timeline.problem.map { ": \($0)" } ?? " (recorded by a sprof without --timeline)"))
         }
-        let p = ProfileViews.restrict(run.profile, timed: timed, to: range)
+        let p = timedSamples(dir, run.profile, timed).restrict(run.profile, to: range)
         let stacks = ProfileViews.cpuStacks(p, names: stackNames(dir, run.profile))
         e.range = (range, p, stacks)
         return (p, stacks)
+    }
+
+    /// The rows of run `dir`'s whole profile by function (``Profile/top(by:valueIndex:names:granularity:)``
+    /// with the run's names), made once.
+    func topRows(_ dir: String) throws -> [CostRow] {
+        if let rows = entry(dir).topRows { return rows }
+        let rows = try load(dir).profile.top(by: [.sym], names: stackNames(dir).functionNames)
+        entry(dir).topRows = rows
+        return rows
+    }
+
+    /// Run `dir`'s timeline indexed for cutting (made once).
+    private func timedSamples(_ dir: String, _ profile: Profile, _ timed: [Profile.TimedSample]) -> ProfileViews.TimedSamples {
+        if let known = entry(dir).timedSamples { return known }
+        let index = ProfileViews.TimedSamples(profile, timed: timed)
+        entry(dir).timedSamples = index
+        return index
+    }
+
+    /// Indexes run `dir`'s timeline for cutting, when it has one (ahead of a first range).
+    func indexTimeline(_ dir: String) throws {
+        guard let timed = try timeline(dir).timed else { return }
+        _ = timedSamples(dir, try load(dir).profile, timed)
+    }
+
+    /// The names of run `dir`'s stacks (see ``ProfileViews/StackNames``), made once.
+    func stackNames(_ dir: String) throws -> ProfileViews.StackNames {
+        try stackNames(dir, load(dir).profile)
     }
 
     private func stackNames(_ dir: String, _ profile: Profile) -> ProfileViews.StackNames {
@@ -337,8 +373,8 @@ actor ProfileCache {
         return t
     }
 
-    /// Reads run `dir`'s profile, names its stacks, renders its CPU flame graph and reads its
-    /// timeline ahead of a click, each step a call of its own so that requests meanwhile wait for
+    /// Reads run `dir`'s profile, names its stacks, renders its CPU flame graph and reads and
+    /// indexes its timeline ahead of a click, each step a call of its own so that requests meanwhile wait for
     /// one step at most.
     static func prepare(_ cache: ProfileCache, _ dir: String) async {
         guard (try? await cache.load(dir)) != nil else { return }
@@ -347,6 +383,7 @@ actor ProfileCache {
             try ServeApp.render(view: "cpu", dir: dir, cache: cache, thread: nil)
         }
         _ = try? await cache.timeline(dir)
+        try? await cache.indexTimeline(dir)
     }
 
     /// What is made of run `dir` so far: `profile`, `stacks`, `cpu` (the CPU view), `timeline`.
@@ -536,7 +573,12 @@ public enum ServeApp {
                 if drawn.zoom != nil || drawn.match != nil { return try drawn.json(tree) }
                 let new = try cache.load(dir, transforms: tf).profile
                 let base = try cache.load(baseDir, transforms: baseTransforms).profile
-                let (rows, tested) = ProfileViews.comparison(base: base, new: new)
+                let (rows, tested) = try ProfileViews.comparison(base: base, new: new) { names in
+                    // Each side's own names are the shared ones (no short name told apart across
+                    // the two): each run's table, made once, serves every comparison.
+                    guard tf.isEmpty, names == [try cache.stackNames(baseDir).functionNames, try cache.stackNames(dir).functionNames] else { return nil }
+                    return (try cache.topRows(baseDir), try cache.topRows(dir))
+                }
                 var out = Data("{\"flame\":".utf8)
                 out.append(contentsOf: try drawn.json(tree))
                 out.append(contentsOf: Data(",\"table\":".utf8))
@@ -650,7 +692,10 @@ public enum ServeApp {
             return try cache.load(dir, transforms: transforms).profile
         }
         func cpuStacks() throws -> InternedStacks {
-            if let ranged { return transforms.isEmpty ? ranged.stacks : ProfileViews.cpuStacks(ranged.profile.transformed(transforms)) }
+            if let ranged {
+                // The cut shares the run's stacks, so the run's names serve it.
+                return transforms.isEmpty ? ranged.stacks : ProfileViews.cpuStacks(ranged.profile, names: try cache.stackNames(dir), transforms: transforms)
+            }
             return try cache.cpuStacks(dir, transforms: transforms)
         }
         switch view {
@@ -704,7 +749,8 @@ public enum ServeApp {
         case "heap", "heap-alloc", "heap-inuse":
             return try HeapView.render(view, runDirectory: dir)
         case "top":
-            return try json(ProfileViews.top(try profile()))
+            // The cut and the transformed profiles keep the run's functions, so its names serve them.
+            return try json(ProfileViews.top(try profile(), names: try cache.stackNames(dir).functionNames))
         case "threads":
             let rows = ProfileViews.threads(try profile())
             guard !rows.isEmpty else { return try json(Empty(empty: "this profile has no thread information")) }

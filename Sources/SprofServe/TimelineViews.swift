@@ -43,23 +43,85 @@ extension ProfileViews {
     /// cpu/nanoseconds), the average per sample of its stack and thread in the whole profile.
     /// Samples with no timed entry (off-CPU stacks) are left out.
     public static func restrict(_ profile: Profile, timed: [Profile.TimedSample], to range: TimeRange) -> Profile {
-        struct Key: Hashable { var stack: Int; var thread: Int }
-        var perSample: [Key: [Int64]] = [:]
-        for s in profile.samples {
-            guard let t = s.thread, s.values[0] > 0 else { continue }
-            let n = s.values[0]
-            perSample[Key(stack: s.stack, thread: t)] = s.values.map { $0 / n }
+        TimedSamples(profile, timed: timed).restrict(profile, to: range)
+    }
+
+    /// A run's timed samples in time order, each with the index of its (stack, thread) pair: a
+    /// time range is then two binary searches and a count per pair, made once per run rather
+    /// than hashing every sample of the timeline for every range.
+    public struct TimedSamples: Sendable {
+        /// The samples' times, ascending.
+        var times: [UInt64] = []
+        /// Per sample (in the order of ``times``), its index into ``pairs``.
+        var pairOf: [Int32] = []
+        /// The distinct (stack, thread) pairs, by thread then stack, with the values of one sample
+        /// of each (the average of its samples in the whole profile; 1 for the first value).
+        var pairs: [(stack: Int, thread: Int, values: [Int64])] = []
+
+        /// Indexes `timed` (samples of `profile`).
+        public init(_ profile: Profile, timed: [Profile.TimedSample]) {
+            struct Key: Hashable { var stack: Int; var thread: Int }
+            var perSample: [Key: [Int64]] = [:]
+            for s in profile.samples {
+                guard let t = s.thread, s.values[0] > 0 else { continue }
+                let n = s.values[0]
+                perSample[Key(stack: s.stack, thread: t)] = s.values.map { $0 / n }
+            }
+            var index: [Key: Int32] = [:]
+            var keys: [Key] = []
+            var sorted = timed
+            if !timed.indices.dropFirst().allSatisfy({ timed[$0 - 1].time <= timed[$0].time }) {
+                sorted = timed.enumerated().sorted { ($0.element.time, $0.offset) < ($1.element.time, $1.offset) }.map(\.element)
+            }
+            times.reserveCapacity(sorted.count)
+            pairOf.reserveCapacity(sorted.count)
+            for s in sorted {
+                let key = Key(stack: s.stack, thread: s.thread)
+                let i: Int32
+                if let known = index[key] { i = known } else {
+                    i = Int32(keys.count)
+                    index[key] = i
+                    keys.append(key)
+                }
+                times.append(s.time)
+                pairOf.append(i)
+            }
+            // Pairs in the order the samples of a cut profile are sorted (thread, then stack).
+            let order = keys.indices.sorted { keys[$0].thread != keys[$1].thread ? keys[$0].thread < keys[$1].thread : keys[$0].stack < keys[$1].stack }
+            var rank = [Int32](repeating: 0, count: keys.count)
+            for (r, k) in order.enumerated() { rank[k] = Int32(r) }
+            for i in pairOf.indices { pairOf[i] = rank[Int(pairOf[i])] }
+            let zeros = [Int64](repeating: 0, count: profile.sampleTypes.count)
+            pairs = order.map { k in
+                var values = perSample[keys[k]] ?? zeros
+                if !values.isEmpty { values[0] = 1 }
+                return (keys[k].stack, keys[k].thread, values)
+            }
         }
-        var counts: [Key: Int64] = [:]
-        for s in timed where range.contains(s.time) { counts[Key(stack: s.stack, thread: s.thread), default: 0] += 1 }
-        var p = profile
-        p.samples = counts.map { key, n in
-            var values = perSample[key] ?? Array(repeating: 0, count: profile.sampleTypes.count)
-            values[0] = 1
-            return Profile.Sample(stack: key.stack, thread: key.thread, values: values.map { $0 * n })
-        }.sorted { $0.thread != $1.thread ? ($0.thread ?? -1) < ($1.thread ?? -1) : $0.stack < $1.stack }
-        p.timedSamples = []
-        return p
+
+        /// The first sample at or after `time`.
+        private func first(atOrAfter time: UInt64) -> Int {
+            var lo = 0, hi = times.count
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if times[mid] < time { lo = mid + 1 } else { hi = mid }
+            }
+            return lo
+        }
+
+        /// `profile` (the profile these samples belong to) with only the samples in `range`
+        /// (see ``ProfileViews/restrict(_:timed:to:)``).
+        public func restrict(_ profile: Profile, to range: TimeRange) -> Profile {
+            var counts = [Int64](repeating: 0, count: pairs.count)
+            for i in first(atOrAfter: range.from)..<first(atOrAfter: range.to) { counts[Int(pairOf[i])] += 1 }
+            var p = profile
+            p.samples = []
+            for (i, n) in counts.enumerated() where n > 0 {
+                p.samples.append(Profile.Sample(stack: pairs[i].stack, thread: pairs[i].thread, values: pairs[i].values.map { $0 * n }))
+            }
+            p.timedSamples = []
+            return p
+        }
     }
 
     /// One thread's track of the timeline.

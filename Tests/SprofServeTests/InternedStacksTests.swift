@@ -52,4 +52,63 @@ final class InternedStacksTests: XCTestCase {
                            ProfileViews.flameTree(cut.aggregatedStacks(sorted: false), unit: "samples").jsonBytes())
         }
     }
+
+    /// A transform rewrites the interned stacks (``ProfileViews/cpuStacks(_:names:transforms:)``)
+    /// into what the transformed profile's stacks draw, inline chains cut in the middle included.
+    func testTransformsOnInternedStacksDrawWhatTheTransformedProfileDraws() throws {
+        var g = SystemRandomNumberGenerator()
+        let functions = ["f0", "f1", "f2", "f3", "f4", "[libc.so.6+0x1000]", "[unknown+0x1010]", "absent"]
+        func random() -> StackTransform {
+            let f = functions.randomElement(using: &g)!
+            switch Int.random(in: 0..<7, using: &g) {
+            case 0: return .focusFunction(f)
+            case 1: return .focusSubtree((0..<Int.random(in: 1...2, using: &g)).map { _ in functions.randomElement(using: &g)! })
+            case 2: return .ignore(f)
+            case 3: return .merge(f)
+            case 4: return .collapseRecursion(f)
+            case 5: return .thread(Int32.random(in: 1...2, using: &g))
+            default: return .process(Int32.random(in: 1...2, using: &g))
+            }
+        }
+        var rewritten = 0
+        for _ in 0..<300 {
+            let p = Self.randomProfile(&g)
+            let tf = (0..<Int.random(in: 1...3, using: &g)).map { _ in random() }
+            let names = ProfileViews.StackNames(p)
+            let fast = ProfileViews.cpuStacks(p, names: names, transforms: tf)
+            let slow = ProfileViews.cpuStacks(p.transformed(tf))
+            XCTAssertEqual(ProfileViews.flameTree(fast, unit: "samples").jsonBytes(),
+                           ProfileViews.flameTree(slow, unit: "samples").jsonBytes(), "\(tf)")
+            if !Set(fast.names).isSubset(of: ProfileViews.cpuStacks(p, names: names).names) { rewritten += 1 }
+            // A cut of the profile (a time range) with the whole profile's names.
+            var cut = p
+            cut.samples = p.samples.filter { _ in Bool.random(using: &g) }
+            XCTAssertEqual(ProfileViews.flameTree(ProfileViews.cpuStacks(cut, names: names, transforms: tf), unit: "samples").jsonBytes(),
+                           ProfileViews.flameTree(ProfileViews.cpuStacks(cut.transformed(tf)), unit: "samples").jsonBytes(), "\(tf)")
+        }
+        // Some runs cut an inline chain above its outermost entry (a name not in the table before).
+        XCTAssertGreaterThan(rewritten, 0)
+    }
+
+    /// A time range cut through the index of timed samples keeps exactly the samples in range.
+    func testTimedSamplesCutAsAFilterOfTheTimeline() {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<50 {
+            var p = Self.randomProfile(&g)
+            p.sampleTypes.append(Profile.ValueType(type: "cpu", unit: "nanoseconds"))
+            p.samples = p.samples.filter { $0.thread != nil && $0.values[0] > 0 }.map { var s = $0; s.values.append(s.values[0] * 1000); return s }
+            let timed = p.samples.flatMap { s in
+                (0..<Int(s.values[0])).map { _ in Profile.TimedSample(thread: s.thread!, time: UInt64.random(in: 0..<100, using: &g), cpu: 0, stack: s.stack) }
+            }
+            let index = ProfileViews.TimedSamples(p, timed: timed)
+            let from = UInt64.random(in: 0..<100, using: &g), to = from + UInt64.random(in: 1...100, using: &g)
+            let cut = index.restrict(p, to: TimeRange(from: from, to: to))
+            var want: [String: Int64] = [:]
+            for t in timed where t.time >= from && t.time < to { want["\(t.stack)/\(t.thread)", default: 0] += 1 }
+            var got: [String: Int64] = [:]
+            for s in cut.samples { got["\(s.stack)/\(s.thread!)", default: 0] += s.values[0]; XCTAssertEqual(s.values[1], s.values[0] * 1000) }
+            XCTAssertEqual(got, want)
+            XCTAssertEqual(cut.samples.map { [$0.thread!, $0.stack] }, cut.samples.map { [$0.thread!, $0.stack] }.sorted { $0.lexicographicallyPrecedes($1) })
+        }
+    }
 }
