@@ -135,8 +135,12 @@ final class HeapProfileTests: XCTestCase {
         return (try PprofFormat.decode(Array(bytes)), result.stdout, result.stderr, prefix)
     }
 
-    /// At the default rate (512 KiB), alloc_space splits 60/30/10 within 2 points over about
-    /// 1.3 GB (some 2,500 samples), whatever the sizes (one site allocates in a periodic pattern).
+    /// At the default rate (512 KiB), alloc_space splits 60/30/10 within 3 points over about
+    /// 1.3 GB (some 2,300 samples), whatever the sizes (one site allocates in a periodic pattern).
+    /// A share's standard error at 2,300 samples is about 1 point: 2 points failed by chance
+    /// (32.1% for the 30% site, 0 records lost). More samples (a larger scale) do not fit the
+    /// ring buffers at this test's 8 KiB stack copies: at 4x, 8% of the records were lost (said
+    /// in a notice), and the sites' shares moved by more than the chance alone.
     func testDefaultRateGivesTheDesignedSplit() throws {
         try Self.requireUprobes()
         let run = try record(["-e", "none", "--call-graph", "dwarf,8192"], scale: "100")
@@ -145,7 +149,7 @@ final class HeapProfileTests: XCTestCase {
         let sum = bytes.reduce(0, +)
         XCTAssertGreaterThan(sum, 0, run.stderr)
         for (share, want) in zip(bytes.map { 100 * $0 / sum }, [60.0, 30.0, 10.0]) {
-            XCTAssertEqual(share, want, accuracy: 2, "alloc_space split \(bytes) \(run.stderr)")
+            XCTAssertEqual(share, want, accuracy: 3, "alloc_space split \(bytes) \(run.stderr)")
         }
         XCTAssertEqual(run.profile.periodType.description, "space/bytes")
         XCTAssertEqual(run.profile.period, 512 * 1024)
