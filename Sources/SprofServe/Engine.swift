@@ -86,8 +86,19 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         return args
     }
 
+    /// Cancelling the calling task stops the recording as ``cancel()`` does, also when it was
+    /// cancelled before sprof started (then sprof gets SIGINT as soon as it runs).
     public func run(command: [String], options: JobOptions, directory: String,
                     progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome {
+        await withTaskCancellationHandler {
+            await runSprof(command: command, options: options, directory: directory, progress: progress)
+        } onCancel: {
+            self.cancel()
+        }
+    }
+
+    private func runSprof(command: [String], options: JobOptions, directory: String,
+                          progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome {
         let progressFD: Int32? = capabilities.progressFD ? 3 : nil
         let argv = [sprofPath] + arguments(options: options, directory: directory, progressFD: progressFD) + ["--"] + command
         let logPath = directory + "/output.log"
@@ -107,6 +118,8 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
                               lastMessage: "cannot start \(sprofPath): \(String(cString: strerror(spawnError)))")
         }
         lock.withLock { currentPID = pid }
+        // A cancel before this point found no process to signal: it is this one's now.
+        if Task.isCancelled { cancel() }
         let child = pid
 
         // Progress: sprof's JSON lines when it has --progress-fd, else the elapsed time from here.

@@ -19,6 +19,8 @@ public actor JobStore {
     /// The data directory.
     public nonisolated let dataDirectory: String
     private let engine: any JobEngine
+    /// The engine's run in progress (see ``runJob(_:)``).
+    private var runTask: Task<RunOutcome, Never>?
     private var jobs: [String: Job] = [:]
     private var queue: [String] = []
     private var runningID: String?
@@ -77,6 +79,7 @@ public actor JobStore {
             }
         }
         engine.cancel()
+        runTask?.cancel()
         for group in subscribers.values { for c in group.values { c.finish() } }
         subscribers = [:]
         for c in listSubscribers.values { c.finish() }
@@ -140,6 +143,7 @@ public actor JobStore {
         }
         stopping.insert(id)
         engine.cancel()
+        runTask?.cancel()
         return job
     }
 
@@ -171,6 +175,7 @@ public actor JobStore {
         if job.state == .running || runningID == id {
             deleting.insert(id)
             engine.cancel()
+            runTask?.cancel()
             while runningID == id { try? await Task.sleep(nanoseconds: 50_000_000) }
         }
         queue.removeAll { $0 == id }
@@ -272,11 +277,21 @@ public actor JobStore {
                 update(id) { $0.state = .failed; $0.error = "\(error)"; $0.finishedMs = nowMs() }
                 return
             }
-            last = await engine.run(command: job.command, options: job.options, directory: runDir) { [weak self] p in
-                var p = p
-                p.run = run
-                Task { await self?.progress(id, p) }
+            // In a task of its own, cancelled by a delete, a stop or a shutdown: the cancellation
+            // sticks to the task, so one that comes before the engine has started sprof still
+            // stops it (engine.cancel() alone found no process then, and the job ran to its end:
+            // a 600 s sleep held a delete up for 600 s).
+            let engine = self.engine
+            let task = Task { () async -> RunOutcome in
+                await engine.run(command: job.command, options: job.options, directory: runDir) { [weak self] p in
+                    var p = p
+                    p.run = run
+                    Task { await self?.progress(id, p) }
+                }
             }
+            runTask = task
+            last = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
+            runTask = nil
             if deleting.contains(id) || shuttingDown { return }
             let notices = last.notices
             if !notices.isEmpty {

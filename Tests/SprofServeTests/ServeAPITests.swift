@@ -165,6 +165,36 @@ final class ServeAPITests: XCTestCase {
         }
     }
 
+    /// A delete or stop that comes before the engine has started sprof (the job is `running` in
+    /// the store a moment earlier) still stops it: the run's task is cancelled, and the engine
+    /// signals sprof as soon as it has started. engine.cancel() alone found no process then,
+    /// and a 600 s sleep held the delete up for 600 s (seen once under load).
+    func testARunCancelledBeforeSprofStartsStillStops() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
+            return XCTFail("\(Self.sprofPath) is missing: swift build --build-tests builds it")
+        }
+        let engine = SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath))
+        let dir = dataDir + "/early-cancel"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let run = Task { () async -> RunOutcome in
+            await engine.run(command: ["/bin/sleep", "600"], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
+        }
+        run.cancel()
+        // Waited for 60 s at most (a task group would wait for the run however long it takes).
+        final class Box: @unchecked Sendable { let lock = NSLock(); var outcome: RunOutcome? }
+        let box = Box()
+        Task { let o = await run.value; box.lock.withLock { box.outcome = o } }
+        var outcome: RunOutcome?
+        for _ in 0..<600 {
+            outcome = box.lock.withLock { box.outcome }
+            if outcome != nil { break }
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        if outcome == nil { engine.cancel() }  // do not leave the sleep behind
+        let finished = try XCTUnwrap(outcome, "a run cancelled before sprof started went on (the command is a 600 s sleep)")
+        XCTAssertNotEqual(finished.exitStatus, 0)
+    }
+
     func testCommandNotFoundAndInvalidOptionsAreRefusedWithJSON() async throws {
         try await withServer(engine: FakeEngine()) { client, _ in
             let cases: [(String, HTTPResponse.Status, String)] = [
