@@ -50,6 +50,8 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
     public let capabilities: SprofCapabilities
     private let lock = NSLock()
     private var currentPID: pid_t = 0
+    /// The run ``cancel()`` signalled already.
+    private var signalledPID: pid_t = 0
 
     /// Creates an engine for the `sprof` at `sprofPath`.
     public init(sprofPath: String, capabilities: SprofCapabilities) {
@@ -164,7 +166,7 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
                 continuation.resume(returning: signal == 0 ? (raw >> 8) & 0xff : 128 + signal)
             }.start()
         }
-        lock.withLock { currentPID = 0 }
+        lock.withLock { currentPID = 0; signalledPID = 0 }
         ticker?.cancel()
         if ticker != nil {
             progress(JobProgress(elapsedNs: DispatchTime.now().uptimeNanoseconds - started))
@@ -195,7 +197,11 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
     public func cancel() {
         let pid: pid_t = lock.withLock {
             // sprof forwards SIGINT to the command and still writes the profile gathered so far.
-            if currentPID > 0 { kill(currentPID, SIGINT) }
+            // Once per run: a stop reaches here both directly and through the run's task, and a
+            // second SIGINT would reach the command too.
+            guard currentPID > 0, signalledPID != currentPID else { return 0 }
+            kill(currentPID, SIGINT)
+            signalledPID = currentPID
             return currentPID
         }
         guard pid > 0 else { return }
