@@ -400,19 +400,22 @@ extension RecordParser {
         var at = 0
         while at < liveStack.count {
             let n = min(piece, liveStack.count - at)
-            withUnsafeBytes(of: typeLiveStack.littleEndian) { out.append(contentsOf: $0) }
-            withUnsafeBytes(of: UInt16(0)) { out.append(contentsOf: $0) }
-            withUnsafeBytes(of: UInt16(n + 8).littleEndian) { out.append(contentsOf: $0) }
+            appendHeader(type: typeLiveStack, size: n + 8, to: &out)
             out.append(contentsOf: UnsafeRawBufferPointer(rebasing: liveStack[at..<(at + n)]))
             at += n
         }
     }
 
+    /// A record header (`perf_event_header`: type, misc 0, size) for one of sprof's own records.
+    private static func appendHeader(type: UInt32, size: Int, to out: inout [UInt8]) {
+        withUnsafeBytes(of: type.littleEndian) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt16(0)) { out.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt16(size).littleEndian) { out.append(contentsOf: $0) }
+    }
+
     /// A ``typeLiveStackRef`` record for block `serial` from byte `offset` on, appended to `out`.
     static func appendLiveStackRef(serial: UInt64, offset: Int, to out: inout [UInt8]) {
-        withUnsafeBytes(of: typeLiveStackRef.littleEndian) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt16(0)) { out.append(contentsOf: $0) }
-        withUnsafeBytes(of: UInt16(24).littleEndian) { out.append(contentsOf: $0) }
+        appendHeader(type: typeLiveStackRef, size: 24, to: &out)
         withUnsafeBytes(of: serial.littleEndian) { out.append(contentsOf: $0) }
         withUnsafeBytes(of: UInt64(offset).littleEndian) { out.append(contentsOf: $0) }
     }

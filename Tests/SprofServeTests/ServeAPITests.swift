@@ -165,17 +165,24 @@ final class ServeAPITests: XCTestCase {
         }
     }
 
+    /// The real engine (this build's sprof) and a fresh run directory `name` under the data directory.
+    private func processEngine(runDirectory name: String) throws -> (SprofProcessEngine, String) {
+        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
+            // A failure, not a skip: the build makes it.
+            throw NSError(domain: "ServeAPITests", code: 1, userInfo: [NSLocalizedDescriptionKey: "\(Self.sprofPath) is missing: swift build --build-tests builds it"])
+        }
+        let engine = SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath))
+        let dir = dataDir + "/" + name
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return (engine, dir)
+    }
+
     /// A delete or stop that comes before the engine has started sprof (the job is `running` in
     /// the store a moment earlier) still stops it: the run's task is cancelled, and the engine
     /// signals sprof as soon as it has started. engine.cancel() alone found no process then,
     /// and a 600 s sleep held the delete up for 600 s (seen once under load).
     func testARunCancelledBeforeSprofStartsStillStops() async throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.sprofPath) else {
-            return XCTFail("\(Self.sprofPath) is missing: swift build --build-tests builds it")
-        }
-        let engine = SprofProcessEngine(sprofPath: Self.sprofPath, capabilities: SprofProcessEngine.capabilities(of: Self.sprofPath))
-        let dir = dataDir + "/early-cancel"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let (engine, dir) = try processEngine(runDirectory: "early-cancel")
         let run = Task { () async -> RunOutcome in
             await engine.run(command: ["/bin/sleep", "600"], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
         }
@@ -193,6 +200,30 @@ final class ServeAPITests: XCTestCase {
         if outcome == nil { engine.cancel() }  // do not leave the sleep behind
         let finished = try XCTUnwrap(outcome, "a run cancelled before sprof started went on (the command is a 600 s sleep)")
         XCTAssertNotEqual(finished.exitStatus, 0)
+    }
+
+    /// A stop reaches the engine's cancel() both directly and through the run's task: the command
+    /// gets one SIGINT for it, not one per call.
+    func testCancelSignalsTheRunOnce() async throws {
+        let (engine, dir) = try processEngine(runDirectory: "cancel-once")
+        let marks = dir + "/interrupts"
+        let ready = dir + "/ready"
+        let script = "trap 'echo INT >> \(marks)' INT; : > \(ready); i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done"
+        let run = Task { () async -> RunOutcome in
+            await engine.run(command: ["/bin/sh", "-c", script], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
+        }
+        // The shell has set its trap (and sprof its forwarding) before the cancels.
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { try await Task.sleep(nanoseconds: 20_000_000) }
+        try await Task.sleep(nanoseconds: 100_000_000)
+        // Apart, so that the shell could not take two signals for one.
+        engine.cancel()
+        try await Task.sleep(nanoseconds: 300_000_000)
+        run.cancel()
+        try await Task.sleep(nanoseconds: 300_000_000)
+        engine.cancel()
+        _ = await run.value
+        let lines = (try? String(contentsOfFile: marks, encoding: .utf8))?.split(separator: "\n") ?? []
+        XCTAssertEqual(lines.count, 1, "SIGINTs that reached the command")
     }
 
     func testCommandNotFoundAndInvalidOptionsAreRefusedWithJSON() async throws {
