@@ -102,6 +102,7 @@ public final class RecordingSession: @unchecked Sendable {
 
     private var buffers: [CPUBuffer] = []
     private var extraFDs: [Int32] = []
+    private var uprobeReleaser: Int32?
     /// The role of each event in ``extraFDs`` (the role table's rows after the sampled event),
     /// whose lost counts are told apart by role.
     private var roleFDs: [Int32: EventRole] = [:]
@@ -665,16 +666,30 @@ public final class RecordingSession: @unchecked Sendable {
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
         // Every record is read: the events that write into the CPU buffers (heap probes, context
         // switches) are closed now, while the consumer still unwinds, not when sprof exits. The
-        // kernel takes 65-80 ms to release each uprobe event here, one at a time, and `--heap`
-        // opens one per probe and CPU: at exit that added ~0.35 s to every heap run after its
-        // outputs were written (bench/RESULTS.md, issue 19), and an attached process kept
-        // trapping on every probed call until then.
+        // kernel takes 65-100 ms to release each uprobe event here, one at a time, and `--heap`
+        // opens one per probe and CPU: closed here, they kept sprof from exiting ~0.35 s after
+        // its outputs were written (bench/RESULTS.md, issue 19), so their release is left to a
+        // process of its own (Uprobes.closeDetached).
         lock.lock()
         let companions = extraFDs
+        let uprobes = Set(companions.filter { if case .heapProbe = roleFDs[$0] { return true } else { return false } })
         extraFDs.removeAll()
         roleFDs.removeAll()
         lock.unlock()
-        for fd in companions { close(fd) }
+        for fd in companions where !uprobes.contains(fd) { close(fd) }
+        let helper = Uprobes.closeDetached(companions.filter { uprobes.contains($0) })
+        lock.lock()
+        uprobeReleaser = helper
+        lock.unlock()
+    }
+
+    /// The process that releases the heap probes' uprobe events after reading ended
+    /// (``Uprobes/closeDetached(_:)``), nil before, when there were none, or when they were closed
+    /// here. Exposed for tests.
+    public var uprobeReleaserPID: Int32? {
+        lock.lock()
+        defer { lock.unlock() }
+        return uprobeReleaser
     }
 
     /// The records the kernel could not write into any of our buffers, summed over every event

@@ -55,6 +55,75 @@ public enum Uprobes {
         guard let bytes = readWholeFile(path) else { return nil }
         return ElfSymbolTable.fileOffset(of: symbol, in: bytes)
     }
+
+    /// Closes uprobe events without waiting for the kernel to release them, and returns the pid
+    /// of the process that holds them meanwhile (nil: closed here, because it could not start).
+    ///
+    /// Why: the last close of a uprobe event takes the kernel 65-100 ms here, one event at a time
+    /// (it unregisters the probe and waits for RCU grace periods, kernel/trace/trace_event_perf.c),
+    /// and `sprof run --heap` opens one per probe and CPU. Closed in sprof, they kept it from
+    /// exiting ~0.35 s after its outputs were written (bench/RESULTS.md, issue 19). So the events
+    /// (disabled first by the caller: they record nothing more) are handed to `/bin/cat`, spawned
+    /// with them and with a socket as its input; sprof closes its copies, then the socket's other end, and cat's
+    /// exit makes the last close, in the background. cat gets no other descriptor of this process
+    /// (sprof's are close-on-exec; others are closed in the child), `/dev/null` as output and default signal actions; it is
+    /// reaped by a thread here, or by init once sprof has exited.
+    @discardableResult
+    public static func closeDetached(_ fds: [Int32]) -> Int32? {
+        guard !fds.isEmpty else { return nil }
+        func closeHere() -> Int32? {
+            for fd in fds { close(fd) }
+            return nil
+        }
+        // A socket pair rather than a pipe: it can be made close-on-exec atomically (pipe2 is not
+        // in the Glibc module), so no other spawn of this process can inherit it meanwhile.
+        var input: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0, &input) == 0 else { return closeHere() }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        // dup2 onto itself clears close-on-exec in the child only (POSIX; glibc >= 2.29).
+        for fd in fds where fd > 2 { posix_spawn_file_actions_adddup2(&actions, fd, fd) }
+        // sprof opens everything close-on-exec; a program using the library may not have.
+        let kept = Set(fds)
+        for name in (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? [] {
+            guard let fd = Int32(name), fd > 2, !kept.contains(fd) else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 && flags & FD_CLOEXEC == 0 { posix_spawn_file_actions_addclose(&actions, fd) }
+        }
+        posix_spawn_file_actions_adddup2(&actions, input[0], 0)
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("sprof-uprobe-release"), nil]
+        defer { argv.forEach { free($0) } }
+        let envp: [UnsafeMutablePointer<CChar>?] = [nil]
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/cat", &actions, &attributes, argv, envp)
+        close(input[0])
+        guard spawned == 0 else {
+            close(input[1])
+            return closeHere()
+        }
+        for fd in fds { close(fd) }
+        close(input[1])
+        let helper = pid
+        let reaper = Thread {
+            var status: Int32 = 0
+            while waitpid(helper, &status, 0) < 0 && errno == EINTR {}
+        }
+        reaper.name = "sprof-uprobe-reaper"
+        reaper.start()
+        return pid
+    }
 }
 
 /// The little of ELF64 that ``Uprobes/fileOffset(ofSymbol:in:)`` needs, on the bytes of a file.

@@ -13,18 +13,22 @@ final class EarlyReleaseTests: XCTestCase {
         return fds.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/" + $0)) == "anon_inode:[perf_event]" }.count
     }
 
+    /// A session on a command not yet started; skips, saying why, when the kernel refuses.
+    private func open(_ options: SamplingOptions, _ arguments: [String], refused: String) throws -> (WaitingCommand, RecordingSession) {
+        let command = try WaitingCommand(arguments: arguments)
+        do {
+            return (command, try RecordingSession.open(options, target: .command(command), notice: { _ in }))
+        } catch {
+            command.cancel()
+            throw XCTSkip("\(refused): \(error)")
+        }
+    }
+
     func testCompanionEventsAreClosedWhenReadingEnds() throws {
         var options = SamplingOptions()
         options.offCPU = true
         let before = perfEventDescriptors()
-        let command = try WaitingCommand(arguments: ["/bin/sh", "-c", "sleep 0.05"])
-        let session: RecordingSession
-        do {
-            session = try RecordingSession.open(options, target: .command(command), notice: { _ in })
-        } catch {
-            command.cancel()
-            throw XCTSkip("off-CPU recording refused here: \(error)")
-        }
+        let (command, session) = try open(options, ["/bin/sh", "-c", "sleep 0.05"], refused: "off-CPU recording refused here")
         let opened = perfEventDescriptors() - before
         try session.record(started: { try? command.start() }) { _ in }
         _ = command.wait()
@@ -33,6 +37,38 @@ final class EarlyReleaseTests: XCTestCase {
         let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
         XCTAssertGreaterThan(opened, cpus, "the off-CPU events besides the sampled ones (\(opened) opened)")
         XCTAssertEqual(left, cpus, "only the CPU buffers stay open once reading ended (\(opened) opened)")
+        XCTAssertEqual(perfEventDescriptors(), before)
+    }
+
+    /// Uprobe events are not released by this process at all: their last close (~100 ms each in
+    /// the kernel) is left to a helper process, so sprof exits as soon as its outputs are written.
+    func testUprobeEventsAreReleasedByAHelperProcess() throws {
+        guard Uprobes.pmuType != nil else { throw XCTSkip("this kernel has no uprobe PMU") }
+        let libc = "/lib/x86_64-linux-gnu/libc.so.6"
+        guard let offset = Uprobes.fileOffset(ofSymbol: "getppid", in: libc) else { throw XCTSkip("no getppid in \(libc)") }
+        var options = SamplingOptions()
+        options.companions = [CompanionEvent(event: try Uprobes.event(path: libc, offset: offset, name: "getppid", copiesUserStack: false), role: .freed)]
+        let before = perfEventDescriptors()
+        let (command, session) = try open(options, ["/bin/true"], refused: "uprobes refused here (they need CAP_SYS_ADMIN)")
+        let opened = perfEventDescriptors() - before
+        XCTAssertNil(session.uprobeReleaserPID)
+        try session.record(started: { try? command.start() }) { _ in }
+        _ = command.wait()
+        let cpus = sysconf(Int32(_SC_NPROCESSORS_ONLN))
+        let helper = try XCTUnwrap(session.uprobeReleaserPID, "the uprobe events were closed by this process")
+        XCTAssertEqual(perfEventDescriptors() - before, cpus, "only the CPU buffers stay open (\(opened) opened)")
+        // While it lives (the kernel may be done already), the helper holds the uprobe events and
+        // only them besides its standard input, output and error.
+        let fds = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(helper)/fd")) ?? []
+        if !fds.isEmpty {
+            let links = fds.compactMap { try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(helper)/fd/" + $0) }
+            let others = links.filter { $0 != "anon_inode:[perf_event]" }
+            XCTAssertLessThanOrEqual(others.count, 3, "the helper inherited \(others)")
+            XCTAssertLessThanOrEqual(links.count - others.count, opened - cpus)
+        } else {
+            print("the helper \(helper) had released the events before it was looked at")
+        }
+        session.closeEvents()
         XCTAssertEqual(perfEventDescriptors(), before)
     }
 }
