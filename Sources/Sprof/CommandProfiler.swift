@@ -336,13 +336,12 @@ public enum CommandProfiler {
         // threads), so that Ctrl-C or SIGTERM meanwhile ends the recording at once, with a profile.
         InterruptForwarding.install()
         defer { InterruptForwarding.restore() }
+        // Refused before any notice about the CPU events: the one line says what is needed.
+        if options.heap != nil && !HeapOptions.uprobesAllowed {
+            throw SyscallError(call: "perf_event_open", errno: EPERM, hint: HeapOptions.permissionHint)
+        }
         let settings = KernelSettings.current()
         var sampling = try options.sampling(settings: settings, notice: say)
-        let probes = try options.heap.map { _ throws(SyscallError) in try AllocatorProbes(pid: pid) }
-        if let probes {
-            sampling.companions = probes.events.map { CompanionEvent(event: $0.event, role: $0.role) }
-            say("heap: probing every call of \(probes.library)'s allocator (\(probes.events.count) uprobes); each call traps")
-        }
         let tids = RecordingSession.threads(of: pid)
         guard !tids.isEmpty else {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
@@ -351,6 +350,11 @@ public enum CommandProfiler {
         // never runs again: the recording would end at once with 0 samples and no reason given.
         if Self.isZombie(pid) {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "process \(pid) has exited (a zombie its parent has not reaped); nothing to profile")
+        }
+        let probes = try options.heap.map { _ throws(SyscallError) in try AllocatorProbes(pid: pid) }
+        if let probes {
+            sampling.companions = probes.events.map { CompanionEvent(event: $0.event, role: $0.role) }
+            say("heap: probing every call of \(probes.library)'s allocator (\(probes.events.count) uprobes); each call traps")
         }
         let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
         session.memoryBudget = options.maxMemory
@@ -374,6 +378,7 @@ public enum CommandProfiler {
             builder.consume(batch)
             heapBuilder?.consume(batch)
         }
+        if session.targetExitedBeforeRecording { say("process \(pid) exited as sprof attached; recording ended at once") }
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)

@@ -103,6 +103,7 @@ public final class RecordingSession: @unchecked Sendable {
     private var buffers: [CPUBuffer] = []
     private var extraFDs: [Int32] = []
     private var uprobeReleaser: Int32?
+    private var targetGone = false
     /// The role of each event in ``extraFDs`` (the role table's rows after the sampled event),
     /// whose lost counts are told apart by role.
     private var roleFDs: [Int32: EventRole] = [:]
@@ -427,7 +428,20 @@ public final class RecordingSession: @unchecked Sendable {
             exitFD = try command.exitDescriptor()
         case .threads(let pid, _):
             // Another process: stop when it exits. Our own process: only requestStop() ends it.
-            exitFD = pid == getpid() ? -1 : ((try? sysCall("pidfd_open") { csprof_pidfd_open(pid) }) ?? -1)
+            // Gone already (it exited after its threads were listed): nothing would end the
+            // recording but a signal or --duration, since per-CPU events (the heap probes) never
+            // hang up as per-thread ones do, so it stops at once.
+            if pid == getpid() {
+                exitFD = -1
+            } else {
+                exitFD = csprof_pidfd_open(pid)
+                if exitFD < 0 && errno == ESRCH {
+                    lock.lock()
+                    targetGone = true
+                    lock.unlock()
+                    requestStop()
+                }
+            }
             try enableAll()
         case .systemWide(let command):
             exitFD = try command?.exitDescriptor() ?? -1
@@ -681,6 +695,14 @@ public final class RecordingSession: @unchecked Sendable {
         lock.lock()
         uprobeReleaser = helper
         lock.unlock()
+    }
+
+    /// Whether the attached process (``Target/threads(pid:tids:)``) had exited when recording
+    /// began, which ended the recording at once.
+    public var targetExitedBeforeRecording: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return targetGone
     }
 
     /// The process that releases the heap probes' uprobe events after reading ended

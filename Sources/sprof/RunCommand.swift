@@ -123,6 +123,7 @@ struct RunCommand: ParsableCommand {
         if let duration, !(duration > 0 && duration.isFinite) || (pid == nil && !systemWide) {
             throw usage(pid == nil && !systemWide ? "--duration goes with -p PID or -a" : "--duration \(duration): must be a positive number of seconds")
         }
+        if let pid, pid <= 0 { throw usage("-p \(pid): a process id is a positive number (see ps)") }
         if let minSamples, minSamples < 0 { throw usage("--min-samples \(minSamples): must be 0 or more") }
         // Not a pprof stream on stdout: the command writes to the same stdout, which would corrupt
         // it, and `run` writes several files. A prefix, then convert, gives the stream.

@@ -419,6 +419,35 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".folded"))
     }
 
+    /// A pid that names no process gets the same line with and without --heap (the heap probes
+    /// looked for the process's allocator first: "no mapped file of process N defines malloc"),
+    /// and one that cannot be a pid is a usage error.
+    func testAttachingToNoProcessSaysSo() throws {
+        let prefix = SprofCLI.outputPrefix("nopid")
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/true"), nil]
+        defer { free(argv[0]) }
+        XCTAssertEqual(posix_spawn(&pid, "/bin/true", nil, nil, argv, environ), 0)
+        var status: Int32 = 0
+        _ = waitpid(pid, &status, 0)
+        for extra in [[], ["--heap", "-e", "none"]] {
+            let r = try SprofCLI.run(["run"] + extra + ["-p", "\(pid)", "-o", prefix])
+            XCTAssertEqual(r.status, 1, "\(extra): \(r.stderr)")
+            if extra.isEmpty || HeapOptions.uprobesAllowed {
+                XCTAssertTrue(r.stderr.contains("no process \(pid) (check the pid with ps)"), "\(extra): \(r.stderr)")
+            } else {
+                XCTAssertTrue(r.stderr.contains("CAP_SYS_ADMIN"), r.stderr)
+            }
+            XCTAssertEqual(lines(r.stderr).count, 1, r.stderr)
+        }
+        for bad in ["0", "-5"] {
+            let r = try SprofCLI.run(["run", "-p", bad, "-o", prefix])
+            XCTAssertEqual(r.status, 2, "-p \(bad): \(r.stderr)")
+            XCTAssertTrue(r.stderr.contains("a process id is a positive number"), r.stderr)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".folded"))
+    }
+
     func testFoldedCountsPastInt64AreRefusedNotCrashedOn() throws {
         let folded = SprofCLI.outputPrefix("int64") + ".folded"
         let prefix = SprofCLI.outputPrefix("int64-out")

@@ -43,11 +43,7 @@ final class EarlyReleaseTests: XCTestCase {
     /// Uprobe events are not released by this process at all: their last close (~100 ms each in
     /// the kernel) is left to a helper process, so sprof exits as soon as its outputs are written.
     func testUprobeEventsAreReleasedByAHelperProcess() throws {
-        guard Uprobes.pmuType != nil else { throw XCTSkip("this kernel has no uprobe PMU") }
-        let libc = "/lib/x86_64-linux-gnu/libc.so.6"
-        guard let offset = Uprobes.fileOffset(ofSymbol: "getppid", in: libc) else { throw XCTSkip("no getppid in \(libc)") }
-        var options = SamplingOptions()
-        options.companions = [CompanionEvent(event: try Uprobes.event(path: libc, offset: offset, name: "getppid", copiesUserStack: false), role: .freed)]
+        let options = try optionsWithAUprobe()
         let before = perfEventDescriptors()
         let (command, session) = try open(options, ["/bin/true"], refused: "uprobes refused here (they need CAP_SYS_ADMIN)")
         let opened = perfEventDescriptors() - before
