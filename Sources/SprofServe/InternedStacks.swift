@@ -11,6 +11,19 @@ public struct InternedStacks: Sendable {
     /// The stacks, root first, with their values; the same frames may appear more than once
     /// (their values add up).
     public var stacks: [(frames: [Int32], value: Int64)] = []
+    /// Where each of ``stacks`` comes from, when every one is a stack of the run's profile as it
+    /// is (no frame rewritten: no transform, or only ones that drop samples), so that its tree is
+    /// the run's whole tree with other values (``ProfileViews/FlameTree/restricted(to:)``); nil
+    /// otherwise, or once ``stacks`` are changed by other code.
+    var origins: [Origin]?
+
+    /// A stack of the run's profile under one root: ``ProfileViews/cpuStacks(_:names:transforms:)`` merges by these.
+    struct Origin: Hashable {
+        /// The stack's index in the profile.
+        var stack: Int32
+        /// The root frame's id in the table (the process), -1 for none.
+        var root: Int32
+    }
 
     /// An empty table.
     public init() {}
@@ -212,6 +225,8 @@ extension ProfileViews {
                 others[Key(stack: s.stack, root: root), default: 0] += value
             }
         }
+        // Only dropping transforms: every stack is one of the run's, as it is.
+        let keepsFrames = rewrites.allSatisfy { if case .ignore = $0 { return true } else { return false } }
         func stack(_ index: Int, _ root: Int32, _ value: Int64) -> (frames: [Int32], value: Int64) {
             let frames = rewrites.isEmpty ? names.byStack[index] : rewritten[index]!!
             guard root >= 0 else { return (frames, value) }
@@ -223,11 +238,72 @@ extension ProfileViews {
         }
         out.stacks = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : stack(i, firstRoot[i], firstValue[i]) }
             + others.map { stack($0.key.stack, $0.key.root, $0.value) }
+        if keepsFrames {
+            out.origins = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : InternedStacks.Origin(stack: Int32(i), root: firstRoot[i]) }
+                + others.map { InternedStacks.Origin(stack: Int32($0.key.stack), root: $0.key.root) }
+        }
         return out
     }
 
     /// The CPU stacks of `profile`, its frames named here (``StackNames``).
     public static func cpuStacks(_ profile: Profile) -> InternedStacks {
         cpuStacks(profile, names: StackNames(profile))
+    }
+}
+
+extension ProfileViews {
+    /// A run's whole CPU flame tree with the node each of its stacks ends at, so that the tree of
+    /// a subset of its stacks with other values (a time range, a transform that only drops
+    /// samples) is one pass over its nodes (``FlameTree/restricted(to:)``) rather than a tree
+    /// built again: the stacks of a subset are the run's, so are their paths in the tree.
+    struct WholeTree: Sendable {
+        /// The run's CPU flame tree (as ``flameTree(_:unit:base:)`` makes it).
+        let tree: FlameTree
+        /// The node each stack of the run (with a positive value) ends at, -1 for one without frames.
+        private let endOf: [InternedStacks.Origin: Int32]
+        /// The root names (processes) by their id in the run's table.
+        private let roots: [String: Int32]
+
+        /// The tree of `stacks`, the run's CPU stacks (``cpuStacks(_:names:transforms:)`` without
+        /// transforms); nil when they do not say where they come from.
+        init?(_ stacks: InternedStacks, unit: String) {
+            guard let origins = stacks.origins else { return nil }
+            let (tree, ends) = ProfileViews.flameTreeAndEnds(stacks, unit: unit)
+            self.tree = tree
+            var endOf: [InternedStacks.Origin: Int32] = [:]
+            endOf.reserveCapacity(origins.count)
+            var roots: [String: Int32] = [:]
+            for (k, o) in origins.enumerated() where stacks.stacks[k].value > 0 {
+                endOf[o] = ends[k]
+                if o.root >= 0 { roots[stacks.names[Int(o.root)]] = o.root }
+            }
+            self.endOf = endOf
+            self.roots = roots
+        }
+
+        /// The tree of `subset`, stacks of the same run (a cut of its profile or a transform that
+        /// only drops samples, named with the run's ``StackNames``); nil when `subset` does not
+        /// say where its stacks come from or one of them is not in the whole tree.
+        func tree(of subset: InternedStacks) -> FlameTree? {
+            guard let origins = subset.origins else { return nil }
+            var rootIDs: [Int32: Int32] = [:]
+            var ends: [(node: Int32, value: Int64)] = []
+            ends.reserveCapacity(origins.count)
+            for (k, o) in origins.enumerated() {
+                let value = subset.stacks[k].value
+                guard value > 0 else { continue }
+                var root: Int32 = -1
+                if o.root >= 0 {
+                    if let known = rootIDs[o.root] { root = known } else {
+                        guard let id = roots[subset.names[Int(o.root)]] else { return nil }
+                        rootIDs[o.root] = id
+                        root = id
+                    }
+                }
+                guard let end = endOf[InternedStacks.Origin(stack: o.stack, root: root)] else { return nil }
+                ends.append((end, value))
+            }
+            return tree.restricted(to: ends)
+        }
     }
 }

@@ -239,6 +239,8 @@ actor ProfileCache {
         var range: (range: TimeRange, profile: Profile, stacks: InternedStacks)?
         /// Whole flame trees by view key, the last few: a zoom or a search asks the same tree again.
         var trees: [(key: String, tree: ProfileViews.FlameTree)] = []
+        /// The run's CPU flame tree with where each stack ends (ranges and dropping transforms cut it).
+        var wholeTree: ProfileViews.WholeTree?
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -301,6 +303,30 @@ actor ProfileCache {
         let stacks = ProfileViews.cpuStacks(profile, names: stackNames(dir, profile))
         e.stacks = stacks
         return stacks
+    }
+
+    /// The run's CPU flame tree (no range, no transform), made once; the tree of a subset of its
+    /// stacks is cut from it (``ProfileViews/WholeTree``).
+    func wholeTree(_ dir: String) throws -> ProfileViews.WholeTree {
+        if let t = entry(dir).wholeTree { return t }
+        // The run's stacks say where they come from (no transform), so this is never nil.
+        guard let t = ProfileViews.WholeTree(try cpuStacks(dir), unit: "samples") else {
+            throw ServeError(500, "the run's stacks do not say where they come from")
+        }
+        entry(dir).wholeTree = t
+        return t
+    }
+
+    /// The CPU flame tree of run `dir` with `transforms` (whole, not cut for drawing): the run's
+    /// tree, cut from it for transforms that only drop samples, else built from the transformed
+    /// stacks; kept as the CPU view's tree (``tree(_:key:make:)``).
+    func cpuTree(_ dir: String, transforms: [StackTransform]) throws -> ProfileViews.FlameTree {
+        if transforms.isEmpty { return try wholeTree(dir).tree }
+        return try tree(dir, key: ServeApp.viewKey(view: "cpu", transforms: transforms)) { cache in
+            let stacks = try cache.cpuStacks(dir, transforms: transforms)
+            if stacks.origins != nil, let cut = try cache.wholeTree(dir).tree(of: stacks) { return cut }
+            return ProfileViews.flameTree(stacks, unit: "samples")
+        }
     }
 
     /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``),
@@ -384,6 +410,8 @@ actor ProfileCache {
         }
         _ = try? await cache.timeline(dir)
         try? await cache.indexTimeline(dir)
+        // Compare's table of this run (against any other).
+        _ = try? await cache.topRows(dir)
     }
 
     /// What is made of run `dir` so far: `profile`, `stacks`, `cpu` (the CPU view), `timeline`.
@@ -565,9 +593,11 @@ public enum ServeApp {
             let key = "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")
             let out = try await cache.view(dir, key: key + drawn.key) { cache in
                 let baseTransforms = tf.filter { !$0.selectsThreads }
+                // Merged from each side's CPU tree, each made once per run and transforms (and
+                // already made for a run whose CPU view was asked for or prepared).
                 let tree = try cache.tree(dir, key: key) { cache in
-                    ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: tf), unit: "samples",
-                                           base: try cache.cpuStacks(baseDir, transforms: baseTransforms))
+                    ProfileViews.FlameTree.differential(new: try cache.cpuTree(dir, transforms: tf),
+                                                        base: try cache.cpuTree(baseDir, transforms: baseTransforms))
                 }
                 // A zoom or a search asks for the differential tree alone.
                 if drawn.zoom != nil || drawn.match != nil { return try drawn.json(tree) }
@@ -706,7 +736,14 @@ public enum ServeApp {
                     return ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples")
                 }
             }
-            return try flame { ProfileViews.flameTree(try cpuStacks(), unit: "samples") }
+            if ranged == nil { return try drawn.json(try cache.cpuTree(dir, transforms: transforms)) }
+            return try flame {
+                // A range (and dropping transforms) keeps some of the run's stacks as they are:
+                // their tree is the run's tree cut (the same tree as built from them).
+                let stacks = try cpuStacks()
+                if stacks.origins != nil, let cut = try cache.wholeTree(dir).tree(of: stacks) { return cut }
+                return ProfileViews.flameTree(stacks, unit: "samples")
+            }
         case "inverted":
             return try flame { ProfileViews.invertedTree(try cpuStacks(), unit: "samples") }
         case "callers":
