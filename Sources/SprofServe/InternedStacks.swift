@@ -176,25 +176,34 @@ extension ProfileViews {
         }
     }
 
-    /// The CPU stacks of `profile` (sample counts, rooted at the process) as
-    /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
-    /// with the names of `names` (made from `profile` or from the profile it was cut from, which
-    /// shares its stacks); merged by stack and process rather than by names, which the flame tree,
-    /// the callers and the tables read alike. With `transforms`, the CPU stacks of
-    /// `profile.transformed(transforms)`, rewritten here on the ids.
-    public static func cpuStacks(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> InternedStacks {
-        var out = names.table
+    /// The CPU samples of `profile` summed per stack of the profile and root (process), as
+    /// ``cpuStacks(_:names:transforms:)`` merges them, before any stack's frames are made.
+    struct StackSums {
+        /// The names' table with the roots (and names new to rewritten frames) added.
+        var table: InternedStacks
+        /// The (stack, root) pairs with a sample, in the order of the stacks made of them.
+        var origins: [InternedStacks.Origin] = []
+        /// The value of each pair.
+        var values: [Int64] = []
+        /// Per stack of the profile, its frames after the transforms (nil while not made, [nil]
+        /// when dropped); empty without stack rewrites.
+        var rewritten: [[Int32]??] = []
+        /// Whether the transforms only drop samples (every kept stack is the profile's as it is).
+        var keepsFrames: Bool
+    }
+
+    /// The sums of ``StackSums`` (see there) with `transforms` applied, on the run's names.
+    static func stackSums(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> StackSums {
+        let rewrites = transforms.filter { !$0.selectsThreads }
+        var out = StackSums(table: names.table, keepsFrames: rewrites.allSatisfy { if case .ignore = $0 { return true } else { return false } })
         var roots: [Int: Int32] = [:]
         // Summed per stack for its first root (most stacks have one process), other roots apart:
         // arrays indexed by stack rather than a dictionary of every (stack, root).
         var firstRoot = [Int32](repeating: -2, count: profile.stacks.count)
         var firstValue = [Int64](repeating: 0, count: profile.stacks.count)
-        struct Key: Hashable { var stack: Int; var root: Int32 }
-        var others: [Key: Int64] = [:]
-        let rewrites = transforms.filter { !$0.selectsThreads }
+        var others: [InternedStacks.Origin: Int64] = [:]
         let selects = rewrites.count < transforms.count
-        // Per stack of the profile: its frames after the transforms, nil while not made, [nil] when dropped.
-        var rewritten = [[Int32]??](repeating: nil, count: rewrites.isEmpty ? 0 : profile.stacks.count)
+        out.rewritten = [[Int32]??](repeating: nil, count: rewrites.isEmpty ? 0 : profile.stacks.count)
         var keptThreads: [Int: Bool] = [:]
         let named = TransformedNames(rewrites, names: names)
         for s in profile.samples {
@@ -206,15 +215,15 @@ extension ProfileViews {
                 guard keptThreads[t]! else { continue }
             }
             if !rewrites.isEmpty {
-                if rewritten[s.stack] == nil {
-                    rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &out))
+                if out.rewritten[s.stack] == nil {
+                    out.rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &out.table))
                 }
-                guard rewritten[s.stack]! != nil else { continue }
+                guard out.rewritten[s.stack]! != nil else { continue }
             }
             var root: Int32 = -1
             if let t = s.thread {
                 if let known = roots[t] { root = known } else {
-                    root = profile.rootFrames(of: s, perThread: false).first.map { out.id($0) } ?? -1
+                    root = profile.rootFrames(of: s, perThread: false).first.map { out.table.id($0) } ?? -1
                     roots[t] = root
                 }
             }
@@ -222,26 +231,40 @@ extension ProfileViews {
             if firstRoot[s.stack] == root {
                 firstValue[s.stack] += value
             } else {
-                others[Key(stack: s.stack, root: root), default: 0] += value
+                others[InternedStacks.Origin(stack: Int32(s.stack), root: root), default: 0] += value
             }
         }
-        // Only dropping transforms: every stack is one of the run's, as it is.
-        let keepsFrames = rewrites.allSatisfy { if case .ignore = $0 { return true } else { return false } }
-        func stack(_ index: Int, _ root: Int32, _ value: Int64) -> (frames: [Int32], value: Int64) {
-            let frames = rewrites.isEmpty ? names.byStack[index] : rewritten[index]!!
-            guard root >= 0 else { return (frames, value) }
+        for i in firstRoot.indices where firstRoot[i] != -2 {
+            out.origins.append(InternedStacks.Origin(stack: Int32(i), root: firstRoot[i]))
+            out.values.append(firstValue[i])
+        }
+        for (o, v) in others {
+            out.origins.append(o)
+            out.values.append(v)
+        }
+        return out
+    }
+
+    /// The CPU stacks of `profile` (sample counts, rooted at the process) as
+    /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
+    /// with the names of `names` (made from `profile` or from the profile it was cut from, which
+    /// shares its stacks); merged by stack and process rather than by names, which the flame tree,
+    /// the callers and the tables read alike. With `transforms`, the CPU stacks of
+    /// `profile.transformed(transforms)`, rewritten here on the ids.
+    public static func cpuStacks(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> InternedStacks {
+        let sums = stackSums(profile, names: names, transforms: transforms)
+        var out = sums.table
+        out.stacks = zip(sums.origins, sums.values).map { o, value in
+            let index = Int(o.stack)
+            let frames = sums.rewritten.isEmpty ? names.byStack[index] : sums.rewritten[index]!!
+            guard o.root >= 0 else { return (frames, value) }
             var rooted: [Int32] = []
             rooted.reserveCapacity(frames.count + 1)
-            rooted.append(root)
+            rooted.append(o.root)
             rooted.append(contentsOf: frames)
             return (rooted, value)
         }
-        out.stacks = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : stack(i, firstRoot[i], firstValue[i]) }
-            + others.map { stack($0.key.stack, $0.key.root, $0.value) }
-        if keepsFrames {
-            out.origins = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : InternedStacks.Origin(stack: Int32(i), root: firstRoot[i]) }
-                + others.map { InternedStacks.Origin(stack: Int32($0.key.stack), root: $0.key.root) }
-        }
+        if sums.keepsFrames { out.origins = sums.origins }
         return out
     }
 
@@ -286,16 +309,28 @@ extension ProfileViews {
         /// say where its stacks come from or one of them is not in the whole tree.
         func tree(of subset: InternedStacks) -> FlameTree? {
             guard let origins = subset.origins else { return nil }
+            return tree(origins: origins, values: subset.stacks.map(\.value), names: subset.names)
+        }
+
+        /// The tree of `sums` (see ``tree(of:)``), without making their stacks' frames; nil when
+        /// their transforms rewrite frames.
+        func tree(of sums: StackSums) -> FlameTree? {
+            guard sums.keepsFrames else { return nil }
+            return tree(origins: sums.origins, values: sums.values, names: sums.table.names)
+        }
+
+        /// The tree of the run's stacks `origins` (roots as ids into `names`) with `values`.
+        private func tree(origins: [InternedStacks.Origin], values: [Int64], names: [String]) -> FlameTree? {
             var rootIDs: [Int32: Int32] = [:]
             var ends: [(node: Int32, value: Int64)] = []
             ends.reserveCapacity(origins.count)
             for (k, o) in origins.enumerated() {
-                let value = subset.stacks[k].value
+                let value = values[k]
                 guard value > 0 else { continue }
                 var root: Int32 = -1
                 if o.root >= 0 {
                     if let known = rootIDs[o.root] { root = known } else {
-                        guard let id = roots[subset.names[Int(o.root)]] else { return nil }
+                        guard let id = roots[names[Int(o.root)]] else { return nil }
                         rootIDs[o.root] = id
                         root = id
                     }

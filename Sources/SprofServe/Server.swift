@@ -235,8 +235,8 @@ actor ProfileCache {
         var topRows: [CostRow]?
         /// The sample timeline in time order, indexed for cutting (made at the first range).
         var timedSamples: ProfileViews.TimedSamples?
-        /// The last time range asked for, as a profile and its CPU stacks.
-        var range: (range: TimeRange, profile: Profile, stacks: InternedStacks)?
+        /// The last time range asked for, as a profile and its CPU stacks (made when first asked for).
+        var range: (range: TimeRange, profile: Profile, stacks: InternedStacks?)?
         /// Whole flame trees by view key, the last few: a zoom or a search asks the same tree again.
         var trees: [(key: String, tree: ProfileViews.FlameTree)] = []
         /// The run's CPU flame tree with where each stack ends (ranges and dropping transforms cut it).
@@ -323,27 +323,50 @@ actor ProfileCache {
     func cpuTree(_ dir: String, transforms: [StackTransform]) throws -> ProfileViews.FlameTree {
         if transforms.isEmpty { return try wholeTree(dir).tree }
         return try tree(dir, key: ServeApp.viewKey(view: "cpu", transforms: transforms)) { cache in
-            let stacks = try cache.cpuStacks(dir, transforms: transforms)
-            if stacks.origins != nil, let cut = try cache.wholeTree(dir).tree(of: stacks) { return cut }
-            return ProfileViews.flameTree(stacks, unit: "samples")
+            // Transforms that only drop samples: the sums of the kept stacks cut the run's tree,
+            // and no stack's frames are made.
+            let profile = try cache.load(dir).profile
+            let sums = ProfileViews.stackSums(profile, names: cache.stackNames(dir, profile), transforms: transforms)
+            if let cut = try cache.wholeTree(dir).tree(of: sums) { return cut }
+            return ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples")
         }
     }
 
-    /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``),
-    /// and its CPU stacks; the last range is kept, as a user looks at one range in several views.
+    /// The CPU flame tree of the samples of run `dir` in `range` with `transforms`: cut from the
+    /// run's tree when the transforms only drop samples, else built from the stacks.
+    func cpuTree(_ dir: String, range: TimeRange, transforms: [StackTransform]) throws -> ProfileViews.FlameTree {
+        let ranged = try restricted(dir, range)
+        let sums = ProfileViews.stackSums(ranged, names: try stackNames(dir), transforms: transforms)
+        if let cut = try wholeTree(dir).tree(of: sums) { return cut }
+        return ProfileViews.flameTree(try rangedStacks(dir, range, transforms: transforms), unit: "samples")
+    }
+
+    /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``);
+    /// the last range is kept, as a user looks at one range in several views.
     /// - Throws: ``ServeError`` 400 when the run has no timeline.
-    func restricted(_ dir: String, _ range: TimeRange) throws -> (profile: Profile, stacks: InternedStacks) {
+    func restricted(_ dir: String, _ range: TimeRange) throws -> Profile {
         let e = entry(dir)
-        if let r = e.range, r.range == range { return (r.profile, r.stacks) }
+        if let r = e.range, r.range == range { return r.profile }
         let run = try load(dir)
         let timeline = try self.timeline(dir)
         guard let timed = timeline.timed else {
             throw ServeError(400, "this run has no sample timeline, so it cannot be cut to a time range" + (timeline.problem.map { ": \($0)" } ?? " (recorded by a sprof without --timeline)"))
         }
         let p = timedSamples(dir, run.profile, timed).restrict(run.profile, to: range)
-        let stacks = ProfileViews.cpuStacks(p, names: stackNames(dir, run.profile))
-        e.range = (range, p, stacks)
-        return (p, stacks)
+        e.range = (range, p, nil)
+        return p
+    }
+
+    /// The CPU stacks of the samples of run `dir` in `range` with `transforms` (those without
+    /// transforms kept with the range: the inverted tree and the callers read them too).
+    func rangedStacks(_ dir: String, _ range: TimeRange, transforms: [StackTransform]) throws -> InternedStacks {
+        let p = try restricted(dir, range)
+        // The cut shares the run's stacks, so the run's names serve it.
+        guard transforms.isEmpty else { return ProfileViews.cpuStacks(p, names: try stackNames(dir), transforms: transforms) }
+        if let stacks = entry(dir).range?.stacks { return stacks }
+        let stacks = ProfileViews.cpuStacks(p, names: try stackNames(dir))
+        entry(dir).range?.stacks = stacks
+        return stacks
     }
 
     /// The rows of run `dir`'s whole profile by function (``Profile/top(by:valueIndex:names:granularity:)``
@@ -714,18 +737,15 @@ public enum ServeApp {
         }
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
-        var ranged: (profile: Profile, stacks: InternedStacks)?
+        var ranged: Profile?
         if let range, ["cpu", "inverted", "callers", "source", "top", "threads"].contains(view) { ranged = try cache.restricted(dir, range) }
         // The range cuts first, then the transforms rewrite what is left (as `report --transform`).
         func profile() throws -> Profile {
-            if let ranged { return transforms.isEmpty ? ranged.profile : ranged.profile.transformed(transforms) }
+            if let ranged { return transforms.isEmpty ? ranged : ranged.transformed(transforms) }
             return try cache.load(dir, transforms: transforms).profile
         }
         func cpuStacks() throws -> InternedStacks {
-            if let ranged {
-                // The cut shares the run's stacks, so the run's names serve it.
-                return transforms.isEmpty ? ranged.stacks : ProfileViews.cpuStacks(ranged.profile, names: try cache.stackNames(dir), transforms: transforms)
-            }
+            if let range, ranged != nil { return try cache.rangedStacks(dir, range, transforms: transforms) }
             return try cache.cpuStacks(dir, transforms: transforms)
         }
         switch view {
@@ -736,14 +756,8 @@ public enum ServeApp {
                     return ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples")
                 }
             }
-            if ranged == nil { return try drawn.json(try cache.cpuTree(dir, transforms: transforms)) }
-            return try flame {
-                // A range (and dropping transforms) keeps some of the run's stacks as they are:
-                // their tree is the run's tree cut (the same tree as built from them).
-                let stacks = try cpuStacks()
-                if stacks.origins != nil, let cut = try cache.wholeTree(dir).tree(of: stacks) { return cut }
-                return ProfileViews.flameTree(stacks, unit: "samples")
-            }
+            guard let range else { return try drawn.json(try cache.cpuTree(dir, transforms: transforms)) }
+            return try flame { try cache.cpuTree(dir, range: range, transforms: transforms) }
         case "inverted":
             return try flame { ProfileViews.invertedTree(try cpuStacks(), unit: "samples") }
         case "callers":

@@ -116,12 +116,17 @@ final class InternedStacksTests: XCTestCase {
             let fromWhole = try XCTUnwrap(whole.tree(of: stacks), "\(tf)")
             XCTAssertEqual(fromWhole.jsonBytes(), built.jsonBytes(), "\(tf)")
             XCTAssertEqual(fromWhole.drawn()?.jsonBytes(), built.drawn()?.jsonBytes(), "\(tf)")
+            // From the sums alone (no stack's frames made), as the server cuts it.
+            let fromSums = try XCTUnwrap(whole.tree(of: ProfileViews.stackSums(cut, names: names, transforms: tf)), "\(tf)")
+            XCTAssertEqual(fromSums.jsonBytes(), built.jsonBytes(), "\(tf)")
             if built.parent.count < whole.tree.parent.count { dropped += 1 }
         }
         XCTAssertGreaterThan(dropped, 0, "some cuts leave nodes out")
         // A transform that rewrites frames: its stacks are not the run's, so they are built anew.
         let p = Self.randomProfile(&g)
         XCTAssertNil(ProfileViews.cpuStacks(p, names: ProfileViews.StackNames(p), transforms: [.merge("f1")]).origins)
+        let whole = try XCTUnwrap(ProfileViews.WholeTree(ProfileViews.cpuStacks(p), unit: "samples"))
+        XCTAssertNil(whole.tree(of: ProfileViews.stackSums(p, names: ProfileViews.StackNames(p), transforms: [.ignore("f0"), .focusFunction("f1")])))
     }
 
     /// Compare's differential tree merged from the two sides' trees
