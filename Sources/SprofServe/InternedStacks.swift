@@ -192,10 +192,19 @@ extension ProfileViews {
         var keepsFrames: Bool
     }
 
+    /// Whether `transforms` only drop samples (ignore, thread, process): each kept stack is then
+    /// the profile's as it is.
+    static func onlyDrop(_ transforms: [StackTransform]) -> Bool {
+        transforms.allSatisfy { t in
+            if case .ignore = t { return true }
+            return t.selectsThreads
+        }
+    }
+
     /// The sums of ``StackSums`` (see there) with `transforms` applied, on the run's names.
     static func stackSums(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> StackSums {
         let rewrites = transforms.filter { !$0.selectsThreads }
-        var out = StackSums(table: names.table, keepsFrames: rewrites.allSatisfy { if case .ignore = $0 { return true } else { return false } })
+        var out = StackSums(table: names.table, keepsFrames: onlyDrop(transforms))
         var roots: [Int: Int32] = [:]
         // Summed per stack for its first root (most stacks have one process), other roots apart:
         // arrays indexed by stack rather than a dictionary of every (stack, root).

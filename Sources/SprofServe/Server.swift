@@ -325,9 +325,11 @@ actor ProfileCache {
         return try tree(dir, key: ServeApp.viewKey(view: "cpu", transforms: transforms)) { cache in
             // Transforms that only drop samples: the sums of the kept stacks cut the run's tree,
             // and no stack's frames are made.
-            let profile = try cache.load(dir).profile
-            let sums = ProfileViews.stackSums(profile, names: cache.stackNames(dir, profile), transforms: transforms)
-            if let cut = try cache.wholeTree(dir).tree(of: sums) { return cut }
+            if ProfileViews.onlyDrop(transforms) {
+                let profile = try cache.load(dir).profile
+                let sums = ProfileViews.stackSums(profile, names: cache.stackNames(dir, profile), transforms: transforms)
+                if let cut = try cache.wholeTree(dir).tree(of: sums) { return cut }
+            }
             return ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples")
         }
     }
@@ -335,9 +337,10 @@ actor ProfileCache {
     /// The CPU flame tree of the samples of run `dir` in `range` with `transforms`: cut from the
     /// run's tree when the transforms only drop samples, else built from the stacks.
     func cpuTree(_ dir: String, range: TimeRange, transforms: [StackTransform]) throws -> ProfileViews.FlameTree {
-        let ranged = try restricted(dir, range)
-        let sums = ProfileViews.stackSums(ranged, names: try stackNames(dir), transforms: transforms)
-        if let cut = try wholeTree(dir).tree(of: sums) { return cut }
+        if ProfileViews.onlyDrop(transforms) {
+            let sums = ProfileViews.stackSums(try restricted(dir, range), names: try stackNames(dir), transforms: transforms)
+            if let cut = try wholeTree(dir).tree(of: sums) { return cut }
+        }
         return ProfileViews.flameTree(try rangedStacks(dir, range, transforms: transforms), unit: "samples")
     }
 
