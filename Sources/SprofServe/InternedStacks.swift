@@ -291,10 +291,15 @@ extension ProfileViews {
     struct WholeTree: Sendable {
         /// The run's CPU flame tree (as ``flameTree(_:unit:base:)`` makes it).
         let tree: FlameTree
-        /// The node each stack of the run (with a positive value) ends at, -1 for one without frames.
-        private let endOf: [InternedStacks.Origin: Int32]
+        /// The node each stack of the run (with a positive value) ends at, -1 for one without
+        /// frames, by the stack's index in the profile for its first root (`firstRoot`, -2 for a
+        /// stack without one), and in `otherEnds` for other roots (a stack sampled in several
+        /// processes): arrays rather than a dictionary of every pair, as the tree is made for
+        /// every first view.
+        private var firstRoot: [Int32] = [], firstEnd: [Int32] = []
+        private var otherEnds: [InternedStacks.Origin: Int32] = [:]
         /// The root names (processes) by their id in the run's table.
-        private let roots: [String: Int32]
+        private var roots: [String: Int32] = [:]
 
         /// The tree of `stacks`, the run's CPU stacks (``cpuStacks(_:names:transforms:)`` without
         /// transforms); nil when they do not say where they come from.
@@ -302,15 +307,31 @@ extension ProfileViews {
             guard let origins = stacks.origins else { return nil }
             let (tree, ends) = ProfileViews.flameTreeAndEnds(stacks, unit: unit)
             self.tree = tree
-            var endOf: [InternedStacks.Origin: Int32] = [:]
-            endOf.reserveCapacity(origins.count)
-            var roots: [String: Int32] = [:]
+            let count = Int(origins.lazy.map(\.stack).max() ?? -1) + 1
+            firstRoot = [Int32](repeating: -2, count: count)
+            firstEnd = [Int32](repeating: -1, count: count)
+            var rootSeen = [Bool](repeating: false, count: stacks.names.count)
             for (k, o) in origins.enumerated() where stacks.stacks[k].value > 0 {
-                endOf[o] = ends[k]
-                if o.root >= 0 { roots[stacks.names[Int(o.root)]] = o.root }
+                let i = Int(o.stack)
+                if firstRoot[i] == -2 || firstRoot[i] == o.root {
+                    firstRoot[i] = o.root
+                    firstEnd[i] = ends[k]
+                } else {
+                    otherEnds[o] = ends[k]
+                }
+                if o.root >= 0 && !rootSeen[Int(o.root)] {
+                    rootSeen[Int(o.root)] = true
+                    roots[stacks.names[Int(o.root)]] = o.root
+                }
             }
-            self.endOf = endOf
-            self.roots = roots
+        }
+
+        /// Where the run's stack `o` ends in the tree; nil when it is not in the tree.
+        private func end(of o: InternedStacks.Origin) -> Int32? {
+            let i = Int(o.stack)
+            guard i < firstRoot.count else { return nil }
+            if firstRoot[i] == o.root { return firstEnd[i] }
+            return otherEnds[o]
         }
 
         /// The tree of `subset`, stacks of the same run (a cut of its profile or a transform that
@@ -344,7 +365,7 @@ extension ProfileViews {
                         root = id
                     }
                 }
-                guard let end = endOf[InternedStacks.Origin(stack: o.stack, root: root)] else { return nil }
+                guard let end = end(of: InternedStacks.Origin(stack: o.stack, root: root)) else { return nil }
                 ends.append((end, value))
             }
             return tree.restricted(to: ends)
