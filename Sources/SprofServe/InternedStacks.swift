@@ -11,6 +11,19 @@ public struct InternedStacks: Sendable {
     /// The stacks, root first, with their values; the same frames may appear more than once
     /// (their values add up).
     public var stacks: [(frames: [Int32], value: Int64)] = []
+    /// Where each of ``stacks`` comes from, when every one is a stack of the run's profile as it
+    /// is (no frame rewritten: no transform, or only ones that drop samples), so that its tree is
+    /// the run's whole tree with other values (``ProfileViews/FlameTree/restricted(to:)``); nil
+    /// otherwise, or once ``stacks`` are changed by other code.
+    var origins: [Origin]?
+
+    /// A stack of the run's profile under one root: ``ProfileViews/cpuStacks(_:names:transforms:)`` merges by these.
+    struct Origin: Hashable {
+        /// The stack's index in the profile.
+        var stack: Int32
+        /// The root frame's id in the table (the process), -1 for none.
+        var root: Int32
+    }
 
     /// An empty table.
     public init() {}
@@ -163,25 +176,43 @@ extension ProfileViews {
         }
     }
 
-    /// The CPU stacks of `profile` (sample counts, rooted at the process) as
-    /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
-    /// with the names of `names` (made from `profile` or from the profile it was cut from, which
-    /// shares its stacks); merged by stack and process rather than by names, which the flame tree,
-    /// the callers and the tables read alike. With `transforms`, the CPU stacks of
-    /// `profile.transformed(transforms)`, rewritten here on the ids.
-    public static func cpuStacks(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> InternedStacks {
-        var out = names.table
+    /// The CPU samples of `profile` summed per stack of the profile and root (process), as
+    /// ``cpuStacks(_:names:transforms:)`` merges them, before any stack's frames are made.
+    struct StackSums {
+        /// The names' table with the roots (and names new to rewritten frames) added.
+        var table: InternedStacks
+        /// The (stack, root) pairs with a sample, in the order of the stacks made of them.
+        var origins: [InternedStacks.Origin] = []
+        /// The value of each pair.
+        var values: [Int64] = []
+        /// Per stack of the profile, its frames after the transforms (nil while not made, [nil]
+        /// when dropped); empty without stack rewrites.
+        var rewritten: [[Int32]??] = []
+        /// Whether the transforms only drop samples (every kept stack is the profile's as it is).
+        var keepsFrames: Bool
+    }
+
+    /// Whether `transforms` only drop samples (ignore, thread, process): each kept stack is then
+    /// the profile's as it is.
+    static func onlyDrop(_ transforms: [StackTransform]) -> Bool {
+        transforms.allSatisfy { t in
+            if case .ignore = t { return true }
+            return t.selectsThreads
+        }
+    }
+
+    /// The sums of ``StackSums`` (see there) with `transforms` applied, on the run's names.
+    static func stackSums(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> StackSums {
+        let rewrites = transforms.filter { !$0.selectsThreads }
+        var out = StackSums(table: names.table, keepsFrames: onlyDrop(transforms))
         var roots: [Int: Int32] = [:]
         // Summed per stack for its first root (most stacks have one process), other roots apart:
         // arrays indexed by stack rather than a dictionary of every (stack, root).
         var firstRoot = [Int32](repeating: -2, count: profile.stacks.count)
         var firstValue = [Int64](repeating: 0, count: profile.stacks.count)
-        struct Key: Hashable { var stack: Int; var root: Int32 }
-        var others: [Key: Int64] = [:]
-        let rewrites = transforms.filter { !$0.selectsThreads }
+        var others: [InternedStacks.Origin: Int64] = [:]
         let selects = rewrites.count < transforms.count
-        // Per stack of the profile: its frames after the transforms, nil while not made, [nil] when dropped.
-        var rewritten = [[Int32]??](repeating: nil, count: rewrites.isEmpty ? 0 : profile.stacks.count)
+        out.rewritten = [[Int32]??](repeating: nil, count: rewrites.isEmpty ? 0 : profile.stacks.count)
         var keptThreads: [Int: Bool] = [:]
         let named = TransformedNames(rewrites, names: names)
         for s in profile.samples {
@@ -193,15 +224,15 @@ extension ProfileViews {
                 guard keptThreads[t]! else { continue }
             }
             if !rewrites.isEmpty {
-                if rewritten[s.stack] == nil {
-                    rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &out))
+                if out.rewritten[s.stack] == nil {
+                    out.rewritten[s.stack] = .some(names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &out.table))
                 }
-                guard rewritten[s.stack]! != nil else { continue }
+                guard out.rewritten[s.stack]! != nil else { continue }
             }
             var root: Int32 = -1
             if let t = s.thread {
                 if let known = roots[t] { root = known } else {
-                    root = profile.rootFrames(of: s, perThread: false).first.map { out.id($0) } ?? -1
+                    root = profile.rootFrames(of: s, perThread: false).first.map { out.table.id($0) } ?? -1
                     roots[t] = root
                 }
             }
@@ -209,25 +240,135 @@ extension ProfileViews {
             if firstRoot[s.stack] == root {
                 firstValue[s.stack] += value
             } else {
-                others[Key(stack: s.stack, root: root), default: 0] += value
+                others[InternedStacks.Origin(stack: Int32(s.stack), root: root), default: 0] += value
             }
         }
-        func stack(_ index: Int, _ root: Int32, _ value: Int64) -> (frames: [Int32], value: Int64) {
-            let frames = rewrites.isEmpty ? names.byStack[index] : rewritten[index]!!
-            guard root >= 0 else { return (frames, value) }
+        for i in firstRoot.indices where firstRoot[i] != -2 {
+            out.origins.append(InternedStacks.Origin(stack: Int32(i), root: firstRoot[i]))
+            out.values.append(firstValue[i])
+        }
+        for (o, v) in others {
+            out.origins.append(o)
+            out.values.append(v)
+        }
+        return out
+    }
+
+    /// The CPU stacks of `profile` (sample counts, rooted at the process) as
+    /// ``Profile/aggregatedStacks(valueIndex:perThread:names:sorted:)`` gives them, unsorted,
+    /// with the names of `names` (made from `profile` or from the profile it was cut from, which
+    /// shares its stacks); merged by stack and process rather than by names, which the flame tree,
+    /// the callers and the tables read alike. With `transforms`, the CPU stacks of
+    /// `profile.transformed(transforms)`, rewritten here on the ids.
+    public static func cpuStacks(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> InternedStacks {
+        let sums = stackSums(profile, names: names, transforms: transforms)
+        var out = sums.table
+        out.stacks = zip(sums.origins, sums.values).map { o, value in
+            let index = Int(o.stack)
+            let frames = sums.rewritten.isEmpty ? names.byStack[index] : sums.rewritten[index]!!
+            guard o.root >= 0 else { return (frames, value) }
             var rooted: [Int32] = []
             rooted.reserveCapacity(frames.count + 1)
-            rooted.append(root)
+            rooted.append(o.root)
             rooted.append(contentsOf: frames)
             return (rooted, value)
         }
-        out.stacks = firstRoot.indices.compactMap { i in firstRoot[i] == -2 ? nil : stack(i, firstRoot[i], firstValue[i]) }
-            + others.map { stack($0.key.stack, $0.key.root, $0.value) }
+        if sums.keepsFrames { out.origins = sums.origins }
         return out
     }
 
     /// The CPU stacks of `profile`, its frames named here (``StackNames``).
     public static func cpuStacks(_ profile: Profile) -> InternedStacks {
         cpuStacks(profile, names: StackNames(profile))
+    }
+}
+
+extension ProfileViews {
+    /// A run's whole CPU flame tree with the node each of its stacks ends at, so that the tree of
+    /// a subset of its stacks with other values (a time range, a transform that only drops
+    /// samples) is one pass over its nodes (``FlameTree/restricted(to:)``) rather than a tree
+    /// built again: the stacks of a subset are the run's, so are their paths in the tree.
+    struct WholeTree: Sendable {
+        /// The run's CPU flame tree (as ``flameTree(_:unit:base:)`` makes it).
+        let tree: FlameTree
+        /// The node each stack of the run (with a positive value) ends at, -1 for one without
+        /// frames, by the stack's index in the profile for its first root (`firstRoot`, -2 for a
+        /// stack without one), and in `otherEnds` for other roots (a stack sampled in several
+        /// processes): arrays rather than a dictionary of every pair, as the tree is made for
+        /// every first view.
+        private var firstRoot: [Int32] = [], firstEnd: [Int32] = []
+        private var otherEnds: [InternedStacks.Origin: Int32] = [:]
+        /// The root names (processes) by their id in the run's table.
+        private var roots: [String: Int32] = [:]
+
+        /// The tree of `stacks`, the run's CPU stacks (``cpuStacks(_:names:transforms:)`` without
+        /// transforms); nil when they do not say where they come from.
+        init?(_ stacks: InternedStacks, unit: String) {
+            guard let origins = stacks.origins else { return nil }
+            let (tree, ends) = ProfileViews.flameTreeAndEnds(stacks, unit: unit)
+            self.tree = tree
+            let count = Int(origins.lazy.map(\.stack).max() ?? -1) + 1
+            firstRoot = [Int32](repeating: -2, count: count)
+            firstEnd = [Int32](repeating: -1, count: count)
+            var rootSeen = [Bool](repeating: false, count: stacks.names.count)
+            for (k, o) in origins.enumerated() where stacks.stacks[k].value > 0 {
+                let i = Int(o.stack)
+                if firstRoot[i] == -2 || firstRoot[i] == o.root {
+                    firstRoot[i] = o.root
+                    firstEnd[i] = ends[k]
+                } else {
+                    otherEnds[o] = ends[k]
+                }
+                if o.root >= 0 && !rootSeen[Int(o.root)] {
+                    rootSeen[Int(o.root)] = true
+                    roots[stacks.names[Int(o.root)]] = o.root
+                }
+            }
+        }
+
+        /// Where the run's stack `o` ends in the tree; nil when it is not in the tree.
+        private func end(of o: InternedStacks.Origin) -> Int32? {
+            let i = Int(o.stack)
+            guard i < firstRoot.count else { return nil }
+            if firstRoot[i] == o.root { return firstEnd[i] }
+            return otherEnds[o]
+        }
+
+        /// The tree of `subset`, stacks of the same run (a cut of its profile or a transform that
+        /// only drops samples, named with the run's ``StackNames``); nil when `subset` does not
+        /// say where its stacks come from or one of them is not in the whole tree.
+        func tree(of subset: InternedStacks) -> FlameTree? {
+            guard let origins = subset.origins else { return nil }
+            return tree(origins: origins, values: subset.stacks.map(\.value), names: subset.names)
+        }
+
+        /// The tree of `sums` (see ``tree(of:)``), without making their stacks' frames; nil when
+        /// their transforms rewrite frames.
+        func tree(of sums: StackSums) -> FlameTree? {
+            guard sums.keepsFrames else { return nil }
+            return tree(origins: sums.origins, values: sums.values, names: sums.table.names)
+        }
+
+        /// The tree of the run's stacks `origins` (roots as ids into `names`) with `values`.
+        private func tree(origins: [InternedStacks.Origin], values: [Int64], names: [String]) -> FlameTree? {
+            var rootIDs: [Int32: Int32] = [:]
+            var ends: [(node: Int32, value: Int64)] = []
+            ends.reserveCapacity(origins.count)
+            for (k, o) in origins.enumerated() {
+                let value = values[k]
+                guard value > 0 else { continue }
+                var root: Int32 = -1
+                if o.root >= 0 {
+                    if let known = rootIDs[o.root] { root = known } else {
+                        guard let id = roots[names[Int(o.root)]] else { return nil }
+                        rootIDs[o.root] = id
+                        root = id
+                    }
+                }
+                guard let end = end(of: InternedStacks.Origin(stack: o.stack, root: root)) else { return nil }
+                ends.append((end, value))
+            }
+            return tree.restricted(to: ends)
+        }
     }
 }

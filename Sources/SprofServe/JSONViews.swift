@@ -42,10 +42,7 @@ public enum ProfileViews {
             }
             func array<T: BinaryInteger>(_ key: String, _ values: [T]) {
                 out.append(contentsOf: Array("],\"\(key)\":[".utf8))
-                for (i, v) in values.enumerated() {
-                    if i > 0 { out.append(UInt8(ascii: ",")) }
-                    JSONWriting.int(Int64(v), into: &out)
-                }
+                JSONWriting.ints(values, into: &out)
             }
             array("parent", parent)
             array("name", name)
@@ -56,6 +53,20 @@ public enum ProfileViews {
             if subtree == true { out.append(contentsOf: Array(",\"subtree\":true".utf8)) }
             out.append(UInt8(ascii: "}"))
             return out
+        }
+
+        /// Appends a node named `table[id]` (the caller's table of names) under `parent` and
+        /// returns its index; a name is listed in ``names`` at its first use, `listed` mapping
+        /// the caller's ids to this tree's (-1 while not listed).
+        mutating func append(name id: Int, of table: [String], listed: inout [Int32], parent: Int32, value: Int64) -> Int32 {
+            if listed[id] < 0 {
+                listed[id] = Int32(names.count)
+                names.append(table[id])
+            }
+            self.parent.append(parent)
+            name.append(listed[id])
+            self.value.append(value)
+            return Int32(self.parent.count - 1)
         }
 
         /// The share of the drawn root below which a node is not sent to the page: 1/20,000,
@@ -124,6 +135,102 @@ public enum ProfileViews {
             return out
         }
 
+        /// This tree (a whole tree, not cut, not differential) with other values for the stacks it
+        /// was made from: `ends` gives, per stack, the node it ends at (-1 for a stack without
+        /// frames, counted in the total only) and its new value. The result is what
+        /// ``ProfileViews/flameTree(_:unit:base:)`` makes of those stacks with those values: the
+        /// nodes on no stack of positive value are left out, the others keep their pre-order and
+        /// sibling order, and the names are listed in their order of first use as there. A time
+        /// range or a transform that only drops samples thereby costs a pass over the nodes, not a
+        /// tree built again.
+        func restricted(to ends: [(node: Int32, value: Int64)]) -> FlameTree {
+            let n = parent.count
+            var v = [Int64](repeating: 0, count: n)
+            var alive = [Bool](repeating: false, count: n)
+            var total: Int64 = 0
+            for e in ends where e.value > 0 {
+                total += e.value
+                guard e.node >= 0 else { continue }
+                v[Int(e.node)] += e.value
+                alive[Int(e.node)] = true
+            }
+            // Children come after their parent: one backward pass sums the totals.
+            for i in stride(from: n - 1, through: 0, by: -1) where alive[i] && parent[i] >= 0 {
+                let p = Int(parent[i])
+                v[p] += v[i]
+                alive[p] = true
+            }
+            var out = FlameTree(unit: unit, total: total, names: [], parent: [], name: [], value: [])
+            let kept = alive.reduce(0) { $1 ? $0 + 1 : $0 }
+            out.parent.reserveCapacity(kept)
+            out.name.reserveCapacity(kept)
+            out.value.reserveCapacity(kept)
+            var newIndex = [Int32](repeating: -1, count: n)
+            var newName = [Int32](repeating: -1, count: names.count)
+            for i in 0..<n where alive[i] {
+                newIndex[i] = out.append(name: Int(name[i]), of: names, listed: &newName,
+                                         parent: parent[i] < 0 ? -1 : newIndex[Int(parent[i])], value: v[i])
+            }
+            return out
+        }
+
+        /// The differential tree of `new` against `base`, two whole trees (as
+        /// ``ProfileViews/flameTree(_:unit:base:)`` makes them, not cut, not differential): the
+        /// same tree as that function makes of the two trees' stacks. The two tries are merged
+        /// node by node (siblings in name order on both sides), and each base node's own value
+        /// (its stacks ending there) is scaled once, as there. Compare's two trees are each
+        /// run's CPU tree, made once per run: this is a pass over both, not a tree built again.
+        static func differential(new: FlameTree, base: FlameTree) -> FlameTree {
+            let scale = base.total > 0 ? Double(new.total) / Double(base.total) : 1
+            // One order of names over both trees.
+            var all = new.names
+            var baseName = [Int32](repeating: 0, count: base.names.count)
+            var known = Dictionary(uniqueKeysWithValues: new.names.enumerated().map { ($1, Int32($0)) })
+            for (i, n) in base.names.enumerated() {
+                if let k = known[n] { baseName[i] = k; continue }
+                baseName[i] = Int32(all.count)
+                known[n] = Int32(all.count)
+                all.append(n)
+            }
+            var rank = [Int32](repeating: 0, count: all.count)
+            for (r, id) in all.indices.sorted(by: { all[$0] < all[$1] }).enumerated() { rank[id] = Int32(r) }
+            let newSize = new.subtreeSizes(), baseSize = base.subtreeSizes()
+            // The base's own values, scaled: a node's value less its children's.
+            var baseOwn = base.value
+            for i in base.parent.indices where base.parent[i] >= 0 { baseOwn[Int(base.parent[i])] -= base.value[i] }
+            var out = FlameTree(unit: new.unit, total: new.total, names: [], parent: [], name: [], value: [], base: [])
+            let capacity = max(new.parent.count, base.parent.count)
+            out.parent.reserveCapacity(capacity)
+            out.name.reserveCapacity(capacity)
+            out.value.reserveCapacity(capacity)
+            var baseOut: [Int64] = []
+            baseOut.reserveCapacity(capacity)
+            var outName = [Int32](repeating: -1, count: all.count)
+            // Ranks per node of each side, for the merge's comparisons.
+            let newRank = new.name.map { rank[Int($0)] }, baseRank = base.name.map { rank[Int(baseName[Int($0)])] }
+            // Pre-order without recursion: per level, the next child of each side still to merge
+            // (a range of each tree) and the parent in `out`; the smaller name comes first, equal
+            // names are one node.
+            struct Cursor { var a: Int; var aEnd: Int; var b: Int; var bEnd: Int; var parent: Int32 }
+            var levels = [Cursor(a: 0, aEnd: new.parent.count, b: 0, bEnd: base.parent.count, parent: -1)]
+            while let c = levels.last {
+                let ra = c.a < c.aEnd ? newRank[c.a] : Int32.max, rb = c.b < c.bEnd ? baseRank[c.b] : Int32.max
+                if ra == Int32.max && rb == Int32.max { levels.removeLast(); continue }
+                let a = ra <= rb ? c.a : -1, b = rb <= ra ? c.b : -1
+                if a >= 0 { levels[levels.count - 1].a += newSize[a] }
+                if b >= 0 { levels[levels.count - 1].b += baseSize[b] }
+                let id = a >= 0 ? Int(new.name[a]) : Int(baseName[Int(base.name[b])])
+                let me = out.append(name: id, of: all, listed: &outName, parent: c.parent, value: a >= 0 ? new.value[a] : 0)
+                let own = b >= 0 ? baseOwn[b] : 0
+                baseOut.append(own == 0 ? 0 : Int64((Double(own) * scale).rounded()))
+                levels.append(Cursor(a: a + 1, aEnd: a >= 0 ? a + newSize[a] : 0, b: b + 1, bEnd: b >= 0 ? b + baseSize[b] : 0, parent: me))
+            }
+            // Base totals: each node's own plus its children's (children come after their parent).
+            for i in out.parent.indices.reversed() where out.parent[i] >= 0 { baseOut[Int(out.parent[i])] += baseOut[i] }
+            out.base = baseOut
+            return out
+        }
+
         /// The total of the samples with a frame whose name is marked in `mask` (by index into
         /// `names`), each counted once however many such frames it has: the search's matched
         /// share, over the whole tree (nothing left out).
@@ -154,6 +261,12 @@ public enum ProfileViews {
 
     /// ``flameTree(_:unit:base:)`` over interned names (the base's names need not share the table).
     public static func flameTree(_ interned: InternedStacks, unit: String, base baseStacks: InternedStacks? = nil) -> FlameTree {
+        flameTreeAndEnds(interned, unit: unit, base: baseStacks).tree
+    }
+
+    /// ``flameTree(_:unit:base:)`` and, per stack of `interned`, the node it ends at (-1 for a
+    /// stack without frames or without a positive value).
+    static func flameTreeAndEnds(_ interned: InternedStacks, unit: String, base baseStacks: InternedStacks? = nil) -> (tree: FlameTree, ends: [Int32]) {
         var table = interned
         let stacks = interned.stacks
         let base = baseStacks.map { table.adopt($0) }
@@ -202,6 +315,7 @@ public enum ProfileViews {
         var depth = 0               // the nodes of the previous stack's frames are path[0..<depth]
         var previous = 0..<0        // the previous stack's frames in `flat`
         var ends: [Int32] = []      // nodes where base stacks end
+        var stackEnds = [Int32](repeating: -1, count: stacks.count)
         flat.withUnsafeBufferPointer { f in
             parent.withUnsafeMutableBufferPointer { parent in
                 name.withUnsafeMutableBufferPointer { name in
@@ -225,6 +339,7 @@ public enum ProfileViews {
                             let node = Int(path[depth - 1])
                             if k < stacks.count {
                                 value[node] += stacks[k].value
+                                stackEnds[k] = Int32(node)
                             } else {
                                 if rawBase[node] == 0 { ends.append(Int32(node)) }
                                 rawBase[node] += baseList[k - stacks.count].value
@@ -273,19 +388,13 @@ public enum ProfileViews {
         var work: [Int32] = children[first[0]..<first[1]].reversed()
         while let node = work.popLast() {
             let i = Int(node)
-            let id = Int(name[i])
-            if finalName[id] < 0 {
-                finalName[id] = Int32(tree.names.count)
-                tree.names.append(idNames[id])
-            }
-            newIndex[i] = Int32(tree.parent.count)
-            tree.parent.append(parent[i] < 0 ? -1 : newIndex[Int(parent[i])])
-            tree.name.append(finalName[id])
-            tree.value.append(value[i])
+            newIndex[i] = tree.append(name: Int(name[i]), of: idNames, listed: &finalName,
+                                      parent: parent[i] < 0 ? -1 : newIndex[Int(parent[i])], value: value[i])
             tree.base?.append(baseValue[i])
             work.append(contentsOf: children[first[i + 1]..<first[i + 2]].reversed())
         }
-        return tree
+        for k in stackEnds.indices where stackEnds[k] >= 0 { stackEnds[k] = newIndex[Int(stackEnds[k])] }
+        return (tree, stackEnds)
     }
 
     /// One row of the top-functions table (`sprof report`).

@@ -23,6 +23,33 @@ enum JSONWriting {
         }
     }
 
+    /// `values` as JSON numbers joined by commas (no brackets), written through one buffer of
+    /// the largest size they can take: appending byte by byte was most of a large tree's JSON.
+    static func ints<T: BinaryInteger>(_ values: [T], into out: inout [UInt8]) {
+        guard !values.isEmpty else { return }
+        let chunk = [UInt8](unsafeUninitializedCapacity: values.count * 21) { buffer, count in
+            var at = 0
+            var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)   // 24 bytes of scratch
+            withUnsafeMutableBytes(of: &digits) { d in
+                for (k, value) in values.enumerated() {
+                    if k > 0 { buffer[at] = UInt8(ascii: ","); at += 1 }
+                    let v = Int64(value)
+                    if v < 0 { buffer[at] = UInt8(ascii: "-"); at += 1 }
+                    var n = v.magnitude
+                    var used = 0
+                    repeat {
+                        d[used] = UInt8(truncatingIfNeeded: n % 10) + 48
+                        n /= 10
+                        used += 1
+                    } while n > 0
+                    while used > 0 { used -= 1; buffer[at] = d[used]; at += 1 }
+                }
+            }
+            count = at
+        }
+        out.append(contentsOf: chunk)
+    }
+
     static func string(_ s: String, into out: inout [UInt8]) {
         let hex = Array("0123456789abcdef".utf8)
         out.append(UInt8(ascii: "\""))

@@ -235,10 +235,12 @@ actor ProfileCache {
         var topRows: [CostRow]?
         /// The sample timeline in time order, indexed for cutting (made at the first range).
         var timedSamples: ProfileViews.TimedSamples?
-        /// The last time range asked for, as a profile and its CPU stacks.
-        var range: (range: TimeRange, profile: Profile, stacks: InternedStacks)?
+        /// The last time range asked for, as a profile and its CPU stacks (made when first asked for).
+        var range: (range: TimeRange, profile: Profile, stacks: InternedStacks?)?
         /// Whole flame trees by view key, the last few: a zoom or a search asks the same tree again.
         var trees: [(key: String, tree: ProfileViews.FlameTree)] = []
+        /// The run's CPU flame tree with where each stack ends (ranges and dropping transforms cut it).
+        var wholeTree: ProfileViews.WholeTree?
     }
     private var entries: [(key: String, entry: Entry)] = []
 
@@ -303,21 +305,71 @@ actor ProfileCache {
         return stacks
     }
 
-    /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``),
-    /// and its CPU stacks; the last range is kept, as a user looks at one range in several views.
+    /// The run's CPU flame tree (no range, no transform), made once; the tree of a subset of its
+    /// stacks is cut from it (``ProfileViews/WholeTree``).
+    func wholeTree(_ dir: String) throws -> ProfileViews.WholeTree {
+        if let t = entry(dir).wholeTree { return t }
+        // The run's stacks say where they come from (no transform), so this is never nil.
+        guard let t = ProfileViews.WholeTree(try cpuStacks(dir), unit: "samples") else {
+            throw ServeError(500, "the run's stacks do not say where they come from")
+        }
+        entry(dir).wholeTree = t
+        return t
+    }
+
+    /// The CPU flame tree of run `dir` with `transforms` (whole, not cut for drawing): the run's
+    /// tree, cut from it for transforms that only drop samples, else built from the transformed
+    /// stacks; kept as the CPU view's tree (``tree(_:key:make:)``).
+    func cpuTree(_ dir: String, transforms: [StackTransform]) throws -> ProfileViews.FlameTree {
+        if transforms.isEmpty { return try wholeTree(dir).tree }
+        return try tree(dir, key: ServeApp.viewKey(view: "cpu", transforms: transforms)) { cache in
+            // Transforms that only drop samples: the sums of the kept stacks cut the run's tree,
+            // and no stack's frames are made.
+            if ProfileViews.onlyDrop(transforms) {
+                let profile = try cache.load(dir).profile
+                let sums = ProfileViews.stackSums(profile, names: cache.stackNames(dir, profile), transforms: transforms)
+                if let cut = try cache.wholeTree(dir).tree(of: sums) { return cut }
+            }
+            return ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: transforms), unit: "samples")
+        }
+    }
+
+    /// The CPU flame tree of the samples of run `dir` in `range` with `transforms`: cut from the
+    /// run's tree when the transforms only drop samples, else built from the stacks.
+    func cpuTree(_ dir: String, range: TimeRange, transforms: [StackTransform]) throws -> ProfileViews.FlameTree {
+        if ProfileViews.onlyDrop(transforms) {
+            let sums = ProfileViews.stackSums(try restricted(dir, range), names: try stackNames(dir), transforms: transforms)
+            if let cut = try wholeTree(dir).tree(of: sums) { return cut }
+        }
+        return ProfileViews.flameTree(try rangedStacks(dir, range, transforms: transforms), unit: "samples")
+    }
+
+    /// The run's profile with only the samples in `range` (see ``ProfileViews/restrict(_:timed:to:)``);
+    /// the last range is kept, as a user looks at one range in several views.
     /// - Throws: ``ServeError`` 400 when the run has no timeline.
-    func restricted(_ dir: String, _ range: TimeRange) throws -> (profile: Profile, stacks: InternedStacks) {
+    func restricted(_ dir: String, _ range: TimeRange) throws -> Profile {
         let e = entry(dir)
-        if let r = e.range, r.range == range { return (r.profile, r.stacks) }
+        if let r = e.range, r.range == range { return r.profile }
         let run = try load(dir)
         let timeline = try self.timeline(dir)
         guard let timed = timeline.timed else {
             throw ServeError(400, "this run has no sample timeline, so it cannot be cut to a time range" + (timeline.problem.map { ": \($0)" } ?? " (recorded by a sprof without --timeline)"))
         }
         let p = timedSamples(dir, run.profile, timed).restrict(run.profile, to: range)
-        let stacks = ProfileViews.cpuStacks(p, names: stackNames(dir, run.profile))
-        e.range = (range, p, stacks)
-        return (p, stacks)
+        e.range = (range, p, nil)
+        return p
+    }
+
+    /// The CPU stacks of the samples of run `dir` in `range` with `transforms` (those without
+    /// transforms kept with the range: the inverted tree and the callers read them too).
+    func rangedStacks(_ dir: String, _ range: TimeRange, transforms: [StackTransform]) throws -> InternedStacks {
+        let p = try restricted(dir, range)
+        // The cut shares the run's stacks, so the run's names serve it.
+        guard transforms.isEmpty else { return ProfileViews.cpuStacks(p, names: try stackNames(dir), transforms: transforms) }
+        if let stacks = entry(dir).range?.stacks { return stacks }
+        let stacks = ProfileViews.cpuStacks(p, names: try stackNames(dir))
+        entry(dir).range?.stacks = stacks
+        return stacks
     }
 
     /// The rows of run `dir`'s whole profile by function (``Profile/top(by:valueIndex:names:granularity:)``
@@ -384,6 +436,8 @@ actor ProfileCache {
         }
         _ = try? await cache.timeline(dir)
         try? await cache.indexTimeline(dir)
+        // Compare's table of this run (against any other).
+        _ = try? await cache.topRows(dir)
     }
 
     /// What is made of run `dir` so far: `profile`, `stacks`, `cpu` (the CPU view), `timeline`.
@@ -565,9 +619,11 @@ public enum ServeApp {
             let key = "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")
             let out = try await cache.view(dir, key: key + drawn.key) { cache in
                 let baseTransforms = tf.filter { !$0.selectsThreads }
+                // Merged from each side's CPU tree, each made once per run and transforms (and
+                // already made for a run whose CPU view was asked for or prepared).
                 let tree = try cache.tree(dir, key: key) { cache in
-                    ProfileViews.flameTree(try cache.cpuStacks(dir, transforms: tf), unit: "samples",
-                                           base: try cache.cpuStacks(baseDir, transforms: baseTransforms))
+                    ProfileViews.FlameTree.differential(new: try cache.cpuTree(dir, transforms: tf),
+                                                        base: try cache.cpuTree(baseDir, transforms: baseTransforms))
                 }
                 // A zoom or a search asks for the differential tree alone.
                 if drawn.zoom != nil || drawn.match != nil { return try drawn.json(tree) }
@@ -684,18 +740,15 @@ public enum ServeApp {
         }
         func json<T: Encodable>(_ value: T) throws -> Data { try JSON.encode(value) }
         // A time range cuts the CPU views (flame graphs, tables, callers, source, threads) to its samples.
-        var ranged: (profile: Profile, stacks: InternedStacks)?
+        var ranged: Profile?
         if let range, ["cpu", "inverted", "callers", "source", "top", "threads"].contains(view) { ranged = try cache.restricted(dir, range) }
         // The range cuts first, then the transforms rewrite what is left (as `report --transform`).
         func profile() throws -> Profile {
-            if let ranged { return transforms.isEmpty ? ranged.profile : ranged.profile.transformed(transforms) }
+            if let ranged { return transforms.isEmpty ? ranged : ranged.transformed(transforms) }
             return try cache.load(dir, transforms: transforms).profile
         }
         func cpuStacks() throws -> InternedStacks {
-            if let ranged {
-                // The cut shares the run's stacks, so the run's names serve it.
-                return transforms.isEmpty ? ranged.stacks : ProfileViews.cpuStacks(ranged.profile, names: try cache.stackNames(dir), transforms: transforms)
-            }
+            if let range, ranged != nil { return try cache.rangedStacks(dir, range, transforms: transforms) }
             return try cache.cpuStacks(dir, transforms: transforms)
         }
         switch view {
@@ -706,7 +759,8 @@ public enum ServeApp {
                     return ProfileViews.flameTree(p.aggregatedStacks(perThread: true, sorted: false), unit: "samples")
                 }
             }
-            return try flame { ProfileViews.flameTree(try cpuStacks(), unit: "samples") }
+            guard let range else { return try drawn.json(try cache.cpuTree(dir, transforms: transforms)) }
+            return try flame { try cache.cpuTree(dir, range: range, transforms: transforms) }
         case "inverted":
             return try flame { ProfileViews.invertedTree(try cpuStacks(), unit: "samples") }
         case "callers":

@@ -180,7 +180,9 @@ def wait(driver, what, cond, timeout=120):
 def open_tab(driver, name):
     driver.find_element(By.CSS_SELECTOR, f'#tabs button[data-tab="{name}"]').click()
     wait(driver, f"tab {name}", lambda d: d.find_element(By.ID, "panel").get_attribute("data-tab") == name
-         and "loading" not in d.find_element(By.ID, "panel").text)
+         and "loading" not in d.find_element(By.ID, "panel").text
+         # A long table shows its first rows at once and adds the rest when the page is idle.
+         and not d.find_elements(By.CSS_SELECTOR, "#panel tbody[data-filling]"))
 
 
 def flame_ready(driver):
@@ -1292,6 +1294,10 @@ def bench30k(bin_dir, reps=5, think_ms=0):
                      FLAME_DRAWN, total_js, in_range)
                 step("range: Top functions", 'document.querySelector(\'#tabs button[data-tab="top"]\').click();',
                      "document.querySelectorAll('#top-table tbody tr').length > 0 && !document.getElementById('panel').textContent.includes('loading')")
+                # The rest of the table's 500 rows follow when the page is idle, in order.
+                wait(driver, "the whole Top table", lambda d: not d.find_elements(By.CSS_SELECTOR, "#top-table tbody[data-filling]"))
+                selfs = driver.execute_script("return [...document.querySelectorAll('#top-table tbody tr')].map((r) => +r.children[0].textContent.replace(/,/g, ''))")
+                assert len(selfs) == 500 and selfs == sorted(selfs, reverse=True), f"Top table: {len(selfs)} rows, by self: {selfs == sorted(selfs, reverse=True)}"
                 driver.execute_script("window.SprofRange.set(null);")
                 # Compare: job 2 against job 1 (job 2 not loaded before, job 1 cached).
                 driver.get(f"{server.base}/jobs/{jobs[1]}#compare")

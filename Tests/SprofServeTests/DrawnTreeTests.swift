@@ -26,6 +26,29 @@ final class DrawnTreeTests: XCTestCase {
         return out
     }
 
+    /// A tree's JSON (written by hand, ``ProfileViews/FlameTree/jsonBytes()``) reads back as the
+    /// tree: every number, the extremes and negative base values included, and escaped names.
+    func testTreeJSONReadsBackAsTheTree() throws {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<20 {
+            let n = Int.random(in: 0...300, using: &g)
+            let extremes: [Int64] = [0, 1, 9, 10, -1, -10, Int64.max, Int64.min, 1_000_000_007]
+            func number() -> Int64 { Bool.random(using: &g) ? extremes.randomElement(using: &g)! : Int64.random(in: Int64.min...Int64.max, using: &g) }
+            let tree = ProfileViews.FlameTree(unit: "samples", total: number(), names: ["a\"b", "<c>&\\", "é\n"],
+                                              parent: (0..<n).map { i in i == 0 ? -1 : Int32.random(in: -1..<Int32(i), using: &g) },
+                                              name: (0..<n).map { _ in Int32.random(in: 0..<3, using: &g) }, value: (0..<n).map { _ in number() },
+                                              base: Bool.random(using: &g) ? (0..<n).map { _ in number() } : nil)
+            let object = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(tree.jsonBytes())) as? [String: Any])
+            func int64s(_ key: String) -> [Int64]? { (object[key] as? [NSNumber])?.map(\.int64Value) }
+            XCTAssertEqual(object["names"] as? [String], tree.names)
+            XCTAssertEqual((object["total"] as? NSNumber)?.int64Value, tree.total)
+            XCTAssertEqual(int64s("parent"), tree.parent.map(Int64.init))
+            XCTAssertEqual(int64s("name"), tree.name.map(Int64.init))
+            XCTAssertEqual(int64s("value"), tree.value)
+            XCTAssertEqual(int64s("base"), tree.base)
+        }
+    }
+
     func testDrawnTreeKeepsExactTotalsAndZoomBringsDetailBack() throws {
         var g = SystemRandomNumberGenerator()
         for round in 0..<20 {

@@ -90,6 +90,64 @@ final class InternedStacksTests: XCTestCase {
         XCTAssertGreaterThan(rewritten, 0)
     }
 
+    /// A time range or transforms that only drop samples (ignore, thread, process) cut the run's
+    /// whole tree (``ProfileViews/WholeTree``) rather than build one again: the same tree, byte
+    /// for byte, as built from the kept stacks, and the same as the page is sent.
+    func testTheWholeTreeCutIsTheTreeOfTheKeptStacks() throws {
+        var g = SystemRandomNumberGenerator()
+        let functions = ["f0", "f1", "f2", "f3", "f4", "[libc.so.6+0x1000]", "absent"]
+        var dropped = 0
+        for _ in 0..<300 {
+            let p = Self.randomProfile(&g)
+            let names = ProfileViews.StackNames(p)
+            let whole = try XCTUnwrap(ProfileViews.WholeTree(ProfileViews.cpuStacks(p, names: names), unit: "samples"))
+            XCTAssertEqual(whole.tree.jsonBytes(), ProfileViews.flameTree(ProfileViews.cpuStacks(p), unit: "samples").jsonBytes())
+            var cut = p
+            if Bool.random(using: &g) { cut.samples = p.samples.filter { _ in Bool.random(using: &g) } }
+            let tf: [StackTransform] = (0..<Int.random(in: 0...2, using: &g)).map { _ in
+                switch Int.random(in: 0..<3, using: &g) {
+                case 0: return .ignore(functions.randomElement(using: &g)!)
+                case 1: return .thread(Int32.random(in: 1...2, using: &g))
+                default: return .process(Int32.random(in: 1...2, using: &g))
+                }
+            }
+            let stacks = ProfileViews.cpuStacks(cut, names: names, transforms: tf)
+            let built = ProfileViews.flameTree(stacks, unit: "samples")
+            let fromWhole = try XCTUnwrap(whole.tree(of: stacks), "\(tf)")
+            XCTAssertEqual(fromWhole.jsonBytes(), built.jsonBytes(), "\(tf)")
+            XCTAssertEqual(fromWhole.drawn()?.jsonBytes(), built.drawn()?.jsonBytes(), "\(tf)")
+            // From the sums alone (no stack's frames made), as the server cuts it.
+            let fromSums = try XCTUnwrap(whole.tree(of: ProfileViews.stackSums(cut, names: names, transforms: tf)), "\(tf)")
+            XCTAssertEqual(fromSums.jsonBytes(), built.jsonBytes(), "\(tf)")
+            if built.parent.count < whole.tree.parent.count { dropped += 1 }
+        }
+        XCTAssertGreaterThan(dropped, 0, "some cuts leave nodes out")
+        // A transform that rewrites frames: its stacks are not the run's, so they are built anew.
+        let p = Self.randomProfile(&g)
+        XCTAssertNil(ProfileViews.cpuStacks(p, names: ProfileViews.StackNames(p), transforms: [.merge("f1")]).origins)
+        let whole = try XCTUnwrap(ProfileViews.WholeTree(ProfileViews.cpuStacks(p), unit: "samples"))
+        XCTAssertNil(whole.tree(of: ProfileViews.stackSums(p, names: ProfileViews.StackNames(p), transforms: [.ignore("f0"), .focusFunction("f1")])))
+    }
+
+    /// Compare's differential tree merged from the two sides' trees
+    /// (``ProfileViews/FlameTree/differential(new:base:)``) is the tree built from both sides'
+    /// stacks, byte for byte: the same nodes, order, names, totals and scaled base values.
+    func testDifferentialTreeMergedFromTwoTreesIsTheTreeOfBothSidesStacks() {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<300 {
+            let newProfile = Self.randomProfile(&g), baseProfile = Self.randomProfile(&g)
+            let new = ProfileViews.cpuStacks(newProfile)
+            // Some bases with names the new side lacks (an inline chain cut by a merge).
+            let base = Bool.random(using: &g) ? ProfileViews.cpuStacks(baseProfile)
+                : ProfileViews.cpuStacks(baseProfile, names: ProfileViews.StackNames(baseProfile), transforms: [.merge("f\(Int.random(in: 0..<5, using: &g))")])
+            let built = ProfileViews.flameTree(new, unit: "samples", base: base)
+            let merged = ProfileViews.FlameTree.differential(new: ProfileViews.flameTree(new, unit: "samples"),
+                                                             base: ProfileViews.flameTree(base, unit: "samples"))
+            XCTAssertEqual(String(decoding: merged.jsonBytes(), as: UTF8.self), String(decoding: built.jsonBytes(), as: UTF8.self))
+            XCTAssertEqual(merged.drawn()?.jsonBytes(), built.drawn()?.jsonBytes())
+        }
+    }
+
     /// A time range cut through the index of timed samples keeps exactly the samples in range.
     func testTimedSamplesCutAsAFilterOfTheTimeline() {
         var g = SystemRandomNumberGenerator()
