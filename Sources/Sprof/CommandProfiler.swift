@@ -76,7 +76,7 @@ public struct RunOptions: Sendable {
     /// limit applies. Measured on heap_split.c (about 5,000 probe records in 0.4 s on a loaded
     /// 2-CPU machine): 94% lost with the DWARF default of 1024 pages, none with 8192 and
     /// `--call-graph dwarf,8192`.
-    static let heapRingPages = 8192
+    public static let heapRingPages = 8192
 
     /// Ring-buffer pages per CPU for a stack mode and rate: `SamplingOptions.defaultRingPages`
     /// (sized for the DWARF stack copy and, at high frequencies, for 50 ms of samples, within the
@@ -251,7 +251,7 @@ public enum CommandProfiler {
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
-        heapBuilder?.heapLossNotices(lost: session.statistics.lost).forEach(say)
+        heapBuilder?.heapLossNotices(lost: session.statistics.lostHeap ?? session.statistics.lost).forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -384,7 +384,7 @@ public enum CommandProfiler {
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
-        heapBuilder?.heapLossNotices(lost: session.statistics.lost).forEach(say)
+        heapBuilder?.heapLossNotices(lost: session.statistics.lostHeap ?? session.statistics.lost).forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)

@@ -246,7 +246,8 @@ extension HeapAccounting {
             line += ", \(unmatchedEntries) allocator calls without their return and \(unmatchedReturns) returns without their call"
         }
         return line + ": alloc_space and alloc_objects are low by about that share, and inuse_* holds blocks whose free was lost; "
-            + "raise -m (ring-buffer pages) or record for less time"
+            + "raise -m (ring-buffer pages per CPU: \(RunOptions.heapRingPages) with --heap unless given), copy less stack per heap record "
+            + "(--call-graph dwarf,2048, or -g), or record for less time"
     }
 }
 

@@ -69,6 +69,7 @@ extension ProfileStatistics {
     /// the live stack past the kernel's copy (for the provenance, not the summary line).
     mutating func take(_ session: RecordingSession.Statistics) {
         lostOffCPU = session.lostOffCPU
+        lostHeap = session.lostHeap
         liveStackReads = session.liveStackReads
         liveStackChanged = session.liveStackChanged
         liveStackShared = session.liveStackShared

@@ -16,7 +16,11 @@ public enum RecordingReport {
         var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
         // With --off-cpu one buffer takes both events: say whose losses they were.
         if let off = s.lostOffCPU, s.lost > 0 {
-            line += ": \(grouped(s.lost - min(off, s.lost))) of \(p.metadata.event), \(grouped(off)) of context-switches"
+            line += ": \(grouped(s.lostBesidesHeap - min(off, s.lostBesidesHeap))) of \(p.metadata.event), \(grouped(off)) of context-switches"
+            if let heap = s.lostHeap, heap > 0 { line += ", \(grouped(heap)) heap probe records" }
+        } else if let heap = s.lostHeap, heap > 0 {
+            // The heap probes write into the CPU event's buffers: their losses are not samples.
+            line += ": \(grouped(s.lostBesidesHeap)) of \(p.metadata.event), \(grouped(heap)) heap probe records"
         }
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }
@@ -63,9 +67,11 @@ public enum RecordingReport {
     /// never fits; otherwise the buffers filled faster than they were read. `ringPages` is the
     /// `-m` asked for, nil for the default.
     public static func lossAdvice(_ s: ProfileStatistics, callGraph: SamplingOptions.CallGraph, ringPages: Int?) -> String? {
-        let total = UInt64(s.samples) + s.lost
-        guard s.lost > 0, s.lost * 20 >= total else { return nil }
-        let share = s.samples == 0 ? "every sample was lost" : "\(s.lost * 100 / total)% of the samples were lost"
+        // The heap probes' own losses have their own line (`heap: L of N records lost`).
+        let lost = s.lostBesidesHeap
+        let total = UInt64(s.samples) + lost
+        guard lost > 0, lost * 20 >= total else { return nil }
+        let share = s.samples == 0 ? "every sample was lost" : "\(lost * 100 / total)% of the samples were lost"
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         if case .dwarf(let size) = callGraph, let pages = ringPages, Int(size) + 1024 > pages * page {
             var fits = 1
@@ -74,7 +80,8 @@ public enum RecordingReport {
         }
         let buffer = ringPages.map { "the \($0)-page ring buffers" } ?? "the ring buffers"
         let stack: String = if case .dwarf = callGraph { ", or copy less stack (--call-graph dwarf,8192 or -g)" } else { "" }
-        return "\(share): \(buffer) filled faster than sprof read them; raise -m (e.g. -m 256) or lower -F\(stack)"
+        let larger = max(256, (ringPages ?? 128) * 2)
+        return "\(share): \(buffer) filled faster than sprof read them; raise -m (e.g. -m \(larger)) or lower -F\(stack)"
     }
 }
 

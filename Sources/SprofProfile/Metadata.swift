@@ -39,6 +39,14 @@ public struct ProfileStatistics: Sendable, Equatable {
     /// when the kernel cannot tell (before Linux 6.0).
     public var lostOffCPU: UInt64?
 
+    /// Of ``lost``, the heap probes' records (`--heap`: they share the CPU event's buffers); nil
+    /// without heap probes or when the kernel cannot tell (before Linux 6.0).
+    public var lostHeap: UInt64?
+
+    /// ``lost`` without the heap probes' records: the sampled event's samples and side-band
+    /// records, and the off-CPU event's.
+    public var lostBesidesHeap: UInt64 { lost - min(lostHeap ?? 0, lost) }
+
     /// Everything lost, as one number for summaries.
     public var lost: UInt64 { lostRecords + lostSamples }
 
@@ -178,6 +186,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             add("samples", String(s.samples))
             let split = s.lostOffCPU.map { "; on-cpu \(s.lost - min($0, s.lost)), off-cpu \($0)" } ?? ""
             add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples)\(split))")
+            add("lost heap probe records", s.lostHeap.map(String.init))
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
             add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
@@ -236,6 +245,7 @@ public struct ProfileMetadata: Sendable, Equatable {
                 } else if let n = numbers.first {
                     statistics.lostRecords = n
                 }
+            case "lost heap probe records": statistics.lostHeap = firstNumber()
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)
             case "read past the stack copy": statistics.stacksReadPastCopy = Int(firstNumber() ?? 0)

@@ -47,6 +47,9 @@ public final class RecordingSession: @unchecked Sendable {
         /// or on kernels before 6.0 (no PERF_FORMAT_LOST). LOST records cannot tell it: the kernel
         /// writes one for every event sharing the buffer, with the id of whichever wrote next.
         public var lostOffCPU: UInt64?
+        /// Of ``lost``, the heap probes' records (`--heap`), read as ``lostOffCPU`` is; nil without
+        /// heap probes, while recording, or before Linux 6.0.
+        public var lostHeap: UInt64?
         /// Processes seen so far (the target's at the start, then every FORK of a new process).
         public var processes = 0
         /// Threads seen so far.
@@ -672,6 +675,12 @@ public final class RecordingSession: @unchecked Sendable {
                     lostInRecords = counted.total
                 }
                 if options.records(.offCPU) { local.lostOffCPU = counted.byRole[.offCPU] ?? 0 }
+                if !options.companions.isEmpty {
+                    local.lostHeap = counted.byRole.reduce(0) { sum, entry in
+                        if case .heapProbe = entry.key { return sum + entry.value }
+                        return sum
+                    }
+                }
             }
             work.handOver(to: mailbox, statistics: local, finishing: stopping)
             if stopping { break }

@@ -35,6 +35,28 @@ final class RecordingReportTests: XCTestCase {
         XCTAssertTrue(tooSmall?.contains("more than the 8-page ring buffer holds; raise -m (e.g. -m 64)") == true, tooSmall ?? "nil")
     }
 
+    /// The heap probes write into the CPU event's buffers, and their lost records are not lost
+    /// samples: the summary splits them out, and the CPU advice neither counts them nor advises
+    /// a smaller buffer than the one that overflowed.
+    func testHeapProbeLossesAreNotCountedAsLostSamples() {
+        var p = profile(samples: 207, lostRecords: 0)
+        p.metadata.statistics.lostSamples = 14_705
+        p.metadata.statistics.lostHeap = 14_700
+        let line = RecordingReport.summaryLine(p, exitStatus: .exited(0), written: [])
+        XCTAssertTrue(line.hasPrefix("207 samples (14,705 lost: 5 of cpu-clock, 14,700 heap probe records) of cpu-clock"), line)
+        XCTAssertNil(RecordingReport.lossAdvice(p.metadata.statistics, callGraph: .framePointer, ringPages: 8192),
+                     "5 of 212 CPU samples lost is noise; the heap's 14,700 must not make it 98%")
+        p.metadata.statistics.lostHeap = 14_000
+        let advice = RecordingReport.lossAdvice(p.metadata.statistics, callGraph: .framePointer, ringPages: 32768) ?? "nil"
+        XCTAssertTrue(advice.hasPrefix("77% of the samples were lost: the 32768-page ring buffers"), advice)
+        XCTAssertTrue(advice.contains("raise -m (e.g. -m 65536)"), advice)
+        // The provenance keeps the split.
+        p.metadata.sprofVersion = "test"
+        let lines = p.metadata.provenanceLines
+        XCTAssertTrue(lines.contains("lost heap probe records: 14000"), "\(lines)")
+        XCTAssertEqual(ProfileMetadata(provenanceLines: lines).statistics.lostHeap, 14_000)
+    }
+
     func testOutputPlan() throws {
         XCTAssertEqual(OutputPlan(prefix: "/nonexistent/p").paths,
                        ["/nonexistent/p.folded", "/nonexistent/p.svg", "/nonexistent/p.pb.gz", "/nonexistent/p.memory.tsv"])
