@@ -37,8 +37,10 @@ public struct OutputPlan: Sendable, Equatable {
 
     /// `-o DIR` or `-o DIR/` naming an existing directory means the default names inside it
     /// (`DIR/sprof.folded`, …): taken as a prefix it would write `DIR.folded` beside the directory,
-    /// or hidden `DIR/.folded` files.
+    /// or hidden `DIR/.folded` files. A trailing `/` says a directory even when there is none
+    /// yet, so the refusal names `DIR/sprof.folded`.
     public static func resolve(_ prefix: String) -> String {
+        if prefix.hasSuffix("/") { return prefix + "sprof" }
         var st = stat()
         guard ArgumentBytes.withPath(prefix, { stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFDIR else { return prefix }
         return (prefix.hasSuffix("/") ? prefix : prefix + "/") + "sprof"

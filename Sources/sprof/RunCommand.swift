@@ -217,7 +217,12 @@ struct RunCommand: ParsableCommand {
             outputs.discard()
         }
         if !heapSampled && !quiet {
-            printError("heap: no allocation was sampled (the command allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID); no heap profile written, earlier \(outputs.prefix).heap.pb.gz and other heap views were kept")
+            let why = pid != nil
+                ? "the process allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes while attached: try --heap-rate 1, or a longer --duration"
+                : "the command allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID"
+            let earlier = access(outputs.prefix + ".heap.pb.gz", F_OK) == 0
+                ? ", earlier \(outputs.prefix).heap.pb.gz and other heap views were kept" : ""
+            printError("heap: no allocation was sampled (\(why)); no heap profile written\(earlier)")
         }
         if !quiet {
             if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written)) }

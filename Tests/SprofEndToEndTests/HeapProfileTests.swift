@@ -386,6 +386,7 @@ final class HeapProfileTests: XCTestCase {
                                               + ["-o", prefix, "--", "/bin/sh", "-c", script], timeout: 300)
                 XCTAssertEqual(result.status, status, "\(script), cpu \(cpu): \(result.stderr)")
                 XCTAssertTrue(result.stderr.contains("no allocation was sampled"), result.stderr)
+                XCTAssertTrue(result.stderr.contains("earlier \(prefix).heap.pb.gz and other heap views were kept"), result.stderr)
                 for path in earlier {
                     let kept = FileManager.default.contents(atPath: path) == Data("earlier".utf8)
                     // The CPU outputs are new unless -e none, where they would be the heap profile.
@@ -398,6 +399,11 @@ final class HeapProfileTests: XCTestCase {
                 }
             }
         }
+        // Nothing earlier under the prefix: nothing is said to be kept.
+        let fresh = SprofCLI.outputPrefix("heapnone-fresh")
+        let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "1000000000000", "-e", "none", "-o", fresh, "--", "/bin/true"], timeout: 300)
+        XCTAssertTrue(result.stderr.contains("no allocation was sampled"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("were kept"), result.stderr)
     }
 
     /// Without CAP_SYS_ADMIN: one line naming what is needed, exit 1, and no heap profile.

@@ -67,5 +67,8 @@ final class RecordingReportTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         XCTAssertEqual(OutputPlan(prefix: dir).prefix, dir + "/sprof", "a directory means the default names inside it")
         XCTAssertEqual(OutputPlan(prefix: dir + "/").prefix, dir + "/sprof")
+        // A trailing slash says a directory even before it exists: the refusal then names
+        // DIR/sprof.folded, not a hidden DIR/.folded.
+        XCTAssertEqual(OutputPlan(prefix: dir + "/none/").prefix, dir + "/none/sprof")
     }
 }
