@@ -245,6 +245,7 @@ public enum CommandProfiler {
             throw launchError
         }
         let status = command.wait()
+        if let peak = command.peakResidentBytes { monitor.notePeak(peak) }
         if let note = daemonNotice(builder.startedProcesses.filter { $0 != command.pid }) { say(note) }
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
@@ -257,6 +258,8 @@ public enum CommandProfiler {
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
         metadata.command = arguments
         metadata.exitStatus = status.description
+        metadata.commandPeakRSS = command.peakResidentBytes
+        metadata.commandPID = command.pid
         var profile = builder.profile(metadata: metadata)
         profile.metadata.statistics.take(session.statistics)
         profile.memory = memory

@@ -142,6 +142,14 @@ final class RecordingMonitor: @unchecked Sendable {
     }
 
     /// Stops the thread, which sends the final report (`done`), and returns the memory timeline.
+    /// A peak known otherwise (the command's high-water mark from wait4), for the last progress
+    /// report: readings every 40 ms miss a short-lived process's peak.
+    func notePeak(_ bytes: UInt64) {
+        lock.lock()
+        peak = max(peak, bytes)
+        lock.unlock()
+    }
+
     func stop() -> [Profile.MemoryPoint] {
         stopSignal.signal()
         finished.wait()

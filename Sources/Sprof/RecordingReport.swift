@@ -31,7 +31,11 @@ public enum RecordingReport {
         // Lost records may include fork and comm records: the counts are then only lower bounds.
         line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         line += offCPUSummary(p)
-        if let peak = peakRSS(p.memory) { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
+        // The /proc readings, or the command's high-water mark when higher (a process shorter
+        // than the readings' interval peaks between two of them).
+        var peak = peakRSS(p.memory)
+        if let kernel = p.metadata.commandPeakRSS, let pid = p.metadata.commandPID, kernel > peak?.rss ?? 0 { peak = (kernel, pid) }
+        if let peak { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
         if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote " + written.joined(separator: ", ")
         return line

@@ -115,6 +115,13 @@ public struct ProfileMetadata: Sendable, Equatable {
     public var duration: UInt64 = 0
     /// How the command ended (`exit 0`, `killed by SIGINT`); nil when attached or unknown.
     public var exitStatus: String?
+    /// The launched command's largest resident set in bytes and its pid: the kernel's
+    /// high-water mark from wait4(2) (`ru_maxrss`, the command and the descendants it waited
+    /// for), which /proc readings miss for a process shorter than their interval. nil when
+    /// attached or not recorded.
+    public var commandPeakRSS: UInt64?
+    /// The pid of the process ``commandPeakRSS`` is of.
+    public var commandPID: Int32?
     /// The machine.
     public var system = SystemInfo()
     /// Whether kernel samples and frames were left out (unprivileged at `perf_event_paranoid` >= 2).
@@ -187,6 +194,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             let split = s.lostOffCPU.map { "; on-cpu \(s.lost - min($0, s.lost)), off-cpu \($0)" } ?? ""
             add("lost", "\(s.lost) (records \(s.lostRecords), samples \(s.lostSamples)\(split))")
             add("lost heap probe records", s.lostHeap.map(String.init))
+            add("command peak RSS", commandPeakRSS.map { "\($0) bytes (pid \(commandPID ?? 0), wait4's high-water mark)" })
             add("throttled", String(s.throttles))
             add("truncated", String(s.truncated))
             add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
@@ -246,6 +254,12 @@ public struct ProfileMetadata: Sendable, Equatable {
                     statistics.lostRecords = n
                 }
             case "lost heap probe records": statistics.lostHeap = firstNumber()
+            case "command peak RSS":
+                let numbers = value.split(whereSeparator: { !$0.isNumber }).compactMap { UInt64($0) }
+                if numbers.count >= 2 {
+                    commandPeakRSS = numbers[0]
+                    commandPID = Int32(exactly: numbers[1])
+                }
             case "throttled": statistics.throttles = Int(firstNumber() ?? 0)
             case "truncated": statistics.truncated = Int(firstNumber() ?? 0)
             case "read past the stack copy": statistics.stacksReadPastCopy = Int(firstNumber() ?? 0)

@@ -72,6 +72,11 @@ public final class WaitingCommand: @unchecked Sendable {
     private var goFD: Int32
     private let errFD: Int32
     private var reaped: ExitStatus?
+    /// The largest resident set the command had, in bytes, once it has been waited for: the
+    /// kernel's high-water mark (`ru_maxrss` of wait4(2)), which also covers the descendants it
+    /// waited for. A reading of /proc misses the peak of a process that lives between two
+    /// readings; this does not. nil before ``wait()`` or when the child never ran the command.
+    public private(set) var peakResidentBytes: UInt64?
 
     /// Forks the child; it blocks until ``start()``.
     ///
@@ -130,9 +135,11 @@ public final class WaitingCommand: @unchecked Sendable {
     public func wait() -> ExitStatus {
         if let reaped { return reaped }
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        var usage = rusage()
+        while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         let result = ExitStatus(waitStatus: status)
         reaped = result
+        if usage.ru_maxrss > 0 { peakResidentBytes = UInt64(usage.ru_maxrss) * 1024 }
         return result
     }
 

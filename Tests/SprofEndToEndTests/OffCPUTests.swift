@@ -304,6 +304,20 @@ extension MemoryTimelineTests {
         XCTAssertGreaterThanOrEqual(points.count, 1)
     }
 
+    /// A program that touches 64 MiB and exits between two readings: the summary's peak is the
+    /// kernel's high-water mark from wait4, not the last reading (the tiny one at exec).
+    func testThePeakOfAProgramBetweenReadingsIsTheKernels() throws {
+        let prefix = SprofCLI.outputPrefix("mem-between")
+        let (r, printedKB, _, _) = try runAlloc(prefix, mib: 64, holdMS: 0)
+        guard let range = r.stderr.range(of: "peak RSS ") else { return XCTFail(r.stderr) }
+        let words = r.stderr[range.upperBound...].split(separator: " ")
+        let value = try XCTUnwrap(Double(words[0]), r.stderr)
+        let kib = value * (words[1] == "GiB" ? 1024 * 1024 : words[1] == "MiB" ? 1024 : words[1] == "KiB" ? 1 : 1.0 / 1024)
+        XCTAssertGreaterThanOrEqual(kib, printedKB * 0.95, r.stderr)
+        let header = try SprofCLI.run(["report", "--header", "--limit", "1", prefix + ".pb.gz"])
+        XCTAssertTrue(header.stdout.contains("command peak RSS: "), header.stdout)
+    }
+
     /// Before its exec the command is sprof's forked child, with sprof's resident memory (several
     /// MiB, more with DWARF buffers): a reading then was reported as a small program's peak.
     func testASmallProgramsPeakIsItsOwnNotSprofsChildBeforeExec() throws {
