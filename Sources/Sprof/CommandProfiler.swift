@@ -65,9 +65,14 @@ public struct RunOptions: Sendable {
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
-        try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph,
-                                     ringPages: ringPages ?? (heap != nil ? Self.heapRingPages : Self.defaultRingPages(for: callGraph, rate: rate, settings: settings)),
+        try SamplingOptions.prepared(event: event, rate: rate, callGraph: callGraph, ringPages: effectiveRingPages(settings: settings),
                                      offCPU: offCPU, settings: settings, notice: notice)
+    }
+
+    /// Ring-buffer pages per CPU these options record with: ``ringPages`` when given, else
+    /// ``heapRingPages`` with ``heap``, else ``defaultRingPages(for:rate:settings:)``.
+    public func effectiveRingPages(settings: KernelSettings = .current()) -> Int {
+        ringPages ?? (heap != nil ? Self.heapRingPages : Self.defaultRingPages(for: callGraph, rate: rate, settings: settings))
     }
 
     /// Ring-buffer pages per CPU with `--heap` (32 MiB): the probes fire in bursts as fast as the
@@ -76,7 +81,7 @@ public struct RunOptions: Sendable {
     /// limit applies. Measured on heap_split.c (about 5,000 probe records in 0.4 s on a loaded
     /// 2-CPU machine): 94% lost with the DWARF default of 1024 pages, none with 8192 and
     /// `--call-graph dwarf,8192`.
-    public static let heapRingPages = 8192
+    static let heapRingPages = 8192
 
     /// Ring-buffer pages per CPU for a stack mode and rate: `SamplingOptions.defaultRingPages`
     /// (sized for the DWARF stack copy and, at high frequencies, for 50 ms of samples, within the
@@ -252,7 +257,7 @@ public enum CommandProfiler {
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
-        heapBuilder?.heapLossNotices(lost: session.statistics.lostHeap ?? session.statistics.lost).forEach(say)
+        heapBuilder?.heapLossNotices(session.statistics).forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -387,7 +392,7 @@ public enum CommandProfiler {
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
-        heapBuilder?.heapLossNotices(lost: session.statistics.lostHeap ?? session.statistics.lost).forEach(say)
+        heapBuilder?.heapLossNotices(session.statistics).forEach(say)
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)

@@ -43,6 +43,6 @@ public struct OutputPlan: Sendable, Equatable {
         if prefix.hasSuffix("/") { return prefix + "sprof" }
         var st = stat()
         guard ArgumentBytes.withPath(prefix, { stat($0, &st) }) == 0, st.st_mode & S_IFMT == S_IFDIR else { return prefix }
-        return (prefix.hasSuffix("/") ? prefix : prefix + "/") + "sprof"
+        return prefix + "/sprof"
     }
 }

@@ -41,7 +41,8 @@ extension ProfileBuilder {
     func followHeap(of pid: Int32) { heap?.followed = [pid] }
 
     /// See ``HeapAccounting/lossNotices(lost:)``; empty unless heap profiling.
-    func heapLossNotices(lost: UInt64) -> [String] { heap?.lossNotices(lost: lost) ?? [] }
+    /// The heap probes' own lost records when the kernel tells them apart, else all of them.
+    func heapLossNotices(_ s: RecordingSession.Statistics) -> [String] { heap?.lossNotices(lost: s.lostHeap ?? s.lost) ?? [] }
 
     /// Attached heap profiles: the allocator's file and its probed functions (file offsets).
     func setAllocator(path: String, functions: [Range<UInt64>]) {

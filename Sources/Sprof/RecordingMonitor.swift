@@ -141,7 +141,6 @@ final class RecordingMonitor: @unchecked Sendable {
                                  threads: s.threads, peakRSS: peak, done: done)
     }
 
-    /// Stops the thread, which sends the final report (`done`), and returns the memory timeline.
     /// A peak known otherwise (the command's high-water mark from wait4), for the last progress
     /// report: readings every 40 ms miss a short-lived process's peak.
     func notePeak(_ bytes: UInt64) {
@@ -150,6 +149,7 @@ final class RecordingMonitor: @unchecked Sendable {
         lock.unlock()
     }
 
+    /// Stops the thread, which sends the final report (`done`), and returns the memory timeline.
     func stop() -> [Profile.MemoryPoint] {
         stopSignal.signal()
         finished.wait()

@@ -14,13 +14,15 @@ public enum RecordingReport {
     public static func summaryLine(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
         let s = p.statistics
         var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
-        // With --off-cpu one buffer takes both events: say whose losses they were.
-        if let off = s.lostOffCPU, s.lost > 0 {
-            line += ": \(grouped(s.lostBesidesHeap - min(off, s.lostBesidesHeap))) of \(p.metadata.event), \(grouped(off)) of context-switches"
-            if let heap = s.lostHeap, heap > 0 { line += ", \(grouped(heap)) heap probe records" }
-        } else if let heap = s.lostHeap, heap > 0 {
-            // The heap probes write into the CPU event's buffers: their losses are not samples.
-            line += ": \(grouped(s.lostBesidesHeap)) of \(p.metadata.event), \(grouped(heap)) heap probe records"
+        // With --off-cpu or --heap one buffer takes several events: say whose losses they were
+        // (a heap probe's lost record is not a lost sample).
+        let heap = s.lostHeap ?? 0
+        if s.lost > 0 && (s.lostOffCPU != nil || heap > 0) {
+            let off = s.lostOffCPU ?? 0
+            var parts = ["\(grouped(s.lostBesidesHeap - min(off, s.lostBesidesHeap))) of \(p.metadata.event)"]
+            if s.lostOffCPU != nil { parts.append("\(grouped(off)) of context-switches") }
+            if heap > 0 { parts.append("\(grouped(heap)) heap probe records") }
+            line += ": " + parts.joined(separator: ", ")
         }
         if s.throttles > 0 { line += ", throttled \(s.throttles)x" }
         if s.truncated > 0 { line += ", \(grouped(s.truncated)) truncated" }

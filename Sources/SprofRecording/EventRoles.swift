@@ -24,6 +24,13 @@ public enum EventRole: Sendable, Hashable {
     /// reads pointer and size from the sampled registers.
     case heapProbe(HeapRole)
 
+    /// Whether this is a heap probe (a uprobe of ``SamplingOptions/companions``): its losses are
+    /// told apart, and its event is released by another process (``Uprobes/closeDetached(_:)``).
+    public var isHeapProbe: Bool {
+        if case .heapProbe = self { return true }
+        return false
+    }
+
     /// Whether this role's events are also opened in a system-wide recording (`-a`): heap probes
     /// are per process (their library is preloaded into the command), the others are not.
     public var opensSystemWide: Bool {

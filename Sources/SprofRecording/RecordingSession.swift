@@ -107,6 +107,7 @@ public final class RecordingSession: @unchecked Sendable {
     private var extraFDs: [Int32] = []
     private var uprobeReleaser: Int32?
     private var targetGone = false
+    private var stopAsked = false
     /// The role of each event in ``extraFDs`` (the role table's rows after the sampled event),
     /// whose lost counts are told apart by role.
     private var roleFDs: [Int32: EventRole] = [:]
@@ -291,8 +292,7 @@ public final class RecordingSession: @unchecked Sendable {
 
     /// Whether `sample` comes from one of the ``SamplingOptions/companions`` events.
     public func isCompanion(_ sample: SampleRecord) -> Bool {
-        if case .heapProbe = role(of: sample) { return true }
-        return false
+        role(of: sample).isHeapProbe
     }
 
     private func closeAll() {
@@ -383,6 +383,7 @@ public final class RecordingSession: @unchecked Sendable {
     /// Safe to call from any thread (it writes an eventfd).
     public func requestStop() {
         lock.lock(); defer { lock.unlock() }
+        stopAsked = true
         guard stopFD >= 0 else { return }
         var one: UInt64 = 1
         _ = write(stopFD, &one, 8)
@@ -675,12 +676,7 @@ public final class RecordingSession: @unchecked Sendable {
                     lostInRecords = counted.total
                 }
                 if options.records(.offCPU) { local.lostOffCPU = counted.byRole[.offCPU] ?? 0 }
-                if !options.companions.isEmpty {
-                    local.lostHeap = counted.byRole.reduce(0) { sum, entry in
-                        if case .heapProbe = entry.key { return sum + entry.value }
-                        return sum
-                    }
-                }
+                if !options.companions.isEmpty { local.lostHeap = counted.byRole.filter { $0.key.isHeapProbe }.values.reduce(0, +) }
             }
             work.handOver(to: mailbox, statistics: local, finishing: stopping)
             if stopping { break }
@@ -695,15 +691,23 @@ public final class RecordingSession: @unchecked Sendable {
         // process of its own (Uprobes.closeDetached).
         lock.lock()
         let companions = extraFDs
-        let uprobes = Set(companions.filter { if case .heapProbe = roleFDs[$0] { return true } else { return false } })
+        let uprobes = companions.filter { roleFDs[$0]?.isHeapProbe == true }
         extraFDs.removeAll()
         roleFDs.removeAll()
         lock.unlock()
         for fd in companions where !uprobes.contains(fd) { close(fd) }
-        let helper = Uprobes.closeDetached(companions.filter { uprobes.contains($0) })
+        let helper = Uprobes.closeDetached(uprobes)
         lock.lock()
         uprobeReleaser = helper
         lock.unlock()
+    }
+
+    /// Whether ``requestStop()`` was called: by the caller, or by the session itself when the
+    /// attached process was gone as recording began (a caught signal stops it without it).
+    public var isStopRequested: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return stopAsked
     }
 
     /// Whether the attached process (``Target/threads(pid:tids:)``) had exited when recording

@@ -228,8 +228,7 @@ struct RunCommand: ParsableCommand {
             if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written)) }
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
             if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
-            let pages = options.ringPages ?? (options.heap != nil ? RunOptions.heapRingPages : RunOptions.defaultRingPages(for: options.callGraph, rate: options.rate))
-            if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: pages) { printError(advice) }
+            if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }
     }

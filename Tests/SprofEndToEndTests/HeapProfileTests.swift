@@ -412,15 +412,38 @@ final class HeapProfileTests: XCTestCase {
         guard getuid() == 0, let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("needs root and setpriv to drop privileges") }
         let dir = "/tmp/sprof-heap-nobody-\(getpid())"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o777])
-        let result = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", try TestFixtures.sprofPath(),
-                                                    "run", "--heap", "-o", dir + "/p", "--", "/bin/true"])
-        if result.stderr.contains("Permission denied") && !result.stderr.contains("CAP_SYS_ADMIN") {
-            throw XCTSkip("nobody cannot run the sprof binary here: \(result.stderr)")
+        // Launched and attached (attached, the notice about kernel frames came first).
+        for target in [["--", "/bin/true"], ["-p", "1", "--duration", "1"]] {
+            let result = try TestFixtures.run(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", try TestFixtures.sprofPath(),
+                                                        "run", "--heap", "-o", dir + "/p"] + target)
+            if result.stderr.contains("Permission denied") && !result.stderr.contains("CAP_SYS_ADMIN") {
+                throw XCTSkip("nobody cannot run the sprof binary here: \(result.stderr)")
+            }
+            XCTAssertEqual(result.status, 1, "\(target): \(result.stderr)")
+            XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "\(target): \(result.stderr)")
+            XCTAssertTrue(result.stderr.contains("CAP_SYS_ADMIN"), result.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/p.heap.pb.gz"))
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/p.alloc.svg"))
         }
-        XCTAssertEqual(result.status, 1, result.stderr)
-        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
-        XCTAssertTrue(result.stderr.contains("CAP_SYS_ADMIN"), result.stderr)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/p.heap.pb.gz"))
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/p.alloc.svg"))
+    }
+
+    /// Attached, an allocation sample is missed for want of time, not of LD_PRELOAD: the hint
+    /// says so instead of suggesting -p.
+    func testAttachedWithNoSampleSuggestsALongerDuration() throws {
+        try Self.requireUprobes()
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sleep"), strdup("30"), nil]
+        defer { argv.forEach { free($0) } }
+        XCTAssertEqual(posix_spawn(&pid, "/bin/sleep", nil, nil, argv, environ), 0)
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
+        let result = try SprofCLI.run(["run", "--heap", "--heap-rate", "1000000000000", "-e", "none", "-p", "\(pid)", "--duration", "0.3",
+                                       "-o", SprofCLI.outputPrefix("heap-attach-none")], timeout: 300)
+        XCTAssertTrue(result.stderr.contains("no allocation was sampled"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("a longer --duration"), result.stderr)
+        XCTAssertFalse(result.stderr.contains("-p PID"), result.stderr)
     }
 }

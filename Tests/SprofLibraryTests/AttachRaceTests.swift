@@ -24,22 +24,15 @@ final class AttachRaceTests: XCTestCase {
         kill(pid, SIGKILL)
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        // Only as a way out if the fix is undone: the test then fails instead of hanging.
-        let rescued = ManagedFlag()
-        DispatchQueue.global().asyncAfter(deadline: .now() + 20) {
-            rescued.set()
-            session.requestStop()
-        }
-        try session.record(started: {}) { _ in }
+        // The session asks itself to stop before recording starts; if it did not, nothing else
+        // would end it, so the test then stops it itself (and fails) rather than hang.
+        var stoppedBySession = false
+        try session.record(started: {
+            stoppedBySession = session.isStopRequested
+            if !stoppedBySession { session.requestStop() }
+        }) { _ in }
         session.closeEvents()
         XCTAssertTrue(session.targetExitedBeforeRecording)
-        XCTAssertFalse(rescued.value, "the recording went on until it was stopped from outside")
+        XCTAssertTrue(stoppedBySession, "the recording would have gone on until stopped from outside")
     }
-}
-
-private final class ManagedFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var flag = false
-    func set() { lock.lock(); flag = true; lock.unlock() }
-    var value: Bool { lock.lock(); defer { lock.unlock() }; return flag }
 }
