@@ -30,8 +30,11 @@ final class DiffTests: XCTestCase {
         try SprofCLI.requirePerfEvents()
         let binary = try SprofCLI.buildC("shift")
         let dir = SprofCLI.outputPrefix("callers")
+        // Each sample falls under caller_a with probability PERCENT/100, so at the default 999 Hz
+        // (~270 samples a side) the change in caller_a's total has σ ≈ 3.7 points and ±8 failed
+        // about 3% of runs (CI, 67398ec). At 5,000 Hz (~1,350 a side) σ ≈ 1.7 and ±8 is 4.8σ.
         for (name, percent) in [("before", "75"), ("after", "25")] {
-            let r = try SprofCLI.run(["run", "-g", "-q", "-o", "\(dir).\(name)", "--", binary, "shared", percent, "8000"])
+            let r = try SprofCLI.run(["run", "-g", "-q", "-F", "5000", "-o", "\(dir).\(name)", "--", binary, "shared", percent, "8000"])
             XCTAssertEqual(r.status, 0, r.stderr)
         }
         // Every row (--limit 0): spin's change is ~0, so in the default 20 rows it can be crowded
