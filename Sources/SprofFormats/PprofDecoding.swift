@@ -63,8 +63,9 @@ struct PprofDecoder {
             functionIndex[f.id] = (b.function(function), name)
         }
 
-        var locationIndex: [UInt64: Int] = [:]
-        locationIndex.reserveCapacity(m.location.count)
+        // Location ids are most often 1...N (sprof, Go and pprof write them so): then an array
+        // serves the lookup of every sample's every frame, else a dictionary.
+        var locationIndex = LocationIndex(count: m.location.count)
         for (i, loc) in m.location.enumerated() {
             guard loc.id != 0 else { throw FormatError.invalid("location[\(i)] has id 0") }
             guard locationIndex[loc.id] == nil else { throw FormatError.invalid("location id \(loc.id) is used twice") }
@@ -182,5 +183,27 @@ struct PprofDecoder {
     /// `[module+0xOFFSET]` frame (which is code).
     static func isMarkerName(_ name: String) -> Bool {
         name.hasPrefix("[") && name.hasSuffix("]") && !name.contains("+0x")
+    }
+}
+
+/// Location ids to model indices while a pprof file is read: an array for ids up to twice the
+/// number of locations (the usual 1...N), a dictionary for the others, so that a file with
+/// sparse or huge ids costs no more memory than its locations.
+private struct LocationIndex {
+    private var dense: [Int]
+    private var sparse: [UInt64: Int] = [:]
+
+    init(count: Int) {
+        dense = Array(repeating: -1, count: count * 2 + 1)
+    }
+
+    subscript(id: UInt64) -> Int? {
+        get {
+            if id < UInt64(dense.count) { return dense[Int(id)] >= 0 ? dense[Int(id)] : nil }
+            return sparse[id]
+        }
+        set {
+            if id < UInt64(dense.count) { dense[Int(id)] = newValue ?? -1 } else { sparse[id] = newValue }
+        }
     }
 }

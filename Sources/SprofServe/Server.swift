@@ -217,9 +217,37 @@ enum Responses {
     }
 }
 
+/// Work run on a Dispatch thread while its caller goes on; ``wait()`` returns the result (once
+/// made, at once). Parallel work inside one step of ``ProfileCache``, which must stay one step:
+/// an `await` between its parts would let a background preparation run a step in between.
+final class Background<T: Sendable>: @unchecked Sendable {
+    // Written once before `done` is left, read only after waiting for it.
+    private var result: T?
+    private let done = DispatchGroup()
+
+    init(_ work: @escaping @Sendable () -> T) {
+        done.enter()
+        DispatchQueue.global(qos: .userInitiated).async {
+            self.result = work()
+            self.done.leave()
+        }
+    }
+
+    func wait() -> T {
+        done.wait()
+        return result!
+    }
+
+    /// Whether the result is made (``wait()`` would return at once).
+    var isDone: Bool { done.wait(timeout: .now()) == .success }
+}
+
 /// Caches loaded runs and the views rendered from them: a profile of 100k stacks takes seconds to
 /// read and turn into a tree, and every tab (and every reload of the page) asks again.
 actor ProfileCache {
+    /// A run's sample timeline (nil with the reason when it has none) and its index for cutting.
+    typealias TimelineRead = (timed: [Profile.TimedSample]?, problem: String?, index: ProfileViews.TimedSamples?)
+
     private final class Entry {
         var stacks: InternedStacks?
         var run: LoadedRun?
@@ -229,12 +257,11 @@ actor ProfileCache {
         var transformedStacks: [String: InternedStacks] = [:]
         /// Frame names per stack of the run's profile, named once (see ``ProfileViews/StackNames``).
         var stackNames: ProfileViews.StackNames?
-        /// The sample timeline, read when first asked for.
-        var timeline: (timed: [Profile.TimedSample]?, problem: String?)?
-        /// The whole profile's rows by function (Compare reads them).
-        var topRows: [CostRow]?
-        /// The sample timeline in time order, indexed for cutting (made at the first range).
-        var timedSamples: ProfileViews.TimedSamples?
+        /// The sample timeline and its index for cutting, read on a thread of their own when first
+        /// asked for (``ProfileCache/timelineWork(_:)``).
+        var timeline: Background<TimelineRead>?
+        /// The whole profile's rows by function (Compare reads them), made on a thread of their own.
+        var topRows: Background<[CostRow]>?
         /// The last time range asked for, as a profile and its CPU stacks (made when first asked for).
         var range: (range: TimeRange, profile: Profile, stacks: InternedStacks?)?
         /// Whole flame trees by view key, the last few: a zoom or a search asks the same tree again.
@@ -355,7 +382,8 @@ actor ProfileCache {
         guard let timed = timeline.timed else {
             throw ServeError(400, "this run has no sample timeline, so it cannot be cut to a time range" + (timeline.problem.map { ": \($0)" } ?? " (recorded by a sprof without --timeline)"))
         }
-        let p = timedSamples(dir, run.profile, timed).restrict(run.profile, to: range)
+        guard let index = try timelineWork(dir).wait().index else { throw ServeError(500, "the run's timeline has no index") }
+        let p = index.restrict(run.profile, to: range)
         e.range = (range, p, nil)
         return p
     }
@@ -373,27 +401,18 @@ actor ProfileCache {
     }
 
     /// The rows of run `dir`'s whole profile by function (``Profile/top(by:valueIndex:names:granularity:)``
-    /// with the run's names), made once.
-    func topRows(_ dir: String) throws -> [CostRow] {
+    /// with the run's names), made once on a Dispatch thread: Compare needs them and the run's
+    /// CPU tree, and the actor makes the tree meanwhile (a 30,000-stack Compare clicked as the
+    /// page opens waited ~40 ms more for them, one after the other).
+    func topRows(_ dir: String) throws -> Background<[CostRow]> {
         if let rows = entry(dir).topRows { return rows }
-        let rows = try load(dir).profile.top(by: [.sym], names: stackNames(dir).functionNames)
+        let profile = try load(dir).profile
+        let names = try stackNames(dir).functionNames
+        let rows = Background { profile.top(by: [.sym], names: names) }
         entry(dir).topRows = rows
         return rows
     }
 
-    /// Run `dir`'s timeline indexed for cutting (made once).
-    private func timedSamples(_ dir: String, _ profile: Profile, _ timed: [Profile.TimedSample]) -> ProfileViews.TimedSamples {
-        if let known = entry(dir).timedSamples { return known }
-        let index = ProfileViews.TimedSamples(profile, timed: timed)
-        entry(dir).timedSamples = index
-        return index
-    }
-
-    /// Indexes run `dir`'s timeline for cutting, when it has one (ahead of a first range).
-    func indexTimeline(_ dir: String) throws {
-        guard let timed = try timeline(dir).timed else { return }
-        _ = timedSamples(dir, try load(dir).profile, timed)
-    }
 
     /// The names of run `dir`'s stacks (see ``ProfileViews/StackNames``), made once.
     func stackNames(_ dir: String) throws -> ProfileViews.StackNames {
@@ -409,10 +428,23 @@ actor ProfileCache {
 
     /// The run's sample timeline (see ``ProfileFiles/timeline(runDirectory:matching:)``).
     func timeline(_ dir: String) throws -> (timed: [Profile.TimedSample]?, problem: String?) {
+        let t = try timelineWork(dir).wait()
+        return (t.timed, t.problem)
+    }
+
+    /// Reads run `dir`'s sample timeline and indexes it for cutting (``ProfileViews/TimedSamples``)
+    /// on a Dispatch thread, once: a 300,000-sample timeline takes ~200 ms, and as one step of
+    /// the actor it held up every request behind it (a cached view, or Compare clicked as the
+    /// page opened, waited for it).
+    func timelineWork(_ dir: String) throws -> Background<TimelineRead> {
         if let t = entry(dir).timeline { return t }
-        let t = ProfileFiles.timeline(runDirectory: dir, matching: try load(dir).profile)
-        entry(dir).timeline = t
-        return t
+        let profile = try load(dir).profile
+        let work = Background { () -> TimelineRead in
+            let t = ProfileFiles.timeline(runDirectory: dir, matching: profile)
+            return (t.timed, t.problem, t.timed.map { ProfileViews.TimedSamples(profile, timed: $0) })
+        }
+        entry(dir).timeline = work
+        return work
     }
 
     /// The whole flame tree of view `key` of run `dir` (the last 3 per run are kept).
@@ -425,26 +457,28 @@ actor ProfileCache {
         return t
     }
 
-    /// Reads run `dir`'s profile, names its stacks, renders its CPU flame graph and reads and
-    /// indexes its timeline ahead of a click, each step a call of its own so that requests meanwhile wait for
-    /// one step at most.
+    /// Reads run `dir`'s profile, names its stacks, renders its CPU flame graph, and starts its
+    /// table by function and its timeline (read and indexed) on threads of their own, ahead of a
+    /// click; each step on the actor a call of its own, so that requests meanwhile wait for one
+    /// step at most.
     static func prepare(_ cache: ProfileCache, _ dir: String) async {
         guard (try? await cache.load(dir)) != nil else { return }
+        // Compare's table of this run (against any other), made beside the steps below.
+        _ = try? await cache.topRows(dir)
         _ = try? await cache.cpuStacks(dir)
         _ = try? await cache.view(dir, key: ServeApp.viewKey(view: "cpu")) { cache in
             try ServeApp.render(view: "cpu", dir: dir, cache: cache, thread: nil)
         }
-        _ = try? await cache.timeline(dir)
-        try? await cache.indexTimeline(dir)
-        // Compare's table of this run (against any other).
-        _ = try? await cache.topRows(dir)
+        _ = try? await cache.timelineWork(dir)
     }
 
-    /// What is made of run `dir` so far: `profile`, `stacks`, `cpu` (the CPU view), `timeline`.
+    /// What is made of run `dir` so far: `profile`, `stacks`, `cpu` (the CPU view), and what is
+    /// made or being made on a thread of its own: `top` (the table by function), `timeline`.
     func made(_ dir: String) -> [String] {
         guard let e = entries.first(where: { $0.key == dir })?.entry else { return [] }
         return [e.run != nil ? "profile" : nil, e.stacks != nil ? "stacks" : nil,
-                e.views[ServeApp.viewKey(view: "cpu")] != nil ? "cpu" : nil, e.timeline != nil ? "timeline" : nil].compactMap { $0 }
+                e.views[ServeApp.viewKey(view: "cpu")] != nil ? "cpu" : nil,
+                e.topRows != nil ? "top" : nil, e.timeline != nil ? "timeline" : nil].compactMap { $0 }
     }
 
     /// A rendered view, made once per run.
@@ -617,8 +651,11 @@ public enum ServeApp {
             // Made once per pair of runs and transforms, from the cached profiles and stacks of each.
             let drawn = try DrawnTree(request)
             let key = "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")
+            // One step of the actor, so that no step of a background preparation runs between its parts.
             let out = try await cache.view(dir, key: key + drawn.key) { cache in
                 let baseTransforms = tf.filter { !$0.selectsThreads }
+                // Each side's table by function, made (once per run) beside the tree.
+                let table = tf.isEmpty && drawn.zoom == nil && drawn.match == nil ? (base: try cache.topRows(baseDir), new: try cache.topRows(dir)) : nil
                 // Merged from each side's CPU tree, each made once per run and transforms (and
                 // already made for a run whose CPU view was asked for or prepared).
                 let tree = try cache.tree(dir, key: key) { cache in
@@ -632,8 +669,8 @@ public enum ServeApp {
                 let (rows, tested) = try ProfileViews.comparison(base: base, new: new) { names in
                     // Each side's own names are the shared ones (no short name told apart across
                     // the two): each run's table, made once, serves every comparison.
-                    guard tf.isEmpty, names == [try cache.stackNames(baseDir).functionNames, try cache.stackNames(dir).functionNames] else { return nil }
-                    return (try cache.topRows(baseDir), try cache.topRows(dir))
+                    guard let table, names == [try cache.stackNames(baseDir).functionNames, try cache.stackNames(dir).functionNames] else { return nil }
+                    return (table.base.wait(), table.new.wait())
                 }
                 var out = Data("{\"flame\":".utf8)
                 out.append(contentsOf: try drawn.json(tree))

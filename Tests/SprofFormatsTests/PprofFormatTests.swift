@@ -337,6 +337,20 @@ final class PprofFormatTests: XCTestCase {
         assertRejected(try bytes { $0.sample[0].value[0] = .max; $0.sample[1].value[0] = .max }, "overflow")
     }
 
+    /// Location ids need not be 1...N: sparse and huge ones (the reader's dictionary) and
+    /// small ones (its array) read back as the same profile.
+    func testSparseAndHugeLocationIDsReadAsTheSameProfile() throws {
+        let original = try PprofFormat.decode(PprofFormat.encode(Synthetic.profile()))
+        let renumbered = try bytes { m in
+            let ids = m.location.indices.map { i -> UInt64 in i % 2 == 0 ? (UInt64(1) << 40) + UInt64(i) : UInt64(3 * i + 1) }
+            var new: [UInt64: UInt64] = [:]
+            for i in m.location.indices { new[m.location[i].id] = ids[i]; m.location[i].id = ids[i] }
+            for i in m.sample.indices { m.sample[i].locationID = m.sample[i].locationID.map { new[$0]! } }
+        }
+        XCTAssertEqual(try PprofFormat.decode(renumbered), original)
+        assertRejected(try bytes { m in m.location[1].id = UInt64(1) << 40; m.location[2].id = UInt64(1) << 40 }, "is used twice")
+    }
+
     func testInconsistentProfileIsAnErrorNotATrap() throws {
         var p = Synthetic.profile()
         p.samples[0].values = [1]

@@ -112,7 +112,12 @@ final class PrepareAheadTests: XCTestCase {
         XCTAssertEqual(before, [])
         await ProfileCache.prepare(cache, dir)
         let after = await cache.made(dir)
-        XCTAssertEqual(after, ["profile", "stacks", "cpu", "timeline"])
+        XCTAssertEqual(after, ["profile", "stacks", "cpu", "top", "timeline"])
+        // The timeline, read on a thread of its own, is there and indexed for a range.
+        let timed = try await cache.timeline(dir).timed
+        XCTAssertEqual(timed?.count, p.timedSamples.count)
+        let cut = try await cache.restricted(dir, TimeRange(from: 0, to: UInt64.max))
+        XCTAssertEqual(cut.total(0), p.total(0))
         // What the click then gets is the view a request makes.
         let view = try await cache.view(dir, key: ServeApp.viewKey(view: "cpu")) { _ in Data() }
         let tree = try XCTUnwrap(JSONSerialization.jsonObject(with: view) as? [String: Any])
