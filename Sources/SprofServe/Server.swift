@@ -217,9 +217,12 @@ enum Responses {
     }
 }
 
-/// Work run on a Dispatch thread while its caller goes on; ``wait()`` returns the result (once
+/// Work run on a thread of its own while its caller goes on; ``wait()`` returns the result (once
 /// made, at once). Parallel work inside one step of ``ProfileCache``, which must stay one step:
-/// an `await` between its parts would let a background preparation run a step in between.
+/// an `await` between its parts would let a background preparation run a step in between. A
+/// thread, not Dispatch's global queue: the actor's step blocks in ``wait()`` on one of the few
+/// threads of the pool that Swift's tasks share with that queue (as many as CPUs), so on one CPU
+/// the work could never start.
 final class Background<T: Sendable>: @unchecked Sendable {
     // Written once before `done` is left, read only after waiting for it.
     private var result: T?
@@ -227,10 +230,12 @@ final class Background<T: Sendable>: @unchecked Sendable {
 
     init(_ work: @escaping @Sendable () -> T) {
         done.enter()
-        DispatchQueue.global(qos: .userInitiated).async {
+        let thread = Thread {
             self.result = work()
             self.done.leave()
         }
+        thread.name = "sprof-serve-background"
+        thread.start()
     }
 
     func wait() -> T {
@@ -401,7 +406,7 @@ actor ProfileCache {
     }
 
     /// The rows of run `dir`'s whole profile by function (``Profile/top(by:valueIndex:names:granularity:)``
-    /// with the run's names), made once on a Dispatch thread: Compare needs them and the run's
+    /// with the run's names), made once on a thread of their own: Compare needs them and the run's
     /// CPU tree, and the actor makes the tree meanwhile (a 30,000-stack Compare clicked as the
     /// page opens waited ~40 ms more for them, one after the other).
     func topRows(_ dir: String) throws -> Background<[CostRow]> {
@@ -433,7 +438,7 @@ actor ProfileCache {
     }
 
     /// Reads run `dir`'s sample timeline and indexes it for cutting (``ProfileViews/TimedSamples``)
-    /// on a Dispatch thread, once: a 300,000-sample timeline takes ~200 ms, and as one step of
+    /// on a thread of its own, once: a 300,000-sample timeline takes ~200 ms, and as one step of
     /// the actor it held up every request behind it (a cached view, or Compare clicked as the
     /// page opened, waited for it).
     func timelineWork(_ dir: String) throws -> Background<TimelineRead> {
