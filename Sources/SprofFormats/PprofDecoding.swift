@@ -37,6 +37,8 @@ struct PprofDecoder {
         }
         let periodType = m.hasPeriodType ? try valueType(m.periodType, "period_type") : nil
         var b = ProfileBuilding(sampleTypes: sampleTypes, defaultSampleType: defaultType, periodType: periodType, period: m.period)
+        // At most one stack per sample; a hostile count costs no more than the file's own samples.
+        b.reserveCapacity(locations: m.location.count, stacks: m.sample.count, samples: m.sample.count)
 
         var mappingIndex: [UInt64: (index: Int, kind: FrameKind)] = [:]
         for (i, mp) in m.mapping.enumerated() {

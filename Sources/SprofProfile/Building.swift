@@ -41,6 +41,18 @@ public struct ProfileBuilding {
         profile = Profile(sampleTypes: sampleTypes, defaultSampleType: defaultSampleType, periodType: periodType, period: period)
     }
 
+    /// Makes room for `locations`, `stacks` and `samples` entries at once: a reader that knows
+    /// its counts (a pprof file) spares the dictionaries their growth, each step of which hashes
+    /// every key again (a third of the model's building for 30,000 stacks).
+    public mutating func reserveCapacity(locations: Int, stacks: Int, samples: Int) {
+        locationIDs.reserveCapacity(locations)
+        profile.locations.reserveCapacity(locations)
+        stackIDs.reserveCapacity(stacks)
+        profile.stacks.reserveCapacity(stacks)
+        sampleIDs.reserveCapacity(samples)
+        profile.samples.reserveCapacity(samples)
+    }
+
     /// The index of `mapping`, adding it if new. Mappings are the same when range, file and
     /// build-id are; their `has_*` flags are OR-ed, since each frame tells what it could resolve.
     public mutating func mapping(_ mapping: Profile.Mapping) -> Int {
