@@ -128,7 +128,7 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         // Job data is read with the token too: command lines, profiles and the commands' output
         // can hold secrets. The pages and assets carry none, so a bookmark of a page still opens.
         if method == .get || method == .head || method == .options {
-            if path.hasPrefix("/api/") && !Self.hasToken(request, configuration) {
+            if !Self.isPublicPage(path) && !Self.hasToken(request, configuration) {
                 throw ServeError(401, "access token missing or wrong: send 'Authorization: Bearer TOKEN' (or ?token=TOKEN) with the token sprof serve printed at start (open the URL it printed)")
             }
             return
@@ -145,6 +145,19 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         guard let auth = request.headers[.authorization], auth.hasPrefix("Bearer "),
               Self.constantTimeEqual(String(auth.dropFirst(7)), configuration.token) else {
             throw ServeError(401, "access token missing or wrong: send 'Authorization: Bearer TOKEN' with the token sprof serve printed at start (open the URL it printed)")
+        }
+    }
+
+    /// Whether `path` is one of the pages or assets, which carry no job data and open without the
+    /// token: the list (`/`), a job's page (`/jobs/ID`) and `/assets/NAME`. Decided on the path's
+    /// non-empty parts, as the router matches it, and everything else needs the token: a test of
+    /// `/api/` as a prefix let `//api/jobs` (the router's `/api/jobs`) be read without it.
+    static func isPublicPage(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        switch parts.count {
+        case 0: return true
+        case 2: return (parts[0] == "jobs" && JobID.isValid(String(parts[1]))) || (parts[0] == "assets" && Assets.files[String(parts[1])] != nil)
+        default: return false
         }
     }
 
