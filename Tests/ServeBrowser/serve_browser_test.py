@@ -20,7 +20,9 @@ reloaded), opens every tab, hovers a frame and reads the tooltip, clicks to zoom
 compares two jobs and two runs of one job, stops a job, restarts the server and finds the job
 again, picks up the profile of a recording that outlived a killed server, keeps seven tabs open,
 checks the Memory tab of a job run with Heap checked (skipped, saying why, without CAP_SYS_ADMIN),
-and checks the security rules (Host names, the token for reads). It skips (exit 0, with the
+checks the security rules (Host names, the token for reads), and what a new user ran into (ux_checks:
+empty results of transforms and ranges, the job list's polls, permalinks of fn/run/base, Back, a
+restarted server). It skips (exit 0, with the
 reason) only when Chromium cannot start.
 """
 import http.client
