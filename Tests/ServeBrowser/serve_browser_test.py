@@ -9,13 +9,20 @@ chromium-driver and python3-selenium).
                                                  time first view, transforms, range and Compare on 30,000
                                                  stacks (pprof + timeline), medians of N (5) repetitions
   serve_browser_test.py BIN_DIR --heap-only      only the heap job (the Memory tab of a --heap job)
+  serve_browser_test.py BIN_DIR --ux-only [--keep-going]
+                                                 only the page's behaviour on synthetic jobs (empty results under
+                                                 transforms, the job list kept in place, permalinks of fn/run/base,
+                                                 history, a restarted server; about a minute); --keep-going runs
+                                                 every part and lists the failed ones
 
 It creates a job from the form and watches it finish through live updates (the page is never
 reloaded), opens every tab, hovers a frame and reads the tooltip, clicks to zoom, searches,
 compares two jobs and two runs of one job, stops a job, restarts the server and finds the job
 again, picks up the profile of a recording that outlived a killed server, keeps seven tabs open,
 checks the Memory tab of a job run with Heap checked (skipped, saying why, without CAP_SYS_ADMIN),
-and checks the security rules (Host names, the token for reads). It skips (exit 0, with the
+checks the security rules (Host names, the token for reads), and what a new user ran into (ux_checks:
+empty results of transforms and ranges, the job list's polls, permalinks of fn/run/base, Back, a
+restarted server). It skips (exit 0, with the
 reason) only when Chromium cannot start.
 """
 import http.client
@@ -361,6 +368,7 @@ def e2e(bin_dir, screenshot):
         # Restart the server: the job is still there, done, with its views.
         server.stop()
         write_synthetic_jobs(data)
+        write_ux_jobs(data)
         wide = make_bench_pprof(data, WIDE_JOB, stacks=8000)
         server = Server(bin_dir, data, free_port())
         driver.get(server.url)
@@ -399,6 +407,8 @@ def e2e(bin_dir, screenshot):
             clear_transforms(driver)
             print(f"screenshot: {shot2}")
         synthetic_checks(driver, server)
+        server = ux_checks(driver, server, bin_dir, data)
+        driver.get(server.url)
         drawn_tree_checks(driver, server, wide)
         recursion_check(driver, server, bin_dir, data)
         bulk_delete_check(driver, server)
@@ -450,7 +460,8 @@ def heap_job_checks(driver, server, bin_dir, data):
         drawn[view] = driver.execute_script(f"return window.sprofHeapFlames['{view}'].total")
         assert drawn[view] == report["total"] and drawn[view] > 0, f"{view}: drawn {drawn[view]} bytes, report --sample-type {sample_type} says {report['total']}"
         info = driver.find_element(By.CSS_SELECTOR, f"#flame-{view} .flame-info").text
-        assert "bytes" in info, f"the {view} flame graph counts bytes: {info!r}"
+        # In binary units (15.0 MiB), not as a raw count (15,765,056 bytes).
+        assert re.match(r"^\d+(\.\d)? (bytes|KiB|MiB|GiB) in total", info), f"the {view} flame graph counts bytes in KiB/MiB: {info!r}"
     leaks = [r.find_elements(By.TAG_NAME, "td")[0].text for r in driver.find_elements(By.CSS_SELECTOR, "#leaks-table tbody tr")]
     # At the default rate (one sample per 512 KiB on average) a 1 MiB leak site goes unsampled in
     # about one run in seven, so the sites the table must show are the ones the profile holds.
@@ -1060,6 +1071,208 @@ def recursion_check(driver, server, bin_dir, data):
     print(f"collapse recursion: f's total {f_total} and the grand total {total} kept, no f below an f")
 
 
+REPEAT_JOB = "20200101-000000-000010"
+LONG_COMMAND_JOB = "20200101-000000-000011"
+
+
+def write_ux_jobs(data):
+    """The jobs of ux_checks: a repeat job of three runs (run k: 10·k samples) and a job whose
+    command has a 4,000-character argument."""
+    for k in range(1, 4):
+        run = os.path.join(data, "jobs", REPEAT_JOB, "runs", str(k))
+        os.makedirs(run)
+        with open(os.path.join(run, "profile.folded"), "w") as f:
+            f.write(f"app;main;work 5\napp;main;run{k} {10 * k - 5}\n")
+    st = {"id": REPEAT_JOB, "command": ["repeated"], "options": {"repeat": 3}, "state": "done", "created_ms": 1577836800000,
+          "started_ms": 1577836800000, "finished_ms": 1577836803000, "runs_done": 3, "samples": 60, "notices": []}
+    with open(os.path.join(data, "jobs", REPEAT_JOB, "state.json"), "w") as f:
+        json.dump(st, f)
+    write_job(data, LONG_COMMAND_JOB, "app;main 1\n", ["long-command", "x" * 4000])
+
+
+def flame_total_now(driver):
+    return driver.execute_script("return window.sprofFlame && window.sprofFlame.drawn > 0 ? window.sprofFlame.total : null")
+
+
+def ux_checks(driver, server, bin_dir, data, keep_going=False):
+    """What a new user ran into: the empty result of transforms and of a time range says so and
+    offers to remove them; the job list keeps its rows (a selection, a held click) and cuts long
+    commands; permalinks keep the Source function, the run and the Compare base; a tab click is a
+    history entry; the transform bar hides; heap values in KiB/MiB; a restarted server is said.
+    Returns the server (restarted). `keep_going`: run every part and report each failure (to see
+    each part fail against an older build), then fail."""
+    failed = []
+    parts = [ux_empty_transform, ux_empty_range, ux_bar, ux_back, ux_bytes, ux_source_fn, ux_run, ux_base,
+             ux_long_command, ux_selection, ux_held_click]
+    for part in parts + [ux_restart]:
+        try:
+            if part is ux_restart:
+                server = ux_restart(driver, server, bin_dir, data)
+            else:
+                part(driver, server)
+        except AssertionError as e:
+            if not keep_going:
+                raise
+            failed.append(part.__name__)
+            print(f"FAILED {part.__name__}: {str(e)[:300]}")
+    assert not failed, f"failed: {failed}"
+    return server
+
+
+def load(driver, url):
+    driver.get("about:blank")  # a load, not a change of the fragment of the page shown
+    driver.get(url)
+
+
+def ux_empty_transform(driver, server):
+    """A transform that leaves no sample: every view says so (not "no samples were recorded",
+    not "no thread information"), and offers to remove it."""
+    for tab in ["cpu", "inverted", "top", "threads", "callers", "source"]:
+        load(driver, f"{server.base}/jobs/{WIDE_JOB}#{tab}&tf=tid%3A99999")
+        wait(driver, f"{tab} under tid:99999", lambda d: d.find_elements(By.ID, "filtered-empty")
+             or "loading" not in d.find_element(By.ID, "panel").text, timeout=60)
+        text = driver.find_element(By.ID, "panel").text
+        assert "the transform removed every sample" in text and "recorded" not in text and "thread information" not in text, f"{tab}: {text!r}"
+    driver.find_element(By.ID, "empty-remove-transforms").click()
+    wait(driver, "the views without the transform", lambda d: d.find_elements(By.CSS_SELECTOR, "#source-fn") and "tf=" not in d.current_url)
+    print("empty results: a transform that leaves no sample says so in 6 views, and is removed from there")
+
+
+def ux_empty_range(driver, server):
+    load(driver, f"{server.base}/jobs/{WIDE_JOB}#cpu&range=900000000000-990000000000")
+    wait(driver, "cpu in a range past the end", lambda d: d.find_elements(By.ID, "filtered-empty")
+         or "loading" not in d.find_element(By.ID, "panel").text, timeout=60)
+    text = driver.find_element(By.ID, "panel").text
+    assert "the time range removed every sample" in text and "recorded" not in text, text
+    driver.find_element(By.ID, "empty-clear-range").click()
+    wait(driver, "the flame graph of the whole time range", lambda d: flame_ready(d) and "range=" not in d.current_url)
+    print("empty results: a time range with no sample says so, and is removed from there")
+
+
+def ux_bar(driver, server):
+    """No transform: no transform bar ("Remove all" showed anyway: .transform-bar's display won over [hidden])."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#cpu")
+    wait(driver, "the flame graph", flame_ready)
+    assert not driver.find_element(By.ID, "transform-bar").is_displayed(), "the transform bar shows without a transform"
+    print("transform bar hidden without transforms")
+
+
+def ux_back(driver, server):
+    """A clicked tab is a history entry: Back returns to the tab before."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#cpu")
+    wait(driver, "the flame graph", flame_ready)
+    open_tab(driver, "top")
+    open_tab(driver, "threads")
+    driver.back()
+    wait(driver, "Back to the Top tab", lambda d: d.find_element(By.ID, "panel").get_attribute("data-tab") == "top"
+         and d.find_elements(By.ID, "top-table"), timeout=20)
+    print("Back returns to the tab before")
+
+
+def ux_bytes(driver, server):
+    """Bytes (heap flame graphs' tooltips and totals) in binary units; heap_job_checks sees them drawn."""
+    got = driver.execute_script("return window.sprofFormatValue && [window.sprofFormatValue(15765056, 'bytes'), "
+                                "window.sprofFormatValue(512, 'bytes'), window.sprofFormatValue(1234, 'samples')]")
+    assert got == ["15.0 MiB", "512 bytes", "1,234 samples"], got
+    print("bytes shown as 15.0 MiB")
+
+
+def ux_source_fn(driver, server):
+    """Source: the permalink's function, not the hottest one."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#source&fn=short")
+    wait(driver, "the Source tab", lambda d: d.find_elements(By.ID, "source-fn"))
+    shown = driver.find_element(By.ID, "source-fn").get_attribute("value")
+    assert shown == "short", f"#source&fn=short shows {shown[:60]!r}"
+    assert "fn=short" in driver.current_url, driver.current_url
+    print("permalink: Source's function restored")
+
+
+def ux_run(driver, server):
+    """The run of a repeat job (run k has 10·k samples) is in the URL."""
+    load(driver, f"{server.base}/jobs/{REPEAT_JOB}#cpu&run=1")
+    wait(driver, "a run's flame graph", flame_ready)
+    assert driver.find_element(By.ID, "run-select").get_attribute("value") == "1" and flame_total_now(driver) == 10, \
+        f"#cpu&run=1 shows run {driver.find_element(By.ID, 'run-select').get_attribute('value')} ({flame_total_now(driver)} samples)"
+    mark_flame(driver)
+    driver.execute_script("const s = document.getElementById('run-select'); s.value = '2'; s.dispatchEvent(new Event('change'));")
+    assert new_flame(driver, "run 2's flame graph") == 20
+    assert "run=2" in driver.current_url, driver.current_url
+    load(driver, driver.current_url)
+    wait(driver, "run 2 after a reload", lambda d: flame_total_now(d) == 20 and d.find_element(By.ID, "run-select").get_attribute("value") == "2")
+    print("permalink: the run of a repeat job restored")
+
+
+def ux_base(driver, server):
+    """The Compare base is in the URL."""
+    base = "20200101-000000-00000e:1"
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#compare&base={base}")
+    wait(driver, "the comparison with the permalink's base", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d), timeout=30)
+    assert driver.find_element(By.ID, "compare-base").get_attribute("value") == base
+    driver.execute_script(f"const s = document.getElementById('compare-base'); s.value = '{REPEAT_JOB}:1'; s.dispatchEvent(new Event('change'));")
+    wait(driver, "the new base in the URL", lambda d: f"base={REPEAT_JOB}%3A1" in d.current_url)
+    print("permalink: the Compare base restored")
+
+
+def ux_long_command(driver, server):
+    """A 4,000-character argument: the list shows the command cut, all of it in the link's title."""
+    load(driver, server.base + "/")
+    row = f'#jobs tr[data-id="{LONG_COMMAND_JOB}"]'
+    wait(driver, "the list", lambda d: d.find_elements(By.CSS_SELECTOR, row))
+    link = driver.find_element(By.CSS_SELECTOR, row + " td.cmd a")
+    shown, title = link.text, link.get_attribute("title")
+    height = driver.execute_script("return arguments[0].getBoundingClientRect().height", driver.find_element(By.CSS_SELECTOR, row))
+    assert len(shown) <= 300 and shown.endswith("…") and title == "long-command " + "x" * 4000 and height < 200, \
+        f"shown {len(shown)} characters, title {len(title or '')}, row {height} px tall"
+    print(f"job list: a 4,000-character command cut to {len(shown)} characters ({height:.0f} px row), all of it in the title")
+
+
+LIST_ROW = '#jobs tr[data-id="20200101-000000-00000e"]'
+
+
+def ux_selection(driver, server):
+    """The list's polls keep its rows: a selected command line stays selected (it was cleared)."""
+    load(driver, server.base + "/")
+    wait(driver, "the list", lambda d: d.find_elements(By.CSS_SELECTOR, LIST_ROW))
+    selected = driver.execute_script("""const a = document.querySelector(arguments[0] + ' td.cmd a');
+        a.closest('tr').__mark = true;
+        const r = document.createRange(); r.selectNodeContents(a);
+        const s = getSelection(); s.removeAllRanges(); s.addRange(r); return s.toString();""", LIST_ROW)
+    assert selected == "recursive", selected
+    time.sleep(3.6)  # the list is polled every 3 s (every second while a job runs)
+    kept = driver.execute_script("return [getSelection().toString(), !!document.querySelector(arguments[0]).__mark];", LIST_ROW)
+    assert kept == ["recursive", True], f"a poll of the list cleared the selection or rebuilt the row: {kept}"
+    print("job list: a selection survives a poll")
+
+
+def ux_held_click(driver, server):
+    """A click held on a row's checkbox across a poll still checks it."""
+    load(driver, server.base + "/")
+    wait(driver, "the list", lambda d: d.find_elements(By.CSS_SELECTOR, LIST_ROW + " input.pick"))
+    box = driver.find_element(By.CSS_SELECTOR, LIST_ROW + " input.pick")
+    ActionChains(driver).click_and_hold(box).pause(3.6).release().perform()
+    checked = driver.execute_script("const b = document.querySelector(arguments[0]); return !!(b && b.checked);", LIST_ROW + " input.pick")
+    assert checked and "(1)" in driver.find_element(By.ID, "delete-selected").text, "a click held across a poll of the list was lost"
+    driver.find_element(By.CSS_SELECTOR, LIST_ROW + " input.pick").click()
+    print("job list: a click held across a poll checks the box")
+
+
+def ux_restart(driver, server, bin_dir, data):
+    """The server restarts (a new token): the open page says so instead of failing in silence."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#cpu")
+    wait(driver, "the flame graph", flame_ready)
+    port = int(server.base.rsplit(":", 1)[1])
+    server.stop()
+    server = Server(bin_dir, data, port)
+    try:
+        wait(driver, "the page to say the server restarted", lambda d: d.find_element(By.ID, "token-warning").is_displayed()
+             and "restarted" in d.find_element(By.ID, "token-warning").text, timeout=30)
+    except AssertionError:
+        server.stop()  # the caller stops the server it knows, the one stopped above
+        raise
+    print("restart: the open page says that the server restarted and its token is refused")
+    return server
+
+
 def bulk_delete_check(driver, server):
     driver.get(server.base + "/")
     for job in ["20200101-000000-00000c", "20200101-000000-00000d"]:
@@ -1356,6 +1569,24 @@ def bench(bin_dir):
         shutil.rmtree(data, ignore_errors=True)
 
 
+def run_alone(bin_dir, what, checks, prepare=None):
+    """One part of the test on its own: a browser, a data directory (`prepare` writes jobs into
+    it) and a server; `checks` may return the server it left running (a restarted one)."""
+    data = tempfile.mkdtemp(prefix=f"sprof-serve-{what}-")
+    driver, server = start_browser(), None
+    try:
+        if prepare:
+            prepare(data)
+        server = Server(bin_dir, data, free_port())
+        server = checks(driver, server, data) or server
+        print(f"serve browser test ({what} only): OK")
+    finally:
+        driver.quit()
+        if server:
+            server.stop()
+        shutil.rmtree(data, ignore_errors=True)
+
+
 if __name__ == "__main__":
     if len(sys.argv) < 2:
         print(__doc__)
@@ -1367,17 +1598,17 @@ if __name__ == "__main__":
     elif "--bench" in sys.argv:
         bench(bin_dir)
     elif "--heap-only" in sys.argv:
-        data = tempfile.mkdtemp(prefix="sprof-serve-heap-")
-        driver, server = start_browser(), None
-        try:
-            server = Server(bin_dir, data, free_port())
-            heap_job_checks(driver, server, bin_dir, data)
-            print("serve browser test (heap only): OK")
-        finally:
-            driver.quit()
-            if server:
-                server.stop()
-            shutil.rmtree(data, ignore_errors=True)
+        run_alone(bin_dir, "heap", lambda driver, server, data: heap_job_checks(driver, server, bin_dir, data))
+    elif "--ux-only" in sys.argv:
+        def prepare(data):
+            write_synthetic_jobs(data)
+            write_ux_jobs(data)
+            make_bench_pprof(data, WIDE_JOB, stacks=2000)
+
+        def ux(driver, server, data):
+            driver.get(server.url)
+            return ux_checks(driver, server, bin_dir, data, keep_going="--keep-going" in sys.argv)
+        run_alone(bin_dir, "ux", ux, prepare)
     elif "--make-bench-data" in sys.argv:
         make_bench_data(sys.argv[sys.argv.index("--make-bench-data") + 1], "20200101-000000-be0c4e")
     else:

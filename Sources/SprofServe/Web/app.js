@@ -39,12 +39,24 @@
     try { data = await r.json(); } catch (_) { data = null; }
     if (!r.ok) {
       let msg = (data && data.error) || `${r.status} ${r.statusText}`;
-      if (r.status === 401) msg += " (the token changes each time sprof serve starts)";
+      if (r.status === 401) {
+        msg += " (the token changes each time sprof serve starts)";
+        tokenWarning();
+      }
       const err = new Error(msg);
       err.status = r.status;
       throw err;
     }
     return data;
+  }
+
+  // A 401 on a page that had a valid token: the server restarted with a new token. Say so where
+  // every page shows it, instead of polls failing in silence under a stale "done".
+  function tokenWarning() {
+    const w = document.getElementById("token-warning");
+    if (!w || !w.hidden) return;
+    w.textContent = "sprof serve was restarted (or its token changed): this page's token is refused. Open the URL with ?token=… that sprof serve printed.";
+    w.hidden = false;
   }
 
   function showError(node, err) {
@@ -127,20 +139,39 @@
     const bulk = document.getElementById("delete-selected");
     const listError = document.getElementById("list-error");
 
+    // The rows stay from one poll to the next and only changed text is set again: a rebuilt
+    // list lost a text selection (a command line being copied) and a click held on a checkbox.
+    const rows = new Map();  // job id → tr
+    const MAX_COMMAND = 300;  // characters shown of a command line; all of it in the link's title
     function row(job) {
-      const link = el("a", { href: "/jobs/" + encodeURIComponent(job.id), text: commandText(job) });
-      const box = el("input", { type: "checkbox", class: "pick", "aria-label": "select job " + job.id });
-      box.checked = selected.has(job.id);
-      box.addEventListener("change", () => { if (box.checked) selected.add(job.id); else selected.delete(job.id); updateBulk(); });
+      let tr = rows.get(job.id);
+      if (!tr) {
+        const link = el("a", { href: "/jobs/" + encodeURIComponent(job.id) });
+        const box = el("input", { type: "checkbox", class: "pick", "aria-label": "select job " + job.id });
+        box.addEventListener("change", () => { if (box.checked) selected.add(job.id); else selected.delete(job.id); updateBulk(); });
+        tr = el("tr", { "data-id": job.id },
+          el("td", {}, box), el("td", {}, el("span", { class: "state" })), el("td", { class: "cmd" }, link),
+          el("td", { class: "opts" }), el("td"), el("td"), el("td", { class: "num" }));
+        rows.set(job.id, tr);
+      }
+      const [box, state, cmd, opts, started, duration, samples] = tr.children;
+      const set = (node, text) => { if (node.textContent !== text) node.textContent = text; };
+      const full = window.sprofSafeText(commandText(job));
+      const link = cmd.firstChild;
+      set(link, full.length > MAX_COMMAND ? full.slice(0, MAX_COMMAND - 1) + "…" : full);
+      if (full.length > MAX_COMMAND) { if (link.title !== full) link.title = full; } else link.removeAttribute("title");
+      if (tr.dataset.state !== job.state) {
+        tr.dataset.state = job.state;
+        state.firstChild.className = "state " + job.state;
+        state.firstChild.textContent = job.state;
+      }
+      box.firstChild.checked = selected.has(job.id);
       const notes = (job.notices || []).filter((n) => n.includes("falling back"));
-      return el("tr", { "data-id": job.id, "data-state": job.state },
-        el("td", {}, box),
-        el("td", {}, el("span", { class: "state " + job.state, text: job.state })),
-        el("td", { class: "cmd" }, link),
-        el("td", { class: "opts", text: optionsText(job) + (notes.length ? " (" + notes.join("; ") + ")" : "") }),
-        el("td", { text: fmtTime(job.started_ms) }),
-        el("td", { text: fmtDuration(job) }),
-        el("td", { class: "num", text: job.state === "running" ? fmtInt(job.progress && job.progress.samples) : fmtInt(job.samples) }));
+      set(opts, optionsText(job) + (notes.length ? " (" + notes.join("; ") + ")" : ""));
+      set(started, fmtTime(job.started_ms));
+      set(duration, fmtDuration(job));
+      set(samples, job.state === "running" ? fmtInt(job.progress && job.progress.samples) : fmtInt(job.samples));
+      return tr;
     }
     function updateBulk() {
       for (const k of [...selected]) if (!jobs.has(k)) selected.delete(k);
@@ -148,9 +179,15 @@
       bulk.textContent = selected.size ? `Delete selected (${selected.size})` : "Delete selected";
     }
     function render() {
-      tbody.textContent = "";
       const all = [...jobs.values()].sort((a, b) => b.created_ms - a.created_ms || (a.id < b.id ? 1 : -1));
-      for (const j of all) tbody.append(row(j));
+      for (const [jid, tr] of rows) if (!jobs.has(jid)) { tr.remove(); rows.delete(jid); }
+      // Moved only when out of place (a move would end a selection inside the row).
+      let at = tbody.firstChild;
+      for (const j of all) {
+        const tr = row(j);
+        if (tr === at) at = at.nextSibling;
+        else tbody.insertBefore(tr, at);
+      }
       document.getElementById("no-jobs").hidden = all.length > 0;
       updateBulk();
     }
@@ -205,7 +242,7 @@
     const runSelect = document.getElementById("run-select");
     let runPicked = false;
     let calleesOf = null;  // the function the Callers/callees tab shows
-    let picked = null;     // the Compare tab's base, kept when the tab is shown again
+    let picked = window.sprofTransforms.state.base || null;  // the Compare tab's base (the permalink's base=), kept when the tab is shown again
     const actionError = document.getElementById("action-error");
     let job = null;
     const transforms = window.sprofTransforms;  // transforms.js: the URL's state and the transform bar
@@ -230,11 +267,12 @@
       for (const n of j.notices || []) notes.append(el("li", { text: n }));
       const runs = Math.max(1, j.runs_done);
       if (runSelect.options.length !== runs) {
-        const keep = runSelect.value;
+        // The newest run, unless the user (or the permalink's run=) picked one.
+        const keep = runPicked ? runSelect.value : transforms.state.run;
         runSelect.textContent = "";
         for (let r = 1; r <= runs; r++) runSelect.append(el("option", { value: String(r), text: `${r} of ${j.options.repeat || 1}` }));
-        // The newest run, unless the user picked one.
-        runSelect.value = runPicked && Number(keep) <= runs ? keep : String(runs);
+        if (keep && Number(keep) >= 1 && Number(keep) <= runs) { runPicked = true; runSelect.value = keep; }
+        else runSelect.value = String(runs);
       }
       // Shown again when the state or the number of finished runs changes (run 1 of a repeat
       // job ending makes the views appear while run 2 records), not for progress.
@@ -259,6 +297,21 @@
     function renderTab(name, panel) {
       function message(text) { panel.textContent = ""; panel.append(el("p", { class: "empty", text })); }
 
+      // A view with no sample. With transforms or a time range on, they removed every sample
+      // (`plain`, the run's own reason, would be wrong): say so and offer to remove them.
+      function noSamples(plain) {
+        const tf = transforms.state.tf.length, range = window.SprofRange.get();
+        if (!tf && !range) return message(plain);
+        const what = [tf ? (tf > 1 ? "the transforms" : "the transform") : "", range ? "the time range" : ""].filter((s) => s).join(" and ");
+        panel.textContent = "";
+        const p = el("p", { class: "empty", id: "filtered-empty",
+          text: `No sample is left: ${what} removed every sample of this run from this view. ` });
+        if (tf) p.append(el("button", { id: "empty-remove-transforms", text: tf > 1 ? "Remove the transforms" : "Remove the transform",
+          onclick: () => { transforms.state.tf = []; transforms.state.zoom = ""; transforms.changed(); } }), document.createTextNode(" "));
+        if (range) p.append(el("button", { id: "empty-clear-range", text: "Show the whole time range", onclick: () => window.SprofRange.set(null) }));
+        panel.append(p);
+      }
+
       function needsProfile() {
         if (!job) return "loading…";
         if (job.state === "queued") return "The job is queued: its views appear when it has run.";
@@ -274,7 +327,7 @@
         const url = `${base()}/view/${view}${extra || ""}`;
         const data = await api("GET", url);
         if (data.empty) return message(data.empty);
-        if (!data.parent || data.parent.length === 0) return message("No samples were recorded in this run, so there is nothing to draw.");
+        if (!data.parent || data.parent.length === 0) return noSamples("No samples were recorded in this run, so there is nothing to draw.");
         panel.textContent = "";
         const holder = el("div", { class: "flame", id: "flame-" + view });
         panel.append(holder);
@@ -395,7 +448,7 @@
         if (why) return message(why);
         const rows = await api("GET", `${base()}/view/top`);
         panel.textContent = "";
-        if (rows.length === 0) return message("No samples were recorded in this run.");
+        if (rows.length === 0) return noSamples("No samples were recorded in this run.");
         panel.append(el("p", { class: "muted", text: "Click a column to sort. Self: samples in the function itself; total: samples with the function anywhere on the stack." }));
         panel.append(table([
           { key: "self", title: "Self", num: true, fmt: fmtInt }, { key: "self_percent", title: "Self %", num: true, fmt: pct },
@@ -417,7 +470,7 @@
         if (why) return message(why);
         const rows = await api("GET", `${base()}/view/threads`);
         panel.textContent = "";
-        if (rows.empty) return message(rows.empty);
+        if (rows.empty) return noSamples(rows.empty);
         panel.append(el("p", { class: "muted", text: "Click a thread for its own flame graph." }));
         const t = table([{ key: "process", title: "Process", num: false }, { key: "name", title: "Thread", num: false },
           { key: "tid", title: "TID", num: true }, { key: "value", title: "Samples", num: true, fmt: fmtInt },
@@ -514,6 +567,7 @@
           try {
             await api("DELETE", `/api/uploads/${encodeURIComponent(uid)}`);
             picked = "";
+            transforms.set("base", "");
             showTab("compare");
           } catch (e) { out.textContent = String(e.message); }
         });
@@ -524,6 +578,7 @@
         async function show() {
           if (!select.value) return;
           picked = select.value;
+          transforms.set("base", picked);
           out.textContent = "loading…";
           try {
             const [kind, rest] = [select.value.slice(0, select.value.indexOf(":")), select.value.slice(select.value.indexOf(":") + 1)];
@@ -568,7 +623,7 @@
         const why = needsProfile();
         if (why) return message(why);
         const top = await api("GET", `${base()}/view/top`);
-        if (top.length === 0) return message("No samples were recorded in this run.");
+        if (top.length === 0) return noSamples("No samples were recorded in this run.");
         const name = calleesOf || transforms.state.fn || [...top].sort((a, b) => b.total - a.total || b.self - a.self)[0].name;
         transforms.set("fn", name);
         const d = await api("GET", `${base()}/view/callers?fn=${encodeURIComponent(name)}`);
@@ -621,8 +676,8 @@
       message("loading…");
       const run = {
         cpu: () => flameTab("cpu"), inverted: () => flameTab("inverted"), callers: callersTab,
-        source: () => { const why = needsProfile(); return why ? message(why) : window.SprofSource.tab(panel, { api, base, el, message,
-          onPick: (n) => { calleesOf = n; showTab("source"); } }, calleesOf); },
+        source: () => { const why = needsProfile(); return why ? message(why) : window.SprofSource.tab(panel, { api, base, el, message, noSamples,
+          onPick: (n) => { calleesOf = n; showTab("source"); }, onShown: (n) => transforms.set("fn", n) }, calleesOf || transforms.state.fn); },
         timeline: () => { const why = needsProfile(); return why ? message(why) : window.SprofTimeline.tab(panel, { api, base, el, message }); }, memory: memoryTab,
         top: topTab, threads: threadsTab, system: systemTab, compare: compareTab, files: filesTab,
       }[name] || (() => flameTab(sampleTypeTab(name) ? name : "cpu"));
@@ -636,27 +691,36 @@
       return Boolean(b && b.dataset.sampleType);
     }
 
-    function showTab(name) {
+    function showTab(name, push) {
       if (!document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`)) name = "cpu";
       tab = name;
       for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b.dataset.tab === name);
-      transforms.setTab(name);
+      transforms.setTab(name, push);
       outerPanel.dataset.tab = name;
       const inner = el("div", { class: "tab-body" });
       outerPanel.replaceChildren(inner);
       renderTab(name, inner);
     }
 
-    for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab));
+    for (const b of document.querySelectorAll("#tabs button")) b.addEventListener("click", () => showTab(b.dataset.tab, true));
     // A tab named in the URL by hand (or by the back button) is shown.
-    window.addEventListener("hashchange", () => { window.SprofRange.showBar(); if (transforms.reread()) showTab(transforms.state.tab); });
+    const reread = () => {
+      window.SprofRange.showBar();
+      if (!transforms.reread()) return;
+      calleesOf = null;  // the URL's fn
+      if (transforms.state.run && runSelect.querySelector(`option[value="${CSS.escape(transforms.state.run)}"]`)) runSelect.value = transforms.state.run;
+      picked = transforms.state.base || null;
+      showTab(transforms.state.tab);
+    };
+    window.addEventListener("hashchange", reread);
+    window.addEventListener("popstate", reread);
     window.SprofRange.onchange = () => showTab(tab);
     document.getElementById("stop").addEventListener("click", async () => {
       showError(actionError, null);
       try { setJob(await api("POST", `/api/jobs/${encodeURIComponent(id)}/stop`)); }
       catch (e) { showError(actionError, e); }
     });
-    runSelect.addEventListener("change", () => { runPicked = true; showTab(tab); });
+    runSelect.addEventListener("change", () => { runPicked = true; transforms.set("run", runSelect.value); showTab(tab); });
     document.getElementById("rerun").addEventListener("click", async () => {
       showError(actionError, null);
       try { const j = await api("POST", `/api/jobs/${encodeURIComponent(id)}/rerun`); location.href = "/jobs/" + encodeURIComponent(j.id); }

@@ -36,7 +36,21 @@
     if (a >= 1e3) return (v / 1e3).toFixed(1) + " µs";
     return Math.round(v) + " ns";
   }
-  function fmtValue(v, unit) { return unit === "nanoseconds" ? fmtNs(v) : `${fmt(v)} ${unit}`; }
+  // Bytes (heap graphs) in binary units: 15.0 MiB, not 15,765,056 bytes.
+  function fmtBytes(v) {
+    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let x = Math.abs(v), k = 0;
+    while (x >= 1024 && k < units.length - 1) { x /= 1024; k++; }
+    return (v < 0 ? "-" : "") + (k === 0 ? `${Math.round(x)} bytes` : `${x.toFixed(1)} ${units[k]}`);
+  }
+  // A value in its unit as a person reads it; `bare`: a count without the unit's name.
+  function fmtValue(v, unit, bare) {
+    if (unit === "nanoseconds") return fmtNs(v);
+    if (unit === "bytes") return fmtBytes(v);
+    return bare ? fmt(v) : `${fmt(v)} ${unit}`;
+  }
+  window.sprofFormatValue = fmtValue;
+  window.sprofFormatBytes = fmtBytes;
 
   // Bidirectional controls (U+202A-202E, U+2066-2069, U+200E, U+200F, U+061C) shown as \u{…}: a
   // right-to-left override in a profiled name would otherwise reorder what is shown after it.
@@ -77,7 +91,7 @@
       matched.className = "flame-matched muted";
       const info = document.createElement("span");
       info.className = "flame-info muted";
-      info.textContent = `${fmtValue(this.total, data.unit)}${data.unit === "nanoseconds" ? " in total" : ""} in ${fmt(this.n)} frames`
+      info.textContent = `${fmtValue(this.total, data.unit)}${data.unit === "nanoseconds" || data.unit === "bytes" ? " in total" : ""} in ${fmt(this.n)} frames`
         + (data.pruned ? ` (${fmt(data.pruned)} narrower than 1/20,000 of it left in their parents' self; a zoom fetches them)` : "");
       bar.append(reset, search, matched, info);
       const wrap = document.createElement("div");
@@ -312,7 +326,7 @@
       if (i < 0) { this.tip.hidden = true; return; }
       const name = cutName(this.shown[this.data.name[i]], 240);
       const pct = 100 * this.value[i] / Math.max(1, this.total);
-      const unit = this.data.unit, v = (x) => unit === "nanoseconds" ? fmtNs(x) : fmt(x);
+      const unit = this.data.unit, v = (x) => fmtValue(x, unit, true);
       let text = `${name}\n${fmtValue(this.value[i], unit)} (${pct.toFixed(2)}%), self ${v(this.selfv[i])}`;
       if (this.base) {
         const d = this.selfv[i] - this.selfb[i];

@@ -4,12 +4,7 @@
 "use strict";
 
 (function () {
-  function fmtBytes(b) {
-    const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
-    let v = b, k = 0;
-    while (Math.abs(v) >= 1024 && k < units.length - 1) { v /= 1024; k++; }
-    return k === 0 ? `${Math.round(v)} bytes` : `${v.toFixed(1)} ${units[k]}`;
-  }
+  const fmtBytes = (b) => window.sprofFormatBytes(b);  // flame.js
   const fmtInt = (n) => Math.round(n).toLocaleString("en-US");
 
   // The flame graphs drawn last, by view (tests and the console read their totals).

@@ -4,12 +4,14 @@
 "use strict";
 
 (function () {
-  // `ctx`: { api, base, el, message, top, onPick } from the job page; `name`: the function.
+  // `ctx`: { api, base, el, message, noSamples, onPick, onShown } from the job page; `name`: the function.
   async function sourceTab(panel, ctx, name) {
     const el = ctx.el;
     const top = await ctx.api("GET", `${ctx.base()}/view/top`);
-    if (top.length === 0) return ctx.message("No samples were recorded in this run.");
+    if (top.length === 0) return ctx.noSamples("No samples were recorded in this run.");
     name = name || [...top].sort((a, b) => b.self - a.self)[0].name;
+    // The function shown is the permalink's `fn` (a reload shows the same function).
+    if (ctx.onShown) ctx.onShown(name);
     const input = el("input", { id: "source-fn", list: "source-names", value: name, size: 60 });
     const names = el("datalist", { id: "source-names" }, ...top.map((r) => el("option", { value: r.name })));
     input.addEventListener("change", () => ctx.onPick(input.value));

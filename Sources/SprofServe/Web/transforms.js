@@ -1,7 +1,9 @@
 // sprof serve: transforms and permalinks of the job page.
 //
-// The view's state lives in the URL's fragment: `#TAB&tf=KIND:ARG&tf=…&zoom=A;B;C&q=REGEX&fn=NAME&range=FROM-TO`
-// (the time range is timeline.js's),
+// The view's state lives in the URL's fragment:
+// `#TAB&tf=KIND:ARG&tf=…&zoom=A;B;C&q=REGEX&fn=NAME&range=FROM-TO&run=N&base=JOB:RUN`
+// (the time range is timeline.js's; run: the run of a repeat job; base: the Compare tab's base,
+// JOB:N, JOB:all or upload:ID),
 // so a reload or a shared URL shows the same view. Transforms (focus:F, subtree:A;B;C, ignore:F,
 // merge:F, rec:F, tid:N, pid:N, as `sprof report --transform`) are applied by the server, in
 // order, before every view: each view request carries them as `tf=` query parameters. Names are
@@ -18,7 +20,7 @@
 
   function parse(hash) {
     const parts = hash.replace(/^#/, "").split("&");
-    const st = { tab: decodeURIComponent(parts[0] || "") || "cpu", tf: [], zoom: "", q: "", fn: "", range: "" };
+    const st = { tab: decodeURIComponent(parts[0] || "") || "cpu", tf: [], zoom: "", q: "", fn: "", range: "", run: "", base: "" };
     for (const p of parts.slice(1)) {
       const eq = p.indexOf("=");
       if (eq < 0) continue;
@@ -33,7 +35,7 @@
     const enc = (v) => encodeURIComponent(v);
     let h = "#" + enc(st.tab);
     for (const t of st.tf) h += "&tf=" + enc(t);
-    for (const k of ["zoom", "q", "fn", "range"]) if (st[k]) h += `&${k}=` + enc(st[k]);
+    for (const k of ["zoom", "q", "fn", "range", "run", "base"]) if (st[k]) h += `&${k}=` + enc(st[k]);
     return h;
   }
 
@@ -47,11 +49,15 @@
       if (location.hash !== h) history.replaceState(null, "", location.pathname + location.search + h);
     },
 
-    // A new tab: its own zoom; transforms, search and function stay.
-    setTab(name) {
+    // A new tab: its own zoom; transforms, search and function stay. `push`: a tab clicked
+    // gets a history entry of its own, so that Back returns to the tab before.
+    setTab(name, push) {
+      const before = location.hash;
       if (this.state.tab !== name) this.state.zoom = "";
       this.state.tab = name;
-      this.write();
+      const h = format(this.state);
+      if (push && before !== h) history.pushState(null, "", location.pathname + location.search + h);
+      else this.write();
     },
 
     set(key, value) { this.state[key] = value; this.write(); },
