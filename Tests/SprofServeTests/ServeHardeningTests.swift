@@ -113,6 +113,23 @@ final class ServeHardeningTests: XCTestCase {
         }
     }
 
+    /// The engine cuts the log of a command that prints without end (here 40 MB of `yes`, as a
+    /// stand-in `sprof` that only prints) to its first and last 8 MiB.
+    func testAJobsOutputLogIsCapped() async throws {
+        try FileManager.default.createDirectory(atPath: dataDir, withIntermediateDirectories: true)
+        let script = dataDir + "/fake-sprof"
+        try "#!/bin/sh\nyes | head -c 40000000\necho last line\n".write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        let engine = SprofProcessEngine(sprofPath: script, capabilities: SprofCapabilities())
+        _ = await engine.run(command: ["/bin/true"], options: JobOptions(), directory: dataDir) { _ in }
+        let log = try XCTUnwrap(FileManager.default.contents(atPath: dataDir + "/output.log"))
+        let cap = OutputLog.standard
+        XCTAssertLessThanOrEqual(log.count, cap.headBytes + cap.tailBytes + 300)
+        XCTAssertTrue(log.starts(with: Data(String(repeating: "y\n", count: 1000).utf8)))
+        XCTAssertTrue(String(decoding: log.suffix(20), as: UTF8.self).hasSuffix("y\nlast line\n"))
+        XCTAssertTrue(String(decoding: log, as: UTF8.self).contains("bytes of output left out here"))
+    }
+
     func testOutputLogKeepsItsFirstAndLastBytes() throws {
         let path = NSTemporaryDirectory() + "sprof-output-\(UUID().uuidString).log"
         defer { unlink(path) }
@@ -135,7 +152,9 @@ final class ServeHardeningTests: XCTestCase {
         XCTAssertLessThanOrEqual(text.utf8.count, 1000 + 2000 + log.marker().count)
         XCTAssertTrue(text.hasPrefix(String(all.prefix(1000))))
         XCTAssertTrue(text.hasSuffix("line 4999\n"))
-        XCTAssertTrue(all.hasSuffix(String(text.split(separator: "]\n", maxSplits: 1)[1])), "the kept tail is the output's end")
+        let parts = text.split(separator: "]\n", maxSplits: 1)
+        XCTAssertEqual(parts.count, 2)
+        XCTAssertTrue(all.hasSuffix(String(parts.last ?? "")), "the kept tail is the output's end")
         XCTAssertTrue(text.contains("bytes of output left out here"))
         // Every byte is either kept or counted.
         let marker = log.marker()
