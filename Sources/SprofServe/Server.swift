@@ -653,7 +653,10 @@ public enum ServeApp {
                     baseDir = try await mergedDirectory(store, String(baseID))
                     baseName = "job \(baseJob.id) (its runs merged)"
                 } else {
-                    let baseRun = q.get("base_run").flatMap { Int($0) } ?? max(1, baseJob.runsDone)
+                    let baseRun = q.get("base_run").map { Int($0) ?? 0 } ?? max(1, baseJob.runsDone)
+                    guard (1...JobOptions.maxRepeat).contains(baseRun) else {
+                        throw ServeError(400, "base_run=\(String((q.get("base_run") ?? "").prefix(20)).debugDescription): runs are numbered from 1, or give base_run=all")
+                    }
                     baseDir = try await store.directory(of: String(baseID)) + "/runs/\(baseRun)"
                     baseName = "job \(baseJob.id) run \(baseRun)"
                 }

@@ -40,6 +40,11 @@ final class ServeHardeningTests: XCTestCase {
             XCTAssertTrue(Self.error(b2).contains("control character"), Self.error(b2))
             let (_, two) = try await TransformCompareTests.get(client, "\(run)/cpu?tf=focus:main&tf=merge:lex")
             XCTAssertEqual(Self.total(two), 45)
+            for bad in ["-1", "0", "x"] {
+                let (s, b) = try await TransformCompareTests.get(client, "/api/jobs/\(id)/runs/1/compare?base=\(id)&base_run=\(bad)")
+                XCTAssertEqual(s, .badRequest, "base_run=\(bad)")
+                XCTAssertTrue(Self.error(b).contains("runs are numbered from 1"), Self.error(b))
+            }
         }
     }
 
