@@ -165,7 +165,7 @@ public enum ServeMain {
         if !wildcard && own != nil { answered.append(config.host) }
         answered += config.allowedHosts
         let fix = config.allowedHosts.isEmpty
-            ? "; from another machine, add its name for this one with --allow-host NAME (e.g. --allow-host \(machineName ?? "myhost.lan"))"
+            ? "; to open it from another machine, add this machine's name with --allow-host NAME (e.g. --allow-host \(machineName ?? "myhost.lan"))"
             : ""
         return (url, "answers the host names \(answered.joined(separator: ", ")) (others are refused: DNS rebinding)\(fix)")
     }
