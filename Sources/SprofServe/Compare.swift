@@ -25,32 +25,30 @@ public struct Upload: Codable, Sendable, Equatable {
 
 /// Reading, storing and listing uploads.
 public enum Uploads {
-    /// Reads an uploaded file: pprof (gzip-compressed or not) or folded stacks.
+    /// Reads an uploaded file: pprof (gzip-compressed or not) or folded stacks, through the
+    /// reader every `sprof` command uses (``ProfileReader``), so a bad file gets the CLI's line.
     /// - Throws: ``ServeError`` 400 with one line when it is neither, or has no samples.
     public static func decode(_ bytes: [UInt8], name: String) throws -> (profile: Profile, format: String) {
-        let shown = String(name.prefix(80)).debugDescription
-        // Folded stacks are text whose first byte is printable; pprof starts with gzip's magic
-        // or a protobuf field tag (0x0a, 0x12, …, below 0x20 for the first fields).
-        let gzip = bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b
-        let text = !gzip && (bytes.first.map { $0 >= 0x20 } ?? false)
-        let profile: Profile
-        let format: String
+        let source = shownName(name)
+        let read: ProfileRead
         do {
-            if text {
-                let stacks = try FoldedStacks.parse(bytes: bytes, source: name).stacks()
-                profile = Profile(folded: stacks.map { (frames: $0.frames, count: Int64(clamping: $0.count)) })
-                format = "folded"
-            } else {
-                profile = try PprofFormat.decode(bytes)
-                format = "pprof"
-            }
+            read = try ProfileReader.read(bytes, source: source)
+        } catch let error as ProfileReadError {
+            throw ServeError(400, error.kind == .noSamples ? "\(source) has no samples: there is nothing to compare with" : error.message)
         } catch {
-            throw ServeError(400, "cannot read \(shown) as \(text ? "folded stacks" : "a pprof profile"): \(DataFiles.reason(error)); upload a pprof profile (.pb.gz) or folded stacks (.folded)")
+            throw ServeError(400, "\(source): \(DataFiles.reason(error)); upload a pprof profile (.pb.gz) or folded stacks (.folded)")
         }
-        guard profile.total(0) > 0 else {
-            throw ServeError(400, "\(shown) has no samples: there is nothing to compare with")
+        guard read.profile.total(0) > 0 else {
+            throw ServeError(400, "\(source) has no samples: there is nothing to compare with")
         }
-        return (profile, format)
+        return (read.profile, read.isFolded ? "folded" : "pprof")
+    }
+
+    /// The browser's file name as shown in messages and lists: control characters dropped, at
+    /// most 120 characters.
+    static func shownName(_ name: String) -> String {
+        let clean = String(String.UnicodeScalarView(name.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(120)))
+        return clean.isEmpty ? "upload" : clean
     }
 
     /// Stores an upload under `dataDirectory/uploads/`.
@@ -66,8 +64,7 @@ public enum Uploads {
         } catch {
             throw ServeError(500, "cannot store the upload: \(DataFiles.reason(error))")
         }
-        let cleanName = String(name.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7f }.prefix(120))
-        let upload = Upload(id: id, name: cleanName.isEmpty ? "upload" : cleanName,
+        let upload = Upload(id: id, name: shownName(name),
                             createdMs: Int64(Date().timeIntervalSince1970 * 1000), samples: profile.total(0), format: format)
         try DataFiles.writeJSON(upload, to: dir + "/upload.json")
         return upload

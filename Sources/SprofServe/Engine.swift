@@ -157,10 +157,20 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
             }
         }
 
+        // output.log is cut to its first and last MiBs while the command writes it, and once more at its end.
+        let logEnded = DispatchSemaphore(value: 0), logCut = DispatchSemaphore(value: 0)
+        Thread {
+            var log = OutputLog.standard
+            while logEnded.wait(timeout: .now() + .milliseconds(200)) == .timedOut { log.cut(logPath) }
+            log.cut(logPath, final: true)
+            logCut.signal()
+        }.start()
         let status: Int32 = await withCheckedContinuation { continuation in
             Thread {
                 var raw: Int32 = 0
                 while waitpid(child, &raw, 0) < 0 && errno == EINTR {}
+                logEnded.signal()
+                logCut.wait()
                 // WIFEXITED / WEXITSTATUS / WTERMSIG, which Swift does not import as macros.
                 let signal = raw & 0x7f
                 continuation.resume(returning: signal == 0 ? (raw >> 8) & 0xff : 128 + signal)
@@ -259,7 +269,8 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        // Appended to, so that the server can cut the log from outside (``OutputLog``).
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_TRUNC | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
         if let w = progressWrite { posix_spawn_file_actions_adddup2(&actions, w, 3) }
         // sprof gets 0, 1, 2 (and 3 for progress), nothing else: SwiftNIO's listening socket,

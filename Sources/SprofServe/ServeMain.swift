@@ -111,14 +111,14 @@ public enum ServeMain {
         let validator = JobValidator(capabilities: capabilities)
         var logger = Logger(label: "sprof-serve")
         logger.logLevel = .error
-        let shownHost = config.host.contains(":") ? "[\(config.host)]" : config.host
-        let url = "http://\(shownHost):\(config.port)/?token=\(config.token)"
+        let (url, names) = startURL(config, machineName: machineName())
         let data = options.dataDirectory
         let app = Application(
             router: ServeApp.router(store: store, validator: validator, configuration: config),
             configuration: .init(address: .hostname(config.host, port: config.port), serverName: "sprof-serve"),
             onServerRunning: { _ in
                 print("sprof serve: \(url)")
+                if let names { print("sprof serve: \(names)") }
                 print("sprof serve: jobs in \(data); Ctrl-C stops the server")
                 fflush(stdout)
             },
@@ -138,6 +138,44 @@ public enum ServeMain {
         }
         await store.shutdown()
         return 0
+    }
+
+    /// The URL printed at start, one the server answers (its host passes
+    /// ``ServeConfiguration/hostAllowed(_:)``), and with `--allow-remote` a line saying which host
+    /// names are answered. Listening on every address (`0.0.0.0`, `::`), the wildcard is no name a
+    /// browser may use (`http://0.0.0.0:PORT/` was refused as a host): the machine's name when it
+    /// was given with `--allow-host`, else the first name given, else a loopback address.
+    static func startURL(_ config: ServeConfiguration, machineName: String?) -> (url: String, names: String?) {
+        let own = ServeConfiguration.address(config.host)
+        let wildcard = own.map { $0.allSatisfy { $0 == 0 } } ?? false
+        var host = config.host
+        if wildcard || !config.hostAllowed(host) {
+            if let m = machineName?.lowercased(), config.allowedHosts.contains(m) {
+                host = m
+            } else if let first = config.allowedHosts.first {
+                host = first
+            } else if wildcard {
+                host = own?.count == 16 ? "::1" : "127.0.0.1"
+            }
+        }
+        let shown = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let url = "http://\(shown):\(config.port)/?token=\(config.token)"
+        guard config.allowRemote else { return (url, nil) }
+        var answered = ["localhost", "loopback addresses"]
+        if !wildcard && own != nil { answered.append(config.host) }
+        answered += config.allowedHosts
+        let fix = config.allowedHosts.isEmpty
+            ? "; to open it from another machine, add this machine's name with --allow-host NAME (e.g. --allow-host \(machineName ?? "myhost.lan"))"
+            : ""
+        return (url, "answers the host names \(answered.joined(separator: ", ")) (others are refused: DNS rebinding)\(fix)")
+    }
+
+    /// This machine's host name (`gethostname`), nil when it has none.
+    static func machineName() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+        let name = String(cString: buffer)
+        return name.isEmpty ? nil : name
     }
 
     /// One line when `host:port` cannot be bound, checked before anything starts.

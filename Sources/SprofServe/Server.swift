@@ -313,7 +313,7 @@ actor ProfileCache {
     /// The run with `transforms` applied to each of its profiles (made once per list of transforms).
     func load(_ dir: String, transforms: [StackTransform]) throws -> LoadedRun {
         guard !transforms.isEmpty else { return try load(dir) }
-        let key = transforms.map(\.description).joined(separator: "\n")
+        let key = ServeApp.transformsKey(transforms)
         if let run = entry(dir).transformed[key] { return run }
         var run = try load(dir)
         let original = run.profile
@@ -329,7 +329,7 @@ actor ProfileCache {
     /// The CPU stacks with `transforms` applied (made once per list of transforms).
     func cpuStacks(_ dir: String, transforms: [StackTransform]) throws -> InternedStacks {
         guard !transforms.isEmpty else { return try cpuStacks(dir) }
-        let key = transforms.map(\.description).joined(separator: "\n")
+        let key = ServeApp.transformsKey(transforms)
         if let s = entry(dir).transformedStacks[key] { return s }
         // Rewritten on the run's named stacks: the transformed profile is not made (nor named).
         let profile = try load(dir).profile
@@ -593,11 +593,21 @@ public enum ServeApp {
             guard ProfileFiles.isDownloadable(name) else {
                 throw ServeError(404, "no file \(String(name.prefix(80)).debugDescription) in this run")
             }
+            // Files on disk are sent in chunks as they are read, never whole in memory (an
+            // output.log was 2 GB before it was capped; a profile can be large too).
+            func isFile(_ path: String) -> Bool {
+                var st = stat()
+                return stat(path, &st) == 0 && (st.st_mode & 0o170000) == 0o100000
+            }
+            let stored = [dir + "/" + name, name == ProfileFiles.mergedRunsName ? ProfileFiles.mergedRunsPath(runDirectory: dir) : nil]
+                .compactMap { $0 }.first(where: isFile)
+            // The format registry's MIME types, as `convert` and `run` name the same formats.
+            var headers: HTTPFields = [.contentType: ProfileFormat.mimeType(ofFileName: name)]
+            // An SVG flame graph runs its own script: served as a download, it cannot act as this site.
+            headers[.contentDisposition] = "attachment; filename=\"\(name)\""
             let data: Data
-            if let stored = FileManager.default.contents(atPath: dir + "/" + name) {
-                data = stored
-            } else if name == ProfileFiles.mergedRunsName, let merged = FileManager.default.contents(atPath: ProfileFiles.mergedRunsPath(runDirectory: dir)) {
-                data = merged
+            if let stored {
+                return Response(status: .ok, headers: headers, body: try await FileIO().loadFile(path: stored, context: context, chunkLength: 256 << 10))
             } else if name == ProfileFiles.speedscopeName {
                 // Made on demand from the profile: one file fewer per run on disk.
                 data = try await cache.view(dir, key: name) { cache in
@@ -607,10 +617,6 @@ public enum ServeApp {
             } else {
                 throw ServeError(404, "no file \(String(name.prefix(80)).debugDescription) in this run")
             }
-            // The format registry's MIME types, as `convert` and `run` name the same formats.
-            var headers: HTTPFields = [.contentType: ProfileFormat.mimeType(ofFileName: name)]
-            // An SVG flame graph runs its own script: served as a download, it cannot act as this site.
-            headers[.contentDisposition] = "attachment; filename=\"\(name)\""
             return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
         }
         router.get("/api/jobs/:id/runs/:run/files") { _, context in
@@ -629,7 +635,7 @@ public enum ServeApp {
         router.get("/api/jobs/:id/runs/:run/view/:view") { request, context in
             let dir = try await runDirectory(store, context)
             let view = context.parameters.get("view") ?? ""
-            let thread = request.uri.queryParameters.get("thread").flatMap { Int($0) }
+            let thread = try ServeApp.thread(request)
             let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
             let sampleType: String? = request.uri.queryParameters.get("name").map { String($0) }
             let tf = try transforms(request)
@@ -650,16 +656,22 @@ public enum ServeApp {
             } else {
                 dir = try await runDirectory(store, context)
             }
-            let baseDir: String
+            let baseDir: String, baseName: String
             if let upload = q.get("base_upload") {
                 baseDir = try Uploads.directory(of: String(upload), dataDirectory: store.dataDirectory)
+                baseName = "the uploaded base"
             } else if let baseID = q.get("base") {
                 let baseJob = try await store.job(String(baseID))
                 if q.get("base_run") == "all" {
                     baseDir = try await mergedDirectory(store, String(baseID))
+                    baseName = "job \(baseJob.id) (its runs merged)"
                 } else {
-                    let baseRun = q.get("base_run").flatMap { Int($0) } ?? max(1, baseJob.runsDone)
+                    let baseRun = q.get("base_run").map { Int($0) ?? 0 } ?? max(1, baseJob.runsDone)
+                    guard (1...JobOptions.maxRepeat).contains(baseRun) else {
+                        throw ServeError(400, "base_run=\(String((q.get("base_run") ?? "").prefix(20)).debugDescription): runs are numbered from 1, or give base_run=all")
+                    }
                     baseDir = try await store.directory(of: String(baseID)) + "/runs/\(baseRun)"
+                    baseName = "job \(baseJob.id) run \(baseRun)"
                 }
             } else {
                 throw ServeError(400, "give the base as ?base=JOB[&base_run=N|all] or ?base_upload=ID")
@@ -668,9 +680,14 @@ public enum ServeApp {
             let tf = try transforms(request)
             // Made once per pair of runs and transforms, from the cached profiles and stacks of each.
             let drawn = try DrawnTree(request)
-            let key = "compare|" + baseDir + "|" + tf.map(\.description).joined(separator: "\n")
+            let key = cacheKey(["compare", baseDir, transformsKey(tf)])
             // One step of the actor, so that no step of a background preparation runs between its parts.
             let out = try await cache.view(dir, key: key + drawn.key) { cache in
+                // A heap profile against a CPU one compares allocations with samples: refused as `sprof diff` refuses it.
+                if let mismatch = Profile.kindMismatch(base: try cache.load(baseDir).profile, baseName: baseName,
+                                                       new: try cache.load(dir).profile, newName: "this run") {
+                    throw ServeError(400, mismatch)
+                }
                 let baseTransforms = tf.filter { !$0.selectsThreads }
                 // Each side's table by function, made (once per run) beside the tree.
                 let table = tf.isEmpty && drawn.zoom == nil && drawn.match == nil ? (base: try cache.topRows(baseDir), new: try cache.topRows(dir)) : nil
@@ -730,15 +747,42 @@ public enum ServeApp {
         let texts = request.uri.queryParameters.getAll("tf")
         guard texts.count <= 64 else { throw ServeError(400, "at most 64 transforms (tf=) in one request") }
         return try texts.map { text in
+            // No function name holds a control character (folded stacks cannot carry a newline).
+            if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7f }) {
+                throw ServeError(400, "transform \(String(text.prefix(60)).debugDescription) holds a control character (U+\(String(format: "%04X", bad.value))); give one transform per tf= parameter")
+            }
             do { return try StackTransform(parsing: text) } catch { throw ServeError(400, "\(error)") }
         }
     }
 
-    /// The cache key of a view request.
+    /// The cache key of a view request: its parts each written with its length (``cacheKey(_:)``),
+    /// so that no two requests share a key (a `thread=-1`, a name holding `|` or a newline
+    /// once did, and the wrong view stayed cached for the run).
     static func viewKey(view: String, thread: Int? = nil, function: String? = nil, sampleType: String? = nil,
                         transforms: [StackTransform] = [], range: TimeRange? = nil, drawn: DrawnTree = DrawnTree()) -> String {
-        "\(view)|\(thread ?? -1)|\(function ?? "")|\(sampleType ?? "")|\(transforms.map(\.description).joined(separator: "\n"))"
-            + (range.map { "|\($0.from)-\($0.to)" } ?? "") + drawn.key
+        cacheKey(["view", view, thread.map(String.init), function, sampleType, transformsKey(transforms),
+                  range.map { "\($0.from)-\($0.to)" }]) + drawn.key
+    }
+
+    /// `parts` as one key that no other list gives: each part as its UTF-8 length, `:` and
+    /// itself, a missing one as `-`.
+    static func cacheKey(_ parts: [String?]) -> String {
+        parts.map { $0.map { "\($0.utf8.count):\($0)" } ?? "-" }.joined()
+    }
+
+    /// The key of a list of transforms (``cacheKey(_:)`` of their text forms).
+    static func transformsKey(_ transforms: [StackTransform]) -> String {
+        cacheKey(transforms.map(\.description))
+    }
+
+    /// The `?thread=` of a view request: a thread id, or nil when not given.
+    /// - Throws: ``ServeError`` 400 for anything but a whole number ≥ 0.
+    static func thread(_ request: Request) throws -> Int? {
+        guard let text = request.uri.queryParameters.get("thread") else { return nil }
+        guard let t = Int(text), t >= 0, t <= Int(Int32.max) else {
+            throw ServeError(400, "thread=\(String(text.prefix(20)).debugDescription): give a thread id, a whole number from 0 (as the Threads tab links it)")
+        }
+        return t
     }
 
     /// What a flame graph request asks of its tree: the whole view cut for drawing, the subtree

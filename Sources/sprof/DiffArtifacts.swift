@@ -15,9 +15,7 @@ struct DiffArtifacts {
     let kind: String
 
     /// Heap profiles: pprof's `space`/`bytes` period type or Go's `alloc_*`/`inuse_*` sample types.
-    static func isHeap(_ p: Profile) -> Bool {
-        p.periodType.unit == "bytes" || p.sampleTypes.contains { $0.type.hasPrefix("alloc_") || $0.type.hasPrefix("inuse_") }
-    }
+    static func isHeap(_ p: Profile) -> Bool { p.isHeapProfile }
 
     mutating func write(svg: [UInt8], base: Profile, baseValue: Int, new: Profile, newValue: Int, normalize: Bool) throws {
         let paths = (svg: "\(directory)/flamegraphs/\(name)_\(kind).svg", top: "\(directory)/\(name)_\(kind)_top.txt",

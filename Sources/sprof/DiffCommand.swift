@@ -177,11 +177,8 @@ struct DiffCommand: ParsableCommand {
     /// both have it. Profiles of different kinds (CPU against heap) or units are refused, as
     /// `go tool pprof -diff_base` refuses "incompatible" profiles.
     private func comparedValues(_ b: Profile, _ n: Profile) throws -> (Int, Int) {
-        let bHeap = DiffArtifacts.isHeap(b), nHeap = DiffArtifacts.isHeap(n)
         func types(_ p: Profile) -> String { p.sampleTypes.map(\.description).joined(separator: ", ") }
-        if bHeap != nHeap {
-            throw fail("incompatible sample types: \(base) is a \(bHeap ? "heap" : "CPU") profile (\(types(b))), \(new) a \(nHeap ? "heap" : "CPU") profile (\(types(n))); compare two profiles of one kind")
-        }
+        if let mismatch = Profile.kindMismatch(base: b, baseName: base, new: n, newName: new) { throw fail(mismatch) }
         if view != nil {
             let bi = try valueIndex(b, named: view), ni = try valueIndex(n, named: view)
             guard b.sampleTypes[bi] == n.sampleTypes[ni] else {

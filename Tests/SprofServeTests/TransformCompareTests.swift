@@ -19,6 +19,12 @@ final class TransformCompareTests: XCTestCase {
     static let auth: HTTPFields = [.authorization: "Bearer secret-token", .contentType: "application/json"]
 
     func withServer(maxUpload: Int = 1 << 20, _ body: @escaping @Sendable (any TestClientProtocol, JobStore, String) async throws -> Void) async throws {
+        try await Self.withServer(dataDir: dataDir, maxUpload: maxUpload, body)
+    }
+
+    /// A server over a fake engine in `dataDir`, with one job done (its id given to `body`).
+    static func withServer(dataDir: String, maxUpload: Int = 1 << 20,
+                           _ body: @escaping @Sendable (any TestClientProtocol, JobStore, String) async throws -> Void) async throws {
         let store = try JobStore(dataDirectory: dataDir, engine: FakeEngine(folded: Self.folded))
         await store.start()
         var config = ServeConfiguration(token: "secret-token")
@@ -100,7 +106,8 @@ final class TransformCompareTests: XCTestCase {
             let up2 = try await client.execute(uri: "/api/uploads?name=x.pb.gz", method: .post, headers: Self.auth, body: ByteBuffer(bytes: pprof))
             XCTAssertEqual(up2.status, .created, String(buffer: up2.body))
             // Bad files: one line saying what and how to fix; too large: 413 with the limit.
-            for (body, want) in [("not a profile at all", "cannot read"), ("\u{1}\u{2}garbage", "cannot read"), ("app;main 0\n", "no samples")] {
+            // The line every sprof command gives for the same file (FILE:LINE: reason).
+            for (body, want) in [("not a profile at all", "bad:1: "), ("\u{1}\u{2}garbage", "bad:1: "), ("app;main 0\n", "no samples")] {
                 let r = try await client.execute(uri: "/api/uploads?name=bad", method: .post, headers: Self.auth, body: ByteBuffer(string: body))
                 XCTAssertEqual(r.status, .badRequest, body)
                 let msg = (try? JSONSerialization.jsonObject(with: Data(buffer: r.body)) as? [String: Any])?["error"] as? String ?? ""
