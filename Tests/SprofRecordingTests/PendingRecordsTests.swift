@@ -219,3 +219,63 @@ extension PendingRecordsTests {
         XCTAssertEqual(work.openChunkCapacity, capacity, "no reallocation while the chunk fills")
     }
 }
+
+extension PendingRecordsTests {
+    /// Chunks the consumer is done with come back to the reader, which fills them again instead
+    /// of fresh memory the kernel must zero and fault in (bench/RESULTS.md, issue 19). No record
+    /// is lost, repeated or reordered, and a chunk the consumer still holds a reference to (as a
+    /// record that kept one would) is never written over: its bytes stay those it was taken with.
+    func testRecycledChunksNeverOverwriteRecordsStillHeld() {
+        let budget = 256 << 20
+        let mailbox = Mailbox()
+        let work = PendingRecords(budget: budget)
+        XCTAssertEqual(work.recycledChunks, 2)
+        mailbox.enableRecycling(chunks: work.recycledChunks, capacity: work.chunkBytes)
+        let parser = RecordParser(layout: layout)
+        final class Received: @unchecked Sendable {
+            var times: [UInt64] = []
+            /// Chunks kept past their release, with a copy of their bytes at the time.
+            var kept: [(chunk: [UInt8], copy: [UInt8])] = []
+        }
+        let received = Received()
+        let consumerDone = DispatchSemaphore(value: 0)
+        let consumer = Thread {
+            var batches = 0
+            while true {
+                var taken = mailbox.take(limit: work.chunkBytes)
+                for r in RecordingSession.parse(taken.chunks, parser: parser) {
+                    if case .sample(let s) = r { received.times.append(s.time) }
+                }
+                batches += 1
+                if batches % 3 == 0 {
+                    for chunk in taken.chunks { received.kept.append((chunk, chunk.map { $0 })) }
+                }
+                mailbox.release(taken.bytes, recycling: &taken.chunks)
+                if taken.done { break }
+            }
+            consumerDone.signal()
+        }
+        consumer.start()
+        let records = 1200
+        for n in 0..<records {
+            let (_, bytes) = sample(n, copied: 1000 + n % 3000)
+            let (_, stack) = bytes.withUnsafeBytes { try! parser.parse($0, copyingStack: false) }
+            work.append(bytes.withUnsafeBytes { RecordParser.compacted($0, stack: stack) }, window: 0)
+            if n % 16 == 15 {
+                work.handOver(to: mailbox, statistics: .init(), finishing: false)
+                usleep(2000)  // the consumer's turn: it parses and gives the chunks back
+            }
+        }
+        work.handOver(to: mailbox, statistics: .init(), finishing: true)
+        consumerDone.wait()
+        XCTAssertEqual(received.times, (0..<records).map { UInt64($0) }, "every record once, in order")
+        XCTAssertGreaterThan(work.reusedChunks, 10, "chunks were filled again")
+        XCTAssertGreaterThan(received.kept.count, 5)
+        for (i, k) in received.kept.enumerated() where k.chunk != k.copy {
+            XCTFail("kept chunk \(i) was written over after its release")
+            break
+        }
+        XCTAssertEqual(work.spilledBytes, 0)
+        XCTAssertLessThanOrEqual(mailbox.peakBytes, budget)
+    }
+}
