@@ -38,23 +38,12 @@ final class PendingRecords {
     /// the mailbox as last seen).
     private(set) var peakBytes = 0
 
-    /// An emptied chunk the consumer gave back (``Mailbox/release(_:recycling:)``), to append to
-    /// instead of allocating one; its pages are counted by the mailbox.
-    private var spare: [UInt8]?
-    /// Chunks started in a spare rather than fresh memory, for tests.
-    private(set) var reusedChunks = 0
-
     /// `budget` in bytes; the temporary file goes to `directory` (`$TMPDIR`, else /tmp).
     init(budget: Int, directory: String? = nil) {
         self.budget = max(budget, 1 << 16)
         self.chunkBytes = max(1 << 16, min(self.budget / 8, 8 << 20))
         self.directory = directory ?? Self.temporaryDirectory()
     }
-
-    /// How many chunks may be recycled (``Mailbox/enableRecycling(chunks:capacity:)``): two, when
-    /// their pages (counted against the budget on top of the records they hold) take at most an
-    /// eighth of it (the default 256 MiB); else none.
-    var recycledChunks: Int { 2 * 2 * chunkBytes <= budget / 8 ? 2 : 0 }
 
     static func temporaryDirectory() -> String {
         if let dir = getenv("TMPDIR").map({ String(cString: $0) }), !dir.isEmpty { return dir }
@@ -85,14 +74,7 @@ final class PendingRecords {
             // pages at each step (a fifth of sprof's CPU on bench/heap/run's malloc loop).
             // Reserved pages untouched cost no memory.
             var chunk: [UInt8] = []
-            if spare.map({ $0.capacity >= max(chunkBytes, record.count) }) ?? false {
-                // Taken out, so that it is the only reference and appending does not copy it.
-                swap(&chunk, &spare!)
-                spare = nil
-                reusedChunks += 1
-            } else {
-                chunk.reserveCapacity(max(chunkBytes, record.count))
-            }
+            chunk.reserveCapacity(max(chunkBytes, record.count))
             chunk.append(contentsOf: record)
             outbox.append(chunk)
         }
@@ -137,7 +119,7 @@ final class PendingRecords {
             stats.spilledBytes = spilledBytes
             stats.peakPendingBytes = peakBytes
             guard let held = mailbox.offer(&outbox, bytes: outboxBytes, statistics: stats, lost: undeliveredLost,
-                                           finished: last, wait: finishing, spare: &spare) else { return }
+                                           finished: last, wait: finishing) else { return }
             outboxBytes = 0
             undeliveredLost = 0
             knownHeld = held

@@ -473,17 +473,16 @@ public final class RecordingSession: @unchecked Sendable {
         let limit = max(1 << 16, min(memoryBudget / 8, 8 << 20))
         var blocks = LiveStackBlocks()
         while true {
-            var taken = mailbox.take(limit: limit)
-            if taken.done && idle {
+            let (chunks, bytes, lost, done) = mailbox.take(limit: limit)
+            if done && idle {
                 _ = csprof_set_thread_idle(0)
                 idle = false
             }
-            var batch = Self.parse(taken.chunks, parser: parser, blocks: &blocks)
-            if taken.lost > 0 { batch.append(.lost(count: taken.lost, time: batch.last?.time ?? 0)) }
+            var batch = Self.parse(chunks, parser: parser, blocks: &blocks)
+            if lost > 0 { batch.append(.lost(count: lost, time: batch.last?.time ?? 0)) }
             if !batch.isEmpty { consume(batch) }
-            // The parsed records copied what they keep: the chunks can be filled again.
-            mailbox.release(taken.bytes, recycling: &taken.chunks)
-            if taken.done { break }
+            mailbox.release(bytes)
+            if done { break }
         }
         readerDone.wait()
         if exitFD >= 0 { close(exitFD) }
@@ -546,7 +545,6 @@ public final class RecordingSession: @unchecked Sendable {
         var pendingBytes = 0
         // Records released but not yet handed over: in memory within the budget, else on disk.
         let work = PendingRecords(budget: memoryBudget)
-        mailbox.enableRecycling(chunks: work.recycledChunks, capacity: work.chunkBytes)
         var sequence = 0
         var stopping = false
         var lostInRecords: UInt64 = 0
@@ -774,30 +772,12 @@ final class CPUBuffer {
 /// that it never blocks behind a consumer that holds the lock at idle priority. Holds chunks of raw
 /// records (see ``PendingRecords``) and counts their bytes, including the chunks the consumer has
 /// taken and not yet released, so that the reader can keep the total within the budget.
-///
-/// Chunks the consumer is done with can come back as spares (``enableRecycling(chunks:capacity:)``):
-/// the reader fills them again instead of a fresh allocation whose pages the kernel must zero and
-/// fault in (most of the reader's time on `bench/heap/run`'s malloc loop, bench/RESULTS.md). At
-/// most `chunks` chunks are ever recycled; each is counted against the budget at the most bytes it
-/// has held, for as long as it is recycled, on top of the records it holds, so what the budget
-/// bounds stays bounded.
 final class Mailbox: @unchecked Sendable {
     private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
     private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
     private var ready: [[UInt8]] = []
     private var readyBytes = 0
     private var takenBytes = 0
-    /// Emptied chunks waiting for the reader, their capacity kept.
-    private var spares: [[UInt8]] = []
-    /// The chunks being recycled, by the address of their storage: the most bytes each has held
-    /// (its pages the kernel faulted in). A storage freed meanwhile (never, as the reader uses
-    /// spares) would only keep its entry counted: too much, never too little.
-    private var recycled: [UnsafeRawPointer: Int] = [:]
-    private var recycledBytes = 0
-    private var recycleLimit = 0
-    private var recycleCapacity = Int.max
-    /// Chunks handed back to the reader as spares, for tests.
-    private(set) var sparesHanded = 0
     private var lost: UInt64 = 0
     private var finished = false
     var statistics = RecordingSession.Statistics()
@@ -822,42 +802,18 @@ final class Mailbox: @unchecked Sendable {
         return body()
     }
 
-    /// Lets up to `chunks` released chunks of at least `capacity` bytes' capacity come back to
-    /// the reader (none until called).
-    func enableRecycling(chunks: Int, capacity: Int) {
-        withLock {
-            recycleLimit = chunks
-            recycleCapacity = capacity
-        }
-    }
-
-    /// The bytes held: records handed over and not released, and the recycled chunks' pages.
-    private var held: Int { readyBytes + takenBytes + recycledBytes }
-
     /// Moves `chunks` (`bytes` in all; emptied on success), the reader's counters and `lost`
     /// (records to count as lost beyond the LOST records in the chunks) in. Without `wait`, gives
     /// up at once when the consumer holds the lock and returns nil; else the bytes held now.
     func offer(_ chunks: inout [[UInt8]], bytes: Int, statistics: RecordingSession.Statistics, lost: UInt64 = 0,
                finished: Bool, wait: Bool) -> Int? {
-        var spare: [UInt8]? = []
-        return offer(&chunks, bytes: bytes, statistics: statistics, lost: lost, finished: finished, wait: wait, spare: &spare)
-    }
-
-    /// ``offer(_:bytes:statistics:lost:finished:wait:)`` that also fills `spare`, when nil, with
-    /// an emptied chunk to append records to, if one came back.
-    func offer(_ chunks: inout [[UInt8]], bytes: Int, statistics: RecordingSession.Statistics, lost: UInt64 = 0,
-               finished: Bool, wait: Bool, spare: inout [UInt8]?) -> Int? {
         if wait { pthread_mutex_lock(mutex) } else if pthread_mutex_trylock(mutex) != 0 { return nil }
         if ready.isEmpty { swap(&ready, &chunks) } else { ready.append(contentsOf: chunks); chunks.removeAll() }
         readyBytes += bytes
         self.lost += lost
         self.statistics = statistics
         if finished { self.finished = true }
-        if spare == nil, !spares.isEmpty {
-            spare = spares.removeLast()
-            sparesHanded += 1
-        }
-        let held = self.held
+        let held = readyBytes + takenBytes
         peakBytes = max(peakBytes, held)
         if !ready.isEmpty || finished || self.lost > 0 { pthread_cond_signal(condition) }
         pthread_mutex_unlock(mutex)
@@ -887,40 +843,8 @@ final class Mailbox: @unchecked Sendable {
 
     /// The consumer is done with `bytes` taken earlier.
     func release(_ bytes: Int) {
-        var none: [[UInt8]] = []
-        release(bytes, recycling: &none)
-    }
-
-    /// The consumer is done with `bytes` taken earlier, in `chunks` (emptied): those that may be
-    /// recycled become spares for the reader, the others are freed. The consumer must hold no
-    /// other reference to them (a shared one would only make the reader's append copy it).
-    func release(_ bytes: Int, recycling chunks: inout [[UInt8]]) {
         pthread_mutex_lock(mutex)
         takenBytes -= bytes
-        for i in chunks.indices {
-            var chunk: [UInt8] = []
-            swap(&chunk, &chunks[i])
-            guard chunk.capacity >= recycleCapacity, let address = chunk.withUnsafeBytes({ $0.baseAddress }) else { continue }
-            // The pages it holds were counted as records until now: as many become the spare's.
-            if let footprint = recycled[address] {
-                recycled[address] = max(footprint, chunk.count)
-                recycledBytes += max(footprint, chunk.count) - footprint
-            } else if recycled.count < recycleLimit {
-                recycled[address] = chunk.count
-                recycledBytes += chunk.count
-            } else {
-                continue
-            }
-            chunk.removeAll(keepingCapacity: true)
-            // Another reference kept the storage (emptying it made a fresh one): it is no longer
-            // recycled, and not worth keeping, as its pages are not faulted in.
-            guard chunk.withUnsafeBytes({ $0.baseAddress }) == address else {
-                recycledBytes -= recycled.removeValue(forKey: address) ?? 0
-                continue
-            }
-            spares.append(chunk)
-        }
-        chunks.removeAll()
         pthread_cond_broadcast(condition)
         pthread_mutex_unlock(mutex)
     }
@@ -929,7 +853,7 @@ final class Mailbox: @unchecked Sendable {
     func waitForRoom(below limit: Int) -> Int {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        while held >= limit, readyBytes + takenBytes > 0 { pthread_cond_wait(condition, mutex) }
-        return held
+        while readyBytes + takenBytes >= limit, readyBytes + takenBytes > 0 { pthread_cond_wait(condition, mutex) }
+        return readyBytes + takenBytes
     }
 }
