@@ -75,8 +75,13 @@ public final class WaitingCommand: @unchecked Sendable {
     /// The largest resident set the command had, in bytes, once it has been waited for: the
     /// kernel's high-water mark (`ru_maxrss` of wait4(2)), which also covers the descendants it
     /// waited for. A reading of /proc misses the peak of a process that lives between two
-    /// readings; this does not. nil before ``wait()`` or when the child never ran the command.
+    /// readings; this does not. nil before ``wait()``, when the child never ran the command, or
+    /// when the mark is no higher than the forked child's own before exec (which it may be).
     public private(set) var peakResidentBytes: UInt64?
+    /// The forked child's own high-water mark before exec (a copy of the profiler's mappings):
+    /// exec carries it into `ru_maxrss`, so a peak no higher than this may be the profiler's,
+    /// not the command's (a 1.6 MB program was reported at 6.6 MiB).
+    private var preExecPeak: UInt64?
 
     /// Forks the child; it blocks until ``start()``.
     ///
@@ -103,6 +108,7 @@ public final class WaitingCommand: @unchecked Sendable {
 
     /// Lets the child exec. Throws when exec failed (the child has exited; it is reaped here).
     public func start() throws(LaunchError) {
+        preExecPeak = Self.highWaterMark(of: pid)
         var byte: UInt8 = 1
         _ = try? sysCall("write") { write(goFD, &byte, 1) }
         close(goFD)
@@ -139,8 +145,20 @@ public final class WaitingCommand: @unchecked Sendable {
         while wait4(pid, &status, 0, &usage) < 0 && errno == EINTR {}
         let result = ExitStatus(waitStatus: status)
         reaped = result
-        if usage.ru_maxrss > 0 { peakResidentBytes = UInt64(usage.ru_maxrss) * 1024 }
+        // The pages the child touches between the reading and exec: a few, at most.
+        let margin: UInt64 = 512 * 1024
+        if usage.ru_maxrss > 0, UInt64(usage.ru_maxrss) * 1024 > (preExecPeak ?? 0) + margin {
+            peakResidentBytes = UInt64(usage.ru_maxrss) * 1024
+        }
         return result
+    }
+
+    /// VmHWM of `/proc/PID/status`, in bytes; nil when it cannot be read.
+    static func highWaterMark(of pid: Int32) -> UInt64? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+              let kib = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+        return kib * 1024
     }
 
     /// A descriptor that becomes readable when the child exits.
