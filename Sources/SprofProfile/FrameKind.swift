@@ -36,6 +36,16 @@ public enum FrameKind: String, Sendable, Hashable, CaseIterable {
         }
     }
 
+    /// The function a folded frame name stands for: the name without its `_[k]`, `_[j]` or
+    /// `_[i]` suffix, as `sprof report`, the Top table and the transforms name functions. A flame
+    /// graph's frames carry the suffix; a view asked about one of them (callers, source, a
+    /// transform) answers for the function.
+    public static func functionName(_ frame: String) -> String {
+        let kind = FrameKind(frameName: frame)
+        guard kind != .user else { return frame }
+        return String(frame.dropLast(4))
+    }
+
     /// Byte-level detection used by the renderer, which never materialises names as Strings.
     /// Never ``marker``: a folded name does not say it.
     @inlinable

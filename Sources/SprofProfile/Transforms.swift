@@ -46,12 +46,14 @@ public enum StackTransform: Sendable, Hashable, CustomStringConvertible {
         }
         let kind = String(text[..<colon]), arg = String(text[text.index(after: colon)...])
         guard !arg.isEmpty else { throw ParseError(description: "transform \(kind): needs a function or an id; \(accepted)") }
+        // A frame's folded name (`schedule_[k]`, `f_[i]`) names its function too.
+        let function = FrameKind.functionName(arg)
         switch kind {
-        case "focus": self = .focusFunction(arg)
-        case "subtree": self = .focusSubtree(arg.split(separator: ";", omittingEmptySubsequences: false).map(String.init))
-        case "ignore": self = .ignore(arg)
-        case "merge": self = .merge(arg)
-        case "rec": self = .collapseRecursion(arg)
+        case "focus": self = .focusFunction(function)
+        case "subtree": self = .focusSubtree(arg.split(separator: ";", omittingEmptySubsequences: false).map { FrameKind.functionName(String($0)) })
+        case "ignore": self = .ignore(function)
+        case "merge": self = .merge(function)
+        case "rec": self = .collapseRecursion(function)
         case "tid", "pid":
             guard let id = Int32(arg) else { throw ParseError(description: "transform \(kind):\(String(arg.prefix(20))): the id is a number") }
             self = kind == "tid" ? .thread(id) : .process(id)

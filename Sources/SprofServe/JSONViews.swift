@@ -466,24 +466,31 @@ public enum ProfileViews {
     }
 
     /// The callers and callees of `function` over `stacks` (root first). Recursion counts a
-    /// sample once per caller or callee, as total values do.
+    /// sample once per caller or callee, as total values do. Functions are named as the Top table
+    /// and the transforms name them, without the folded `_[k]`/`_[i]`/`_[j]` suffixes (the
+    /// stacks' frames carry them; `function` may too): a kernel or inlined function clicked in
+    /// Top had "self 0, total 0", and a caller's row fed to a transform matched nothing.
     public static func callersCallees(_ stacks: [(frames: [String], value: Int64)], function: String, unit: String) -> CallersCallees {
+        let function = FrameKind.functionName(function)
         var result = CallersCallees(name: function, selfValue: 0, total: 0, grandTotal: 0, unit: unit, callers: [], callees: [])
         var callers: [String: Int64] = [:], callees: [String: (Int64, Int64)] = [:]
+        // Only a suffixed frame needs its name made again.
+        func named(_ frame: String) -> String { frame.hasSuffix("]") ? FrameKind.functionName(frame) : frame }
         for s in stacks where s.value > 0 {
             result.grandTotal += s.value
-            guard s.frames.contains(function) else { continue }
+            guard s.frames.contains(where: { $0 == function || ($0.hasSuffix("]") && named($0) == function) }) else { continue }
+            let frames = s.frames.map(named)
             result.total += s.value
-            if s.frames.last == function { result.selfValue += s.value }
+            if frames.last == function { result.selfValue += s.value }
             var up = Set<String>(), down = Set<String>()
-            for (i, f) in s.frames.enumerated() where f == function {
-                if i > 0 { up.insert(s.frames[i - 1]) }
-                if i + 1 < s.frames.count { down.insert(s.frames[i + 1]) }
+            for (i, f) in frames.enumerated() where f == function {
+                if i > 0 { up.insert(frames[i - 1]) }
+                if i + 1 < frames.count { down.insert(frames[i + 1]) }
             }
             for c in up { callers[c, default: 0] += s.value }
             for c in down {
                 callees[c, default: (0, 0)].0 += s.value
-                if s.frames.last == c && s.frames[s.frames.count - 2] == function { callees[c, default: (0, 0)].1 += s.value }
+                if frames.last == c && frames[frames.count - 2] == function { callees[c, default: (0, 0)].1 += s.value }
             }
         }
         func order(_ a: Neighbour, _ b: Neighbour) -> Bool { a.total != b.total ? a.total > b.total : a.name < b.name }

@@ -46,6 +46,8 @@ extension ProfileViews {
     /// the recorded paths, else from debuginfod.
     /// - Throws: ``ServeError`` 404 when no sample has the function on its stack.
     public static func source(_ profile: Profile, function: String) throws -> Source {
+        // A flame graph's frame (`f_[i]`) asks for its function.
+        let function = FrameKind.functionName(function)
         guard let listing = Annotator.listing(profile, function: function) else {
             throw ServeError(404, "no sample has \(String(function.prefix(200)).debugDescription) on its stack: no source to show")
         }

@@ -85,6 +85,11 @@ final class TransformTests: XCTestCase {
         for text in ["focus:a b", "subtree:main;parse", "ignore:x", "merge:[libc.so.6+0x10]", "rec:f", "tid:5", "pid:7"] {
             XCTAssertEqual(try StackTransform(parsing: text).description, text)
         }
+        // A frame's folded name names its function (flame graphs and callers show the suffix).
+        XCTAssertEqual(try StackTransform(parsing: "focus:schedule_[k]"), .focusFunction("schedule"))
+        XCTAssertEqual(try StackTransform(parsing: "merge:inl_[i]"), .merge("inl"))
+        XCTAssertEqual(try StackTransform(parsing: "subtree:main;vfs_read_[k]"), .focusSubtree(["main", "vfs_read"]))
+        XCTAssertEqual(try StackTransform(parsing: "ignore:[w]"), .ignore("[w]"))
         for bad in ["focus", "focus:", "tid:x", "zoom:main"] {
             XCTAssertThrowsError(try StackTransform(parsing: bad), bad)
         }

@@ -578,6 +578,19 @@ final class ServeAPITests: XCTestCase {
         let rec = ProfileViews.callersCallees(stacks, function: "rec", unit: "samples")
         XCTAssertEqual(rec.total, 4, "recursion counts a sample once")
         XCTAssertEqual(rec.callers.map(\.total), [4, 4], "app and rec itself, once each")
+        // Kernel and inlined frames carry their suffix in the stacks; Top, transforms and this
+        // view name the function without it, and either name asks for it.
+        let suffixed: [(frames: [String], value: Int64)] = [
+            (["app", "main", "read", "vfs_read_[k]", "schedule_[k]"], 7), (["app", "main", "vfs_read_[k]"], 2), (["app", "main", "inl_[i]"], 3),
+        ]
+        for asked in ["vfs_read", "vfs_read_[k]"] {
+            let k = ProfileViews.callersCallees(suffixed, function: asked, unit: "samples")
+            XCTAssertEqual(k.name, "vfs_read")
+            XCTAssertEqual([k.selfValue, k.total], [2, 9], asked)
+            XCTAssertEqual(k.callers.map(\.name), ["read", "main"])
+            XCTAssertEqual(k.callees.map(\.name), ["schedule"])
+        }
+        XCTAssertEqual(ProfileViews.callersCallees(suffixed, function: "inl", unit: "samples").selfValue, 3)
         let inverted = ProfileViews.invertedTree(stacks, unit: "samples")
         let roots = inverted.parent.indices.filter { inverted.parent[$0] < 0 }
         XCTAssertEqual(roots.map { inverted.names[Int(inverted.name[$0])] }, ["a", "helper"])
