@@ -25,9 +25,12 @@ final class DwarfUnwindingTests: XCTestCase {
 
     func testDwarfUnwindsProgramWithoutFramePointersDownToMain() throws {
         let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.noFramePointerFlags)
-        let shape = try profile([binary, "2.0"], options: ["--call-graph", "dwarf", "-F", "1999"])
-        // 2 s of the fixture's CPU time at 1999 Hz.
-        XCTAssertEqual(Double(shape.total), 2 * 1999, accuracy: 0.15 * 2 * 1999)
+        // Each sample falls in a leaf with its share's probability: at 1999 Hz (~3,900 samples in
+        // the leaves) the 60% share has σ ≈ 0.78 points and ±3 was 3.8σ (the 30% one 4.1σ). At
+        // 3999 Hz (~7,800, none lost with 32 KiB copies) σ ≈ 0.55: ±3 is 5.4σ (30%: 5.8σ).
+        let shape = try profile([binary, "2.0"], options: ["--call-graph", "dwarf", "-F", "3999"])
+        // 2 s of the fixture's CPU time at 3999 Hz.
+        XCTAssertEqual(Double(shape.total), 2 * 3999, accuracy: 0.15 * 2 * 3999)
         let reachingMain = shape.samples(withChain: ["__libc_start_call_main", "main"])
         XCTAssertGreaterThanOrEqual(Double(reachingMain), 0.99 * Double(shape.total),
                                     "\(reachingMain) of \(shape.total) samples reach main")
