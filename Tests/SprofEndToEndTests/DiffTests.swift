@@ -108,8 +108,14 @@ final class DiffTests: XCTestCase {
         try SprofCLI.requirePerfEvents()
         let binary = try SprofCLI.buildC("shift")
         let dir = SprofCLI.outputPrefix("truth")
+        // The gate fires on the pooled change of caller_a's total share (the designed 3 points
+        // measure 2.88: run_shared and the kernel take a little). Bernoulli per sample, at
+        // 20,000 Hz (~55,000 samples a side) that change has σ ≈ 0.30 points, and it stayed above
+        // the 2-point gate by only (2.88 - 2)/0.30 = 2.9σ. At 40,000 Hz (~170,000 a side: the
+        // sampling's own cost lengthens the runs) σ ≈ 0.17, 5.3σ; the A/A side is 12σ under the
+        // gate. (The runs' own spread, ±0.05-0.08 here, is below the binomial bound.)
         func record(_ name: String, _ percent: String) throws -> String {
-            let r = try SprofCLI.run(["run", "-g", "-q", "-e", "cpu-clock:u", "-F", "20000", "-r", "10", "-o", "\(dir).\(name)", "--",
+            let r = try SprofCLI.run(["run", "-g", "-q", "-e", "cpu-clock:u", "-F", "40000", "-r", "10", "-o", "\(dir).\(name)", "--",
                                       binary, "shared", percent, "6000"], timeout: 600)
             XCTAssertEqual(r.status, 0, r.stderr)
             return "\(dir).\(name).pb.gz"

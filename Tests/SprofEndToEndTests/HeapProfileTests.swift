@@ -136,14 +136,16 @@ final class HeapProfileTests: XCTestCase {
     }
 
     /// At the default rate (512 KiB), alloc_space splits 60/30/10 within 3 points over about
-    /// 1.3 GB (some 2,300 samples), whatever the sizes (one site allocates in a periodic pattern).
-    /// A share's standard error at 2,300 samples is about 1 point: 2 points failed by chance
-    /// (32.1% for the 30% site, 0 records lost). More samples (a larger scale) do not fit the
-    /// ring buffers at this test's 8 KiB stack copies: at 4x, 8% of the records were lost (said
-    /// in a notice), and the sites' shares moved by more than the chance alone.
+    /// 3.9 GB (some 6,900 samples), whatever the sizes (one site allocates in a periodic pattern).
+    /// Each sample is a point of a Poisson process over the bytes, so a site's share has at most
+    /// the binomial σ = sqrt(p(1-p)/n), and the estimate of all bytes a relative σ of at most
+    /// 1/sqrt(n). At scale 100 (2,300 samples) that was σ ≈ 1.0 point for the 60% site (±3 was
+    /// 3.0σ; ±2 had failed) and 2.1% for the total (±6% was 2.9σ). At scale 300: σ ≈ 0.59 point,
+    /// ±3 is 5.1σ (30% site: 5.5σ); the total's ±6% is 5.0σ. 0 records were lost at scales
+    /// 250 and 400 on a loaded 2-CPU machine (an older build lost 8% at 4x, moving the shares).
     func testDefaultRateGivesTheDesignedSplit() throws {
         try Self.requireUprobes()
-        let run = try record(["-e", "none", "--call-graph", "dwarf,8192"], scale: "100")
+        let run = try record(["-e", "none", "--call-graph", "dwarf,8192"], scale: "300")
         let names = ["site_sixty", "site_thirty", "site_ten"]
         let bytes = try names.map { try total(run.profile, "alloc_space", containing: $0) }
         let sum = bytes.reduce(0, +)
@@ -154,7 +156,7 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertEqual(run.profile.periodType.description, "space/bytes")
         XCTAssertEqual(run.profile.period, 512 * 1024)
         XCTAssertEqual(run.profile.sampleTypes.map(\.description), ["alloc_objects/count", "alloc_space/bytes", "inuse_objects/count", "inuse_space/bytes"])
-        // The estimate of all bytes is near the fixture's own total too (1.3 GB, ~2,500 samples).
+        // The estimate of all bytes is near the fixture's own total too (3.9 GB, ~6,900 samples).
         let totals = fixtureTotals(run.stdout)
         let truth = names.map { totals[$0]?.bytes ?? 0 }.reduce(0, +)
         XCTAssertEqual(sum, truth, accuracy: truth * 0.06, run.stdout)

@@ -34,7 +34,7 @@ final class OffCPUTests: XCTestCase {
     /// Profiles `offcpu ROUNDS` with off-CPU recording through the library engine (so the test
     /// reads the `Profile` value itself); the fixture's own measurement of its split is written to
     /// a file by a shell redirection. Skips only when the kernel refuses.
-    private func recordFixture(rounds: Int) throws -> (profile: Profile, measured: [Double]) {
+    private func recordFixture(rounds: Int) throws -> (profile: Profile, measured: [Double], phaseMilliseconds: [Double]) {
         try SprofCLI.requirePerfEvents()
         let binary = try TestFixtures.buildC("offcpu", flags: TestFixtures.noFramePointerFlags)
         let report = SprofCLI.outputPrefix("offcpu") + ".out"
@@ -54,11 +54,13 @@ final class OffCPUTests: XCTestCase {
         }
         let measured = share.dropFirst("share=".count).split(separator: "/").compactMap { Double($0) }
         XCTAssertEqual(measured.count, 3, line)
-        return (recorded.profile, measured)
+        let words = line.split(separator: " ")
+        let phases = ["spin=", "sleep=", "read="].map { key in words.first { $0.hasPrefix(key) }.flatMap { Double($0.dropFirst(key.count)) } ?? 0 }
+        return (recorded.profile, measured, phases)
     }
 
     func testWallViewGivesTheDesignedSplitAndOffCPUViewNamesTheWaits() throws {
-        let (profile, measured) = try recordFixture(rounds: 20)
+        let (profile, measured, phases) = try recordFixture(rounds: 20)
         let types = profile.sampleTypes.map(\.description)
         XCTAssertEqual(types, ["samples/count", "cpu/nanoseconds", "wall/nanoseconds", "off-cpu/nanoseconds"])
         let wall = try XCTUnwrap(profile.sampleTypeIndex("wall"))
@@ -76,8 +78,13 @@ final class OffCPUTests: XCTestCase {
         for (got, truth) in zip(split, measured) {
             XCTAssertEqual(got, truth, accuracy: 3, "wall split \(split) vs measured \(measured)")
         }
-        // The fixture's own clock agrees with its design (a sanity check of the fixture, looser).
-        for (truth, designed) in zip(measured, [40.0, 35.0, 25.0]) { XCTAssertEqual(truth, designed, accuracy: 5) }
+        // The fixture did what it was designed to (a sanity check of the fixture): each phase lasted
+        // at least its design. Not its shares of the design, ±5: load only ever lengthens a phase
+        // (a preempted spin overshoots its 40 ms, a wakeup comes late) and not the others
+        // alike; with 6 busy loops on 2 CPUs the sleep's share came out 27.7% (1 run in 3).
+        for (ms, designed) in zip(phases, [40.0, 35.0, 25.0]) {
+            XCTAssertGreaterThanOrEqual(ms, 20 * designed * 0.99, "phases \(phases) ms of 20 rounds vs 40/35/25 ms each")
+        }
 
         // The off-CPU view: nanosleep and read, each under the fixture's function, ending in a marker.
         let offStacks = profile.aggregatedStacks(valueIndex: off)

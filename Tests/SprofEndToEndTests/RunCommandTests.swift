@@ -15,13 +15,21 @@ final class RunCommandTests: XCTestCase {
         return (try ProfileShape(foldedFile: prefix + ".folded"), result.stderr, result.status)
     }
 
+    /// The rate of the 60/30/10 split tests. Each sample falls in a leaf with its share's
+    /// probability: at 999 Hz (~1,470 samples in the leaves) the 60% share has σ ≈ 1.3 points and
+    /// ±5 was 3.9σ (the 30% one 4.2σ). At 1,999 Hz (~2,930) σ ≈ 0.9: ±5 is 5.5σ (30%: 5.9σ).
+    /// Not more: under load sprof's processing (SCHED_IDLE while the command runs) waits for
+    /// idle CPU, and a run's wall time grows with its samples (the Swift split test, 32 KiB
+    /// DWARF copies, took 68 s at 2,999 Hz with 6 busy loops on 2 CPUs).
+    private static let splitHz = 1999
+
     func testSwiftSplitFixtureKeepsItsChainAndSplit() throws {
         let fixture = try TestFixtures.swiftFixturePath()
-        let (shape, stderr, status) = try profile([fixture, "split", "1.5"])
+        let (shape, stderr, status) = try profile([fixture, "split", "1.5"], options: ["-F", String(Self.splitHz)])
         XCTAssertEqual(status, 0, stderr)
-        // The fixture spins 1.5 s of its own CPU time (not of the wall clock): ~1500 samples at 999 Hz
+        // The fixture spins 1.5 s of its own CPU time (not of the wall clock): ~3000 samples at 1999 Hz
         // however loaded the machine is; a double count or a lost half would not fit.
-        XCTAssertEqual(Double(shape.total), 1.5 * 999, accuracy: 0.15 * 1.5 * 999, "expected ~1500 samples: \(stderr)")
+        XCTAssertEqual(Double(shape.total), 1.5 * Double(Self.splitHz), accuracy: 0.15 * 1.5 * Double(Self.splitHz), "expected ~3000 samples: \(stderr)")
         for (caller, leaf) in [("splitSixty", "burnSixty"), ("splitThirty", "burnThirty"), ("splitTen", "burnTen")] {
             XCTAssertGreaterThan(shape.samples(withChain: ["main", "fixtureSplit", caller, leaf]), 0,
                                  "chain main;fixtureSplit;\(caller);\(leaf) missing")
@@ -38,12 +46,12 @@ final class RunCommandTests: XCTestCase {
 
     func testCProgramWithFramePointersShowsItsWholeChainDownToMain() throws {
         let binary = try TestFixtures.buildC("fp_chain", flags: TestFixtures.framePointerFlags)
-        let (shape, stderr, status) = try profile([binary, "1.5"], options: ["-g"])
+        let (shape, stderr, status) = try profile([binary, "1.5"], options: ["-g", "-F", String(Self.splitHz)])
         XCTAssertEqual(status, 0, stderr)
         let leaves = ["leaf_sixty", "leaf_thirty", "leaf_ten"]
         let inLeaves = leaves.reduce(UInt64(0)) { $0 + shape.samples(containing: $1) }
-        // 1.5 s of CPU time at 999 Hz, nearly all of it in the leaves.
-        XCTAssertEqual(Double(inLeaves), 1.5 * 999, accuracy: 0.15 * 1.5 * 999, stderr)
+        // 1.5 s of CPU time at 1999 Hz, nearly all of it in the leaves.
+        XCTAssertEqual(Double(inLeaves), 1.5 * Double(Self.splitHz), accuracy: 0.15 * 1.5 * Double(Self.splitHz), stderr)
         let whole = zip(["caller_sixty", "caller_thirty", "caller_ten"], leaves).reduce(UInt64(0)) {
             $0 + shape.samples(withChain: ["main", "run_all", "do_round", $1.0, $1.1])
         }

@@ -41,8 +41,13 @@ final class ViewsTests: XCTestCase {
         }
     }
 
+    /// Each sample falls in parse_input with probability 0.7: at the default 999 Hz (~680 samples
+    /// a side) a share has σ ≈ 1.8 points, so ±5 on the split was 2.8σ and ±8 on a change between
+    /// two runs (σ ≈ 2.5) 3.2σ. At 4,999 Hz (~3,600 a side) σ ≈ 0.8: ±5 is 6.3σ, ±8 is 7.2σ.
+    private static let splitRate = ["-F", "4999"]
+
     func testReportShowsTheDesignedSplit() throws {
-        let prefix = try recordShift("before")
+        let prefix = try recordShift("before", extra: Self.splitRate)
         let r = try SprofCLI.run(["report", prefix + ".pb.gz", "--format", "json"])
         XCTAssertEqual(r.status, 0, r.stderr)
         let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
@@ -67,7 +72,7 @@ final class ViewsTests: XCTestCase {
     }
 
     func testDiffShowsTheChangedHotFunctionAndGates() throws {
-        let before = try recordShift("before"), after = try recordShift("after")
+        let before = try recordShift("before", extra: Self.splitRate), after = try recordShift("after", extra: Self.splitRate)
         let svg = SprofCLI.outputPrefix("diff") + ".svg"
         let d = try SprofCLI.run(["diff", before + ".pb.gz", after + ".folded", "-o", svg])
         XCTAssertEqual(d.status, 0, d.stderr)
