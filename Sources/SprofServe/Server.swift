@@ -241,9 +241,13 @@ final class Background<T: Sendable>: @unchecked Sendable {
     private var result: T?
     private let done = DispatchGroup()
 
-    init(_ work: @escaping @Sendable () -> T) {
+    /// - Parameter ahead: work made ahead of a click (a run's timeline read as its page opens),
+    ///   which runs at nice 10 so that the requests of the user meanwhile are served first.
+    init(ahead: Bool = false, _ work: @escaping @Sendable () -> T) {
         done.enter()
         let thread = Thread {
+            // Linux keeps a nice value per thread; `who` 0 is the calling thread.
+            if ahead { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 10) }
             self.result = work()
             self.done.leave()
         }
@@ -457,7 +461,7 @@ actor ProfileCache {
     func timelineWork(_ dir: String) throws -> Background<TimelineRead> {
         if let t = entry(dir).timeline { return t }
         let profile = try load(dir).profile
-        let work = Background { () -> TimelineRead in
+        let work = Background(ahead: true) { () -> TimelineRead in
             let t = ProfileFiles.timeline(runDirectory: dir, matching: profile)
             return (t.timed, t.problem, t.timed.map { ProfileViews.TimedSamples(profile, timed: $0) })
         }
