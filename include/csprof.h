@@ -220,9 +220,14 @@ static inline long csprof_read_process_memory(pid_t pid, void *local, size_t len
 static volatile sig_atomic_t csprof_forward_pid = 0;
 static volatile sig_atomic_t csprof_forwarded_signal = 0;
 static volatile sig_atomic_t csprof_notify_fd = -1;
+// Signals caught since install: from the third on, the command gets SIGKILL instead, so a
+// command that ignores or outlasts Ctrl-C still ends (and the profile is written) when the
+// user presses it twice more, or a supervisor (sprof serve's Stop) sends two more.
+static volatile sig_atomic_t csprof_forward_count = 0;
 static inline void csprof_forward_handler(int sig) {
     csprof_forwarded_signal = sig;
-    if (csprof_forward_pid > 0) kill((pid_t)csprof_forward_pid, sig);
+    if (csprof_forward_count < 1000) csprof_forward_count++;
+    if (csprof_forward_pid > 0) kill((pid_t)csprof_forward_pid, csprof_forward_count >= 3 ? SIGKILL : sig);
     if (csprof_notify_fd >= 0) {
         int saved = errno;
         uint64_t one = 1;
@@ -254,6 +259,7 @@ static inline int csprof_route_signals(pid_t pid, int notify_fd) {
 }
 static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
     csprof_forwarded_signal = 0;
+    csprof_forward_count = 0;
     (void)csprof_route_signals(pid, notify_fd);
 }
 static inline void csprof_restore_default_signals(void) {

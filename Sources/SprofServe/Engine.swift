@@ -215,11 +215,20 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
             return currentPID
         }
         guard pid > 0 else { return }
-        // A command that ignores SIGINT must not hold a delete or a shutdown up: after 5 s the
-        // whole process group goes.
+        // A command that ignores SIGINT (or takes long to end) must not hold a stop, a delete or
+        // a shutdown up, nor lose the recording: after 5 s, two more signals make sprof end the
+        // command with SIGKILL (its third) and write the profile; only a sprof that is still
+        // there 60 s later goes with its whole process group. SIGTERM and SIGHUP, not two more
+        // SIGINTs: a signal sent while the same one is still pending (a loaded machine) merges
+        // with it and would count once.
         DispatchQueue.global().asyncAfter(deadline: .now() + 5) { [weak self] in
             guard let self, self.lock.withLock({ self.currentPID == pid }) else { return }
-            kill(-pid, SIGKILL)
+            kill(pid, SIGTERM)
+            kill(pid, SIGHUP)
+            DispatchQueue.global().asyncAfter(deadline: .now() + 60) { [weak self] in
+                guard let self, self.lock.withLock({ self.currentPID == pid }) else { return }
+                kill(-pid, SIGKILL)
+            }
         }
     }
 

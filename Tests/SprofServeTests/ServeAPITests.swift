@@ -226,6 +226,25 @@ final class ServeAPITests: XCTestCase {
         XCTAssertEqual(lines.count, 1, "SIGINTs that reached the command")
     }
 
+    /// Stop on a command that ignores SIGINT (and SIGTERM, SIGHUP): after 5 s two more signals make sprof end the
+    /// command with SIGKILL, and the profile is written (the whole group was killed, sprof with
+    /// it, and the recording lost).
+    func testStopEndsACommandThatIgnoresSIGINTAndKeepsTheProfile() async throws {
+        let (engine, dir) = try processEngine(runDirectory: "cancel-ignored")
+        let ready = dir + "/ready"
+        let script = "trap '' INT TERM HUP; : > \(ready); while :; do sleep 0.1; done"
+        let run = Task { () async -> RunOutcome in
+            await engine.run(command: ["/bin/sh", "-c", script], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
+        }
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { try await Task.sleep(nanoseconds: 20_000_000) }
+        try await Task.sleep(nanoseconds: 300_000_000)
+        engine.cancel()
+        let outcome = await run.value
+        XCTAssertTrue(outcome.profileWritten, "\(outcome)")
+        XCTAssertEqual(outcome.exitStatus, 128 + SIGKILL, "the command was killed, sprof was not")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/profile.pb.gz"), "\((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) \((try? String(contentsOfFile: dir + "/output.log", encoding: .utf8)) ?? "")")
+    }
+
     func testCommandNotFoundAndInvalidOptionsAreRefusedWithJSON() async throws {
         try await withServer(engine: FakeEngine()) { client, _ in
             let cases: [(String, HTTPResponse.Status, String)] = [
