@@ -201,6 +201,26 @@ extension ProfileViews {
         }
     }
 
+    /// The timed samples of `profile` that `transforms` keep (their thread selected, their stack
+    /// not dropped by a focus or an ignore); a rewrite (merge, collapse recursion) keeps every
+    /// sample. The Timeline tab's tracks thereby count what every other view counts.
+    static func kept(_ timed: [Profile.TimedSample], of profile: Profile, names: StackNames, transforms: [StackTransform]) -> [Profile.TimedSample] {
+        let rewrites = transforms.filter { !$0.selectsThreads }
+        var keptThreads: [Int: Bool] = [:]
+        var keptStacks = [Bool?](repeating: nil, count: profile.stacks.count)
+        var table = names.table
+        let named = TransformedNames(rewrites, names: names)
+        return timed.filter { s in
+            if keptThreads[s.thread] == nil { keptThreads[s.thread] = profile.keeps(thread: s.thread, transforms) }
+            guard keptThreads[s.thread]!, s.stack >= 0, s.stack < profile.stacks.count else { return false }
+            if rewrites.isEmpty { return true }
+            if keptStacks[s.stack] == nil {
+                keptStacks[s.stack] = names.frames(ofStack: s.stack, in: profile, transforms: rewrites, named: named, table: &table) != nil
+            }
+            return keptStacks[s.stack]!
+        }
+    }
+
     /// The sums of ``StackSums`` (see there) with `transforms` applied, on the run's names.
     static func stackSums(_ profile: Profile, names: StackNames, transforms: [StackTransform] = []) -> StackSums {
         let rewrites = transforms.filter { !$0.selectsThreads }

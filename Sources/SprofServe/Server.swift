@@ -879,7 +879,9 @@ public enum ServeApp {
                 return try json(Empty(empty: timeline.problem.map { "the sample timeline cannot be read: \($0)" }
                     ?? "every sample's time was not recorded for this run (no profile.timeline.tsv): the sprof that recorded it has no --timeline"))
             }
-            return try json(ProfileViews.timeline(run.profile, timed: timed, names: run.memoryNames))
+            // Transforms apply here too: a sample whose thread or stack they drop leaves the tracks.
+            let kept = transforms.isEmpty ? timed : ProfileViews.kept(timed, of: run.profile, names: try cache.stackNames(dir), transforms: transforms)
+            return try json(ProfileViews.timeline(run.profile, timed: kept, names: run.memoryNames))
         case _ where SampleTypeView.named(view) != nil:
             // A view of the table (`wall`, `offcpu`): a job without the type says why.
             let row = SampleTypeView.named(view)!

@@ -34,6 +34,28 @@ enum TimelineFixture {
 }
 
 final class TimelineTests: XCTestCase {
+    /// Transforms apply to the Timeline tab as to every view: its sample count is what they keep
+    /// (it drew every sample whatever the transforms).
+    func testTheTimelineCountsWhatTheTransformsKeep() async throws {
+        let dir = NSTemporaryDirectory() + "sprof-serve-timeline-tf-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let p = TimelineFixture.profile()
+        try Data(try PprofFormat.encode(p)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
+        try Data(SampleTimeline.text(p, origin: TimelineFixture.origin).utf8).write(to: URL(fileURLWithPath: dir + "/profile.timeline.tsv"))
+        let cache = ProfileCache()
+        for (text, want) in [("", 10), ("ignore:work", 4), ("focus:idle", 2), ("tid:101", 5), ("merge:work", 10), ("tid:101\nignore:work", 2)] {
+            let tf = try text.split(separator: "\n").map { try StackTransform(parsing: String($0)) }
+            let data = try await cache.view(dir, key: "timeline|" + text) { cache in
+                try ServeApp.render(view: "timeline", dir: dir, cache: cache, thread: nil, transforms: tf)
+            }
+            let json = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: Any])
+            XCTAssertEqual(json["samples"] as? Int, want, text)
+            let tracks = (json["threads"] as? [[String: Any]])?.compactMap { $0["total"] as? Int }.reduce(0, +)
+            XCTAssertEqual(tracks, want, text)
+        }
+    }
+
     /// Written against the model, read back against the pprof file's profile: same stacks,
     /// threads and order, times from the start of recording.
     func testSampleTimelineReadsBackAgainstThePprofFile() throws {
