@@ -101,12 +101,9 @@ final class DrawnTreeTests: XCTestCase {
 /// A run is read, named, drawn and its timeline read ahead of the first click.
 final class PrepareAheadTests: XCTestCase {
     func testPrepareMakesTheFirstViewAndReadsTheTimeline() async throws {
-        let dir = NSTemporaryDirectory() + "sprof-serve-prepare-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try TimelineFixture.writeRun("prepare")
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let p = TimelineFixture.profile()
-        try Data(try PprofFormat.encode(p)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
-        try Data(SampleTimeline.text(p, origin: TimelineFixture.origin).utf8).write(to: URL(fileURLWithPath: dir + "/profile.timeline.tsv"))
         let cache = ProfileCache()
         let before = await cache.made(dir)
         XCTAssertEqual(before, [])

@@ -31,18 +31,25 @@ enum TimelineFixture {
         }
         return p
     }
+
+    /// A run directory holding ``profile()`` as `profile.pb.gz` and its `profile.timeline.tsv`, as
+    /// `sprof run --timeline` leaves them; the caller removes it.
+    static func writeRun(_ name: String) throws -> String {
+        let dir = NSTemporaryDirectory() + "sprof-serve-\(name)-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let p = profile()
+        try Data(try PprofFormat.encode(p)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
+        try Data(SampleTimeline.text(p, origin: origin).utf8).write(to: URL(fileURLWithPath: dir + "/profile.timeline.tsv"))
+        return dir
+    }
 }
 
 final class TimelineTests: XCTestCase {
     /// Transforms apply to the Timeline tab as to every view: its sample count is what they keep
     /// (it drew every sample whatever the transforms).
     func testTheTimelineCountsWhatTheTransformsKeep() async throws {
-        let dir = NSTemporaryDirectory() + "sprof-serve-timeline-tf-\(UUID().uuidString)"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let dir = try TimelineFixture.writeRun("timeline-tf")
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        let p = TimelineFixture.profile()
-        try Data(try PprofFormat.encode(p)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
-        try Data(SampleTimeline.text(p, origin: TimelineFixture.origin).utf8).write(to: URL(fileURLWithPath: dir + "/profile.timeline.tsv"))
         let cache = ProfileCache()
         for (text, want) in [("", 10), ("ignore:work", 4), ("focus:idle", 2), ("tid:101", 5), ("merge:work", 10), ("tid:101\nignore:work", 2)] {
             let tf = try text.split(separator: "\n").map { try StackTransform(parsing: String($0)) }
