@@ -694,7 +694,8 @@ def compare_anything_checks(driver, server, bin_dir, data, job_id, repeat_job):
     driver.find_element(By.ID, "compare-upload").send_keys(bad)
     wait(driver, "the upload's error", lambda d: d.find_element(By.ID, "compare-upload-error").is_displayed())
     msg = driver.find_element(By.ID, "compare-upload-error").text
-    assert "cannot read" in msg and "\n" not in msg, msg
+    # The CLI's one line for the same file (`sprof report notes.txt`): where and what is wrong.
+    assert msg.startswith("notes.txt:1:") and "expected" in msg and "\n" not in msg, msg
     driver.find_element(By.ID, "compare-upload").send_keys(folded)
     wait(driver, "the comparison with the upload", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr") and flame_ready(d))
     assert "same.folded" in driver.find_element(By.CSS_SELECTOR, "#compare-base option:checked").text
@@ -944,6 +945,9 @@ def write_synthetic_jobs(data):
     # One 129-frame stack of 1 sample beside 10,000 samples two frames deep.
     deep = ";".join(["app"] + [f"f{k}" for k in range(128)])
     write_job(data, "20200101-000000-00000b", f"app;main 10000\n{deep} 1\n", ["deep"])
+    # One 500-frame recursion of 1 sample beside 1,000: ~1.3 px wide, drawn, yet narrower than 2 px.
+    deeper = ";".join(["app"] + ["rec"] * 500)
+    write_job(data, "20200101-000000-0000e9", f"app;main 1000\n{deeper} 1\n", ["deeper"])
     write_job(data, "20200101-000000-00000c", "app;main 1\n", ["bulk1"])
     # Recursion, direct and through another function.
     write_job(data, "20200101-000000-00000e", "app;main;f;g;f;h 4\napp;main;f;f;f 3\napp;main;f 2\napp;main;k 1\n", ["recursive"])
@@ -1045,6 +1049,10 @@ def synthetic_checks(driver, server):
     wait(driver, "the deep job's flame graph", flame_ready)
     height = driver.execute_script("return document.querySelector('#panel canvas.flame-canvas').getBoundingClientRect().height")
     assert height <= 3 * ROW, f"canvas {height} px tall for two drawn rows"
+    job_page(driver, server, "20200101-000000-0000e9")
+    wait(driver, "the deeper job's flame graph", flame_ready)
+    height = driver.execute_script("return document.querySelector('#panel canvas.flame-canvas').getBoundingClientRect().height")
+    assert height <= 3 * ROW, f"canvas {height} px tall for a 500-frame column under 2 px wide"
     print(f"synthetic: tooltip kept inside the viewport, long names cut, RTL escaped, canvas {height:.0f} px for a 129-frame stack")
 
 

@@ -258,6 +258,7 @@ final class ServeAPITests: XCTestCase {
                 (#"{"command": []}"#, .badRequest, "no command given"),
                 (#"{"command": "ls"}"#, .badRequest, "wrong type"),
                 (#"{"command": ["/bin/true"], "options": {"period": -1}}"#, .badRequest, "options.period: must be a positive whole number"),
+                (#"{"command": ["/bin/true"], "options": {"period": 99999999999999999999999}}"#, .badRequest, "options.period: must be a positive whole number below 2^63"),
                 (#"{"command": ["/bin/true"], "options": {"repeat": 1.5}}"#, .badRequest, "options.repeat: must be a positive whole number"),
                 (#"{"command": ["/tmp"]}"#, .unprocessableContent, "/tmp: is a directory, not a program"),
                 ("not json", .badRequest, "must be a JSON object"),

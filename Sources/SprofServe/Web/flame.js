@@ -264,8 +264,14 @@
         rows[this.depth[i]].push(x0, x1, i);
         for (let k = this.start[i + 1] - 1; k >= this.start[i]; k--) stack.push(this.kids[k]);
       }
+      // The canvas is as deep as the deepest frame at least 2 px wide: a narrower column (one
+      // sample of a 500-frame recursion, 0.75 px) is drawn where it fits but does not make the
+      // canvas thousands of pixels tall and mostly blank; a zoom widens it.
       let deepest = 0;
-      for (let d = 0; d < rows.length; d++) if (rows[d].length) deepest = d;
+      for (let d = 0; d < rows.length; d++) {
+        const row = rows[d];
+        for (let k = 0; k < row.length; k += 3) if (row[k + 1] - row[k] >= 2) { deepest = d; break; }
+      }
       const height = (deepest + 1) * ROW;
       const c = this.canvas;
       c.width = Math.round(width * dpr); c.height = Math.round(height * dpr);
