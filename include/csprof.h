@@ -262,9 +262,14 @@ static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
     csprof_forward_count = 0;
     (void)csprof_route_signals(pid, notify_fd);
 }
+// Set once by the CLI: after recording, its handler stays, forwarding nowhere, so that a signal
+// while the outputs are written is dropped rather than killing it half-way.
+static volatile sig_atomic_t csprof_keep_catching = 0;
+static inline void csprof_keep_catching_signals(void) { csprof_keep_catching = 1; }
 static inline void csprof_restore_default_signals(void) {
     csprof_forward_pid = 0;
     csprof_notify_fd = -1;
+    if (csprof_keep_catching) return;
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     signal(SIGHUP, SIG_DFL);

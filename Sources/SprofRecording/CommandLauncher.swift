@@ -157,7 +157,8 @@ public final class WaitingCommand: @unchecked Sendable {
     static func highWaterMark(of pid: Int32) -> UInt64? {
         guard let text = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
-              let kib = UInt64(line.split(separator: " ", omittingEmptySubsequences: true).dropFirst().first ?? "") else { return nil }
+              // `VmHWM:\t    6872 kB`: a tab, then spaces only while the number is short.
+              let kib = UInt64(line.dropFirst(6).split(whereSeparator: { $0 == " " || $0 == "\t" }).first ?? "") else { return nil }
         return kib * 1024
     }
 
@@ -202,8 +203,17 @@ public enum InterruptForwarding {
         csprof_route_signals(pid, notifyFD)
     }
 
-    /// Restores default dispositions.
+    /// Restores default dispositions (unless ``keepCatchingAfterRecording()`` was called: then the
+    /// handler stays, forwarding nowhere).
     public static func restore() { csprof_restore_default_signals() }
+
+    /// From now on, ``restore()`` leaves the handler in place, forwarding nowhere: SIGINT, SIGTERM,
+    /// SIGHUP and SIGQUIT that come after a recording are noted (``lastSignal``) and dropped. For a
+    /// process that writes its outputs after recording (`sprof run`): a second Ctrl-C, or the
+    /// signals with which `sprof serve`'s Stop ends a command that ignored its SIGINT, must not
+    /// leave a profile half-written; with default dispositions restored in between, one arriving
+    /// between the recording's end and the writes killed it.
+    public static func keepCatchingAfterRecording() { csprof_keep_catching_signals() }
 
     /// The signal number that last arrived since ``install(forwardingTo:notifying:)`` (kept after
     /// ``restore()``), or 0 when none did: how `sprof run -p` knows Ctrl-C ended its recording, so

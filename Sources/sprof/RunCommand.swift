@@ -172,6 +172,9 @@ struct RunCommand: ParsableCommand {
 
         options.keepTimedSamples = timeline
         let outputs = try ProfileOutputs(prefix: output, offCPU: offCPU, heap: heap, timeline: timeline)
+        // Signals after the recording (a second Ctrl-C, serve's Stop ending a command that ignored
+        // its SIGINT) are dropped: the outputs are written whole.
+        InterruptForwarding.keepCatchingAfterRecording()
         let recorded: RecordedCommand
         do {
             let notice: (String) -> Void = { message in if !quiet { printError(message) } }
@@ -199,11 +202,6 @@ struct RunCommand: ParsableCommand {
         // for Ctrl-C), as for a command it started, so scripts can tell an interrupted run.
         let status = (pid != nil || (systemWide && arguments.isEmpty)) && InterruptForwarding.lastSignal > 0 ? 128 + InterruptForwarding.lastSignal
             : recorded.exitStatus?.shellStatus ?? 0
-        // Signals while the outputs are written are caught and dropped: a second Ctrl-C, or the
-        // SIGTERM and SIGHUP with which sprof serve's Stop ends a command that ignored its SIGINT,
-        // must not leave the profile half-written (the command has ended by now).
-        InterruptForwarding.install()
-        defer { InterruptForwarding.restore() }
         if let minSamples, profile.statistics.samples < minSamples {
             throw fail("\(grouped(profile.statistics.samples)) samples, fewer than --min-samples \(minSamples); previous outputs under \(outputs.prefix).* were kept (profile longer, or raise -F)", status: ExitStatusCode.gateFailed)
         }

@@ -94,6 +94,29 @@ final class PromiseTests: XCTestCase {
         XCTAssertTrue(svg.contains("busy_leaf"), "the SVG lacks the profiled frames")
     }
 
+    /// Signals keep coming after the command has ended (a supervisor's Stop, Ctrl-C pressed
+    /// again): sprof still writes every output and exits with the command's status. The third
+    /// signal ends a command that ignores them with SIGKILL.
+    func testSignalsAfterTheCommandEndedDoNotCutTheOutputsShort() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("signalled-while-writing")
+        let ready = prefix + ".ready"
+        let sprof = try BackgroundProcess(try TestFixtures.sprofPath(), ["run", "-o", prefix, "--", "/bin/sh", "-c",
+                                                                         "trap '' INT TERM HUP; : > \(ready); while :; do sleep 0.05; done"])
+        XCTAssertTrue(ProcInfo.waitUntil { FileManager.default.fileExists(atPath: ready) }, sprof.stderr)
+        usleep(200_000)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline && ProcInfo.isAlive(sprof.pid) {
+            sprof.send(SIGTERM)
+            usleep(1_000)
+        }
+        XCTAssertEqual(sprof.wait(timeout: 60), 128 + SIGKILL, "the command's status, not sprof killed by SIGTERM: \(sprof.stderr)")
+        XCTAssertTrue(sprof.stderr.contains("command killed by signal 9"), sprof.stderr)
+        for suffix in [".pb.gz", ".folded", ".svg"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + suffix), suffix)
+        }
+    }
+
     func testCtrlCStopsTheCommandAndStillWritesTheProfile() throws {
         try interruptRun(with: SIGINT, expect: 128 + SIGINT)
     }

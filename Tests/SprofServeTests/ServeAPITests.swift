@@ -202,19 +202,25 @@ final class ServeAPITests: XCTestCase {
         XCTAssertNotEqual(finished.exitStatus, 0)
     }
 
+    /// Starts a recording of a shell that sets `traps`, then runs `then`; returns once the shell
+    /// has set them (and sprof its forwarding), so that a cancel's signals meet them.
+    private func startShell(_ engine: SprofProcessEngine, _ dir: String, traps: String, then body: String) async throws -> Task<RunOutcome, Never> {
+        let ready = dir + "/ready"
+        let script = "\(traps); : > \(ready); \(body)"
+        let run = Task { () async -> RunOutcome in
+            await engine.run(command: ["/bin/sh", "-c", script], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
+        }
+        for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { try await Task.sleep(nanoseconds: 20_000_000) }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        return run
+    }
+
     /// A stop reaches the engine's cancel() both directly and through the run's task: the command
     /// gets one SIGINT for it, not one per call.
     func testCancelSignalsTheRunOnce() async throws {
         let (engine, dir) = try processEngine(runDirectory: "cancel-once")
         let marks = dir + "/interrupts"
-        let ready = dir + "/ready"
-        let script = "trap 'echo INT >> \(marks)' INT; : > \(ready); i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done"
-        let run = Task { () async -> RunOutcome in
-            await engine.run(command: ["/bin/sh", "-c", script], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
-        }
-        // The shell has set its trap (and sprof its forwarding) before the cancels.
-        for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { try await Task.sleep(nanoseconds: 20_000_000) }
-        try await Task.sleep(nanoseconds: 100_000_000)
+        let run = try await startShell(engine, dir, traps: "trap 'echo INT >> \(marks)' INT", then: "i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); done")
         // Apart, so that the shell could not take two signals for one.
         engine.cancel()
         try await Task.sleep(nanoseconds: 300_000_000)
@@ -231,13 +237,7 @@ final class ServeAPITests: XCTestCase {
     /// it, and the recording lost).
     func testStopEndsACommandThatIgnoresSIGINTAndKeepsTheProfile() async throws {
         let (engine, dir) = try processEngine(runDirectory: "cancel-ignored")
-        let ready = dir + "/ready"
-        let script = "trap '' INT TERM HUP; : > \(ready); while :; do sleep 0.1; done"
-        let run = Task { () async -> RunOutcome in
-            await engine.run(command: ["/bin/sh", "-c", script], options: JobOptions(callGraph: "fp"), directory: dir) { _ in }
-        }
-        for _ in 0..<300 where !FileManager.default.fileExists(atPath: ready) { try await Task.sleep(nanoseconds: 20_000_000) }
-        try await Task.sleep(nanoseconds: 300_000_000)
+        let run = try await startShell(engine, dir, traps: "trap '' INT TERM HUP", then: "while :; do sleep 0.1; done")
         engine.cancel()
         let outcome = await run.value
         XCTAssertTrue(outcome.profileWritten, "\(outcome)")
