@@ -239,10 +239,11 @@ final class StackTruthTests: XCTestCase {
             let frames = stack.frames.filter { $0.contains("big_frame") }.count
             if stack.frames.contains("main") && frames == 12 { whole += stack.count }
         }
-        // 90%: with copies+1 spinning processes on 2 CPUs some live reads come too late (the
+        // 80%: with copies+1 spinning processes on 2 CPUs some live reads come too late (the
         // process has exited or moved on): 92.8% and 94.6% reached main in 2 of 4 runs on
-        // 2026-12-06, the other two above 95%. A read at unwind time cut nearly every stack.
-        XCTAssertGreaterThanOrEqual(Double(whole), 0.90 * Double(bottom), "stacks reaching main with all 12 frames: \(summary.line)")
+        // 2026-12-06, the other two above 95%, and CI's machine may be busier. A read at unwind
+        // time cut nearly every stack, so the bound keeps its meaning with room for the load.
+        XCTAssertGreaterThanOrEqual(Double(whole), 0.80 * Double(bottom), "stacks reaching main with all 12 frames: \(summary.line)")
         // Each thread spins under the same callers: its reads share one block, kept and handed
         // over once, instead of ~140 KiB copied (and spilled) per sample, which took a third of
         // a CPU from the reader and lost samples (CI: 967 lost, 255 stacks cut).
