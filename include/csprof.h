@@ -72,6 +72,13 @@ static inline void csprof_ring_store_tail(void *control_page, uint64_t tail) {
     __atomic_store_n(&page->data_tail, tail, __ATOMIC_RELEASE);
 }
 
+// The heap flow-control page (HeapFlow.swift) is shared with the preload library in other
+// processes, which updates it with __atomic builtins: Swift has no atomic access to raw shared
+// memory without a package, so the reader's loads and stores are these.
+static inline uint64_t csprof_atomic_load_u64(const uint64_t *word) { return __atomic_load_n(word, __ATOMIC_ACQUIRE); }
+static inline void csprof_atomic_store_u64(uint64_t *word, uint64_t value) { __atomic_store_n(word, value, __ATOMIC_RELEASE); }
+static inline uint64_t csprof_atomic_add_u64(uint64_t *word, uint64_t value) { return __atomic_add_fetch(word, value, __ATOMIC_RELAXED); }
+
 // Self-monitoring counter reads: rdpmc is an instruction, and the seqlock on the control page must
 // be read with compiler barriers between the fields.
 // (rdpmc and the barrier are called only by csprof_mmap_read_self below.)

@@ -62,6 +62,24 @@ public struct RunOptions: Sendable {
         return builder
     }
 
+    /// The flow-control page for a launched command's heap records, sized from the buffers and
+    /// the probes' stack copies of `sampling`; nil (with a notice: records may then be lost)
+    /// when no directory takes it.
+    static func heapFlow(for sampling: SamplingOptions, notice: (String) -> Void) -> HeapFlow? {
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        let rows = sampling.roleEvents
+        func stack(_ role: HeapRole) -> UInt64 { UInt64(rows.first { $0.role == .heapProbe(role) }?.stackSize ?? 0) }
+        // A record is its stack copy plus at most ~350 bytes of header, ids, registers and
+        // callchain markers: 512 keeps the estimate above it.
+        do {
+            return try HeapFlow(limit: UInt64(sampling.ringPages) * page / 2,
+                                allocationRecord: stack(.sampled) + 512, freeRecord: stack(.freed) + 512)
+        } catch {
+            notice("heap: \(error.description); heap records may be lost when the program allocates faster than sprof reads")
+            return nil
+        }
+    }
+
     /// The sampling options these run options stand for on this kernel (see
     /// `SamplingOptions.prepared`).
     func sampling(settings: KernelSettings, notice: (String) -> Void) throws(SyscallError) -> SamplingOptions {
@@ -197,7 +215,10 @@ public enum CommandProfiler {
             sampling.companions = [CompanionEvent(event: probes.allocation, role: .sampled), CompanionEvent(event: probes.free, role: .freed)]
             sampling.companionStackSize = options.heap?.stackSize
         }
-        let command = try WaitingCommand(arguments: arguments, environment: probes?.environment(rate: options.heap!.rate))
+        // Back-pressure for the library's records (HeapFlow): without it, a program that
+        // allocates fast at a low --heap-rate overran the buffers and most records were lost.
+        let flow = probes == nil ? nil : RunOptions.heapFlow(for: sampling, notice: say)
+        let command = try WaitingCommand(arguments: arguments, environment: probes?.environment(rate: options.heap!.rate, flow: flow))
         let session: RecordingSession
         do {
             session = try RecordingSession.open(sampling, target: .command(command), notice: say)
@@ -207,6 +228,7 @@ public enum CommandProfiler {
         }
         session.consumeAtIdlePriority = true
         session.memoryBudget = options.maxMemory
+        session.heapFlow = flow
         command.forwardCaughtSignals()
         let monitor = RecordingMonitor(session: session, memoryRate: options.memoryRate, progress: options.progress)
         let builder = options.builder(for: session.options, settings: settings)
@@ -258,6 +280,11 @@ public enum CommandProfiler {
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
         heapBuilder?.heapLossNotices(session.statistics).forEach(say)
+        if let flow, flow.waits > 0 {
+            let centiseconds = (flow.waitedNanoseconds + 5_000_000) / 10_000_000
+            let seconds = "\(centiseconds / 100).\(centiseconds % 100 < 10 ? "0" : "")\(centiseconds % 100)"
+            say("heap: the program waited \(seconds) s in all (\(flow.waits) calls) for sprof to read its heap records, so that none was lost; a higher --heap-rate or a smaller stack copy (-g, --call-graph dwarf,N) waits less")
+        }
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)

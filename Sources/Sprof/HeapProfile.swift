@@ -121,22 +121,26 @@ struct HeapProbes {
     /// that its malloc is the one called) and the rate in `SPROF_HEAP_RATE`. Handed to exec
     /// rather than set with setenv around the fork, which is not safe while other threads read
     /// the environment.
-    func environment(rate: Int) -> [String] { Self.environment(library: library, rate: rate) }
+    /// With `flow`, `SPROF_HEAP_FLOW` names its page (``HeapFlow``): the library waits for the
+    /// reader instead of overrunning the ring buffers.
+    func environment(rate: Int, flow: HeapFlow? = nil) -> [String] { Self.environment(library: library, rate: rate, flow: flow) }
 
-    /// See ``environment(rate:)``.
-    static func environment(library: String, rate: Int, base: [String]? = nil) -> [String] {
+    /// See ``environment(rate:flow:)``.
+    static func environment(library: String, rate: Int, flow: HeapFlow? = nil, base: [String]? = nil) -> [String] {
         let current = base ?? Self.currentEnvironment()
         var out: [String] = []
         var preload: String?
         for entry in current {
             if entry.hasPrefix("LD_PRELOAD=") {
                 preload = String(entry.dropFirst("LD_PRELOAD=".count))
-            } else if !entry.hasPrefix("SPROF_HEAP_RATE=") {
+            } else if !entry.hasPrefix("SPROF_HEAP_RATE=") && !entry.hasPrefix("SPROF_HEAP_FLOW=") {
+                // An outer sprof's page (sprof profiled by sprof) is not this recording's.
                 out.append(entry)
             }
         }
         out.append("LD_PRELOAD=" + library + (preload.map { $0.isEmpty ? "" : ":" + $0 } ?? ""))
         out.append("SPROF_HEAP_RATE=\(rate)")
+        if let flow { out.append("SPROF_HEAP_FLOW=" + flow.path) }
         return out
     }
 

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include "sprof_heap.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,6 +77,82 @@ static size_t rate(void) {
 }
 
 EXPORT size_t sprof_heap_rate(void) { return rate(); }
+
+// --- back-pressure -----------------------------------------------------------------------------
+//
+// Each sampled call writes a record with a stack copy into sprof's ring buffers, and at a low rate a
+// program allocating in a loop writes them faster than sprof's reader drains them: the kernel then
+// drops records (a lost allocation is a leak missed, a lost free a false leak). sprof shares one page
+// (SPROF_HEAP_FLOW, HeapFlow.swift): each call announces its record's bytes in `produced` before it
+// reaches the probe; the reader sets `consumed` to what had been announced when its last round began.
+// A call that finds more than `limit` bytes outstanding sleeps until a round has passed; once the
+// reader has stopped (`closed`) or not run for two seconds (sprof stopped or killed), the process
+// never waits again.
+// Nothing here allocates.
+
+struct sprof_flow {
+    uint64_t magic, limit, alloc_cost, free_cost, produced, consumed, heartbeat, closed, waits, waited_ns;
+};
+#define FLOW_MAGIC 0x31574C4646525053ull  // "SPRFFLW1"
+#define FLOW_NONE ((struct sprof_flow *)1)
+static struct sprof_flow *flow_page;  // 0 until read, FLOW_NONE without one
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct sprof_flow *flow(void) {
+    struct sprof_flow *f = __atomic_load_n(&flow_page, __ATOMIC_ACQUIRE);
+    if (f) return f == FLOW_NONE ? 0 : f;
+    struct sprof_flow *mapped = FLOW_NONE;
+    const char *path = getenv("SPROF_HEAP_FLOW");
+    if (path && *path) {
+        int fd = open(path, O_RDWR | O_CLOEXEC);
+        if (fd >= 0) {
+            void *m = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            close(fd);
+            if (m != MAP_FAILED) {
+                if (__atomic_load_n(&((struct sprof_flow *)m)->magic, __ATOMIC_ACQUIRE) == FLOW_MAGIC) mapped = m;
+                else munmap(m, 4096);
+            }
+        }
+    }
+    struct sprof_flow *expected = 0;
+    if (!__atomic_compare_exchange_n(&flow_page, &expected, mapped, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        if (mapped != FLOW_NONE) munmap(mapped, 4096);  // another thread mapped it first
+        return expected == FLOW_NONE ? 0 : expected;
+    }
+    return mapped == FLOW_NONE ? 0 : mapped;
+}
+
+static int flow_abandoned;  // the reader stopped or went silent: never wait again in this process
+
+static void wait_for_reader(int allocation) {
+    if (__atomic_load_n(&flow_abandoned, __ATOMIC_RELAXED)) return;
+    struct sprof_flow *f = flow();
+    if (!f) return;
+    uint64_t cost = allocation ? f->alloc_cost : f->free_cost;
+    uint64_t mine = __atomic_add_fetch(&f->produced, cost, __ATOMIC_RELAXED);
+    int64_t limit = (int64_t)f->limit;
+    if ((int64_t)(mine - __atomic_load_n(&f->consumed, __ATOMIC_ACQUIRE)) <= limit) return;
+    uint64_t start = now_ns();
+    for (;;) {
+        uint64_t beat = __atomic_load_n(&f->heartbeat, __ATOMIC_ACQUIRE), now = now_ns();
+        // Two seconds without a round (the reader has a round at least every 25 ms): sprof is
+        // stopped or killed; long enough not to take a reader descheduled on a busy machine for gone.
+        if (__atomic_load_n(&f->closed, __ATOMIC_ACQUIRE) || (now > beat && now - beat > 2000000000ull)) {
+            __atomic_store_n(&flow_abandoned, 1, __ATOMIC_RELAXED);
+            break;
+        }
+        struct timespec pause = {0, 50000};
+        nanosleep(&pause, 0);
+        if ((int64_t)(mine - __atomic_load_n(&f->consumed, __ATOMIC_ACQUIRE)) <= limit) break;
+    }
+    __atomic_fetch_add(&f->waits, 1, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&f->waited_ns, now_ns() - start, __ATOMIC_RELAXED);
+}
 
 // --- per-thread countdown --------------------------------------------------------------------
 
@@ -223,6 +300,7 @@ EXPORT unsigned long sprof_heap_untracked_count(void) { return __atomic_load_n(&
         size_t s_ = (size);                                   \
         if (p_ && should_sample(s_)) {                        \
             int kept_ = rate() == 1 || remember(p_);          \
+            wait_for_reader(1);                               \
             sprof_heap_sampled(p_, s_, !kept_);               \
         }                                                     \
         p_;                                                   \
@@ -231,7 +309,10 @@ EXPORT unsigned long sprof_heap_untracked_count(void) { return __atomic_load_n(&
 // Before the memory goes back to libc: another thread may get the same address right after.
 __attribute__((always_inline)) static inline void releasing(void *ptr) {
     if (!ptr) return;
-    if (rate() == 1 || forget(ptr)) sprof_heap_freed(ptr);
+    if (rate() == 1 || forget(ptr)) {
+        wait_for_reader(0);
+        sprof_heap_freed(ptr);
+    }
 }
 
 // --- the interposed family -------------------------------------------------------------------

@@ -92,6 +92,10 @@ public final class RecordingSession: @unchecked Sendable {
     /// says `SPROF_LIVE_STACK=0` (for measuring what it adds: bench/deep-stacks).
     public var readsLiveStack = getenv("SPROF_LIVE_STACK").map { String(cString: $0) != "0" } ?? true
 
+    /// Back-pressure for the preload library's heap records (``HeapFlow``): each round marks the
+    /// records announced before it as drained. Set before ``record(consume:)``; nil without it.
+    public var heapFlow: HeapFlow?
+
     /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
     /// never takes CPU from the program being measured (it catches up after). Off by default.
     public var consumeAtIdlePriority = false
@@ -573,6 +577,8 @@ public final class RecordingSession: @unchecked Sendable {
                 }
             }
             let roundStart = Self.monotonicNow()
+            // Read before the drain: whatever was announced by now is in a buffer by its end.
+            let announced = heapFlow?.announced()
             for i in buffers.indices {
                 buffers[i].drain { bytes in
                     local.records += 1
@@ -633,6 +639,7 @@ public final class RecordingSession: @unchecked Sendable {
                     }
                 }
             }
+            if let announced { heapFlow?.drained(upTo: announced, now: roundStart) }
             local.liveStackReads = liveStack.reads
             local.liveStackChanged = liveStack.changed
             local.liveStackShared = liveStack.shared
@@ -681,6 +688,7 @@ public final class RecordingSession: @unchecked Sendable {
             work.handOver(to: mailbox, statistics: local, finishing: stopping)
             if stopping { break }
         }
+        heapFlow?.close()
         for b in buffers { _ = csprof_ioctl_disable(b.fd, 0) }
         for fd in extraFDs { _ = csprof_ioctl_disable(fd, 0) }
         // Every record is read: the events that write into the CPU buffers (heap probes, context
