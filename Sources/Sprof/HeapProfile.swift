@@ -384,9 +384,10 @@ final class HeapAccounting<Key: Hashable> {
     private(set) var untrackedBytes = 0.0
 
     /// A sampled allocation. `tracked: false`: its free will not be reported, so it counts in
-    /// alloc_* only.
-    func allocated(pid: Int32, address: UInt64, size: UInt64, key: Key, time: UInt64, tracked: Bool = true) {
-        let scale = Self.scale(size: size, rate: rate)
+    /// alloc_* only. `rate`: the rate it was drawn at, when the record says (the preload
+    /// library's own, which need not be this recording's); else ``rate``.
+    func allocated(pid: Int32, address: UInt64, size: UInt64, key: Key, time: UInt64, tracked: Bool = true, rate drawnAt: Double? = nil) {
+        let scale = Self.scale(size: size, rate: drawnAt ?? rate)
         allocations += 1
         var t = totals[key] ?? (0, 0)
         t.objects += scale

@@ -196,7 +196,7 @@ final class ProfileBuilder {
         if heap == nil, case .heapProbe = role { return }
         // Heap probes: the size and pointer of a sampled allocation, or a free, a return, an
         // unsampled entry, none of which needs a stack.
-        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0, heapTracked = true
+        var heapSize: UInt64 = 0, heapPointer: UInt64 = 0, heapTracked = true, heapRate: Double?
         if let heap {
             guard let role = heap.roles[sample.eventID], heap.follows(sample.pid) else { return }
             heap.probeRecords += 1
@@ -204,7 +204,12 @@ final class ProfileBuilder {
             switch role {
             case .sampled:
                 (heapPointer, heapSize) = (di, si)
-                heapTracked = (Self.register(3, of: sample) ?? 0) == 0  // DX: `untracked`
+                // DX: the library's rate (its process's SPROF_HEAP_RATE, which a child may have
+                // changed or a nested sprof set) above the `untracked` bit; 0 from a library
+                // that did not pass it.
+                let dx = Self.register(3, of: sample) ?? 0
+                heapTracked = dx & 1 == 0
+                if dx >> 1 > 0 { heapRate = Double(dx >> 1) }
             case .freed:
                 if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
                 return
@@ -267,7 +272,7 @@ final class ProfileBuilder {
         let stackKey = StackKey(refs: scratch, thread: thread)
         if let heap {
             if heap.roles[sample.eventID] == .sampled {
-                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time, tracked: heapTracked)
+                heap.allocated(pid: sample.pid, address: heapPointer, size: heapSize, key: stackKey, time: sample.time, tracked: heapTracked, rate: heapRate)
             } else {
                 heap.enter(tid: sample.tid, sp: Self.register(7, of: sample) ?? 0, size: heapSize, key: stackKey)
             }

@@ -44,9 +44,12 @@ extern void *__libc_memalign(size_t, size_t);
 
 static unsigned long sampled_total, freed_total;
 
-EXPORT __attribute__((noinline)) void sprof_heap_sampled(void *ptr, size_t size, unsigned long untracked) {
+// `flags`: bit 0, the pointer is untracked (its free will not be reported); above it, the rate this
+// process samples at (SPROF_HEAP_RATE as this process read it, which a child of the command may have
+// changed, or a nested sprof set): sprof scales each sample by its own rate.
+EXPORT __attribute__((noinline)) void sprof_heap_sampled(void *ptr, size_t size, unsigned long flags) {
     __atomic_fetch_add(&sampled_total, 1, __ATOMIC_RELAXED);
-    __asm__ volatile("" ::"r"(ptr), "r"(size), "r"(untracked) : "memory");
+    __asm__ volatile("" ::"r"(ptr), "r"(size), "r"(flags) : "memory");
 }
 
 EXPORT __attribute__((noinline)) void sprof_heap_freed(void *ptr) {
@@ -204,7 +207,7 @@ static inline int should_sample(size_t size) {
 // default), mmap'd when the one before has a full neighbourhood: inside malloc, no malloc. A
 // pointer goes into the first level with a free slot among PROBES from its hash; a lookup walks
 // the levels in order (a level's empty slot ends the search in that level). Only when every level
-// is full is a sampled pointer left out: sprof_heap_sampled then says so (`untracked`), and sprof
+// is full is a sampled pointer left out: sprof_heap_sampled then says so (bit 0 of its `flags`), and sprof
 // counts it out of the in-use profile and says how many in its summary, since its free will not
 // be reported. SPROF_HEAP_TABLE_BITS sets the first level's size (log2 slots; tests use a small one).
 
@@ -301,7 +304,7 @@ EXPORT unsigned long sprof_heap_untracked_count(void) { return __atomic_load_n(&
         if (p_ && should_sample(s_)) {                        \
             int kept_ = rate() == 1 || remember(p_);          \
             wait_for_reader(1);                               \
-            sprof_heap_sampled(p_, s_, !kept_);               \
+            sprof_heap_sampled(p_, s_, (unsigned long)rate() << 1 | !kept_); \
         }                                                     \
         p_;                                                   \
     })

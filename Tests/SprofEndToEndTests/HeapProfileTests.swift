@@ -218,6 +218,25 @@ final class HeapProfileTests: XCTestCase {
         for (leak, want) in zip(leaks, [3 * mib, 2 * mib, 1 * mib]) { XCTAssertEqual(leak, want, accuracy: want * 0.01, "\(leaks) \(run.stderr)") }
     }
 
+    /// A process of the command that samples at another rate than sprof's (a child that sets
+    /// its own SPROF_HEAP_RATE, or the command of a nested `sprof run --heap`) is scaled by its
+    /// own rate, which the library passes with each sample: weighted at sprof's 512 KiB, its
+    /// every-allocation samples made a new user's 2.8 MB program 3.3 GB.
+    func testEachSampleIsScaledByTheRateItWasDrawnAt() throws {
+        try Self.requireUprobes()
+        let binary = try SprofCLI.buildC("heap_split", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"])
+        let prefix = SprofCLI.outputPrefix("heaprate")
+        let result = try SprofCLI.run(["run", "--heap", "-e", "none", "-o", prefix, "--", "/bin/sh", "-c", "SPROF_HEAP_RATE=1 exec \"$0\" 0.1", binary], timeout: 600)
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let profile = try PprofFormat.decode(Array(try XCTUnwrap(FileManager.default.contents(atPath: prefix + ".heap.pb.gz"), result.stderr)))
+        let totals = fixtureTotals(result.stdout)
+        for name in ["site_sixty", "site_thirty", "site_ten"] {
+            let truth = try XCTUnwrap(totals[name], result.stdout)
+            XCTAssertEqual(try total(profile, "alloc_objects", containing: name), truth.objects, accuracy: truth.objects * 0.01, "\(name): \(result.stderr)")
+            XCTAssertEqual(try total(profile, "alloc_space", containing: name), truth.bytes, accuracy: truth.bytes * 0.01, "\(name): \(result.stderr)")
+        }
+    }
+
     /// The fixture's own totals from heap_fork.c's output: site name to bytes.
     private func forkTotals(_ stdout: String) -> [String: Double] {
         var out: [String: Double] = [:]
