@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Sprof
 import SprofFormats
 import SprofProfile
 import XCTest
@@ -653,19 +654,29 @@ final class ServeAPITests: XCTestCase {
     }
 
     /// Counts, losses and notices come from the profile's provenance: an empty `output.log`
-    /// changes nothing (issue 18: the server read them from sprof's summary line there).
-    func testAFallbackOfTheEventIsANotice() throws {
+    /// changes nothing (issue 18: the server read them from sprof's summary line there). Every
+    /// notice the profile carries is shown, the stack copy's advice too, and the advice on lost
+    /// samples as `sprof run` prints it (only the fallback reached the job before).
+    func testEveryNoticeOfTheProfileAndTheLossAdviceAreNotices() throws {
         let dir = dataDir + "/run"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var profile = Profile(folded: [(frames: ["app", "main"], count: 12)])
         profile.metadata.sprofVersion = ProfileMetadata.currentSprofVersion
+        profile.metadata.callGraph = "dwarf"
+        profile.metadata.stackSize = 8192
+        profile.metadata.rate = .frequency(999)
         profile.metadata.statistics.samples = 12
         profile.metadata.statistics.lostRecords = 3
-        profile.metadata.notices = ["cycles is not supported on this machine; falling back to cpu-clock", "another notice"]
+        let stackCopy = "5 of 12 stacks were cut short because the 8192-byte stack copy ran out; copy more with --call-graph dwarf,32768"
+        profile.metadata.notices = ["cycles is not supported on this machine; falling back to cpu-clock", stackCopy]
         try Data(PprofFormat.encode(profile)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
         try Data().write(to: URL(fileURLWithPath: dir + "/output.log"))
         let outcome = SprofProcessEngine.outcome(status: 0, directory: dir)
-        XCTAssertEqual(outcome.notices, ["cycles is not supported on this machine; falling back to cpu-clock"])
+        var cli = RunOptions()
+        cli.callGraph = .dwarf(stackSize: 8192)
+        let advice = try XCTUnwrap(RecordingReport.lossAdvice(profile.metadata.statistics, callGraph: cli.callGraph, ringPages: cli.effectiveRingPages()))
+        XCTAssertTrue(advice.hasPrefix("20% of the samples were lost"), advice)
+        XCTAssertEqual(outcome.notices, ["cycles is not supported on this machine; falling back to cpu-clock", stackCopy, advice])
         XCTAssertEqual(outcome.samples, 12)
         XCTAssertEqual(outcome.lost, 3)
         XCTAssertNil(outcome.lastMessage)
