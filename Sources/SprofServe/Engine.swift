@@ -184,12 +184,6 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         if ticker != nil {
             progress(JobProgress(elapsedNs: DispatchTime.now().uptimeNanoseconds - started))
         }
-        // A repeat job's last run: its runs also become one profile with `run` labels, the kind
-        // `sprof run -r N` writes, next to runs/ (jobs/ID/profile.pb.gz) for `sprof diff`.
-        let parts = directory.split(separator: "/", omittingEmptySubsequences: false)
-        if options.runs > 1, parts.count >= 3, parts[parts.count - 2] == "runs", Int(parts[parts.count - 1]) == options.runs {
-            Self.mergeRuns(jobDirectory: parts.dropLast(2).joined(separator: "/"), runs: options.runs)
-        }
         return Self.outcome(status: status, directory: directory, heap: options.heap == true)
     }
 

@@ -309,12 +309,23 @@ public actor JobStore {
         }
         let stopped = stopping.remove(id) != nil
         let finalOutcome = last
+        // A repeat job's runs also become one profile with `run` labels, the kind `sprof run -r N`
+        // writes, next to runs/ (jobs/ID/profile.pb.gz) for `sprof diff` and Compare's "all runs":
+        // the runs recorded before a Stop too, as `sprof run -r N` merges those before its Ctrl-C.
+        let runsDone = jobs[id]?.runsDone ?? 0
+        if finalOutcome.profileWritten, job.options.runs > 1, runsDone >= 1 {
+            await Task.detached { SprofProcessEngine.mergeRuns(jobDirectory: dir, runs: runsDone) }.value
+        }
         update(id) { j in
             j.finishedMs = nowMs()
             if finalOutcome.profileWritten {
                 j.state = .done
                 if stopped {
-                    j.notices.append("stopped with Stop (SIGINT) after \(j.runsDone) of \(j.options.runs) run\(j.options.runs == 1 ? "" : "s"): the profile holds what was recorded until then")
+                    var note = "stopped with Stop (SIGINT) after \(j.runsDone) of \(j.options.runs) run\(j.options.runs == 1 ? "" : "s"): the profile holds what was recorded until then"
+                    if j.options.runs > 1 && j.runsDone < j.options.runs {
+                        note += "; all runs (\(j.runsDone) of \(j.options.runs) runs, stopped) are merged, as sprof run -r \(j.options.runs) merges them on Ctrl-C"
+                    }
+                    j.notices.append(note)
                 } else if finalOutcome.exitStatus != 0 {
                     j.notices.append("the command exited with status \(finalOutcome.exitStatus)")
                 }
