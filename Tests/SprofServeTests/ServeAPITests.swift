@@ -509,6 +509,28 @@ final class ServeAPITests: XCTestCase {
         XCTAssertEqual(onDisk.state, .interrupted, "the mark is saved")
     }
 
+    /// A graceful stop of the server stops the running job as Stop does and waits for its
+    /// profile: the job ends `done` and says the server's stop ended it. After the restart it
+    /// is not said to have outlived the server (it did not); a job the server left running when
+    /// it crashed still is (testAnOrphanedRecordingsProfileIsPickedUp).
+    func testAJobStoppedByAGracefulShutdownDidNotOutliveTheServer() async throws {
+        let engine = StoppableRunsEngine(stopAt: 1)
+        let store = try JobStore(dataDirectory: dataDir, engine: engine)
+        await store.start()
+        let id = try await store.create(command: ["/bin/sleep", "100"], options: JobOptions()).id
+        for _ in 0..<500 where engine.started < 1 { try await Task.sleep(nanoseconds: 10_000_000) }
+        await store.shutdown()
+        let after = try await store.job(id)
+        XCTAssertEqual(after.state, .done, "\(after)")
+        XCTAssertEqual(after.runsDone, 1)
+        XCTAssertTrue(after.notices.contains { $0.hasPrefix("stopped when the server stopped") }, "\(after.notices)")
+        let restarted = try JobStore(dataDirectory: dataDir, engine: FakeEngine())
+        let job = try await restarted.job(id)
+        XCTAssertEqual(job.state, .done)
+        XCTAssertFalse(job.notices.contains(JobStore.adoptedNotice), "\(job.notices)")
+        XCTAssertFalse(job.notices.joined().contains("outlived"), "\(job.notices)")
+    }
+
     func testDeleteRemovesTheDirectory() async throws {
         try await withServer(engine: FakeEngine()) { client, _ in
             let created = try await Self.create(client, #"{"command": ["/bin/true"]}"#)
