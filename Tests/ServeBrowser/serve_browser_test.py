@@ -1160,6 +1160,34 @@ def ux_semicolon_names(driver, server):
     print(f"permalink: a subtree transform and a zoom through {a!r}, {b!r}, {c!r} survive a reload")
 
 
+def ux_upload_401(driver, server):
+    """The Compare upload's own 401 (a stale token) shows the token warning, as every other 401
+    does. Only the upload carries the stale token here, so no poll can be what showed it."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#compare")
+    wait(driver, "the Compare tab", lambda d: d.find_elements(By.ID, "compare-upload"))
+    tmp = tempfile.mkdtemp(prefix="sprof-serve-401-")
+    path = os.path.join(tmp, "base.folded")
+    with open(path, "w") as f:
+        f.write("app;main 1\n")
+    good = driver.execute_script("""const good = localStorage.getItem("sprof-token"), fetch0 = window.fetch;
+        window.fetch = (url, opts) => {
+          if (!String(url).startsWith("/api/uploads?")) opts = Object.assign({}, opts, { headers: Object.assign({}, opts && opts.headers, { Authorization: "Bearer " + good }) });
+          return fetch0(url, opts);
+        };
+        localStorage.setItem("sprof-token", "stale-token"); return good;""")
+    try:
+        assert not driver.find_element(By.ID, "token-warning").is_displayed()
+        driver.find_element(By.ID, "compare-upload").send_keys(path)
+        wait(driver, "the upload's error", lambda d: d.find_element(By.ID, "compare-upload-error").is_displayed(), timeout=20)
+        error = driver.find_element(By.ID, "compare-upload-error").text
+        shown = driver.find_element(By.ID, "token-warning").is_displayed()
+        assert shown and "token" in error, f"upload refused with {error!r}; token warning shown: {shown}"
+    finally:
+        driver.execute_script("localStorage.setItem('sprof-token', arguments[0]);", good)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("Compare upload: its own 401 shows the token warning")
+
+
 def flame_total_now(driver):
     return driver.execute_script("return window.sprofFlame && window.sprofFlame.drawn > 0 ? window.sprofFlame.total : null")
 
@@ -1173,7 +1201,7 @@ def ux_checks(driver, server, bin_dir, data, keep_going=False):
     each part fail against an older build), then fail."""
     failed = []
     parts = [ux_empty_transform, ux_empty_range, ux_bar, ux_back, ux_bytes, ux_source_fn, ux_run, ux_base,
-             ux_long_command, ux_selection, ux_held_click, ux_semicolon_names]
+             ux_long_command, ux_selection, ux_held_click, ux_semicolon_names, ux_upload_401]
     for part in parts + [ux_restart]:
         try:
             if part is ux_restart:

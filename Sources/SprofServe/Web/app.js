@@ -37,17 +37,21 @@
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
     try { data = await r.json(); } catch (_) { data = null; }
-    if (!r.ok) {
-      let msg = (data && data.error) || `${r.status} ${r.statusText}`;
-      if (r.status === 401) {
-        msg += " (the token changes each time sprof serve starts)";
-        tokenWarning();
-      }
-      const err = new Error(msg);
-      err.status = r.status;
-      throw err;
-    }
+    if (!r.ok) throw failure(r, data);
     return data;
+  }
+
+  // The error of a refused request (`data`: its JSON body, if any); a 401 also shows the token
+  // warning. Every request the page makes goes through here, the Compare upload's own too.
+  function failure(r, data) {
+    let msg = (data && data.error) || `${r.status} ${r.statusText}`;
+    if (r.status === 401) {
+      msg += " (the token changes each time sprof serve starts)";
+      tokenWarning();
+    }
+    const err = new Error(msg);
+    err.status = r.status;
+    return err;
   }
 
   // A 401 on a page that had a valid token: the server restarted with a new token. Say so where
@@ -553,7 +557,7 @@
             const r = await fetch(`/api/uploads?name=${encodeURIComponent(f.name)}`, { method: "POST", body: f,
               headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/octet-stream" } });
             const d = await r.json().catch(() => null);
-            if (!r.ok) throw new Error((d && d.error) || `${r.status} ${r.statusText}`);
+            if (!r.ok) throw failure(r, d);
             picked = `upload:${d.id}`;
             showTab("compare");
           } catch (e) { showError(upErr, e); }
