@@ -246,6 +246,29 @@ final class ServeAPITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/profile.pb.gz"), "\((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) \((try? String(contentsOfFile: dir + "/output.log", encoding: .utf8)) ?? "")")
     }
 
+    /// The form's inputs get the CLI's one line: an event with a space is an unknown event (not
+    /// "-e cpu clock: …", read as modifiers), a file without execute permission is not "command
+    /// not found", by path or on the PATH.
+    func testBadEventsAndCommandsGetTheCLIsLine() throws {
+        let dir = NSTemporaryDirectory() + "sprof-serve-exec-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/notes.txt", contents: Data("x\n".utf8), attributes: [.posixPermissions: 0o644])
+        let validator = JobValidator(capabilities: SprofCapabilities(), searchPath: "/no/such/dir:" + dir)
+        func refusal(_ command: [String], _ options: JobOptions? = nil) -> (Int, String)? {
+            do { _ = try validator.validate(JobSpec(command: command, options: options)); return nil } catch let e as ServeError { return (e.status, e.message) } catch { return nil }
+        }
+        let event = refusal(["/bin/true"], JobOptions(event: "cpu clock"))
+        XCTAssertEqual(event?.0, 400)
+        XCTAssertTrue(event?.1.hasPrefix("unknown event 'cpu clock'; valid events: ") == true, "\(String(describing: event))")
+        XCTAssertEqual(refusal([dir + "/notes.txt"])?.1, "\(dir)/notes.txt: permission denied (is it executable? try chmod +x)")
+        XCTAssertEqual(refusal([dir + "/notes.txt"])?.0, 422)
+        XCTAssertEqual(refusal(["notes.txt"])?.1, "notes.txt: permission denied (is it executable? try chmod +x)")
+        XCTAssertEqual(refusal([dir + "/missing"])?.1, "\(dir)/missing: no such file (check the path)")
+        XCTAssertEqual(refusal([dir])?.1, "\(dir): is a directory, not a program")
+        XCTAssertEqual(refusal(["missing-sprof-program"])?.1, "missing-sprof-program: command not found (give a path, or a program on the server's PATH)")
+    }
+
     func testCommandNotFoundAndInvalidOptionsAreRefusedWithJSON() async throws {
         try await withServer(engine: FakeEngine()) { client, _ in
             let cases: [(String, HTTPResponse.Status, String)] = [
