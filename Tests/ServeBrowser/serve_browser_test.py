@@ -1098,19 +1098,31 @@ def write_ux_jobs(data):
     write_job(data, LONG_COMMAND_JOB, "app;main 1\n", ["long-command", "x" * 4000])
     a, b, c, other = SEMICOLON_NAMES
     write_pprof_job(data, SEMICOLON_JOB, [(["main", a, b, c], 30), (["main", other], 10)], ["names"])
+    # A repeat job of 3 runs stopped after 2 by a server that did not merge stopped jobs.
+    for k in (1, 2):
+        write_pprof_job(data, STOPPED_REPEAT_JOB, [(["main", f"run{k}"], 10 * k)], ["stopped-repeat"], run=k)
+    with open(os.path.join(data, "jobs", STOPPED_REPEAT_JOB, "state.json")) as f:
+        st = json.load(f)
+    st.update(options={"repeat": 3}, runs_done=2, samples=20)
+    with open(os.path.join(data, "jobs", STOPPED_REPEAT_JOB, "state.json"), "w") as f:
+        json.dump(st, f)
 
 
 SEMICOLON_JOB = "20200101-000000-000012"
+STOPPED_REPEAT_JOB = "20200101-000000-000013"
 # Names holding the path's separator and its escape: Rust's `[u8; 32]`, a `\` and a `\;`.
 SEMICOLON_NAMES = ["process<[u8; 32]>", "C:\\dir;x::run", "leaf\\;tail", "other"]
 
 
-def write_pprof_job(data, job, stacks, command):
+def write_pprof_job(data, job, stacks, command, run=1):
     """A finished job whose profile.pb.gz (pprof written by hand) holds `stacks`: (function
     names root first, samples), one process and thread. Names may hold anything, `;` included,
-    which a folded file cannot."""
+    which a folded file cannot. `run` above 1: another run of the job written before."""
     import gzip
-    write_job(data, job, None, command)
+    if run == 1:
+        write_job(data, job, None, command)
+    else:
+        os.makedirs(os.path.join(data, "jobs", job, "runs", str(run)))
     funcs = sorted({f for frames, _ in stacks for f in frames})
     strings = ["", "samples", "count", "pid", "tid", "thread_name", "process_name", "app"] + funcs
     msg = bytearray(_field(1, _field(1, 1) + _field(2, 2)))
@@ -1123,7 +1135,7 @@ def write_pprof_job(data, job, stacks, command):
         msg += _field(5, _field(1, i + 1) + _field(2, 8 + i) + _field(3, 8 + i))
     for text in strings:
         msg += _field(6, text.encode())
-    with open(os.path.join(data, "jobs", job, "runs", "1", "profile.pb.gz"), "wb") as f:
+    with open(os.path.join(data, "jobs", job, "runs", str(run), "profile.pb.gz"), "wb") as f:
         f.write(gzip.compress(bytes(msg), mtime=0))
 
 
@@ -1201,7 +1213,7 @@ def ux_checks(driver, server, bin_dir, data, keep_going=False):
     each part fail against an older build), then fail."""
     failed = []
     parts = [ux_empty_transform, ux_empty_range, ux_bar, ux_back, ux_bytes, ux_source_fn, ux_run, ux_base,
-             ux_long_command, ux_selection, ux_held_click, ux_semicolon_names, ux_upload_401]
+             ux_long_command, ux_selection, ux_held_click, ux_semicolon_names, ux_upload_401, ux_stopped_repeat]
     for part in parts + [ux_restart]:
         try:
             if part is ux_restart:
@@ -1309,6 +1321,19 @@ def ux_base(driver, server):
     driver.execute_script(f"const s = document.getElementById('compare-base'); s.value = '{REPEAT_JOB}:1'; s.dispatchEvent(new Event('change'));")
     wait(driver, "the new base in the URL", lambda d: f"base={REPEAT_JOB}%3A1" in d.current_url)
     print("permalink: the Compare base restored")
+
+
+def ux_stopped_repeat(driver, server):
+    """A repeat job stopped after 2 of 3 runs offers its runs merged as Compare's base, said to
+    be 2 of 3 runs, stopped (it was offered only with all 3 runs done)."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#compare")
+    option = f'#compare-base option[value="{STOPPED_REPEAT_JOB}:all"]'
+    wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, "#compare-base option"))
+    found = driver.find_elements(By.CSS_SELECTOR, option)
+    assert found and "all runs (2 of 3 runs, stopped)" in found[0].text, [o.text for o in driver.find_elements(By.CSS_SELECTOR, "#compare-base option")]
+    driver.execute_script(f"const s = document.getElementById('compare-base'); s.value = '{STOPPED_REPEAT_JOB}:all'; s.dispatchEvent(new Event('change'));")
+    wait(driver, "the comparison with the stopped job's runs", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr"), timeout=30)
+    print("compare: a repeat job stopped after 2 of 3 runs offers them merged ('2 of 3 runs, stopped')")
 
 
 def ux_long_command(driver, server):

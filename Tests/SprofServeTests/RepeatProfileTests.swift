@@ -49,6 +49,28 @@ final class RepeatProfileTests: XCTestCase {
         XCTAssertEqual(merged.runs, [1, 2])
         XCTAssertEqual(merged.total(), 30)
     }
+
+    /// A repeat job stopped after 2 of 3 runs by an older server has no merged profile: its runs
+    /// are merged when "all runs" is first asked for (it was a 404).
+    func testAnOlderStoppedRepeatJobIsMergedWhenAskedFor() async throws {
+        let data = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-serve-older-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: data) }
+        let id = "20200101-000000-0000cc", dir = data + "/jobs/" + id
+        for run in 1...2 {
+            try FileManager.default.createDirectory(atPath: "\(dir)/runs/\(run)", withIntermediateDirectories: true)
+            try Data(try PprofFormat.encode(Profile(folded: [(["app", "main"], Int64(run * 10))]))).write(to: URL(fileURLWithPath: "\(dir)/runs/\(run)/profile.pb.gz"))
+        }
+        var job = Job(id: id, command: ["/bin/true"], options: JobOptions(repeat: 3), createdMs: 1_577_836_800_000)
+        job.state = .done
+        job.runsDone = 2
+        try DataFiles.writeJSON(job, to: dir + "/state.json")
+        let store = try JobStore(dataDirectory: data, engine: FakeEngine())
+        let merged = try await ServeApp.mergedDirectory(store, id)
+        XCTAssertEqual(merged, dir)
+        let profile = try PprofFormat.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/profile.pb.gz"))))
+        XCTAssertEqual(profile.runs, [1, 2])
+        XCTAssertEqual(profile.total(), 30)
+    }
 }
 
 /// Writes run N's profile (10·N samples) at once; run `stopAt` then records until Stop.
