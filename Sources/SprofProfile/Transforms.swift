@@ -15,7 +15,8 @@ public enum StackTransform: Sendable, Hashable, CustomStringConvertible {
     /// `F`'s total.
     case focusFunction(String)
     /// `subtree:A;B;C`: only the samples whose stack starts with the path `A`, `B`, `C` (root
-    /// first, below the process), each cut so that `C` is the root ("focus on subtree").
+    /// first, below the process), each cut so that `C` is the root ("focus on subtree"). In the
+    /// text form a `;` or `\` within a name is escaped with `\` (``joinedPath(_:)``).
     case focusSubtree([String])
     /// `ignore:F`: the samples with `F` anywhere on the stack are dropped (pprof's `-ignore`, the
     /// Firefox Profiler's "drop samples with this function"). The total drops by `F`'s total.
@@ -50,7 +51,7 @@ public enum StackTransform: Sendable, Hashable, CustomStringConvertible {
         let function = FrameKind.functionName(arg)
         switch kind {
         case "focus": self = .focusFunction(function)
-        case "subtree": self = .focusSubtree(arg.split(separator: ";", omittingEmptySubsequences: false).map { FrameKind.functionName(String($0)) })
+        case "subtree": self = .focusSubtree(Self.splitPath(arg).map { FrameKind.functionName($0) })
         case "ignore": self = .ignore(function)
         case "merge": self = .merge(function)
         case "rec": self = .collapseRecursion(function)
@@ -66,13 +67,46 @@ public enum StackTransform: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .focusFunction(let f): return "focus:" + f
-        case .focusSubtree(let path): return "subtree:" + path.joined(separator: ";")
+        case .focusSubtree(let path): return "subtree:" + Self.joinedPath(path)
         case .ignore(let f): return "ignore:" + f
         case .merge(let f): return "merge:" + f
         case .collapseRecursion(let f): return "rec:" + f
         case .thread(let t): return "tid:\(t)"
         case .process(let p): return "pid:\(p)"
         }
+    }
+
+    /// A `subtree:` path as text: the names joined by `;`, each `\` and `;` within a name written
+    /// `\\` and `\;`, so that any name reads back (Rust's `[u8; 32]`, C++ templates hold `;`).
+    public static func joinedPath(_ names: [String]) -> String {
+        names.map { name in
+            var out = ""
+            for c in name {
+                if c == "\\" || c == ";" { out.append("\\") }
+                out.append(c)
+            }
+            return out
+        }.joined(separator: ";")
+    }
+
+    /// The names of a `subtree:` path (``joinedPath(_:)``). A `\` before anything but `\` or
+    /// `;` is kept as it is, so a path written before escaping existed reads as it did.
+    public static func splitPath(_ text: String) -> [String] {
+        var names: [String] = [], name = ""
+        var i = text.startIndex
+        while i < text.endIndex {
+            let c = text[i]
+            let next = text.index(after: i)
+            if c == "\\", next < text.endIndex, text[next] == "\\" || text[next] == ";" {
+                name.append(text[next])
+                i = text.index(after: next)
+                continue
+            }
+            if c == ";" { names.append(name); name = "" } else { name.append(c) }
+            i = next
+        }
+        names.append(name)
+        return names
     }
 
     /// True for the transforms that select samples by thread or process rather than rewrite stacks.

@@ -43,6 +43,12 @@ public struct LaunchError: Error, Equatable, Sendable, CustomStringConvertible {
     public var command: String
     /// errno from exec.
     public var errno: Int32
+    /// The error exec gave (or would give, for `sprof serve`'s check of a job's command before
+    /// it runs) for `command`.
+    public init(command: String, errno: Int32) {
+        self.command = command
+        self.errno = errno
+    }
     /// 127 when not found, 126 when not executable (EACCES, EISDIR for a directory, ENOEXEC), as
     /// shells do.
     public var exitStatus: Int32 { errno == ENOENT || errno == ENOTDIR ? 127 : 126 }

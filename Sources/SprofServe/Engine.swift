@@ -1,6 +1,8 @@
 import Foundation
+import Sprof
 import SprofFormats
 import SprofProfile
+import SprofRecording
 
 /// How one run of a job ended.
 public struct RunOutcome: Sendable, Equatable {
@@ -15,8 +17,9 @@ public struct RunOutcome: Sendable, Equatable {
     public var samples: UInt64?
     /// Samples and records lost, from the profile's provenance (``ProfileStatistics/lost``).
     public var lost: UInt64?
-    /// sprof's notices worth showing with the job, from the profile's provenance (an event it
-    /// replaced, e.g. `cycles` by `cpu-clock` on a machine without a hardware PMU).
+    /// sprof's notices, as `sprof run` prints them: every notice of the profile's provenance (an
+    /// event it replaced, stacks cut short by the stack copy, files whose debug information could
+    /// not be read), then the advice when samples were lost (``RecordingReport/lossAdvice``).
     public var notices: [String] = []
 
     /// Creates an outcome.
@@ -181,13 +184,26 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
         if ticker != nil {
             progress(JobProgress(elapsedNs: DispatchTime.now().uptimeNanoseconds - started))
         }
-        // A repeat job's last run: its runs also become one profile with `run` labels, the kind
-        // `sprof run -r N` writes, next to runs/ (jobs/ID/profile.pb.gz) for `sprof diff`.
-        let parts = directory.split(separator: "/", omittingEmptySubsequences: false)
-        if options.runs > 1, parts.count >= 3, parts[parts.count - 2] == "runs", Int(parts[parts.count - 1]) == options.runs {
-            Self.mergeRuns(jobDirectory: parts.dropLast(2).joined(separator: "/"), runs: options.runs)
+        return Self.outcome(status: status, directory: directory, heap: options.heap == true)
+    }
+
+    /// The advice `sprof run` prints when samples were lost, made from the profile's provenance:
+    /// its stack mode and rate, and the ring buffers `sprof run` chose for them on this machine
+    /// (the server passes no `-m`; a heap job's are the heap's).
+    static func lossAdvice(_ metadata: ProfileMetadata, heap: Bool) -> String? {
+        var options = RunOptions()
+        switch metadata.callGraph {
+        case "fp": options.callGraph = .framePointer
+        case "none": options.callGraph = .none
+        default: options.callGraph = .dwarf(stackSize: metadata.stackSize.map { UInt32(clamping: $0) } ?? SamplingOptions.defaultDwarfStackSize)
         }
-        return Self.outcome(status: status, directory: directory)
+        switch metadata.rate {
+        case .frequency(let hz)?: options.rate = .frequency(hz)
+        case .period(let n)?: options.rate = .period(n)
+        case nil: break
+        }
+        if heap { options.heap = HeapOptions() }
+        return RecordingReport.lossAdvice(metadata.statistics, callGraph: options.callGraph, ringPages: options.effectiveRingPages())
     }
 
     /// Merges `runs/1…N/profile.pb.gz` of a job into `jobDirectory/profile.pb.gz`, whose samples
@@ -236,7 +252,7 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
     /// profile's provenance (the model, never the log). Only when no profile was written does
     /// the reason come from sprof's last `sprof: …` line in `output.log`, since there is no
     /// profile to carry it.
-    static func outcome(status: Int32, directory: String) -> RunOutcome {
+    static func outcome(status: Int32, directory: String, heap: Bool = false) -> RunOutcome {
         let fm = FileManager.default
         let written = ProfileFiles.kinds.contains { fm.fileExists(atPath: directory + "/profile" + $0) }
         var outcome = RunOutcome(profileWritten: written, exitStatus: status)
@@ -246,7 +262,8 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
                 outcome.samples = UInt64(max(0, metadata.statistics.samples))
                 outcome.lost = metadata.statistics.lost
             }
-            outcome.notices = metadata.notices.filter { $0.contains("falling back to") }
+            outcome.notices = metadata.notices
+            if let advice = lossAdvice(metadata, heap: heap) { outcome.notices.append(advice) }
         } else if !written, let log = fm.contents(atPath: directory + "/output.log") {
             let text = String(decoding: log.suffix(64 * 1024), as: UTF8.self)
             let last = text.split(separator: "\n").last { $0.hasPrefix("sprof: ") }

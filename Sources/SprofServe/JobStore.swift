@@ -64,18 +64,33 @@ public actor JobStore {
         worker = Task { await self.work() }
     }
 
+    /// How long ``shutdown()`` waits for the running job's profile to be written.
+    static let shutdownWaitNs: UInt64 = 15_000_000_000
+
     /// Stops the server's side of things: the worker, the recording in progress (SIGINT to sprof,
-    /// which still writes its profile) and every event stream. The running job is marked
-    /// `interrupted` now; after a crash the next start does it.
-    public func shutdown() {
+    /// which still writes its profile, as Stop does) and every event stream. The running job's
+    /// end is waited for (up to ``shutdownWaitNs``): it ends `done`, saying the server's stop
+    /// stopped it, since its recording ended with the server and did not outlive it. A job still
+    /// running then is marked `interrupted` (its profile is picked up later, see
+    /// ``adoptOrphanedRuns(_:directory:)``); after a crash the next start does it.
+    public func shutdown() async {
         shuttingDown = true
         worker?.cancel()
         worker = nil
         if let id = runningID {
-            update(id) { j in
-                j.state = .interrupted
-                j.error = "interrupted: the server stopped while this job was running"
-                j.finishedMs = nowMs()
+            stopping.insert(id)
+            engine.cancel()
+            runTask?.cancel()
+            let deadline = DispatchTime.now().uptimeNanoseconds + Self.shutdownWaitNs
+            while runningID == id && DispatchTime.now().uptimeNanoseconds < deadline {
+                try? await Task.sleep(nanoseconds: 50_000_000)
+            }
+            if runningID == id {
+                update(id) { j in
+                    j.state = .interrupted
+                    j.error = "interrupted: the server stopped while this job was running"
+                    j.finishedMs = nowMs()
+                }
             }
         }
         engine.cancel()
@@ -292,7 +307,8 @@ public actor JobStore {
             runTask = task
             last = await withTaskCancellationHandler { await task.value } onCancel: { task.cancel() }
             runTask = nil
-            if deleting.contains(id) || shuttingDown { return }
+            // A shutdown stops the run as Stop does, and waits to record how it ended.
+            if deleting.contains(id) { return }
             let notices = last.notices
             if !notices.isEmpty {
                 update(id) { j in for n in notices where !j.notices.contains(n) { j.notices.append(n) } }
@@ -309,12 +325,24 @@ public actor JobStore {
         }
         let stopped = stopping.remove(id) != nil
         let finalOutcome = last
+        // A repeat job's runs also become one profile with `run` labels, the kind `sprof run -r N`
+        // writes, next to runs/ (jobs/ID/profile.pb.gz) for `sprof diff` and Compare's "all runs":
+        // the runs recorded before a Stop too, as `sprof run -r N` merges those before its Ctrl-C.
+        let runsDone = jobs[id]?.runsDone ?? 0
+        if finalOutcome.profileWritten, job.options.runs > 1, runsDone >= 1 {
+            await Task.detached { SprofProcessEngine.mergeRuns(jobDirectory: dir, runs: runsDone) }.value
+        }
         update(id) { j in
             j.finishedMs = nowMs()
             if finalOutcome.profileWritten {
                 j.state = .done
                 if stopped {
-                    j.notices.append("stopped with Stop (SIGINT) after \(j.runsDone) of \(j.options.runs) run\(j.options.runs == 1 ? "" : "s"): the profile holds what was recorded until then")
+                    let by = shuttingDown ? "stopped when the server stopped (SIGINT, as Stop does)" : "stopped with Stop (SIGINT)"
+                    var note = "\(by) after \(j.runsDone) of \(j.options.runs) run\(j.options.runs == 1 ? "" : "s"): the profile holds what was recorded until then"
+                    if j.options.runs > 1 && j.runsDone < j.options.runs {
+                        note += "; all runs (\(j.runsDone) of \(j.options.runs) runs, stopped) are merged, as sprof run -r \(j.options.runs) merges them on Ctrl-C"
+                    }
+                    j.notices.append(note)
                 } else if finalOutcome.exitStatus != 0 {
                     j.notices.append("the command exited with status \(finalOutcome.exitStatus)")
                 }

@@ -211,7 +211,8 @@ public struct JobValidator: Sendable {
     }
 
     /// Validates `spec`; returns the options with defaults filled in.
-    /// - Throws: ``ServeError`` 400 for invalid options or an empty command, 422 for a command not found.
+    /// - Throws: ``ServeError`` 400 for invalid options or an empty command, 422 for a command not
+    ///   found, a directory or a file without execute permission (the CLI's lines, ``LaunchError``).
     public func validate(_ spec: JobSpec) throws -> JobOptions {
         guard let program = spec.command.first, !program.isEmpty else {
             throw ServeError(400, "no command given: \"command\" must be a non-empty array, e.g. [\"/bin/ls\", \"-l\"]")
@@ -221,7 +222,9 @@ public struct JobValidator: Sendable {
         }
         var o = spec.options ?? JobOptions()
         if let e = o.event {
-            do { _ = try EventCatalog.parse(e) } catch { throw ServeError(400, "-e \(e): \(error.description)") }
+            // The CLI's line, which names the event itself ("-e cpu clock: unknown event 'cpu
+            // clock'…" read as an event with modifiers).
+            do { _ = try EventCatalog.parse(e) } catch { throw ServeError(400, error.description) }
         }
         switch (o.frequency, o.period) {
         case (.some, .some): throw ServeError(400, "use either -F (frequency) or -c (period), not both")
@@ -252,13 +255,32 @@ public struct JobValidator: Sendable {
         }
         if o.repeat == nil { o.repeat = 1 }
         guard resolve(program) != nil else {
-            var st = stat()
-            if program.contains("/"), stat(program, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR {
-                throw ServeError(422, "\(program): is a directory, not a program")
+            // What exec would say, in the CLI's words (LaunchError): a file that is there but not
+            // executable is not "not found".
+            let candidates = program.contains("/") ? [program] : searchPath.split(separator: ":").filter { !$0.isEmpty }.map { "\($0)/\(program)" }
+            if let errno = Self.execError(candidates, searched: !program.contains("/")) {
+                throw ServeError(422, LaunchError(command: program, errno: errno).description)
             }
+            if program.contains("/") { throw ServeError(422, LaunchError(command: program, errno: ENOENT).description) }
             throw ServeError(422, "\(program): command not found (give a path, or a program on the server's PATH)")
         }
         return o
+    }
+
+    /// The errno exec gives for the first of `candidates` that exists but cannot be run: EISDIR
+    /// for a directory, EACCES for a file without execute permission; nil when none exists.
+    /// `searched`: the candidates are the PATH's, where a search passes directories by.
+    static func execError(_ candidates: [String], searched: Bool) -> Int32? {
+        for path in candidates {
+            var st = stat()
+            guard stat(path, &st) == 0 else { continue }
+            if (st.st_mode & S_IFMT) == S_IFDIR {
+                if searched { continue }
+                return EISDIR
+            }
+            return EACCES
+        }
+        return nil
     }
 
     /// The executable `program` names: itself when it contains a `/`, else the first match on the path.

@@ -928,8 +928,14 @@ public enum ServeApp {
     }
 
     /// The directory of job `id` when it holds its runs merged (`profile.pb.gz`, a repeat job's).
+    /// A repeat job stopped before its last run by a server older than the merge of stopped
+    /// jobs has none: its runs are merged when first asked for.
     static func mergedDirectory(_ store: JobStore, _ id: String) async throws -> String {
         let dir = try await store.directory(of: id)
+        let job = try await store.job(id)
+        if !FileManager.default.fileExists(atPath: dir + "/profile.pb.gz"), job.state == .done, job.options.runs > 1, job.runsDone >= 1 {
+            await Task.detached { SprofProcessEngine.mergeRuns(jobDirectory: dir, runs: job.runsDone) }.value
+        }
         guard FileManager.default.fileExists(atPath: dir + "/profile.pb.gz") else {
             throw ServeError(404, "job \(String(id.prefix(70))) has no merged profile of its runs: only a finished repeat job (repeat 2 or more) has one")
         }

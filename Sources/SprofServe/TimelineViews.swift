@@ -148,8 +148,10 @@ extension ProfileViews {
         public var samples: Int
         /// Threads, most samples first.
         public var threads: [TimelineThread]
-        /// CPUs in use per bucket (samples times the average CPU nanoseconds of a sample, over
-        /// the bucket's width); nil when the profile has no cpu/nanoseconds value.
+        /// CPUs in use per bucket: each sample's CPU nanoseconds (the average of a sample) spread
+        /// over the time before it that they ran, per thread at most the bucket's width, summed
+        /// and divided by the width; never more than the threads that ran in the bucket. nil
+        /// when the profile has no cpu/nanoseconds value.
         public var cpu: [Double]?
         /// The memory timeline (as `view/memory`).
         public var memory: [MemorySeries]
@@ -177,8 +179,44 @@ extension ProfileViews {
         if let c = profile.sampleTypeIndex("cpu"), profile.sampleTypes[c].unit == "nanoseconds" {
             let count = profile.total(0)
             let perSample = count > 0 ? Double(profile.total(c)) / Double(count) : 0
-            cpu = all.map { Double($0) * perSample / Double(width) }
+            cpu = cpuUse(timed, perSample: perSample, width: width, buckets: n)
         }
         return Timeline(duration: last, bucket: width, samples: timed.count, threads: threads, cpu: cpu, memory: memory)
+    }
+
+    /// CPUs in use per bucket of `width` ns. A sample stands for the `perSample` ns of CPU its
+    /// thread ran before it (the period that ran out at its time), so that span is split across
+    /// the buckets it covers: counted whole in the bucket of its time, a 10 ms bucket got 10 or
+    /// 11 samples of 1 ms, and one single-threaded command peaked at 1.09 CPUs. A thread also
+    /// runs at most the bucket's width in a bucket, which caps its share there: a timer that
+    /// fires late leaves a long period and then a short one, whose spans of `perSample` overlap.
+    static func cpuUse(_ timed: [Profile.TimedSample], perSample: Double, width: UInt64, buckets n: Int) -> [Double] {
+        var slot: [Int: Int] = [:]
+        var used: [Double] = []  // per thread slot, n buckets each: CPU ns
+        let w = Double(width)
+        for s in timed {
+            let base: Int
+            if let known = slot[s.thread] {
+                base = known
+            } else {
+                base = used.count
+                slot[s.thread] = base
+                used.append(contentsOf: repeatElement(0, count: n))
+            }
+            let end = Double(s.time), start = max(0, end - perSample)
+            var b = min(n - 1, Int(s.time / width)), hi = end
+            while b >= 0 && hi > start {
+                let lo = max(start, Double(b) * w)
+                used[base + b] += hi - lo
+                hi = lo
+                b -= 1
+            }
+        }
+        var cpu = Array(repeating: 0.0, count: n)
+        // In the order the threads first appear, so that the sums are the same bytes every time.
+        for base in stride(from: 0, to: used.count, by: n) {
+            for b in 0..<n { cpu[b] += min(used[base + b], w) / w }
+        }
+        return cpu
     }
 }

@@ -1096,6 +1096,108 @@ def write_ux_jobs(data):
     with open(os.path.join(data, "jobs", REPEAT_JOB, "state.json"), "w") as f:
         json.dump(st, f)
     write_job(data, LONG_COMMAND_JOB, "app;main 1\n", ["long-command", "x" * 4000])
+    a, b, c, other = SEMICOLON_NAMES
+    write_pprof_job(data, SEMICOLON_JOB, [(["main", a, b, c], 30), (["main", other], 10)], ["names"])
+    # A repeat job of 3 runs stopped after 2 by a server that did not merge stopped jobs.
+    for k in (1, 2):
+        write_pprof_job(data, STOPPED_REPEAT_JOB, [(["main", f"run{k}"], 10 * k)], ["stopped-repeat"], run=k)
+    with open(os.path.join(data, "jobs", STOPPED_REPEAT_JOB, "state.json")) as f:
+        st = json.load(f)
+    st.update(options={"repeat": 3}, runs_done=2, samples=20)
+    with open(os.path.join(data, "jobs", STOPPED_REPEAT_JOB, "state.json"), "w") as f:
+        json.dump(st, f)
+
+
+SEMICOLON_JOB = "20200101-000000-000012"
+STOPPED_REPEAT_JOB = "20200101-000000-000013"
+# Names holding the path's separator and its escape: Rust's `[u8; 32]`, a `\` and a `\;`.
+SEMICOLON_NAMES = ["process<[u8; 32]>", "C:\\dir;x::run", "leaf\\;tail", "other"]
+
+
+def write_pprof_job(data, job, stacks, command, run=1):
+    """A finished job whose profile.pb.gz (pprof written by hand) holds `stacks`: (function
+    names root first, samples), one process and thread. Names may hold anything, `;` included,
+    which a folded file cannot. `run` above 1: another run of the job written before."""
+    import gzip
+    if run == 1:
+        write_job(data, job, None, command)
+    else:
+        os.makedirs(os.path.join(data, "jobs", job, "runs", str(run)))
+    funcs = sorted({f for frames, _ in stacks for f in frames})
+    strings = ["", "samples", "count", "pid", "tid", "thread_name", "process_name", "app"] + funcs
+    msg = bytearray(_field(1, _field(1, 1) + _field(2, 2)))
+    labels = (_field(3, _field(1, 3) + _field(3, 1000)) + _field(3, _field(1, 4) + _field(3, 1000))
+              + _field(3, _field(1, 5) + _field(2, 7)) + _field(3, _field(1, 6) + _field(2, 7)))
+    for frames, n in stacks:
+        msg += _field(2, _packed(1, [funcs.index(f) + 1 for f in reversed(frames)]) + _packed(2, [n]) + labels)
+    for i, f in enumerate(funcs):
+        msg += _field(4, _field(1, i + 1) + _field(3, 0x1000 + 16 * i) + _field(4, _field(1, i + 1)))
+        msg += _field(5, _field(1, i + 1) + _field(2, 8 + i) + _field(3, 8 + i))
+    for text in strings:
+        msg += _field(6, text.encode())
+    with open(os.path.join(data, "jobs", job, "runs", str(run), "profile.pb.gz"), "wb") as f:
+        f.write(gzip.compress(bytes(msg), mtime=0))
+
+
+def ux_semicolon_names(driver, server):
+    """Names with `;` and `\\` (the path's separator and escape): a subtree transform made from
+    the frame's menu and a zoom into such a frame survive a reload of the permalink."""
+    a, b, c, _ = SEMICOLON_NAMES
+    load(driver, f"{server.base}/jobs/{SEMICOLON_JOB}#cpu")
+    wait(driver, "the flame graph", flame_ready)
+    assert flame_total_now(driver) == 40, flame_total_now(driver)
+    # The frame menu's "Focus on subtree" on `b` (below main and `a`).
+    mark_flame(driver)
+    driver.execute_script("""const f = window.sprofFlame, T = window.sprofTransforms;
+        let i = 0; while (i < f.n && f.data.names[f.data.name[i]] !== arguments[0]) i++;
+        const p = T.path(f, i, 1);
+        T.add('subtree:' + T.joinPath(p));""", b)
+    total = new_flame(driver, "the subtree's flame graph")
+    assert total == 30, f"subtree main → {a} → {b}: total {total}, want 30 (chips {chips(driver)})"
+    shown = driver.find_element(By.CSS_SELECTOR, "#transform-bar .transform").text
+    assert f"main → {a} → {b}" in shown, shown
+    # Zoom into `c`, below `b`, then reload the permalink.
+    driver.execute_script("""const f = window.sprofFlame;
+        for (let i = 0; i < f.n; i++) if (f.data.names[f.data.name[i]] === arguments[0]) { f.zoom(i); break; }""", c)
+    wait(driver, "the zoom in the URL", lambda d: "zoom=" in d.current_url)
+    url = driver.current_url
+    load(driver, url)
+    wait(driver, "the restored view", lambda d: flame_ready(d) and d.execute_script("return window.sprofFlame.focus >= 0"), timeout=30)
+    after = driver.execute_script("""const f = window.sprofFlame; const p = [];
+        for (let n = f.focus; n >= 0; n = f.parent[n]) p.push(f.data.names[f.data.name[n]]); return {total: f.total, path: p.reverse()};""")
+    assert after["total"] == 30 and after["path"][-2:] == [b, c], f"after a reload of {url}: {after}"
+    # A permalink of before the escapes (no `\\` in it) still reads as it did.
+    load(driver, f"{server.base}/jobs/{SEMICOLON_JOB}#cpu&tf=subtree%3Amain%3Bother")
+    wait(driver, "an old subtree link", lambda d: flame_total_now(d) == 10)
+    print(f"permalink: a subtree transform and a zoom through {a!r}, {b!r}, {c!r} survive a reload")
+
+
+def ux_upload_401(driver, server):
+    """The Compare upload's own 401 (a stale token) shows the token warning, as every other 401
+    does. Only the upload carries the stale token here, so no poll can be what showed it."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#compare")
+    wait(driver, "the Compare tab", lambda d: d.find_elements(By.ID, "compare-upload"))
+    tmp = tempfile.mkdtemp(prefix="sprof-serve-401-")
+    path = os.path.join(tmp, "base.folded")
+    with open(path, "w") as f:
+        f.write("app;main 1\n")
+    good = driver.execute_script("""const good = localStorage.getItem("sprof-token"), fetch0 = window.fetch;
+        window.fetch = (url, opts) => {
+          if (!String(url).startsWith("/api/uploads?")) opts = Object.assign({}, opts, { headers: Object.assign({}, opts && opts.headers, { Authorization: "Bearer " + good }) });
+          return fetch0(url, opts);
+        };
+        localStorage.setItem("sprof-token", "stale-token"); return good;""")
+    try:
+        assert not driver.find_element(By.ID, "token-warning").is_displayed()
+        driver.find_element(By.ID, "compare-upload").send_keys(path)
+        wait(driver, "the upload's error", lambda d: d.find_element(By.ID, "compare-upload-error").is_displayed(), timeout=20)
+        error = driver.find_element(By.ID, "compare-upload-error").text
+        shown = driver.find_element(By.ID, "token-warning").is_displayed()
+        assert shown and "token" in error, f"upload refused with {error!r}; token warning shown: {shown}"
+    finally:
+        driver.execute_script("localStorage.setItem('sprof-token', arguments[0]);", good)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print("Compare upload: its own 401 shows the token warning")
 
 
 def flame_total_now(driver):
@@ -1111,7 +1213,7 @@ def ux_checks(driver, server, bin_dir, data, keep_going=False):
     each part fail against an older build), then fail."""
     failed = []
     parts = [ux_empty_transform, ux_empty_range, ux_bar, ux_back, ux_bytes, ux_source_fn, ux_run, ux_base,
-             ux_long_command, ux_selection, ux_held_click]
+             ux_long_command, ux_selection, ux_held_click, ux_semicolon_names, ux_upload_401, ux_stopped_repeat]
     for part in parts + [ux_restart]:
         try:
             if part is ux_restart:
@@ -1219,6 +1321,19 @@ def ux_base(driver, server):
     driver.execute_script(f"const s = document.getElementById('compare-base'); s.value = '{REPEAT_JOB}:1'; s.dispatchEvent(new Event('change'));")
     wait(driver, "the new base in the URL", lambda d: f"base={REPEAT_JOB}%3A1" in d.current_url)
     print("permalink: the Compare base restored")
+
+
+def ux_stopped_repeat(driver, server):
+    """A repeat job stopped after 2 of 3 runs offers its runs merged as Compare's base, said to
+    be 2 of 3 runs, stopped (it was offered only with all 3 runs done)."""
+    load(driver, f"{server.base}/jobs/20200101-000000-00000a#compare")
+    option = f'#compare-base option[value="{STOPPED_REPEAT_JOB}:all"]'
+    wait(driver, "the base list", lambda d: d.find_elements(By.CSS_SELECTOR, "#compare-base option"))
+    found = driver.find_elements(By.CSS_SELECTOR, option)
+    assert found and "all runs (2 of 3 runs, stopped)" in found[0].text, [o.text for o in driver.find_elements(By.CSS_SELECTOR, "#compare-base option")]
+    driver.execute_script(f"const s = document.getElementById('compare-base'); s.value = '{STOPPED_REPEAT_JOB}:all'; s.dispatchEvent(new Event('change'));")
+    wait(driver, "the comparison with the stopped job's runs", lambda d: d.find_elements(By.CSS_SELECTOR, "#diff-table tbody tr"), timeout=30)
+    print("compare: a repeat job stopped after 2 of 3 runs offers them merged ('2 of 3 runs, stopped')")
 
 
 def ux_long_command(driver, server):

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
+import Sprof
 import SprofFormats
 import SprofProfile
 import XCTest
@@ -243,6 +244,29 @@ final class ServeAPITests: XCTestCase {
         XCTAssertTrue(outcome.profileWritten, "\(outcome)")
         XCTAssertEqual(outcome.exitStatus, 128 + SIGKILL, "the command was killed, sprof was not")
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/profile.pb.gz"), "\((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []) \((try? String(contentsOfFile: dir + "/output.log", encoding: .utf8)) ?? "")")
+    }
+
+    /// The form's inputs get the CLI's one line: an event with a space is an unknown event (not
+    /// "-e cpu clock: …", read as modifiers), a file without execute permission is not "command
+    /// not found", by path or on the PATH.
+    func testBadEventsAndCommandsGetTheCLIsLine() throws {
+        let dir = NSTemporaryDirectory() + "sprof-serve-exec-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        FileManager.default.createFile(atPath: dir + "/notes.txt", contents: Data("x\n".utf8), attributes: [.posixPermissions: 0o644])
+        let validator = JobValidator(capabilities: SprofCapabilities(), searchPath: "/no/such/dir:" + dir)
+        func refusal(_ command: [String], _ options: JobOptions? = nil) -> (Int, String)? {
+            do { _ = try validator.validate(JobSpec(command: command, options: options)); return nil } catch let e as ServeError { return (e.status, e.message) } catch { return nil }
+        }
+        let event = refusal(["/bin/true"], JobOptions(event: "cpu clock"))
+        XCTAssertEqual(event?.0, 400)
+        XCTAssertTrue(event?.1.hasPrefix("unknown event 'cpu clock'; valid events: ") == true, "\(String(describing: event))")
+        XCTAssertEqual(refusal([dir + "/notes.txt"])?.1, "\(dir)/notes.txt: permission denied (is it executable? try chmod +x)")
+        XCTAssertEqual(refusal([dir + "/notes.txt"])?.0, 422)
+        XCTAssertEqual(refusal(["notes.txt"])?.1, "notes.txt: permission denied (is it executable? try chmod +x)")
+        XCTAssertEqual(refusal([dir + "/missing"])?.1, "\(dir)/missing: no such file (check the path)")
+        XCTAssertEqual(refusal([dir])?.1, "\(dir): is a directory, not a program")
+        XCTAssertEqual(refusal(["missing-sprof-program"])?.1, "missing-sprof-program: command not found (give a path, or a program on the server's PATH)")
     }
 
     func testCommandNotFoundAndInvalidOptionsAreRefusedWithJSON() async throws {
@@ -508,6 +532,28 @@ final class ServeAPITests: XCTestCase {
         XCTAssertEqual(onDisk.state, .interrupted, "the mark is saved")
     }
 
+    /// A graceful stop of the server stops the running job as Stop does and waits for its
+    /// profile: the job ends `done` and says the server's stop ended it. After the restart it
+    /// is not said to have outlived the server (it did not); a job the server left running when
+    /// it crashed still is (testAnOrphanedRecordingsProfileIsPickedUp).
+    func testAJobStoppedByAGracefulShutdownDidNotOutliveTheServer() async throws {
+        let engine = StoppableRunsEngine(stopAt: 1)
+        let store = try JobStore(dataDirectory: dataDir, engine: engine)
+        await store.start()
+        let id = try await store.create(command: ["/bin/sleep", "100"], options: JobOptions()).id
+        for _ in 0..<500 where engine.started < 1 { try await Task.sleep(nanoseconds: 10_000_000) }
+        await store.shutdown()
+        let after = try await store.job(id)
+        XCTAssertEqual(after.state, .done, "\(after)")
+        XCTAssertEqual(after.runsDone, 1)
+        XCTAssertTrue(after.notices.contains { $0.hasPrefix("stopped when the server stopped") }, "\(after.notices)")
+        let restarted = try JobStore(dataDirectory: dataDir, engine: FakeEngine())
+        let job = try await restarted.job(id)
+        XCTAssertEqual(job.state, .done)
+        XCTAssertFalse(job.notices.contains(JobStore.adoptedNotice), "\(job.notices)")
+        XCTAssertFalse(job.notices.joined().contains("outlived"), "\(job.notices)")
+    }
+
     func testDeleteRemovesTheDirectory() async throws {
         try await withServer(engine: FakeEngine()) { client, _ in
             let created = try await Self.create(client, #"{"command": ["/bin/true"]}"#)
@@ -653,19 +699,29 @@ final class ServeAPITests: XCTestCase {
     }
 
     /// Counts, losses and notices come from the profile's provenance: an empty `output.log`
-    /// changes nothing (issue 18: the server read them from sprof's summary line there).
-    func testAFallbackOfTheEventIsANotice() throws {
+    /// changes nothing (issue 18: the server read them from sprof's summary line there). Every
+    /// notice the profile carries is shown, the stack copy's advice too, and the advice on lost
+    /// samples as `sprof run` prints it (only the fallback reached the job before).
+    func testEveryNoticeOfTheProfileAndTheLossAdviceAreNotices() throws {
         let dir = dataDir + "/run"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         var profile = Profile(folded: [(frames: ["app", "main"], count: 12)])
         profile.metadata.sprofVersion = ProfileMetadata.currentSprofVersion
+        profile.metadata.callGraph = "dwarf"
+        profile.metadata.stackSize = 8192
+        profile.metadata.rate = .frequency(999)
         profile.metadata.statistics.samples = 12
         profile.metadata.statistics.lostRecords = 3
-        profile.metadata.notices = ["cycles is not supported on this machine; falling back to cpu-clock", "another notice"]
+        let stackCopy = "5 of 12 stacks were cut short because the 8192-byte stack copy ran out; copy more with --call-graph dwarf,32768"
+        profile.metadata.notices = ["cycles is not supported on this machine; falling back to cpu-clock", stackCopy]
         try Data(PprofFormat.encode(profile)).write(to: URL(fileURLWithPath: dir + "/profile.pb.gz"))
         try Data().write(to: URL(fileURLWithPath: dir + "/output.log"))
         let outcome = SprofProcessEngine.outcome(status: 0, directory: dir)
-        XCTAssertEqual(outcome.notices, ["cycles is not supported on this machine; falling back to cpu-clock"])
+        var cli = RunOptions()
+        cli.callGraph = .dwarf(stackSize: 8192)
+        let advice = try XCTUnwrap(RecordingReport.lossAdvice(profile.metadata.statistics, callGraph: cli.callGraph, ringPages: cli.effectiveRingPages()))
+        XCTAssertTrue(advice.hasPrefix("20% of the samples were lost"), advice)
+        XCTAssertEqual(outcome.notices, ["cycles is not supported on this machine; falling back to cpu-clock", stackCopy, advice])
         XCTAssertEqual(outcome.samples, 12)
         XCTAssertEqual(outcome.lost, 3)
         XCTAssertNil(outcome.lastMessage)

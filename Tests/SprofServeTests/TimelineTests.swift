@@ -63,6 +63,35 @@ final class TimelineTests: XCTestCase {
         }
     }
 
+    /// A single-threaded command sampled at 999 Hz for 1 s (a period of 1,001,001 ns) in buckets
+    /// of 2.5 ms: the CPU-use graph never shows more than 1 CPU (2 or 3 samples per bucket, each
+    /// counted whole in its bucket, read as up to 1.2), and its area stays the CPU time recorded.
+    /// Two threads that ran all along peak at 2, not above.
+    func testTheCPUUseGraphNeverExceedsTheThreadsRunning() throws {
+        let period: UInt64 = 1_001_001
+        for threads in [1, 2] {
+            var p = Profile(sampleTypes: [Profile.ValueType(type: "samples", unit: "count"), Profile.ValueType(type: "cpu", unit: "nanoseconds")])
+            p.functions = [Profile.Function(name: "main")]
+            p.locations = [Profile.Location(address: 0x1000, lines: [Profile.Line(function: 0)])]
+            p.stacks = [[0]]
+            p.threads = (0..<threads).map { Profile.Thread(pid: 100, tid: Int32(100 + $0), name: "t\($0)", processName: "app") }
+            var timed: [Profile.TimedSample] = []
+            for t in 0..<threads {
+                // Thread t's timer is a third of a period later than thread t-1's.
+                for k in 1...999 { timed.append(Profile.TimedSample(thread: t, time: UInt64(k) * period + UInt64(t) * period / 3, cpu: UInt32(t), stack: 0)) }
+            }
+            timed.sort { $0.time < $1.time }
+            p.samples = (0..<threads).map { Profile.Sample(stack: 0, thread: $0, values: [999, 999 * Int64(period)]) }
+            let timeline = ProfileViews.timeline(p, timed: timed)
+            let cpu = try XCTUnwrap(timeline.cpu)
+            XCTAssertTrue((2 * period..<3 * period).contains(timeline.bucket), "2 or 3 samples per bucket: \(timeline.bucket)")
+            XCTAssertLessThanOrEqual(cpu.max() ?? 0, Double(threads) + 1e-9, "\(threads) thread(s): \(cpu.max() ?? 0) CPUs")
+            XCTAssertGreaterThan(cpu.max() ?? 0, Double(threads) - 0.01, "busy all along")
+            let area = cpu.reduce(0, +) * Double(timeline.bucket)
+            XCTAssertEqual(area, Double(threads * 999) * Double(period), accuracy: Double(threads) * Double(period), "the CPU time is kept")
+        }
+    }
+
     /// Written against the model, read back against the pprof file's profile: same stacks,
     /// threads and order, times from the start of recording.
     func testSampleTimelineReadsBackAgainstThePprofFile() throws {

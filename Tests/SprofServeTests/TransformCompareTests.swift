@@ -23,9 +23,9 @@ final class TransformCompareTests: XCTestCase {
     }
 
     /// A server over a fake engine in `dataDir`, with one job done (its id given to `body`).
-    static func withServer(dataDir: String, maxUpload: Int = 1 << 20,
+    static func withServer(dataDir: String, maxUpload: Int = 1 << 20, engine: any JobEngine = FakeEngine(folded: folded),
                            _ body: @escaping @Sendable (any TestClientProtocol, JobStore, String) async throws -> Void) async throws {
-        let store = try JobStore(dataDirectory: dataDir, engine: FakeEngine(folded: Self.folded))
+        let store = try JobStore(dataDirectory: dataDir, engine: engine)
         await store.start()
         var config = ServeConfiguration(token: "secret-token")
         config.maxUploadBytes = maxUpload
@@ -74,6 +74,32 @@ final class TransformCompareTests: XCTestCase {
             let (s2, bad) = try await Self.get(client, "\(run)/cpu?tf=zoom:main")
             XCTAssertEqual(s2, .badRequest)
             XCTAssertTrue(((bad as? [String: Any])?["error"] as? String ?? "").contains("unknown transform"), "\(String(describing: bad))")
+        }
+    }
+
+    /// Names holding `;` (Rust's `[u8; 32]`, C++ templates) and `\`: a `subtree:` path escapes
+    /// them (`\;`, `\\`), and the server reads the path back name for name; a path without
+    /// escapes reads as before.
+    func testASubtreePathEscapesSemicolonsAndBackslashes() async throws {
+        let a = "process<[u8; 32]>", b = #"C:\dir;x::run"#, c = #"leaf\;tail"#
+        let profile = Profile(folded: [(frames: ["app", "main", a, b, c], count: 30), (frames: ["app", "main", "other"], count: 10)])
+        let path = StackTransform.joinedPath(["main", a, b])
+        XCTAssertEqual(path, #"main;process<[u8\; 32]>;C:\\dir\;x::run"#)
+        XCTAssertEqual(StackTransform.splitPath(path), ["main", a, b])
+        XCTAssertEqual(StackTransform.splitPath(StackTransform.joinedPath([c, "", "\\"])), [c, "", "\\"])
+        XCTAssertEqual(StackTransform.splitPath(#"main;a\b;c"#), ["main", #"a\b"#, "c"], "a \\ before anything else stays")
+        XCTAssertEqual(try StackTransform(parsing: "subtree:" + path), .focusSubtree(["main", a, b]))
+        XCTAssertEqual(StackTransform.focusSubtree(["main", a, b]).description, "subtree:" + path)
+        try await Self.withServer(dataDir: dataDir, engine: PprofEngine(profile)) { client, _, id in
+            let run = "/api/jobs/\(id)/runs/1/view"
+            let query = ("subtree:" + path).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            let (status, tree) = try await Self.get(client, "\(run)/cpu?tf=\(query)")
+            XCTAssertEqual(status, .ok)
+            let names = try XCTUnwrap((tree as? [String: Any])?["names"] as? [String])
+            XCTAssertEqual((tree as? [String: Any])?["total"] as? Int, 30, "\(names)")
+            XCTAssertTrue(names.contains(b) && names.contains(c), "\(names)")
+            let (_, old) = try await Self.get(client, "\(run)/cpu?tf=subtree%3Amain%3Bother")
+            XCTAssertEqual((old as? [String: Any])?["total"] as? Int, 10)
         }
     }
 
@@ -171,4 +197,16 @@ final class TransformCompareTests: XCTestCase {
             XCTAssertEqual(try PprofFormat.decode([UInt8](Data(buffer: file.body))).runs, [1, 2, 3, 4])
         }
     }
+}
+
+/// Writes `profile` as the run's `profile.pb.gz`: names a folded file cannot hold (`;`).
+final class PprofEngine: JobEngine, @unchecked Sendable {
+    let profile: Profile
+    init(_ profile: Profile) { self.profile = profile }
+    func run(command: [String], options: JobOptions, directory: String,
+             progress: @escaping @Sendable (JobProgress) -> Void) async -> RunOutcome {
+        try? Data(PprofFormat.encode(profile)).write(to: URL(fileURLWithPath: directory + "/profile.pb.gz"))
+        return RunOutcome(profileWritten: true, exitStatus: 0)
+    }
+    func cancel() {}
 }

@@ -37,17 +37,21 @@
     const r = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
     let data = null;
     try { data = await r.json(); } catch (_) { data = null; }
-    if (!r.ok) {
-      let msg = (data && data.error) || `${r.status} ${r.statusText}`;
-      if (r.status === 401) {
-        msg += " (the token changes each time sprof serve starts)";
-        tokenWarning();
-      }
-      const err = new Error(msg);
-      err.status = r.status;
-      throw err;
-    }
+    if (!r.ok) throw failure(r, data);
     return data;
+  }
+
+  // The error of a refused request (`data`: its JSON body, if any); a 401 also shows the token
+  // warning. Every request the page makes goes through here, the Compare upload's own too.
+  function failure(r, data) {
+    let msg = (data && data.error) || `${r.status} ${r.statusText}`;
+    if (r.status === 401) {
+      msg += " (the token changes each time sprof serve starts)";
+      tokenWarning();
+    }
+    const err = new Error(msg);
+    err.status = r.status;
+    return err;
   }
 
   // A 401 on a page that had a valid token: the server restarted with a new token. Say so where
@@ -91,6 +95,9 @@
     if ((o.repeat || 1) > 1) parts.push(`repeat ${o.repeat}`);
     return parts.length ? parts.join(" ") : "defaults";
   }
+  // A finished repeat job has its runs merged (jobs/ID/profile.pb.gz): all of them, or those
+  // recorded before a Stop (as sprof run -r N merges the runs before its Ctrl-C).
+  const mergedRuns = (j) => ((j.options && j.options.repeat) || 1) > 1 && j.state === "done" && j.runs_done >= 1;
   const isFinal = (state) => ["done", "failed", "interrupted"].includes(state);
 
   function progressText(job) {
@@ -525,9 +532,9 @@
         for (const j of await api("GET", "/api/jobs")) {
           const runs = (j.options && j.options.repeat) || 1;
           const when = fmtTime(j.started_ms), what = [commandText(j), `[${optionsText(j)}]`];
-          if (runs > 1 && j.state === "done" && j.runs_done === runs) {
-            choices.push(el("option", { value: `${j.id}:all`,
-              text: [when, j.id === id ? `this job, all ${runs} runs` : `all ${runs} runs`, ...what].join("  ") }));
+          if (mergedRuns(j)) {
+            const which = j.runs_done === runs ? `all ${runs} runs` : `all runs (${j.runs_done} of ${runs} runs, stopped)`;
+            choices.push(el("option", { value: `${j.id}:all`, text: [when, j.id === id ? `this job, ${which}` : which, ...what].join("  ") }));
           }
           for (let r = j.runs_done; r >= 1; r--) {
             if (j.id === id && String(r) === (runSelect.value || "1")) continue;
@@ -550,14 +557,14 @@
             const r = await fetch(`/api/uploads?name=${encodeURIComponent(f.name)}`, { method: "POST", body: f,
               headers: { "Authorization": "Bearer " + token(), "Content-Type": "application/octet-stream" } });
             const d = await r.json().catch(() => null);
-            if (!r.ok) throw new Error((d && d.error) || `${r.status} ${r.statusText}`);
+            if (!r.ok) throw failure(r, d);
             picked = `upload:${d.id}`;
             showTab("compare");
           } catch (e) { showError(upErr, e); }
         });
         if (choices.length === 0) return panel.append(el("p", { class: "empty", text: "There is nothing to compare with yet: run another job, or this one with repeat 2 or more, or upload a profile." }));
         const select = el("select", { id: "compare-base" }, el("option", { value: "", text: "choose a base…" }), ...choices);
-        const repeat = (job.options.repeat || 1) > 1 && job.state === "done" && job.runs_done === job.options.repeat;
+        const repeat = mergedRuns(job);
         const all = el("input", { type: "checkbox", id: "compare-all" });
         const out = el("div", { id: "compare-out" });
         // An uploaded base can be deleted from here (jobs are deleted from their own page).
@@ -573,7 +580,8 @@
         });
         select.addEventListener("change", () => { drop.hidden = !select.value.startsWith("upload:"); });
         panel.append(el("p", {}, document.createTextNode("Base: "), select, drop,
-          repeat ? el("label", {}, all, document.createTextNode(` this side: all ${job.options.repeat} runs of this job`)) : "",
+          repeat ? el("label", {}, all, document.createTextNode(job.runs_done === job.options.repeat ? ` this side: all ${job.options.repeat} runs of this job`
+            : ` this side: all runs of this job (${job.runs_done} of ${job.options.repeat} runs, stopped)`)) : "",
           el("span", { class: "muted", text: "  widths from this side; red: self share grew, blue: shrank (base scaled to this side's total)" })), out);
         async function show() {
           if (!select.value) return;

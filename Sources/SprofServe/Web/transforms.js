@@ -17,6 +17,21 @@
   };
   // The flame graphs' kind suffixes: transforms name functions as `sprof report` does.
   const plain = (name) => name.replace(/_\[[kij]\]$/, "");
+  // A path of frames (subtree:, zoom=): names joined by `;`, each `\` and `;` in a name escaped
+  // with `\` (Rust's `[u8; 32]`, C++ templates), as StackTransform.joinedPath on the server. A `\`
+  // before anything else is kept, so links from before the escapes read as they did.
+  const joinPath = (names) => names.map((n) => n.replace(/[\\;]/g, "\\$&")).join(";");
+  function splitPath(text) {
+    const names = [];
+    let name = "";
+    for (let i = 0; i < text.length; i++) {
+      const c = text[i];
+      if (c === "\\" && (text[i + 1] === "\\" || text[i + 1] === ";")) name += text[++i];
+      else if (c === ";") { names.push(name); name = ""; } else name += c;
+    }
+    names.push(name);
+    return names;
+  }
 
   function parse(hash) {
     const parts = hash.replace(/^#/, "").split("&");
@@ -116,7 +131,8 @@
         const chip = document.createElement("span");
         chip.className = "transform";
         chip.dataset.transform = t;
-        chip.textContent = window.sprofSafeText(`${KINDS[t.slice(0, colon)] || t.slice(0, colon)} ${t.slice(colon + 1).split(";").join(" → ")}`);
+        const kind = t.slice(0, colon), arg = t.slice(colon + 1);
+        chip.textContent = window.sprofSafeText(`${KINDS[kind] || kind} ${kind === "subtree" ? splitPath(arg).join(" → ") : arg}`);
         const x = document.createElement("button");
         x.className = "transform-remove"; x.textContent = "×"; x.title = "Remove this transform";
         x.addEventListener("click", () => this.remove(i));
@@ -172,9 +188,9 @@
       const skip = inverted ? 0 : holder.closest("#thread-flame") ? 2 : 1;
       const fullPath = (i) => { const p = []; for (let n = i; n >= 0; n = f.parent[n]) p.push(f.data.names[f.data.name[n]]); return p.reverse(); };
       if (this.state.q) { f.searchEl.value = this.state.q; f.search(this.state.q); }
-      if (this.state.zoom) this.restoreZoom(f, this.state.zoom.split(";"));
+      if (this.state.zoom) this.restoreZoom(f, splitPath(this.state.zoom));
       f.opts.onView = () => {
-        this.state.zoom = f.focus >= 0 ? fullPath(f.focus).join(";") : "";
+        this.state.zoom = f.focus >= 0 ? joinPath(fullPath(f.focus)) : "";
         this.state.q = f.searchEl.value || "";
         this.write();
       };
@@ -225,7 +241,7 @@
         title.textContent = window.sprofSafeText(name.length > 80 ? name.slice(0, 77) + "…" : name);
         m.append(title);
         item("Focus on function", "focus", name);
-        if (!inverted) item("Focus on subtree (this call path)", "subtree", this.path(f, i, skip).join(";"));
+        if (!inverted) item("Focus on subtree (this call path)", "subtree", joinPath(this.path(f, i, skip)));
         item("Merge function into callers", "merge", name);
         item("Drop samples with this function", "ignore", name);
         item("Collapse recursion", "rec", name);
@@ -238,5 +254,7 @@
     },
   };
 
+  T.joinPath = joinPath;
+  T.splitPath = splitPath;
   window.sprofTransforms = T;
 })();
