@@ -237,6 +237,28 @@ final class HeapProfileTests: XCTestCase {
         }
     }
 
+    /// An allocator preloaded by the user (jemalloc, tcmalloc) is bypassed in a launched command,
+    /// since sprof's library comes first in LD_PRELOAD and calls glibc's: sprof says so and
+    /// names the way to probe it (attach). A new user's preloaded allocator served 0 calls under
+    /// sprof, without a word.
+    func testAPreloadedAllocatorIsNamedAsBypassed() throws {
+        try Self.requireUprobes()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-myalloc-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = dir.appendingPathComponent("myalloc.c")
+        try "#include <stddef.h>\nextern void *__libc_malloc(size_t);\nvoid *malloc(size_t n) { return __libc_malloc(n); }\n"
+            .write(to: source, atomically: true, encoding: .utf8)
+        let library = dir.appendingPathComponent("libmyalloc.so").path
+        let cc = try TestFixtures.run("/usr/bin/env", ["clang", "-shared", "-fPIC", "-O2", "-o", library, source.path])
+        XCTAssertEqual(cc.status, 0, cc.stderr)
+        let prefix = SprofCLI.outputPrefix("heappreload")
+        let result = try TestFixtures.run(try TestFixtures.sprofPath(), ["run", "--heap", "-e", "none", "-o", prefix, "--", "/bin/true"],
+                                          environment: TestFixtures.environment(adding: ["LD_PRELOAD": library]))
+        XCTAssertTrue(result.stderr.contains("heap: \(library) (in LD_PRELOAD) defines malloc"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("--heap -p PID"), result.stderr)
+    }
+
     /// The fixture's own totals from heap_fork.c's output: site name to bytes.
     private func forkTotals(_ stdout: String) -> [String: Double] {
         var out: [String: Double] = [:]
