@@ -432,6 +432,12 @@ public enum CommandProfiler {
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
         heapBuilder?.heapLossNotices(session.statistics).forEach(say)
+        // The heap probes are per thread and not inherited (an inherited uprobe event made every
+        // fork fail with EFAULT): what started later allocates unseen, which the user must hear.
+        let later = session.statistics.threads - tids.count
+        if probes != nil, later > 0 {
+            say("heap: \(later) thread\(later == 1 ? "" : "s") (or child process\(later == 1 ? "" : "es")) started after sprof attached: \(later == 1 ? "its" : "their") allocations are not in the heap profile (the heap probes are opened per thread at attach time); run the program under sprof run --heap to see them")
+        }
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)

@@ -510,4 +510,25 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("a longer --duration"), result.stderr)
         XCTAssertFalse(result.stderr.contains("-p PID"), result.stderr)
     }
+
+    /// What a process starts after sprof attached (threads, children) is followed by the CPU
+    /// event but has no heap probes: sprof says so, with the way to see it, instead of a heap
+    /// profile that silently leaves it out (a new user's late worker thread, which allocated
+    /// most, was missing without a word).
+    func testAttachedSaysWhatStartedLaterIsNotHeapProfiled() throws {
+        try Self.requireUprobes()
+        var pid: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup("sleep 1.5; /bin/true; sleep 30"), nil]
+        defer { argv.forEach { free($0) } }
+        XCTAssertEqual(posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ), 0)
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            _ = waitpid(pid, &status, 0)
+        }
+        let result = try SprofCLI.run(["run", "--heap", "-e", "none", "-p", "\(pid)", "--duration", "3",
+                                       "-o", SprofCLI.outputPrefix("heap-attach-later")], timeout: 300)
+        XCTAssertTrue(result.stderr.contains("started after sprof attached"), result.stderr)
+        XCTAssertTrue(result.stderr.contains("sprof run --heap to see them"), result.stderr)
+    }
 }
