@@ -174,9 +174,7 @@ struct AllocatorProbes {
         guard HeapOptions.uprobesAllowed else {
             throw SyscallError(call: "perf_event_open", errno: EPERM, hint: HeapOptions.permissionHint)
         }
-        guard let path = Self.allocator(of: pid) else {
-            throw SyscallError(call: "heap", errno: ENOENT, hint: "no mapped file of process \(pid) defines malloc; nothing to probe")
-        }
+        guard let path = Self.allocator(of: pid) else { throw Self.noAllocator(pid) }
         library = path
         guard let bytes = readWholeFile(path) else {
             throw SyscallError(call: "heap", errno: EACCES, hint: "cannot read \(path)")
@@ -204,6 +202,28 @@ struct AllocatorProbes {
     }
 
     /// The file whose `malloc` the process calls.
+    /// Why process `pid` has no allocator to probe, as precisely as /proc tells: its memory map
+    /// unreadable (permissions), empty (a kernel thread), or its allocator's file deleted since it
+    /// was mapped (uprobes need a path); a new user got "no mapped file defines malloc" for all three.
+    static func noAllocator(_ pid: Int32) -> SyscallError {
+        guard let maps = readTextFile("/proc/\(pid)/maps") else {
+            let e = errno
+            return SyscallError(call: "heap", errno: e == 0 ? EACCES : e, hint: "cannot read /proc/\(pid)/maps (\(String(cString: strerror(e == 0 ? EACCES : e)))): sprof needs to read the process's memory map to find its allocator; run sprof as the process's user or as root")
+        }
+        if maps.isEmpty {
+            return SyscallError(call: "heap", errno: EINVAL, hint: "process \(pid) is a kernel thread (it has no user memory): there is no allocator to probe")
+        }
+        let deleted = Set(maps.split(separator: "\n").compactMap { line -> String? in
+            let fields = line.split(separator: " ", maxSplits: 5, omittingEmptySubsequences: true)
+            guard fields.count == 6, fields[1].contains("x"), fields[5].hasSuffix(" (deleted)") else { return nil }
+            return String(fields[5].drop { $0 == " " }.dropLast(" (deleted)".count))
+        })
+        if let file = deleted.sorted().first {
+            return SyscallError(call: "heap", errno: ENOENT, hint: "\(file) was deleted (or replaced) after process \(pid) mapped it, and a uprobe needs the file by its path: attach to a process started from the file as it is now, or run the program under sprof run --heap")
+        }
+        return SyscallError(call: "heap", errno: ENOENT, hint: "no mapped file of process \(pid) defines malloc (an allocator under other names, such as jemalloc's je_malloc, is not probed); nothing to probe")
+    }
+
     static func allocator(of pid: Int32) -> String? {
         guard let maps = readTextFile("/proc/\(pid)/maps") else { return nil }
         var buffer = [CChar](repeating: 0, count: 4096)

@@ -511,6 +511,15 @@ final class HeapProfileTests: XCTestCase {
         XCTAssertFalse(result.stderr.contains("-p PID"), result.stderr)
     }
 
+    /// Attaching to a kernel thread (pid 2, kthreadd) says so, not "no mapped file defines malloc".
+    func testAttachingToAKernelThreadSaysSo() throws {
+        try Self.requireUprobes()
+        let result = try SprofCLI.run(["run", "--heap", "-e", "none", "-p", "2", "--duration", "0.2",
+                                       "-o", SprofCLI.outputPrefix("heap-attach-kthread")], timeout: 120)
+        XCTAssertEqual(result.status, 1, result.stderr)
+        XCTAssertTrue(result.stderr.contains("process 2 is a kernel thread"), result.stderr)
+    }
+
     /// What a process starts after sprof attached (threads, children) is followed by the CPU
     /// event but has no heap probes: sprof says so, with the way to see it, instead of a heap
     /// profile that silently leaves it out (a new user's late worker thread, which allocated
