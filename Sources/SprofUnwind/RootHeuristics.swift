@@ -115,10 +115,21 @@ extension DwarfUnwinder {
     /// - a frame at a signal trampoline holds the trampoline's own start (the return address the
     ///   kernel planted for the handler), not an address after a call: it is looked up as is,
     ///   so that it is named `__restore_rt` instead of the function before it;
+    /// - a return address in no executable mapping ends the stack, marked truncated: the walk
+    ///   read data as a frame pointer, and every frame after it is as wrong;
     /// - a stack whose outermost user frame is not a root (``isRoot(_:process:)``) went through
     ///   code without frame pointers (glibc's `malloc`, `_int_free`) and lost its callers: it is
     ///   marked truncated, as DWARF stacks cut short are.
     public func checkFramePointerStack(_ stack: inout UnwoundStack, process: ProcessState) {
+        // A return address in no executable mapping means the walk left the frame chain (code
+        // without frame pointers: the "frame pointer" held data, such as text read as an address,
+        // 0x4154454e4f4d5f42 in a new user's leak report); everything from there on is as wrong,
+        // so the stack ends, cut, where it is still known.
+        if !process.mappings.isEmpty,
+           let bad = stack.frames.indices.dropFirst().first(where: { !stack.frames[$0].isKernel && process.mapping(containing: stack.frames[$0].address) == nil }) {
+            stack.frames.removeSubrange(bad...)
+            stack.truncated = true
+        }
         guard let session = session(for: process) else { return }
         for i in stack.frames.indices where !stack.frames[i].isKernel && stack.frames[i].isReturnAddress {
             if code(at: stack.frames[i].address.rawValue, count: sigreturnTrampolineCode.count, session) == sigreturnTrampolineCode {

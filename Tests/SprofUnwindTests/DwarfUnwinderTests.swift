@@ -391,3 +391,25 @@ final class DwarfUnwinderTests: XCTestCase {
         }
     }
 }
+
+/// The kernel's frame-pointer walk through code without frame pointers reads data as return
+/// addresses (text read as an address, 0x4154454e4f4d5f42, in a new user's `-g` leak report):
+/// the first return address in no executable mapping ends the stack, marked truncated.
+final class FramePointerCheckTests: XCTestCase {
+    func testAReturnAddressOutsideEveryMappingEndsTheStack() {
+        let unwinder = DwarfUnwinder()
+        let text = Mapping(start: ProcessAddress(0x400000), end: ProcessAddress(0x401000), fileOffset: 0, path: "/nonexistent/prog")
+        let process = ProcessState(pid: 999_999, name: "x", mappings: [text], generation: 1, threads: [:])
+        func frame(_ a: UInt64, returnAddress: Bool = true) -> StackFrame {
+            StackFrame(address: ProcessAddress(a), isReturnAddress: returnAddress, isKernel: false)
+        }
+        var stack = UnwoundStack(frames: [frame(0x400100, returnAddress: false), frame(0x400200), frame(0x4154454e4f4d5f42), frame(0x400300)], truncated: false)
+        unwinder.checkFramePointerStack(&stack, process: process)
+        XCTAssertEqual(stack.frames.map(\.address.rawValue), [0x400100, 0x400200])
+        XCTAssertTrue(stack.truncated)
+        // A walk that stays in mapped code keeps every frame.
+        var good = UnwoundStack(frames: [frame(0x400100, returnAddress: false), frame(0x400200), frame(0x400300)], truncated: false)
+        unwinder.checkFramePointerStack(&good, process: process)
+        XCTAssertEqual(good.frames.count, 3)
+    }
+}
