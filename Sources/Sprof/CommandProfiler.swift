@@ -383,6 +383,7 @@ public enum CommandProfiler {
         // threads), so that Ctrl-C or SIGTERM meanwhile ends the recording at once, with a profile.
         InterruptForwarding.install()
         defer { InterruptForwarding.restore() }
+        let pid = threadGroup(of: pid, notice: say)
         // Refused before any notice about the CPU events: the one line says what is needed.
         if options.heap != nil && !HeapOptions.uprobesAllowed {
             throw SyscallError(call: "perf_event_open", errno: EPERM, hint: HeapOptions.permissionHint)
@@ -449,6 +450,18 @@ public enum CommandProfiler {
         recorded.timeOrigin = monitor.start
         if let heapBuilder, let heap = options.heap { finishHeap(heapBuilder, heap, metadata: metadata, started: started, into: &recorded) }
         return recorded
+    }
+
+    /// The process a thread id belongs to (`Tgid` in /proc/TID/status), with a notice when it is
+    /// not `tid` itself: /proc answers a thread's id as if it were a process, so `-p` with a
+    /// worker's tid counted "2 processes, 5 threads" for one process. `-p` means the process,
+    /// as perf's does (perf's `-t` is one thread).
+    static func threadGroup(of tid: Int32, notice: (String) -> Void) -> Int32 {
+        guard let status = readTextFile("/proc/\(tid)/status"),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Tgid:") }),
+              let tgid = Int32(line.dropFirst("Tgid:".count).trimmingCharacters(in: .whitespaces)), tgid > 0, tgid != tid else { return tid }
+        notice("\(tid) is a thread of process \(tgid): recording the whole process (all its threads)")
+        return tgid
     }
 
     /// Records every process on every CPU (`sprof run -a`) until `arguments` (when given) exits,
