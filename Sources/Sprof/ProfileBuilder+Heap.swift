@@ -42,7 +42,7 @@ extension ProfileBuilder {
 
     /// See ``HeapAccounting/lossNotices(lost:)``; empty unless heap profiling.
     /// The heap probes' own lost records when the kernel tells them apart, else all of them.
-    func heapLossNotices(_ s: RecordingSession.Statistics) -> [String] { heap?.lossNotices(lost: s.lostHeap ?? s.lost) ?? [] }
+    func heapLossNotices(_ s: RecordingSession.Statistics) -> [String] { heap?.lossNotices(lost: s.lostHeap ?? s.lost, callGraph: callGraph) ?? [] }
 
     /// Attached heap profiles: the allocator's file and its probed functions (file offsets).
     func setAllocator(path: String, functions: [Range<UInt64>]) {

@@ -228,10 +228,16 @@ struct RunCommand: ParsableCommand {
             printError("heap: no allocation was sampled (\(why)); no heap profile written\(earlier)")
         }
         if !quiet {
-            if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written)) }
+            if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written, heap: recorded.heap)) }
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
-            if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
-            if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
+            // A launched command's leaks, always (also "none") so that none reads apart from not
+            // reported; an attached process goes on, its blocks in use are not leaks.
+            if let heapProfile = recorded.heap, heapSampled, pid == nil, let heapOptions = options.heap {
+                let heapCallGraph: SamplingOptions.CallGraph = if case .dwarf = options.callGraph { .dwarf(stackSize: heapOptions.stackSize) } else { options.callGraph }
+                let advice = RecordingReport.heapLossAdvice(rate: heapOptions.rate, callGraph: heapCallGraph, attached: false)
+                printError(RecordingReport.leakReport(heapProfile, lostRecords: RecordingReport.lostHeapRecords(profile), runs: max(1, recorded.runs.count), advice: advice))
+            }
+            if let advice = RecordingReport.lossAdvice(for: profile, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }
     }

@@ -1,0 +1,72 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Foundation
+import XCTest
+import Sprof
+import SprofFormats
+import SprofTestSupport
+
+/// What `sprof run --heap` prints and writes beside the heap profile, as a new user reads it
+/// (heap_messages.c frees everything, or leaves three 100,000-byte blocks; no stdio).
+final class HeapRunMessagesTests: XCTestCase {
+    private func fixture(_ extra: [String] = []) throws -> String {
+        try SprofCLI.buildC("heap_messages", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"] + extra)
+    }
+
+    private func heapRun(_ args: [String], _ command: [String], prefix: String) throws -> (status: Int32, stdout: String, stderr: String) {
+        try SprofCLI.run(["run", "--heap"] + args + ["-o", prefix, "--"] + command, timeout: 600)
+    }
+
+    /// The leak line is always printed for a command: "none" when nothing sampled was left (with
+    /// the sampling caveat above rate 1), so that it reads apart from "not reported".
+    func testLeakLineSaysNoneAndReportFindsTheTimeline() throws {
+        try HeapProfileTests.requireUprobes()
+        let binary = try fixture()
+        let exact = SprofCLI.outputPrefix("heapmsg-none")
+        var r = try heapRun(["--heap-rate", "1", "-e", "none"], [binary, "free", "1000"], prefix: exact)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): none\n") || r.stderr.hasSuffix("still allocated at exit (leaks): none"), r.stderr)
+
+        let sampled = SprofCLI.outputPrefix("heapmsg-sampled")
+        r = try heapRun(["--heap-rate", "4096", "-e", "none"], [binary, "free", "1000"], prefix: sampled)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): none (estimated from samples at 1 per 4,096 bytes: smaller leaked blocks may be missed"), r.stderr)
+    }
+
+    /// With heap records lost (a 16 KiB ring buffer for a burst of allocations, each sampled at
+    /// --heap-rate 16, above the rate 1 at which the program waits for sprof): one line gives
+    /// the loss with one percentage (of probe records) and advice that applies (no -F, no CPU
+    /// stack size equal to the heap's), and the leak line says it is incomplete and why.
+    func testLostRecordsGiveOneHeapLossLineAndAnIncompleteLeakReport() throws {
+        try HeapProfileTests.requireUprobes()
+        let binary = try fixture()
+        let prefix = SprofCLI.outputPrefix("heapmsg-lost")
+        let r = try heapRun(["--heap-rate", "16", "-e", "none", "-m", "4", "--call-graph", "dwarf,4096"], [binary, "leak", "200000"], prefix: prefix)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        guard let (lost, _) = HeapProfileTests.lossCounts(r.stderr), lost > 0 else {
+            throw XCTSkip("no heap record was lost with -m 4 this time: \(r.stderr)")
+        }
+        XCTAssertFalse(r.stderr.contains("of the samples were lost"), "no second, CPU-style loss line: \(r.stderr)")
+        XCTAssertFalse(r.stderr.contains("lower -F"), r.stderr)
+        let lossLines = r.stderr.split(separator: "\n").filter { $0.contains("lost (") && $0.contains("%") }
+        XCTAssertEqual(lossLines.count, 1, r.stderr)
+        XCTAssertTrue(lossLines.first?.contains("--call-graph dwarf,1024 below the current 4096") == true, r.stderr)
+        XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("  incomplete: "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("a lost allocation drops a leaked block"), r.stderr)
+    }
+
+    /// Beside CPU samples the summary gives the heap's sample count, and with -r 2 the leak
+    /// total says it is summed over the runs (the heap profile adds them up: 6 blocks, not 3).
+    func testSummaryGivesHeapSamplesAndRepeatedRunsSaySummed() throws {
+        try HeapProfileTests.requireUprobes()
+        let binary = try fixture()
+        let prefix = SprofCLI.outputPrefix("heapmsg-runs")
+        let r = try heapRun(["--heap-rate", "1", "-r", "2", "-m", "16384", "--call-graph", "dwarf,4096"], [binary, "leak", "1000"], prefix: prefix)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains(" heap samples every 1 byte,"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): 586 KiB in 1 stack, summed over 2 runs"), r.stderr)
+    }
+
+}
