@@ -220,9 +220,7 @@ struct RunCommand: ParsableCommand {
             outputs.discard()
         }
         if !heapSampled && !quiet {
-            let why = pid != nil
-                ? "the process allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes while attached: try --heap-rate 1, or a longer --duration"
-                : "the command allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID"
+            let why = Self.noHeapSampleReason(rate: options.heap?.rate ?? 0, attached: pid != nil, exitStatus: recorded.exitStatus)
             let earlier = access(outputs.prefix + ".heap.pb.gz", F_OK) == 0
                 ? ", earlier \(outputs.prefix).heap.pb.gz and other heap views were kept" : ""
             printError("heap: no allocation was sampled (\(why)); no heap profile written\(earlier)")
@@ -240,6 +238,22 @@ struct RunCommand: ParsableCommand {
             if let advice = RecordingReport.lossAdvice(for: profile, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Why no allocation was sampled, and what to try, by mode: the rate matters only above 1
+    /// (at 1 every allocator call is recorded), and a command that ended with a failure (an ASan
+    /// binary refuses LD_PRELOAD and exits 1 at once) most likely failed before allocating.
+    static func noHeapSampleReason(rate: Int, attached: Bool, exitStatus: ExitStatus?) -> String {
+        if attached {
+            return rate > 1 ? "the process allocated less than --heap-rate \(rate) bytes while attached: try --heap-rate 1, or a longer --duration"
+                : "the process made no allocator call while attached: try a longer --duration"
+        }
+        if let status = exitStatus, status != .exited(0) {
+            return "the command ended (\(status)) before an allocation was sampled: it most likely failed at start, before allocating "
+                + "(see its output above; an ASan binary refuses LD_PRELOAD)" + (rate > 1 ? ", or allocated less than --heap-rate \(rate) bytes" : "")
+        }
+        return rate > 1 ? "the command allocated less than --heap-rate \(rate) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID"
+            : "the command made no allocator call through the preload library: it is a static binary, clears LD_PRELOAD, or has an allocator of its own: try -p PID"
     }
 
     /// The command to run: none is fine with -a (record until Ctrl-C or --duration).

@@ -69,4 +69,31 @@ final class HeapRunMessagesTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): 586 KiB in 1 stack, summed over 2 runs"), r.stderr)
     }
 
+    /// A command that fails before allocating (an ASan binary refuses LD_PRELOAD and exits 1):
+    /// the message says so, and at --heap-rate 1 does not advise --heap-rate 1. Attached at rate
+    /// 1, no allocator call is a matter of time.
+    func testNoSampleMessageFitsTheRateAndTheExit() throws {
+        try HeapProfileTests.requireUprobes()
+        // gcc links the ASan runtime as a shared library (clang links it in, and it then
+        // allocates through its own malloc: the other case of the message).
+        let asan: String
+        do {
+            asan = try TestFixtures.buildC("heap_messages", flags: ["-O1", "-g", "-fsanitize=address"], compiler: "gcc")
+        } catch {
+            throw XCTSkip("no AddressSanitizer here: \(error)")
+        }
+        let r = try heapRun(["--heap-rate", "1", "-e", "none"], [asan, "free", "10"], prefix: SprofCLI.outputPrefix("heapmsg-asan"))
+        XCTAssertNotEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("no allocation was sampled"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("failed at start"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("try --heap-rate 1"), r.stderr)
+
+        let sleeper = try BackgroundProcess("/bin/sleep", ["30"])
+        defer { sleeper.send(SIGKILL) }
+        let a = try SprofCLI.run(["run", "--heap", "--heap-rate", "1", "-e", "none", "-p", "\(sleeper.pid)", "--duration", "0.3",
+                                  "-o", SprofCLI.outputPrefix("heapmsg-attach")], timeout: 300)
+        XCTAssertTrue(a.stderr.contains("no allocator call while attached"), a.stderr)
+        XCTAssertFalse(a.stderr.contains("--heap-rate 1"), a.stderr)
+    }
+
 }
