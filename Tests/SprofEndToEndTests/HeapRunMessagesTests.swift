@@ -19,7 +19,8 @@ final class HeapRunMessagesTests: XCTestCase {
     }
 
     /// The leak line is always printed for a command: "none" when nothing sampled was left (with
-    /// the sampling caveat above rate 1), so that it reads apart from "not reported".
+    /// the sampling caveat above rate 1), so that it reads apart from "not reported". And `report --memory` finds the RSS
+    /// timeline from the heap profile's name.
     func testLeakLineSaysNoneAndReportFindsTheTimeline() throws {
         try HeapProfileTests.requireUprobes()
         let binary = try fixture()
@@ -27,6 +28,11 @@ final class HeapRunMessagesTests: XCTestCase {
         var r = try heapRun(["--heap-rate", "1", "-e", "none"], [binary, "free", "1000"], prefix: exact)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): none\n") || r.stderr.hasSuffix("still allocated at exit (leaks): none"), r.stderr)
+
+        // Written as PREFIX.memory.tsv, found from PREFIX.heap.pb.gz (it looked for PREFIX.heap.memory.tsv).
+        let report = try SprofCLI.run(["report", exact + ".heap.pb.gz", "--memory"])
+        XCTAssertEqual(report.status, 0, report.stderr)
+        XCTAssertTrue(report.stdout.hasPrefix("# \(exact).memory.tsv:"), report.stdout)
 
         let sampled = SprofCLI.outputPrefix("heapmsg-sampled")
         r = try heapRun(["--heap-rate", "4096", "-e", "none"], [binary, "free", "1000"], prefix: sampled)
