@@ -52,14 +52,26 @@ extension ProfileBuilder {
 
     /// Drops the probe point (`sprof_heap_sampled`) and anything else of the preload library
     /// below the interposed function, so that stacks end in `malloc`, `calloc`, … as called.
-    static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) {
+    /// Returns true, with no frame left, when every frame was the library's: the record has no
+    /// caller (`--call-graph none` takes the probe's IP alone), so which allocator function was
+    /// called is unknown (see ``allocatorMarker``).
+    static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) -> Bool {
         func inLibrary(_ frame: StackFrame) -> Bool {
             !frame.isKernel && process.mapping(containing: frame.address)?.path.hasSuffix("/" + HeapOptions.libraryName) == true
+        }
+        if !unwound.frames.isEmpty && unwound.frames.allSatisfy(inLibrary) {
+            unwound.frames.removeAll()
+            return true
         }
         var drop = 0
         while drop + 1 < unwound.frames.count, inLibrary(unwound.frames[drop]), inLibrary(unwound.frames[drop + 1]) { drop += 1 }
         if drop > 0 { unwound.frames.removeFirst(drop) }
+        return false
     }
+
+    /// The frame of a heap sample whose stack is the probe alone (`--call-graph none`): one of
+    /// the interposed functions was called, which one the record does not tell.
+    static let allocatorMarker = "[malloc family]"
 
     /// Adds the heap samples, in the same fixed order as the CPU samples.
     func addHeapSamples(_ heap: HeapAccounting<StackKey>) {

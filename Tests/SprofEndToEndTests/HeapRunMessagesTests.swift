@@ -102,4 +102,17 @@ final class HeapRunMessagesTests: XCTestCase {
         XCTAssertFalse(a.stderr.contains("--heap-rate 1"), a.stderr)
     }
 
+    /// `--call-graph none`: the heap stacks end in one frame that says what is known (one of the
+    /// interposed allocator functions), not in the preload library's probe point.
+    func testCallGraphNoneNamesTheMallocFamily() throws {
+        try HeapProfileTests.requireUprobes()
+        let binary = try fixture()
+        let prefix = SprofCLI.outputPrefix("heapmsg-nocg")
+        let r = try heapRun(["--heap-rate", "1", "-e", "none", "--call-graph", "none"], [binary, "leak", "100"], prefix: prefix)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let folded = try String(contentsOfFile: prefix + ".folded", encoding: .utf8)
+        XCTAssertFalse(folded.contains("sprof_heap_sampled"), folded)
+        XCTAssertTrue(folded.contains(";[malloc family] "), folded)
+    }
+
 }
