@@ -115,13 +115,21 @@ public enum RecordingReport {
     /// `-r N` adds them up), estimated from samples when the rate is above 1 (small blocks may be
     /// missed), and incomplete when `lostRecords` heap probe records were lost (a lost allocation
     /// drops a leaked block, a lost free adds a block that was freed), with what to change
-    /// (`advice`, see ``heapLossAdvice(rate:callGraph:attached:)``).
+    /// (`advice`, see ``heapLossAdvice(rate:callGraph:attached:)``). Blocks allocated under
+    /// ld.so's `_dl_init` (shared libraries' initializers) are not counted as leaks but named on
+    /// a line of their own.
     public static func leakReport(_ heap: Profile, lostRecords: UInt64, runs: Int = 1, advice: String, top: Int = 5) -> String {
         var stacks: [(frames: [String], value: Int64)] = []
         if let index = heap.sampleTypeIndex("inuse_space") {
             stacks = heap.aggregatedStacks(valueIndex: index).filter { $0.value > 0 }
                 .sorted { $0.value != $1.value ? $0.value > $1.value : $0.frames.lexicographicallyPrecedes($1.frames) }
         }
+        // Blocks a shared library's initializer allocated (ld.so's _dl_init, before main or in
+        // dlopen) and held to the end are the library's process-long state, not the program's
+        // leaks: libstdc++'s 71 KiB emergency exception pool topped every C++ and Swift list.
+        // They stay in inuse_space; the line names them apart.
+        let initializers = stacks.filter { $0.frames.contains(libraryInitializer) }
+        stacks.removeAll { $0.frames.contains(libraryInitializer) }
         let total = stacks.reduce(Int64(0)) { $0 + $1.value }
         var header = "still allocated at exit (leaks): "
         header += stacks.isEmpty ? "none" : "\(byteText(UInt64(total))) in \(stacks.count) stack\(stacks.count == 1 ? "" : "s")"
@@ -130,6 +138,11 @@ public enum RecordingReport {
             header += " (estimated from samples at 1 per \(grouped(Int(heap.period))) bytes: smaller leaked blocks may be missed; --heap-rate 1 sees every block)"
         }
         var lines = [header]
+        if !initializers.isEmpty {
+            let bytes = UInt64(initializers.reduce(Int64(0)) { $0 + $1.value })
+            lines.append("  not counted: \(byteText(bytes)) in \(initializers.count) stack\(initializers.count == 1 ? "" : "s") allocated by shared libraries' "
+                + "initializers (\(libraryInitializer)), held for the whole run (libstdc++'s emergency exception pool is one); they stay in inuse_space")
+        }
         if lostRecords > 0 {
             lines.append("  incomplete: \(grouped(lostRecords)) heap probe record\(lostRecords == 1 ? " was" : "s were") lost; a lost allocation drops a leaked block "
                 + "from this report and a lost free adds a block that was freed: \(advice)")
@@ -139,6 +152,10 @@ public enum RecordingReport {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// The dynamic loader's function that runs shared libraries' initializers (glibc's
+    /// `elf/dl-init.c`), at start-up before main and in dlopen.
+    static let libraryInitializer = "_dl_init"
 
     /// What to change when the ring buffers overflowed: nil unless 5% or more of the samples
     /// were lost (or all). A sample with a DWARF stack copy larger than the whole ring buffer

@@ -115,4 +115,15 @@ final class HeapRunMessagesTests: XCTestCase {
         XCTAssertTrue(folded.contains(";[malloc family] "), folded)
     }
 
+    /// libstdc++'s initializer allocates its emergency exception pool (about 71 KiB) before main
+    /// and keeps it: not one of the program's leaks, named apart.
+    func testLibraryInitializerPoolIsNotALeak() throws {
+        try HeapProfileTests.requireUprobes()
+        let binary = try fixture(["-Wl,--no-as-needed", "-lstdc++"])
+        let prefix = SprofCLI.outputPrefix("heapmsg-stdcxx")
+        let r = try heapRun(["--heap-rate", "1", "-e", "none"], [binary, "free", "100"], prefix: prefix)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): none\n  not counted: "), r.stderr)
+        XCTAssertTrue(r.stderr.contains("initializers (_dl_init)"), r.stderr)
+    }
 }

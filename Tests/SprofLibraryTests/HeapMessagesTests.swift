@@ -49,6 +49,17 @@ final class HeapMessagesTests: XCTestCase {
         }
     }
 
+    /// What a shared library's initializer allocated before main and held to the end (libstdc++'s
+    /// emergency exception pool, 71 KiB) is not a leak of the program: named apart, not counted.
+    func testLibraryInitializersAreNotCountedAsLeaks() {
+        let pool = (["_dl_start_user", "_dl_init", "call_init", "[libstdc++.so.6.0.30+0xa5780]", "malloc"], [Int64(1), 72_704, 1, 72_704])
+        let none = RecordingReport.leakReport(heapProfile(rate: 1, [churn, pool]), lostRecords: 0, advice: "")
+        XCTAssertTrue(none.hasPrefix("still allocated at exit (leaks): none\n  not counted: 71 KiB in 1 stack allocated by shared libraries' initializers (_dl_init)"), none)
+        XCTAssertFalse(none.contains("  71 KiB  "), "not among the leak stacks: \(none)")
+        let some = RecordingReport.leakReport(heapProfile(rate: 1, [pool, leak]), lostRecords: 0, advice: "")
+        XCTAssertTrue(some.hasPrefix("still allocated at exit (leaks): 9.8 KiB in 1 stack\n"), some)
+    }
+
     /// The heap profile of `-r 3` sums what each run left: the line says so.
     func testLeaksOfRepeatedRunsSaySummed() {
         let report = RecordingReport.leakReport(heapProfile(rate: 1, [leak]), lostRecords: 0, runs: 3, advice: "")
