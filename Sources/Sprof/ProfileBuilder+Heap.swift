@@ -14,6 +14,9 @@ extension ProfileBuilder {
     /// type `space`/`bytes` and the sampling rate as period.
     func enableHeap(rate: Int, roles: [UInt64: HeapRole]) {
         heap = HeapAccounting(rate: rate, roles: roles)
+        // The default type is alloc_space, not Go's inuse_space (its last type, a live heap's
+        // snapshot): a recording runs to the command's end, when only what was never freed is in
+        // use; that has its own view and leak line.
         building = ProfileBuilding(sampleTypes: HeapOptions.sampleTypes, defaultSampleType: 1,
                                    periodType: Profile.ValueType(type: "space", unit: "bytes"), period: Int64(max(rate, 1)))
     }

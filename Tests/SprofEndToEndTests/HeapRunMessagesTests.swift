@@ -19,7 +19,8 @@ final class HeapRunMessagesTests: XCTestCase {
     }
 
     /// The leak line is always printed for a command: "none" when nothing sampled was left (with
-    /// the sampling caveat above rate 1), so that it reads apart from "not reported". And `report --memory` finds the RSS
+    /// the sampling caveat above rate 1), so that it reads apart from "not reported". The file's
+    /// default sample type is alloc_space, as the README says; `report --memory` finds the RSS
     /// timeline from the heap profile's name.
     func testLeakLineSaysNoneAndReportFindsTheTimeline() throws {
         try HeapProfileTests.requireUprobes()
@@ -28,6 +29,9 @@ final class HeapRunMessagesTests: XCTestCase {
         var r = try heapRun(["--heap-rate", "1", "-e", "none"], [binary, "free", "1000"], prefix: exact)
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertTrue(r.stderr.contains("still allocated at exit (leaks): none\n") || r.stderr.hasSuffix("still allocated at exit (leaks): none"), r.stderr)
+        let bytes = try XCTUnwrap(FileManager.default.contents(atPath: exact + ".heap.pb.gz"), r.stderr)
+        let profile = try PprofFormat.decode(Array(bytes))
+        XCTAssertEqual(profile.sampleTypes[profile.defaultSampleType].type, "alloc_space", "README: sprof's heap profiles default to alloc_space")
 
         // Written as PREFIX.memory.tsv, found from PREFIX.heap.pb.gz (it looked for PREFIX.heap.memory.tsv).
         let report = try SprofCLI.run(["report", exact + ".heap.pb.gz", "--memory"])
