@@ -241,14 +241,15 @@ struct RunCommand: ParsableCommand {
     }
 
     /// Why no allocation was sampled, and what to try, by mode: the rate matters only above 1
-    /// (at 1 every allocator call is recorded), and a command that ended with a failure (an ASan
-    /// binary refuses LD_PRELOAD and exits 1 at once) most likely failed before allocating.
+    /// (at 1 every allocator call is recorded), and a command that exited with a failure status
+    /// (an ASan binary refuses LD_PRELOAD and exits 1 at once) most likely failed before allocating.
     static func noHeapSampleReason(rate: Int, attached: Bool, exitStatus: ExitStatus?) -> String {
         if attached {
             return rate > 1 ? "the process allocated less than --heap-rate \(rate) bytes while attached: try --heap-rate 1, or a longer --duration"
                 : "the process made no allocator call while attached: try a longer --duration"
         }
-        if let status = exitStatus, status != .exited(0) {
+        // Killed by a signal (Ctrl-C, a crash), it may well have run: the generic reason stands.
+        if let status = exitStatus, case .exited(let code) = status, code != 0 {
             return "the command ended (\(status)) before an allocation was sampled: it most likely failed at start, before allocating "
                 + "(see its output above; an ASan binary refuses LD_PRELOAD)" + (rate > 1 ? ", or allocated less than --heap-rate \(rate) bytes" : "")
         }

@@ -97,6 +97,11 @@ final class HeapRunMessagesTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("no allocation was sampled"), r.stderr)
         XCTAssertTrue(r.stderr.contains("failed at start"), r.stderr)
         XCTAssertFalse(r.stderr.contains("try --heap-rate 1"), r.stderr)
+        // Killed by a signal, a command may well have run: no "failed at start".
+        let killed = try heapRun(["--heap-rate", "1000000000000", "-e", "none"], ["/bin/sh", "-c", "kill -TERM $$"], prefix: SprofCLI.outputPrefix("heapmsg-killed"))
+        XCTAssertEqual(killed.status, 128 + SIGTERM, killed.stderr)
+        XCTAssertTrue(killed.stderr.contains("allocated less than --heap-rate 1000000000000 bytes"), killed.stderr)
+        XCTAssertFalse(killed.stderr.contains("failed at start"), killed.stderr)
 
         let sleeper = try BackgroundProcess("/bin/sleep", ["30"])
         defer { sleeper.send(SIGKILL) }
