@@ -247,31 +247,31 @@ struct AllocatorProbes {
 
 extension HeapAccounting {
     /// One line when probe records were lost (`lost`: the session's LOST count, which may also
-    /// hold CPU samples) or calls went unpaired, saying which way each loss bends the estimates;
-    /// nil when nothing was lost. A lost entry drops an allocation (alloc_* too low by about the
-    /// lost share), a lost free leaves a block counted in use (inuse_* too high), a lost return
-    /// drops a sampled block from in-use tracking.
-    func lossNotices(lost: UInt64) -> [String] {
+    /// hold CPU samples) or calls went unpaired, saying which way each loss bends the estimates
+    /// and what to change (for `callGraph`, the heap probes' stack mode); nil when nothing was
+    /// lost. A lost entry drops an allocation (alloc_* too low by about the lost share), a lost
+    /// free leaves a block counted in use (inuse_* too high), a lost return drops a sampled block
+    /// from in-use tracking. The one percentage is of probe records, the unit the kernel loses.
+    func lossNotices(lost: UInt64, callGraph: SamplingOptions.CallGraph) -> [String] {
         var notices: [String] = []
         if untracked > 0 {
             notices.append("heap: \(untracked) sampled allocations (about \(Int64(untrackedBytes.rounded())) bytes) found the preload library's set of "
                 + "sampled pointers full, so their frees are not reported: they count in alloc_* and are left out of inuse_* and the leaks")
         }
-        if let line = lossNotice(lost: lost) { notices.append(line) }
+        if let line = lossNotice(lost: lost, callGraph: callGraph) { notices.append(line) }
         return notices
     }
 
-    private func lossNotice(lost: UInt64) -> String? {
+    private func lossNotice(lost: UInt64, callGraph: SamplingOptions.CallGraph) -> String? {
         guard lost > 0 || unmatchedEntries > 0 || unmatchedReturns > 0 else { return nil }
         let total = UInt64(probeRecords) + lost
         let share = total == 0 ? 100 : Double(lost) * 100 / Double(total)
-        var line = "heap: \(lost) of \(total) records lost (\(share < 0.1 && lost > 0 ? "<0.1" : String(Double((share * 10).rounded()) / 10))%)"
+        var line = "heap: \(lost) of \(total) probe records lost (\(share < 0.1 && lost > 0 ? "<0.1" : String(Double((share * 10).rounded()) / 10))%)"
         if unmatchedEntries + unmatchedReturns > 0 {
             line += ", \(unmatchedEntries) allocator calls without their return and \(unmatchedReturns) returns without their call"
         }
-        return line + ": alloc_space and alloc_objects are low by about that share, and inuse_* holds blocks whose free was lost; "
-            + "raise -m (ring-buffer pages per CPU: \(RunOptions.heapRingPages) with --heap unless given), copy less stack per heap record "
-            + "(--call-graph dwarf,2048, or -g), or record for less time"
+        return line + ": alloc_space and alloc_objects are low by about that share, and inuse_* and the leaks hold blocks whose free was lost; "
+            + RecordingReport.heapLossAdvice(rate: Int(rate), callGraph: callGraph, attached: allocatorPath != nil)
     }
 }
 

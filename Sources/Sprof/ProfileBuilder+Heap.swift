@@ -14,6 +14,9 @@ extension ProfileBuilder {
     /// type `space`/`bytes` and the sampling rate as period.
     func enableHeap(rate: Int, roles: [UInt64: HeapRole]) {
         heap = HeapAccounting(rate: rate, roles: roles)
+        // The default type is alloc_space, not Go's inuse_space (its last type, a live heap's
+        // snapshot): a recording runs to the command's end, when only what was never freed is in
+        // use; that has its own view and leak line.
         building = ProfileBuilding(sampleTypes: HeapOptions.sampleTypes, defaultSampleType: 1,
                                    periodType: Profile.ValueType(type: "space", unit: "bytes"), period: Int64(max(rate, 1)))
     }
@@ -42,7 +45,7 @@ extension ProfileBuilder {
 
     /// See ``HeapAccounting/lossNotices(lost:)``; empty unless heap profiling.
     /// The heap probes' own lost records when the kernel tells them apart, else all of them.
-    func heapLossNotices(_ s: RecordingSession.Statistics) -> [String] { heap?.lossNotices(lost: s.lostHeap ?? s.lost) ?? [] }
+    func heapLossNotices(_ s: RecordingSession.Statistics) -> [String] { heap?.lossNotices(lost: s.lostHeap ?? s.lost, callGraph: callGraph) ?? [] }
 
     /// Attached heap profiles: the allocator's file and its probed functions (file offsets).
     func setAllocator(path: String, functions: [Range<UInt64>]) {
@@ -52,14 +55,26 @@ extension ProfileBuilder {
 
     /// Drops the probe point (`sprof_heap_sampled`) and anything else of the preload library
     /// below the interposed function, so that stacks end in `malloc`, `calloc`, … as called.
-    static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) {
+    /// Returns true, with no frame left, when every frame was the library's: the record has no
+    /// caller (`--call-graph none` takes the probe's IP alone), so which allocator function was
+    /// called is unknown (see ``allocatorMarker``).
+    static func trimHeapProbe(_ unwound: inout UnwoundStack, process: ProcessState) -> Bool {
         func inLibrary(_ frame: StackFrame) -> Bool {
             !frame.isKernel && process.mapping(containing: frame.address)?.path.hasSuffix("/" + HeapOptions.libraryName) == true
+        }
+        if !unwound.frames.isEmpty && unwound.frames.allSatisfy(inLibrary) {
+            unwound.frames.removeAll()
+            return true
         }
         var drop = 0
         while drop + 1 < unwound.frames.count, inLibrary(unwound.frames[drop]), inLibrary(unwound.frames[drop + 1]) { drop += 1 }
         if drop > 0 { unwound.frames.removeFirst(drop) }
+        return false
     }
+
+    /// The frame of a heap sample whose stack is the probe alone (`--call-graph none`): one of
+    /// the interposed functions was called, which one the record does not tell.
+    static let allocatorMarker = "[malloc family]"
 
     /// Adds the heap samples, in the same fixed order as the CPU samples.
     func addHeapSamples(_ heap: HeapAccounting<StackKey>) {

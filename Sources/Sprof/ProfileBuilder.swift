@@ -239,12 +239,13 @@ final class ProfileBuilder {
         }
         let process = processes.process(sample.pid, tid: sample.tid)
         var unwound = unwind(sample, process: process)
-        if heap != nil { Self.trimHeapProbe(&unwound, process: process) }
+        let allocatorOnly = heap != nil && Self.trimHeapProbe(&unwound, process: process)
         scratch.removeAll(keepingCapacity: true)
         if unwound.truncated {
             scratch.append(truncatedID)
             statistics.truncated += 1
         }
+        if allocatorOnly { scratch.append(marker(Self.allocatorMarker)) }
         for frame in unwound.frames.reversed() {
             let key = FrameKey(pid: frame.isKernel ? 0 : process.pid, generation: frame.isKernel ? 0 : process.generation,
                                address: frame.lookupAddress.rawValue, isKernel: frame.isKernel)

@@ -11,9 +11,13 @@ public enum RecordingReport {
     /// wrote a.folded, a.svg`: the counts of ``ProfileStatistics``, the event and rate, off-CPU
     /// seconds and the peak resident set when recorded, how the command ended when a signal
     /// killed it, and the files `written`.
-    public static func summaryLine(_ p: Profile, exitStatus: ExitStatus?, written: [String]) -> String {
+    /// `heap` is the heap profile recorded beside CPU samples (`--heap`): the line then gives its
+    /// sample count and rate too. A heap-only profile (`-e none`) is `p` itself, whose lost
+    /// figure counts probe records (allocations and frees), not samples.
+    public static func summaryLine(_ p: Profile, exitStatus: ExitStatus?, written: [String], heap heapProfile: Profile? = nil) -> String {
         let s = p.statistics
-        var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost"
+        let heapOnly = p.metadata.event == "heap"
+        var line = "\(grouped(s.samples)) sample\(s.samples == 1 ? "" : "s") (\(grouped(s.lost)) lost\(heapOnly ? " probe records" : "")"
         // With --off-cpu or --heap one buffer takes several events: say whose losses they were
         // (a heap probe's lost record is not a lost sample).
         let heap = s.lostHeap ?? 0
@@ -33,6 +37,10 @@ public enum RecordingReport {
         // Lost records may include fork and comm records: the counts are then only lower bounds.
         line += ", \(s.lost > 0 ? "at least " : "")\(s.processes) process\(s.processes == 1 ? "" : "es"), \(s.threads) thread\(s.threads == 1 ? "" : "s")"
         line += offCPUSummary(p)
+        if let heapProfile = heapProfile, !heapOnly {
+            let n = heapProfile.statistics.samples
+            line += ", \(grouped(n)) heap sample\(n == 1 ? "" : "s") every \(grouped(Int(heapProfile.period))) byte\(heapProfile.period == 1 ? "" : "s")"
+        }
         // The /proc readings, or the command's high-water mark when higher (a process shorter
         // than the readings' interval peaks between two of them).
         var peak = peakRSS(p.memory)
@@ -67,6 +75,87 @@ public enum RecordingReport {
         }.joined(separator: ", ")
         return line
     }
+
+    /// ``lossAdvice(_:callGraph:ringPages:)-swift.type.method`` for the profile a recording wrote:
+    /// nil for a heap-only profile (`-e none`), whose losses are probe records with their own line
+    /// (``heapLossAdvice(rate:callGraph:attached:)``); -F and the CPU samples' stack copy mean
+    /// nothing there.
+    public static func lossAdvice(for p: Profile, callGraph: SamplingOptions.CallGraph, ringPages: Int?) -> String? {
+        p.metadata.event == "heap" ? nil : lossAdvice(p.statistics, callGraph: callGraph, ringPages: ringPages)
+    }
+
+    /// The heap probe records a recording lost: the probes' own count when the kernel tells them
+    /// apart (``ProfileStatistics/lostHeap``), else every lost record of `profile` (the profile
+    /// `sprof run` wrote: a heap-only one holds only probe records; beside CPU samples on a kernel
+    /// before 6.0 some may be CPU samples, so the count is an upper bound).
+    public static func lostHeapRecords(_ profile: Profile) -> UInt64 {
+        profile.statistics.lostHeap ?? profile.statistics.lost
+    }
+
+    /// What lowers heap probe losses, as one clause for the heap loss line and the leak report.
+    /// A launched command's probes trap only on sampled calls (`rate`), and each record copies
+    /// the stack of the call graph mode; attached, every allocator call traps with a frame-pointer
+    /// walk whatever the rate, so only larger buffers help.
+    public static func heapLossAdvice(rate: Int, callGraph: SamplingOptions.CallGraph, attached: Bool) -> String {
+        let buffers = "raise -m (ring-buffer pages per CPU, \(RunOptions.heapRingPages) with --heap unless given)"
+        if attached { return buffers }
+        var ways = ["raise --heap-rate (now \(grouped(rate)): fewer sampled calls)"]
+        if case .dwarf(let size) = callGraph {
+            let smaller = size / 4 / 8 * 8
+            ways.append(smaller >= 256 ? "copy less stack per record (-g, or --call-graph dwarf,\(smaller) below the current \(size))"
+                                       : "copy no stack per record (-g)")
+        }
+        ways.append(buffers)
+        return ways.dropLast().joined(separator: ", ") + ", or " + buffers
+    }
+
+    /// `still allocated at exit (leaks): 6.0 MiB in 3 stacks`, then the top stacks with their
+    /// bytes, leaf last; with nothing in use at exit, `none`, so that "no leaks" reads apart from
+    /// "not reported". Says what the figures are: summed over `runs` runs (the heap profile of
+    /// `-r N` adds them up), estimated from samples when the rate is above 1 (small blocks may be
+    /// missed), and incomplete when `lostRecords` heap probe records were lost (a lost allocation
+    /// drops a leaked block, a lost free adds a block that was freed), with what to change
+    /// (`advice`, see ``heapLossAdvice(rate:callGraph:attached:)``). Blocks allocated under
+    /// ld.so's `_dl_init` (shared libraries' initializers) are not counted as leaks but named on
+    /// a line of their own.
+    public static func leakReport(_ heap: Profile, lostRecords: UInt64, runs: Int = 1, advice: String, top: Int = 5) -> String {
+        var stacks: [(frames: [String], value: Int64)] = []
+        if let index = heap.sampleTypeIndex("inuse_space") {
+            stacks = heap.aggregatedStacks(valueIndex: index).filter { $0.value > 0 }
+                .sorted { $0.value != $1.value ? $0.value > $1.value : $0.frames.lexicographicallyPrecedes($1.frames) }
+        }
+        // Blocks a shared library's initializer allocated (ld.so's _dl_init, before main or in
+        // dlopen) and held to the end are the library's process-long state, not the program's
+        // leaks: libstdc++'s 71 KiB emergency exception pool topped every C++ and Swift list.
+        // They stay in inuse_space; the line names them apart.
+        let initializers = stacks.filter { $0.frames.contains(libraryInitializer) }
+        stacks.removeAll { $0.frames.contains(libraryInitializer) }
+        let total = stacks.reduce(Int64(0)) { $0 + $1.value }
+        var header = "still allocated at exit (leaks): "
+        header += stacks.isEmpty ? "none" : "\(byteText(UInt64(total))) in \(stacks.count) stack\(stacks.count == 1 ? "" : "s")"
+        if runs > 1 { header += stacks.isEmpty ? " in \(runs) runs" : ", summed over \(runs) runs" }
+        if heap.period > 1 {
+            header += " (estimated from samples at 1 per \(grouped(Int(heap.period))) bytes: smaller leaked blocks may be missed; --heap-rate 1 sees every block)"
+        }
+        var lines = [header]
+        if !initializers.isEmpty {
+            let bytes = UInt64(initializers.reduce(Int64(0)) { $0 + $1.value })
+            lines.append("  not counted: \(byteText(bytes)) in \(initializers.count) stack\(initializers.count == 1 ? "" : "s") allocated by shared libraries' "
+                + "initializers (\(libraryInitializer)), held for the whole run (libstdc++'s emergency exception pool is one); they stay in inuse_space")
+        }
+        if lostRecords > 0 {
+            lines.append("  incomplete: \(grouped(lostRecords)) heap probe record\(lostRecords == 1 ? " was" : "s were") lost; a lost allocation drops a leaked block "
+                + "from this report and a lost free adds a block that was freed: \(advice)")
+        }
+        for s in stacks.prefix(top) {
+            lines.append("  \(byteText(UInt64(s.value)))  " + s.frames.suffix(4).joined(separator: ";"))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// The dynamic loader's function that runs shared libraries' initializers (glibc's
+    /// `elf/dl-init.c`), at start-up before main and in dlopen.
+    static let libraryInitializer = "_dl_init"
 
     /// What to change when the ring buffers overflowed: nil unless 5% or more of the samples
     /// were lost (or all). A sample with a DWARF stack copy larger than the whole ring buffer

@@ -29,20 +29,6 @@ enum HeapViews {
         return out
     }
 
-    /// `leaks at exit: 6.0 MiB (estimated) in 3 stacks`, then the top stacks with their bytes,
-    /// leaf last; nil when nothing sampled was still allocated.
-    static func leakReport(_ heap: Profile, top: Int = 5) -> String? {
-        guard let index = heap.sampleTypeIndex("inuse_space") else { return nil }
-        let stacks = heap.aggregatedStacks(valueIndex: index).filter { $0.value > 0 }.sorted { $0.value != $1.value ? $0.value > $1.value : $0.frames.lexicographicallyPrecedes($1.frames) }
-        guard !stacks.isEmpty else { return nil }
-        let total = stacks.reduce(Int64(0)) { $0 + $1.value }
-        var lines = ["still allocated at exit (leaks): \(byteText(UInt64(total))) in \(stacks.count) stack\(stacks.count == 1 ? "" : "s")"]
-        for s in stacks.prefix(top) {
-            lines.append("  \(byteText(UInt64(s.value)))  " + s.frames.suffix(4).joined(separator: ";"))
-        }
-        return lines.joined(separator: "\n")
-    }
-
     private static func oneDecimal3(_ v: Double) -> String {
         let ms = Int64((v * 1000).rounded())
         let frac = String(ms % 1000)

@@ -8,10 +8,12 @@ import Sprof
 /// the total.
 enum MemoryReport {
     /// The timeline file for a profile path: `PREFIX.memory.tsv` beside `PREFIX.pb.gz`,
-    /// `PREFIX.folded` or `PREFIX.svg`, or the path itself when it is a timeline.
+    /// `PREFIX.folded` or `PREFIX.svg`, beside the heap views of `--heap` (`PREFIX.heap.pb.gz`,
+    /// `PREFIX.heap.tsv`, `PREFIX.alloc.svg`, `PREFIX.inuse.svg`: one timeline for both profiles),
+    /// or the path itself when it is a timeline.
     static func timelinePath(for path: String) -> String {
         if path.hasSuffix(TimeViews.memorySuffix) { return path }
-        for suffix in [".pb.gz", ".pb", ".folded"] + SampleTypeView.table.map(\.suffix) + [".svg"] where path.hasSuffix(suffix) {
+        for suffix in OutputPlan.heapSuffixes + [".pb.gz", ".pb", ".folded"] + SampleTypeView.table.map(\.suffix) + [".svg"] where path.hasSuffix(suffix) {
             return String(path.dropLast(suffix.count)) + TimeViews.memorySuffix
         }
         return path + TimeViews.memorySuffix

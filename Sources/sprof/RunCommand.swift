@@ -220,20 +220,41 @@ struct RunCommand: ParsableCommand {
             outputs.discard()
         }
         if !heapSampled && !quiet {
-            let why = pid != nil
-                ? "the process allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes while attached: try --heap-rate 1, or a longer --duration"
-                : "the command allocated less than --heap-rate \(options.heap?.rate ?? 0) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID"
+            let why = Self.noHeapSampleReason(rate: options.heap?.rate ?? 0, attached: pid != nil, exitStatus: recorded.exitStatus)
             let earlier = access(outputs.prefix + ".heap.pb.gz", F_OK) == 0
                 ? ", earlier \(outputs.prefix).heap.pb.gz and other heap views were kept" : ""
             printError("heap: no allocation was sampled (\(why)); no heap profile written\(earlier)")
         }
         if !quiet {
-            if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written)) }
+            if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written, heap: recorded.heap)) }
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
-            if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
-            if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
+            // A launched command's leaks, always (also "none") so that none reads apart from not
+            // reported; an attached process goes on, its blocks in use are not leaks.
+            if let heapProfile = recorded.heap, heapSampled, pid == nil, let heapOptions = options.heap {
+                let heapCallGraph: SamplingOptions.CallGraph = if case .dwarf = options.callGraph { .dwarf(stackSize: heapOptions.stackSize) } else { options.callGraph }
+                let advice = RecordingReport.heapLossAdvice(rate: heapOptions.rate, callGraph: heapCallGraph, attached: false)
+                printError(RecordingReport.leakReport(heapProfile, lostRecords: RecordingReport.lostHeapRecords(profile), runs: max(1, recorded.runs.count), advice: advice))
+            }
+            if let advice = RecordingReport.lossAdvice(for: profile, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
         }
         if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Why no allocation was sampled, and what to try, by mode: the rate matters only above 1
+    /// (at 1 every allocator call is recorded), and a command that exited with a failure status
+    /// (an ASan binary refuses LD_PRELOAD and exits 1 at once) most likely failed before allocating.
+    static func noHeapSampleReason(rate: Int, attached: Bool, exitStatus: ExitStatus?) -> String {
+        if attached {
+            return rate > 1 ? "the process allocated less than --heap-rate \(rate) bytes while attached: try --heap-rate 1, or a longer --duration"
+                : "the process made no allocator call while attached: try a longer --duration"
+        }
+        // Killed by a signal (Ctrl-C, a crash), it may well have run: the generic reason stands.
+        if let status = exitStatus, case .exited(let code) = status, code != 0 {
+            return "the command ended (\(status)) before an allocation was sampled: it most likely failed at start, before allocating "
+                + "(see its output above; an ASan binary refuses LD_PRELOAD)" + (rate > 1 ? ", or allocated less than --heap-rate \(rate) bytes" : "")
+        }
+        return rate > 1 ? "the command allocated less than --heap-rate \(rate) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID"
+            : "the command made no allocator call through the preload library: it is a static binary, clears LD_PRELOAD, or has an allocator of its own: try -p PID"
     }
 
     /// The command to run: none is fine with -a (record until Ctrl-C or --duration).
