@@ -77,6 +77,9 @@ public struct RunOptions: Sendable {
     /// the probes' stack copies of `sampling`; nil (with a notice: records may then be lost)
     /// when no directory takes it.
     static func heapFlow(for sampling: SamplingOptions, notice: (String) -> Void) -> HeapFlow? {
+        // SPROF_HEAP_WAIT=0: records are lost rather than waited for, as before the page (for
+        // comparisons, and for tests of what a loss reports).
+        if let wait = getenv("SPROF_HEAP_WAIT"), String(cString: wait) == "0" { return nil }
         let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
         let rows = sampling.roleEvents
         func stack(_ role: HeapRole) -> UInt64 { UInt64(rows.first { $0.role == .heapProbe(role) }?.stackSize ?? 0) }

@@ -14,8 +14,9 @@ final class HeapRunMessagesTests: XCTestCase {
         try SprofCLI.buildC("heap_messages", flags: ["-O1", "-g", "-fno-omit-frame-pointer", "-fno-inline"] + extra)
     }
 
-    private func heapRun(_ args: [String], _ command: [String], prefix: String) throws -> (status: Int32, stdout: String, stderr: String) {
-        try SprofCLI.run(["run", "--heap"] + args + ["-o", prefix, "--"] + command, timeout: 600)
+    private func heapRun(_ args: [String], _ command: [String], prefix: String, environment: [String: String]? = nil) throws -> (status: Int32, stdout: String, stderr: String) {
+        try TestFixtures.run(try TestFixtures.sprofPath(), ["run", "--heap"] + args + ["-o", prefix, "--"] + command,
+                             environment: environment.map { TestFixtures.environment(adding: $0) }, timeout: 600)
     }
 
     /// The leak line is always printed for a command: "none" when nothing sampled was left (with
@@ -45,14 +46,16 @@ final class HeapRunMessagesTests: XCTestCase {
     }
 
     /// With heap records lost (a 16 KiB ring buffer for a burst of allocations, each sampled at
-    /// --heap-rate 16, above the rate 1 at which the program waits for sprof): one line gives
+    /// --heap-rate 16, and SPROF_HEAP_WAIT=0 so that the program does not wait for sprof, which
+    /// took 160 s here with so small a buffer): one line gives
     /// the loss with one percentage (of probe records) and advice that applies (no -F, no CPU
     /// stack size equal to the heap's), and the leak line says it is incomplete and why.
     func testLostRecordsGiveOneHeapLossLineAndAnIncompleteLeakReport() throws {
         try HeapProfileTests.requireUprobes()
         let binary = try fixture()
         let prefix = SprofCLI.outputPrefix("heapmsg-lost")
-        let r = try heapRun(["--heap-rate", "16", "-e", "none", "-m", "4", "--call-graph", "dwarf,4096"], [binary, "leak", "200000"], prefix: prefix)
+        let r = try heapRun(["--heap-rate", "16", "-e", "none", "-m", "4", "--call-graph", "dwarf,4096"], [binary, "leak", "200000"], prefix: prefix,
+                            environment: ["SPROF_HEAP_WAIT": "0"])
         XCTAssertEqual(r.status, 0, r.stderr)
         guard let (lost, _) = HeapProfileTests.lossCounts(r.stderr), lost > 0 else {
             throw XCTSkip("no heap record was lost with -m 4 this time: \(r.stderr)")
