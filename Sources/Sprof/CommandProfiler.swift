@@ -324,6 +324,13 @@ public enum CommandProfiler {
         "signal \(signal) (\(String(cString: strsignal(signal)))) arrived while the events were being opened: recording stopped as soon as it began (the profile holds next to nothing)"
     }
 
+    /// The provenance and stderr line of a recording without a command of its own (`-p`, `-a`)
+    /// that a signal ended: its exit status (128+N) says so to scripts, this says so to a reader
+    /// of the profile, which otherwise looks like one that ran its course.
+    static func interruptedNotice(_ signal: Int32, before end: String?) -> String {
+        "recording interrupted by signal \(signal) (\(String(cString: strsignal(signal))))\(end.map { " before " + $0 } ?? ""); sprof exits \(128 + signal)"
+    }
+
     /// Whether `pid` is a zombie: state `Z` in /proc/PID/stat (after the parenthesized comm,
     /// which may itself contain spaces and parentheses; proc(5)).
     static func isZombie(_ pid: Int32) -> Bool {
@@ -387,6 +394,9 @@ public enum CommandProfiler {
             heapBuilder?.consume(batch)
         }
         if session.targetExitedBeforeRecording { say("process \(pid) exited as sprof attached; recording ended at once") }
+        if early == 0, InterruptForwarding.lastSignal > 0 {
+            say(Self.interruptedNotice(InterruptForwarding.lastSignal, before: duration.map { "its --duration of \($0) s" } ?? "process \(pid) exited"))
+        }
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
@@ -438,10 +448,11 @@ public enum CommandProfiler {
         }
         session.consumeAtIdlePriority = true
         session.memoryBudget = options.maxMemory
+        var early: Int32 = 0
         if let command {
             command.forwardCaughtSignals()
         } else {
-            let early = session.stopOnInterrupt()
+            early = session.stopOnInterrupt()
             if early != 0 { say(Self.earlySignalNotice(early)) }
         }
         let builder = options.builder(for: session.options, settings: settings)
@@ -474,6 +485,9 @@ public enum CommandProfiler {
         if let launchError { throw launchError }
         let status = command?.wait()
         say("recorded system-wide (-a): every process on every CPU")
+        if command == nil, early == 0, InterruptForwarding.lastSignal > 0 {
+            say(Self.interruptedNotice(InterruptForwarding.lastSignal, before: duration.map { "its --duration of \($0) s" }))
+        }
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
