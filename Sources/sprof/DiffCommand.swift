@@ -15,7 +15,7 @@ struct DiffCommand: ParsableCommand {
             (it and everything it called) in BASE and NEW, in percent, and both changes in \
             percentage points, largest change of either first (--sort self|total), as `go tool \
             pprof -top -diff_base` prints flat and cum. Inputs may be pprof or folded, in any mix, \
-            of one kind: a CPU profile is not compared with a heap profile.
+            of one kind: a CPU profile is not compared with a heap profile, nor profiles of two events.
 
             When both profiles hold repeated runs (sprof run -r N), each function's share is \
             measured in every run: the table shows mean ± 95% confidence interval per side, the \

@@ -150,6 +150,48 @@ final class DiffTests: XCTestCase {
         XCTAssertTrue(ok.stdout.contains("grow"), ok.stdout)
     }
 
+    /// Two CPU profiles of different events (cpu-clock against page-faults, as `sprof run -e`
+    /// writes them): both have `samples`/`count`, which was compared without complaint, though a
+    /// page fault is not a slice of CPU time. Refused like heap against CPU; one event on both
+    /// sides, or folded stacks (samples alone) against either, still compare.
+    func testProfilesOfDifferentEventsAreRefused() throws {
+        let dir = SprofCLI.outputPrefix("events")
+        func save(_ measure: Profile.ValueType, _ event: String, _ name: String) throws {
+            var p = Self.cpuProfile(measure: measure)
+            p.metadata.event = event
+            try Data(try PprofFormat.encode(p)).write(to: URL(fileURLWithPath: dir + name))
+        }
+        try save(.init(type: "cpu", unit: "nanoseconds"), "cpu-clock", ".cpu.pb.gz")
+        try save(.init(type: "cpu", unit: "nanoseconds"), "task-clock", ".task.pb.gz")
+        try save(.init(type: "page-faults", unit: "count"), "page-faults", ".pf.pb.gz")
+        write("app;main;work 7\napp;main 3\n", dir + ".folded")
+        for (a, b) in [(".cpu.pb.gz", ".pf.pb.gz"), (".pf.pb.gz", ".task.pb.gz")] {
+            let r = try SprofCLI.run(["diff", dir + a, dir + b, "-o", dir + ".svg", "--fail-above", "5"])
+            XCTAssertEqual(r.status, 1, "\(a) against \(b): \(r.stdout)\(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("sprof: incompatible sample types: ") && r.stderr.contains("page-faults (page-faults/count)"), r.stderr)
+            XCTAssertTrue(r.stdout.isEmpty, r.stdout)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + ".svg"))
+        }
+        for (a, b) in [(".cpu.pb.gz", ".task.pb.gz"), (".folded", ".pf.pb.gz"), (".cpu.pb.gz", ".folded")] {
+            let r = try SprofCLI.run(["diff", dir + a, dir + b, "-o", dir + ".svg"])
+            XCTAssertEqual(r.status, 0, "\(a) against \(b): \(r.stderr)")
+        }
+    }
+
+    /// A CPU profile as `sprof run` writes one: samples/count and the event's measure, which is
+    /// the period type.
+    static func cpuProfile(measure: Profile.ValueType) -> Profile {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count"), measure], defaultSampleType: 0,
+                                periodType: measure, period: 1)
+        func stack(_ names: [String]) -> Int {
+            b.stack(names.reversed().map { b.location(.init(lines: [.init(function: b.function(named: $0))])) })
+        }
+        b.add(stack: stack(["main", "work"]), thread: nil, values: [7, 7])
+        b.add(stack: stack(["main"]), thread: nil, values: [3, 3])
+        return b.build(metadata: .init())
+    }
+
     /// A heap profile as Go writes one: four sample types, period type space/bytes.
     static func heapProfile(scale: Int64) -> Profile {
         var b = ProfileBuilding(sampleTypes: [.init(type: "alloc_objects", unit: "count"), .init(type: "alloc_space", unit: "bytes"),
