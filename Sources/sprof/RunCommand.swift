@@ -230,6 +230,9 @@ struct RunCommand: ParsableCommand {
         if !quiet {
             if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written)) }
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
+            if let cut = recorded.interruptedRun {
+                printError("run \(cut.number) was cut short (\(cut.exitStatus), after \(cut.duration / 1_000_000_000).\(String(1000 + cut.duration / 1_000_000 % 1000).dropFirst()) s): its \(grouped(cut.samples)) samples are in the profile without a run label, not as a run, so that sprof diff's per-run shares leave them out")
+            }
             if let heapProfile = recorded.heap, pid == nil, let leaks = HeapViews.leakReport(heapProfile) { printError(leaks) }
             if let advice = RecordingReport.lossAdvice(profile.statistics, callGraph: options.callGraph, ringPages: options.effectiveRingPages()) { printError(advice) }
         }

@@ -102,6 +102,31 @@ final class DiffTests: XCTestCase {
         }
     }
 
+    /// Ctrl-C during run 3 of `run -r 5`: runs 1 and 2 are the runs; run 3, cut short, would
+    /// skew the per-run shares (a handful of samples beside full runs), so its samples stay in
+    /// the profile without a run label, and the summary says so. Status 130 as for any Ctrl-C.
+    func testARunCutShortByCtrlCIsNotARun() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("cut")
+        let counter = prefix + ".count"
+        // Each run notes its number, then spins about a second in the shell.
+        let script = "n=$(cat \(counter) 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(counter); i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"
+        let sprof = try BackgroundProcess(try TestFixtures.sprofPath(), ["run", "-g", "-r", "5", "-o", prefix, "--", "/bin/sh", "-c", script])
+        XCTAssertTrue(ProcInfo.waitUntil(limit: 120) {
+            ((try? String(contentsOfFile: counter, encoding: .utf8)) ?? "").hasPrefix("3")
+        }, "run 3 never started: \(sprof.stderr)")
+        Thread.sleep(forTimeInterval: 0.2)
+        sprof.send(SIGINT)
+        XCTAssertEqual(sprof.wait(timeout: 60), 128 + SIGINT, sprof.stderr)
+        let profile = try PprofFormat.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: prefix + ".pb.gz"))))
+        XCTAssertEqual(profile.runs, [1, 2], "the cut run is not a run: \(sprof.stderr)")
+        XCTAssertTrue(sprof.stderr.contains("2 runs of 5 (interrupted)"), sprof.stderr)
+        XCTAssertTrue(sprof.stderr.contains("run 3 was cut short (killed by signal 2"), sprof.stderr)
+        let summary = try RunSummary(stderr: sprof.stderr)
+        XCTAssertEqual(UInt64(profile.total()), summary.samples, "its samples are still in the profile")
+        XCTAssertGreaterThan(profile.total(), profile.onlyRun(1).total() + profile.onlyRun(2).total(), "run 3's samples are kept, unlabelled")
+    }
+
     /// The short A/A and A/B of bench/diff-truth.sh: 10 runs per side, gate at 2 points. A/A must
     /// not fire; a designed 3-point shift between two callers of one leaf must, naming caller_a.
     func testRepeatedRunsGateNoiseOutAndCatchAThreePointShift() throws {
