@@ -249,8 +249,19 @@ private struct Writer {
             return false
         }
         var listed = false
+        // One listing per file (path and build-id), not per mapping: each process of a `run -r N`
+        // profile, or of a program that forks, maps the binary at its own address; file
+        // addresses are the same in all of them, so their samples add up in one listing.
+        var files: [String: [Int]] = [:]
+        var order: [String] = []
         for m in byMapping.keys.sorted() {
-            let mapping = profile.mappings[m]
+            let key = profile.mappings[m].path + "\u{0}" + profile.mappings[m].buildID
+            if files[key] == nil { order.append(key) }
+            files[key, default: []].append(m)
+        }
+        for key in order {
+            let mappings = files[key]!
+            let mapping = profile.mappings[mappings[0]]
             guard let binary = binary(mapping.path) else {
                 // `[kernel.kallsyms]`, `[vdso]`: code that lives in memory only.
                 notices.append(mapping.path.hasPrefix("[")
@@ -259,12 +270,20 @@ private struct Writer {
                 continue
             }
             var selfByAddress: [UInt64: Int64] = [:]
-            for a in byMapping[m]! where a.selfValue != 0 {
-                selfByAddress[binary.fileAddress(of: a.address, mappingStart: mapping.start, fileOffset: mapping.fileOffset), default: 0] += a.selfValue
+            var totalByAddress: [UInt64: Int64] = [:]
+            for m in mappings {
+                let own = profile.mappings[m]
+                for a in byMapping[m]! {
+                    let address = binary.fileAddress(of: a.address, mappingStart: own.start, fileOffset: own.fileOffset)
+                    if a.selfValue != 0 { selfByAddress[address, default: 0] += a.selfValue }
+                    totalByAddress[address, default: 0] += a.totalValue
+                }
             }
-            let anchor = selfByAddress.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
-                ?? binary.fileAddress(of: byMapping[m]!.max { $0.totalValue < $1.totalValue }!.address,
-                                      mappingStart: mapping.start, fileOffset: mapping.fileOffset)
+            /// The address with the most, the lowest of equals.
+            func top(_ values: [UInt64: Int64]) -> UInt64? {
+                values.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
+            }
+            let anchor = top(selfByAddress) ?? top(totalByAddress)!
             guard let symbol = binary.function(containing: anchor), symbol.end > symbol.start, symbol.end - symbol.start <= Self.maxCode,
                   let code = binary.bytes(at: symbol.start, count: Int(symbol.end - symbol.start)),
                   let instructions = Disassembler.x86_64(code, address: symbol.start) else {
@@ -274,7 +293,7 @@ private struct Writer {
             listed = true
             let inRange = selfByAddress.filter { $0.key >= symbol.start && $0.key < symbol.end }
             let functionSelf = inRange.values.reduce(0, +)
-            let hottest = inRange.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
+            let hottest = top(inRange)
             out += "ROUTINE ======================== \(symbol.name) in \(mapping.path)"
                 + (binary.buildID.isEmpty ? "" : " [build-id \(binary.buildID)]") + "\n"
             out += "\(pad(String(functionSelf), 10)) samples in its \(instructions.count) instructions"

@@ -99,6 +99,21 @@ final class AnnotateTests: XCTestCase {
         XCTAssertTrue(r.stderr.hasPrefix("sprof: finish_task_switch: [kernel.kallsyms] is no file"), r.stderr)
     }
 
+    /// `run -r 3`: three processes map the binary at three addresses; `--asm` gives one listing
+    /// of the function with the samples of all three (it gave one per process), as the source
+    /// view does.
+    func testAsmMergesTheProcessesOfOneBinary() throws {
+        let binary = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let profile = try record(binary, rounds: "3000000", options: ["-r", "3", "--call-graph", "fp"])
+        let r = try SprofCLI.run(["annotate", "--asm", "hot_lines", profile])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.components(separatedBy: "ROUTINE ====").count - 1, 1, r.stdout)
+        let source = try SprofCLI.run(["annotate", "hot_lines", profile])
+        let ownSamples = try XCTUnwrap(source.stdout.split(separator: "\n").dropFirst().first.flatMap { Int($0.split(separator: " ").first ?? "") }, source.stdout)
+        let listed = try XCTUnwrap(r.stdout.split(separator: "\n").dropFirst().first.flatMap { Int($0.split(separator: " ").first ?? "") }, r.stdout)
+        XCTAssertEqual(listed, ownSamples, "the listing holds every run's samples of hot_lines:\n\(r.stdout)\n\(source.stdout)")
+    }
+
     func testInlinedCodeIsAttributedToItsOwnLines() throws {
         let binary = try SprofCLI.buildC("inline")
         try SprofCLI.requirePerfEvents()
