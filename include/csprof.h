@@ -222,15 +222,19 @@ static inline long csprof_read_process_memory(pid_t pid, void *local, size_t len
 
 // Signal forwarding: Ctrl-C and friends must reach the profiled command while the profiler
 // survives to write what it gathered. The handler may only call kill(2), hence C.
-// The state is static in a header, so each importing module gets its own copy: only
-// SprofRecording calls these (InterruptForwarding is the Swift door for everyone else).
-static volatile sig_atomic_t csprof_forward_pid = 0;
-static volatile sig_atomic_t csprof_forwarded_signal = 0;
-static volatile sig_atomic_t csprof_notify_fd = -1;
+// The state is weak, not static: a static in a header is one copy per object file that calls
+// these functions, and a release build splits a Swift module into one object file per source
+// file, inlining InterruptForwarding's calls into each (RecordingSession.swift's handler then
+// noted Ctrl-C in its own copy, and `sprof run -p` exited 0 instead of 130). The linker merges
+// weak definitions into one, whichever object files and modules include this header.
+// InterruptForwarding (SprofRecording) stays the only Swift door.
+__attribute__((weak)) volatile sig_atomic_t csprof_forward_pid = 0;
+__attribute__((weak)) volatile sig_atomic_t csprof_forwarded_signal = 0;
+__attribute__((weak)) volatile sig_atomic_t csprof_notify_fd = -1;
 // Signals caught since install: from the third on, the command gets SIGKILL instead, so a
 // command that ignores or outlasts Ctrl-C still ends (and the profile is written) when the
 // user presses it twice more, or a supervisor (sprof serve's Stop) sends two more.
-static volatile sig_atomic_t csprof_forward_count = 0;
+__attribute__((weak)) volatile sig_atomic_t csprof_forward_count = 0;
 static inline void csprof_forward_handler(int sig) {
     csprof_forwarded_signal = sig;
     if (csprof_forward_count < 1000) csprof_forward_count++;
@@ -271,7 +275,7 @@ static inline void csprof_install_signal_forwarding(pid_t pid, int notify_fd) {
 }
 // Set once by the CLI: after recording, its handler stays, forwarding nowhere, so that a signal
 // while the outputs are written is dropped rather than killing it half-way.
-static volatile sig_atomic_t csprof_keep_catching = 0;
+__attribute__((weak)) volatile sig_atomic_t csprof_keep_catching = 0;
 static inline void csprof_keep_catching_signals(void) { csprof_keep_catching = 1; }
 static inline void csprof_restore_default_signals(void) {
     csprof_forward_pid = 0;

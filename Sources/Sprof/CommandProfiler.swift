@@ -131,8 +131,13 @@ public struct RecordedCommand: Sendable {
     /// How the command ended; nil when attached to a process sprof did not start. With repeated
     /// runs: the first run that did not exit 0, else the last run.
     public var exitStatus: ExitStatus?
-    /// With ``RunOptions/repeats`` above 1, each run in order; empty for a single recording.
+    /// With ``RunOptions/repeats`` above 1, each complete run in order; empty for a single
+    /// recording.
     public var runs: [RecordedRun] = []
+    /// With ``RunOptions/repeats`` above 1, the run a forwarded signal (Ctrl-C, SIGTERM) cut
+    /// short, which ended the series: not in ``runs``, and its samples carry no run number in
+    /// ``profile`` (they are in its totals, not in the per-run shares `sprof diff` tests).
+    public var interruptedRun: RecordedRun?
     /// The heap profile (`RunOptions.heap`): Go's four heap sample types (`alloc_objects`,
     /// `alloc_space`, `inuse_objects`, `inuse_space`); in use means still allocated when recording
     /// ended. nil without `--heap`. With `-e none` it is also ``profile``.
@@ -176,9 +181,11 @@ public enum CommandProfiler {
     /// clamping, kernel exclusion) go to `notice`, one line each.
     ///
     /// With ``RunOptions/repeats`` N above 1, runs the command N times, one after another, and
-    /// merges the recordings (``Profile/init(runs:)``); a run that exits non-zero does not stop
-    /// the others, a run ended by a signal sprof forwarded (Ctrl-C, SIGTERM) does: the runs so far
-    /// are returned. Notices repeated by every run are given once.
+    /// merges the recordings (``Profile/init(runs:lastIsPartial:)``); a run that exits non-zero
+    /// does not stop the others, a signal sprof forwarded (Ctrl-C, SIGTERM) does: the complete
+    /// runs so far are returned as runs, and the one it cut short as
+    /// ``RecordedCommand/interruptedRun``, its samples in the profile without a run number.
+    /// Notices repeated by every run are given once.
     ///
     /// - Throws: ``LaunchError`` when the command cannot be run (its `exitStatus` is 127 or 126),
     ///   `SyscallError` when the kernel refuses the events.
@@ -194,18 +201,21 @@ public enum CommandProfiler {
             recordings.append(recorded)
             if InterruptForwarding.lastSignal > 0 { break }
         }
-        let runs = recordings.enumerated().map { i, r in
+        var runs = recordings.enumerated().map { i, r in
             RecordedRun(number: i + 1, exitStatus: r.exitStatus ?? .exited(0), samples: r.profile.statistics.samples,
                         lost: r.profile.statistics.lost, duration: r.profile.metadata.duration)
         }
+        let partial = InterruptForwarding.lastSignal > 0
         let status = runs.first { $0.exitStatus != .exited(0) }?.exitStatus ?? runs.last?.exitStatus
-        var merged = RecordedCommand(profile: Profile(runs: recordings.map(\.profile)), exitStatus: status, runs: runs)
+        let cut = partial ? runs.removeLast() : nil
+        var merged = RecordedCommand(profile: Profile(runs: recordings.map(\.profile), lastIsPartial: partial), exitStatus: status, runs: runs)
+        merged.interruptedRun = cut
         // Runs follow one another on one clock: times count from the first run's start.
         merged.timeOrigin = recordings.first?.timeOrigin ?? 0
         // Heap profiles merge run by run like the CPU ones; the in-use timeline is per run, so
         // the last run's stands for them (its times restart at 0 with each run).
         if options.heap != nil {
-            merged.heap = Profile(runs: recordings.compactMap(\.heap))
+            merged.heap = Profile(runs: recordings.compactMap(\.heap), lastIsPartial: partial && recordings.last?.heap != nil)
             merged.heapTimeline = recordings.last?.heapTimeline ?? []
             if merged.profile.metadata.event == HeapOptions.noCPUEvent.description, let heap = merged.heap { merged.profile = heap }
         }
@@ -366,6 +376,13 @@ public enum CommandProfiler {
         "signal \(signal) (\(String(cString: strsignal(signal)))) arrived while the events were being opened: recording stopped as soon as it began (the profile holds next to nothing)"
     }
 
+    /// The provenance and stderr line of a recording without a command of its own (`-p`, `-a`)
+    /// that a signal ended: its exit status (128+N) says so to scripts, this says so to a reader
+    /// of the profile, which otherwise looks like one that ran its course.
+    static func interruptedNotice(_ signal: Int32, before end: String?) -> String {
+        "recording interrupted by signal \(signal) (\(String(cString: strsignal(signal))))\(end.map { " before " + $0 } ?? ""); sprof exits \(128 + signal)"
+    }
+
     /// Whether `pid` is a zombie: state `Z` in /proc/PID/stat (after the parenthesized comm,
     /// which may itself contain spaces and parentheses; proc(5)).
     static func isZombie(_ pid: Int32) -> Bool {
@@ -430,6 +447,9 @@ public enum CommandProfiler {
             heapBuilder?.consume(batch)
         }
         if session.targetExitedBeforeRecording { say("process \(pid) exited as sprof attached; recording ended at once") }
+        if early == 0, InterruptForwarding.lastSignal > 0 {
+            say(Self.interruptedNotice(InterruptForwarding.lastSignal, before: duration.map { "its --duration of \($0) s" } ?? "process \(pid) exited"))
+        }
         builder.resolve()
         builder.symbolizer.notices.forEach(say)  // files whose debug info could not be read
         builder.stackCopyAdvice.map(say)
@@ -499,10 +519,11 @@ public enum CommandProfiler {
         }
         session.consumeAtIdlePriority = true
         session.memoryBudget = options.maxMemory
+        var early: Int32 = 0
         if let command {
             command.forwardCaughtSignals()
         } else {
-            let early = session.stopOnInterrupt()
+            early = session.stopOnInterrupt()
             if early != 0 { say(Self.earlySignalNotice(early)) }
         }
         let builder = options.builder(for: session.options, settings: settings)
@@ -535,6 +556,9 @@ public enum CommandProfiler {
         if let launchError { throw launchError }
         let status = command?.wait()
         say("recorded system-wide (-a): every process on every CPU")
+        if command == nil, early == 0, InterruptForwarding.lastSignal > 0 {
+            say(Self.interruptedNotice(InterruptForwarding.lastSignal, before: duration.map { "its --duration of \($0) s" }))
+        }
         builder.stackCopyAdvice.map(say)
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)

@@ -152,10 +152,12 @@ private struct Writer {
             changed += 1
             return
         }
-        annotated += 1
         if options.assembly {
-            writeAssembly(function)
+            // Counted only when a listing came out: a function with no readable code (the
+            // kernel's, a deleted file's) is a notice, and nothing annotated is status 1.
+            if writeAssembly(function) { annotated += 1 }
         } else {
+            annotated += 1
             writeSource(function, buildID: buildID)
         }
     }
@@ -238,35 +240,60 @@ private struct Writer {
     /// Lines of context shown before the first and after the last sampled line.
     static let context = 2
 
-    private mutating func writeAssembly(_ function: FunctionCosts) {
+    /// Writes the function's listings; false when none could be written (the reasons are notices).
+    private mutating func writeAssembly(_ function: FunctionCosts) -> Bool {
         let byMapping = Dictionary(grouping: function.addresses.filter { $0.mapping != nil }, by: { $0.mapping! })
         if byMapping.isEmpty {
-            out += "\(function.name): no code of its own in the profile (inlined everywhere, or not in a mapped file); "
-                + "annotate the functions it was inlined into\n"
-            return
+            notices.append("\(function.name): no code of its own in the profile (inlined everywhere, or not in a mapped file); "
+                + "annotate the functions it was inlined into")
+            return false
         }
+        var listed = false
+        // One listing per file (path and build-id), not per mapping: each process of a `run -r N`
+        // profile, or of a program that forks, maps the binary at its own address; file
+        // addresses are the same in all of them, so their samples add up in one listing.
+        var files: [String: [Int]] = [:]
+        var order: [String] = []
         for m in byMapping.keys.sorted() {
-            let mapping = profile.mappings[m]
+            let key = profile.mappings[m].path + "\u{0}" + profile.mappings[m].buildID
+            if files[key] == nil { order.append(key) }
+            files[key, default: []].append(m)
+        }
+        for key in order {
+            let mappings = files[key]!
+            let mapping = profile.mappings[mappings[0]]
             guard let binary = binary(mapping.path) else {
-                out += "\(function.name): cannot read \(mapping.path): no disassembly\n"
+                // `[kernel.kallsyms]`, `[vdso]`: code that lives in memory only.
+                notices.append(mapping.path.hasPrefix("[")
+                    ? "\(function.name): \(mapping.path) is no file: no image to disassemble (the kernel's code is in memory only); `sprof annotate` without --asm lists its samples"
+                    : "\(function.name): cannot read \(mapping.path): no disassembly")
                 continue
             }
             var selfByAddress: [UInt64: Int64] = [:]
-            for a in byMapping[m]! where a.selfValue != 0 {
-                selfByAddress[binary.fileAddress(of: a.address, mappingStart: mapping.start, fileOffset: mapping.fileOffset), default: 0] += a.selfValue
+            var totalByAddress: [UInt64: Int64] = [:]
+            for m in mappings {
+                let own = profile.mappings[m]
+                for a in byMapping[m]! {
+                    let address = binary.fileAddress(of: a.address, mappingStart: own.start, fileOffset: own.fileOffset)
+                    if a.selfValue != 0 { selfByAddress[address, default: 0] += a.selfValue }
+                    totalByAddress[address, default: 0] += a.totalValue
+                }
             }
-            let anchor = selfByAddress.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
-                ?? binary.fileAddress(of: byMapping[m]!.max { $0.totalValue < $1.totalValue }!.address,
-                                      mappingStart: mapping.start, fileOffset: mapping.fileOffset)
+            /// The address with the most, the lowest of equals.
+            func top(_ values: [UInt64: Int64]) -> UInt64? {
+                values.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
+            }
+            let anchor = top(selfByAddress) ?? top(totalByAddress)!
             guard let symbol = binary.function(containing: anchor), symbol.end > symbol.start, symbol.end - symbol.start <= Self.maxCode,
                   let code = binary.bytes(at: symbol.start, count: Int(symbol.end - symbol.start)),
                   let instructions = Disassembler.x86_64(code, address: symbol.start) else {
-                out += "\(function.name): no code at 0x\(String(anchor, radix: 16)) in \(mapping.path): no disassembly\n"
+                notices.append("\(function.name): no function's code at 0x\(String(anchor, radix: 16)) in \(mapping.path) (no symbol or .eh_frame entry covers it): no disassembly")
                 continue
             }
+            listed = true
             let inRange = selfByAddress.filter { $0.key >= symbol.start && $0.key < symbol.end }
             let functionSelf = inRange.values.reduce(0, +)
-            let hottest = inRange.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key
+            let hottest = top(inRange)
             out += "ROUTINE ======================== \(symbol.name) in \(mapping.path)"
                 + (binary.buildID.isEmpty ? "" : " [build-id \(binary.buildID)]") + "\n"
             out += "\(pad(String(functionSelf), 10)) samples in its \(instructions.count) instructions"
@@ -294,6 +321,7 @@ private struct Writer {
                 notices.append("\(function.name): \(outside) samples lie outside \(symbol.name) (another copy of the function) and are not shown")
             }
         }
+        return listed
     }
 
     /// The most code disassembled for one function; a symbol this large is a data blob or a bad size.

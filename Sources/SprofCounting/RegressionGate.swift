@@ -50,25 +50,41 @@ public struct RegressionGate: Sendable {
         public var failed: Bool { comparisons.contains { $0.regressed } }
     }
 
+    /// A counter's per-run values in `report` (`elapsed`: the wall times); nil when it was not counted.
+    private static func series(_ report: StatReport, _ name: String) -> [Double]? {
+        if name == "elapsed" { return report.elapsedSeconds.values.isEmpty ? nil : report.elapsedSeconds.values }
+        guard let c = report.counter(name), c.status == "counted", !c.values.isEmpty else { return nil }
+        return c.values
+    }
+
+    /// The counters to check when `counted` (printed names) were counted now: ``events``, or
+    /// the instructions counters counted on both sides, else every counter counted on both.
+    private func chosen(counted: [String], baseline: StatReport) -> [String] {
+        if let events { return events }
+        let both = counted.filter { Self.series(baseline, $0) != nil }
+        let instructions = both.filter { $0 == "instructions" || $0.hasPrefix("instructions:") }
+        return instructions.isEmpty ? both : instructions
+    }
+
+    /// The counters ``compare(current:baseline:)`` would compare if every one of `events` (the
+    /// printed names of the events about to be counted) is counted: known before the command
+    /// runs, so that a gate with nothing to compare (a `--gate` counter the baseline lacks or
+    /// that is not counted now) is refused before the command runs rather than after. Returns
+    /// them and the chosen counters missing on either side.
+    public func planned(events counted: [String], baseline: StatReport) -> (compared: [String], missing: [String]) {
+        let available = Set(counted + ["elapsed"])
+        let names = chosen(counted: counted, baseline: baseline)
+        let usable = names.filter { available.contains($0) && Self.series(baseline, $0) != nil }
+        return (usable, names.filter { !usable.contains($0) })
+    }
+
     /// Compares `current` with `baseline`.
     public func compare(current: StatReport, baseline: StatReport) -> Verdict {
-        func series(_ report: StatReport, _ name: String) -> [Double]? {
-            if name == "elapsed" { return report.elapsedSeconds.values.isEmpty ? nil : report.elapsedSeconds.values }
-            guard let c = report.counter(name), c.status == "counted", !c.values.isEmpty else { return nil }
-            return c.values
-        }
-        let names: [String]
-        if let events {
-            names = events
-        } else {
-            let both = current.counters.filter { c in c.status == "counted" && series(baseline, c.event) != nil }.map(\.event)
-            let instructions = both.filter { $0 == "instructions" || $0.hasPrefix("instructions:") }
-            names = instructions.isEmpty ? both : instructions
-        }
+        let names = chosen(counted: current.counters.filter { $0.status == "counted" }.map(\.event), baseline: baseline)
         var comparisons: [Comparison] = []
         var missing: [String] = []
         for name in names {
-            guard let now = series(current, name), let before = series(baseline, name) else {
+            guard let now = Self.series(current, name), let before = Self.series(baseline, name) else {
                 missing.append(name)
                 continue
             }

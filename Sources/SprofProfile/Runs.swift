@@ -23,7 +23,12 @@ extension Profile {
     /// 0 (or of the last run). Memory points keep their order, each run's shifted by its start.
     /// Sample types come from the first run; a run whose sample types differ has its values
     /// matched by type name (0 where it lacks one).
-    public init(runs: [Profile]) {
+    ///
+    /// With `lastIsPartial`, the last recording is a run cut short (Ctrl-C during `sprof run
+    /// -r N`): its samples are kept, but without a run number, so that they count in the
+    /// profile's totals and views and not as a run of their own (a run of a few samples would
+    /// skew the per-run shares `sprof diff` tests).
+    public init(runs: [Profile], lastIsPartial: Bool = false) {
         guard let first = runs.first else {
             self.init()
             return
@@ -38,7 +43,7 @@ extension Profile {
         var memory: [MemoryPoint] = []
         var timed: [TimedSample] = []
         for (i, run) in runs.enumerated() {
-            let number = i + 1
+            let number: Int? = lastIsPartial && i == runs.count - 1 ? nil : i + 1
             let mappings = run.mappings.map { b.mapping($0) }
             let functions = run.functions.map { b.function($0) }
             let locations = run.locations.map { l in

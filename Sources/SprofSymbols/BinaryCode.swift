@@ -51,8 +51,13 @@ public final class BinaryCode {
     }
 
     /// The symbol containing `fileAddress`: its display name and its half-open address range.
+    /// In code no symbol names (a stripped binary), the function its `.eh_frame` entry gives,
+    /// named as the symbolizer names it (`[app+0x1200]`, by its start): `sprof annotate --asm`
+    /// disassembles it by address. nil when neither knows the address.
     public func function(containing fileAddress: UInt64) -> (name: String, start: UInt64, end: UInt64)? {
-        guard let i = file.symbols.lookup(fileAddress) else { return nil }
+        guard let i = file.symbols.lookup(fileAddress) else {
+            return file.cfiFunctionRange(containing: fileAddress).map { ("[\(file.moduleName)+0x\(String($0.start, radix: 16))]", $0.start, $0.end) }
+        }
         var raw = file.symbols.names[i]
         if let at = raw.firstIndex(of: "@"), at != raw.startIndex, !raw.hasSuffix("@plt") { raw = String(raw[..<at]) }
         return (Naming(demangle: true, fullNames: false).name(raw).name, file.symbols.starts[i], file.symbols.ends[i])

@@ -389,6 +389,29 @@ final class ElfFile {
         return lo > 0 ? starts[lo - 1] : nil
     }
 
+    /// The half-open range of the function containing `fileAddress` by `.eh_frame`: from
+    /// ``cfiFunctionStart(containing:)`` to the next FDE's start (the padding after a function
+    /// included), or for the last one to the end of its code section. For disassembling a
+    /// stripped binary's function; nil when no FDE covers the address.
+    func cfiFunctionRange(containing fileAddress: UInt64) -> (start: UInt64, end: UInt64)? {
+        guard let start = cfiFunctionStart(containing: fileAddress) else { return nil }
+        let end = fdeStarts?.first(where: { $0 > start }) ?? codeSectionEnd(containing: start)
+        return end.map { (start, $0) }
+    }
+
+    /// The end of the executable section (`.text`) holding `fileAddress`, nil outside one.
+    private func codeSectionEnd(containing fileAddress: UInt64) -> UInt64? {
+        var scn = elf_nextscn(elf, nil)
+        while let section = scn {
+            scn = elf_nextscn(elf, section)
+            var shdr = GElf_Shdr()
+            guard gelf_getshdr(section, &shdr) != nil, shdr.sh_flags & UInt64(SHF_EXECINSTR) != 0,
+                  shdr.sh_addr <= fileAddress, fileAddress < shdr.sh_addr + shdr.sh_size else { continue }
+            return shdr.sh_addr + shdr.sh_size
+        }
+        return nil
+    }
+
     /// FDE start addresses from `.eh_frame_hdr`'s binary-search table, in the layout every
     /// x86-64 toolchain writes (datarel sdata4 pairs); empty for any other.
     private static func readFDEStarts(_ elf: OpaquePointer) -> [UInt64] {

@@ -76,6 +76,9 @@ struct AnnotateCommand: ParsableCommand {
         if annotation.annotated == 0 && annotation.changedBinaries > 0 {
             throw fail("\(file): nothing annotated: the binaries of the matching functions changed since the profile was recorded; annotate against the build that was profiled, or record again")
         }
+        // The notices above said why (no readable image, no code of its own): status 1, as
+        // README's "nothing could be annotated".
+        if annotation.annotated == 0 { throw ExitCode(1) }
         try writeStandardOutput(annotation.text)
     }
 }

@@ -15,12 +15,13 @@ struct DiffCommand: ParsableCommand {
             (it and everything it called) in BASE and NEW, in percent, and both changes in \
             percentage points, largest change of either first (--sort self|total), as `go tool \
             pprof -top -diff_base` prints flat and cum. Inputs may be pprof or folded, in any mix, \
-            of one kind: a CPU profile is not compared with a heap profile.
+            of one kind: a CPU profile is not compared with a heap profile, nor profiles of two events.
 
             When both profiles hold repeated runs (sprof run -r N), each function's share is \
             measured in every run: the table shows mean ± 95% confidence interval per side, the \
-            q-value of each change (Welch's t-test, Mann–Whitney where shares are far from normal, \
-            Benjamini–Hochberg over the functions), and marks changes with q <= 0.05 with '*'.
+            q-value of each change (Welch's t-test; with 8 runs a side or more, Mann–Whitney where \
+            shares are far from normal; Benjamini–Hochberg over the functions at 0.5% or more on \
+            either side), and marks changes with q <= 0.05 with '*'.
 
             With --fail-above P, sprof exits 2 when a function's total share (--gate self: self \
             share) grew by more than P points, and, with repeated runs on both sides, significantly \
@@ -108,7 +109,10 @@ struct DiffCommand: ParsableCommand {
             + ["new: " + new] + newProfile.metadata.provenanceLines.map { "  " + $0 }
         let svg = FlameGraph.renderBytes(newProfile.folded(valueIndex: newIndex, names: names[1]), options: graph)
 
-        let comparison = ProfileComparison(base: baseProfile, new: newProfile, baseValue: baseIndex, newValue: newIndex, order: order)
+        // A gate below the floor lowers it: a function under the gate on both sides cannot fail
+        // it, one under the floor but over the gate could.
+        let floor = min(ProfileComparison.defaultFloor, failAbove ?? .infinity)
+        let comparison = ProfileComparison(base: baseProfile, new: newProfile, baseValue: baseIndex, newValue: newIndex, order: order, floor: floor)
         if let artifacts {
             var layout = DiffArtifacts(directory: artifacts, name: artifactName,
                                        kind: DiffArtifacts.isHeap(newProfile) ? "mem" : "cpu")
@@ -162,11 +166,18 @@ struct DiffCommand: ParsableCommand {
         return out
     }
 
+    /// Which test the table's p-values come from.
+    private func testNote(_ c: ProfileComparison) -> String {
+        min(c.baseRuns, c.newRuns) >= ProfileComparison.mannWhitneyMinimumRuns
+            ? "Welch's t-test, Mann–Whitney where shares are far from normal"
+            : "Welch's t-test: Mann–Whitney needs \(ProfileComparison.mannWhitneyMinimumRuns) runs a side"
+    }
+
     /// One line on stderr: how the changes were tested, or why they could not be.
     private func significanceNote(_ c: ProfileComparison) -> String {
         if c.isTested {
             return "significance: \(c.baseRuns) runs in \(base), \(c.newRuns) in \(new); '*' marks q <= \(c.alpha) "
-                + "(Welch's t-test, Mann–Whitney where shares are far from normal; Benjamini–Hochberg over \(c.rows.count) functions)"
+                + "(\(testNote(c)); Benjamini–Hochberg over the functions at \(c.floor)% or more on either side: \(c.selfFamily) self share\(c.selfFamily == 1 ? "" : "s"), \(c.totalFamily) total share\(c.totalFamily == 1 ? "" : "s"))"
         }
         let single = c.baseRuns < 2 ? base : new
         let runs = c.baseRuns < 2 ? c.baseRuns : c.newRuns

@@ -228,6 +228,9 @@ struct RunCommand: ParsableCommand {
         if !quiet {
             if !written.isEmpty { printError(RecordingReport.summaryLine(profile, exitStatus: recorded.exitStatus, written: written, heap: recorded.heap)) }
             if !recorded.runs.isEmpty { printError(RecordingReport.runsLine(recorded.runs, requested: repeats)) }
+            if let cut = recorded.interruptedRun {
+                printError("run \(cut.number) was cut short (\(cut.exitStatus), after \(cut.duration / 1_000_000_000).\(String(1000 + cut.duration / 1_000_000 % 1000).dropFirst()) s): its \(grouped(cut.samples)) samples are in the profile without a run label, not as a run, so that sprof diff's per-run shares leave them out")
+            }
             // A launched command's leaks, always (also "none") so that none reads apart from not
             // reported; an attached process goes on, its blocks in use are not leaks.
             if let heapProfile = recorded.heap, heapSampled, pid == nil, let heapOptions = options.heap {

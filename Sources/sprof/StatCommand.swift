@@ -90,6 +90,20 @@ struct StatCommand: ParsableCommand {
 
         try refuseOutputOverInput([output], inputs: [baseline])
         let baselineReport = try baseline.map(loadBaseline)
+        let regressionGate = RegressionGate(thresholdPercent: threshold,
+                                            events: gate.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } })
+        if let baselineReport {
+            // Known before the command runs: a gate that can compare nothing is a usage error
+            // with nothing run, not a verdict-less status after a possibly long run.
+            let now = groups.flatMap(\.events).map(\.description)
+            let plan = regressionGate.planned(events: now, baseline: baselineReport)
+            if plan.compared.isEmpty {
+                let both = now.filter { baselineReport.counter($0)?.status == "counted" } + (baselineReport.elapsedSeconds.values.isEmpty ? [] : ["elapsed"])
+                let what = plan.missing.isEmpty ? "no counter is counted both in it and now (\(now.joined(separator: ",")))"
+                    : "\(plan.missing.joined(separator: ", ")) \(plan.missing.count == 1 ? "is" : "are") not counted both in it and now (-e \(now.joined(separator: ",")))"
+                throw usage("--baseline \(baseline!): no counter to compare: \(what); --gate one of: \(both.joined(separator: ", "))")
+            }
+        }
         let outputFile = try output.map { try OutputFile(path: $0) }
 
         var runs: [CountedRun] = []
@@ -120,10 +134,10 @@ struct StatCommand: ParsableCommand {
 
         var gateFailed = false
         if let baselineReport {
-            let chosen = gate.map { $0.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) } }
-            let verdict = RegressionGate(thresholdPercent: threshold, events: chosen).compare(current: report, baseline: baselineReport)
+            let verdict = regressionGate.compare(current: report, baseline: baselineReport)
             if verdict.comparisons.isEmpty {
-                throw usage("--baseline \(baseline!): no counter to compare (counted in both: none of \(verdict.missing.joined(separator: ", ")))")
+                // Checked before the run: the counters were then not counted (unsupported here).
+                throw fail("--baseline \(baseline!): no counter to compare: \(verdict.missing.joined(separator: ", ")) not counted in this run (see the counters above)")
             }
             // The verdict is shown even with -q: it is the gate's answer, not a notice.
             for line in RegressionGate.describe(verdict, thresholdPercent: threshold) { if json { notices.append(line) } else { printError(line) } }
@@ -154,13 +168,14 @@ struct StatCommand: ParsableCommand {
     }
 
     private func loadBaseline(_ path: String) throws -> StatReport {
+        // Unreadable input is status 1, as for diff and report: the options were right.
         guard let data = FileManager.default.contents(atPath: path) else {
-            throw usage("--baseline \(path): cannot read the file (\(String(cString: strerror(errno))))")
+            throw fail("--baseline \(path): cannot read the file (\(String(cString: strerror(errno))))")
         }
         do {
             return try StatReport.decode(data)
         } catch {
-            throw usage("--baseline \(path): not a 'sprof stat --json' result (\(shortReason(error)))")
+            throw fail("--baseline \(path): not a 'sprof stat --json' result (\(shortReason(error))); write one with sprof stat --json -o \(path)")
         }
     }
 

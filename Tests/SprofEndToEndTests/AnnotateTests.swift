@@ -63,6 +63,57 @@ final class AnnotateTests: XCTestCase {
         XCTAssertTrue(source.contains("LINE_SIXTY"), "hottest instruction under \(source):\n\(r.stdout)")
     }
 
+    /// A stripped binary: sprof names its functions by their `.eh_frame` start (`[lines-s+0x…]`),
+    /// and `--asm` disassembles them by that range, where it said "no disassembly" and exited 0.
+    func testAsmDisassemblesAStrippedFunctionByAddress() throws {
+        let built = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let stripped = SprofCLI.outputPrefix("lines-s")
+        let strip = try TestFixtures.run("/usr/bin/strip", ["-o", stripped, built])
+        XCTAssertEqual(strip.status, 0, strip.stderr)
+        let profile = try record(stripped, rounds: "8000000", options: ["--call-graph", "fp"])
+        let name = (stripped as NSString).lastPathComponent
+        let r = try SprofCLI.run(["annotate", "--asm", "^\\[\(NSRegularExpression.escapedPattern(for: name))\\+", profile])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("ROUTINE ======================== [\(name)+0x"), r.stdout + r.stderr)
+        XCTAssertFalse(r.stdout.contains("no disassembly") || r.stderr.contains("no disassembly"), r.stdout + r.stderr)
+        let rows = r.stdout.split(separator: "\n")
+        XCTAssertTrue(rows.contains { $0.contains("imul") }, r.stdout)
+        XCTAssertTrue(rows.contains { $0.count > 22 && Array($0)[20..<22] == [">", ">"] }, "the hottest instruction is marked:\n\(r.stdout)")
+    }
+
+    /// A kernel function has no image to disassemble: one `sprof:` line says so and, nothing
+    /// being listed, the status is 1 (it was a stdout line without the prefix, and 0).
+    func testAsmOfAKernelFunctionIsOneLineAndStatusOne() throws {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count")])
+        let kernel = b.mapping(.init(start: 0xffff_ffff_8100_0000, limit: 0xffff_ffff_8200_0000, path: "[kernel.kallsyms]"))
+        let function = b.function(named: "finish_task_switch")
+        let location = b.location(.init(address: 0xffff_ffff_8100_1234, mapping: kernel, lines: [.init(function: function)], kind: .kernel))
+        let stack = b.stack([location])
+        b.add(stack: stack, thread: nil, values: [5])
+        let path = SprofCLI.outputPrefix("kernel") + ".pb.gz"
+        try Data(try PprofFormat.encode(b.build(metadata: .init()))).write(to: URL(fileURLWithPath: path))
+        let r = try SprofCLI.run(["annotate", "--asm", "finish_task_switch", path])
+        XCTAssertEqual(r.status, 1, r.stdout + r.stderr)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.hasPrefix("sprof: finish_task_switch: [kernel.kallsyms] is no file"), r.stderr)
+    }
+
+    /// `run -r 3`: three processes map the binary at three addresses; `--asm` gives one listing
+    /// of the function with the samples of all three (it gave one per process), as the source
+    /// view does.
+    func testAsmMergesTheProcessesOfOneBinary() throws {
+        let binary = try SprofCLI.buildC("lines", flags: Self.lineFlags)
+        let profile = try record(binary, rounds: "3000000", options: ["-r", "3", "--call-graph", "fp"])
+        let r = try SprofCLI.run(["annotate", "--asm", "hot_lines", profile])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.components(separatedBy: "ROUTINE ====").count - 1, 1, r.stdout)
+        let source = try SprofCLI.run(["annotate", "hot_lines", profile])
+        let ownSamples = try XCTUnwrap(source.stdout.split(separator: "\n").dropFirst().first.flatMap { Int($0.split(separator: " ").first ?? "") }, source.stdout)
+        let listed = try XCTUnwrap(r.stdout.split(separator: "\n").dropFirst().first.flatMap { Int($0.split(separator: " ").first ?? "") }, r.stdout)
+        XCTAssertEqual(listed, ownSamples, "the listing holds every run's samples of hot_lines:\n\(r.stdout)\n\(source.stdout)")
+    }
+
     func testInlinedCodeIsAttributedToItsOwnLines() throws {
         let binary = try SprofCLI.buildC("inline")
         try SprofCLI.requirePerfEvents()

@@ -102,6 +102,31 @@ final class DiffTests: XCTestCase {
         }
     }
 
+    /// Ctrl-C during run 3 of `run -r 5`: runs 1 and 2 are the runs; run 3, cut short, would
+    /// skew the per-run shares (a handful of samples beside full runs), so its samples stay in
+    /// the profile without a run label, and the summary says so. Status 130 as for any Ctrl-C.
+    func testARunCutShortByCtrlCIsNotARun() throws {
+        try SprofCLI.requirePerfEvents()
+        let prefix = SprofCLI.outputPrefix("cut")
+        let counter = prefix + ".count"
+        // Each run notes its number, then spins about a second in the shell.
+        let script = "n=$(cat \(counter) 2>/dev/null || echo 0); n=$((n+1)); echo $n > \(counter); i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done"
+        let sprof = try BackgroundProcess(try TestFixtures.sprofPath(), ["run", "-g", "-r", "5", "-o", prefix, "--", "/bin/sh", "-c", script])
+        XCTAssertTrue(ProcInfo.waitUntil(limit: 120) {
+            ((try? String(contentsOfFile: counter, encoding: .utf8)) ?? "").hasPrefix("3")
+        }, "run 3 never started: \(sprof.stderr)")
+        Thread.sleep(forTimeInterval: 0.2)
+        sprof.send(SIGINT)
+        XCTAssertEqual(sprof.wait(timeout: 60), 128 + SIGINT, sprof.stderr)
+        let profile = try PprofFormat.decode([UInt8](try Data(contentsOf: URL(fileURLWithPath: prefix + ".pb.gz"))))
+        XCTAssertEqual(profile.runs, [1, 2], "the cut run is not a run: \(sprof.stderr)")
+        XCTAssertTrue(sprof.stderr.contains("2 runs of 5 (interrupted)"), sprof.stderr)
+        XCTAssertTrue(sprof.stderr.contains("run 3 was cut short (killed by signal 2"), sprof.stderr)
+        let summary = try RunSummary(stderr: sprof.stderr)
+        XCTAssertEqual(UInt64(profile.total()), summary.samples, "its samples are still in the profile")
+        XCTAssertGreaterThan(profile.total(), profile.onlyRun(1).total() + profile.onlyRun(2).total(), "run 3's samples are kept, unlabelled")
+    }
+
     /// The short A/A and A/B of bench/diff-truth.sh: 10 runs per side, gate at 2 points. A/A must
     /// not fire; a designed 3-point shift between two callers of one leaf must, naming caller_a.
     func testRepeatedRunsGateNoiseOutAndCatchAThreePointShift() throws {
@@ -148,6 +173,48 @@ final class DiffTests: XCTestCase {
         let ok = try SprofCLI.run(["diff", dir + ".heap.pb.gz", dir + ".heap2.pb.gz", "-o", dir + ".svg", "--sample-type", "alloc_space"])
         XCTAssertEqual(ok.status, 0, ok.stderr)
         XCTAssertTrue(ok.stdout.contains("grow"), ok.stdout)
+    }
+
+    /// Two CPU profiles of different events (cpu-clock against page-faults, as `sprof run -e`
+    /// writes them): both have `samples`/`count`, which was compared without complaint, though a
+    /// page fault is not a slice of CPU time. Refused like heap against CPU; one event on both
+    /// sides, or folded stacks (samples alone) against either, still compare.
+    func testProfilesOfDifferentEventsAreRefused() throws {
+        let dir = SprofCLI.outputPrefix("events")
+        func save(_ measure: Profile.ValueType, _ event: String, _ name: String) throws {
+            var p = Self.cpuProfile(measure: measure)
+            p.metadata.event = event
+            try Data(try PprofFormat.encode(p)).write(to: URL(fileURLWithPath: dir + name))
+        }
+        try save(.init(type: "cpu", unit: "nanoseconds"), "cpu-clock", ".cpu.pb.gz")
+        try save(.init(type: "cpu", unit: "nanoseconds"), "task-clock", ".task.pb.gz")
+        try save(.init(type: "page-faults", unit: "count"), "page-faults", ".pf.pb.gz")
+        write("app;main;work 7\napp;main 3\n", dir + ".folded")
+        for (a, b) in [(".cpu.pb.gz", ".pf.pb.gz"), (".pf.pb.gz", ".task.pb.gz")] {
+            let r = try SprofCLI.run(["diff", dir + a, dir + b, "-o", dir + ".svg", "--fail-above", "5"])
+            XCTAssertEqual(r.status, 1, "\(a) against \(b): \(r.stdout)\(r.stderr)")
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("sprof: incompatible sample types: ") && r.stderr.contains("page-faults (page-faults/count)"), r.stderr)
+            XCTAssertTrue(r.stdout.isEmpty, r.stdout)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: dir + ".svg"))
+        }
+        for (a, b) in [(".cpu.pb.gz", ".task.pb.gz"), (".folded", ".pf.pb.gz"), (".cpu.pb.gz", ".folded")] {
+            let r = try SprofCLI.run(["diff", dir + a, dir + b, "-o", dir + ".svg"])
+            XCTAssertEqual(r.status, 0, "\(a) against \(b): \(r.stderr)")
+        }
+    }
+
+    /// A CPU profile as `sprof run` writes one: samples/count and the event's measure, which is
+    /// the period type.
+    static func cpuProfile(measure: Profile.ValueType) -> Profile {
+        var b = ProfileBuilding(sampleTypes: [.init(type: "samples", unit: "count"), measure], defaultSampleType: 0,
+                                periodType: measure, period: 1)
+        func stack(_ names: [String]) -> Int {
+            b.stack(names.reversed().map { b.location(.init(lines: [.init(function: b.function(named: $0))])) })
+        }
+        b.add(stack: stack(["main", "work"]), thread: nil, values: [7, 7])
+        b.add(stack: stack(["main"]), thread: nil, values: [3, 3])
+        return b.build(metadata: .init())
     }
 
     /// A heap profile as Go writes one: four sample types, period type space/bytes.

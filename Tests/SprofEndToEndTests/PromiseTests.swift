@@ -204,7 +204,7 @@ final class PromiseTests: XCTestCase {
     }
 
     /// Ctrl-C and SIGTERM end `-p` and `-a --duration 60` recordings with 128+N, as the README
-    /// says, with the profile written (issue 20).
+    /// says, with the profile written (issue 20) and its provenance saying it was interrupted.
     func testSignalsEndAttachedAndSystemWideRecordingsWith128PlusN() throws {
         try SprofCLI.requirePerfEvents()
         let target = try BackgroundProcess("/bin/sleep", ["60"])
@@ -224,6 +224,9 @@ final class PromiseTests: XCTestCase {
             XCTAssertEqual(sprof.wait(timeout: 60), 128 + signal, "\(name): \(sprof.stderr)")
             XCTAssertTrue(FileManager.default.fileExists(atPath: prefix + ".pb.gz"), "\(name): \(sprof.stderr)")
             XCTAssertLessThan(try recordedSeconds(prefix), 30, "\(name): the signal did not end the recording")
+            // The profile says so too: otherwise it reads as a recording that ran its course.
+            let header = try SprofCLI.run(["report", "--header", prefix + ".pb.gz"]).stdout
+            XCTAssertTrue(header.contains("# notice: recording interrupted by signal \(signal) ("), "\(name): \(header)")
         }
         if getuid() != 0 { throw XCTSkip("-a needs root: only -p was checked") }
     }

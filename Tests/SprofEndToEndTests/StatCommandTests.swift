@@ -191,4 +191,38 @@ final class StatCommandTests: XCTestCase {
         let failing = try SprofCLI.run(["stat", "-e", "page-faults", "--baseline", doctored, "--", "/bin/sh", "-c", "\"$0\" 4000; exit 5", faults])
         XCTAssertEqual(failing.status, 5, failing.stderr)
     }
+
+    /// A gate that can compare nothing is refused before the command runs (status 2, as usage
+    /// errors are: nothing ran), where it used to run the command and then say so; a baseline
+    /// that cannot be read is status 1, as unreadable input is for diff and report.
+    func testBaselineProblemsAreFoundBeforeTheCommandRuns() throws {
+        let dir = SprofCLI.outputPrefix("gate-first")
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let base = dir + "/sb.json"
+        let made = try SprofCLI.run(["stat", "-e", "task-clock", "--json", "-o", base, "--", "true"])
+        XCTAssertEqual(made.status, 0, made.stderr)
+        let ran = dir + "/ran"
+        func stat(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+            try SprofCLI.run(["stat", "-e", "task-clock"] + arguments + ["--", "touch", ran])
+        }
+        let notComparable = try stat(["--baseline", base, "--gate", "instructions:u"])
+        XCTAssertEqual(notComparable.status, 2, notComparable.stderr)
+        XCTAssertEqual(notComparable.stderr.split(separator: "\n").count, 1, notComparable.stderr)
+        XCTAssertTrue(notComparable.stderr.contains("no counter to compare") && notComparable.stderr.contains("instructions:u")
+                      && notComparable.stderr.contains("task-clock"), notComparable.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "the command ran before the gate was refused")
+
+        try Data("not json".utf8).write(to: URL(fileURLWithPath: dir + "/bad.json"))
+        for (path, why) in [(dir + "/missing.json", "cannot read the file"), (dir + "/bad.json", "not a 'sprof stat --json' result")] {
+            let r = try stat(["--baseline", path])
+            XCTAssertEqual(r.status, 1, r.stderr)
+            XCTAssertTrue(r.stderr.hasPrefix("sprof: --baseline \(path): \(why)"), r.stderr)
+            XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+            XCTAssertFalse(FileManager.default.fileExists(atPath: ran), "the command ran with an unreadable baseline")
+        }
+
+        let fine = try stat(["--baseline", base, "--gate", "task-clock", "--threshold", "100000"])
+        XCTAssertEqual(fine.status, 0, fine.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ran))
+    }
 }

@@ -58,6 +58,77 @@ final class ProfileComparisonTests: XCTestCase {
         XCTAssertNil(single.rows.first?.totalTest)
         XCTAssertEqual(single.grew(by: 2, gate: .total).map(\.diff.name), ["a"])
     }
+
+    /// A deterministic generator (Knuth's MMIX LCG, high bits), so that the simulated runs are
+    /// the same each time.
+    private struct Generator {
+        var state: UInt64
+        mutating func unit() -> Double {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return Double(state >> 11) / Double(1 << 53)
+        }
+        /// A standard normal value (Box–Muller).
+        mutating func normal() -> Double { (-2 * Foundation.log(1 - unit())).squareRoot() * cos(2 * Double.pi * unit()) }
+    }
+
+    /// `runs` runs of the tester's work.c at the default rate (~280 samples a run): func_a and
+    /// func_b call spin, func_c inlines inl_hot, their shares moving by about 1 point from run
+    /// to run (as measured: 39.90±1.29 over 5 runs); 20 kernel functions take a sample now and
+    /// then, as interrupts do.
+    private func workRuns(_ runs: Int, b: Double, rng: inout Generator) -> Profile {
+        Profile(runs: (0..<runs).map { _ in
+            let total = 280.0
+            let shareB = b + rng.normal(), shareA = (100 - b) * 2 / 3 + rng.normal()
+            let countB = Int64((total * shareB / 100).rounded()), countA = Int64((total * shareA / 100).rounded())
+            var stacks: [([String], Int64)] = [(["work", "main", "func_a", "spin"], countA), (["work", "main", "func_b", "spin"], countB),
+                                               (["work", "main", "func_c", "inl_hot"], Int64(total) - countA - countB)]
+            for k in 0..<20 where rng.unit() < 0.1 { stacks.append((["work", "main", "func_c", "inl_hot", "irq_\(k)"], 1)) }
+            return Profile(folded: stacks)
+        })
+    }
+
+    /// At -r 5 a function 7 points up in every run must fail a 2-point gate, and an A/A pair
+    /// must not: 20 pairs of each, as the tester ran them. With a side's skewness estimated
+    /// from 5 values (beyond ±1 by chance in about a fifth of the series) the test switched to
+    /// Mann–Whitney, whose p-value cannot go below 0.008 at 5 against 5, and Benjamini–Hochberg
+    /// over every function of the table (the interrupts' too) left q above 0.05: func_b's +7
+    /// went unflagged in some of the pairs.
+    func testASevenPointChangeAtFiveRunsIsFlaggedAndAnAAPairIsNot() throws {
+        var rng = Generator(state: 12)
+        var missed: [String] = [], falseAlarms: [String] = []
+        for pair in 0..<20 {
+            let base = workRuns(5, b: 40, rng: &rng), same = workRuns(5, b: 40, rng: &rng), grown = workRuns(5, b: 47, rng: &rng)
+            let ab = ProfileComparison(base: base, new: grown)
+            if !ab.grew(by: 2, gate: .total).contains(where: { $0.diff.name == "func_b" }) {
+                let b = ab.rows.first { $0.diff.name == "func_b" }
+                missed.append("pair \(pair): \(b?.totalTest?.method ?? "?") q=\(b?.totalTest?.q ?? .nan)")
+            }
+            let aa = ProfileComparison(base: base, new: same)
+            let fired = aa.grew(by: 2, gate: .total) + aa.grew(by: 2, gate: .self)
+            if !fired.isEmpty { falseAlarms.append("pair \(pair): \(fired.map(\.diff.name))") }
+            // The interrupts, under half a point on both sides, are not in the family.
+            let irq = try XCTUnwrap(ab.rows.first { $0.diff.name.hasPrefix("irq_") })
+            XCTAssertEqual(irq.totalTest?.inFamily, false)
+            XCTAssertEqual(irq.totalTest?.q, 1)
+            XCTAssertLessThan(ab.totalFamily, ab.rows.count)
+        }
+        XCTAssertEqual(missed, [], "func_b +7 points at -r 5 must be flagged")
+        XCTAssertEqual(falseAlarms, [], "A/A at -r 5 must not fail the gate")
+    }
+
+    /// At -r 3, a function new in every run (7.7-8.4%) against none in the base: significant.
+    /// Two equal shares and a third higher have a skewness of 1.7, which chose Mann–Whitney,
+    /// whose smallest p-value at 3 runs a side is 0.1, so it never could be.
+    func testANewFunctionAtThreeRunsIsFlagged() throws {
+        let base = Profile(runs: [270, 281, 276].map { Profile(folded: [(["app", "main", "old"], Int64($0))]) })
+        let new = Profile(runs: [(250, 21), (250, 21), (250, 23)].map {
+            Profile(folded: [(["app", "main", "old"], Int64($0.0)), (["app", "main", "fresh"], Int64($0.1))])
+        })
+        let c = ProfileComparison(base: base, new: new)
+        let fresh = try XCTUnwrap(c.rows.first { $0.diff.name == "fresh" })
+        XCTAssertEqual(fresh.totalTest?.method, "welch")
+        XCTAssertEqual(c.grew(by: 2, gate: .total).map(\.diff.name), ["fresh"], "q=\(fresh.totalTest?.q ?? .nan)")
+    }
 }
 
 /// `RunOptions.repeats`: the library's `sprof run -r N`.
