@@ -3,6 +3,7 @@
 //     heap_messages free|leak N
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void *volatile sink;
 
@@ -20,5 +21,9 @@ int main(int argc, char **argv) {
     churn(n);
     if (argc > 1 && strcmp(argv[1], "leak") == 0)
         for (int i = 0; i < 3; i++) leak_site();
+    // Alive a while after its allocations: sprof reads the memory timeline's first point just
+    // after the exec, and on a loaded machine a program this short had exited before it (no
+    // PREFIX.memory.tsv, which HeapRunMessagesTests reads).
+    usleep(200000);
     return 0;
 }
