@@ -282,8 +282,10 @@ final class PromiseTests: XCTestCase {
         XCTAssertGreaterThan(summary.lost, 0, "nothing reported lost: \(summary.line)")
         // And why, with the fix: no 32 KiB stack copy fits in one page.
         XCTAssertTrue(r.stderr.contains("every sample was lost: a sample carries 32768 bytes of stack, more than the 1-page ring buffer holds; raise -m (e.g. -m 32)"), r.stderr)
-        // Taken or lost, every period of CPU time is accounted for, once.
-        assertSamples(summary.samples + summary.lost, cpuSeconds: try cpuSeconds(r.stdout), hertz: 1_000_000_000 / period, tolerance: 0.05, summary.line)
+        // Taken or lost, every period of CPU time is accounted for, once. ±10%: on a loaded
+        // machine 94.7-95.2% were (98.8-98.9% when quiet); the failures this guards are far
+        // outside it (LOST records alone: 48-49%; counting a loss twice: ~200%).
+        assertSamples(summary.samples + summary.lost, cpuSeconds: try cpuSeconds(r.stdout), hertz: 1_000_000_000 / period, tolerance: 0.10, summary.line)
         let (shape, _) = try files(prefix)
         XCTAssertEqual(shape.total, summary.samples, summary.line)
     }
