@@ -44,8 +44,16 @@ public enum RecordingReport {
         // The /proc readings, or the command's high-water mark when higher (a process shorter
         // than the readings' interval peaks between two of them).
         var peak = peakRSS(p.memory)
-        if let kernel = p.metadata.commandPeakRSS, let pid = p.metadata.commandPID, kernel > peak?.rss ?? 0 { peak = (kernel, pid) }
-        if let peak { line += ", peak RSS \(byteText(peak.rss)) (pid \(peak.pid))" }
+        var atLeast = false
+        if let kernel = p.metadata.commandPeakRSS, let pid = p.metadata.commandPID, kernel > peak?.rss ?? 0 {
+            peak = (kernel, pid)
+        } else if let reading = peak, p.metadata.commandPeakRSS == nil, p.metadata.commandPID == reading.pid,
+                  p.memory.filter({ $0.pid == reading.pid }).count < 2 {
+            // One reading of a command too short for a second, and no usable high-water mark
+            // (wait4's includes sprof's own fork before the exec): the peak was at least this.
+            atLeast = true
+        }
+        if let peak { line += ", peak RSS \(atLeast ? "≥ " : "")\(byteText(peak.rss)) (pid \(peak.pid)\(atLeast ? ", one reading" : ""))" }
         if let status = exitStatus, case .signaled = status { line += ", command \(status)" }
         line += "; wrote " + written.joined(separator: ", ")
         return line
