@@ -70,7 +70,8 @@ public struct RunOptions: Sendable {
         guard let value = getenv("LD_PRELOAD") else { return [] }
         // ld.so splits LD_PRELOAD on spaces and colons.
         return String(cString: value).split(whereSeparator: { $0 == ":" || $0 == " " }).map(String.init)
-            .filter { $0.hasPrefix("/") && Uprobes.fileOffset(ofSymbol: "malloc", in: $0) != nil }
+            // sprof's own library (a nested `sprof run --heap`) is not another allocator.
+            .filter { $0.hasPrefix("/") && !$0.hasSuffix("/" + HeapOptions.libraryName) && Uprobes.fileOffset(ofSymbol: "malloc", in: $0) != nil }
     }
 
     /// The flow-control page for a launched command's heap records, sized from the buffers and
@@ -85,9 +86,16 @@ public struct RunOptions: Sendable {
         func stack(_ role: HeapRole) -> UInt64 { UInt64(rows.first { $0.role == .heapProbe(role) }?.stackSize ?? 0) }
         // A record is its stack copy plus at most ~350 bytes of header, ids, registers and
         // callchain markers: 512 keeps the estimate above it.
+        let ring = UInt64(sampling.ringPages) * page, allocation = stack(.sampled) + 512
+        // Waiting pays only when a buffer holds several records: with one or two, every call
+        // waited for a reader's round (a new user's program ran at ~100 allocations a second
+        // with -m 4) or, when a record cannot fit at all (-m 1), for nothing.
+        guard allocation * 8 <= ring else {
+            notice("heap: a ring buffer of \(ring / 1024) KiB (-m \(sampling.ringPages)) holds fewer than 8 heap records of \(allocation) bytes (each carries a \(allocation - 512)-byte stack copy): the program is not held back for sprof, and records may be lost; raise -m or copy less stack (-g, --call-graph dwarf,N)")
+            return nil
+        }
         do {
-            return try HeapFlow(limit: UInt64(sampling.ringPages) * page / 2,
-                                allocationRecord: stack(.sampled) + 512, freeRecord: stack(.freed) + 512)
+            return try HeapFlow(limit: ring / 2, allocationRecord: allocation, freeRecord: stack(.freed) + 512)
         } catch {
             notice("heap: \(error.description); heap records may be lost when the program allocates faster than sprof reads")
             return nil
@@ -305,6 +313,9 @@ public enum CommandProfiler {
         session.budgetNotice.map(say)
         builder.unwindNotices.forEach(say)
         heapBuilder?.heapLossNotices(session.statistics).forEach(say)
+        if let unpaced = heapBuilder?.heap?.unpaced, unpaced > 0 {
+            say("heap: \(grouped(unpaced)) sampled allocations came from processes that could not open sprof's flow-control page (a process of the command running as another user, e.g. under setpriv or su): they were not held back for sprof, and their records may be lost")
+        }
         if let flow, flow.waits > 0 {
             let centiseconds = (flow.waitedNanoseconds + 5_000_000) / 10_000_000
             let seconds = "\(centiseconds / 100).\(centiseconds % 100 < 10 ? "0" : "")\(centiseconds % 100)"

@@ -255,7 +255,7 @@ extension HeapAccounting {
     func lossNotices(lost: UInt64, callGraph: SamplingOptions.CallGraph) -> [String] {
         var notices: [String] = []
         if untracked > 0 {
-            notices.append("heap: \(untracked) sampled allocations (about \(Int64(untrackedBytes.rounded())) bytes) found the preload library's set of "
+            notices.append("heap: \(grouped(untracked)) sampled allocations (about \(grouped(Int64(untrackedBytes.rounded()))) bytes) found the preload library's set of "
                 + "sampled pointers full, so their frees are not reported: they count in alloc_* and are left out of inuse_* and the leaks")
         }
         if let line = lossNotice(lost: lost, callGraph: callGraph) { notices.append(line) }
@@ -266,7 +266,7 @@ extension HeapAccounting {
         guard lost > 0 || unmatchedEntries > 0 || unmatchedReturns > 0 else { return nil }
         let total = UInt64(probeRecords) + lost
         let share = total == 0 ? 100 : Double(lost) * 100 / Double(total)
-        var line = "heap: \(lost) of \(total) probe records lost (\(share < 0.1 && lost > 0 ? "<0.1" : String(Double((share * 10).rounded()) / 10))%)"
+        var line = "heap: \(grouped(lost)) of \(grouped(total)) probe records lost (\(share < 0.1 && lost > 0 ? "<0.1" : String(Double((share * 10).rounded()) / 10))%)"
         if unmatchedEntries + unmatchedReturns > 0 {
             line += ", \(unmatchedEntries) allocator calls without their return and \(unmatchedReturns) returns without their call"
         }
@@ -316,6 +316,9 @@ final class HeapAccounting<Key: Hashable> {
     private var totals: [Key: (objects: Double, bytes: Double)] = [:]
     /// Probe records seen (every role), to put the lost ones in proportion.
     var probeRecords = 0
+    /// Sampled allocations from processes that could not open sprof's flow-control page
+    /// (``HeapFlow``: a process running as another user), which were not held back.
+    var unpaced = 0
     /// Sampled allocations and the frees of sampled pointers seen.
     private(set) var allocations = 0
     private(set) var frees = 0

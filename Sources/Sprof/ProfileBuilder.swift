@@ -205,11 +205,12 @@ final class ProfileBuilder {
             case .sampled:
                 (heapPointer, heapSize) = (di, si)
                 // DX: the library's rate (its process's SPROF_HEAP_RATE, which a child may have
-                // changed or a nested sprof set) above the `untracked` bit; 0 from a library
-                // that did not pass it.
+                // changed or a nested sprof set) above two bits, `untracked` and "could not open
+                // the flow-control page"; 0 from a library that did not pass it.
                 let dx = Self.register(3, of: sample) ?? 0
                 heapTracked = dx & 1 == 0
-                if dx >> 1 > 0 { heapRate = Double(dx >> 1) }
+                if dx & 2 != 0 { heap.unpaced += 1 }
+                if dx >> 2 > 0 { heapRate = Double(dx >> 2) }
             case .freed:
                 if di != 0 { heap.freed(pid: sample.pid, address: di, time: sample.time) }
                 return

@@ -44,9 +44,10 @@ extern void *__libc_memalign(size_t, size_t);
 
 static unsigned long sampled_total, freed_total;
 
-// `flags`: bit 0, the pointer is untracked (its free will not be reported); above it, the rate this
-// process samples at (SPROF_HEAP_RATE as this process read it, which a child of the command may have
-// changed, or a nested sprof set): sprof scales each sample by its own rate.
+// `flags`: bit 0, the pointer is untracked (its free will not be reported); bit 1, this process could
+// not open sprof's flow-control page (it runs as another user), so it is not held back; above them,
+// the rate this process samples at (SPROF_HEAP_RATE as this process read it, which a child of the
+// command may have changed, or a nested sprof set): sprof scales each sample by its own rate.
 EXPORT __attribute__((noinline)) void sprof_heap_sampled(void *ptr, size_t size, unsigned long flags) {
     __atomic_fetch_add(&sampled_total, 1, __ATOMIC_RELAXED);
     __asm__ volatile("" ::"r"(ptr), "r"(size), "r"(flags) : "memory");
@@ -99,6 +100,7 @@ struct sprof_flow {
 #define FLOW_MAGIC 0x31574C4646525053ull  // "SPRFFLW1"
 #define FLOW_NONE ((struct sprof_flow *)1)
 static struct sprof_flow *flow_page;  // 0 until read, FLOW_NONE without one
+static int flow_unreachable;          // SPROF_HEAP_FLOW named a page this process cannot open
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -112,13 +114,18 @@ static struct sprof_flow *flow(void) {
     struct sprof_flow *mapped = FLOW_NONE;
     const char *path = getenv("SPROF_HEAP_FLOW");
     if (path && *path) {
+        __atomic_store_n(&flow_unreachable, 1, __ATOMIC_RELAXED);  // until mapped below
         int fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd >= 0) {
             void *m = mmap(0, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
             close(fd);
             if (m != MAP_FAILED) {
-                if (__atomic_load_n(&((struct sprof_flow *)m)->magic, __ATOMIC_ACQUIRE) == FLOW_MAGIC) mapped = m;
-                else munmap(m, 4096);
+                if (__atomic_load_n(&((struct sprof_flow *)m)->magic, __ATOMIC_ACQUIRE) == FLOW_MAGIC) {
+                    mapped = m;
+                    __atomic_store_n(&flow_unreachable, 0, __ATOMIC_RELAXED);
+                } else {
+                    munmap(m, 4096);
+                }
             }
         }
     }
@@ -304,7 +311,7 @@ EXPORT unsigned long sprof_heap_untracked_count(void) { return __atomic_load_n(&
         if (p_ && should_sample(s_)) {                        \
             int kept_ = rate() == 1 || remember(p_);          \
             wait_for_reader(1);                               \
-            sprof_heap_sampled(p_, s_, (unsigned long)rate() << 1 | !kept_); \
+            sprof_heap_sampled(p_, s_, (unsigned long)rate() << 2 | (unsigned long)flow_unreachable << 1 | !kept_); \
         }                                                     \
         p_;                                                   \
     })

@@ -139,7 +139,7 @@ public struct ProfileMetadata: Sendable, Equatable {
     public var rateText: String? {
         switch rate {
         case .frequency(let hz): return "\(hz) Hz"
-        case .period(let n): return "every \(n) \(Self.countsNanoseconds(event) ? "ns" : event == "heap" ? "bytes" : "events")"
+        case .period(let n): return "every \(n) \(Self.countsNanoseconds(event) ? "ns" : (event == "heap" ? "byte" : "event") + (n == 1 ? "" : "s"))"
         case nil: return nil
         }
     }

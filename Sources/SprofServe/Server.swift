@@ -166,7 +166,7 @@ struct SecurityMiddleware<Context: RequestContext>: RouterMiddleware {
         if let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") {
             return constantTimeEqual(String(auth.dropFirst(7)), configuration.token)
         }
-        if let t = request.uri.queryParameters.get("token") { return constantTimeEqual(t, configuration.token) }
+        if let t = FormQuery(request.uri.query).get("token") { return constantTimeEqual(String(t), configuration.token) }
         return false
     }
 
@@ -640,11 +640,11 @@ public enum ServeApp {
             let dir = try await runDirectory(store, context)
             let view = context.parameters.get("view") ?? ""
             let thread = try ServeApp.thread(request)
-            let function: String? = request.uri.queryParameters.get("fn").map { String($0) }
-            let sampleType: String? = request.uri.queryParameters.get("name").map { String($0) }
+            let function: String? = FormQuery(request.uri.query).get("fn").map { String($0) }
+            let sampleType: String? = FormQuery(request.uri.query).get("name").map { String($0) }
             let tf = try transforms(request)
-            let range = try TimeRange.parse(from: request.uri.queryParameters.get("from").map { String($0) },
-                                            to: request.uri.queryParameters.get("to").map { String($0) })
+            let range = try TimeRange.parse(from: FormQuery(request.uri.query).get("from").map { String($0) },
+                                            to: FormQuery(request.uri.query).get("to").map { String($0) })
             let drawn = try DrawnTree(request)
             let data = try await cache.view(dir, key: viewKey(view: view, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range, drawn: drawn)) { cache in
                 try render(view: view, dir: dir, cache: cache, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range, drawn: drawn)
@@ -653,7 +653,7 @@ public enum ServeApp {
         }
         router.get("/api/jobs/:id/runs/:run/compare") { request, context in
             // `all=1`: this job's runs merged (jobs/ID/profile.pb.gz, samples labelled `run`).
-            let q = request.uri.queryParameters
+            let q = FormQuery(request.uri.query)
             let dir: String
             if q.get("all") == "1" {
                 dir = try await mergedDirectory(store, context.parameters.get("id") ?? "")
@@ -727,7 +727,7 @@ public enum ServeApp {
         router.post("/api/uploads") { request, _ in
             var request = request
             let body = try await request.collectBody(upTo: configuration.maxUploadBytes)
-            let name = request.uri.queryParameters.get("name") ?? "upload"
+            let name = FormQuery(request.uri.query).get("name").map(String.init) ?? "upload"
             let upload = try Uploads.store([UInt8](Data(buffer: body)), name: name, dataDirectory: store.dataDirectory)
             return Responses.json(upload, status: .created)
         }
@@ -748,14 +748,14 @@ public enum ServeApp {
     /// The transforms of a view request: `?tf=KIND:ARG`, repeated, applied in order.
     /// - Throws: ``ServeError`` 400 for a transform that does not parse, or too many.
     static func transforms(_ request: Request) throws -> [StackTransform] {
-        let texts = request.uri.queryParameters.getAll("tf")
+        let texts = FormQuery(request.uri.query).getAll("tf")
         guard texts.count <= 64 else { throw ServeError(400, "at most 64 transforms (tf=) in one request") }
         return try texts.map { text in
             // No function name holds a control character (folded stacks cannot carry a newline).
             if let bad = text.unicodeScalars.first(where: { $0.value < 0x20 || $0.value == 0x7f }) {
                 throw ServeError(400, "transform \(String(text.prefix(60)).debugDescription) holds a control character (U+\(String(format: "%04X", bad.value))); give one transform per tf= parameter")
             }
-            do { return try StackTransform(parsing: text) } catch { throw ServeError(400, "\(error)") }
+            do { return try StackTransform(parsing: String(text)) } catch { throw ServeError(400, "\(error)") }
         }
     }
 
@@ -782,7 +782,7 @@ public enum ServeApp {
     /// The `?thread=` of a view request: a thread id, or nil when not given.
     /// - Throws: ``ServeError`` 400 for anything but a whole number ≥ 0.
     static func thread(_ request: Request) throws -> Int? {
-        guard let text = request.uri.queryParameters.get("thread") else { return nil }
+        guard let text = FormQuery(request.uri.query).get("thread") else { return nil }
         guard let t = Int(text), t >= 0, t <= Int(Int32.max) else {
             throw ServeError(400, "thread=\(String(text.prefix(20)).debugDescription): give a thread id, a whole number from 0 (as the Threads tab links it)")
         }
@@ -801,7 +801,7 @@ public enum ServeApp {
 
         /// - Throws: ``ServeError`` 400 for a zoom or match that does not parse.
         init(_ request: Request) throws {
-            let q = request.uri.queryParameters
+            let q = FormQuery(request.uri.query)
             if let z = q.get("zoom") {
                 let ids = z.split(separator: ".").map { Int32($0) }
                 guard !ids.isEmpty, ids.count <= 4096, ids.allSatisfy({ ($0 ?? -1) >= 0 }) else {
@@ -995,4 +995,32 @@ public enum ServeApp {
         }
         return Response(status: .ok, headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"], body: body)
     }
+}
+
+/// The query's parameters as a form encodes them (`application/x-www-form-urlencoded`): `+` is a
+/// space, then percent escapes are decoded, so `%2B` stays a plus. Hummingbird's
+/// `queryParameters` leaves `+` as is, and a client that encodes a space that way (curl's
+/// `--data-urlencode`, Python's requests) asked for `copy<[u8;+32]>`, which no sample has.
+struct FormQuery {
+    let pairs: [(key: Substring, value: Substring)]
+
+    init(_ query: String?) {
+        guard let query, !query.isEmpty else {
+            pairs = []
+            return
+        }
+        func decode(_ s: Substring) -> Substring {
+            let spaced = s.replacingOccurrences(of: "+", with: " ")
+            return Substring(spaced.removingPercentEncoding ?? spaced)
+        }
+        pairs = query.split(separator: "&").map { part in
+            guard let eq = part.firstIndex(of: "=") else { return (key: decode(part), value: "") }
+            return (key: decode(part[..<eq]), value: decode(part[part.index(after: eq)...]))
+        }
+    }
+
+    /// The first value of `key`.
+    func get(_ key: String) -> Substring? { pairs.first { $0.key == key }?.value }
+    /// Every value of `key`, in order.
+    func getAll(_ key: String) -> [Substring] { pairs.filter { $0.key == key }.map(\.value) }
 }

@@ -32,7 +32,7 @@ enum MemoryReport {
             throw fail("\(tsv): \(error)")
         }
         guard !points.isEmpty else { throw fail("\(tsv): the timeline has no readings") }
-        var out = "# \(tsv): \(points.count) readings of \(Set(points.map(\.pid)).count) processes over \(seconds(points.last!.time)) s\n"
+        var out = "# \(tsv): \(points.count) readings of \(Set(points.map(\.pid)).count) process\(Set(points.map(\.pid)).count == 1 ? "" : "es") over \(seconds(points.last!.time)) s\n"
         out += "\(pad("peak RSS", 10)) \(pad("anon", 10)) \(pad("file", 10)) \(pad("at", 8))  process\n"
         let peaks = MemoryTimeline.peaks(points)
         for p in limit == 0 ? peaks[...] : peaks.prefix(limit) {

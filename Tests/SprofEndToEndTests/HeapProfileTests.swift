@@ -386,8 +386,9 @@ final class HeapProfileTests: XCTestCase {
     static func lossCounts(_ stderr: String) -> (lost: UInt64, total: UInt64)? {
         guard let line = stderr.split(separator: "\n").first(where: { $0.contains("records lost") }),
               let heap = line.range(of: "heap: "), let of = line.range(of: " of ") else { return nil }
-        guard let lost = UInt64(line[heap.upperBound...].prefix { $0.isNumber }),
-              let total = UInt64(line[of.upperBound...].prefix { $0.isNumber }) else { return nil }
+        // Grouped by thousands (`heap: 162,416 of 200,224 probe records lost`).
+        guard let lost = UInt64(line[heap.upperBound...].prefix { $0.isNumber || $0 == "," }.filter(\.isNumber)),
+              let total = UInt64(line[of.upperBound...].prefix { $0.isNumber || $0 == "," }.filter(\.isNumber)) else { return nil }
         return (lost, total)
     }
 

@@ -70,6 +70,31 @@ final class HeapRunMessagesTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("a lost allocation drops a leaked block"), r.stderr)
     }
 
+    /// A ring buffer too small for several heap records is not worth waiting for: with -m 4
+    /// (16 KiB, under two 8.7 KiB records) a new user's 20,000-allocation program waited 119 s
+    /// and was killed by its timeout; now sprof says so and the program is not held back.
+    func testATinyBufferIsNotWaitedFor() throws {
+        try HeapProfileTests.requireUprobes()
+        let binary = try fixture()
+        let r = try heapRun(["--heap-rate", "1", "-e", "none", "-m", "4"], [binary, "free", "20000"], prefix: SprofCLI.outputPrefix("heapmsg-tiny"))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("holds fewer than 8 heap records"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("the program waited"), r.stderr)
+    }
+
+    /// A process of the command running as another user cannot open sprof's flow-control page
+    /// (/proc/<sprof's pid>/fd/N): its records are not held back, which sprof says instead of
+    /// a bare loss (a new user's setpriv'ed child lost 71.6% of its records without a word why).
+    func testAProcessThatCannotReachTheFlowPageIsNamed() throws {
+        try HeapProfileTests.requireUprobes()
+        guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv (util-linux) is not installed") }
+        let r = try heapRun(["--heap-rate", "1", "-e", "none"],
+                            [setpriv, "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/bin/sh", "-c", "x=1; y=$x$x; echo $y > /dev/null"],
+                            prefix: SprofCLI.outputPrefix("heapmsg-setpriv"))
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("could not open sprof's flow-control page"), r.stderr)
+    }
+
     /// Beside CPU samples the summary gives the heap's sample count, and with -r 2 the leak
     /// total says it is summed over the runs (the heap profile adds them up: 6 blocks, not 3).
     func testSummaryGivesHeapSamplesAndRepeatedRunsSaySummed() throws {

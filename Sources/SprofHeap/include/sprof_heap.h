@@ -11,7 +11,8 @@ extern "C" {
 
 /// Called once per sampled allocation, after it succeeded: `ptr` in DI, `size` (bytes asked
 /// for) in SI, and in DX `flags`: bit 0 is 1 when the set of sampled pointers had no room for it
-/// (its free will not be reported), the bits above it the rate this process samples at (which
+/// (its free will not be reported), bit 1 when this process could not open sprof's flow-control
+/// page (SPROF_HEAP_FLOW), the bits above them the rate this process samples at (which
 /// a child may have changed, or a nested sprof set; sprof scales the sample by it). sprof's
 /// uprobe on it takes the registers and the user stack.
 void sprof_heap_sampled(void *ptr, size_t size, unsigned long flags);
