@@ -211,12 +211,14 @@ public final class SprofProcessEngine: JobEngine, @unchecked Sendable {
     /// a readable profile are left out (the others keep their numbers' order); nothing is
     /// written when none is readable. Returns whether the file was written.
     @discardableResult
-    static func mergeRuns(jobDirectory: String, runs: Int) -> Bool {
+    /// With `lastIsPartial`, the last run was cut short by a Stop: its samples are kept without
+    /// a run label, as `sprof run -r N` keeps the run its Ctrl-C cut (``Profile/init(runs:lastIsPartial:)``).
+    static func mergeRuns(jobDirectory: String, runs: Int, lastIsPartial: Bool = false) -> Bool {
         let profiles = (1...max(1, runs)).compactMap { run -> Profile? in
             guard let data = FileManager.default.contents(atPath: "\(jobDirectory)/runs/\(run)/profile.pb.gz") else { return nil }
             return try? PprofFormat.decode([UInt8](data))
         }
-        guard !profiles.isEmpty, let bytes = try? PprofFormat.encode(Profile(runs: profiles)) else { return false }
+        guard !profiles.isEmpty, let bytes = try? PprofFormat.encode(Profile(runs: profiles, lastIsPartial: lastIsPartial)) else { return false }
         return (try? DataFiles.writeAtomically(Data(bytes), to: jobDirectory + "/profile.pb.gz")) != nil
     }
 

@@ -329,8 +329,11 @@ public actor JobStore {
         // writes, next to runs/ (jobs/ID/profile.pb.gz) for `sprof diff` and Compare's "all runs":
         // the runs recorded before a Stop too, as `sprof run -r N` merges those before its Ctrl-C.
         let runsDone = jobs[id]?.runsDone ?? 0
+        // Stopped before its last run ended, the run recorded last was the one the Stop cut
+        // (the Stop's SIGINT goes to the running sprof): not a run of its own, as on the CLI.
+        let cut = stopped && runsDone < job.options.runs
         if finalOutcome.profileWritten, job.options.runs > 1, runsDone >= 1 {
-            await Task.detached { SprofProcessEngine.mergeRuns(jobDirectory: dir, runs: runsDone) }.value
+            await Task.detached { SprofProcessEngine.mergeRuns(jobDirectory: dir, runs: runsDone, lastIsPartial: cut) }.value
         }
         update(id) { j in
             j.finishedMs = nowMs()
@@ -340,7 +343,7 @@ public actor JobStore {
                     let by = shuttingDown ? "stopped when the server stopped (SIGINT, as Stop does)" : "stopped with Stop (SIGINT)"
                     var note = "\(by) after \(j.runsDone) of \(j.options.runs) run\(j.options.runs == 1 ? "" : "s"): the profile holds what was recorded until then"
                     if j.options.runs > 1 && j.runsDone < j.options.runs {
-                        note += "; all runs (\(j.runsDone) of \(j.options.runs) runs, stopped) are merged, as sprof run -r \(j.options.runs) merges them on Ctrl-C"
+                        note += "; all runs (\(j.runsDone) of \(j.options.runs) runs, stopped) are merged, as sprof run -r \(j.options.runs) merges them on Ctrl-C: run \(j.runsDone), cut short by the Stop, is in that profile without a run label, so that sprof diff's per-run shares leave it out"
                     }
                     j.notices.append(note)
                 } else if finalOutcome.exitStatus != 0 {
