@@ -220,7 +220,8 @@ struct RunCommand: ParsableCommand {
             outputs.discard()
         }
         if !heapSampled && !quiet {
-            let why = Self.noHeapSampleReason(rate: options.heap?.rate ?? 0, attached: pid != nil, exitStatus: recorded.exitStatus)
+            let why = Self.noHeapSampleReason(rate: options.heap?.rate ?? 0, attached: pid != nil, exitStatus: recorded.exitStatus,
+                                              setID: try pid == nil && Self.isSetID(runTarget().first ?? ""))
             let earlier = access(outputs.prefix + ".heap.pb.gz", F_OK) == 0
                 ? ", earlier \(outputs.prefix).heap.pb.gz and other heap views were kept" : ""
             printError("heap: no allocation was sampled (\(why)); no heap profile written\(earlier)")
@@ -246,7 +247,12 @@ struct RunCommand: ParsableCommand {
     /// Why no allocation was sampled, and what to try, by mode: the rate matters only above 1
     /// (at 1 every allocator call is recorded), and a command that exited with a failure status
     /// (an ASan binary refuses LD_PRELOAD and exits 1 at once) most likely failed before allocating.
-    static func noHeapSampleReason(rate: Int, attached: Bool, exitStatus: ExitStatus?) -> String {
+    static func noHeapSampleReason(rate: Int, attached: Bool, exitStatus: ExitStatus?, setID: Bool = false) -> String {
+        if setID {
+            // ld.so's secure-execution mode: LD_PRELOAD is not honoured for a set-user-ID or
+            // set-group-ID program, so the library never loaded (a new user was told it failed at start).
+            return "the command is set-user-ID or set-group-ID, and the loader ignores LD_PRELOAD for such programs (secure-execution mode), so sprof's library was not loaded: attach to it instead (sprof run --heap -p PID)"
+        }
         if attached {
             return rate > 1 ? "the process allocated less than --heap-rate \(rate) bytes while attached: try --heap-rate 1, or a longer --duration"
                 : "the process made no allocator call while attached: try a longer --duration"
@@ -258,6 +264,21 @@ struct RunCommand: ParsableCommand {
         }
         return rate > 1 ? "the command allocated less than --heap-rate \(rate) bytes, or is a static binary or clears LD_PRELOAD: try --heap-rate 1, or -p PID"
             : "the command made no allocator call through the preload library: it is a static binary, clears LD_PRELOAD, or has an allocator of its own: try -p PID"
+    }
+
+    /// Whether the program `name` (a path, or a name found on PATH) runs in the loader's
+    /// secure-execution mode for this user: set-user-ID to another user, or set-group-ID to
+    /// another group (a set-user-ID root program run by root is not).
+    static func isSetID(_ name: String) -> Bool {
+        let candidates = name.contains("/") ? [name]
+            : (getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(name)" }
+        for path in candidates {
+            var st = stat()
+            if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
+                return (st.st_mode & S_ISUID != 0 && st.st_uid != getuid()) || (st.st_mode & S_ISGID != 0 && st.st_gid != getgid())
+            }
+        }
+        return false
     }
 
     /// The command to run: none is fine with -a (record until Ctrl-C or --duration).

@@ -95,6 +95,25 @@ final class HeapRunMessagesTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("could not open sprof's flow-control page"), r.stderr)
     }
 
+    /// A set-user-ID program (to another user) runs in ld.so's secure-execution mode, which
+    /// ignores LD_PRELOAD: sprof says that, not "it most likely failed at start".
+    func testASetUserIDCommandIsNamedAsSuch() throws {
+        try HeapProfileTests.requireUprobes()
+        guard getuid() == 0 else { throw XCTSkip("making a set-user-ID program of another user needs root") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sprof-suid-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        chmod(dir.path, 0o755)
+        let program = dir.appendingPathComponent("heap_messages_suid").path
+        try FileManager.default.copyItem(atPath: try fixture(), toPath: program)
+        guard let nobody = getpwnam("nobody") else { throw XCTSkip("no user nobody") }
+        XCTAssertEqual(chown(program, nobody.pointee.pw_uid, 0), 0)
+        XCTAssertEqual(chmod(program, 0o4755), 0)
+        let r = try heapRun(["--heap-rate", "1", "-e", "none"], [program, "free", "100"], prefix: SprofCLI.outputPrefix("heapmsg-suid"))
+        XCTAssertTrue(r.stderr.contains("set-user-ID or set-group-ID"), r.stderr)
+        XCTAssertFalse(r.stderr.contains("failed at start"), r.stderr)
+    }
+
     /// Beside CPU samples the summary gives the heap's sample count, and with -r 2 the leak
     /// total says it is summed over the runs (the heap profile adds them up: 6 blocks, not 3).
     func testSummaryGivesHeapSamplesAndRepeatedRunsSaySummed() throws {
