@@ -217,8 +217,11 @@ public struct JobValidator: Sendable {
         guard let program = spec.command.first, !program.isEmpty else {
             throw ServeError(400, "no command given: \"command\" must be a non-empty array, e.g. [\"/bin/ls\", \"-l\"]")
         }
-        guard spec.command.count <= 256, spec.command.allSatisfy({ $0.utf8.count <= 4096 && !$0.contains("\0") }) else {
-            throw ServeError(400, "command too long: at most 256 arguments of 4096 bytes each, without NUL bytes")
+        if let bad = spec.command.firstIndex(where: { $0.contains("\0") }) {
+            throw ServeError(400, "command argument \(bad) holds a NUL byte, which no program argument can carry")
+        }
+        guard spec.command.count <= 256, spec.command.allSatisfy({ $0.utf8.count <= 4096 }) else {
+            throw ServeError(400, "command too long: at most 256 arguments of 4096 bytes each")
         }
         var o = spec.options ?? JobOptions()
         if let e = o.event {

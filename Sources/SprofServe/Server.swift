@@ -975,7 +975,11 @@ public enum ServeApp {
             return try JSONDecoder().decode(JobSpec.self, from: data)
         } catch DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context) {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
-            throw ServeError(400, "\(field): wrong type (command is an array of strings; see the README for the options' types)")
+            // Name the type the field wants: an option's, or the command's.
+            let wanted = field.hasPrefix("command") ? "command is an array of strings"
+                : ["options.frequency", "options.period", "options.repeat"].contains(field) ? "\(field) is a number, not a string"
+                : "see the README for the options' types"
+            throw ServeError(400, "\(field): wrong type (\(wanted))")
         } catch DecodingError.keyNotFound(let key, _) {
             throw ServeError(400, "missing \"\(key.stringValue)\": the body is {\"command\": [\"prog\", \"arg\"], \"options\": {…}}")
         } catch {
