@@ -225,9 +225,14 @@ public struct JobValidator: Sendable {
         }
         var o = spec.options ?? JobOptions()
         if let e = o.event {
-            // The CLI's line, which names the event itself ("-e cpu clock: unknown event 'cpu
-            // clock'…" read as an event with modifiers).
-            do { _ = try EventCatalog.parse(e) } catch { throw ServeError(400, error.description) }
+            // `none` is the CLI's heap-only recording (`--heap -e none`), nothing without --heap.
+            if e == "none" {
+                guard o.heap == true else { throw ServeError(400, "-e none records nothing without --heap: add \"heap\": true, or name an event") }
+            } else {
+                // The CLI's line, which names the event itself ("-e cpu clock: unknown event 'cpu
+                // clock'…" read as an event with modifiers).
+                do { _ = try EventCatalog.parse(e) } catch { throw ServeError(400, error.description) }
+            }
         }
         switch (o.frequency, o.period) {
         case (.some, .some): throw ServeError(400, "use either -F (frequency) or -c (period), not both")

@@ -258,6 +258,10 @@ final class ServeAPITests: XCTestCase {
         func refusal(_ command: [String], _ options: JobOptions? = nil) -> (Int, String)? {
             do { _ = try validator.validate(JobSpec(command: command, options: options)); return nil } catch let e as ServeError { return (e.status, e.message) } catch { return nil }
         }
+        // A heap-only job, as `sprof run --heap -e none`; `none` alone records nothing.
+        let heapValidator = JobValidator(capabilities: SprofCapabilities(heap: true), searchPath: "/usr/bin:/bin")
+        XCTAssertNoThrow(try heapValidator.validate(JobSpec(command: ["/bin/true"], options: JobOptions(event: "none", heap: true))))
+        XCTAssertEqual(refusal(["/bin/true"], JobOptions(event: "none"))?.1, "-e none records nothing without --heap: add \"heap\": true, or name an event")
         let event = refusal(["/bin/true"], JobOptions(event: "cpu clock"))
         XCTAssertEqual(event?.0, 400)
         XCTAssertTrue(event?.1.hasPrefix("unknown event 'cpu clock'; valid events: ") == true, "\(String(describing: event))")
