@@ -640,11 +640,11 @@ public enum ServeApp {
             let dir = try await runDirectory(store, context)
             let view = context.parameters.get("view") ?? ""
             let thread = try ServeApp.thread(request)
-            let function: String? = FormQuery(request.uri.query).get("fn").map { String($0) }
-            let sampleType: String? = FormQuery(request.uri.query).get("name").map { String($0) }
+            let query = FormQuery(request.uri.query)
+            let function: String? = query.get("fn").map { String($0) }
+            let sampleType: String? = query.get("name").map { String($0) }
             let tf = try transforms(request)
-            let range = try TimeRange.parse(from: FormQuery(request.uri.query).get("from").map { String($0) },
-                                            to: FormQuery(request.uri.query).get("to").map { String($0) })
+            let range = try TimeRange.parse(from: query.get("from").map { String($0) }, to: query.get("to").map { String($0) })
             let drawn = try DrawnTree(request)
             let data = try await cache.view(dir, key: viewKey(view: view, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range, drawn: drawn)) { cache in
                 try render(view: view, dir: dir, cache: cache, thread: thread, function: function, sampleType: sampleType, transforms: tf, range: range, drawn: drawn)
@@ -951,6 +951,9 @@ public enum ServeApp {
         return dir + "/runs/\(run)"
     }
 
+    /// The job options that are numbers (the rest are strings and booleans).
+    static let numericOptions = ["frequency", "period", "repeat"]
+
     static func decodeSpec(_ data: Data) throws -> JobSpec {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw ServeError(400, "the body must be a JSON object: {\"command\": [\"prog\", \"arg\"], \"options\": {…}}")
@@ -965,7 +968,7 @@ public enum ServeApp {
             }
             // JSONDecoder reports `"period": -1` (or one beyond 64 bits) as invalid JSON, without the
             // field: say which. These are the options' only numbers.
-            for key in ["frequency", "period", "repeat"] {
+            for key in Self.numericOptions {
                 if let n = options[key] as? NSNumber, n.doubleValue.rounded() != n.doubleValue || n.doubleValue < 0 || n.doubleValue >= 0x1p63 {
                     throw ServeError(400, "options.\(key): must be a positive whole number below 2^63, not \(n)")
                 }
@@ -977,7 +980,7 @@ public enum ServeApp {
             let field = context.codingPath.map(\.stringValue).joined(separator: ".")
             // Name the type the field wants: an option's, or the command's.
             let wanted = field.hasPrefix("command") ? "command is an array of strings"
-                : ["options.frequency", "options.period", "options.repeat"].contains(field) ? "\(field) is a number, not a string"
+                : Self.numericOptions.map({ "options." + $0 }).contains(field) ? "\(field) is a number, not a string"
                 : "see the README for the options' types"
             throw ServeError(400, "\(field): wrong type (\(wanted))")
         } catch DecodingError.keyNotFound(let key, _) {

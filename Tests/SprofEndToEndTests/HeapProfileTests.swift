@@ -527,16 +527,12 @@ final class HeapProfileTests: XCTestCase {
     /// most, was missing without a word).
     func testAttachedSaysWhatStartedLaterIsNotHeapProfiled() throws {
         try Self.requireUprobes()
-        var pid: pid_t = 0
-        let argv: [UnsafeMutablePointer<CChar>?] = [strdup("/bin/sh"), strdup("-c"), strdup("sleep 1.5; /bin/true; sleep 30"), nil]
-        defer { argv.forEach { free($0) } }
-        XCTAssertEqual(posix_spawn(&pid, "/bin/sh", nil, nil, argv, environ), 0)
+        let shell = try BackgroundProcess("/bin/sh", ["-c", "sleep 1.5; /bin/true; sleep 30"])
         defer {
-            kill(pid, SIGKILL)
-            var status: Int32 = 0
-            _ = waitpid(pid, &status, 0)
+            shell.send(SIGKILL)
+            _ = shell.wait(timeout: 10)
         }
-        let result = try SprofCLI.run(["run", "--heap", "-e", "none", "-p", "\(pid)", "--duration", "3",
+        let result = try SprofCLI.run(["run", "--heap", "-e", "none", "-p", "\(shell.pid)", "--duration", "3",
                                        "-o", SprofCLI.outputPrefix("heap-attach-later")], timeout: 300)
         XCTAssertTrue(result.stderr.contains("started after sprof attached"), result.stderr)
         XCTAssertTrue(result.stderr.contains("sprof run --heap to see them"), result.stderr)
