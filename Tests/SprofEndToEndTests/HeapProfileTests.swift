@@ -527,7 +527,10 @@ final class HeapProfileTests: XCTestCase {
     /// most, was missing without a word).
     func testAttachedSaysWhatStartedLaterIsNotHeapProfiled() throws {
         try Self.requireUprobes()
-        let shell = try BackgroundProcess("/bin/sh", ["-c", "sleep 1.5; /bin/true; sleep 30"])
+        // The shell starts a child every 0.2 s for as long as it lives, so children start after
+        // the attach however long sprof takes to get there (a fixed "sleep 1.5" lost that race
+        // on a loaded CI machine, where attaching took longer).
+        let shell = try BackgroundProcess("/bin/sh", ["-c", "while :; do /bin/true; sleep 0.2; done"])
         defer {
             shell.send(SIGKILL)
             _ = shell.wait(timeout: 10)
