@@ -156,6 +156,13 @@ public struct RecordedCommand: Sendable {
     /// The start of recording on CLOCK_MONOTONIC (the clock of ``Profile/TimedSample/time``):
     /// the origin of the memory timeline's times, so that sample times can share its axis.
     public var timeOrigin: UInt64 = 0
+    /// How often, and for how long in all (nanoseconds), the command's allocator calls waited
+    /// for sprof to drain the heap records (the flow-control page, ``HeapFlow``); with repeated
+    /// runs, summed over them. Zero without `--heap` or when no call waited.
+    public var heapWaits: (calls: UInt64, nanoseconds: UInt64) = (0, 0)
+    /// The signal sprof caught and forwarded while the command ran (0 when none): what tells a
+    /// run cut short from one the signal came after.
+    var signalWhileRunning: Int32 = 0
 }
 
 /// One run of a repeated recording.
@@ -202,8 +209,12 @@ public enum CommandProfiler {
         guard options.repeats > 1 else { return try profileOnce(arguments, options: options, notice: notice) }
         var said = Set<String>()
         var recordings: [RecordedCommand] = []
+        // Caught once for the series: a signal that comes between two runs is kept (each run
+        // routes the handler without clearing it) and ends the series, instead of being
+        // cleared by the next run's start.
+        InterruptForwarding.install()
         for _ in 1...options.repeats {
-            let recorded = try profileOnce(arguments, options: options) { message in
+            let recorded = try profileOnce(arguments, options: options, inSeries: true) { message in
                 if said.insert(message).inserted { notice(message) }
             }
             recordings.append(recorded)
@@ -213,7 +224,9 @@ public enum CommandProfiler {
             RecordedRun(number: i + 1, exitStatus: r.exitStatus ?? .exited(0), samples: r.profile.statistics.samples,
                         lost: r.profile.statistics.lost, duration: r.profile.metadata.duration)
         }
-        let partial = InterruptForwarding.lastSignal > 0
+        // Cut short only when the signal came while the last run's command ran; after it (while
+        // its profile was made, or before the next run started) the runs so far are complete.
+        let partial = (recordings.last?.signalWhileRunning ?? 0) > 0
         let status = runs.first { $0.exitStatus != .exited(0) }?.exitStatus ?? runs.last?.exitStatus
         let cut = partial ? runs.removeLast() : nil
         var merged = RecordedCommand(profile: Profile(runs: recordings.map(\.profile), lastIsPartial: partial), exitStatus: status, runs: runs)
@@ -227,10 +240,16 @@ public enum CommandProfiler {
             merged.heapTimeline = recordings.last?.heapTimeline ?? []
             if merged.profile.metadata.event == HeapOptions.noCPUEvent.description, let heap = merged.heap { merged.profile = heap }
         }
+        merged.heapWaits = recordings.reduce((0, 0)) { ($0.calls + $1.heapWaits.calls, $0.nanoseconds + $1.heapWaits.nanoseconds) }
+        if let line = heapWaitNotice(merged.heapWaits, runs: recordings.count) {
+            notice(line)
+            merged.profile.metadata.notices.append(line)
+            if merged.heap != nil, merged.heap?.metadata.notices.contains(line) == false { merged.heap?.metadata.notices.append(line) }
+        }
         return merged
     }
 
-    private static func profileOnce(_ arguments: [String], options: RunOptions,
+    private static func profileOnce(_ arguments: [String], options: RunOptions, inSeries: Bool = false,
                                     notice: (String) -> Void) throws -> RecordedCommand {
         var notices: [String] = []
         func say(_ message: String) {
@@ -238,7 +257,7 @@ public enum CommandProfiler {
             notice(message)
         }
         // Caught from here on, so that Ctrl-C while the events open still ends in a profile.
-        InterruptForwarding.install()
+        if inSeries { _ = InterruptForwarding.route() } else { InterruptForwarding.install() }
         defer { InterruptForwarding.restore() }
         let settings = KernelSettings.current()
         let probes = try options.heap.map { heap throws(SyscallError) in try HeapProbes(heap) }
@@ -300,6 +319,10 @@ public enum CommandProfiler {
                 heapBuilder?.resolve()
             }
         }
+        // Whether a signal came while the command ran (the recording ends when it exits): one
+        // that comes later, while this run's profile is made or between runs of -r, ends the
+        // series after a complete run rather than cutting this one.
+        let signalWhileRunning = InterruptForwarding.lastSignal
         if let launchError {
             _ = monitor.stop()
             throw launchError
@@ -316,11 +339,10 @@ public enum CommandProfiler {
         if let unpaced = heapBuilder?.heap?.unpaced, unpaced > 0 {
             say("heap: \(grouped(unpaced)) sampled allocations came from processes that could not open sprof's flow-control page (a process of the command running as another user, e.g. under setpriv or su): they were not held back for sprof, and their records may be lost")
         }
-        if let flow, flow.waits > 0 {
-            let centiseconds = (flow.waitedNanoseconds + 5_000_000) / 10_000_000
-            let seconds = "\(centiseconds / 100).\(centiseconds % 100 < 10 ? "0" : "")\(centiseconds % 100)"
-            say("heap: the program waited \(seconds) s in all (\(flow.waits) calls) for sprof to read its heap records, so that none was lost; a higher --heap-rate or a smaller stack copy (-g, --call-graph dwarf,N) waits less")
-        }
+        let waits = flow.map { (calls: $0.waits, nanoseconds: $0.waitedNanoseconds) } ?? (0, 0)
+        // With repeats the runs' waits are summed into one line (profile(_:options:notice:)):
+        // one line per run, each unnumbered, read as contradicting figures.
+        if options.repeats == 1, let line = heapWaitNotice(waits, runs: 1) { say(line) }
         let memory = monitor.stop()
         var metadata = ProfileMetadata.recording(session.options, requested: options.event, settings: settings,
                                                  startTime: startTime, duration: monotonicNow() - started, notices: notices)
@@ -333,8 +355,20 @@ public enum CommandProfiler {
         profile.memory = memory
         var recorded = RecordedCommand(profile: profile, exitStatus: status)
         recorded.timeOrigin = monitor.start
+        recorded.heapWaits = waits
+        recorded.signalWhileRunning = signalWhileRunning
         if let heapBuilder, let heap = options.heap { finishHeap(heapBuilder, heap, metadata: metadata, started: started, into: &recorded) }
         return recorded
+    }
+
+    /// The line saying how long the command's allocator calls waited for sprof in all (nil when
+    /// none waited): the price of losing no heap record, with what lowers it.
+    static func heapWaitNotice(_ waits: (calls: UInt64, nanoseconds: UInt64), runs: Int) -> String? {
+        guard waits.calls > 0 else { return nil }
+        let centiseconds = (waits.nanoseconds + 5_000_000) / 10_000_000
+        let seconds = "\(centiseconds / 100).\(centiseconds % 100 < 10 ? "0" : "")\(centiseconds % 100)"
+        let calls = "\(grouped(waits.calls)) call\(waits.calls == 1 ? "" : "s")"
+        return "heap: the program waited \(seconds) s in all (\(calls)\(runs > 1 ? ", summed over \(runs) runs" : "")) for sprof to read its heap records, so that none was lost; a higher --heap-rate or a smaller stack copy (-g, --call-graph dwarf,N) waits less"
     }
 
     /// The builder of the heap profile: the same records, only the heap probes' samples, each

@@ -37,4 +37,14 @@ final class HeapEnvironmentTests: XCTestCase {
         // The byte-exact current environment round-trips.
         XCTAssertEqual(HeapProbes.currentEnvironment().count, ProcessInfo.processInfo.environment.count)
     }
+
+    /// The waits for sprof are one line, summed over repeated runs and saying so (with -r 3 it
+    /// was three unnumbered lines with different figures), and no line when nothing waited.
+    func testWaitsAreOneLineSummedOverRuns() throws {
+        XCTAssertNil(CommandProfiler.heapWaitNotice((0, 0), runs: 3))
+        let one = try XCTUnwrap(CommandProfiler.heapWaitNotice((1, 4_000_000), runs: 1))
+        XCTAssertTrue(one.hasPrefix("heap: the program waited 0.00 s in all (1 call) for sprof"), one)
+        let three = try XCTUnwrap(CommandProfiler.heapWaitNotice((12_345, 2_345_000_000), runs: 3))
+        XCTAssertTrue(three.contains("waited 2.35 s in all (12,345 calls, summed over 3 runs)"), three)
+    }
 }
