@@ -37,6 +37,22 @@ public enum ExitStatus: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// Where exec looks for a program named without a `/`: the one search both `sprof run`'s
+/// checks and `sprof serve`'s form use, so that they agree with each other and with execvp.
+public enum ProgramSearch {
+    /// The search path when PATH is unset: glibc's execvp default.
+    public static let defaultPath = "/bin:/usr/bin"
+
+    /// The files exec would try for `program`, in order: itself when it contains a `/`, else
+    /// each non-empty directory of `path` (colon-separated; nil: this process's PATH) joined
+    /// with it.
+    public static func candidates(for program: String, path: String? = nil) -> [String] {
+        if program.contains("/") { return [program] }
+        let search = path ?? getenv("PATH").map { String(cString: $0) } ?? defaultPath
+        return search.split(separator: ":").filter { !$0.isEmpty }.map { "\($0)/\(program)" }
+    }
+}
+
 /// The command could not be started.
 public struct LaunchError: Error, Equatable, Sendable, CustomStringConvertible {
     /// The command as given.

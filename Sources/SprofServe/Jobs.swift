@@ -205,7 +205,7 @@ public struct JobValidator: Sendable {
     public var searchPath: String
 
     /// Creates a validator.
-    public init(capabilities: SprofCapabilities, searchPath: String = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/local/bin:/usr/bin:/bin") {
+    public init(capabilities: SprofCapabilities, searchPath: String = ProcessInfo.processInfo.environment["PATH"] ?? ProgramSearch.defaultPath) {
         self.capabilities = capabilities
         self.searchPath = searchPath
     }
@@ -265,7 +265,7 @@ public struct JobValidator: Sendable {
         guard resolve(program) != nil else {
             // What exec would say, in the CLI's words (LaunchError): a file that is there but not
             // executable is not "not found".
-            let candidates = program.contains("/") ? [program] : searchPath.split(separator: ":").filter { !$0.isEmpty }.map { "\($0)/\(program)" }
+            let candidates = ProgramSearch.candidates(for: program, path: searchPath)
             if let errno = Self.execError(candidates, searched: !program.contains("/")) {
                 throw ServeError(422, LaunchError(command: program, errno: errno).description)
             }
@@ -293,17 +293,11 @@ public struct JobValidator: Sendable {
 
     /// The executable `program` names: itself when it contains a `/`, else the first match on the path.
     public func resolve(_ program: String) -> String? {
-        if program.contains("/") {
-            // A directory passes access(X_OK) but cannot be executed.
+        // A directory passes access(X_OK) but cannot be executed.
+        ProgramSearch.candidates(for: program, path: searchPath).first { candidate in
             var st = stat()
-            return stat(program, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(program, X_OK) == 0 ? program : nil
+            return stat(candidate, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG && access(candidate, X_OK) == 0
         }
-        for dir in searchPath.split(separator: ":") where !dir.isEmpty {
-            let candidate = "\(dir)/\(program)"
-            var st = stat()
-            if stat(candidate, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
     }
 }
 

@@ -270,9 +270,7 @@ struct RunCommand: ParsableCommand {
     /// secure-execution mode for this user: set-user-ID to another user, or set-group-ID to
     /// another group (a set-user-ID root program run by root is not).
     static func isSetID(_ name: String) -> Bool {
-        let candidates = name.contains("/") ? [name]
-            : (getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin").split(separator: ":").map { "\($0)/\(name)" }
-        for path in candidates {
+        for path in ProgramSearch.candidates(for: name) {
             var st = stat()
             if stat(path, &st) == 0, st.st_mode & S_IFMT == S_IFREG {
                 return (st.st_mode & S_ISUID != 0 && st.st_uid != getuid()) || (st.st_mode & S_ISGID != 0 && st.st_gid != getgid())
