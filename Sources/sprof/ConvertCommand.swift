@@ -34,6 +34,11 @@ struct ConvertCommand: ParsableCommand {
         guard let format = ProfileFormat.named(to, in: ProfileFormat.convertible) else {
             throw usage("--to \(to): unknown format (valid: \(ProfileFormat.convertible.map(\.name).joined(separator: ", ")))")
         }
+        // Only folded stacks are rooted at threads: pprof keeps the thread as each sample's label,
+        // speedscope has a profile per thread already; the flag accepted and ignored misled.
+        if perThread && format.name != ProfileFormat.folded.name {
+            throw usage("--per-thread is for --to folded (pprof keeps each sample's thread as a label; speedscope has one profile per thread)")
+        }
         try refuseOutputOverInput([output], inputs: [file])
         // Checked before reading the input; `-o -` writes descriptor 1 itself.
         let outputFile = output == "-" ? nil : try OutputFile(path: output)

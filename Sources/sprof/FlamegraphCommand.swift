@@ -128,7 +128,7 @@ struct FlamegraphCommand: ParsableCommand {
             provenance = profile.metadata.provenanceLines
         } else if perThread {
             outputFile?.discard()
-            fail("--per-thread needs a pprof input (folded stacks carry no threads)", status: ExitStatusCode.usage)
+            fail("--per-thread needs a pprof input (folded stacks carry no threads) (see sprof flamegraph --help)", status: ExitStatusCode.usage)
         }
         if let minSamples, stacks.total < minSamples {
             outputFile?.discard()

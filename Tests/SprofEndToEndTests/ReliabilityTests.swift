@@ -50,6 +50,13 @@ final class ReliabilityTests: XCTestCase {
         XCTAssertEqual(perThread.status, 2, perThread.stdout + perThread.stderr)
         XCTAssertTrue(perThread.stderr.contains("--per-thread needs a pprof input"), perThread.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: prefix + ".out"))
+        // Only folded output is rooted at threads: with another format the flag did nothing, silently.
+        let otherFormat = try SprofCLI.run(["convert", folded, "--to", "pprof", "--per-thread", "-o", prefix + ".pb.gz"])
+        XCTAssertEqual(otherFormat.status, 2, otherFormat.stderr)
+        XCTAssertTrue(otherFormat.stderr.contains("--per-thread is for --to folded"), otherFormat.stderr)
+        let flame = try SprofCLI.run(["flamegraph", folded, "--per-thread", "-o", prefix + ".svg"])
+        XCTAssertEqual(flame.status, 2, flame.stderr)
+        XCTAssertTrue(flame.stderr.hasSuffix("(see sprof flamegraph --help)\n"), "a usage error ends with its pointer to the help: \(flame.stderr)")
 
         // A NUL byte on line 2, the 7th byte of the line: every reader names it the same way.
         let nul = prefix + "-nul.folded"
