@@ -86,7 +86,16 @@ struct ReportCommand: ParsableCommand {
         }
         // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
         // the demangler turns into full Swift signatures. Transforms match the names shown by default.
-        let read = try readProfile(file).transformed(parsed)
+        let input = try readProfileInput(file)
+        // Folded stacks carry no threads and no addresses: the report would invent them (a
+        // "pid 0, tid 0" thread, 0x0 addresses), as flamegraph's --per-thread refuses to.
+        if input.folded {
+            if threads || keys.contains(.thread) {
+                throw usage("\(threads ? "--threads" : "--sort thread") needs a pprof input (folded stacks carry no threads)")
+            }
+            if addresses { throw usage("--addresses needs a pprof input (folded stacks carry no addresses)") }
+        }
+        let read = input.profile.transformed(parsed)
         let profile = fullNames ? read.withNamesFromSystemNames() : read
         let index = try valueIndex(profile, named: view)
         let report = ProfileReport(keys: keys, limit: limit, threads: threads, format: reportFormat,

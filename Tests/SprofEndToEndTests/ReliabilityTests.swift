@@ -57,6 +57,14 @@ final class ReliabilityTests: XCTestCase {
         let flame = try SprofCLI.run(["flamegraph", folded, "--per-thread", "-o", prefix + ".svg"])
         XCTAssertEqual(flame.status, 2, flame.stderr)
         XCTAssertTrue(flame.stderr.hasSuffix("(see sprof flamegraph --help)\n"), "a usage error ends with its pointer to the help: \(flame.stderr)")
+        // Nor does report invent threads ("pid 0, tid 0") or addresses (0x0) for folded stacks.
+        for (extra, says) in [(["--threads"], "--threads needs a pprof input"), (["--sort", "sym,thread"], "--sort thread needs a pprof input"),
+                              (["--addresses"], "--addresses needs a pprof input")] {
+            let r = try SprofCLI.run(["report", folded] + extra)
+            XCTAssertEqual(r.status, 2, "\(extra): \(r.stdout)\(r.stderr)")
+            XCTAssertTrue(r.stderr.contains(says), r.stderr)
+            XCTAssertEqual(r.stdout, "")
+        }
 
         // A NUL byte on line 2, the 7th byte of the line: every reader names it the same way.
         let nul = prefix + "-nul.folded"
