@@ -99,6 +99,17 @@ public final class RecordingSession: @unchecked Sendable {
     /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
     /// never takes CPU from the program being measured (it catches up after). Off by default.
     public var consumeAtIdlePriority = false
+    /// The consumer's kernel thread id while it runs at SCHED_IDLE (0 otherwise): the reader
+    /// returns it to SCHED_OTHER as soon as the recording ends.
+    private var consumerThread: pid_t {
+        get { pid_t(truncatingIfNeeded: csprof_atomic_load_u64(consumerThreadWord)) }
+        set { csprof_atomic_store_u64(consumerThreadWord, UInt64(UInt32(bitPattern: newValue))) }
+    }
+    private let consumerThreadWord: UnsafeMutablePointer<UInt64> = {
+        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+        p.initialize(to: 0)
+        return p
+    }()
 
     /// The options in force (after forced kernel exclusion).
     public let options: SamplingOptions
@@ -230,7 +241,10 @@ public final class RecordingSession: @unchecked Sendable {
 
     private let target: Target
 
-    deinit { closeAll() }
+    deinit {
+        closeAll()
+        consumerThreadWord.deallocate()
+    }
 
     /// Opens the role table's `rows` (all but the sampled event) for `pid` on `cpu`, writing
     /// into `output`'s buffer; in a system-wide recording only the rows whose role opens there.
@@ -471,7 +485,12 @@ public final class RecordingSession: @unchecked Sendable {
         started()
         // The reader drains at normal priority so nothing is lost; consuming (unwinding,
         // symbolizing) can wait for idle CPU and catch up when the target is done.
-        var idle = consumeAtIdlePriority && csprof_set_thread_idle(1) == 0
+        var idle = false
+        if consumeAtIdlePriority, !mailbox.targetEnded {
+            // Published before going idle: the reader sets the thread back once recording ends.
+            consumerThread = csprof_gettid()
+            idle = csprof_set_thread_idle(1) == 0
+        }
         defer { if idle { _ = csprof_set_thread_idle(0) } }
         // A bounded batch: its parsed records are about as large as its bytes again.
         let limit = max(1 << 16, min(memoryBudget / 8, 8 << 20))
@@ -575,6 +594,10 @@ public final class RecordingSession: @unchecked Sendable {
                 for p in pollFDs.dropFirst(buffers.count) where p.revents != 0 {
                     stopping = true
                     mailbox.markTargetEnded()
+                    // The consumer checks between batches; one batch at SCHED_IDLE on a busy
+                    // machine is tens of seconds (-a), so it is set back to normal from here.
+                    let consumer = consumerThread
+                    if consumer > 0 { _ = csprof_set_task_idle(consumer, 0) }
                 }
                 // A buffer whose owning task exited reports POLLHUP on every poll from now on;
                 // stop polling it (it is still drained every round) so the loop does not spin.
