@@ -32,7 +32,8 @@ public struct OutputFileError: Error, Equatable, Sendable, CustomStringConvertib
 /// hidden temporary file `.NAME.sprof-PID-N` in the same directory, which also proves that the
 /// directory can be written. `commit` flushes it and renames it over `path`: rename(2) within one
 /// directory is atomic, so readers see either the old file or the new one. The temporary file is
-/// created with mode 0666 less the umask, like any file the shell creates.
+/// created with mode 0666 less the umask, like any file the shell creates; when it replaces an
+/// existing file it gets that file's mode (a 0600 profile stays 0600).
 ///
 /// Paths that are not regular files are written in place, without a temporary: a character device
 /// (`/dev/null`, `/dev/stdout`), a FIFO or a socket must not be replaced by a regular file. A
@@ -64,8 +65,10 @@ public final class OutputFile: @unchecked Sendable {
             free(resolved)
         }
         self.target = target
+        var replacedMode: mode_t?
         if ArgumentBytes.withPath(target, { stat($0, &st) }) == 0 {
             let kind = st.st_mode & S_IFMT
+            replacedMode = st.st_mode & 0o7777
             if kind == S_IFDIR { throw OutputFileError(path: path, errno: EISDIR) }
             if ArgumentBytes.withPath(target, { access($0, W_OK) }) != 0 { throw OutputFileError(path: path, errno: errno) }
             if kind != S_IFREG {
@@ -83,6 +86,13 @@ public final class OutputFile: @unchecked Sendable {
             let candidate = directory + "." + name + ".sprof-\(getpid())-\(OutputFile.nextSerial())"
             let fd = ArgumentBytes.withPath(candidate) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666) }
             if fd >= 0 {
+                // The replaced file's permissions, not the umask's: rename would otherwise reset them.
+                if let replacedMode, fchmod(fd, replacedMode) != 0 {
+                    let error = errno
+                    close(fd)
+                    ArgumentBytes.withPath(candidate) { _ = unlink($0) }
+                    throw OutputFileError(path: path, errno: error)
+                }
                 self.fd = fd
                 self.temporary = candidate
                 return
