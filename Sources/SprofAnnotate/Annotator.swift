@@ -185,7 +185,11 @@ private struct Writer {
         return code
     }
 
-    private func value(_ v: Int64) -> String { v == 0 ? "." : String(v) }
+    /// In the sample type's unit, as `sprof report` prints it (`1.010s`, `12.3MB`); counts as
+    /// `go tool pprof -list` prints them (`1747`).
+    private func value(_ v: Int64) -> String {
+        v == 0 ? "." : valueText(v, unit: profile.sampleTypes[options.valueIndex].unit, groupingCounts: false)
+    }
     private func share(_ v: Int64) -> String {
         v == 0 || grandTotal == 0 ? "" : String(format2(100 * Double(v) / Double(grandTotal))) + "%"
     }
@@ -195,7 +199,7 @@ private struct Writer {
         for file in sourceFiles(function, buildID: buildID) {
             out += "ROUTINE ======================== \(function.name) in \(file.path.isEmpty ? "(unknown file)" : file.path)\n"
             out += "\(pad(value(function.selfValue), 10)) \(pad(share(function.selfValue), 7)) "
-                + "\(pad(value(function.totalValue), 10)) \(pad(share(function.totalValue), 7))  (\(type.type == "samples" ? "samples" : type.description), self and total, of \(grandTotal))\n"
+                + "\(pad(value(function.totalValue), 10)) \(pad(share(function.totalValue), 7))  (\(type.type == "samples" ? "samples" : type.description), self and total, of \(valueText(grandTotal, unit: type.unit, groupingCounts: false)))\n"
             for row in file.rows {
                 out += "\(pad(value(row.selfValue), 10)) \(pad(share(row.selfValue), 7)) "
                     + "\(pad(value(row.totalValue), 10)) \(pad(share(row.totalValue), 7)) "

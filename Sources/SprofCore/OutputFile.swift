@@ -32,7 +32,12 @@ public struct OutputFileError: Error, Equatable, Sendable, CustomStringConvertib
 /// hidden temporary file `.NAME.sprof-PID-N` in the same directory, which also proves that the
 /// directory can be written. `commit` flushes it and renames it over `path`: rename(2) within one
 /// directory is atomic, so readers see either the old file or the new one. The temporary file is
-/// created with mode 0666 less the umask, like any file the shell creates.
+/// created with mode 0666 less the umask, like any file the shell creates; when it replaces an
+/// existing file it gets that file's mode (a 0600 profile stays 0600).
+///
+/// SIGINT, SIGTERM and SIGHUP, when their disposition is the default (they kill the process), remove
+/// the temporary files of outputs not yet committed before the process dies of the signal
+/// (``TemporaryFiles``): an interrupted `sprof convert` leaves no `.NAME.sprof-PID-N` behind.
 ///
 /// Paths that are not regular files are written in place, without a temporary: a character device
 /// (`/dev/null`, `/dev/stdout`), a FIFO or a socket must not be replaced by a regular file. A
@@ -44,6 +49,8 @@ public final class OutputFile: @unchecked Sendable {
     private let target: String
     /// The temporary file, or nil when writing in place.
     private var temporary: String?
+    /// The temporary file's slot in ``TemporaryFiles`` (nil when it has none).
+    private var cleanupSlot: Int?
     private var fd: Int32
     private var committed = false
 
@@ -64,8 +71,10 @@ public final class OutputFile: @unchecked Sendable {
             free(resolved)
         }
         self.target = target
+        var replacedMode: mode_t?
         if ArgumentBytes.withPath(target, { stat($0, &st) }) == 0 {
             let kind = st.st_mode & S_IFMT
+            replacedMode = st.st_mode & 0o7777
             if kind == S_IFDIR { throw OutputFileError(path: path, errno: EISDIR) }
             if ArgumentBytes.withPath(target, { access($0, W_OK) }) != 0 { throw OutputFileError(path: path, errno: errno) }
             if kind != S_IFREG {
@@ -81,12 +90,26 @@ public final class OutputFile: @unchecked Sendable {
         let name = slash.map { String(target[target.index(after: $0)...]) } ?? target
         while true {
             let candidate = directory + "." + name + ".sprof-\(getpid())-\(OutputFile.nextSerial())"
+            // Registered before it exists: a signal between open and registering leaves nothing.
+            let slot = TemporaryFiles.register(candidate)
             let fd = ArgumentBytes.withPath(candidate) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666) }
             if fd >= 0 {
+                // The replaced file's permissions, not the umask's: rename would otherwise reset them.
+                if let replacedMode, fchmod(fd, replacedMode) != 0 {
+                    let error = errno
+                    close(fd)
+                    ArgumentBytes.withPath(candidate) { _ = unlink($0) }
+                    slot.map(TemporaryFiles.unregister)
+                    throw OutputFileError(path: path, errno: error)
+                }
                 self.fd = fd
                 self.temporary = candidate
+                self.cleanupSlot = slot
                 return
             }
+            let error = errno
+            slot.map(TemporaryFiles.unregister)
+            errno = error
             if errno != EEXIST { throw OutputFileError(path: path, errno: errno) }
         }
     }
@@ -143,8 +166,15 @@ public final class OutputFile: @unchecked Sendable {
         if fd >= 0 { close(fd); fd = -1 }
         if let temporary {
             ArgumentBytes.withPath(temporary) { _ = unlink($0) }
-            self.temporary = nil
+            forgetTemporary()
         }
+    }
+
+    /// The temporary file is gone (removed or renamed into place): nothing for a signal to remove.
+    private func forgetTemporary() {
+        temporary = nil
+        cleanupSlot.map(TemporaryFiles.unregister)
+        cleanupSlot = nil
     }
 
     // Distinguishes several outputs of one process in one directory (PREFIX.folded, PREFIX.svg
@@ -210,7 +240,7 @@ extension OutputFile {
                 failure = OutputFileError(path: file.path, errno: errno)
                 break
             }
-            file.temporary = nil
+            file.forgetTemporary()
             renamed.append(file)
         }
         guard let failure else {
@@ -226,5 +256,66 @@ extension OutputFile {
         }
         for file in files { file.discard() }
         throw failure
+    }
+}
+
+/// The temporary files of outputs not yet committed, which SIGINT, SIGTERM and SIGHUP remove before
+/// the process dies of them. The handler is installed with the first registration, for each of
+/// those signals whose disposition is then the default (a recording's own handler, or an ignored
+/// SIGHUP under nohup, is left alone), and it only calls async-signal-safe functions: unlink(2) of
+/// each registered path, then signal(2) back to the default and raise(3), so the process still
+/// ends of the signal (status 128+N).
+///
+/// The paths are C strings in a fixed table the handler reads without a lock. A path is never
+/// freed, only dropped from the table (a few dozen bytes per output), so the handler never reads
+/// freed memory, whichever thread it interrupts. A full table (more than ``capacity`` outputs open
+/// at once) registers nothing more: those temporaries are then only removed by a normal exit.
+enum TemporaryFiles {
+    static let capacity = 64
+    private nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
+        let table = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
+        table.initialize(repeating: nil, count: capacity)
+        return table
+    }()
+    private nonisolated(unsafe) static var installed = false
+    private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
+        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        return lock
+    }()
+
+    /// Adds `path` to the table (installing the handler the first time); its slot, or nil when full.
+    static func register(_ path: String) -> Int? {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        if !installed {
+            installed = true
+            _ = slots // made before any handler can read it
+            for sig in [SIGINT, SIGTERM, SIGHUP] {
+                var current = sigaction()
+                guard sigaction(sig, nil, &current) == 0, current.__sigaction_handler.sa_handler == nil else { continue }
+                signal(sig) { TemporaryFiles.removeAllAndDie(of: $0) }
+            }
+        }
+        guard let free = (0 ..< capacity).first(where: { slots[$0] == nil }),
+              let copy = ArgumentBytes.withPath(path, { strdup($0) }) else { return nil }
+        slots[free] = copy
+        return free
+    }
+
+    /// Drops slot `slot` from the table (its string stays allocated: see the type's note).
+    static func unregister(_ slot: Int) {
+        pthread_mutex_lock(lock)
+        slots[slot] = nil
+        pthread_mutex_unlock(lock)
+    }
+
+    /// The signal handler: removes every registered file, then ends the process of `sig`.
+    private static func removeAllAndDie(of sig: Int32) {
+        for i in 0 ..< capacity {
+            if let path = slots[i] { unlink(path) }
+        }
+        signal(sig, SIG_DFL)
+        raise(sig)
     }
 }

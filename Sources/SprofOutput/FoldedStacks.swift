@@ -1,3 +1,5 @@
+import SprofProfile
+
 /// Stacks aggregated to sample counts: the folded format that flamegraph.pl, inferno and speedscope read.
 ///
 /// Stacks are kept in a prefix tree whose frame names are interned, so adding a stack that was seen before
@@ -5,7 +7,8 @@
 /// sample here. The tree is also what the flame graph renderer draws, which is why a stack and its
 /// prefixes share nodes.
 ///
-/// Frame names are normalised on the way in so that no name can break the line format:
+/// Frame names are normalised on the way in (``NameCleaning``, the rule every text view's names
+/// follow) so that no name can break the line format:
 /// - `;` (the frame separator) becomes `:`;
 /// - control characters (including newline, CR and tab) become `?`;
 /// - leading and trailing spaces are removed (they would not survive a round trip through the format),
@@ -209,59 +212,9 @@ public struct FoldedStacks: Sendable {
 
     /// Interns one raw frame name, normalising it first if needed (the clean case copies nothing).
     mutating func internFrame(_ raw: UnsafeBufferPointer<UInt8>) -> Int32 {
-        if FrameName.isClean(raw) { return names.intern(raw) }
-        let clean = FrameName.sanitize(raw)
+        if NameCleaning.isClean(raw) { return names.intern(raw) }
+        let clean = NameCleaning.cleaned(raw)
         return clean.withUnsafeBufferPointer { names.intern($0) }
     }
 }
 
-/// The frame-name normalisation rules documented on ``FoldedStacks``.
-enum FrameName {
-    static let unknown: [UInt8] = Array("[unknown]".utf8)
-
-    @inline(__always)
-    static func isBad(_ b: UInt8) -> Bool {
-        b < 0x20 || b == 0x7F || b == UInt8(ascii: ";")
-    }
-
-    @inline(__always)
-    static func isTrimmed(_ b: UInt8) -> Bool {
-        b <= 0x20 || b == 0x7F
-    }
-
-    /// Whether `raw[i...]` starts with U+FEFF, the byte order mark: readers drop one at the start
-    /// of a file, so a name beginning with it would lose it on a round trip (found by fuzz/FuzzFolded).
-    @inline(__always)
-    static func hasBOM(_ raw: UnsafeBufferPointer<UInt8>, at i: Int, before end: Int) -> Bool {
-        end - i >= 3 && raw[i] == 0xEF && raw[i + 1] == 0xBB && raw[i + 2] == 0xBF
-    }
-
-    static func isClean(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
-        guard let first = raw.first, let last = raw.last, first != 0x20, last != 0x20 else { return false }
-        if hasBOM(raw, at: 0, before: raw.count) { return false }
-        for b in raw where isBad(b) { return false }
-        return true
-    }
-
-    static func sanitize(_ raw: UnsafeBufferPointer<UInt8>) -> [UInt8] {
-        var lo = 0, hi = raw.count
-        while lo < hi && (isTrimmed(raw[lo]) || hasBOM(raw, at: lo, before: hi)) {
-            lo += isTrimmed(raw[lo]) ? 1 : 3
-        }
-        while hi > lo && isTrimmed(raw[hi - 1]) { hi -= 1 }
-        if lo == hi { return unknown }
-        var out: [UInt8] = []
-        out.reserveCapacity(hi - lo)
-        for i in lo ..< hi {
-            let b = raw[i]
-            if b == UInt8(ascii: ";") {
-                out.append(UInt8(ascii: ":"))
-            } else if b < 0x20 || b == 0x7F {
-                out.append(UInt8(ascii: "?"))
-            } else {
-                out.append(b)
-            }
-        }
-        return out
-    }
-}

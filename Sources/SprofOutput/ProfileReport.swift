@@ -161,10 +161,6 @@ public struct ProfileReport: Sendable {
 
     /// A value in its unit: `1.234s` for nanoseconds, `12.3MB` for bytes, else the grouped count.
     public static func formatValue(_ value: Int64, _ type: Profile.ValueType) -> String {
-        switch type.unit {
-        case "nanoseconds": return String(format: "%.3fs", Double(value) / 1e9)
-        case "bytes": return String(format: "%.1fMB", Double(value) / 1_048_576)
-        default: return grouped(value)
-        }
+        valueText(value, unit: type.unit)
     }
 }

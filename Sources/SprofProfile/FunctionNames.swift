@@ -18,7 +18,7 @@ extension Profile {
     /// which may coincide or collide); a view makes its names once, from the whole profile (or
     /// from several profiles it shows together, as `sprof diff` does), and reads them by function
     /// index. pprof files keep the short names of this rule in `name` and the linkage names in
-    /// `system_name`.
+    /// `system_name`. Every name is cleaned for text (``NameCleaning``).
     ///
     /// The collision rule (``NameStyle/short``): a short name that two functions with different
     /// full names share would merge them in every table and flame graph. Swift specializations of
@@ -35,9 +35,11 @@ extension Profile {
             self = Self.shared([profile], style: style)[0]
         }
 
+        /// Every name cleaned (``NameCleaning``): a name read from a file reaches the terminal,
+        /// a table's row and an artifact file as the folded view of the same profile shows it.
         private init(style: NameStyle, names: [String]) {
             self.style = style
-            self.names = names
+            self.names = names.map { NameCleaning.cleaned($0) }
         }
 
         /// The name of function `index` (an index into ``Profile/functions``).

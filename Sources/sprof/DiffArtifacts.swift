@@ -17,9 +17,14 @@ struct DiffArtifacts {
     /// Heap profiles: pprof's `space`/`bytes` period type or Go's `alloc_*`/`inuse_*` sample types.
     static func isHeap(_ p: Profile) -> Bool { p.isHeapProfile }
 
+    /// The files the layout writes.
+    var paths: (svg: String, top: String, diff: String) {
+        (svg: "\(directory)/flamegraphs/\(name)_\(kind).svg", top: "\(directory)/\(name)_\(kind)_top.txt",
+         diff: "\(directory)/\(name)_\(kind)_diff_top.txt")
+    }
+
     mutating func write(svg: [UInt8], base: Profile, baseValue: Int, new: Profile, newValue: Int, normalize: Bool) throws {
-        let paths = (svg: "\(directory)/flamegraphs/\(name)_\(kind).svg", top: "\(directory)/\(name)_\(kind)_top.txt",
-                     diff: "\(directory)/\(name)_\(kind)_diff_top.txt")
+        let paths = self.paths
         for dir in [directory, directory + "/flamegraphs"] {
             do {
                 try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)

@@ -91,6 +91,12 @@ struct DiffCommand: ParsableCommand {
         // sides are named together from the same facts (a collision in one side only).
         let baseProfile = try readProfile(base).withNamesFromSystemNames()
         let newProfile = try readProfile(new).withNamesFromSystemNames()
+        // The layout's file names depend on NEW's kind (cpu or mem): checked as soon as it is known,
+        // before anything is written, as -o was above.
+        let layout = artifacts.map { DiffArtifacts(directory: $0, name: artifactName, kind: DiffArtifacts.isHeap(newProfile) ? "mem" : "cpu") }
+        if let paths = layout?.paths {
+            try refuseOutputOverInput([paths.svg, paths.top, paths.diff], inputs: [base, new], option: "--artifacts")
+        }
         let (baseIndex, newIndex) = try comparedValues(baseProfile, newProfile)
         let baseTotal = baseProfile.total(baseIndex), newTotal = newProfile.total(newIndex)
         if baseTotal == 0 { throw fail("\(base): no samples to compare") }
@@ -113,9 +119,7 @@ struct DiffCommand: ParsableCommand {
         // it, one under the floor but over the gate could.
         let floor = min(ProfileComparison.defaultFloor, failAbove ?? .infinity)
         let comparison = ProfileComparison(base: baseProfile, new: newProfile, baseValue: baseIndex, newValue: newIndex, order: order, floor: floor)
-        if let artifacts {
-            var layout = DiffArtifacts(directory: artifacts, name: artifactName,
-                                       kind: DiffArtifacts.isHeap(newProfile) ? "mem" : "cpu")
+        if var layout {
             try layout.write(svg: svg, base: baseProfile, baseValue: baseIndex, new: newProfile, newValue: newIndex,
                              normalize: !noNormalize)
         }

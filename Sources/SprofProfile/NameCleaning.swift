@@ -1,0 +1,76 @@
+/// The one cleaning of a name that a text view prints, whatever it was read from: folded stacks
+/// (``FoldedStacks`` in SprofOutput interns every frame through it) and pprof or speedscope names
+/// (``Profile/FunctionNames`` cleans every name a view shows). A name from a file is untrusted: an
+/// escape sequence in it would reach the terminal and a newline would split a table's row. One rule
+/// for both sources means a profile converted to folded stacks and back shows, and compares (`sprof
+/// diff`), the same names as the profile it came from.
+///
+/// The rule (the folded format's, which must keep every name on its line):
+/// - `;` (the folded frame separator) becomes `:`;
+/// - control characters (C0, including newline, CR, tab and ESC, and DEL) become `?`;
+/// - leading and trailing spaces and control characters are removed, and so is a leading byte order
+///   mark (U+FEFF), which readers drop at the start of a file;
+/// - an empty name becomes `[unknown]`, so that no frame is silently dropped.
+public enum NameCleaning {
+    /// What an empty name becomes.
+    public static let unknown: [UInt8] = Array("[unknown]".utf8)
+
+    /// A byte the rule changes wherever it is.
+    @inlinable
+    public static func isBad(_ b: UInt8) -> Bool {
+        b < 0x20 || b == 0x7F || b == UInt8(ascii: ";")
+    }
+
+    /// A byte the rule removes at either end.
+    @inlinable
+    public static func isTrimmed(_ b: UInt8) -> Bool {
+        b <= 0x20 || b == 0x7F
+    }
+
+    /// Whether `raw[i...]` starts with U+FEFF, the byte order mark: readers drop one at the start
+    /// of a file, so a name beginning with it would lose it on a round trip (found by fuzz/FuzzFolded).
+    @inlinable
+    public static func hasBOM(_ raw: UnsafeBufferPointer<UInt8>, at i: Int, before end: Int) -> Bool {
+        end - i >= 3 && raw[i] == 0xEF && raw[i + 1] == 0xBB && raw[i + 2] == 0xBF
+    }
+
+    /// Whether the rule leaves `raw` as it is (the common case, which copies nothing).
+    @inlinable
+    public static func isClean(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard let first = raw.first, let last = raw.last, first != 0x20, last != 0x20 else { return false }
+        if hasBOM(raw, at: 0, before: raw.count) { return false }
+        for b in raw where isBad(b) { return false }
+        return true
+    }
+
+    /// `raw` cleaned by the rule.
+    public static func cleaned(_ raw: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+        var lo = 0, hi = raw.count
+        while lo < hi && (isTrimmed(raw[lo]) || hasBOM(raw, at: lo, before: hi)) {
+            lo += isTrimmed(raw[lo]) ? 1 : 3
+        }
+        while hi > lo && isTrimmed(raw[hi - 1]) { hi -= 1 }
+        if lo == hi { return unknown }
+        var out: [UInt8] = []
+        out.reserveCapacity(hi - lo)
+        for i in lo ..< hi {
+            let b = raw[i]
+            if b == UInt8(ascii: ";") {
+                out.append(UInt8(ascii: ":"))
+            } else if b < 0x20 || b == 0x7F {
+                out.append(UInt8(ascii: "?"))
+            } else {
+                out.append(b)
+            }
+        }
+        return out
+    }
+
+    /// `name` cleaned by the rule (the same String when it is clean already).
+    public static func cleaned(_ name: String) -> String {
+        var copy = name
+        return copy.withUTF8 { raw in
+            isClean(raw) ? name : String(decoding: cleaned(raw), as: UTF8.self)
+        }
+    }
+}
