@@ -34,6 +34,7 @@ struct ConvertCommand: ParsableCommand {
         guard let format = ProfileFormat.named(to, in: ProfileFormat.convertible) else {
             throw usage("--to \(to): unknown format (valid: \(ProfileFormat.convertible.map(\.name).joined(separator: ", ")))")
         }
+        try refuseEmptyPaths([("FILE", file), ("-o", output)])
         try refuseOutputOverInput([output], inputs: [file])
         // Checked before reading the input; `-o -` writes descriptor 1 itself.
         let outputFile = output == "-" ? nil : try OutputFile(path: output)

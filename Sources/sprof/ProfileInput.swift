@@ -79,3 +79,15 @@ func refuseOutputOverInput(_ outputs: [String?], inputs: [String?], option: Stri
         }
     }
 }
+
+/// Refuses an empty path given to an option or argument (`-o ''`, `--artifacts ''`, a profile
+/// `''`), which names no file: a usage error (status 2) before anything is read or written,
+/// rather than `cannot write : …` after the input was read.
+///
+/// - Parameter paths: each option's spelling (`-o`, `--artifacts`, `PROFILE`) and its value.
+/// - Throws: a one-line usage error naming the option.
+func refuseEmptyPaths(_ paths: [(option: String, path: String?)]) throws {
+    for (option, path) in paths where path == "" {
+        throw usage("\(option) '': an empty path; give a file name")
+    }
+}
