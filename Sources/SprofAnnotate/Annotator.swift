@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import SprofCore
 import SprofProfile
 import SprofSymbols
 
@@ -134,6 +138,8 @@ private struct Writer {
     var annotated = 0
     var changed = 0
     private var binaries: [String: BinaryCode?] = [:]
+    /// Mapping paths that are no regular file, already noted by ``binary(_:)``.
+    private var notRegular: Set<String> = []
     private let grandTotal: Int64
 
     init(profile: Profile, options: AnnotateOptions) {
@@ -178,11 +184,30 @@ private struct Writer {
         return (nil, buildID)
     }
 
+    /// The binary at a mapping's path, opened once. The path comes from the profile, not from the
+    /// user, so it may name anything: only a regular file is opened (a FIFO would block the open
+    /// forever, a device would never end); anything else is one notice and no binary.
     private mutating func binary(_ path: String) -> BinaryCode? {
         if let known = binaries[path] { return known }
-        let code = path.hasPrefix("/") ? BinaryCode(path: path, debugDirectories: options.debugDirectories) : nil
+        var code: BinaryCode? = nil
+        if path.hasPrefix("/") {
+            if let kind = Self.notRegular(path) {
+                notices.append("\(path) is \(kind), not a binary: not read (the profile's mapping names it)")
+                notRegular.insert(path)
+            } else {
+                code = BinaryCode(path: path, debugDirectories: options.debugDirectories)
+            }
+        }
         binaries[path] = .some(code)
         return code
+    }
+
+    /// What `path` is when it exists and is not a regular file (`a FIFO`, `a directory`, `a
+    /// device`); nil for a regular file or none at all. stat(2) does not open, so it never blocks.
+    private static func notRegular(_ path: String) -> String? {
+        var st = stat()
+        guard ArgumentBytes.withPath(path, { stat($0, &st) }) == 0 else { return nil }
+        return nonRegularFileKind(st.st_mode)
     }
 
     /// In the sample type's unit, as `sprof report` prints it (`1.010s`, `12.3MB`); counts as
@@ -267,6 +292,7 @@ private struct Writer {
             let mappings = files[key]!
             let mapping = profile.mappings[mappings[0]]
             guard let binary = binary(mapping.path) else {
+                if notRegular.contains(mapping.path) { continue }
                 // `[kernel.kallsyms]`, `[vdso]`: code that lives in memory only.
                 notices.append(mapping.path.hasPrefix("[")
                     ? "\(function.name): \(mapping.path) is no file: no image to disassemble (the kernel's code is in memory only); `sprof annotate` without --asm lists its samples"

@@ -38,3 +38,18 @@ public func readFileInChunks(_ path: String, chunkSize: Int, _ body: (UnsafeBuff
 public func readTextFile(_ path: String) -> String? {
     readWholeFile(path, chunkSize: 4096).map { String(decoding: $0, as: UTF8.self) }
 }
+
+/// What a file of mode `mode` (stat's `st_mode`) is, in words for a message (`a FIFO`, `a
+/// directory`, `a device`, `a socket`); nil for a regular file. For the paths sprof opens that
+/// come from a profile rather than from the user, which are read only when they are regular
+/// files: a FIFO would block the open, a device would never end.
+public func nonRegularFileKind(_ mode: mode_t) -> String? {
+    switch mode & S_IFMT {
+    case S_IFREG: return nil
+    case S_IFIFO: return "a FIFO"
+    case S_IFDIR: return "a directory"
+    case S_IFCHR, S_IFBLK: return "a device"
+    case S_IFSOCK: return "a socket"
+    default: return "not a regular file"
+    }
+}

@@ -97,15 +97,25 @@ enum Gzip {
         return out
     }
 
+    /// The most bytes a profile decompresses to (1 GiB): sprof's largest profiles are tens of
+    /// MiB uncompressed, and past this the input is a compression bomb, not a profile.
+    static let maxDecompressedBytes = 1 << 30
+
     /// Decompresses one gzip (or zlib) stream. At most `limit` bytes of output, so that a
-    /// compression bomb fails with an error instead of exhausting memory.
-    static func decompress(_ input: [UInt8], limit: Int = 4 << 30) throws -> [UInt8] {
-        let result = input.withUnsafeBufferPointer { Zlib.gunzip($0, limit: limit) }
+    /// compression bomb fails with an error instead of exhausting memory; `acceptHead` (see
+    /// ``Zlib/gunzip(_:limit:headSize:acceptHead:)``) may refuse the first 64 KiB of output
+    /// before the rest is decompressed, as `notAccepted`.
+    static func decompress(_ input: [UInt8], limit: Int = maxDecompressedBytes,
+                           acceptHead: ((UnsafeBufferPointer<UInt8>) -> Bool)? = nil,
+                           notAccepted: FormatError = .malformed("the bytes are not protobuf data")) throws -> [UInt8] {
+        let result = input.withUnsafeBufferPointer { Zlib.gunzip($0, limit: limit, acceptHead: acceptHead) }
         switch result {
         case .success(let bytes):
             return bytes
+        case .failure(let error) where error.code == Zlib.headRefused:
+            throw notAccepted
         case .failure(let error) where error.code == Zlib.overLimit:
-            throw FormatError.compression("gzip data expands beyond \(limit >> 20) MiB")
+            throw FormatError.compression("gzip data expands beyond \(sizeText(limit)), the most sprof decompresses (not a profile?)")
         case .failure(let error) where error.code == Zlib.bufferError:
             throw FormatError.compression("gzip data is truncated")
         case .failure(let error) where error.code == Zlib.memoryError:
@@ -113,5 +123,13 @@ enum Gzip {
         case .failure(let error):
             throw FormatError.compression("gzip data is corrupt (zlib error \(error.code))")
         }
+    }
+
+    /// `1 GiB`, `64 MiB`, `4096 bytes`: a limit as messages give it.
+    static func sizeText(_ bytes: Int) -> String {
+        if bytes >= 1 << 30 && bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+        if bytes >= 1 << 20 && bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        if bytes >= 1 << 10 && bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+        return "\(bytes) bytes"
     }
 }

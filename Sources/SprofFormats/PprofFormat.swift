@@ -85,8 +85,17 @@ public enum PprofFormat {
     ///   ``FormatError/invalid(_:)`` for a message that breaks the schema's rules (zero or duplicate
     ///   ids, ids that refer to nothing, string indices outside the table, value counts that differ
     ///   from `sample_type`'s).
+    ///   gzip data that expands beyond 1 GiB (``Gzip/maxDecompressedBytes``) is
+    ///   ``FormatError/compression(_:)``, and gzip data whose first 64 KiB cannot start a
+    ///   `Profile` message (``couldStartProfile(_:)``) is ``FormatError/malformed(_:)`` before
+    ///   the rest is decompressed.
     public static func decode(_ bytes: [UInt8]) throws -> Profile {
-        let plain = Gzip.isGzip(bytes) ? try Gzip.decompress(bytes) : bytes
+        try decode(bytes, decompressedLimit: Gzip.maxDecompressedBytes)
+    }
+
+    /// ``decode(_:)`` with another limit on the decompressed size (tests).
+    static func decode(_ bytes: [UInt8], decompressedLimit: Int) throws -> Profile {
+        let plain = Gzip.isGzip(bytes) ? try Gzip.decompress(bytes, limit: decompressedLimit, acceptHead: { couldStartProfile($0) }) : bytes
         guard !plain.isEmpty else { throw FormatError.malformed("the file is empty") }
         let message: Perftools_Profiles_Profile
         do {
@@ -97,6 +106,68 @@ public enum PprofFormat {
             throw FormatError.malformed("protobuf decoding failed (\(error))")
         }
         return try PprofDecoder(message).profile()
+    }
+
+    /// Whether `head`, the first bytes of a plain (uncompressed) input, can start a protobuf
+    /// `Profile` message: a run of fields, each a valid tag (field number 1 or more; wire type
+    /// varint, fixed64, length-delimited or fixed32, as pprof's own reader accepts) followed by
+    /// its value, with `Profile`'s own fields in their schema's wire type (the decoder refuses
+    /// others too), and no length past the most a profile holds. The last field may run past the
+    /// end of `head`. False for zeros (field number 0) and for most other binary data, so an
+    /// endless or huge input that is no profile is refused after its first bytes.
+    public static func couldStartProfile(_ head: UnsafeBufferPointer<UInt8>) -> Bool {
+        // The varint at `i`: its value and the index after it; nil when it runs past the end,
+        // .max when it is longer than 10 bytes (no valid varint is).
+        func varint(_ i: Int) -> (value: UInt64, next: Int)? {
+            var value: UInt64 = 0
+            var j = i
+            while j < head.count {
+                guard j - i < 10 else { return (.max, -1) }
+                let byte = head[j]
+                value |= UInt64(byte & 0x7f) << UInt64(7 * (j - i))
+                j += 1
+                if byte & 0x80 == 0 { return (value, j) }
+            }
+            return nil
+        }
+        // Profile's fields (profile.proto) and their wire types: 2 length-delimited, 0 varint;
+        // comment (13) is a repeated int64, packed (2) or not (0).
+        let lengthDelimited: Set<UInt64> = [1, 2, 3, 4, 5, 6, 11]
+        let varints: Set<UInt64> = [7, 8, 9, 10, 12, 14]
+        var i = 0
+        while i < head.count {
+            guard let t = varint(i) else { return true }
+            let (tag, afterTag) = t
+            guard afterTag >= 0 else { return false }
+            let (field, wireType) = (tag >> 3, tag & 7)
+            guard field >= 1, field <= 536_870_911 else { return false }
+            switch wireType {
+            case 0:
+                guard !lengthDelimited.contains(field) else { return false }
+                guard let value = varint(afterTag) else { return true }
+                guard value.next >= 0 else { return false }
+                i = value.next
+            case 1:
+                guard !lengthDelimited.contains(field), !varints.contains(field), field != 13 else { return false }
+                i = afterTag + 8
+            case 2:
+                guard !varints.contains(field) else { return false }
+                guard let length = varint(afterTag) else { return true }
+                guard length.next >= 0, length.value <= UInt64(Gzip.maxDecompressedBytes) else { return false }
+                i = length.next + Int(length.value)
+            case 5:
+                guard !lengthDelimited.contains(field), !varints.contains(field), field != 13 else { return false }
+                i = afterTag + 4
+            default:
+                return false
+            }
+        }
+        return true
+    }
+
+    /// ``couldStartProfile(_:)`` of an array's bytes.
+    public static func couldStartProfile(_ head: [UInt8]) -> Bool {
+        head.withUnsafeBufferPointer { couldStartProfile($0) }
     }
 
     private static func describe(_ error: BinaryDecodingError) -> String {

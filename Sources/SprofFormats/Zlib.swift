@@ -108,17 +108,25 @@ enum Zlib {
         UInt32(truncatingIfNeeded: crc32_combine(uLong(a), uLong(b), off_t(secondLength)))
     }
 
+    /// What ``gunzip(_:limit:headSize:acceptHead:)`` returns when `acceptHead` refused the first bytes.
+    static let headRefused: Int32 = -101
+
     /// Decompresses one gzip (or zlib) stream. The output size is not known in advance, so the
     /// buffer doubles as it fills, up to `limit` bytes (a hostile file cannot exhaust memory).
+    /// When the first `headSize` bytes are out (or the whole output, if shorter), `acceptHead`
+    /// sees them and may refuse them (``headRefused``), so that a compressed file that cannot be
+    /// what the caller reads is refused before the rest is decompressed (a gzip bomb of zeros).
     /// Returns the bytes, or a zlib error: ``bufferError`` when truncated, Z_DATA_ERROR when
-    /// corrupt, ``memoryError``, or ``overLimit``.
-    static func gunzip(_ input: UnsafeBufferPointer<UInt8>, limit: Int) -> Result<[UInt8], ZlibError> {
+    /// corrupt, ``memoryError``, ``overLimit`` or ``headRefused``.
+    static func gunzip(_ input: UnsafeBufferPointer<UInt8>, limit: Int, headSize: Int = 1 << 16,
+                       acceptHead: ((UnsafeBufferPointer<UInt8>) -> Bool)? = nil) -> Result<[UInt8], ZlibError> {
         withStream { s in
             var rc = inflateInit2_(s, 15 + 32, ZLIB_VERSION, Int32(MemoryLayout<z_stream>.size)) // 32: a gzip or a zlib header
             guard rc == Z_OK else { return .failure(ZlibError(code: rc < 0 ? rc : -1)) }
             defer { inflateEnd(s) }
             var out = [UInt8](repeating: 0, count: max(1, min(input.count * 4 + 4096, limit)))
             var used = 0, consumed = 0
+            var headChecked = acceptHead == nil
             while true {
                 if s.pointee.avail_in == 0 {
                     s.pointee.next_in = UnsafeMutablePointer(mutating: input.baseAddress.map { $0 + consumed })
@@ -128,7 +136,8 @@ enum Zlib {
                     if out.count >= limit { return .failure(ZlibError(code: overLimit)) }
                     out.append(contentsOf: repeatElement(0, count: min(out.count * 2, limit) - out.count))
                 }
-                let room = min(out.count - used, chunk)
+                // Until the head is checked, inflate no further than its end.
+                let room = min(out.count - used, chunk, headChecked || used >= headSize ? Int.max : headSize - used)
                 let (inBefore, outBefore) = (s.pointee.avail_in, uInt(room))
                 rc = out.withUnsafeMutableBufferPointer { buffer in
                     s.pointee.next_out = buffer.baseAddress! + used
@@ -137,6 +146,11 @@ enum Zlib {
                 }
                 consumed += Int(inBefore - s.pointee.avail_in)
                 used += Int(outBefore - s.pointee.avail_out)
+                if !headChecked, used >= headSize || rc == Z_STREAM_END {
+                    headChecked = true
+                    let accepted = out.withUnsafeBufferPointer { acceptHead!(UnsafeBufferPointer(rebasing: $0[0..<used])) }
+                    if !accepted { return .failure(ZlibError(code: headRefused)) }
+                }
                 if rc == Z_STREAM_END { break }
                 // Z_BUF_ERROR only means "no progress": fine when the output was full (it grows
                 // next round), truncated input when every input byte is consumed and room is left.
@@ -153,6 +167,6 @@ enum Zlib {
 
 /// A zlib return code other than success.
 struct ZlibError: Error {
-    /// Z_BUF_ERROR, Z_DATA_ERROR, Z_MEM_ERROR, or ``Zlib/overLimit``.
+    /// Z_BUF_ERROR, Z_DATA_ERROR, Z_MEM_ERROR, ``Zlib/overLimit`` or ``Zlib/headRefused``.
     var code: Int32
 }

@@ -49,6 +49,7 @@ struct AnnotateCommand: ParsableCommand {
     var debugDirectories: [String] = []
 
     func run() throws {
+        try refuseEmptyPaths([("FILE", file)])
         let prefixes = try sourcePrefixes.map { argument -> SourcePrefix in
             guard let p = SourcePrefix(argument: argument) else {
                 throw usage("--source-prefix \(argument): expected OLD=NEW (a path prefix recorded in the debug info, and where it is now)")

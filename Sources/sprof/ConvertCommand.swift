@@ -34,6 +34,7 @@ struct ConvertCommand: ParsableCommand {
         guard let format = ProfileFormat.named(to, in: ProfileFormat.convertible) else {
             throw usage("--to \(to): unknown format (valid: \(ProfileFormat.convertible.map(\.name).joined(separator: ", ")))")
         }
+        try refuseEmptyPaths([("FILE", file), ("-o", output)])
         // Only folded stacks are rooted at threads: pprof keeps the thread as each sample's label,
         // speedscope has a profile per thread already; the flag accepted and ignored misled.
         if perThread && format.name != ProfileFormat.folded.name {

@@ -84,6 +84,9 @@ struct DiffCommand: ParsableCommand {
         }
         let artifactName = try name.map(Self.checkedName) ?? Self.name(fromPath: new)
         if name != nil && artifacts == nil { throw usage("--name goes with --artifacts DIR") }
+        try refuseEmptyPaths([("BASE", base), ("NEW", new), ("-o", output), ("--artifacts", artifacts)])
+        // Standard input can be read once: the second reader would see it empty.
+        if base == "-" && new == "-" { throw usage("both inputs cannot be standard input: give BASE or NEW as a file") }
         let outputPath = output ?? (artifacts == nil ? "diff.svg" : nil)
         try refuseOutputOverInput([outputPath], inputs: [base, new])
         let outputFile = try outputPath.map { try OutputFile(path: $0) }

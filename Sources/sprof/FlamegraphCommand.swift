@@ -82,6 +82,7 @@ struct FlamegraphCommand: ParsableCommand {
             throw usage("--minwidth must be a non-negative number of pixels, got \(minWidth)")
         }
 
+        try refuseEmptyPaths([("FILE", file), ("-o", output)])
         try refuseOutputOverInput([output], inputs: [file])
         // Checked before reading (stdin may take long); replaced only once the SVG exists.
         var outputFile: SprofCore.OutputFile?

@@ -2,6 +2,8 @@
 import Glibc
 #endif
 import Sprof
+import SprofFormats
+import SprofCore
 
 /// `sprof report --memory`: the memory timeline saved beside a profile (`PREFIX.memory.tsv`,
 /// see ``MemoryTimeline``): the peak resident memory of each process, then a coarse timeline of
@@ -22,9 +24,7 @@ enum MemoryReport {
     /// The report's text. `rows` is the number of timeline lines.
     static func text(for path: String, rows: Int = 20, limit: Int = 25) throws -> String {
         let tsv = timelinePath(for: path)
-        guard let text = readTextFile(tsv) else {
-            throw fail("no memory timeline for \(path): \(tsv) is missing (sprof run writes it beside PREFIX.pb.gz)")
-        }
+        let text = try readTimeline(tsv, for: path)
         let points: [Profile.MemoryPoint], names: [Int32: String]
         do {
             (points, names) = try MemoryTimeline.parse(text)
@@ -47,6 +47,37 @@ enum MemoryReport {
         }
         return out
     }
+
+    /// The most bytes of a timeline read (1 GiB, as for a profile): a reading a second of 100
+    /// processes for a day is about 300 MiB.
+    static let maxTimelineBytes = ProfileReader.maxInputBytes
+
+    /// The text of the timeline file `tsv`. Its name is made from the profile's, not given by the
+    /// user, so it may be anything: only a regular file of at most ``maxTimelineBytes`` is read
+    /// (opened without blocking, so a FIFO does not hang the report; `/dev/zero` never ends).
+    /// - Throws: a one-line failure (status 1): missing, not a regular file, too large, unreadable.
+    static func readTimeline(_ tsv: String, for path: String) throws -> String {
+        let fd = ArgumentBytes.withPath(tsv) { open($0, O_RDONLY | O_NONBLOCK | O_CLOEXEC) }
+        guard fd >= 0 else {
+            if errno == ENOENT { throw fail("no memory timeline for \(path): \(tsv) is missing (sprof run writes it beside PREFIX.pb.gz)") }
+            throw fail("cannot read \(tsv): \(String(cString: strerror(errno)))")
+        }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw fail("cannot read \(tsv): \(String(cString: strerror(errno)))") }
+        guard st.st_mode & S_IFMT == S_IFREG else {
+            throw fail("\(tsv) is not a regular file (\(nonRegularFileKind(st.st_mode) ?? "not a file")): not a memory timeline; sprof run writes one beside PREFIX.pb.gz")
+        }
+        do {
+            let bytes = try ProfileReader.readInput(fd: fd, source: tsv, limit: maxTimelineBytes, checkHead: false)
+            return String(decoding: bytes, as: UTF8.self)
+        } catch let error as ProfileReadError {
+            throw fail(error.kind == .tooLarge
+                ? "\(tsv): larger than \(maxTimelineBytes >> 30) GiB, the most sprof reads of a memory timeline (not a timeline?)"
+                : error.message)
+        }
+    }
+
 
     private static func seconds(_ ns: UInt64) -> String { String(format: "%.2f", Double(ns) / 1e9) }
 }

@@ -25,27 +25,23 @@ func readProfileInput(_ path: String) throws -> (profile: Profile, folded: Bool)
     }
 }
 
-/// All bytes of `path` (`-`: standard input), and the name messages give it (`<stdin>`).
+/// All bytes of `path` (`-`: standard input), and the name messages give it (`<stdin>`), read by
+/// ``ProfileReader/readInput(fd:source:limit:)``: at most 1 GiB, and input whose first 64 KiB
+/// start no profile (`/dev/zero`) is refused then.
 ///
-/// - Throws: a one-line `ExitCode` failure (status 1), `cannot read FILE: strerror`.
+/// - Throws: a one-line `ExitCode` failure (status 1): `cannot read FILE: strerror`,
+///   `FILE: larger than 1 GiB, …`, `FILE: not a pprof profile: …`.
 func readInputBytes(_ path: String) throws -> (bytes: [UInt8], source: String) {
     let fromStdin = path == "-"
     let source = fromStdin ? "<stdin>" : ArgumentBytes.displayed(path)
-    var bytes: [UInt8] = []
     let fd = fromStdin ? STDIN_FILENO : ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_CLOEXEC) }
     guard fd >= 0 else { throw fail("cannot read \(source): \(String(cString: strerror(errno)))") }
     defer { if !fromStdin { close(fd) } }
-    var chunk = [UInt8](repeating: 0, count: 1 << 16)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw fail("cannot read \(source): \(String(cString: strerror(errno)))")
-        }
-        if n == 0 { break }
-        bytes.append(contentsOf: chunk[0..<n])
+    do {
+        return (try ProfileReader.readInput(fd: fd, source: source), source)
+    } catch let error as ProfileReadError {
+        throw fail(error.message)
     }
-    return (bytes, source)
 }
 
 /// The sample type a view reads: `--sample-type NAME` (any of the profile's types), else the
@@ -81,5 +77,17 @@ func refuseOutputOverInput(_ outputs: [String?], inputs: [String?], option: Stri
             let same = input == output ? "" : " (the same file as \(ArgumentBytes.displayed(input!)))"
             throw usage("\(option) \(ArgumentBytes.displayed(output!)) is the input file\(same): writing it would destroy the input; choose another output name")
         }
+    }
+}
+
+/// Refuses an empty path given to an option or argument (`-o ''`, `--artifacts ''`, a profile
+/// `''`), which names no file: a usage error (status 2) before anything is read or written,
+/// rather than `cannot write : …` after the input was read.
+///
+/// - Parameter paths: each option's spelling (`-o`, `--artifacts`, `PROFILE`) and its value.
+/// - Throws: a one-line usage error naming the option.
+func refuseEmptyPaths(_ paths: [(option: String, path: String?)]) throws {
+    for (option, path) in paths where path == "" {
+        throw usage("\(option) '': an empty path; give a file name")
     }
 }

@@ -64,6 +64,7 @@ struct ReportCommand: ParsableCommand {
     var transforms: [String] = []
 
     func run() throws {
+        try refuseEmptyPaths([("FILE", file)])
         if memory { return try writeStandardOutput(MemoryReport.text(for: file, limit: limit)) }
         // Every comma-separated part must name a key: '' or ',' would give one nameless row.
         let keys = try sort.split(separator: ",", omittingEmptySubsequences: false).map { part -> SortKey in

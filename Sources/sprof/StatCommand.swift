@@ -4,6 +4,7 @@ import Glibc
 import ArgumentParser
 import Foundation
 import Sprof
+import SprofFormats
 
 /// `sprof stat`: count events for a command (and all its children) or a running process, print
 /// them like perf stat, optionally compare with a baseline as a CI gate.
@@ -88,6 +89,7 @@ struct StatCommand: ParsableCommand {
         }
         if let line = restricted.notice { notice(line) }
 
+        try refuseEmptyPaths([("-o", output), ("--baseline", baseline)])
         try refuseOutputOverInput([output], inputs: [baseline])
         let baselineReport = try baseline.map(loadBaseline)
         let regressionGate = RegressionGate(thresholdPercent: threshold,
@@ -167,23 +169,51 @@ struct StatCommand: ParsableCommand {
         if gateFailed { throw ExitCode(ExitStatusCode.gateFailed) }
     }
 
+    /// The most bytes of a --baseline file read (64 MiB): a `sprof stat --json` result is a few KiB.
+    static let maxBaselineBytes = 64 << 20
+
     private func loadBaseline(_ path: String) throws -> StatReport {
         // Unreadable input is status 1, as for diff and report: the options were right.
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw fail("--baseline \(path): cannot read the file (\(String(cString: strerror(errno))))")
+        let shown = ArgumentBytes.displayed(path)
+        let fix = "write one with sprof stat --json -o FILE"
+        let fd = ArgumentBytes.withPath(path) { open($0, O_RDONLY | O_CLOEXEC) }
+        guard fd >= 0 else { throw fail("--baseline \(shown): cannot read the file (\(String(cString: strerror(errno)))); \(fix)") }
+        defer { close(fd) }
+        var st = stat()
+        if fstat(fd, &st) == 0, st.st_mode & S_IFMT == S_IFDIR {
+            throw fail("--baseline \(shown): a directory, not a 'sprof stat --json' result; give the file, or \(fix)")
         }
+        let bytes: [UInt8]
         do {
-            return try StatReport.decode(data)
+            bytes = try ProfileReader.readInput(fd: fd, source: "--baseline \(shown)", limit: Self.maxBaselineBytes, checkHead: false)
+        } catch let error as ProfileReadError {
+            throw fail(error.kind == .tooLarge
+                ? "--baseline \(shown): larger than \(Self.maxBaselineBytes >> 20) MiB, not a 'sprof stat --json' result; \(fix)"
+                : "\(error.message); \(fix)")
+        }
+        guard !bytes.isEmpty else { throw fail("--baseline \(shown): empty, not a 'sprof stat --json' result; \(fix)") }
+        do {
+            return try StatReport.decode(Data(bytes))
         } catch {
-            throw fail("--baseline \(path): not a 'sprof stat --json' result (\(shortReason(error))); write one with sprof stat --json -o \(path)")
+            throw fail("--baseline \(shown): not a 'sprof stat --json' result (\(shortReason(error))); write one with sprof stat --json -o \(shown)")
         }
     }
 
     private func shortReason(_ error: Error) -> String {
         switch error {
         case DecodingError.keyNotFound(let key, _): return "missing field '\(key.stringValue)'"
-        case DecodingError.typeMismatch(_, let ctx), DecodingError.valueNotFound(_, let ctx):
-            return "wrong type at \(ctx.codingPath.map(\.stringValue).joined(separator: "."))"
+        case DecodingError.typeMismatch(let type, let ctx), DecodingError.valueNotFound(let type, let ctx):
+            let expected: String
+            switch type {
+            case is [String: Any].Type: expected = "a JSON object"
+            case is [Any].Type: expected = "a JSON array"
+            case is String.Type: expected = "a string"
+            case is Bool.Type: expected = "true or false"
+            case is Double.Type, is Float.Type, is Int.Type, is Int64.Type, is UInt64.Type, is Int32.Type: expected = "a number"
+            default: expected = "a \(type)"
+            }
+            let at = ctx.codingPath.map(\.stringValue).joined(separator: ".")
+            return at.isEmpty ? "the top level is not \(expected)" : "wrong type at \(at): expected \(expected)"
         case DecodingError.dataCorrupted: return "invalid JSON"
         default: return "unreadable"
         }
