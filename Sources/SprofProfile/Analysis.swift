@@ -155,7 +155,7 @@ extension Profile {
                 let name = functionNames[line.function]
                 // Without line information (kernel, stripped code) the row is the function, as in pprof.
                 guard granularity != .functions, !f.file.isEmpty || line.line > 0 else { return name }
-                return name + " " + (f.file.isEmpty ? "?" : NameCleaning.cleaned(f.file)) + ":" + (line.line > 0 ? String(line.line) : "?")
+                return name + " " + (f.file.isEmpty ? "?" : NameCleaning.cleaned(f.file, foldedSeparator: false)) + ":" + (line.line > 0 ? String(line.line) : "?")
             }
         }
         if granularity == .addresses && location.kind != .marker {
@@ -166,10 +166,10 @@ extension Profile {
             keys.map { k in
                 switch k {
                 // Function names come cleaned (FunctionNames); the other keys are cleaned here.
-                case .comm: return t.map { $0.processName.isEmpty ? "" : NameCleaning.cleaned($0.processName) } ?? ""
-                case .dso: return NameCleaning.cleaned(dso)
+                case .comm: return t.map { $0.processName.isEmpty ? "" : NameCleaning.cleaned($0.processName, foldedSeparator: false) } ?? ""
+                case .dso: return NameCleaning.cleaned(dso, foldedSeparator: false)
                 case .sym: return name
-                case .thread: return t.map { NameCleaning.cleaned("\($0.name)-\($0.tid)") } ?? ""
+                case .thread: return t.map { NameCleaning.cleaned("\($0.name)-\($0.tid)", foldedSeparator: false) } ?? ""
                 }
             }
         }

@@ -39,7 +39,7 @@ extension Profile {
         /// a table's row and an artifact file as the folded view of the same profile shows it.
         private init(style: NameStyle, names: [String]) {
             self.style = style
-            self.names = names.map { NameCleaning.cleaned($0) }
+            self.names = names.map { NameCleaning.cleaned($0, foldedSeparator: false) }
         }
 
         /// The name of function `index` (an index into ``Profile/functions``).

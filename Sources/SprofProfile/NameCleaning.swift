@@ -6,7 +6,9 @@
 /// diff`), the same names as the profile it came from.
 ///
 /// The rule (the folded format's, which must keep every name on its line):
-/// - `;` (the folded frame separator) becomes `:`;
+/// - `;` (the folded frame separator) becomes `:` in folded stacks only (`foldedSeparator`): views
+///   of a pprof profile keep it, since real names hold it (Rust's `[u8; 32]`, which `sprof serve`'s
+///   stack paths escape), and a written pprof must keep its names;
 /// - control characters (C0, including newline, CR, tab and ESC, and DEL) become `?`;
 /// - leading and trailing spaces and control characters are removed, and so is a leading byte order
 ///   mark (U+FEFF), which readers drop at the start of a file;
@@ -17,8 +19,8 @@ public enum NameCleaning {
 
     /// A byte the rule changes wherever it is.
     @inlinable
-    public static func isBad(_ b: UInt8) -> Bool {
-        b < 0x20 || b == 0x7F || b == UInt8(ascii: ";")
+    public static func isBad(_ b: UInt8, foldedSeparator: Bool = true) -> Bool {
+        b < 0x20 || b == 0x7F || (foldedSeparator && b == UInt8(ascii: ";"))
     }
 
     /// A byte the rule removes at either end.
@@ -36,15 +38,15 @@ public enum NameCleaning {
 
     /// Whether the rule leaves `raw` as it is (the common case, which copies nothing).
     @inlinable
-    public static func isClean(_ raw: UnsafeBufferPointer<UInt8>) -> Bool {
+    public static func isClean(_ raw: UnsafeBufferPointer<UInt8>, foldedSeparator: Bool = true) -> Bool {
         guard let first = raw.first, let last = raw.last, first != 0x20, last != 0x20 else { return false }
         if hasBOM(raw, at: 0, before: raw.count) { return false }
-        for b in raw where isBad(b) { return false }
+        for b in raw where isBad(b, foldedSeparator: foldedSeparator) { return false }
         return true
     }
 
     /// `raw` cleaned by the rule.
-    public static func cleaned(_ raw: UnsafeBufferPointer<UInt8>) -> [UInt8] {
+    public static func cleaned(_ raw: UnsafeBufferPointer<UInt8>, foldedSeparator: Bool = true) -> [UInt8] {
         var lo = 0, hi = raw.count
         while lo < hi && (isTrimmed(raw[lo]) || hasBOM(raw, at: lo, before: hi)) {
             lo += isTrimmed(raw[lo]) ? 1 : 3
@@ -55,7 +57,7 @@ public enum NameCleaning {
         out.reserveCapacity(hi - lo)
         for i in lo ..< hi {
             let b = raw[i]
-            if b == UInt8(ascii: ";") {
+            if foldedSeparator && b == UInt8(ascii: ";") {
                 out.append(UInt8(ascii: ":"))
             } else if b < 0x20 || b == 0x7F {
                 out.append(UInt8(ascii: "?"))
@@ -67,10 +69,10 @@ public enum NameCleaning {
     }
 
     /// `name` cleaned by the rule (the same String when it is clean already).
-    public static func cleaned(_ name: String) -> String {
+    public static func cleaned(_ name: String, foldedSeparator: Bool = true) -> String {
         var copy = name
         return copy.withUTF8 { raw in
-            isClean(raw) ? name : String(decoding: cleaned(raw), as: UTF8.self)
+            isClean(raw, foldedSeparator: foldedSeparator) ? name : String(decoding: cleaned(raw, foldedSeparator: foldedSeparator), as: UTF8.self)
         }
     }
 }

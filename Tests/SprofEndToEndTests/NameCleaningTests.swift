@@ -6,9 +6,10 @@ import SprofTestSupport
 /// Names read from a pprof file are untrusted: every text view (report text and CSV, diff and its
 /// artifacts, annotate) prints them cleaned as folded stacks clean theirs (NameCleaning), so no
 /// escape sequence reaches the terminal, no newline splits a row, and a profile compared with its
-/// own folded conversion has the same names.
+/// own folded conversion has the same names. A `;` is kept (Rust's `[u8; 32]`): only folded stacks,
+/// where it separates frames, turn it into `:`.
 final class NameCleaningTests: XCTestCase {
-    static let hostile = "g\u{1B}[1m;h i\n7"
+    static let hostile = "g\u{1B}[1m:h i\n7"
     static let cleaned = "g?[1m:h i?7"
     /// What the profile is built with: sprof writes names cleaned, so the hostile bytes are put
     /// into the written file in its place (same length: no protobuf length changes).
@@ -65,7 +66,7 @@ final class NameCleaningTests: XCTestCase {
         let sorted = try SprofCLI.run(["report", pprof, "--sort", "comm,thread,sym", "--lines"])
         XCTAssertEqual(sorted.status, 0, sorted.stderr)
         assertClean(sorted.stdout, "report --sort comm,thread,sym --lines")
-        XCTAssertTrue(sorted.stdout.contains("p?[2J  t?]0:x?-8  \(Self.cleaned) h.c:3"), sorted.stdout.debugDescription)
+        XCTAssertTrue(sorted.stdout.contains("p?[2J  t?]0;x?-8  \(Self.cleaned) h.c:3"), sorted.stdout.debugDescription)
 
         let csv = try SprofCLI.run(["report", pprof, "--format", "csv"])
         XCTAssertEqual(csv.status, 0, csv.stderr)
