@@ -35,10 +35,6 @@ public struct OutputFileError: Error, Equatable, Sendable, CustomStringConvertib
 /// created with mode 0666 less the umask, like any file the shell creates; when it replaces an
 /// existing file it gets that file's mode (a 0600 profile stays 0600).
 ///
-/// SIGINT, SIGTERM and SIGHUP, when their disposition is the default (they kill the process), remove
-/// the temporary files of outputs not yet committed before the process dies of the signal
-/// (``TemporaryFiles``): an interrupted `sprof convert` leaves no `.NAME.sprof-PID-N` behind.
-///
 /// Paths that are not regular files are written in place, without a temporary: a character device
 /// (`/dev/null`, `/dev/stdout`), a FIFO or a socket must not be replaced by a regular file. A
 /// symbolic link is followed, so the file it points to is replaced and the link kept.
@@ -49,8 +45,6 @@ public final class OutputFile: @unchecked Sendable {
     private let target: String
     /// The temporary file, or nil when writing in place.
     private var temporary: String?
-    /// The temporary file's slot in ``TemporaryFiles`` (nil when it has none).
-    private var cleanupSlot: Int?
     private var fd: Int32
     private var committed = false
 
@@ -90,8 +84,6 @@ public final class OutputFile: @unchecked Sendable {
         let name = slash.map { String(target[target.index(after: $0)...]) } ?? target
         while true {
             let candidate = directory + "." + name + ".sprof-\(getpid())-\(OutputFile.nextSerial())"
-            // Registered before it exists: a signal between open and registering leaves nothing.
-            let slot = TemporaryFiles.register(candidate)
             let fd = ArgumentBytes.withPath(candidate) { open($0, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666) }
             if fd >= 0 {
                 // The replaced file's permissions, not the umask's: rename would otherwise reset them.
@@ -99,17 +91,12 @@ public final class OutputFile: @unchecked Sendable {
                     let error = errno
                     close(fd)
                     ArgumentBytes.withPath(candidate) { _ = unlink($0) }
-                    slot.map(TemporaryFiles.unregister)
                     throw OutputFileError(path: path, errno: error)
                 }
                 self.fd = fd
                 self.temporary = candidate
-                self.cleanupSlot = slot
                 return
             }
-            let error = errno
-            slot.map(TemporaryFiles.unregister)
-            errno = error
             if errno != EEXIST { throw OutputFileError(path: path, errno: errno) }
         }
     }
@@ -166,15 +153,8 @@ public final class OutputFile: @unchecked Sendable {
         if fd >= 0 { close(fd); fd = -1 }
         if let temporary {
             ArgumentBytes.withPath(temporary) { _ = unlink($0) }
-            forgetTemporary()
+            self.temporary = nil
         }
-    }
-
-    /// The temporary file is gone (removed or renamed into place): nothing for a signal to remove.
-    private func forgetTemporary() {
-        temporary = nil
-        cleanupSlot.map(TemporaryFiles.unregister)
-        cleanupSlot = nil
     }
 
     // Distinguishes several outputs of one process in one directory (PREFIX.folded, PREFIX.svg
@@ -240,7 +220,7 @@ extension OutputFile {
                 failure = OutputFileError(path: file.path, errno: errno)
                 break
             }
-            file.forgetTemporary()
+            file.temporary = nil
             renamed.append(file)
         }
         guard let failure else {
@@ -256,66 +236,5 @@ extension OutputFile {
         }
         for file in files { file.discard() }
         throw failure
-    }
-}
-
-/// The temporary files of outputs not yet committed, which SIGINT, SIGTERM and SIGHUP remove before
-/// the process dies of them. The handler is installed with the first registration, for each of
-/// those signals whose disposition is then the default (a recording's own handler, or an ignored
-/// SIGHUP under nohup, is left alone), and it only calls async-signal-safe functions: unlink(2) of
-/// each registered path, then signal(2) back to the default and raise(3), so the process still
-/// ends of the signal (status 128+N).
-///
-/// The paths are C strings in a fixed table the handler reads without a lock. A path is never
-/// freed, only dropped from the table (a few dozen bytes per output), so the handler never reads
-/// freed memory, whichever thread it interrupts. A full table (more than ``capacity`` outputs open
-/// at once) registers nothing more: those temporaries are then only removed by a normal exit.
-enum TemporaryFiles {
-    static let capacity = 64
-    private nonisolated(unsafe) static let slots: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
-        let table = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
-        table.initialize(repeating: nil, count: capacity)
-        return table
-    }()
-    private nonisolated(unsafe) static var installed = false
-    private static let lock: UnsafeMutablePointer<pthread_mutex_t> = {
-        let lock = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
-        return lock
-    }()
-
-    /// Adds `path` to the table (installing the handler the first time); its slot, or nil when full.
-    static func register(_ path: String) -> Int? {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        if !installed {
-            installed = true
-            _ = slots // made before any handler can read it
-            for sig in [SIGINT, SIGTERM, SIGHUP] {
-                var current = sigaction()
-                guard sigaction(sig, nil, &current) == 0, current.__sigaction_handler.sa_handler == nil else { continue }
-                signal(sig) { TemporaryFiles.removeAllAndDie(of: $0) }
-            }
-        }
-        guard let free = (0 ..< capacity).first(where: { slots[$0] == nil }),
-              let copy = ArgumentBytes.withPath(path, { strdup($0) }) else { return nil }
-        slots[free] = copy
-        return free
-    }
-
-    /// Drops slot `slot` from the table (its string stays allocated: see the type's note).
-    static func unregister(_ slot: Int) {
-        pthread_mutex_lock(lock)
-        slots[slot] = nil
-        pthread_mutex_unlock(lock)
-    }
-
-    /// The signal handler: removes every registered file, then ends the process of `sig`.
-    private static func removeAllAndDie(of sig: Int32) {
-        for i in 0 ..< capacity {
-            if let path = slots[i] { unlink(path) }
-        }
-        signal(sig, SIG_DFL)
-        raise(sig)
     }
 }

@@ -3,35 +3,11 @@ import XCTest
 import Sprof
 import SprofTestSupport
 
-/// What writing an output must not do to the files around it: leave its hidden temporary file
-/// behind when a signal ends sprof, or reset the permissions of the file it replaces.
+/// What writing an output must not do to the files around it: reset the permissions of the file
+/// it replaces.
 final class OutputFileSafetyTests: XCTestCase {
     private func hiddenTemporaries(_ dir: String) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains(".sprof-") }.sorted()
-    }
-
-    /// The output's temporary file is made before the input is read; a FIFO with no writer keeps
-    /// sprof in open(2) while the signal comes. Every signal that ends sprof removes it.
-    func testASignalWhileTheInputIsReadLeavesNoTemporaryFile() throws {
-        let cases: [(signal: Int32, command: [String])] = [
-            (SIGINT, ["convert", "IN", "--to", "pprof", "-o", "OUT"]), (SIGTERM, ["convert", "IN", "--to", "folded", "-o", "OUT"]),
-            (SIGHUP, ["convert", "IN", "--to", "pprof", "-o", "OUT"]), (SIGINT, ["flamegraph", "IN", "-o", "OUT"]),
-        ]
-        for (sig, template) in cases {
-            let dir = (SprofCLI.outputPrefix("signal") as NSString).deletingLastPathComponent
-            let fifo = dir + "/in.folded", out = dir + "/out.file"
-            XCTAssertEqual(mkfifo(fifo, 0o600), 0)
-            let args = template.map { $0 == "IN" ? fifo : $0 == "OUT" ? out : $0 }
-            let p = try BackgroundProcess(try TestFixtures.sprofPath(), args)
-            // A safety limit for sprof to get as far as its temporary file, not a measurement.
-            let deadline = Date().addingTimeInterval(60)
-            while hiddenTemporaries(dir).isEmpty && Date() < deadline { usleep(10_000) }
-            XCTAssertEqual(hiddenTemporaries(dir).count, 1, "\(args): the temporary file exists while the input is read")
-            p.send(sig)
-            XCTAssertEqual(p.wait(), 128 + sig, "\(args): sprof ends of the signal, as before: \(p.stderr)")
-            XCTAssertEqual(hiddenTemporaries(dir), [], "\(args) ended by signal \(sig) left its temporary file")
-            XCTAssertFalse(FileManager.default.fileExists(atPath: out), "\(args): no output")
-        }
     }
 
     /// A replaced output keeps its mode: a 0754 file (no umask makes one) stays 0754, a 0600 one 0600.
