@@ -6,10 +6,6 @@ import SprofTestSupport
 /// What writing an output must not do to the files around it: reset the permissions of the file
 /// it replaces.
 final class OutputFileSafetyTests: XCTestCase {
-    private func hiddenTemporaries(_ dir: String) -> [String] {
-        ((try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []).filter { $0.contains(".sprof-") }.sorted()
-    }
-
     /// A replaced output keeps its mode: a 0754 file (no umask makes one) stays 0754, a 0600 one 0600.
     func testReplacingAnOutputKeepsItsPermissions() throws {
         let dir = (SprofCLI.outputPrefix("mode") as NSString).deletingLastPathComponent
