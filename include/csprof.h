@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -307,6 +308,18 @@ static inline int csprof_set_task_idle(pid_t tid, int idle) {
     return sched_setscheduler(tid, idle ? 5 /* SCHED_IDLE */ : 0 /* SCHED_OTHER */, &param);
 }
 static inline pid_t csprof_gettid(void) { return (pid_t)syscall(SYS_gettid); }
+// Whether the calling thread runs at SCHED_IDLE: a thread it creates inherits that policy, so a
+// helper started by the idle consumer (the kallsyms reader) must be set back when its result is
+// awaited at normal priority. SCHED_IDLE's value is hidden as above.
+static inline int csprof_thread_is_idle(void) { return sched_getscheduler(0) == 5 /* SCHED_IDLE */; }
+// The calling thread's nice value (Linux applies setpriority(PRIO_PROCESS, tid) to one thread):
+// the ring-buffer reader asks for -10 when permitted (CAP_SYS_NICE, RLIMIT_NICE), so that CPU-bound
+// threads of the profiled program do not keep it off the CPU for as long as a buffer lasts. A
+// thread it creates would inherit it; it returns to 0 before starting any. Glibc types the first
+// argument as an enum only under _GNU_SOURCE. Returns 0 or -1 with errno (EACCES, EPERM).
+static inline int csprof_set_thread_nice(int nice) {
+    return setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), nice);
+}
 
 // The vdso is not on disk; its image is the same in every process of a boot, so we read our own.
 // getauxval's header, <sys/auxv.h>, is not part of Swift's Glibc module.

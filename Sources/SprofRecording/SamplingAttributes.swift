@@ -82,6 +82,12 @@ public struct SamplingOptions: Sendable {
     /// on a loaded machine lost samples (40 of 42,418 in issue 20; 1,448-11,277 in debug builds).
     static let dwarfBufferMilliseconds = 50
 
+    /// When privileged, the buffer holds this many milliseconds of one CPU's samples at least (at
+    /// 999 Hz with 32 KiB copies, 8 MiB for 252): on a CI machine a reader kept off the CPU longer
+    /// than the 126 copies of 4 MiB lost 37% of a 2-process command's samples. Unprivileged users
+    /// are held to `perf_event_mlock_kb` anyway.
+    static let privilegedBufferMilliseconds = 192
+
     /// The most memory the default DWARF buffers lock in all, when privileged (no kernel limit
     /// applies): 256 MiB, spread over the CPUs, and at most 64 MiB per CPU.
     static let privilegedRingBytes = 256 << 20
@@ -90,12 +96,14 @@ public struct SamplingOptions: Sendable {
     ///
     /// Frame-pointer and no-stack samples are small: 128 pages (512 KiB). DWARF samples carry the
     /// stack copy, so the buffer holds ``dwarfSamplesPerBuffer`` of them, or
-    /// ``dwarfBufferMilliseconds`` of them at `rate` when that is more (at least 512 pages), within
+    /// ``dwarfBufferMilliseconds`` (``privilegedBufferMilliseconds`` when privileged) of them at
+    /// `rate` when that is more (at least 512 pages), within
     /// what may be locked: when privileged (root, CAP_PERFMON, CAP_SYS_ADMIN),
     /// ``privilegedRingBytes`` over the `cpus` buffers (at least 2048 pages each); otherwise
     /// `kernel.perf_event_mlock_kb` per CPU plus, with a margin for other perf users of the same
     /// account, half of `RLIMIT_MEMLOCK` (`lockableBytes`, read with getrlimit when nil) spread
-    /// over the `cpus` buffers. A `.period` rate says nothing of the rate: 64 copies.
+    /// over the `cpus` buffers. A `.period` rate says nothing of the rate: 64 copies, or when
+    /// privileged as many as at 999 Hz.
     public static func defaultRingPages(for callGraph: CallGraph, rate: Rate? = nil, settings: KernelSettings = .current(),
                                         cpus: Int? = nil,
                                         lockableBytes: UInt64? = nil) -> Int {
@@ -103,9 +111,12 @@ public struct SamplingOptions: Sendable {
         let buffers = max(cpus ?? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
         var wanted = 128
         if case .dwarf(let size) = callGraph {
+            let milliseconds = settings.privileged ? privilegedBufferMilliseconds : dwarfBufferMilliseconds
             var samples = dwarfSamplesPerBuffer
             if case .frequency(let hz)? = rate {
-                samples = max(samples, min(hz, settings.maxSampleRate) * dwarfBufferMilliseconds / 1000)
+                samples = max(samples, min(hz, settings.maxSampleRate) * milliseconds / 1000)
+            } else if settings.privileged {
+                samples = max(samples, 999 * milliseconds / 1000)  // the rate is unknown: as at the default -F
             }
             let bytes = (Int(size) + 512) * samples  // registers and header beside the copy
             var most = 2048

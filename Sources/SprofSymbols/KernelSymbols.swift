@@ -1,5 +1,6 @@
 import Foundation
 import SprofCore
+internal import CSprof
 
 /// Kernel text symbols from `/proc/kallsyms`.
 ///
@@ -195,18 +196,47 @@ struct KernelSymbols {
 final class KernelSymbolsLoader: @unchecked Sendable {
     private let done = DispatchSemaphore(value: 0)
     private var table: KernelSymbols?
+    /// The loading thread's kernel id while it loads (0 before and after), under `lock`: the
+    /// thread cannot end, and its id be reused, while ``wait()`` holds the lock.
+    private var loaderThread: pid_t = 0
+    private let lock = NSLock()
 
     init(path: String) {
+        let started = DispatchSemaphore(value: 0)
         let thread = Thread { [self] in
-            table = KernelSymbols(contentsOf: path) ?? KernelSymbols()
+            lock.lock()
+            loaderThread = csprof_gettid()
+            lock.unlock()
+            started.signal()
+            let loaded = KernelSymbols(contentsOf: path) ?? KernelSymbols()
+            lock.lock()
+            table = loaded
+            loaderThread = 0
+            lock.unlock()
             done.signal()
         }
         thread.name = "sprof-kallsyms"
         thread.start()
+        started.wait()
     }
 
-    /// Blocks until the table is read (once; later calls return at once).
+    /// The loading thread's kernel id while it loads, 0 once it is done. Exposed for tests.
+    var threadID: pid_t {
+        lock.lock()
+        defer { lock.unlock() }
+        return loaderThread
+    }
+
+    /// Blocks until the table is read (once; later calls return at once). The loader inherits its
+    /// creator's policy, SCHED_IDLE when the consumer started it while the command ran: a caller
+    /// at normal priority sets it back first, or on a busy machine it would wait for an idle CPU
+    /// after the command had exited.
     func wait() -> KernelSymbols {
+        if csprof_thread_is_idle() == 0 {
+            lock.lock()
+            if loaderThread > 0 { _ = csprof_set_task_idle(loaderThread, 0) }
+            lock.unlock()
+        }
         done.wait()
         done.signal()
         return table ?? KernelSymbols()

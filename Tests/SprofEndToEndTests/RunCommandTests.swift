@@ -62,14 +62,35 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(split[2], 10, accuracy: 5, "split \(split)")
     }
 
+    /// The samples the summary reports lost (`N samples (L lost…`): no function can be credited
+    /// with them.
+    static func reportedLost(_ stderr: String) -> Double {
+        guard let open = stderr.range(of: " samples ("), let lost = stderr[open.upperBound...].range(of: " lost") else { return 0 }
+        return Double(stderr[open.upperBound..<lost.lowerBound].filter(\.isNumber)) ?? 0
+    }
+
+    /// `observed` within 15% of `expected`; when sprof reported losses (a loaded machine, whose
+    /// CPU-bound programs kept its reader off the CPU: 304 of 816 samples on one CI machine),
+    /// no more than that, and within it once the lost samples may be this function's.
+    private func assertSamples(_ observed: UInt64, _ expected: Double, lost: Double, _ message: String,
+                               file: StaticString = #filePath, line: UInt = #line) {
+        let tolerance = 0.15 * expected
+        if lost == 0 {
+            XCTAssertEqual(Double(observed), expected, accuracy: tolerance, message, file: file, line: line)
+        } else {
+            XCTAssertLessThanOrEqual(Double(observed), expected + tolerance, message, file: file, line: line)
+            XCTAssertGreaterThanOrEqual(Double(observed) + lost, expected - tolerance, message, file: file, line: line)
+        }
+    }
+
     func testEveryThreadIsProfiled() throws {
         let fixture = try TestFixtures.swiftFixturePath()
         let (shape, stderr, status) = try profile([fixture, "threads", "4", "0.6"])
         XCTAssertEqual(status, 0, stderr)
+        let lost = Self.reportedLost(stderr)
         for i in 0..<4 {
             // Each thread spins 0.6 s of its own CPU time: ~600 samples at 999 Hz.
-            XCTAssertEqual(Double(shape.samples(containing: "threadWork\(i)")), 0.6 * 999, accuracy: 0.15 * 0.6 * 999,
-                           "thread \(i): \(stderr)")
+            assertSamples(shape.samples(containing: "threadWork\(i)"), 0.6 * 999, lost: lost, "thread \(i): \(stderr)")
         }
         XCTAssertTrue(stderr.contains("5 threads"), stderr)
     }
@@ -79,8 +100,10 @@ final class RunCommandTests: XCTestCase {
         let (shape, stderr, status) = try profile([fixture, "forkexec", "0.5"])
         XCTAssertEqual(status, 0, stderr)
         // The child spins 0.5 s of CPU time, the parent 0.6 × 0.5 s meanwhile.
-        XCTAssertEqual(Double(shape.samples(containing: "childWork")), 0.5 * 999, accuracy: 0.15 * 0.5 * 999, stderr)
-        XCTAssertEqual(Double(shape.samples(containing: "parentWork")), 0.3 * 999, accuracy: 0.15 * 0.3 * 999, stderr)
+        let lost = Self.reportedLost(stderr)
+        assertSamples(shape.samples(containing: "childWork"), 0.5 * 999, lost: lost, stderr)
+        assertSamples(shape.samples(containing: "parentWork"), 0.3 * 999, lost: lost, stderr)
+        XCTAssertGreaterThan(shape.samples(containing: "childWork"), 0, "the exec'd child is sampled: \(stderr)")
         XCTAssertTrue(stderr.contains("2 processes"), stderr)
     }
 

@@ -14,14 +14,7 @@ final class IdleConsumerTests: XCTestCase {
         var options = SamplingOptions()
         options.callGraph = .dwarf(stackSize: 8192)  // large records: a backlog of many batches
         options.rate = .frequency(4000)
-        let command = try WaitingCommand(arguments: ["/usr/bin/timeout", "0.3", "/bin/sh", "-c", "while :; do :; done"])
-        let session: RecordingSession
-        do {
-            session = try RecordingSession.open(options, target: .command(command), notice: { _ in })
-        } catch {
-            command.cancel()
-            throw XCTSkip("cpu-clock with stack copies refused here: \(error)")
-        }
+        let (command, session) = try Self.spinFor300ms(options)
         session.consumeAtIdlePriority = true
         session.memoryBudget = 512 << 10  // batches of 64 KiB
         var policies: [Int32] = []
@@ -44,5 +37,58 @@ final class IdleConsumerTests: XCTestCase {
         // (with -a, one batch at SCHED_IDLE on a busy machine had lasted ~30 s past the end).
         XCTAssertEqual(inFirstBatchAfterExit, 0, "the batch under way when the command exited goes on at SCHED_OTHER")
         XCTAssertEqual(sched_getscheduler(0), 0, "the caller's thread is back to SCHED_OTHER")
+    }
+
+    /// The reader asks for nice -10 while it reads, where the kernel permits it: at nice 0, a
+    /// 2-process command on CI's 2 CPUs kept it off long enough to lose 37% of the samples.
+    func testReaderRunsAheadOfTheProgramWhenPermittedAndLeavesNoTrace() throws {
+        var options = SamplingOptions()
+        options.callGraph = .framePointer
+        let (command, session) = try Self.spinFor300ms(options)
+        let me = getpid()
+        var nices: [Int32: Int] = [:]
+        var boostedWhileReading = false
+        try session.record(started: { try? command.start() }) { _ in
+            guard nices.isEmpty else { return }
+            boostedWhileReading = session.readerIsBoosted
+            for tid in Self.threads(of: me) { nices[tid] = Self.nice(pid: me, tid: tid) }
+        }
+        _ = command.wait()
+        session.closeEvents()
+        // Whether lowering one's nice is permitted: CAP_SYS_NICE, or RLIMIT_NICE above 20.
+        errno = 0
+        let permitted = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) - 1) == 0
+        if permitted { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) + 1) }
+        XCTAssertEqual(boostedWhileReading, permitted, "the reader is boosted exactly when the kernel permits it")
+        if permitted {
+            XCTAssertTrue(nices.values.contains(-10), "one thread (the reader) at nice -10 while recording: \(nices)")
+        }
+        XCTAssertEqual(nices.values.filter { $0 == -10 }.count, permitted ? 1 : 0, "the reader alone: \(nices)")
+        // getpriority(PRIO_PROCESS, 0) is the calling thread's own on Linux.
+        XCTAssertEqual(getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0), 0, "the caller's thread keeps nice 0")
+    }
+
+    /// A shell loop that spins 0.3 s, not yet started, and a session open on it.
+    private static func spinFor300ms(_ options: SamplingOptions) throws -> (WaitingCommand, RecordingSession) {
+        let command = try WaitingCommand(arguments: ["/usr/bin/timeout", "0.3", "/bin/sh", "-c", "while :; do :; done"])
+        do {
+            return (command, try RecordingSession.open(options, target: .command(command), notice: { _ in }))
+        } catch {
+            command.cancel()
+            throw XCTSkip("cpu-clock refused here: \(error)")
+        }
+    }
+
+    private static func threads(of pid: pid_t) -> [pid_t] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []).compactMap { pid_t($0) }
+    }
+
+    /// Field 19 of /proc/PID/task/TID/stat, after the parenthesized name.
+    private static func nice(pid: pid_t, tid: pid_t) -> Int? {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/task/\(tid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return nil }
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        // fields[0] is the state (field 3): nice is field 19.
+        return fields.count > 16 ? Int(fields[16]) : nil
     }
 }

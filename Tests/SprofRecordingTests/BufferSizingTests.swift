@@ -22,6 +22,22 @@ final class BufferSizingTests: XCTestCase {
         XCTAssertEqual(SamplingOptions.defaultRingPages(for: .framePointer, settings: root, cpus: 2), 128)
     }
 
+    /// On a CI machine, a 2-process command on 2 CPUs lost 37% of its samples at the default 999 Hz
+    /// from 4 MiB buffers (126 copies): when privileged they hold ~192 ms of samples instead.
+    func testPrivilegedDwarfBuffersHoldAFifthOfASecondAtTheDefaultRate() {
+        let root = KernelSettings(paranoid: 2, privileged: true)
+        let copy = 32768 + 512
+        for rate: SamplingOptions.Rate? in [nil, .frequency(999), .period(1_000_000)] {
+            let pages = SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: rate, settings: root, cpus: 2)
+            XCTAssertGreaterThanOrEqual(pages * 4096, 191 * copy, "\(String(describing: rate)): \(pages) pages")
+            XCTAssertEqual(pages, 2048, "\(String(describing: rate))")
+        }
+        // A low rate needs no more than 64 copies; unprivileged users keep what the limit allows.
+        XCTAssertEqual(SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: .frequency(99), settings: root, cpus: 2), 1024)
+        let user = KernelSettings(paranoid: 2, mlockKB: 516, privileged: false)
+        XCTAssertEqual(SamplingOptions.defaultRingPages(for: .dwarf(stackSize: 32768), rate: .frequency(999), settings: user, cpus: 2, lockableBytes: 64 << 20), 1024)
+    }
+
     /// At 16 kHz, 64 copies of 32 KiB last 4 ms: a reader kept off the CPU longer lost samples
     /// (40 of 42,418 in `-F 16000 spin 20`, issue 20). The buffers hold 50 ms at the rate, within
     /// 256 MiB in all when privileged, and within the locked-memory limit otherwise.
