@@ -454,7 +454,9 @@ public enum CommandProfiler {
             throw SyscallError(call: "perf_event_open", errno: EPERM, hint: HeapOptions.permissionHint)
         }
         let settings = KernelSettings.current()
-        var sampling = try options.sampling(settings: settings, notice: say)
+        // Said once the events are open: a refusal (another user's process) is then the one line.
+        var held: [String] = []
+        var sampling = try options.sampling(settings: settings, notice: { held.append($0) })
         let tids = RecordingSession.threads(of: pid)
         guard !tids.isEmpty else {
             throw SyscallError(call: "attach", errno: ESRCH, hint: "no process \(pid) (check the pid with ps)")
@@ -470,6 +472,7 @@ public enum CommandProfiler {
             say("heap: probing every call of \(probes.library)'s allocator (\(probes.events.count) uprobes); each call traps")
         }
         let session = try RecordingSession.open(sampling, target: .threads(pid: pid, tids: tids), notice: say)
+        held.forEach(say)
         session.memoryBudget = options.maxMemory
         let early = session.stopOnInterrupt()
         if early != 0 { say(Self.earlySignalNotice(early)) }

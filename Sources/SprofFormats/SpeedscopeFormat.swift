@@ -101,7 +101,12 @@ public enum SpeedscopeFormat {
             let title: String
             if let t {
                 let th = profile.threads[t]
-                title = "\(th.name.isEmpty ? "tid \(th.tid)" : th.name) (\(th.processName.isEmpty ? "pid" : th.processName) \(th.pid)/\(th.tid))"
+                if th.pid == 0 && th.tid == 0 && !th.name.isEmpty {
+                    // No ids to show: a folded file's root-frame group (or the idle task).
+                    title = th.name
+                } else {
+                    title = "\(th.name.isEmpty ? "tid \(th.tid)" : th.name) (\(th.processName.isEmpty ? "pid" : th.processName) \(th.pid)/\(th.tid))"
+                }
             } else {
                 title = name
             }

@@ -129,6 +129,9 @@ extension FoldedStacks {
                 throw fail("fractional count \(quote(line, lo, hi)) is not supported: counts must be whole samples")
             }
         }
+        if digits == 0 && lo + 1 < hi && line[lo] == UInt8(ascii: "-") && line[lo + 1] >= 0x30 && line[lo + 1] <= 0x39 {
+            throw fail("count \(quote(line, lo, hi)) is negative: counts are samples, 0 or more (expected \"frame;frame;... COUNT\")")
+        }
         if digits == 0 || i != hi {
             throw fail("count \(quote(line, lo, hi)) is not a number (expected \"frame;frame;... COUNT\")")
         }

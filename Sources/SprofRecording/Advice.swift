@@ -26,6 +26,7 @@ public enum Advice {
     public static func foreignProcess(_ pid: Int32, euid: uid_t = geteuid()) -> String? {
         guard euid != 0, let owner = owner(of: pid), owner != euid else { return nil }
         let name = userName(owner)
+        if owner == 0 { return "process \(pid) belongs to root, and only root may profile it: run sprof as root (sudo sprof …)" }
         return "process \(pid) belongs to user \(name), and only its owner or root may profile it: run sprof as \(name) (sudo -u \(name) sprof …) or as root"
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import Sprof
 import SprofAnnotate
@@ -49,7 +50,17 @@ struct AnnotateCommand: ParsableCommand {
     var debugDirectories: [String] = []
 
     func run() throws {
-        try refuseEmptyPaths([("FILE", file)])
+        try refuseEmptyPaths([("FILE", file)] + debugDirectories.map { ("--debug-dir", $0) })
+        for directory in debugDirectories {
+            // A mistyped root would otherwise only show as frames without lines.
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+                throw usage("--debug-dir \(directory): no such directory; give a root of separate debug files (such as /usr/lib/debug)")
+            }
+            guard isDirectory.boolValue else {
+                throw usage("--debug-dir \(directory): not a directory; give a root of separate debug files (such as /usr/lib/debug)")
+            }
+        }
         let prefixes = try sourcePrefixes.map { argument -> SourcePrefix in
             guard let p = SourcePrefix(argument: argument) else {
                 throw usage("--source-prefix \(argument): expected OLD=NEW (a path prefix recorded in the debug info, and where it is now)")

@@ -87,7 +87,9 @@ struct StatCommand: ParsableCommand {
             if quiet { return }
             if json { notices.append(line) } else { printError(line) }
         }
-        if let line = restricted.notice { notice(line) }
+        // Attached, said once the counters are open: a refusal (another user's process) is then
+        // the one line.
+        if let line = restricted.notice, pid == nil { notice(line) }
 
         try refuseEmptyPaths([("-o", output), ("--baseline", baseline)])
         try refuseOutputOverInput([output], inputs: [baseline])
@@ -112,6 +114,7 @@ struct StatCommand: ParsableCommand {
         do {
             if let pid {
                 runs.append(try CommandCounter.attach(pid: pid, groups: groups))
+                if let line = restricted.notice { notice(line) }
             } else {
                 for _ in 0..<repeats {
                     let run = try CommandCounter.count(arguments, groups: groups)

@@ -231,6 +231,16 @@ final class AnnotateTests: XCTestCase {
         XCTAssertTrue(none.stderr.hasPrefix("sprof: ") && none.stderr.contains("no function"), none.stderr)
         let prefix = try SprofCLI.run(["annotate", "hot_lines", profile, "--source-prefix", "nothing"])
         XCTAssertEqual(prefix.status, 2, prefix.stderr)
+        // A mistyped debug root was accepted silently: it only showed as lines not found.
+        let missing = try SprofCLI.run(["annotate", "hot_lines", profile, "--debug-dir", "/nonexistent/debug"])
+        XCTAssertEqual(missing.status, 2, missing.stderr)
+        XCTAssertTrue(missing.stderr.hasPrefix("sprof: --debug-dir /nonexistent/debug: no such directory; give a root of separate debug files (such as /usr/lib/debug)"), missing.stderr)
+        XCTAssertEqual(missing.stderr.split(separator: "\n").count, 1, missing.stderr)
+        let file = try SprofCLI.run(["annotate", "hot_lines", profile, "--debug-dir", profile])
+        XCTAssertEqual(file.status, 2, file.stderr)
+        XCTAssertTrue(file.stderr.contains("not a directory"), file.stderr)
+        let existing = try SprofCLI.run(["annotate", "hot_lines", profile, "--debug-dir", NSTemporaryDirectory()])
+        XCTAssertEqual(existing.status, 0, existing.stderr)
     }
 }
 

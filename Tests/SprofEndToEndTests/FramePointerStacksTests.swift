@@ -28,7 +28,11 @@ final class FramePointerStacksTests: XCTestCase {
             let user = stack.frames.dropFirst().filter { !$0.hasSuffix("_[k]") }
             let reachesMain = user.contains("main")
             let marked = stack.frames.contains("[truncated]")
-            if !reachesMain && !marked { unmarkedBroken.append(stack.frames.joined(separator: ";")) }
+            // A sample at churn's first instruction or its `ret` misses main (the kernel's walk
+            // starts at main's frame pointer; README, -g): its stack still ends in the start code
+            // (one in a full-suite run). Any other stack missing main is broken in libc.
+            let atEntryOrReturn = Array(user) == ["__libc_start_call_main", "churn"]
+            if !reachesMain && !marked && !atEntryOrReturn { unmarkedBroken.append(stack.frames.joined(separator: ";")) }
             if reachesMain && marked { markedWhole += stack.count }
         }
         XCTAssertEqual(unmarkedBroken, [], "stacks that never reach main must be marked [truncated]")

@@ -62,11 +62,9 @@ final class RunCommandTests: XCTestCase {
         XCTAssertEqual(split[2], 10, accuracy: 5, "split \(split)")
     }
 
-    /// The samples the summary reports lost (`N samples (L lost…`): no function can be credited
-    /// with them.
+    /// The samples the summary reports lost: no function can be credited with them.
     static func reportedLost(_ stderr: String) -> Double {
-        guard let open = stderr.range(of: " samples ("), let lost = stderr[open.upperBound...].range(of: " lost") else { return 0 }
-        return Double(stderr[open.upperBound..<lost.lowerBound].filter(\.isNumber)) ?? 0
+        Double((try? RunSummary(stderr: stderr))?.lost ?? 0)
     }
 
     /// `observed` within 15% of `expected`; when sprof reported losses (a loaded machine, whose

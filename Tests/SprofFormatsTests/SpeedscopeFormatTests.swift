@@ -104,6 +104,15 @@ final class SpeedscopeFormatTests: XCTestCase {
         XCTAssertTrue(worker.contains(["main", "[libc.so.6+0x7f0000015678]"]), "\(worker)")
     }
 
+    /// Folded input has no threads: its root frames group the samples, without ids to show (a
+    /// tester saw `app (app 0/0)`).
+    func testFoldedRootGroupsAreTitledByTheirNameAlone() throws {
+        let profile = Profile(folded: [(["app", "main", "work"], 3), (["tool", "run"], 1)])
+        let doc = try json(SpeedscopeFormat.encode(profile, valueIndex: 0, name: "from folded"))
+        let names = try XCTUnwrap(doc["profiles"] as? [[String: Any]]).map { $0["name"] as? String }
+        XCTAssertEqual(names, ["app", "tool"])
+    }
+
     func testCountsHaveNoUnitAndThreadlessSamplesGetOneProfile() throws {
         let profile = Profile(folded: [(["app", "main", "work"], 3), (["app", "main"], 2), (["tool", "run"], 1)])
         var threadless = profile

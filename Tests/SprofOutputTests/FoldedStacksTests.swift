@@ -89,11 +89,16 @@ final class FoldedStacksTests: XCTestCase {
         let word = error("a;b lots\n")
         XCTAssertEqual(word?.description, "prof.folded:1: count 'lots' is not a number (expected \"frame;frame;... COUNT\")")
 
+        // A tester's negative count was called "not a number".
+        let negative = error("a;b 3\na;c -5\n")
+        XCTAssertEqual(negative?.description, "prof.folded:2: count '-5' is negative: counts are samples, 0 or more (expected \"frame;frame;... COUNT\")")
+
         let fraction = error("a 1\nb 2.5\n")
         XCTAssertEqual(fraction?.line, 2)
         XCTAssertTrue(fraction?.reason.contains("fractional count '2.5'") ?? false)
 
-        XCTAssertTrue(error("a -3\n")?.reason.contains("not a number") ?? false)
+        XCTAssertTrue(error("a -3\n")?.reason.contains("is negative") ?? false)
+        XCTAssertTrue(error("a -\n")?.reason.contains("not a number") ?? false)
         XCTAssertTrue(error("a 99999999999999999999\n")?.reason.contains("too large") ?? false)
         XCTAssertTrue(error("a 18446744073709551615\nb 1\n")?.reason.contains("add up") ?? false)
         XCTAssertTrue(error("   12\n")?.reason.contains("missing count") ?? false)
