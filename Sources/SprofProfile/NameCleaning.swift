@@ -12,6 +12,8 @@
 /// - control characters (C0, including newline, CR, tab and ESC, and DEL) become `?`;
 /// - leading and trailing spaces and control characters are removed, and so is a leading byte order
 ///   mark (U+FEFF), which readers drop at the start of a file;
+/// - a byte that is not part of valid UTF-8 becomes `\xHH` (its value in lowercase hex): decoded
+///   as U+FFFD, names that differ only in such bytes merged into one function;
 /// - an empty name becomes `[unknown]`, so that no frame is silently dropped.
 public enum NameCleaning {
     /// What an empty name becomes.
@@ -41,9 +43,43 @@ public enum NameCleaning {
     public static func isClean(_ raw: UnsafeBufferPointer<UInt8>, foldedSeparator: Bool = true) -> Bool {
         guard let first = raw.first, let last = raw.last, first != 0x20, last != 0x20 else { return false }
         if hasBOM(raw, at: 0, before: raw.count) { return false }
-        for b in raw where isBad(b, foldedSeparator: foldedSeparator) { return false }
+        var i = 0
+        while i < raw.count {
+            let b = raw[i]
+            if b < 0x80 {
+                if isBad(b, foldedSeparator: foldedSeparator) { return false }
+                i += 1
+            } else {
+                let n = validSequenceLength(raw, at: i, before: raw.count)
+                if n == 0 { return false }
+                i += n
+            }
+        }
         return true
     }
+
+    /// The length of the well-formed UTF-8 sequence at `raw[i]` (a byte of 0x80 or more), 0 when
+    /// there is none (Unicode's Table 3-7: no overlong forms, surrogates or values past U+10FFFF).
+    @usableFromInline
+    static func validSequenceLength(_ raw: UnsafeBufferPointer<UInt8>, at i: Int, before end: Int) -> Int {
+        let b = raw[i]
+        let length: Int, low: UInt8, high: UInt8
+        switch b {
+        case 0xC2...0xDF: (length, low, high) = (2, 0x80, 0xBF)
+        case 0xE0: (length, low, high) = (3, 0xA0, 0xBF)
+        case 0xE1...0xEC, 0xEE...0xEF: (length, low, high) = (3, 0x80, 0xBF)
+        case 0xED: (length, low, high) = (3, 0x80, 0x9F)
+        case 0xF0: (length, low, high) = (4, 0x90, 0xBF)
+        case 0xF1...0xF3: (length, low, high) = (4, 0x80, 0xBF)
+        case 0xF4: (length, low, high) = (4, 0x80, 0x8F)
+        default: return 0
+        }
+        guard end - i >= length, raw[i + 1] >= low, raw[i + 1] <= high else { return 0 }
+        for k in 2 ..< length where raw[i + k] < 0x80 || raw[i + k] > 0xBF { return 0 }
+        return length
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// `raw` cleaned by the rule.
     public static func cleaned(_ raw: UnsafeBufferPointer<UInt8>, foldedSeparator: Bool = true) -> [UInt8] {
@@ -55,8 +91,20 @@ public enum NameCleaning {
         if lo == hi { return unknown }
         var out: [UInt8] = []
         out.reserveCapacity(hi - lo)
-        for i in lo ..< hi {
+        var i = lo
+        while i < hi {
             let b = raw[i]
+            if b >= 0x80 {
+                let n = validSequenceLength(raw, at: i, before: hi)
+                if n > 0 {
+                    out.append(contentsOf: UnsafeBufferPointer(rebasing: raw[i ..< i + n]))
+                    i += n
+                } else {
+                    out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "x"), hexDigits[Int(b >> 4)], hexDigits[Int(b & 15)]])
+                    i += 1
+                }
+                continue
+            }
             if foldedSeparator && b == UInt8(ascii: ";") {
                 out.append(UInt8(ascii: ":"))
             } else if b < 0x20 || b == 0x7F {
@@ -64,6 +112,7 @@ public enum NameCleaning {
             } else {
                 out.append(b)
             }
+            i += 1
         }
         return out
     }

@@ -18,6 +18,9 @@ func readProfileInput(_ path: String) throws -> (profile: Profile, folded: Bool)
     let (bytes, source) = try readInputBytes(path)
     do {
         let read = try ProfileReader.read(bytes, source: source)
+        // A pprof file without samples (a run too short for one) gets the line an empty folded
+        // file gets, from every view, rather than an empty table from some and a refusal from others.
+        if read.profile.samples.isEmpty { throw ProfileReadError.noSamples(source: source) }
         if let notice = read.negativeValuesNotice(source: source) { printError(notice) }
         return (read.profile, read.isFolded)
     } catch let error as ProfileReadError {

@@ -52,6 +52,19 @@ final class NameCleaningTests: XCTestCase {
         XCTAssertFalse(text.contains("\u{07}"), "\(what) prints a BEL: \(text.debugDescription)", file: file, line: line)
     }
 
+    /// Two names that differ only in bytes that are not UTF-8 stay two functions, shown escaped.
+    func testNamesThatAreNotUTF8StayApart() throws {
+        let path = SprofCLI.outputPrefix("bytes") + ".folded"
+        let text: [UInt8] = Array("app;main;f".utf8) + [0xFF] + Array(" 3\napp;main;f".utf8) + [0xFE] + Array(" 2\n".utf8)
+        try Data(text).write(to: URL(fileURLWithPath: path))
+        let r = try SprofCLI.run(["report", "--format", "csv", path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("f\\xff"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("f\\xfe"), r.stdout)
+        let folded = try SprofCLI.run(["convert", path, "--to", "folded", "-o", "-"])
+        XCTAssertEqual(folded.stdout, "app;main;f\\xfe 2\napp;main;f\\xff 3\n", folded.stderr)
+    }
+
     func testHostileNamesArePrintedCleanedByEveryTextView() throws {
         let dir = SprofCLI.outputPrefix("names")
         let pprof = dir + ".pb.gz"

@@ -494,6 +494,22 @@ final class ReliabilityTests: XCTestCase {
         }
     }
 
+    /// A pprof file without samples got an empty table from report and convert but a refusal
+    /// from flamegraph and diff: every view now says what it says of an empty folded file.
+    func testPprofInputWithoutSamplesIsRefusedByEveryViewAlike() throws {
+        let path = SprofCLI.outputPrefix("nosamples") + ".pb.gz"
+        let empty = Profile(sampleTypes: [Profile.ValueType(type: "samples", unit: "count"), Profile.ValueType(type: "cpu", unit: "nanoseconds")])
+        try Data(try PprofFormat.encode(empty)).write(to: URL(fileURLWithPath: path))
+        for args in [["report", path], ["convert", path, "--to", "speedscope", "-o", path + ".json"], ["flamegraph", path, "-o", path + ".svg"],
+                     ["diff", path, path], ["annotate", "main", path]] {
+            let r = try SprofCLI.run(args)
+            XCTAssertEqual(r.status, 1, "\(args): \(r.stderr)")
+            XCTAssertTrue(r.stderr.hasPrefix("sprof: \(path): no samples (an empty profile?)"), "\(args): \(r.stderr)")
+            XCTAssertEqual(r.stdout, "", "\(args)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".json"))
+    }
+
     func testProcessAndThreadRowsCountSamplesWithoutFrames() throws {
         let folded = SprofCLI.outputPrefix("rootonly") + ".folded"
         try "main 5\nmain;foo 2\n".write(toFile: folded, atomically: true, encoding: .utf8)
