@@ -410,6 +410,7 @@ public enum CommandProfiler {
         profile.metadata.statistics.liveStackReads = recorded.profile.statistics.liveStackReads
         profile.metadata.statistics.liveStackChanged = recorded.profile.statistics.liveStackChanged
         profile.metadata.statistics.liveStackShared = recorded.profile.statistics.liveStackShared
+        profile.metadata.statistics.unwinderLifts = recorded.profile.statistics.unwinderLifts
         recorded.heap = profile
         recorded.heapTimeline = builder.heapTimeline.map { (time: $0.time > started ? $0.time - started : 0, bytes: UInt64($0.bytes.rounded())) }
         if recorded.profile.metadata.event == HeapOptions.noCPUEvent.description { recorded.profile = profile }

@@ -73,6 +73,7 @@ extension ProfileStatistics {
         liveStackReads = session.liveStackReads
         liveStackChanged = session.liveStackChanged
         liveStackShared = session.liveStackShared
+        unwinderLifts = session.consumerLifts
     }
 }
 

@@ -29,6 +29,10 @@ public struct ProfileStatistics: Sendable, Equatable {
     /// Of those reads, the ones whose bytes were those of the thread's previous read, kept once
     /// for all of them (a thread deep in one call tree has the same callers at every sample).
     public var liveStackShared = 0
+    /// Rounds of the ring-buffer reader that waited long enough on the unwinder, preempted at idle
+    /// priority while holding something the reader needed, for the unwinder to be lifted to
+    /// normal priority until the round ended (a priority inheritance the kernel does not give).
+    public var unwinderLifts = 0
     /// Processes seen.
     public var processes = 0
     /// Threads seen.
@@ -200,6 +204,7 @@ public struct ProfileMetadata: Sendable, Equatable {
             add("read past the stack copy", s.stacksReadPastCopy > 0 ? "\(s.stacksReadPastCopy) stacks" : nil)
             add("live stack reads", s.liveStackReads > 0 || s.liveStackChanged > 0 ? "\(s.liveStackReads) (\(s.liveStackChanged) changed, \(s.liveStackShared) shared)" : nil)
             add("debuginfod", s.debuginfodFiles > 0 ? "\(s.debuginfodFiles) files" : nil)
+            add("unwinder lifted", s.unwinderLifts > 0 ? "\(s.unwinderLifts) times (the reader waited on it at idle priority)" : nil)
             add("processes", String(s.processes))
             add("threads", String(s.threads))
         }
@@ -269,6 +274,7 @@ public struct ProfileMetadata: Sendable, Equatable {
                 statistics.liveStackChanged = numbers.count > 1 ? numbers[1] : 0
                 statistics.liveStackShared = numbers.count > 2 ? numbers[2] : 0
             case "debuginfod": statistics.debuginfodFiles = Int(firstNumber() ?? 0)
+            case "unwinder lifted": statistics.unwinderLifts = Int(firstNumber() ?? 0)
             case "processes": statistics.processes = Int(firstNumber() ?? 0)
             case "threads": statistics.threads = Int(firstNumber() ?? 0)
             case "start": startTime = firstNumber() ?? 0

@@ -71,6 +71,10 @@ public final class RecordingSession: @unchecked Sendable {
         /// Of ``liveStackReads``, those whose bytes were the thread's previous read's: kept and
         /// handed over once for all of them.
         public var liveStackShared = 0
+        /// Reader rounds that lasted long enough (``ReaderWatchdog/threshold``) for the consumer,
+        /// at idle priority, to be lifted to normal priority until the round ended: the reader was
+        /// waiting for something the preempted consumer held. Set when recording ends.
+        public var consumerLifts = 0
     }
 
     /// The default ``memoryBudget``: 256 MiB.
@@ -124,6 +128,8 @@ public final class RecordingSession: @unchecked Sendable {
         return readerBoosted
     }
     private var readerBoosted = false
+    /// While recording with ``consumeAtIdlePriority``.
+    private var watchdog: ReaderWatchdog?
 
     /// The options in force (after forced kernel exclusion).
     public let options: SamplingOptions
@@ -483,6 +489,13 @@ public final class RecordingSession: @unchecked Sendable {
             exitFD = try command?.exitDescriptor() ?? -1
             try enableAll()
         }
+        // Lends the reader's priority to an idle consumer that holds it up (ReaderWatchdog).
+        if consumeAtIdlePriority {
+            let watchdog = ReaderWatchdog(consumer: { [weak self] in self?.consumerThread ?? 0 })
+            lock.lock()
+            self.watchdog = watchdog
+            lock.unlock()
+        }
         // Joined before returning: the reader still touches the buffers after its last batch.
         let readerDone = DispatchSemaphore(value: 0)
         let readerRunning = DispatchSemaphore(value: 0)
@@ -525,6 +538,14 @@ public final class RecordingSession: @unchecked Sendable {
             if done { break }
         }
         readerDone.wait()
+        lock.lock()
+        let watchdog = self.watchdog
+        self.watchdog = nil
+        lock.unlock()
+        if let watchdog {
+            watchdog.stop()
+            mailbox.withLock { mailbox.statistics.consumerLifts = watchdog.lifts }
+        }
         if exitFD >= 0 { close(exitFD) }
     }
 
@@ -578,6 +599,9 @@ public final class RecordingSession: @unchecked Sendable {
     }
 
     private func readLoop(exitFD: Int32) {
+        lock.lock()
+        let watchdog = self.watchdog
+        lock.unlock()
         // Ahead of the program's CPU-bound threads when permitted: at nice 0 on a CI machine the
         // reader of a 2-process command on 2 CPUs was kept off long enough for 4 MiB buffers (126
         // stack copies each) to fill, and 37% of the samples were lost. Unprivileged, it stays at 0.
@@ -627,6 +651,7 @@ public final class RecordingSession: @unchecked Sendable {
                 }
             }
             let roundStart = Self.monotonicNow()
+            watchdog?.roundBegins(at: roundStart)
             // Read before the drain: whatever was announced by now is in a buffer by its end.
             let announced = heapFlow?.announced()
             for i in buffers.indices {
@@ -736,6 +761,7 @@ public final class RecordingSession: @unchecked Sendable {
                 if !options.companions.isEmpty { local.lostHeap = counted.byRole.filter { $0.key.isHeapProbe }.values.reduce(0, +) }
             }
             work.handOver(to: mailbox, statistics: local, finishing: stopping)
+            watchdog?.roundEnds(ending: stopping)
             if stopping { break }
         }
         heapFlow?.close()

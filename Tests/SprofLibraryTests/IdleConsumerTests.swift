@@ -3,7 +3,7 @@ import Glibc
 #endif
 import Foundation
 import XCTest
-import SprofRecording
+@testable import SprofRecording
 
 /// A consumer at idle priority (``RecordingSession/consumeAtIdlePriority``) goes back to normal
 /// priority as soon as the target is gone, not once its backlog is: on a busy machine a SCHED_IDLE
@@ -90,5 +90,54 @@ final class IdleConsumerTests: XCTestCase {
         let fields = text[text.index(after: close)...].split(separator: " ")
         // fields[0] is the state (field 3): nice is field 19.
         return fields.count > 16 ? Int(fields[16]) : nil
+    }
+}
+
+/// The watchdog lends the reader's priority to an idle consumer that holds it up: a round that
+/// lasts past the threshold lifts the consumer to SCHED_OTHER, and its end sets it back.
+final class ReaderWatchdogTests: XCTestCase {
+    func testALongRoundLiftsTheIdleConsumerUntilItEnds() throws {
+        let idle: Int32 = 5
+        var tid: pid_t = 0
+        let ready = DispatchSemaphore(value: 0), finish = DispatchSemaphore(value: 0)
+        // A stand-in consumer: a thread at SCHED_IDLE that waits.
+        let consumer = Thread {
+            var param = sched_param()
+            guard sched_setscheduler(0, idle, &param) == 0 else { ready.signal(); return }
+            tid = pid_t(Self.ownTID())
+            ready.signal()
+            finish.wait()
+        }
+        consumer.start()
+        ready.wait()
+        defer { finish.signal() }
+        guard tid > 0 else { throw XCTSkip("SCHED_IDLE refused here") }
+        XCTAssertEqual(sched_getscheduler(tid), idle)
+        let watchdog = ReaderWatchdog(consumer: { tid })
+        defer { watchdog.stop() }
+        watchdog.roundBegins(at: RecordingSession.monotonicNow())
+        // Not a timing assertion: wait (up to 30 s) for the lift.
+        var policy = sched_getscheduler(tid)
+        for _ in 0..<3000 where policy != 0 {
+            usleep(10_000)
+            policy = sched_getscheduler(tid)
+        }
+        XCTAssertEqual(policy, 0, "a round past the threshold lifts the consumer")
+        XCTAssertEqual(watchdog.lifts, 1)
+        watchdog.roundEnds(ending: false)
+        XCTAssertEqual(sched_getscheduler(tid), idle, "the round's end sets it back")
+        // A short round lifts nothing; the last round of a recording leaves the consumer normal.
+        watchdog.roundBegins(at: RecordingSession.monotonicNow())
+        watchdog.roundEnds(ending: false)
+        XCTAssertEqual(watchdog.lifts, 1)
+        watchdog.roundBegins(at: RecordingSession.monotonicNow() - 1_000_000_000)
+        for _ in 0..<3000 where sched_getscheduler(tid) != 0 { usleep(10_000) }
+        watchdog.roundEnds(ending: true)
+        XCTAssertEqual(sched_getscheduler(tid), 0, "not set back once the recording ends")
+        XCTAssertEqual(watchdog.lifts, 2)
+    }
+
+    private static func ownTID() -> Int {
+        Int((try? String(contentsOfFile: "/proc/thread-self/stat", encoding: .utf8))?.split(separator: " ").first.flatMap { Int($0) } ?? 0)
     }
 }
