@@ -91,7 +91,9 @@ public final class Profiler: @unchecked Sendable {
         /// Unwind and symbolize only on otherwise idle CPU (SCHED_IDLE) while profiling, catching up in
         /// ``Profiler/stop()``: the program's threads never wait for sprof's, at the price of a
         /// longer `stop()` and records held in memory meanwhile when every CPU is busy. The ring
-        /// buffers are still drained at normal priority, so nothing is lost.
+        /// buffers are still drained at normal priority, so nothing is lost. Ignored where the
+        /// kernel would not let the thread return from SCHED_IDLE
+        /// (``RecordingSession/mayLeaveIdlePriority``: no CAP_SYS_NICE, RLIMIT_NICE below 20).
         public var processAtIdlePriority = false
         /// Also record where threads wait, as `sprof run --off-cpu` does: the profile gets
         /// `wall`/`nanoseconds` and `off-cpu`/`nanoseconds` sample types. Needs a clock event and

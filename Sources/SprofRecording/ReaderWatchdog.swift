@@ -73,8 +73,12 @@ final class ReaderWatchdog: @unchecked Sendable {
             let tid = consumer()
             guard tid > 0 else { continue }
             lifted.store(1)
+            // Counted only when the kernel allowed it (see RecordingSession.mayLeaveIdlePriority).
+            guard csprof_set_task_idle(tid, 0) == 0 else {
+                lifted.store(0)
+                continue
+            }
             liftCount.store(liftCount.load() + 1)
-            _ = csprof_set_task_idle(tid, 0)
         }
     }
 }

@@ -101,7 +101,8 @@ public final class RecordingSession: @unchecked Sendable {
     public var heapFlow: HeapFlow?
 
     /// Run the consumer at SCHED_IDLE while the target runs, so that the profiler's processing
-    /// never takes CPU from the program being measured (it catches up after). Off by default.
+    /// never takes CPU from the program being measured (it catches up after). Off by default;
+    /// ignored unless ``mayLeaveIdlePriority``.
     public var consumeAtIdlePriority = false
     /// The consumer's kernel thread id while it runs at SCHED_IDLE (0 otherwise): the reader
     /// returns it to SCHED_OTHER as soon as the recording ends.
@@ -120,6 +121,26 @@ public final class RecordingSession: @unchecked Sendable {
     /// program's CPU-bound threads do not keep it off the CPU while the buffers fill. Its own work
     /// is small (it copies records; unwinding runs elsewhere, at idle priority).
     static let readerNice: Int32 = getenv("SPROF_READER_NICE").flatMap { Int32(String(cString: $0)) } ?? -10
+
+    /// Whether this process may return a thread from SCHED_IDLE to SCHED_OTHER, which the kernel
+    /// allows only with CAP_SYS_NICE or an RLIMIT_NICE that permits nice 0 (20 or more;
+    /// sched_setscheduler(2), `can_nice`): Debian's default of 0 made idle a one-way street, and
+    /// an unprivileged `sprof run` on a busy machine unwound for 7-10 minutes after its command
+    /// had exited. Without it, ``consumeAtIdlePriority`` is not applied: unwinding runs at
+    /// normal priority, as perf's processing does.
+    public static var mayLeaveIdlePriority: Bool {
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(13 /* RLIMIT_NICE */), &limit) == 0, limit.rlim_cur >= 20 { return true }
+        return hasEffectiveCapability(23)  // CAP_SYS_NICE
+    }
+
+    /// Whether capability `bit` is in this process's effective set (`CapEff` of /proc/self/status).
+    static func hasEffectiveCapability(_ bit: Int) -> Bool {
+        guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("CapEff:") }),
+              let mask = UInt64(line.dropFirst("CapEff:".count).trimmingCharacters(in: .whitespaces), radix: 16) else { return false }
+        return mask & (1 << UInt64(bit)) != 0
+    }
 
     /// Whether the reader runs at ``readerNice`` (set once it starts): the kernel allowed it.
     public var readerIsBoosted: Bool {
@@ -513,7 +534,7 @@ public final class RecordingSession: @unchecked Sendable {
         // The reader drains at normal priority so nothing is lost; consuming (unwinding,
         // symbolizing) can wait for idle CPU and catch up when the target is done.
         var idle = false
-        if consumeAtIdlePriority, !mailbox.targetEnded {
+        if consumeAtIdlePriority, !mailbox.targetEnded, Self.mayLeaveIdlePriority {
             // Published before going idle: the reader sets the thread back once recording ends.
             consumerThread = csprof_gettid()
             idle = csprof_set_thread_idle(1) == 0

@@ -55,7 +55,9 @@ struct AnnotateCommand: ParsableCommand {
             // A mistyped root would otherwise only show as frames without lines.
             var isDirectory: ObjCBool = false
             guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-                throw usage("--debug-dir \(directory): no such directory; give a root of separate debug files (such as /usr/lib/debug)")
+                // `/etc/passwd/`: a file named as a directory.
+                let what = access(directory, F_OK) != 0 && errno == ENOTDIR ? "not a directory" : "no such directory"
+                throw usage("--debug-dir \(directory): \(what); give a root of separate debug files (such as /usr/lib/debug)")
             }
             guard isDirectory.boolValue else {
                 throw usage("--debug-dir \(directory): not a directory; give a root of separate debug files (such as /usr/lib/debug)")

@@ -14,13 +14,13 @@ func readProfile(_ path: String) throws -> Profile { try readProfileInput(path).
 
 /// ``readProfile(_:)``, and whether the input was folded stacks (which carry no threads: the
 /// profile's threads are then only the stacks' root frames).
-func readProfileInput(_ path: String) throws -> (profile: Profile, folded: Bool) {
+func readProfileInput(_ path: String, allowingNoSamples: Bool = false) throws -> (profile: Profile, folded: Bool) {
     let (bytes, source) = try readInputBytes(path)
     do {
         let read = try ProfileReader.read(bytes, source: source)
         // A pprof file without samples (a run too short for one) gets the line an empty folded
         // file gets, from every view, rather than an empty table from some and a refusal from others.
-        if read.profile.samples.isEmpty { throw ProfileReadError.noSamples(source: source) }
+        if read.profile.samples.isEmpty && !(allowingNoSamples && !read.isFolded) { throw ProfileReadError.noSamples(source: source) }
         if let notice = read.negativeValuesNotice(source: source) { printError(notice) }
         return (read.profile, read.isFolded)
     } catch let error as ProfileReadError {

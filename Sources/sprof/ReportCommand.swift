@@ -87,7 +87,9 @@ struct ReportCommand: ParsableCommand {
         }
         // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
         // the demangler turns into full Swift signatures. Transforms match the names shown by default.
-        let input = try readProfileInput(file)
+        // With --header, a profile without samples is shown: its provenance (rate, losses,
+        // notices) is what says why it has none.
+        let input = try readProfileInput(file, allowingNoSamples: header)
         // Folded stacks carry no threads and no addresses: the report would invent them (a
         // "pid 0, tid 0" thread, 0x0 addresses), as flamegraph's --per-thread refuses to.
         if input.folded {

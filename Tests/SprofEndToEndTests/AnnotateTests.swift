@@ -239,6 +239,9 @@ final class AnnotateTests: XCTestCase {
         let file = try SprofCLI.run(["annotate", "hot_lines", profile, "--debug-dir", profile])
         XCTAssertEqual(file.status, 2, file.stderr)
         XCTAssertTrue(file.stderr.contains("not a directory"), file.stderr)
+        let slash = try SprofCLI.run(["annotate", "hot_lines", profile, "--debug-dir", profile + "/"])
+        XCTAssertEqual(slash.status, 2, slash.stderr)
+        XCTAssertTrue(slash.stderr.contains("not a directory"), slash.stderr)
         let existing = try SprofCLI.run(["annotate", "hot_lines", profile, "--debug-dir", NSTemporaryDirectory()])
         XCTAssertEqual(existing.status, 0, existing.stderr)
     }

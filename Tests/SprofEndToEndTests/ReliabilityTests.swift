@@ -508,6 +508,10 @@ final class ReliabilityTests: XCTestCase {
             XCTAssertEqual(r.stdout, "", "\(args)")
         }
         XCTAssertFalse(FileManager.default.fileExists(atPath: path + ".json"))
+        // Its provenance is what says why it has none: --header shows it.
+        let header = try SprofCLI.run(["report", "--header", path])
+        XCTAssertEqual(header.status, 0, header.stderr)
+        XCTAssertTrue(header.stdout.contains("0 samples"), header.stdout)
     }
 
     func testProcessAndThreadRowsCountSamplesWithoutFrames() throws {
@@ -596,6 +600,38 @@ final class ReliabilityTests: XCTestCase {
             // One line: the notice that kernel frames would be excluded is moot once refused.
             XCTAssertEqual(lines(r.stderr).count, 1, "\(sub[0]): \(r.stderr)")
         }
+    }
+
+    /// Unprivileged (RLIMIT_NICE 0, no CAP_SYS_NICE), a thread at SCHED_IDLE can never return to
+    /// SCHED_OTHER: sprof's unwinder stayed idle after the command had exited and, on a busy
+    /// machine, took 7-10 minutes to finish (a tester's report). It must not go idle then.
+    func testUnprivilegedUnwindingNeverGoesIdle() throws {
+        guard geteuid() == 0 else { throw XCTSkip("needs root to switch to an unprivileged user") }
+        guard let setpriv = TestFixtures.findExecutable("setpriv") else { throw XCTSkip("setpriv not installed") }
+        let sprof = try TestFixtures.sprofPath()
+        let fixture = try TestFixtures.swiftFixturePath()
+        let dir = NSTemporaryDirectory() + "sprof-idle-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        chmod(dir, 0o777)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try BackgroundProcess(setpriv, ["--reuid=nobody", "--regid=nogroup", "--clear-groups", sprof, "run", "-o", dir + "/p", "--", fixture, "split", "1.5"])
+        var policies: Set<Int> = []
+        // While it records (about 1.5 s of CPU): every thread's policy, as often as it is read.
+        for _ in 0..<100 {
+            usleep(20_000)
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(run.pid)/task")) ?? []
+            for tid in tasks {
+                guard let sched = try? String(contentsOfFile: "/proc/\(run.pid)/task/\(tid)/sched", encoding: .utf8),
+                      let line = sched.split(separator: "\n").first(where: { $0.hasPrefix("policy") }),
+                      let policy = Int(line.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "") else { continue }
+                policies.insert(policy)
+            }
+        }
+        let status = run.wait(timeout: 300)
+        guard status == 0 || !run.stderr.contains("perf_event_open") else { throw XCTSkip("refused for nobody here: \(run.stderr)") }
+        XCTAssertEqual(status, 0, run.stderr)
+        XCTAssertFalse(policies.isEmpty, "no thread of sprof was seen")
+        XCTAssertFalse(policies.contains(5), "no thread of an unprivileged sprof runs at SCHED_IDLE: policies \(policies)")
     }
 
     func testRingBufferAdviceFitsTheUser() throws {
