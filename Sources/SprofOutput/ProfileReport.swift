@@ -75,7 +75,7 @@ public struct ProfileReport: Sendable {
             let provenance = profile.metadata.provenanceLines
             if header && !provenance.isEmpty { out += provenance.map { "# " + $0 }.joined(separator: "\n") + "\n#\n" }
             out += "# \(file): \(Self.formatValue(total, type)) \(type.type == "samples" ? "samples" : type.description)"
-            if profile.metadata.isRecording { out += ", \(profile.metadata.statistics.lost) lost" }
+            if profile.metadata.isRecording { out += ", \(grouped(profile.metadata.statistics.lost)) lost" }
             if let event = profile.metadata.event.isEmpty ? nil : profile.metadata.event { out += ", event \(event)" }
             out += "\n"
             if threads {

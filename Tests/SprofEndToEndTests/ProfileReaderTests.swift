@@ -156,4 +156,14 @@ final class ProfileReportTests: XCTestCase {
             XCTAssertEqual(r.stdout, try options.render(profile, file: path), "\(args)")
         }
     }
+
+    /// The header groups the lost count as the summary line does (a tester saw `91,259 samples,
+    /// 42174 lost`).
+    func testTheHeaderGroupsTheLostCount() throws {
+        var profile = Profile(folded: [(["app", "main"], 91_259)])
+        profile.metadata.sprofVersion = "test"
+        profile.metadata.statistics.lostRecords = 42_174
+        let text = try ProfileReport().render(profile, file: "p.pb.gz")
+        XCTAssertTrue(text.hasPrefix("# p.pb.gz: 91,259 samples, 42,174 lost"), text)
+    }
 }
