@@ -319,6 +319,12 @@ final class ReliabilityTests: XCTestCase {
         // A command whose children all end first gets no such notice.
         let plain = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("nodaemon"), "--", "/bin/sh", "-c", "sleep 0.1; /bin/true"])
         XCTAssertFalse(plain.stderr.contains("still running"), plain.stderr)
+        // Nor one whose children it killed just before exiting (they are still dying then).
+        for i in 0..<3 {
+            let killed = try SprofCLI.run(["run", "-o", SprofCLI.outputPrefix("killed\(i)"), "--", "/bin/sh", "-c",
+                                           "yes >/dev/null & a=$!; yes >/dev/null & b=$!; sleep 0.3; kill $a $b"])
+            XCTAssertFalse(killed.stderr.contains("still running"), killed.stderr)
+        }
     }
 
     func testCountsUnderLossAreCalledLowerBounds() throws {
