@@ -87,9 +87,9 @@ struct ReportCommand: ParsableCommand {
         }
         // Full names are made by the view: a saved pprof keeps linkage names (system_name), which
         // the demangler turns into full Swift signatures. Transforms match the names shown by default.
-        // With --header, a profile without samples is shown: its provenance (rate, losses,
-        // notices) is what says why it has none.
-        let input = try readProfileInput(file, allowingNoSamples: header)
+        // A recording without samples is shown, as pprof -top shows it: its header line says 0
+        // samples and how many were lost, and --header's provenance (rate, notices) says why.
+        let input = try readProfileInput(file, allowingNoSamples: true)
         // Folded stacks carry no threads and no addresses: the report would invent them (a
         // "pid 0, tid 0" thread, 0x0 addresses), as flamegraph's --per-thread refuses to.
         if input.folded {
