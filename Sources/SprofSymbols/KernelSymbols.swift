@@ -202,12 +202,12 @@ final class KernelSymbolsLoader: @unchecked Sendable {
     private let lock = NSLock()
 
     init(path: String) {
-        let started = DispatchSemaphore(value: 0)
+        // Not waited for here: a thread started at SCHED_IDLE on a busy machine may not run for
+        // a long time, and the caller would wait with it.
         let thread = Thread { [self] in
             lock.lock()
             loaderThread = csprof_gettid()
             lock.unlock()
-            started.signal()
             let loaded = KernelSymbols(contentsOf: path) ?? KernelSymbols()
             lock.lock()
             table = loaded
@@ -217,7 +217,6 @@ final class KernelSymbolsLoader: @unchecked Sendable {
         }
         thread.name = "sprof-kallsyms"
         thread.start()
-        started.wait()
     }
 
     /// The loading thread's kernel id while it loads, 0 once it is done. Exposed for tests.
@@ -233,9 +232,18 @@ final class KernelSymbolsLoader: @unchecked Sendable {
     /// after the command had exited.
     func wait() -> KernelSymbols {
         if csprof_thread_is_idle() == 0 {
-            lock.lock()
-            if loaderThread > 0 { _ = csprof_set_task_idle(loaderThread, 0) }
-            lock.unlock()
+            // The loader may not have run yet to publish its id: tried again until it has.
+            while true {
+                lock.lock()
+                let tid = loaderThread, finished = table != nil
+                if tid > 0 { _ = csprof_set_task_idle(tid, 0) }
+                lock.unlock()
+                if tid > 0 || finished { break }
+                if done.wait(timeout: .now() + .milliseconds(10)) == .success {
+                    done.signal()
+                    break
+                }
+            }
         }
         done.wait()
         done.signal()

@@ -27,7 +27,12 @@ final class KallsymsLoaderTests: XCTestCase {
         guard setOwnPolicy(Self.idle) else { throw XCTSkip("SCHED_IDLE refused here: \(String(cString: strerror(errno)))") }
         let loader = KernelSymbolsLoader(path: fifo)
         XCTAssertTrue(setOwnPolicy(0))
-        let tid = loader.threadID
+        // It publishes its id once it runs (not waited for by its creator).
+        var tid = loader.threadID
+        for _ in 0..<3000 where tid == 0 {
+            usleep(10_000)
+            tid = loader.threadID
+        }
         XCTAssertGreaterThan(tid, 0)
         XCTAssertEqual(sched_getscheduler(tid), Self.idle, "the loader inherits its creator's SCHED_IDLE")
 
