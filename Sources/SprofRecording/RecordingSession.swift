@@ -107,14 +107,10 @@ public final class RecordingSession: @unchecked Sendable {
     /// The consumer's kernel thread id while it runs at SCHED_IDLE (0 otherwise): the reader
     /// returns it to SCHED_OTHER as soon as the recording ends.
     private var consumerThread: pid_t {
-        get { pid_t(truncatingIfNeeded: csprof_atomic_load_u64(consumerThreadWord)) }
-        set { csprof_atomic_store_u64(consumerThreadWord, UInt64(UInt32(bitPattern: newValue))) }
+        get { pid_t(truncatingIfNeeded: consumerThreadWord.load()) }
+        set { consumerThreadWord.store(UInt64(UInt32(bitPattern: newValue))) }
     }
-    private let consumerThreadWord: UnsafeMutablePointer<UInt64> = {
-        let p = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
-        p.initialize(to: 0)
-        return p
-    }()
+    private let consumerThreadWord = AtomicWord()
 
     /// The nice value the ring-buffer reader asks for while it reads (0: none): -10, where the
     /// kernel permits it (CAP_SYS_NICE, or an RLIMIT_NICE that allows it), so that the profiled
@@ -284,7 +280,6 @@ public final class RecordingSession: @unchecked Sendable {
 
     deinit {
         closeAll()
-        consumerThreadWord.deallocate()
     }
 
     /// Opens the role table's `rows` (all but the sampled event) for `pid` on `cpu`, writing
@@ -889,7 +884,7 @@ final class Mailbox: @unchecked Sendable {
     private var finished = false
     /// Set (atomically, without the mutex, which an idle consumer may hold) by the reader once
     /// the target exited or a stop was asked for.
-    private let ended = UnsafeMutablePointer<UInt64>.allocate(capacity: 1)
+    private let ended = AtomicWord()
     var statistics = RecordingSession.Statistics()
     /// The most bytes held at once (ready plus taken), for tests and the bench.
     private(set) var peakBytes = 0
@@ -897,16 +892,14 @@ final class Mailbox: @unchecked Sendable {
     init() {
         pthread_mutex_init(mutex, nil)
         pthread_cond_init(condition, nil)
-        ended.initialize(to: 0)
     }
 
     /// The reader saw the target exit or a stop asked for: what remains is a backlog.
-    func markTargetEnded() { csprof_atomic_store_u64(ended, 1) }
+    func markTargetEnded() { ended.store(1) }
     /// Whether ``markTargetEnded()`` was called.
-    var targetEnded: Bool { csprof_atomic_load_u64(ended) != 0 }
+    var targetEnded: Bool { ended.load() != 0 }
 
     deinit {
-        ended.deallocate()
         pthread_cond_destroy(condition)
         pthread_mutex_destroy(mutex)
         mutex.deallocate()
