@@ -505,8 +505,10 @@ public final class RecordingSession: @unchecked Sendable {
             exitFD = try command?.exitDescriptor() ?? -1
             try enableAll()
         }
+        // Decided once: unprivileged, the consumer never goes idle, so nothing needs watching.
+        let goesIdle = consumeAtIdlePriority && Self.mayLeaveIdlePriority
         // Lends the reader's priority to an idle consumer that holds it up (ReaderWatchdog).
-        if consumeAtIdlePriority {
+        if goesIdle {
             let watchdog = ReaderWatchdog(consumer: { [weak self] in self?.consumerThread ?? 0 })
             lock.lock()
             self.watchdog = watchdog
@@ -529,7 +531,7 @@ public final class RecordingSession: @unchecked Sendable {
         // The reader drains at normal priority so nothing is lost; consuming (unwinding,
         // symbolizing) can wait for idle CPU and catch up when the target is done.
         var idle = false
-        if consumeAtIdlePriority, !mailbox.targetEnded, Self.mayLeaveIdlePriority {
+        if goesIdle, !mailbox.targetEnded {
             // Published before going idle: the reader sets the thread back once recording ends.
             consumerThread = csprof_gettid()
             idle = csprof_set_thread_idle(1) == 0
